@@ -1,0 +1,91 @@
+import type { EnvironmentConfig, EnvironmentName } from "./schema.js";
+
+type DeepPartial<T> = T extends readonly (infer U)[] ? readonly U[] : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
+export type EnvironmentInput = DeepPartial<EnvironmentConfig>;
+
+/**
+ * The checked-in definition of each environment. Sizing fields left out here are derived from `tenants.target`
+ * (see sizing.ts); anything set here wins over the derivation, and operator overrides (load.ts) win over both.
+ *
+ * The GCP project ids and state buckets below are examples: every operator overrides them (platform.config.json
+ * or PLATFORM_<ENV>_PROJECT_ID / PLATFORM_<ENV>_STATE_BUCKET), and synth warns while they are in use.
+ */
+export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> = {
+  dev: {
+    prefix: "saas-dev",
+    gcp: { projectId: "example-saas-dev", region: "europe-west1", zones: ["europe-west1-b", "europe-west1-c", "europe-west1-d"], stateBucket: "example-saas-dev-tfstate" },
+    tenants: { target: 1_000 },
+    network: addressPlan(0, { privateEndpoint: false, flowLogSampling: 0.1 }),
+    gke: {
+      releaseChannel: "REGULAR",
+      nodePool: { machineType: "e2-standard-4", minNodesPerZone: 1, maxNodesPerZone: 2 },
+      deletionProtection: false,
+      binaryAuthorization: false,
+    },
+    redis: { tier: "BASIC", memorySizeGb: 1, readReplicas: 0 },
+    citus: {
+      // Dev keeps the production shape (coordinator + 3 workers) on the smallest machines that run it.
+      coordinator: { machineType: "e2-standard-2", dataDiskGb: 50 },
+      worker: { machineType: "e2-standard-4", dataDiskGb: 50 },
+      dataDiskType: "pd-balanced",
+      standby: false,
+      snapshotRetentionDays: 7,
+      fullBackupRetention: 1,
+      deletionProtection: false,
+    },
+    backups: { maxAgeDays: 30, nearlineAfterDays: 14, noncurrentVersionDays: 7 },
+  },
+  staging: {
+    prefix: "saas-stg",
+    gcp: { projectId: "example-saas-staging", region: "europe-west1", zones: ["europe-west1-b", "europe-west1-c", "europe-west1-d"], stateBucket: "example-saas-staging-tfstate" },
+    tenants: { target: 10_000 },
+    network: addressPlan(64, { privateEndpoint: true, flowLogSampling: 0.5 }),
+    gke: { releaseChannel: "REGULAR", deletionProtection: false, binaryAuthorization: false },
+    redis: { tier: "STANDARD_HA", readReplicas: 1 },
+    citus: { dataDiskType: "pd-ssd", standby: false, snapshotRetentionDays: 14, fullBackupRetention: 2, deletionProtection: false },
+    backups: { maxAgeDays: 60, nearlineAfterDays: 30, noncurrentVersionDays: 14 },
+  },
+  production: {
+    prefix: "saas-prd",
+    gcp: { projectId: "example-saas-production", region: "europe-west1", zones: ["europe-west1-b", "europe-west1-c", "europe-west1-d"], stateBucket: "example-saas-production-tfstate" },
+    tenants: { target: 1_000_000 },
+    network: addressPlan(128, { privateEndpoint: true, flowLogSampling: 0.5 }),
+    gke: { releaseChannel: "STABLE", deletionProtection: true, binaryAuthorization: true },
+    redis: { tier: "STANDARD_HA", readReplicas: 2 },
+    citus: { dataDiskType: "pd-ssd", standby: true, snapshotRetentionDays: 30, fullBackupRetention: 4, deletionProtection: true },
+    backups: { maxAgeDays: 90, nearlineAfterDays: 30, noncurrentVersionDays: 30 },
+  },
+};
+
+/** Values every environment shares unless its definition says otherwise. */
+export const COMMON_DEFAULTS: EnvironmentInput = {
+  labels: { platform: "citus-saas", "managed-by": "cdktf" },
+  tenants: { averageDataMb: 20 },
+  gke: {
+    maintenanceWindow: { startTime: "2025-01-04T02:00:00Z", endTime: "2025-01-04T06:00:00Z", recurrence: "FREQ=WEEKLY;BYDAY=SA,SU" },
+    nodePool: { diskSizeGb: 100, maxSurge: 1, maxUnavailable: 0 },
+  },
+  redis: { version: "REDIS_7_2" },
+  citus: { postgresMajor: 15, citusVersion: "13.2" },
+  network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
+  kubernetes: {
+    tenantService: { namespace: "tenants", serviceAccount: "tenant-service" },
+    tenantWorker: { namespace: "tenants", serviceAccount: "tenant-worker" },
+  },
+};
+
+/**
+ * Each environment gets its own 10.<base>.x.x block so that environments can be peered later without renumbering.
+ * Pods take a /14 (1,024 nodes at a /24 each); services a /20; the rest are small.
+ */
+function addressPlan(base: number, rest: { privateEndpoint: boolean; flowLogSampling: number }): EnvironmentInput["network"] {
+  return {
+    gkeNodesCidr: `10.${base}.0.0/20`,
+    dataCidr: `10.${base}.16.0/24`,
+    controlPlaneCidr: `10.${base}.17.0/28`,
+    servicesCidr: `10.${base}.32.0/20`,
+    privateServiceAccessCidr: `10.${base}.48.0/20`,
+    podsCidr: `10.${base + 4}.0.0/14`,
+    ...rest,
+  };
+}

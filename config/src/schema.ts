@@ -1,0 +1,187 @@
+import { z } from "zod";
+import { parseCidr, prefixLength, rangesOverlap } from "./cidr.js";
+
+export const ENVIRONMENT_NAMES = ["dev", "staging", "production"] as const;
+export type EnvironmentName = (typeof ENVIRONMENT_NAMES)[number];
+
+const cidr = z.string().superRefine((value, ctx) => {
+  try {
+    parseCidr(value);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+  }
+});
+
+const machineType = z
+  .string()
+  .regex(/^[a-z][a-z0-9]*-[a-z0-9-]+$/, "must be a Compute Engine machine type such as n2-standard-4");
+
+/** GCP resource-name prefix. Service-account ids are at most 30 characters, so the prefix stays short. */
+const prefix = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{1,10}[a-z0-9]$/, "must be 3-12 characters: lowercase letters, digits and hyphens, starting with a letter");
+
+const kubernetesName = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes DNS label (lowercase letters, digits, hyphens)")
+  .max(63);
+
+const workloadIdentity = z.object({
+  namespace: kubernetesName,
+  serviceAccount: kubernetesName,
+});
+
+const diskType = z.enum(["pd-ssd", "pd-balanced"]);
+
+export const EnvironmentConfigSchema = z
+  .object({
+    name: z.enum(ENVIRONMENT_NAMES),
+    prefix,
+    labels: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/), z.string().regex(/^[a-z0-9_-]{0,63}$/)),
+    gcp: z.object({
+      projectId: z
+        .string()
+        .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, "must be a GCP project id: 6-30 lowercase letters, digits or hyphens, starting with a letter"),
+      region: z.string().regex(/^[a-z]+-[a-z]+[0-9]+$/, "must be a GCP region such as europe-west1"),
+      zones: z.array(z.string().regex(/^[a-z]+-[a-z]+[0-9]+-[a-z]$/, "must be a zone such as europe-west1-b")).length(3, "must list exactly three zones of the region"),
+      stateBucket: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, "must be a Cloud Storage bucket name (3-63 lowercase characters)"),
+      /** True while projectId/stateBucket are the checked-in examples, not an operator's override. */
+      placeholder: z.boolean(),
+    }),
+    tenants: z.object({
+      /** How many tenants this environment is sized for; sizing below derives from it. */
+      target: z.number().int().positive(),
+      /** Average data per tenant (MB), used to size worker disks. */
+      averageDataMb: z.number().positive(),
+    }),
+    network: z.object({
+      gkeNodesCidr: cidr,
+      podsCidr: cidr,
+      servicesCidr: cidr,
+      dataCidr: cidr,
+      controlPlaneCidr: cidr.refine((v) => prefixLength(v) === 28, "must be a /28 (GKE private control plane)"),
+      privateServiceAccessCidr: cidr.refine((v) => prefixLength(v) <= 24, "must be /24 or larger (Private Service Access for Memorystore)"),
+      /** Networks allowed to reach the GKE control plane. Never 0.0.0.0/0. */
+      authorizedNetworks: z.array(z.object({ displayName: z.string().min(1), cidrBlock: cidr.refine((v) => prefixLength(v) > 0, "must not be 0.0.0.0/0") })),
+      /** Control plane reachable only on its private endpoint. */
+      privateEndpoint: z.boolean(),
+      flowLogSampling: z.number().gt(0).max(1),
+      privateDnsDomain: z.string().regex(/^([a-z0-9-]+\.)+$/, "must be a DNS name ending with a dot, such as db.internal."),
+    }),
+    gke: z.object({
+      releaseChannel: z.enum(["RAPID", "REGULAR", "STABLE"]),
+      maintenanceWindow: z.object({
+        startTime: z.iso.datetime(),
+        endTime: z.iso.datetime(),
+        recurrence: z.string().startsWith("FREQ=", "must be an RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=SA,SU"),
+      }),
+      nodePool: z.object({
+        machineType,
+        minNodesPerZone: z.number().int().min(0),
+        maxNodesPerZone: z.number().int().min(1),
+        diskSizeGb: z.number().int().min(50),
+        maxSurge: z.number().int().min(0),
+        maxUnavailable: z.number().int().min(0),
+      }),
+      deletionProtection: z.boolean(),
+      binaryAuthorization: z.boolean(),
+    }),
+    redis: z.object({
+      tier: z.enum(["BASIC", "STANDARD_HA"]),
+      memorySizeGb: z.number().int().min(1).max(300),
+      version: z.enum(["REDIS_6_X", "REDIS_7_0", "REDIS_7_2"]),
+      readReplicas: z.number().int().min(0).max(5),
+    }),
+    citus: z.object({
+      postgresMajor: z.union([z.literal(15), z.literal(16), z.literal(17)]),
+      citusVersion: z.string().regex(/^13\.\d+$/, "must be a Citus 13 minor version such as 13.2"),
+      workers: z.number().int().min(1).max(200),
+      shardCount: z.number().int().min(1).max(8192),
+      coordinator: z.object({ machineType, dataDiskGb: z.number().int().min(20) }),
+      worker: z.object({ machineType, dataDiskGb: z.number().int().min(20) }),
+      dataDiskType: diskType,
+      /** A streaming physical standby per node, in another zone. */
+      standby: z.boolean(),
+      snapshotRetentionDays: z.number().int().min(1).max(365),
+      /** pgBackRest full-backup retention (count of weekly fulls). */
+      fullBackupRetention: z.number().int().min(1).max(52),
+      deletionProtection: z.boolean(),
+    }),
+    backups: z.object({
+      /** Objects older than this are deleted by lifecycle: a safety net behind pgBackRest's own expiry. */
+      maxAgeDays: z.number().int().min(7),
+      nearlineAfterDays: z.number().int().min(1),
+      noncurrentVersionDays: z.number().int().min(1),
+    }),
+    kubernetes: z.object({
+      tenantService: workloadIdentity,
+      tenantWorker: workloadIdentity,
+    }),
+  })
+  .superRefine((config, ctx) => {
+    const { gke, network, citus, redis, gcp, backups } = config;
+    if (gke.nodePool.maxNodesPerZone < gke.nodePool.minNodesPerZone) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["gke", "nodePool", "maxNodesPerZone"],
+        message: `must be >= minNodesPerZone (got ${gke.nodePool.maxNodesPerZone} < ${gke.nodePool.minNodesPerZone})`,
+      });
+    }
+    if (gke.nodePool.maxSurge === 0 && gke.nodePool.maxUnavailable === 0) {
+      ctx.addIssue({ code: "custom", path: ["gke", "nodePool", "maxSurge"], message: "maxSurge and maxUnavailable cannot both be 0: upgrades could never progress" });
+    }
+    gcp.zones.forEach((zone, i) => {
+      if (!zone.startsWith(`${gcp.region}-`)) {
+        ctx.addIssue({ code: "custom", path: ["gcp", "zones", i], message: `zone "${zone}" is not in region "${gcp.region}"; set the zones together with the region` });
+      }
+    });
+    if (new Set(gcp.zones).size !== gcp.zones.length) {
+      ctx.addIssue({ code: "custom", path: ["gcp", "zones"], message: "zones must be three distinct zones" });
+    }
+    if (citus.shardCount < citus.workers) {
+      ctx.addIssue({ code: "custom", path: ["citus", "shardCount"], message: `must be >= workers (${citus.shardCount} shards cannot spread over ${citus.workers} workers)` });
+    }
+    if (redis.readReplicas > 0 && redis.tier !== "STANDARD_HA") {
+      ctx.addIssue({ code: "custom", path: ["redis", "readReplicas"], message: "read replicas need tier STANDARD_HA" });
+    }
+    if (backups.nearlineAfterDays >= backups.maxAgeDays) {
+      ctx.addIssue({ code: "custom", path: ["backups", "nearlineAfterDays"], message: "must be smaller than maxAgeDays" });
+    }
+    // pgBackRest keeps `fullBackupRetention` weekly fulls; the lifecycle safety net must never delete files it still needs.
+    if (backups.maxAgeDays <= citus.fullBackupRetention * 7 + 7) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["backups", "maxAgeDays"],
+        message: `must exceed the pgBackRest retention (${citus.fullBackupRetention} weekly fulls = ${citus.fullBackupRetention * 7 + 7} days), or lifecycle rules would delete live backups`,
+      });
+    }
+    if (config.name === "production" && !citus.standby) {
+      ctx.addIssue({ code: "custom", path: ["citus", "standby"], message: "production requires a streaming standby per Citus node" });
+    }
+    if (config.name === "production" && redis.tier !== "STANDARD_HA") {
+      ctx.addIssue({ code: "custom", path: ["redis", "tier"], message: "production requires STANDARD_HA Memorystore" });
+    }
+    if (citus.worker.dataDiskGb > 65536) {
+      ctx.addIssue({ code: "custom", path: ["citus", "worker", "dataDiskGb"], message: "exceeds the 64 TB persistent-disk limit: add workers instead" });
+    }
+    const ranges = (["gkeNodesCidr", "podsCidr", "servicesCidr", "dataCidr", "controlPlaneCidr", "privateServiceAccessCidr"] as const).flatMap((key) => {
+      try {
+        return [{ key, range: parseCidr(network[key]) }];
+      } catch {
+        return []; // already reported by the field's own validation
+      }
+    });
+    for (let i = 0; i < ranges.length; i++) {
+      for (let j = i + 1; j < ranges.length; j++) {
+        const a = ranges[i]!;
+        const b = ranges[j]!;
+        if (rangesOverlap(a.range, b.range)) {
+          ctx.addIssue({ code: "custom", path: ["network", b.key], message: `${b.range.cidr} overlaps network.${a.key} (${a.range.cidr})` });
+        }
+      }
+    }
+  });
+
+export type EnvironmentConfig = z.infer<typeof EnvironmentConfigSchema>;
