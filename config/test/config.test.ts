@@ -4,16 +4,17 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, ENVIRONMENT_NAMES, deriveSizing, loadAllEnvironments, loadEnvironment, platformNames, shardCountFor, workersFor } from "../src/index.js";
 
-/** No file and no variables: only what is checked in. */
-const clean = { env: {}, overrideFile: undefined } as const;
-const load = (name: string, env: Record<string, string> = {}) => loadEnvironment(name, { env });
-
 function overrideFile(content: unknown): string {
   const dir = mkdtempSync(join(tmpdir(), "platform-config-"));
   const path = join(dir, "platform.config.json");
   writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
   return path;
 }
+
+/** No overrides: an empty file, so an operator's own platform.config.json at the repo root never leaks into tests. */
+const EMPTY = overrideFile({});
+const clean = { env: {}, overrideFile: EMPTY } as const;
+const load = (name: string, env: Record<string, string> = {}) => loadEnvironment(name, { env, overrideFile: EMPTY });
 
 function errorOf(fn: () => unknown): string {
   try {
