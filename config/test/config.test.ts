@@ -104,8 +104,8 @@ describe("operator overrides", () => {
 
   it("applies one environment's variables to that environment only", () => {
     const env = { PLATFORM_PRODUCTION_PROJECT_ID: "acme-prod-1" };
-    expect(loadEnvironment("production", { env }).gcp.projectId).toBe("acme-prod-1");
-    expect(loadEnvironment("dev", { env }).gcp.projectId).toBe("example-saas-dev");
+    expect(loadEnvironment("production", { env, overrideFile: EMPTY }).gcp.projectId).toBe("acme-prod-1");
+    expect(loadEnvironment("dev", { env, overrideFile: EMPTY }).gcp.projectId).toBe("example-saas-dev");
   });
 
   it("re-derives sizing when the tenant target is overridden", () => {
