@@ -2,5 +2,5 @@ export { ENVIRONMENT_NAMES, EnvironmentConfigSchema, type EnvironmentConfig, typ
 export { ConfigError, loadAllEnvironments, loadEnvironment, envVarName, isEnvironmentName, ENV_VAR_OVERRIDES, DEFAULT_OVERRIDE_FILE, type LoadOptions } from "./load.js";
 export { deriveSizing, tierFor, workersFor, shardCountFor, workerDiskGbFor, type Sizing, type SizingTier } from "./sizing.js";
 export { ENVIRONMENT_DEFINITIONS, COMMON_DEFAULTS } from "./environments.js";
-export { platformNames, type PlatformNames } from "./names.js";
-export { parseCidr, rangesOverlap } from "./cidr.js";
+export { platformNames, type PlatformNames, type ServiceAccountName, type CitusNodeName } from "./names.js";
+export { parseCidr, rangesOverlap, prefixLength, formatIpv4 } from "./cidr.js";

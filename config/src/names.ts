@@ -57,6 +57,10 @@ export interface PlatformNames {
     readonly dbApp: string;
     readonly redisAuth: string;
     readonly redisCa: string;
+    /** The database CA: the coordinator creates it, every node signs its own server certificate with it. */
+    readonly dbCaKey: string;
+    /** The CA certificate clients verify database hosts against (sslmode=verify-full). */
+    readonly dbCaCert: string;
   };
   readonly networkTags: { readonly citus: string; readonly gkeNodes: string };
 }
@@ -126,6 +130,8 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
       dbApp: `${p}-db-app-password`,
       redisAuth: `${p}-redis-auth`,
       redisCa: `${p}-redis-ca`,
+      dbCaKey: `${p}-db-ca-key`,
+      dbCaCert: `${p}-db-ca-cert`,
     },
     networkTags: { citus: `${p}-citus`, gkeNodes: `${p}-gke-node` },
   };

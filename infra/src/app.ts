@@ -1,0 +1,34 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { App } from "cdktf";
+import type { EnvironmentConfig } from "@platform/config";
+import { PlatformStack } from "./stack.js";
+
+export interface SynthesizedStack {
+  readonly name: string;
+  readonly json: TerraformJson;
+}
+
+/** The subset of Terraform JSON the tests and the policy suite read. */
+export interface TerraformJson {
+  readonly resource?: Record<string, Record<string, Record<string, unknown>>>;
+  readonly data?: Record<string, Record<string, Record<string, unknown>>>;
+  readonly output?: Record<string, { value: unknown }>;
+  readonly terraform?: Record<string, unknown>;
+  readonly provider?: Record<string, unknown>;
+}
+
+/** Builds one stack per environment, named after it, so `cdktf deploy dev` deploys dev. */
+export function buildApp(configs: readonly EnvironmentConfig[], outdir: string): App {
+  const app = new App({ outdir });
+  for (const config of configs) new PlatformStack(app, config.name, { config });
+  return app;
+}
+
+export function synthesize(configs: readonly EnvironmentConfig[], outdir: string): SynthesizedStack[] {
+  buildApp(configs, outdir).synth();
+  return configs.map((config) => ({
+    name: config.name,
+    json: JSON.parse(readFileSync(join(outdir, "stacks", config.name, "cdk.tf.json"), "utf8")) as TerraformJson,
+  }));
+}

@@ -1,0 +1,455 @@
+# Citus node bootstrap. The variables above this line are generated per node by infra/src/citus/startup-script.ts;
+# this body is the same on every node and branches on ROLE (coordinator, worker, standby).
+#
+# It runs on every boot (GCE startup script) and is idempotent: each step checks the state it would create.
+# Logs: journalctl -u google-startup-scripts (or Cloud Logging, "startup-script").
+# Re-run by hand: sudo google_metadata_script_runner startup
+set -euo pipefail
+umask 022
+
+STATE_DIR=/var/lib/citus-bootstrap
+TLS_DIR=/etc/postgresql/tls
+PGDATA="$DATA_MOUNT/$PG_MAJOR/main"
+PGCONF="/etc/postgresql/$PG_MAJOR/main"
+PGUSER_HOME=/var/lib/postgresql
+PSQL=(sudo -u postgres psql -X -v ON_ERROR_STOP=1 --quiet --no-align --tuples-only)
+
+# Logs go to stderr: stdout of helpers such as secret_wait is their value.
+log() { echo "citus-bootstrap[$ROLE $NODE_HOST]: $*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+secret_get() {
+  gcloud secrets versions access latest --secret="$1" --project="$PROJECT_ID" 2>/dev/null
+}
+
+secret_put() {
+  printf '%s' "$2" | gcloud secrets versions add "$1" --data-file=- --project="$PROJECT_ID" >/dev/null
+}
+
+# Waits for a secret another node creates (the coordinator generates every database secret).
+secret_wait() {
+  local value attempt
+  for attempt in $(seq 1 180); do
+    if value="$(secret_get "$1")" && [[ -n "$value" ]]; then
+      printf '%s' "$value"
+      return 0
+    fi
+    log "waiting for secret $1 (attempt $attempt/180): the coordinator creates it on its first boot"
+    sleep 10
+  done
+  die "secret $1 has no version after 30 minutes: check the coordinator's startup log"
+}
+
+mount_data_disk() {
+  local device=/dev/disk/by-id/google-pgdata uuid
+  for _ in $(seq 1 60); do [[ -e "$device" ]] && break; sleep 2; done
+  [[ -e "$device" ]] || die "data disk $device is not attached"
+  if ! blkid "$device" >/dev/null 2>&1; then
+    log "formatting the empty data disk $device"
+    mkfs.ext4 -q -m 0 -E lazy_itable_init=0,lazy_journal_init=0,discard "$device"
+  fi
+  uuid="$(blkid -s UUID -o value "$device")"
+  mkdir -p "$DATA_MOUNT"
+  if ! grep -q "UUID=$uuid" /etc/fstab; then
+    echo "UUID=$uuid $DATA_MOUNT ext4 discard,defaults,noatime,nofail 0 2" >>/etc/fstab
+  fi
+  mountpoint -q "$DATA_MOUNT" || mount "$DATA_MOUNT"
+}
+
+install_packages() {
+  local marker="$STATE_DIR/packages-$PG_MAJOR-$CITUS_PACKAGE"
+  [[ -f "$marker" ]] && return 0
+  local codename
+  codename="$(. /etc/os-release && echo "$VERSION_CODENAME")"
+  log "installing PostgreSQL $PG_MAJOR and $CITUS_PACKAGE from the PGDG and Citus repositories ($codename)"
+  # The cluster is created below with data checksums and on the data disk, not by the package's postinst.
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/00-platform.conf
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl gnupg ca-certificates openssl
+  install -d -m 0755 /usr/share/keyrings
+  curl -fsSL https://www.postgresql.org/media/keys/ACCC4CF8.asc | gpg --dearmor --yes -o /usr/share/keyrings/pgdg.gpg
+  curl -fsSL https://packagecloud.io/citusdata/community/gpgkey | gpg --dearmor --yes -o /usr/share/keyrings/citusdata.gpg
+  chmod 0644 /usr/share/keyrings/pgdg.gpg /usr/share/keyrings/citusdata.gpg
+  echo "deb [signed-by=/usr/share/keyrings/pgdg.gpg] https://apt.postgresql.org/pub/repos/apt $codename-pgdg main" \
+    >/etc/apt/sources.list.d/pgdg.list
+  echo "deb [signed-by=/usr/share/keyrings/citusdata.gpg] https://packagecloud.io/citusdata/community/debian/ $codename main" \
+    >/etc/apt/sources.list.d/citusdata.list
+  chmod 0644 /etc/apt/sources.list.d/pgdg.list /etc/apt/sources.list.d/citusdata.list
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "postgresql-$PG_MAJOR" "$CITUS_PACKAGE" pgbackrest
+  # Database upgrades are planned operations (docs/runbooks), never a side effect of unattended-upgrades.
+  apt-mark hold "postgresql-$PG_MAJOR" "$CITUS_PACKAGE" pgbackrest >/dev/null
+  mkdir -p "$STATE_DIR"
+  touch "$marker"
+}
+
+# Every node serves TLS with a certificate for its DNS name, signed by the platform database CA, so clients and
+# Citus's own node-to-node connections use sslmode=verify-full.
+ensure_ca() {
+  if secret_get "$SECRET_DB_CA_CERT" >/dev/null; then return 0; fi
+  log "creating the database CA"
+  local work
+  work="$(mktemp -d)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=$PREFIX database CA" -keyout "$work/ca.key" -out "$work/ca.crt" 2>/dev/null
+  # Key first: nodes wait for the certificate, so once it exists the matching key does too.
+  secret_put "$SECRET_DB_CA_KEY" "$(cat "$work/ca.key")"
+  secret_put "$SECRET_DB_CA_CERT" "$(cat "$work/ca.crt")"
+  rm -rf "$work"
+}
+
+issue_server_certificate() {
+  install -d -m 0700 -o postgres -g postgres "$TLS_DIR"
+  secret_wait "$SECRET_DB_CA_CERT" >"$TLS_DIR/ca.crt"
+  if [[ -f "$TLS_DIR/server.crt" ]] && [[ -f "$STATE_DIR/cert-hosts" ]] && [[ "$(cat "$STATE_DIR/cert-hosts")" == "$CERT_HOSTS" ]] \
+    && openssl x509 -checkend 2592000 -noout -in "$TLS_DIR/server.crt" >/dev/null \
+    && openssl verify -CAfile "$TLS_DIR/ca.crt" "$TLS_DIR/server.crt" >/dev/null 2>&1; then
+    chown postgres:postgres "$TLS_DIR"/*
+    return 0
+  fi
+  log "issuing the server certificate for $NODE_HOST"
+  local work ip
+  work="$(mktemp -d)"
+  ip="$(hostname -I | awk '{print $1}')"
+  secret_wait "$SECRET_DB_CA_KEY" >"$work/ca.key"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$NODE_HOST" \
+    -keyout "$TLS_DIR/server.key" -out "$work/server.csr" 2>/dev/null
+  # A standby also carries its primary's name: failover repoints that DNS record to it (docs/runbooks).
+  local san="IP:$ip" host
+  for host in $CERT_HOSTS; do san="$san,DNS:$host"; done
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" >"$work/ext"
+  openssl x509 -req -in "$work/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
+    -days 825 -extfile "$work/ext" -out "$TLS_DIR/server.crt" 2>/dev/null
+  rm -rf "$work"
+  chown postgres:postgres "$TLS_DIR"/*
+  chmod 0600 "$TLS_DIR/server.key"
+  echo "$CERT_HOSTS" >"$STATE_DIR/cert-hosts"
+}
+
+# Passwords are generated here, on the coordinator, straight into Secret Manager: they never appear in Terraform
+# configuration or state.
+ensure_password() {
+  if secret_get "$1" >/dev/null; then return 0; fi
+  log "generating a password into secret $1"
+  secret_put "$1" "$(openssl rand -base64 48 | tr -dc 'A-Za-z0-9' | head -c 40)"
+}
+
+write_postgres_config() {
+  local mem_mb shared_buffers cache maintenance max_connections
+  mem_mb="$(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo)"
+  shared_buffers=$((mem_mb / 4))
+  cache=$((mem_mb * 3 / 4))
+  maintenance=$((mem_mb / 16 > 2048 ? 2048 : mem_mb / 16))
+  # Workers take connections from the coordinator's adaptive executor for every client session.
+  if [[ "$NODE_KIND" == coordinator ]]; then max_connections=400; else max_connections=800; fi
+  install -d -m 0755 -o postgres -g postgres "$PGCONF/conf.d"
+  cat >"$PGCONF/conf.d/50-platform.conf" <<CONF
+# Generated by the Citus bootstrap on every boot: change infra/src/citus, not this file.
+listen_addresses = '*'
+port = $PG_PORT
+max_connections = $max_connections
+shared_buffers = ${shared_buffers}MB
+effective_cache_size = ${cache}MB
+maintenance_work_mem = ${maintenance}MB
+shared_preload_libraries = 'citus,pg_stat_statements'
+password_encryption = 'scram-sha-256'
+ssl = on
+ssl_cert_file = '$TLS_DIR/server.crt'
+ssl_key_file = '$TLS_DIR/server.key'
+ssl_ca_file = '$TLS_DIR/ca.crt'
+ssl_min_protocol_version = 'TLSv1.2'
+wal_level = logical
+max_wal_senders = 10
+max_replication_slots = 10
+# A lost standby must not fill the primary's disk with retained WAL.
+max_slot_wal_keep_size = '$MAX_SLOT_WAL_KEEP'
+hot_standby = on
+wal_compression = on
+archive_mode = on
+archive_command = 'pgbackrest --stanza=$STANZA archive-push %p'
+archive_timeout = 60
+citus.shard_count = $SHARD_COUNT
+citus.shard_replication_factor = 1
+# Tenant isolation: the service sends SET LOCAL as its own statement; 'local' forwards it to the workers inside
+# the transaction, so row-level security sees the tenant on router and multi-shard queries alike.
+citus.propagate_set_commands = 'local'
+citus.node_conninfo = 'sslmode=verify-full sslrootcert=$TLS_DIR/ca.crt'
+log_line_prefix = '%m [%p] %q%u@%d/%a '
+log_min_duration_statement = 1000
+log_lock_waits = on
+log_temp_files = 0
+CONF
+  if [[ "$ROLE" == standby ]]; then
+    cat >>"$PGCONF/conf.d/50-platform.conf" <<CONF
+primary_conninfo = 'host=$PRIMARY_HOST port=$PG_PORT user=replicator passfile=$PGUSER_HOME/.pgpass sslmode=verify-full sslrootcert=$TLS_DIR/ca.crt application_name=standby'
+primary_slot_name = 'standby'
+CONF
+  fi
+  chown postgres:postgres "$PGCONF/conf.d/50-platform.conf"
+  chmod 0644 "$PGCONF/conf.d/50-platform.conf"
+
+  # First match wins: the superuser only from the database subnet, everything over TLS with SCRAM, the rest rejected.
+  {
+    echo "# Generated by the Citus bootstrap on every boot: change infra/src/citus, not this file."
+    echo "local   all          postgres                 peer"
+    echo "local   all          all                      scram-sha-256"
+    echo "hostssl replication  replicator  $DATA_CIDR   scram-sha-256"
+    echo "hostssl all          postgres    $DATA_CIDR   scram-sha-256"
+    echo "hostssl all          postgres    0.0.0.0/0    reject"
+    echo "hostssl all          replicator  0.0.0.0/0    reject"
+    for cidr in $CLIENT_CIDRS; do
+      echo "hostssl $DB_NAME     all         $cidr   scram-sha-256"
+    done
+    echo "host    all          all         0.0.0.0/0    reject"
+    echo "host    all          all         ::/0         reject"
+  } >"$PGCONF/pg_hba.conf"
+  chown postgres:postgres "$PGCONF/pg_hba.conf"
+  chmod 0640 "$PGCONF/pg_hba.conf"
+
+  install -d -m 0750 -o postgres -g postgres /var/spool/pgbackrest /var/log/pgbackrest
+  install -d -m 0755 /etc/pgbackrest
+  cat >/etc/pgbackrest/pgbackrest.conf <<CONF
+[global]
+repo1-type=gcs
+repo1-gcs-bucket=$BACKUP_BUCKET
+repo1-gcs-key-type=auto
+repo1-path=/pgbackrest
+repo1-retention-full-type=count
+repo1-retention-full=$FULL_BACKUP_RETENTION
+compress-type=zst
+process-max=2
+start-fast=y
+archive-async=y
+spool-path=/var/spool/pgbackrest
+log-level-console=info
+log-level-file=detail
+
+[$STANZA]
+pg1-path=$PGDATA
+pg1-port=$PG_PORT
+CONF
+  chmod 0644 /etc/pgbackrest/pgbackrest.conf
+}
+
+# libpq reads this file for streaming replication and for Citus's node-to-node connections, which Citus opens as
+# the client's own role: a query by platform_app on the coordinator reaches the workers as platform_app.
+write_pgpass() {
+  local superuser replication migrator app
+  superuser="$(secret_wait "$SECRET_DB_SUPERUSER")"
+  replication="$(secret_wait "$SECRET_DB_REPLICATION")"
+  migrator="$(secret_wait "$SECRET_DB_MIGRATOR")"
+  app="$(secret_wait "$SECRET_DB_APP")"
+  install -m 0600 -o postgres -g postgres /dev/null "$PGUSER_HOME/.pgpass"
+  {
+    printf '*:%s:replication:replicator:%s\n' "$PG_PORT" "$replication"
+    printf '*:%s:*:postgres:%s\n' "$PG_PORT" "$superuser"
+    printf '*:%s:*:platform_migrator:%s\n' "$PG_PORT" "$migrator"
+    printf '*:%s:*:platform_app:%s\n' "$PG_PORT" "$app"
+  } >"$PGUSER_HOME/.pgpass"
+}
+
+start_postgres() {
+  systemctl enable "postgresql@$PG_MAJOR-main" >/dev/null
+  systemctl restart "postgresql@$PG_MAJOR-main"
+  for _ in $(seq 1 60); do
+    sudo -u postgres pg_isready -q -p "$PG_PORT" && return 0
+    sleep 2
+  done
+  die "PostgreSQL did not start: journalctl -u postgresql@$PG_MAJOR-main"
+}
+
+create_primary_cluster() {
+  chown postgres:postgres "$DATA_MOUNT"
+  [[ -f "$PGDATA/PG_VERSION" ]] && return 0
+  log "creating the PostgreSQL $PG_MAJOR cluster in $PGDATA with data checksums"
+  install -d -m 0755 -o postgres -g postgres "$DATA_MOUNT/$PG_MAJOR"
+  pg_createcluster "$PG_MAJOR" main -d "$PGDATA" -- --data-checksums --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+}
+
+# psql reads the password from the environment (\getenv), so it never appears in a process list or a log.
+# Run in the Citus database on the coordinator, the change propagates to every worker.
+set_role_password() {
+  local role="$1" password="$2" database="${3:-postgres}"
+  PLATFORM_ROLE_PASSWORD="$password" "${PSQL[@]}" -d "$database" -v role="$role" <<'SQL'
+\getenv password PLATFORM_ROLE_PASSWORD
+ALTER ROLE :"role" PASSWORD :'password';
+SQL
+}
+
+configure_primary() {
+  local superuser replication
+  superuser="$(secret_wait "$SECRET_DB_SUPERUSER")"
+  replication="$(secret_wait "$SECRET_DB_REPLICATION")"
+  set_role_password postgres "$superuser"
+  # Workers create the replication role locally: it must exist before the coordinator knows the node.
+  "${PSQL[@]}" <<'SQL'
+SELECT 'CREATE ROLE replicator WITH REPLICATION LOGIN'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'replicator') \gexec
+SQL
+  set_role_password replicator "$replication"
+  "${PSQL[@]}" -v db="$DB_NAME" <<'SQL'
+SELECT format('CREATE DATABASE %I', :'db')
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
+SQL
+  "${PSQL[@]}" -d "$DB_NAME" -c "CREATE EXTENSION IF NOT EXISTS citus" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+  if [[ -n "$STANDBY_HOST" ]]; then
+    "${PSQL[@]}" -c "SELECT pg_create_physical_replication_slot('standby') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'standby')" >/dev/null
+  fi
+}
+
+configure_backups() {
+  if ! sudo -u postgres pgbackrest --stanza="$STANZA" info --output=json | grep -q '"status":{"code":0'; then
+    log "creating pgBackRest stanza $STANZA in gs://$BACKUP_BUCKET/pgbackrest"
+    sudo -u postgres pgbackrest --stanza="$STANZA" stanza-create
+    sudo -u postgres pgbackrest --stanza="$STANZA" --type=full backup
+  fi
+  local kind schedule
+  for kind in full diff; do
+    if [[ "$kind" == full ]]; then schedule="Sun *-*-* 01:00:00"; else schedule="Mon..Sat *-*-* 01:00:00"; fi
+    cat >"/etc/systemd/system/pgbackrest-$kind.service" <<UNIT
+[Unit]
+Description=pgBackRest $kind backup of $STANZA
+After=postgresql@$PG_MAJOR-main.service
+
+[Service]
+Type=oneshot
+User=postgres
+ExecStart=/usr/bin/pgbackrest --stanza=$STANZA --type=$kind backup
+UNIT
+    cat >"/etc/systemd/system/pgbackrest-$kind.timer" <<UNIT
+[Unit]
+Description=pgBackRest $kind backup schedule
+
+[Timer]
+OnCalendar=$schedule
+RandomizedDelaySec=1800
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+UNIT
+  done
+  chmod 0644 /etc/systemd/system/pgbackrest-*.service /etc/systemd/system/pgbackrest-*.timer
+  systemctl daemon-reload
+  systemctl enable --now pgbackrest-full.timer pgbackrest-diff.timer >/dev/null
+}
+
+create_application_roles() {
+  local migrator app
+  migrator="$(secret_wait "$SECRET_DB_MIGRATOR")"
+  app="$(secret_wait "$SECRET_DB_APP")"
+  # Created on the coordinator, so Citus propagates them to every worker, including workers added later.
+  "${PSQL[@]}" -d "$DB_NAME" <<'SQL'
+SELECT 'CREATE ROLE platform_migrator WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'platform_migrator') \gexec
+SELECT 'CREATE ROLE platform_app WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'platform_app') \gexec
+SQL
+  set_role_password platform_migrator "$migrator" "$DB_NAME"
+  set_role_password platform_app "$app" "$DB_NAME"
+  "${PSQL[@]}" -v db="$DB_NAME" <<'SQL'
+GRANT CONNECT, CREATE ON DATABASE :"db" TO platform_migrator;
+GRANT CONNECT ON DATABASE :"db" TO platform_app;
+SQL
+}
+
+# Workers can boot after the coordinator, so joining them is a retrying unit, not a one-shot step that could give up.
+install_worker_join_unit() {
+  cat >/usr/local/sbin/citus-join-workers <<SCRIPT
+#!/bin/bash
+set -euo pipefail
+psql=(psql -X -v ON_ERROR_STOP=1 --quiet --no-align --tuples-only -d '$DB_NAME')
+"\${psql[@]}" -c "SELECT citus_set_coordinator_host('$COORDINATOR_HOST', $PG_PORT)" >/dev/null
+missing=0
+for host in $WORKER_HOSTS; do
+  if [[ "\$("\${psql[@]}" -c "SELECT count(*) FROM pg_dist_node WHERE nodename = '\$host' AND noderole = 'primary'")" != 0 ]]; then
+    continue
+  fi
+  if ! "\${psql[@]}" -h "\$host" -c "SELECT 1 FROM pg_extension WHERE extname = 'citus'" 2>/dev/null | grep -q 1; then
+    echo "worker \$host is not ready yet"
+    missing=1
+    continue
+  fi
+  "\${psql[@]}" -c "SELECT citus_add_node('\$host', $PG_PORT)" >/dev/null
+  echo "added worker \$host"
+done
+exit \$missing
+SCRIPT
+  chmod 0755 /usr/local/sbin/citus-join-workers
+  cat >/etc/systemd/system/citus-join-workers.service <<UNIT
+[Unit]
+Description=Add the configured Citus workers to the coordinator
+After=postgresql@$PG_MAJOR-main.service
+Requires=postgresql@$PG_MAJOR-main.service
+
+[Service]
+Type=oneshot
+User=postgres
+Environment=PGSSLMODE=verify-full PGSSLROOTCERT=$TLS_DIR/ca.crt PGPORT=$PG_PORT
+ExecStart=/usr/local/sbin/citus-join-workers
+Restart=on-failure
+RestartSec=30
+UNIT
+  chmod 0644 /etc/systemd/system/citus-join-workers.service
+  systemctl daemon-reload
+  systemctl start --no-block citus-join-workers.service
+}
+
+clone_from_primary() {
+  chown postgres:postgres "$DATA_MOUNT"
+  [[ -f "$PGDATA/standby.signal" ]] && return 0
+  log "cloning $PRIMARY_HOST with pg_basebackup"
+  if [[ ! -d "$PGCONF" ]]; then
+    install -d -m 0755 -o postgres -g postgres "$DATA_MOUNT/$PG_MAJOR"
+    pg_createcluster "$PG_MAJOR" main -d "$PGDATA" >/dev/null
+  fi
+  systemctl stop "postgresql@$PG_MAJOR-main" || true
+  # The primary creates the 'standby' slot on its own boot, which may come after this one: retry for 30 minutes.
+  local attempt
+  for attempt in $(seq 1 180); do
+    find "$PGDATA" -mindepth 1 -delete
+    if sudo -u postgres env PGSSLMODE=verify-full PGSSLROOTCERT="$TLS_DIR/ca.crt" \
+      pg_basebackup -h "$PRIMARY_HOST" -p "$PG_PORT" -U replicator -D "$PGDATA" -X stream -S standby --checkpoint=fast; then
+      sudo -u postgres touch "$PGDATA/standby.signal"
+      return 0
+    fi
+    log "pg_basebackup from $PRIMARY_HOST failed (attempt $attempt/180); retrying in 10s"
+    sleep 10
+  done
+  die "could not clone $PRIMARY_HOST: check that it is up and has the replication slot 'standby'"
+}
+
+main() {
+  mkdir -p "$STATE_DIR"
+  mount_data_disk
+  install_packages
+  if [[ "$ROLE" == coordinator ]]; then
+    for secret in "$SECRET_DB_SUPERUSER" "$SECRET_DB_REPLICATION" "$SECRET_DB_MIGRATOR" "$SECRET_DB_APP"; do
+      ensure_password "$secret"
+    done
+    ensure_ca
+  fi
+  issue_server_certificate
+  if [[ "$ROLE" == standby ]]; then
+    write_postgres_config
+    write_pgpass
+    clone_from_primary
+    start_postgres
+    log "streaming from $PRIMARY_HOST; promotion is manual: docs/runbooks/citus-failover.md"
+    return 0
+  fi
+  create_primary_cluster
+  write_postgres_config
+  write_pgpass
+  start_postgres
+  configure_primary
+  configure_backups
+  if [[ "$ROLE" == coordinator ]]; then
+    create_application_roles
+    install_worker_join_unit
+  fi
+  log "ready"
+}
+
+main "$@"

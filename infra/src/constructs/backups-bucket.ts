@@ -1,0 +1,53 @@
+import { Construct } from "constructs";
+import { StorageBucket } from "@cdktf/provider-google/lib/storage-bucket/index.js";
+import type { ITerraformDependable } from "cdktf";
+
+export interface BackupsBucketProps {
+  readonly projectId: string;
+  readonly name: string;
+  readonly location: string;
+  readonly kmsKey: string;
+  /** Move objects to Nearline after this many days. */
+  readonly nearlineAfterDays: number;
+  /** Delete any object older than this: a safety net behind pgBackRest's own retention. */
+  readonly maxAgeDays: number;
+  /** Keep overwritten or deleted versions this long, to undo an accidental or malicious delete. */
+  readonly noncurrentVersionDays: number;
+  /** Refuse to destroy a bucket that still holds objects. */
+  readonly forceDestroy?: boolean;
+  readonly labels: Record<string, string>;
+  /** The storage agent's grant on the key must exist before the bucket uses it. */
+  readonly dependsOn?: ITerraformDependable[];
+}
+
+/** The pgBackRest repository: private, versioned, CMEK-encrypted, with lifecycle rules. */
+export class BackupsBucket extends Construct {
+  readonly bucket: StorageBucket;
+
+  constructor(scope: Construct, id: string, props: BackupsBucketProps) {
+    super(scope, id);
+    if (props.nearlineAfterDays >= props.maxAgeDays) {
+      throw new Error(`${props.name}: nearlineAfterDays (${props.nearlineAfterDays}) must be smaller than maxAgeDays (${props.maxAgeDays})`);
+    }
+    this.bucket = new StorageBucket(this, "Resource", {
+      project: props.projectId,
+      name: props.name,
+      location: props.location,
+      storageClass: "STANDARD",
+      uniformBucketLevelAccess: true,
+      publicAccessPrevention: "enforced",
+      versioning: { enabled: true },
+      encryption: { defaultKmsKeyName: props.kmsKey },
+      forceDestroy: props.forceDestroy ?? false,
+      softDeletePolicy: { retentionDurationSeconds: 7 * 86400 },
+      lifecycleRule: [
+        { condition: { age: props.nearlineAfterDays, matchesStorageClass: ["STANDARD"] }, action: { type: "SetStorageClass", storageClass: "NEARLINE" } },
+        { condition: { age: props.maxAgeDays }, action: { type: "Delete" } },
+        { condition: { daysSinceNoncurrentTime: props.noncurrentVersionDays, withState: "ARCHIVED" }, action: { type: "Delete" } },
+        { condition: { age: 7 }, action: { type: "AbortIncompleteMultipartUpload" } },
+      ],
+      labels: props.labels,
+      dependsOn: props.dependsOn,
+    });
+  }
+}

@@ -1,0 +1,192 @@
+import { Construct } from "constructs";
+import { ComputeResourcePolicy } from "@cdktf/provider-google/lib/compute-resource-policy/index.js";
+import { SecretManagerSecret } from "@cdktf/provider-google/lib/secret-manager-secret/index.js";
+import { SecretManagerSecretIamMember } from "@cdktf/provider-google/lib/secret-manager-secret-iam-member/index.js";
+import { StorageBucketIamMember } from "@cdktf/provider-google/lib/storage-bucket-iam-member/index.js";
+import type { ITerraformDependable } from "cdktf";
+import type { EnvironmentConfig, PlatformNames } from "@platform/config";
+import { CitusNode } from "./citus-node.js";
+import { DedicatedServiceAccount } from "./service-account.js";
+import { citusStartupScript, type CitusBootstrapProps } from "../citus/startup-script.js";
+
+export interface CitusClusterProps {
+  readonly config: EnvironmentConfig;
+  readonly names: PlatformNames;
+  readonly subnetwork: string;
+  readonly dnsZoneName: string;
+  readonly diskKey: string;
+  readonly backupsBucket: string;
+  readonly labels: Record<string, string>;
+  /** E.g. the Compute service agent's grant on the disk key. */
+  readonly dependsOn?: ITerraformDependable[];
+}
+
+const VM_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWriter"];
+
+/**
+ * The Citus coordinator and workers, each with an optional streaming standby in another zone, their service
+ * accounts and the database secrets. Terraform creates the secrets empty; the coordinator fills them on its first
+ * boot, so no password ever exists in Terraform configuration or state.
+ */
+export class CitusCluster extends Construct {
+  readonly coordinator: CitusNode;
+  readonly workers: CitusNode[];
+  readonly standbys: CitusNode[];
+  readonly secrets: Record<"dbSuperuser" | "dbReplication" | "dbMigrator" | "dbApp" | "dbCaKey" | "dbCaCert", SecretManagerSecret>;
+  readonly coordinatorAccount: DedicatedServiceAccount;
+  readonly workerAccount: DedicatedServiceAccount;
+
+  constructor(scope: Construct, id: string, props: CitusClusterProps) {
+    super(scope, id);
+    const { config, names } = props;
+    const project = config.gcp.projectId;
+    const citus = config.citus;
+
+    this.coordinatorAccount = new DedicatedServiceAccount(this, "CoordinatorAccount", {
+      projectId: project,
+      name: names.serviceAccounts.citusCoordinator,
+      displayName: "Citus coordinator VMs",
+      projectRoles: VM_ROLES,
+    });
+    this.workerAccount = new DedicatedServiceAccount(this, "WorkerAccount", {
+      projectId: project,
+      name: names.serviceAccounts.citusWorker,
+      displayName: "Citus worker VMs",
+      projectRoles: VM_ROLES,
+    });
+
+    const secret = (key: string, secretId: string): SecretManagerSecret =>
+      new SecretManagerSecret(this, key, { project, secretId, replication: { auto: {} }, labels: props.labels });
+    this.secrets = {
+      dbSuperuser: secret("SuperuserPassword", names.secrets.dbSuperuser),
+      dbReplication: secret("ReplicationPassword", names.secrets.dbReplication),
+      dbMigrator: secret("MigratorPassword", names.secrets.dbMigrator),
+      dbApp: secret("AppPassword", names.secrets.dbApp),
+      dbCaKey: secret("CaKey", names.secrets.dbCaKey),
+      dbCaCert: secret("CaCert", names.secrets.dbCaCert),
+    };
+    // Every node reads every database secret: Citus connects node to node as the client's own role, so each node's
+    // .pgpass holds the application roles too. Only the coordinator, which generates them, may add versions.
+    for (const [key, s] of Object.entries(this.secrets)) {
+      for (const [who, account] of [["Coordinator", this.coordinatorAccount], ["Worker", this.workerAccount]] as const) {
+        new SecretManagerSecretIamMember(this, `${key}${who}Accessor`, {
+          project,
+          secretId: s.secretId,
+          role: "roles/secretmanager.secretAccessor",
+          member: account.member,
+        });
+      }
+      new SecretManagerSecretIamMember(this, `${key}CoordinatorAdder`, {
+        project,
+        secretId: s.secretId,
+        role: "roles/secretmanager.secretVersionAdder",
+        member: this.coordinatorAccount.member,
+      });
+    }
+    for (const [who, account] of [["Coordinator", this.coordinatorAccount], ["Worker", this.workerAccount]] as const) {
+      // pgBackRest writes, lists and expires its own files; the bucket's lifecycle is only a safety net.
+      new StorageBucketIamMember(this, `Backups${who}`, { bucket: props.backupsBucket, role: "roles/storage.objectAdmin", member: account.member });
+    }
+
+    const snapshots = new ComputeResourcePolicy(this, "SnapshotSchedule", {
+      project,
+      region: config.gcp.region,
+      name: `${config.prefix}-citus-data-snapshots`,
+      description: "Daily crash-consistent snapshots of Citus data disks, behind pgBackRest's WAL archive",
+      snapshotSchedulePolicy: {
+        schedule: { dailySchedule: { daysInCycle: 1, startTime: "02:00" } },
+        retentionPolicy: { maxRetentionDays: citus.snapshotRetentionDays, onSourceDiskDelete: "KEEP_AUTO_SNAPSHOTS" },
+        snapshotProperties: { labels: props.labels, storageLocations: [config.gcp.region], guestFlush: false },
+      },
+    });
+
+    const coordinatorName = names.citus.coordinator;
+    const clientCidrs = [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr];
+    const baseScript: Omit<CitusBootstrapProps, "role" | "nodeKind" | "nodeHost" | "certificateHosts" | "stanza" | "maxSlotWalKeepSize"> = {
+      prefix: config.prefix,
+      projectId: project,
+      postgresMajor: citus.postgresMajor,
+      citusVersion: citus.citusVersion,
+      port: names.postgresPort,
+      database: names.citusDatabase,
+      shardCount: citus.shardCount,
+      backupBucket: names.backupsBucket,
+      fullBackupRetention: citus.fullBackupRetention,
+      clientCidrs,
+      dataCidr: config.network.dataCidr,
+      coordinatorHost: coordinatorName.host,
+      secrets: {
+        superuser: names.secrets.dbSuperuser,
+        replication: names.secrets.dbReplication,
+        migrator: names.secrets.dbMigrator,
+        app: names.secrets.dbApp,
+        caKey: names.secrets.dbCaKey,
+        caCert: names.secrets.dbCaCert,
+      },
+    };
+
+    this.standbys = [];
+    const node = (name: PlatformNames["citus"]["coordinator"], spec: { machineType: string; dataDiskGb: number }): CitusNode => {
+      const account = name.role === "coordinator" ? this.coordinatorAccount : this.workerAccount;
+      const stanza = `${config.prefix}-${name.role === "coordinator" ? "coordinator" : `worker-${name.index}`}`;
+      // A slot may hold back at most a tenth of the disk: a dead standby costs a re-clone, never a full primary.
+      const maxSlotWalKeepSize = `${Math.max(5, Math.floor(spec.dataDiskGb / 10))}GB`;
+      const common = {
+        projectId: project,
+        region: config.gcp.region,
+        dnsZoneName: props.dnsZoneName,
+        machineType: spec.machineType,
+        subnetwork: props.subnetwork,
+        networkTags: [names.networkTags.citus],
+        serviceAccountEmail: account.email,
+        dataDisk: { sizeGb: spec.dataDiskGb, type: citus.dataDiskType },
+        diskKey: props.diskKey,
+        snapshotPolicyName: snapshots.name,
+        deletionProtection: citus.deletionProtection,
+        labels: { ...props.labels, "citus-role": name.role },
+        dependsOn: props.dependsOn,
+      };
+      const primary = new CitusNode(this, name.role === "coordinator" ? "Coordinator" : `Worker${name.index}`, {
+        ...common,
+        zone: name.zone,
+        instanceName: name.instance,
+        host: name.host,
+        startupScript: citusStartupScript({
+          ...baseScript,
+          role: name.role,
+          nodeKind: name.role,
+          nodeHost: name.host,
+          certificateHosts: [name.host],
+          stanza,
+          maxSlotWalKeepSize,
+          workerHosts: name.role === "coordinator" ? names.citus.workers.map((w) => w.host) : undefined,
+          standbyHost: name.standby?.host,
+        }),
+      });
+      if (name.standby) {
+        this.standbys.push(
+          new CitusNode(this, `${name.role === "coordinator" ? "Coordinator" : `Worker${name.index}`}Standby`, {
+            ...common,
+            zone: name.standby.zone,
+            instanceName: name.standby.instance,
+            host: name.standby.host,
+            labels: { ...common.labels, "citus-standby": "true" },
+            startupScript: citusStartupScript({
+              ...baseScript,
+              role: "standby",
+              nodeKind: name.role,
+              nodeHost: name.standby.host,
+              certificateHosts: [name.standby.host, name.host],
+              stanza,
+              maxSlotWalKeepSize,
+              primaryHost: name.host,
+            }),
+          }),
+        );
+      }
+      return primary;
+    };
+    this.coordinator = node(coordinatorName, citus.coordinator);
+    this.workers = names.citus.workers.map((w) => node(w, citus.worker));
+  }
+}

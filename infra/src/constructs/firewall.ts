@@ -1,0 +1,67 @@
+import { Construct } from "constructs";
+import { ComputeFirewall } from "@cdktf/provider-google/lib/compute-firewall/index.js";
+
+/** Google's IAP TCP-forwarding range: the only source SSH is ever accepted from. */
+export const IAP_TCP_FORWARDING_RANGE = "35.235.240.0/20";
+
+export interface PlatformFirewallProps {
+  readonly projectId: string;
+  readonly network: string;
+  readonly namePrefix: string;
+  readonly postgresPort: number;
+  /** Ranges that may reach PostgreSQL: GKE nodes, pods, the database subnet (node-to-node and replication). */
+  readonly postgresSources: readonly string[];
+  readonly controlPlaneCidr: string;
+  readonly tags: { readonly citus: string; readonly gkeNodes: string };
+}
+
+/**
+ * Ingress opens only what the platform uses; everything else hits a logged deny. GKE adds its own rules for the
+ * control plane and pod traffic at priority 1000, ahead of the deny. Memorystore is not in this VPC (it sits behind
+ * Private Service Access) and is guarded by AUTH and TLS, not by these rules.
+ */
+export class PlatformFirewall extends Construct {
+  constructor(scope: Construct, id: string, props: PlatformFirewallProps) {
+    super(scope, id);
+    const common = { project: props.projectId, network: props.network, logConfig: { metadata: "INCLUDE_ALL_METADATA" } };
+    new ComputeFirewall(this, "IapSsh", {
+      ...common,
+      name: `${props.namePrefix}-allow-iap-ssh`,
+      description: "SSH to database VMs through IAP TCP forwarding only (gcloud compute ssh --tunnel-through-iap)",
+      direction: "INGRESS",
+      priority: 1000,
+      sourceRanges: [IAP_TCP_FORWARDING_RANGE],
+      targetTags: [props.tags.citus],
+      allow: [{ protocol: "tcp", ports: ["22"] }],
+    });
+    new ComputeFirewall(this, "Postgres", {
+      ...common,
+      name: `${props.namePrefix}-allow-postgres`,
+      description: "PostgreSQL/Citus from GKE nodes and pods and between database nodes",
+      direction: "INGRESS",
+      priority: 1000,
+      sourceRanges: [...props.postgresSources],
+      targetTags: [props.tags.citus],
+      allow: [{ protocol: "tcp", ports: [String(props.postgresPort)] }],
+    });
+    new ComputeFirewall(this, "ControlPlaneWebhooks", {
+      ...common,
+      name: `${props.namePrefix}-allow-control-plane-webhooks`,
+      description: "Admission webhooks (cert-manager, Kong, Prometheus operator) from the private control plane",
+      direction: "INGRESS",
+      priority: 1000,
+      sourceRanges: [props.controlPlaneCidr],
+      targetTags: [props.tags.gkeNodes],
+      allow: [{ protocol: "tcp", ports: ["8443", "9443", "15017"] }],
+    });
+    new ComputeFirewall(this, "DenyAll", {
+      ...common,
+      name: `${props.namePrefix}-deny-all-ingress`,
+      description: "Everything not allowed above is dropped and logged",
+      direction: "INGRESS",
+      priority: 65534,
+      sourceRanges: ["0.0.0.0/0"],
+      deny: [{ protocol: "all" }],
+    });
+  }
+}

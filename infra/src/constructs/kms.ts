@@ -1,0 +1,55 @@
+import { Construct } from "constructs";
+import { KmsKeyRing } from "@cdktf/provider-google/lib/kms-key-ring/index.js";
+import { KmsCryptoKey } from "@cdktf/provider-google/lib/kms-crypto-key/index.js";
+import { KmsCryptoKeyIamMember } from "@cdktf/provider-google/lib/kms-crypto-key-iam-member/index.js";
+
+export interface PlatformKeysProps {
+  readonly projectId: string;
+  readonly location: string;
+  readonly keyRingName: string;
+  readonly keyNames: { readonly gkeSecrets: string; readonly disks: string; readonly backups: string };
+  /** Google service agents that encrypt with each key on the platform's behalf. */
+  readonly agents: { readonly gke: string; readonly compute: string; readonly storage: string };
+  readonly labels: Record<string, string>;
+  /** Refuse `terraform destroy` of the keys: destroying a key makes everything encrypted with it unreadable. */
+  readonly preventDestroy: boolean;
+  /** @default 90 days */
+  readonly rotationPeriodDays?: number;
+}
+
+/** Customer-managed keys: Kubernetes secrets (application-layer encryption), persistent disks, backups. */
+export class PlatformKeys extends Construct {
+  readonly keyRing: KmsKeyRing;
+  readonly gkeSecrets: KmsCryptoKey;
+  readonly disks: KmsCryptoKey;
+  readonly backups: KmsCryptoKey;
+  /** The service agents' grants: resources encrypted with a key must depend on its grant. */
+  readonly grants: Record<"gkeSecrets" | "disks" | "backups", KmsCryptoKeyIamMember>;
+
+  constructor(scope: Construct, id: string, props: PlatformKeysProps) {
+    super(scope, id);
+    const rotationPeriod = `${(props.rotationPeriodDays ?? 90) * 86400}s`;
+    this.keyRing = new KmsKeyRing(this, "KeyRing", { project: props.projectId, name: props.keyRingName, location: props.location });
+    const grants: Partial<Record<"gkeSecrets" | "disks" | "backups", KmsCryptoKeyIamMember>> = {};
+    const key = (keyId: "gkeSecrets" | "disks" | "backups", name: string, agent: string): KmsCryptoKey => {
+      const cryptoKey = new KmsCryptoKey(this, keyId, {
+        name,
+        keyRing: this.keyRing.id,
+        purpose: "ENCRYPT_DECRYPT",
+        rotationPeriod,
+        labels: props.labels,
+        lifecycle: { preventDestroy: props.preventDestroy },
+      });
+      grants[keyId] = new KmsCryptoKeyIamMember(this, `${keyId}Agent`, {
+        cryptoKeyId: cryptoKey.id,
+        role: "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+        member: `serviceAccount:${agent}`,
+      });
+      return cryptoKey;
+    };
+    this.gkeSecrets = key("gkeSecrets", props.keyNames.gkeSecrets, props.agents.gke);
+    this.disks = key("disks", props.keyNames.disks, props.agents.compute);
+    this.backups = key("backups", props.keyNames.backups, props.agents.storage);
+    this.grants = { gkeSecrets: grants.gkeSecrets!, disks: grants.disks!, backups: grants.backups! };
+  }
+}

@@ -1,0 +1,128 @@
+import { Construct } from "constructs";
+import { ComputeNetwork } from "@cdktf/provider-google/lib/compute-network/index.js";
+import { ComputeSubnetwork } from "@cdktf/provider-google/lib/compute-subnetwork/index.js";
+import { ComputeRouter } from "@cdktf/provider-google/lib/compute-router/index.js";
+import { ComputeRouterNat } from "@cdktf/provider-google/lib/compute-router-nat/index.js";
+import { ComputeGlobalAddress } from "@cdktf/provider-google/lib/compute-global-address/index.js";
+import { ServiceNetworkingConnection } from "@cdktf/provider-google/lib/service-networking-connection/index.js";
+import { DnsManagedZone } from "@cdktf/provider-google/lib/dns-managed-zone/index.js";
+import { formatIpv4, parseCidr, prefixLength } from "@platform/config";
+
+export interface PlatformNetworkProps {
+  readonly projectId: string;
+  readonly region: string;
+  readonly names: {
+    readonly network: string;
+    readonly gkeSubnet: string;
+    readonly dataSubnet: string;
+    readonly podsRange: string;
+    readonly servicesRange: string;
+    readonly privateServiceAccessRange: string;
+    readonly router: string;
+    readonly nat: string;
+    readonly dnsZone: string;
+  };
+  readonly gkeNodesCidr: string;
+  readonly podsCidr: string;
+  readonly servicesCidr: string;
+  readonly dataCidr: string;
+  readonly privateServiceAccessCidr: string;
+  /** The private zone's DNS name, ending with a dot. */
+  readonly privateDnsDomain: string;
+  /** VPC flow-log sampling rate, 0 < rate <= 1. */
+  readonly flowLogSampling: number;
+  readonly labels: Record<string, string>;
+}
+
+/**
+ * The custom-mode VPC: a GKE subnet with secondary ranges for pods and services, a database subnet, egress through
+ * Cloud NAT only (nothing here has a public IP), Private Service Access for Memorystore and a private DNS zone for
+ * database hosts.
+ */
+export class PlatformNetwork extends Construct {
+  readonly network: ComputeNetwork;
+  readonly gkeSubnet: ComputeSubnetwork;
+  readonly dataSubnet: ComputeSubnetwork;
+  readonly privateServiceAccess: ServiceNetworkingConnection;
+  readonly privateServiceAccessRange: ComputeGlobalAddress;
+  readonly dnsZone: DnsManagedZone;
+
+  constructor(scope: Construct, id: string, props: PlatformNetworkProps) {
+    super(scope, id);
+    const { projectId: project, region, names } = props;
+    this.network = new ComputeNetwork(this, "Vpc", {
+      project,
+      name: names.network,
+      autoCreateSubnetworks: false,
+      routingMode: "REGIONAL",
+      // The default 0.0.0.0/0 route stays: Cloud NAT needs it. No instance has an external address to use it with.
+      deleteDefaultRoutesOnCreate: false,
+    });
+    const logConfig = {
+      aggregationInterval: "INTERVAL_5_SEC",
+      flowSampling: props.flowLogSampling,
+      metadata: "INCLUDE_ALL_METADATA",
+    };
+    this.gkeSubnet = new ComputeSubnetwork(this, "GkeSubnet", {
+      project,
+      region,
+      name: names.gkeSubnet,
+      network: this.network.id,
+      ipCidrRange: props.gkeNodesCidr,
+      privateIpGoogleAccess: true,
+      secondaryIpRange: [
+        { rangeName: names.podsRange, ipCidrRange: props.podsCidr },
+        { rangeName: names.servicesRange, ipCidrRange: props.servicesCidr },
+      ],
+      logConfig,
+    });
+    this.dataSubnet = new ComputeSubnetwork(this, "DataSubnet", {
+      project,
+      region,
+      name: names.dataSubnet,
+      network: this.network.id,
+      ipCidrRange: props.dataCidr,
+      privateIpGoogleAccess: true,
+      logConfig,
+    });
+
+    const router = new ComputeRouter(this, "Router", { project, region, name: names.router, network: this.network.id });
+    new ComputeRouterNat(this, "Nat", {
+      project,
+      region,
+      name: names.nat,
+      router: router.name,
+      natIpAllocateOption: "AUTO_ONLY",
+      sourceSubnetworkIpRangesToNat: "ALL_SUBNETWORKS_ALL_IP_RANGES",
+      enableEndpointIndependentMapping: false,
+      minPortsPerVm: 256,
+      logConfig: { enable: true, filter: "ERRORS_ONLY" },
+    });
+
+    const psa = parseCidr(props.privateServiceAccessCidr);
+    this.privateServiceAccessRange = new ComputeGlobalAddress(this, "PrivateServiceAccessRange", {
+      project,
+      name: names.privateServiceAccessRange,
+      network: this.network.id,
+      purpose: "VPC_PEERING",
+      addressType: "INTERNAL",
+      address: formatIpv4(psa.first),
+      prefixLength: prefixLength(props.privateServiceAccessCidr),
+    });
+    this.privateServiceAccess = new ServiceNetworkingConnection(this, "PrivateServiceAccess", {
+      network: this.network.id,
+      service: "servicenetworking.googleapis.com",
+      reservedPeeringRanges: [this.privateServiceAccessRange.name],
+    });
+
+    this.dnsZone = new DnsManagedZone(this, "DatabaseZone", {
+      project,
+      name: names.dnsZone,
+      dnsName: props.privateDnsDomain,
+      description: "Database and cache hosts. Failover repoints a record here; clients keep their connection strings.",
+      visibility: "private",
+      privateVisibilityConfig: { networks: [{ networkUrl: this.network.id }] },
+      labels: props.labels,
+    });
+  }
+}

@@ -1,0 +1,230 @@
+import { Construct } from "constructs";
+import { GcsBackend, TerraformOutput, TerraformStack } from "cdktf";
+import { GoogleProvider } from "@cdktf/provider-google/lib/provider/index.js";
+import { DataGoogleProject } from "@cdktf/provider-google/lib/data-google-project/index.js";
+import { ComputeProjectMetadataItem } from "@cdktf/provider-google/lib/compute-project-metadata-item/index.js";
+import { platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
+import { ProjectServices } from "./constructs/project-services.js";
+import { PlatformNetwork } from "./constructs/network.js";
+import { PlatformFirewall } from "./constructs/firewall.js";
+import { PlatformKeys } from "./constructs/kms.js";
+import { DedicatedServiceAccount } from "./constructs/service-account.js";
+import { PrivateGkeCluster } from "./constructs/private-gke-cluster.js";
+import { MemorystoreRedis } from "./constructs/memorystore-redis.js";
+import { BackupsBucket } from "./constructs/backups-bucket.js";
+import { CitusCluster } from "./constructs/citus-cluster.js";
+import { WorkloadIdentityAccount } from "./constructs/workload-identity.js";
+import type { StackOutputName } from "./outputs.js";
+
+export const REQUIRED_SERVICES = [
+  "compute.googleapis.com",
+  "container.googleapis.com",
+  "redis.googleapis.com",
+  "servicenetworking.googleapis.com",
+  "dns.googleapis.com",
+  "cloudkms.googleapis.com",
+  "secretmanager.googleapis.com",
+  "iam.googleapis.com",
+  "logging.googleapis.com",
+  "monitoring.googleapis.com",
+  "storage.googleapis.com",
+  "iap.googleapis.com",
+];
+
+const GKE_NODE_ROLES = [
+  "roles/logging.logWriter",
+  "roles/monitoring.metricWriter",
+  "roles/monitoring.viewer",
+  "roles/stackdriver.resourceMetadata.writer",
+  "roles/autoscaling.metricsWriter",
+  "roles/artifactregistry.reader",
+];
+
+export interface PlatformStackProps {
+  readonly config: EnvironmentConfig;
+}
+
+/** Everything one environment runs on: `cdktf deploy <env>` applies exactly this. */
+export class PlatformStack extends TerraformStack {
+  readonly config: EnvironmentConfig;
+  readonly names: PlatformNames;
+
+  constructor(scope: Construct, id: string, props: PlatformStackProps) {
+    super(scope, id);
+    const config = (this.config = props.config);
+    const names = (this.names = platformNames(config));
+    const project = config.gcp.projectId;
+    const region = config.gcp.region;
+    const labels = { ...config.labels, environment: config.name, "managed-by": "cdktf" };
+
+    new GcsBackend(this, { bucket: config.gcp.stateBucket, prefix: `platform/${config.name}` });
+    new GoogleProvider(this, "google", { project, region, defaultLabels: labels });
+
+    const services = new ProjectServices(this, "Services", {
+      projectId: project,
+      services: [...REQUIRED_SERVICES, ...(config.gke.binaryAuthorization ? ["binaryauthorization.googleapis.com"] : [])],
+    });
+    // OS Login for every VM in the project, not only ours: a VM created by hand must not accept metadata SSH keys.
+    new ComputeProjectMetadataItem(this, "ProjectOsLogin", { project, key: "enable-oslogin", value: "TRUE", dependsOn: services.resources });
+
+    // Google's service agents, which encrypt with the platform's keys; their ids derive from the project number.
+    const projectData = new DataGoogleProject(this, "Project", { projectId: project });
+    const agent = (domain: string): string => `service-${projectData.number}@${domain}.iam.gserviceaccount.com`;
+    const keys = new PlatformKeys(this, "Keys", {
+      projectId: project,
+      location: region,
+      keyRingName: names.kmsKeyRing,
+      keyNames: names.kmsKeys,
+      agents: { gke: agent("container-engine-robot"), compute: agent("compute-system"), storage: agent("gs-project-accounts") },
+      labels,
+      preventDestroy: config.citus.deletionProtection,
+    });
+
+    const network = new PlatformNetwork(this, "Network", {
+      projectId: project,
+      region,
+      names,
+      gkeNodesCidr: config.network.gkeNodesCidr,
+      podsCidr: config.network.podsCidr,
+      servicesCidr: config.network.servicesCidr,
+      dataCidr: config.network.dataCidr,
+      privateServiceAccessCidr: config.network.privateServiceAccessCidr,
+      privateDnsDomain: config.network.privateDnsDomain,
+      flowLogSampling: config.network.flowLogSampling,
+      labels,
+    });
+    new PlatformFirewall(this, "Firewall", {
+      projectId: project,
+      network: network.network.id,
+      namePrefix: config.prefix,
+      postgresPort: names.postgresPort,
+      postgresSources: [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr],
+      controlPlaneCidr: config.network.controlPlaneCidr,
+      tags: names.networkTags,
+    });
+
+    const nodeAccount = new DedicatedServiceAccount(this, "GkeNodeAccount", {
+      projectId: project,
+      name: names.serviceAccounts.gkeNodes,
+      displayName: "GKE nodes (least privilege)",
+      projectRoles: GKE_NODE_ROLES,
+    });
+    const gke = new PrivateGkeCluster(this, "Gke", {
+      projectId: project,
+      name: names.cluster,
+      region,
+      zones: config.gcp.zones,
+      network: network.network.id,
+      subnetwork: network.gkeSubnet.id,
+      podsRangeName: names.podsRange,
+      servicesRangeName: names.servicesRange,
+      controlPlaneCidr: config.network.controlPlaneCidr,
+      privateEndpoint: config.network.privateEndpoint,
+      authorizedNetworks: config.network.authorizedNetworks,
+      workloadPool: names.workloadPool,
+      releaseChannel: config.gke.releaseChannel,
+      maintenanceWindow: config.gke.maintenanceWindow,
+      secretsEncryptionKey: keys.gkeSecrets.id,
+      bootDiskKey: keys.disks.id,
+      nodeServiceAccount: nodeAccount.email,
+      nodeTags: [names.networkTags.gkeNodes],
+      nodePool: { name: names.nodePool, ...config.gke.nodePool },
+      deletionProtection: config.gke.deletionProtection,
+      binaryAuthorization: config.gke.binaryAuthorization,
+      labels,
+      dependsOn: [keys.grants.gkeSecrets, keys.grants.disks],
+    });
+
+    const redis = new MemorystoreRedis(this, "Redis", {
+      projectId: project,
+      name: names.redis.instance,
+      region,
+      zones: config.gcp.zones,
+      network: network.network.id,
+      tier: config.redis.tier,
+      memorySizeGb: config.redis.memorySizeGb,
+      version: config.redis.version,
+      readReplicas: config.redis.readReplicas,
+      maintenanceWindow: { day: "SUNDAY", hour: 3 },
+      authSecretId: names.secrets.redisAuth,
+      caSecretId: names.secrets.redisCa,
+      dnsZone: network.dnsZone,
+      host: names.redis.host,
+      labels,
+      dependsOn: [network.privateServiceAccess],
+    });
+
+    const backups = new BackupsBucket(this, "Backups", {
+      projectId: project,
+      name: names.backupsBucket,
+      location: region,
+      kmsKey: keys.backups.id,
+      nearlineAfterDays: config.backups.nearlineAfterDays,
+      maxAgeDays: config.backups.maxAgeDays,
+      noncurrentVersionDays: config.backups.noncurrentVersionDays,
+      labels,
+      dependsOn: [keys.grants.backups],
+    });
+
+    const citus = new CitusCluster(this, "Citus", {
+      config,
+      names,
+      subnetwork: network.dataSubnet.id,
+      dnsZoneName: network.dnsZone.name,
+      diskKey: keys.disks.id,
+      backupsBucket: backups.bucket.name,
+      labels,
+      dependsOn: [keys.grants.disks],
+    });
+
+    // The tenant service and its worker read the application password, the database CA and Redis; nothing else.
+    const workloadSecrets = [citus.secrets.dbApp.secretId, citus.secrets.dbCaCert.secretId, redis.authSecret.secretId, redis.caSecret.secretId];
+    const workloadRoles = ["roles/cloudtrace.agent"];
+    const tenantService = new WorkloadIdentityAccount(this, "TenantServiceIdentity", {
+      projectId: project,
+      name: names.serviceAccounts.tenantService,
+      displayName: "Tenant service (Workload Identity)",
+      workloadPool: names.workloadPool,
+      kubernetesNamespace: config.kubernetes.tenantService.namespace,
+      kubernetesServiceAccount: config.kubernetes.tenantService.serviceAccount,
+      secretIds: workloadSecrets,
+      projectRoles: workloadRoles,
+      dependsOn: [gke.cluster],
+    });
+    const tenantWorker = new WorkloadIdentityAccount(this, "TenantWorkerIdentity", {
+      projectId: project,
+      name: names.serviceAccounts.tenantWorker,
+      displayName: "Tenant queue worker (Workload Identity)",
+      workloadPool: names.workloadPool,
+      kubernetesNamespace: config.kubernetes.tenantWorker.namespace,
+      kubernetesServiceAccount: config.kubernetes.tenantWorker.serviceAccount,
+      secretIds: workloadSecrets,
+      projectRoles: workloadRoles,
+      dependsOn: [gke.cluster],
+    });
+
+    const outputs: Record<StackOutputName, unknown> = {
+      environment: config.name,
+      project_id: project,
+      region,
+      cluster_name: gke.cluster.name,
+      cluster_location: gke.cluster.location,
+      workload_pool: names.workloadPool,
+      coordinator_host: names.citus.coordinator.host,
+      coordinator_ip: citus.coordinator.address.address,
+      worker_hosts: names.citus.workers.map((w) => w.host),
+      postgres_port: names.postgresPort,
+      database: names.citusDatabase,
+      redis_host: names.redis.host,
+      redis_ip: redis.instance.host,
+      redis_port: redis.instance.port,
+      backups_bucket: backups.bucket.name,
+      tenant_service_account: tenantService.account.email,
+      tenant_worker_account: tenantWorker.account.email,
+      secret_ids: names.secrets,
+    };
+    for (const [name, value] of Object.entries(outputs)) {
+      new TerraformOutput(this, name, { value });
+    }
+  }
+}
