@@ -1,0 +1,341 @@
+import { execFileSync } from "node:child_process";
+import { beforeAll, describe, expect, it } from "vitest";
+import { platformNames, type EnvironmentConfig } from "@platform/config";
+import type { SynthesizedStack } from "../src/app.js";
+import { at, block, blocks, allowsPort } from "../src/policy/index.js";
+import { StackOutputsSchema } from "../src/outputs.js";
+import { IAP_TCP_FORWARDING_RANGE } from "../src/constructs/firewall.js";
+import { hermeticConfigs, only, resourcesOf, synthesizeAll } from "./helpers.js";
+
+const configs = hermeticConfigs();
+let stacks: SynthesizedStack[];
+beforeAll(() => {
+  stacks = synthesizeAll(configs);
+});
+
+const metadataOf = (conf: Record<string, unknown>): Record<string, string> => block(conf.metadata) as Record<string, string>;
+
+describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%s stack", (name, config) => {
+  const names = platformNames(config);
+  const stack = (): SynthesizedStack => stacks.find((s) => s.name === name)!;
+  const all = (type: string) => resourcesOf(stack().json, type);
+
+  describe("state and providers", () => {
+    it("keeps remote state in the environment's GCS bucket under its own prefix", () => {
+      expect(at(stack().json.terraform, "backend", "gcs")).toEqual({ bucket: config.gcp.stateBucket, prefix: `platform/${name}` });
+    });
+    it("pins the Google provider to an exact version", () => {
+      const google = at(stack().json.terraform, "required_providers", "google") as { version: string };
+      expect(google.version).toMatch(/^\d+\.\d+\.\d+$/);
+    });
+    it("uses the configured project and region, never a hard-coded one", () => {
+      const provider = block((stack().json.provider as Record<string, unknown>).google)!;
+      expect(provider).toMatchObject({ project: config.gcp.projectId, region: config.gcp.region });
+      expect(JSON.stringify(stack().json)).not.toMatch(/example-saas-(?!dev|staging|production)/);
+    });
+  });
+
+  describe("network", () => {
+    it("is a custom-mode VPC", () => {
+      expect(only(stack(), "google_compute_network").conf).toMatchObject({ name: names.network, auto_create_subnetworks: false });
+    });
+    it("gives the GKE subnet secondary ranges for pods and services, Private Google Access and flow logs", () => {
+      const gke = all("google_compute_subnetwork").find((s) => s.conf.name === names.gkeSubnet)!;
+      expect(gke.conf.ip_cidr_range).toBe(config.network.gkeNodesCidr);
+      expect(gke.conf.secondary_ip_range).toEqual([
+        { range_name: names.podsRange, ip_cidr_range: config.network.podsCidr },
+        { range_name: names.servicesRange, ip_cidr_range: config.network.servicesCidr },
+      ]);
+      for (const subnet of all("google_compute_subnetwork")) {
+        expect(subnet.conf.private_ip_google_access, subnet.address).toBe(true);
+        expect(at(subnet.conf, "log_config", "flow_sampling"), subnet.address).toBe(config.network.flowLogSampling);
+      }
+    });
+    it("sends egress through Cloud Router and NAT, with NAT logging", () => {
+      expect(only(stack(), "google_compute_router").conf.name).toBe(names.router);
+      expect(only(stack(), "google_compute_router_nat").conf).toMatchObject({ name: names.nat, log_config: { enable: true } });
+    });
+    it("reserves the Private Service Access range and peers it with servicenetworking", () => {
+      const range = only(stack(), "google_compute_global_address").conf;
+      expect(`${String(range.address)}/${String(range.prefix_length)}`).toBe(config.network.privateServiceAccessCidr);
+      expect(range.purpose).toBe("VPC_PEERING");
+      expect(only(stack(), "google_service_networking_connection").conf.service).toBe("servicenetworking.googleapis.com");
+    });
+    it("has a private DNS zone visible only inside the VPC, with a record per database host and Redis", () => {
+      const zone = only(stack(), "google_dns_managed_zone").conf;
+      expect(zone).toMatchObject({ dns_name: config.network.privateDnsDomain, visibility: "private" });
+      const records = all("google_dns_record_set").map((r) => r.conf.name);
+      const hosts = [names.citus.coordinator, ...names.citus.workers].flatMap((n) => [n.host, ...(n.standby ? [n.standby.host] : [])]);
+      expect(records.sort()).toEqual([...hosts, names.redis.host].map((h) => `${h}.`).sort());
+    });
+  });
+
+  describe("firewall", () => {
+    const rules = () => all("google_compute_firewall").map((r) => r.conf);
+    const allowing = (port: number) => rules().filter((r) => blocks(r.allow).some((a) => allowsPort(a, port)));
+    it("allows SSH only from the IAP range", () => {
+      const ssh = allowing(22);
+      expect(ssh.length).toBe(1);
+      expect(ssh[0]!.source_ranges).toEqual([IAP_TCP_FORWARDING_RANGE]);
+    });
+    it("allows PostgreSQL only from the cluster and database subnet ranges", () => {
+      const pg = allowing(5432);
+      expect(pg.length).toBe(1);
+      expect(pg[0]!.source_ranges).toEqual([config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr]);
+      expect(pg[0]!.target_tags).toEqual([names.networkTags.citus]);
+    });
+    it("never allows anything from 0.0.0.0/0, and denies the rest with logging", () => {
+      for (const rule of rules().filter((r) => r.allow)) expect(rule.source_ranges, String(rule.name)).not.toContain("0.0.0.0/0");
+      const deny = rules().find((r) => r.deny)!;
+      expect(deny).toMatchObject({ priority: 65534, source_ranges: ["0.0.0.0/0"], deny: [{ protocol: "all" }] });
+      for (const rule of rules()) expect(block(rule.log_config), String(rule.name)).toBeDefined();
+    });
+  });
+
+  describe("GKE", () => {
+    const cluster = () => only(stack(), "google_container_cluster").conf;
+    const pool = () => only(stack(), "google_container_node_pool").conf;
+    it("is regional across the three configured zones", () => {
+      expect(cluster().location).toBe(config.gcp.region);
+      expect(cluster().node_locations).toEqual(config.gcp.zones);
+    });
+    it("has private nodes and the control plane endpoint the config asks for", () => {
+      expect(block(cluster().private_cluster_config)).toMatchObject({
+        enable_private_nodes: true,
+        enable_private_endpoint: config.network.privateEndpoint,
+        master_ipv4_cidr_block: config.network.controlPlaneCidr,
+      });
+      expect(at(cluster(), "master_authorized_networks_config", "cidr_blocks")).toEqual(
+        config.network.authorizedNetworks.map((n) => ({ display_name: n.displayName, cidr_block: n.cidrBlock })),
+      );
+    });
+    it("uses Workload Identity and Dataplane V2 (network policy enforced by the datapath)", () => {
+      expect(at(cluster(), "workload_identity_config", "workload_pool")).toBe(`${config.gcp.projectId}.svc.id.goog`);
+      expect(cluster().datapath_provider).toBe("ADVANCED_DATAPATH");
+    });
+    it("has shielded nodes with secure boot and integrity monitoring, on the GKE metadata server", () => {
+      expect(cluster().enable_shielded_nodes).toBe(true);
+      for (const conf of [cluster(), pool()]) {
+        expect(at(conf, "node_config", "shielded_instance_config")).toEqual({ enable_secure_boot: true, enable_integrity_monitoring: true });
+        expect(at(conf, "node_config", "workload_metadata_config", "mode")).toBe("GKE_METADATA");
+      }
+    });
+    it("follows the configured release channel and maintenance window", () => {
+      expect(at(cluster(), "release_channel", "channel")).toBe(config.gke.releaseChannel);
+      expect(at(cluster(), "maintenance_policy", "recurring_window")).toEqual({
+        start_time: config.gke.maintenanceWindow.startTime,
+        end_time: config.gke.maintenanceWindow.endTime,
+        recurrence: config.gke.maintenanceWindow.recurrence,
+      });
+    });
+    it("removes the default pool and runs one autoscaled, auto-repaired, surge-upgraded pool", () => {
+      expect(cluster().remove_default_node_pool).toBe(true);
+      expect(block(pool().autoscaling)).toMatchObject({ min_node_count: config.gke.nodePool.minNodesPerZone, max_node_count: config.gke.nodePool.maxNodesPerZone });
+      expect(block(pool().management)).toEqual({ auto_repair: true, auto_upgrade: true });
+      expect(block(pool().upgrade_settings)).toEqual({ strategy: "SURGE", max_surge: config.gke.nodePool.maxSurge, max_unavailable: config.gke.nodePool.maxUnavailable });
+      expect(at(pool(), "node_config", "machine_type")).toBe(config.gke.nodePool.machineType);
+    });
+    it("runs nodes as a dedicated least-privilege service account, never the default compute one", () => {
+      const nodeSa = all("google_service_account").find((s) => s.conf.account_id === names.serviceAccounts.gkeNodes.accountId)!;
+      const ref = `\${${nodeSa.address}.email}`;
+      expect(at(pool(), "node_config", "service_account")).toBe(ref);
+      expect(at(cluster(), "node_config", "service_account")).toBe(ref);
+      const roles = all("google_project_iam_member").filter((m) => m.conf.member === `\${${nodeSa.address}.member}`).map((m) => m.conf.role);
+      expect(roles.sort()).toEqual(
+        ["roles/artifactregistry.reader", "roles/autoscaling.metricsWriter", "roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/monitoring.viewer", "roles/stackdriver.resourceMetadata.writer"].sort(),
+      );
+    });
+    it("encrypts Kubernetes Secrets with the Cloud KMS key and keeps logging and monitoring on", () => {
+      const key = all("google_kms_crypto_key").find((k) => k.conf.name === names.kmsKeys.gkeSecrets)!;
+      expect(block(cluster().database_encryption)).toEqual({ state: "ENCRYPTED", key_name: `\${${key.address}.id}` });
+      expect(cluster().logging_service).toBe("logging.googleapis.com/kubernetes");
+      expect(cluster().monitoring_service).toBe("monitoring.googleapis.com/kubernetes");
+    });
+    it(`${name === "production" ? "has" : "does not force"} deletion protection and Binary Authorization`, () => {
+      expect(cluster().deletion_protection).toBe(config.gke.deletionProtection);
+      expect(at(cluster(), "binary_authorization", "evaluation_mode")).toBe(config.gke.binaryAuthorization ? "PROJECT_SINGLETON_POLICY_ENFORCE" : undefined);
+      if (name === "production") expect(config.gke.deletionProtection && config.gke.binaryAuthorization).toBe(true);
+    });
+  });
+
+  describe("Memorystore", () => {
+    const redis = () => only(stack(), "google_redis_instance");
+    it("requires AUTH and TLS and lives on Private Service Access", () => {
+      expect(redis().conf).toMatchObject({ auth_enabled: true, transit_encryption_mode: "SERVER_AUTHENTICATION", connect_mode: "PRIVATE_SERVICE_ACCESS" });
+    });
+    it(`is ${config.redis.tier} with the configured size`, () => {
+      expect(redis().conf).toMatchObject({ tier: config.redis.tier, memory_size_gb: config.redis.memorySizeGb });
+      if (name !== "dev") expect(redis().conf.tier).toBe("STANDARD_HA");
+      if (config.redis.tier === "STANDARD_HA") expect(redis().conf.alternative_location_id).toBe(config.gcp.zones[1]);
+    });
+    it("publishes the AUTH string and CA to Secret Manager by reference, never as a literal", () => {
+      const versions = all("google_secret_manager_secret_version").map((v) => v.conf.secret_data);
+      expect(versions.sort()).toEqual([`\${${redis().address}.auth_string}`, `\${${redis().address}.server_ca_certs[0].cert}`].sort());
+    });
+  });
+
+  describe("Citus", () => {
+    const instances = () => all("google_compute_instance");
+    const primaries = () => instances().filter((i) => !String(i.conf.name).endsWith("-standby"));
+    const script = (instance: string) => metadataOf(instances().find((i) => i.conf.name === instance)!.conf)["startup-script"]!;
+    it(`runs a coordinator and ${config.citus.workers} workers${config.citus.standby ? ", each with a standby" : ""}`, () => {
+      expect(primaries().map((i) => i.conf.name).sort()).toEqual([names.citus.coordinator, ...names.citus.workers].map((n) => n.instance).sort());
+      expect(instances().length).toBe((1 + config.citus.workers) * (config.citus.standby ? 2 : 1));
+    });
+    it("has no public IP, is shielded, uses OS Login, blocks project SSH keys and disables the serial port", () => {
+      for (const vm of instances()) {
+        expect(blocks(vm.conf.network_interface).every((ni) => ni.access_config === undefined), vm.address).toBe(true);
+        expect(block(vm.conf.shielded_instance_config), vm.address).toEqual({ enable_secure_boot: true, enable_vtpm: true, enable_integrity_monitoring: true });
+        expect(metadataOf(vm.conf), vm.address).toMatchObject({ "enable-oslogin": "TRUE", "block-project-ssh-keys": "true", "serial-port-enable": "false" });
+        expect(vm.conf.can_ip_forward, vm.address).toBe(false);
+        expect(vm.conf.metadata_startup_script, vm.address).toBeUndefined();
+      }
+    });
+    it("runs each VM as the dedicated coordinator or worker service account", () => {
+      const accounts = Object.fromEntries(all("google_service_account").map((s) => [s.conf.account_id, `\${${s.address}.email}`]));
+      for (const vm of instances()) {
+        const expected = String(vm.conf.name).includes("coordinator") ? names.serviceAccounts.citusCoordinator : names.serviceAccounts.citusWorker;
+        expect(at(vm.conf, "service_account", "email"), vm.address).toBe(accounts[expected.accountId]);
+      }
+    });
+    it("keeps data on a separate CMEK SSD disk with a snapshot schedule", () => {
+      const disks = all("google_compute_disk");
+      expect(disks.length).toBe(instances().length);
+      for (const disk of disks) {
+        expect(disk.conf.type, disk.address).toBe(config.citus.dataDiskType);
+        expect(at(disk.conf, "disk_encryption_key", "kms_key_self_link"), disk.address).toMatch(/google_kms_crypto_key\..*\.id/);
+      }
+      const workerDisks = disks.filter((d) => /worker-\d+-data$/.test(String(d.conf.name)));
+      for (const d of workerDisks) expect(d.conf.size).toBe(config.citus.worker.dataDiskGb);
+      const attachments = all("google_compute_disk_resource_policy_attachment");
+      expect(attachments.length).toBe(disks.length);
+      const policy = only(stack(), "google_compute_resource_policy").conf;
+      expect(at(policy, "snapshot_schedule_policy", "retention_policy", "max_retention_days")).toBe(config.citus.snapshotRetentionDays);
+      for (const vm of instances()) expect(blocks(vm.conf.attached_disk)[0]?.device_name).toBe("pgdata");
+    });
+    it("spreads nodes across the zones and puts each standby in another zone than its primary", () => {
+      const zones = new Set(primaries().map((i) => i.conf.zone));
+      expect(zones.size).toBe(Math.min(3, primaries().length));
+      for (const node of [names.citus.coordinator, ...names.citus.workers]) {
+        if (node.standby) expect(node.standby.zone).not.toBe(node.zone);
+      }
+    });
+    it("generates startup scripts that bash parses, install Citus and configure PostgreSQL as required", () => {
+      for (const vm of instances()) {
+        const text = metadataOf(vm.conf)["startup-script"]!;
+        execFileSync("bash", ["-n"], { input: text });
+        expect(text).toContain(`readonly CITUS_PACKAGE='postgresql-${config.citus.postgresMajor}-citus-${config.citus.citusVersion}'`);
+      }
+      const body = script(names.citus.coordinator.instance);
+      for (const line of [
+        "shared_preload_libraries = 'citus,pg_stat_statements'",
+        "wal_level = logical",
+        "ssl = on",
+        "password_encryption = 'scram-sha-256'",
+        "archive_command = 'pgbackrest --stanza=$STANZA archive-push %p'",
+        "citus.propagate_set_commands = 'local'",
+        "packagecloud.io/citusdata/community",
+      ]) {
+        expect(body).toContain(line);
+      }
+      expect(body).toContain(`readonly CLIENT_CIDRS='${config.network.gkeNodesCidr} ${config.network.podsCidr} ${config.network.dataCidr}'`);
+    });
+    it("has the coordinator join every worker by DNS name", () => {
+      expect(script(names.citus.coordinator.instance)).toContain(`readonly WORKER_HOSTS='${names.citus.workers.map((w) => w.host).join(" ")}'`);
+    });
+    it("keeps database passwords out of the synthesized JSON: Secret Manager secrets without versions", () => {
+      const ids = all("google_secret_manager_secret").map((s) => s.conf.secret_id);
+      for (const id of [names.secrets.dbSuperuser, names.secrets.dbReplication, names.secrets.dbMigrator, names.secrets.dbApp, names.secrets.dbCaKey]) {
+        expect(ids).toContain(id);
+      }
+      const versioned = all("google_secret_manager_secret_version").map((v) => String(v.conf.secret));
+      expect(versioned.every((ref) => /Redis_/.test(ref))).toBe(true);
+      // Any attribute that carries a credential must be a reference to another resource, never a literal.
+      const literals: string[] = [];
+      const visit = (value: unknown, path: string): void => {
+        if (value && typeof value === "object") {
+          for (const [k, v] of Object.entries(value)) visit(v, `${path}.${k}`);
+        } else if (/(password|secret_data|auth_string|private_key)$/i.test(path) && typeof value === "string" && !/^\$\{[^}]+\}$/.test(value)) {
+          literals.push(path);
+        }
+      };
+      visit(stack().json.resource, "resource");
+      expect(literals).toEqual([]);
+    });
+    if (config.citus.standby) {
+      it("streams each standby from its primary and carries the primary's name for failover", () => {
+        for (const node of [names.citus.coordinator, ...names.citus.workers]) {
+          const text = script(node.standby!.instance);
+          expect(text).toContain("readonly ROLE='standby'");
+          expect(text).toContain(`readonly PRIMARY_HOST='${node.host}'`);
+          expect(text).toContain(`readonly CERT_HOSTS='${node.standby!.host} ${node.host}'`);
+          expect(script(node.instance)).toContain(`readonly STANDBY_HOST='${node.standby!.host}'`);
+        }
+      });
+    }
+  });
+
+  describe("backups bucket", () => {
+    const bucket = () => only(stack(), "google_storage_bucket").conf;
+    it("is private: uniform access and public access prevention enforced", () => {
+      expect(bucket()).toMatchObject({ name: names.backupsBucket, uniform_bucket_level_access: true, public_access_prevention: "enforced" });
+    });
+    it("is versioned and encrypted with its own KMS key", () => {
+      expect(block(bucket().versioning)).toEqual({ enabled: true });
+      expect(at(bucket(), "encryption", "default_kms_key_name")).toMatch(/google_kms_crypto_key\.Keys_backups_/);
+    });
+    it("has lifecycle rules: Nearline, a maximum age beyond pgBackRest retention, noncurrent cleanup, aborted uploads", () => {
+      const rules = blocks(bucket().lifecycle_rule).map((r) => ({ action: block(r.action), condition: block(r.condition) }));
+      expect(rules).toContainEqual({ action: { type: "SetStorageClass", storage_class: "NEARLINE" }, condition: { age: config.backups.nearlineAfterDays, matches_storage_class: ["STANDARD"] } });
+      expect(rules).toContainEqual({ action: { type: "Delete" }, condition: { age: config.backups.maxAgeDays } });
+      expect(rules).toContainEqual({ action: { type: "Delete" }, condition: { days_since_noncurrent_time: config.backups.noncurrentVersionDays, with_state: "ARCHIVED" } });
+      expect(rules.some((r) => r.action?.type === "AbortIncompleteMultipartUpload")).toBe(true);
+      expect(config.backups.maxAgeDays).toBeGreaterThan(config.citus.fullBackupRetention * 7);
+    });
+  });
+
+  describe("IAM", () => {
+    const gsa = (accountId: string) => all("google_service_account").find((s) => s.conf.account_id === accountId)!;
+    it.each([
+      ["tenant service", "tenantService"],
+      ["tenant worker", "tenantWorker"],
+    ] as const)("binds the %s Kubernetes service account to its own Google service account", (_label, key) => {
+      const account = gsa(names.serviceAccounts[key].accountId);
+      const binding = all("google_service_account_iam_member").find((b) => b.conf.service_account_id === `\${${account.address}.name}`)!;
+      const k8s = config.kubernetes[key];
+      expect(binding.conf).toMatchObject({ role: "roles/iam.workloadIdentityUser", member: `serviceAccount:${config.gcp.projectId}.svc.id.goog[${k8s.namespace}/${k8s.serviceAccount}]` });
+    });
+    it("lets the tenant workloads read only their own secrets, and grants them no broad project role", () => {
+      const secretAddress = Object.fromEntries(all("google_secret_manager_secret").map((s) => [`\${${s.address}.secret_id}`, s.conf.secret_id]));
+      for (const key of ["tenantService", "tenantWorker"] as const) {
+        const member = `\${${gsa(names.serviceAccounts[key].accountId).address}.member}`;
+        const readable = all("google_secret_manager_secret_iam_member").filter((m) => m.conf.member === member).map((m) => secretAddress[String(m.conf.secret_id)]);
+        expect(readable.sort()).toEqual([names.secrets.dbApp, names.secrets.dbCaCert, names.secrets.redisAuth, names.secrets.redisCa].sort());
+        const roles = all("google_project_iam_member").filter((m) => m.conf.member === member).map((m) => m.conf.role);
+        expect(roles).toEqual(["roles/cloudtrace.agent"]);
+      }
+    });
+    it("grants no basic roles and creates no service account keys", () => {
+      for (const m of all("google_project_iam_member")) expect(m.conf.role, m.address).not.toMatch(/^roles\/(owner|editor|viewer)$/);
+      expect(all("google_service_account_key")).toEqual([]);
+    });
+  });
+
+  it("exports every typed output the Kubernetes layer reads", () => {
+    expect(Object.keys(stack().json.output ?? {}).sort()).toEqual(Object.keys(StackOutputsSchema.shape).sort());
+    expect(stack().json.output?.coordinator_host?.value).toBe(names.citus.coordinator.host);
+  });
+});
+
+describe("sizing flows from the tenant target into the stacks", () => {
+  it("adds Citus workers when an operator raises the production worker count", () => {
+    const configs = hermeticConfigs({ PLATFORM_PRODUCTION_CITUS_WORKERS: "24" });
+    const production = synthesizeAll(configs.filter((c) => c.name === "production"))[0]!;
+    const primaries = resourcesOf(production.json, "google_compute_instance").filter((i) => /worker-\d+$/.test(String(i.conf.name)));
+    expect(primaries.length).toBe(24);
+  });
+  it("sizes a 1M-tenant production at 20 or more workers and dev at 3", () => {
+    expect(configs.find((c) => c.name === "production")!.citus.workers).toBeGreaterThanOrEqual(20);
+    expect(configs.find((c) => c.name === "dev")!.citus.workers).toBe(3);
+  });
+});
