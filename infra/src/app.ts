@@ -18,6 +18,26 @@ export interface TerraformJson {
   readonly provider?: Record<string, unknown>;
 }
 
+/**
+ * cdktf records a complete stack trace (no depth limit) for every token it creates, that is for every resource
+ * attribute reference and nested block, only to decorate rare token errors. Formatting those traces, through
+ * source maps when tsx has them on, was half of synthesis time. Inside `run` traces are left unformatted: error
+ * messages are unchanged, their stacks are empty. PLATFORM_SYNTH_STACK_TRACES=1 keeps them for debugging.
+ */
+export function withoutTokenStackTraces<T>(run: () => T): T {
+  if (process.env.PLATFORM_SYNTH_STACK_TRACES === "1") return run();
+  const sourceMaps = process.sourceMapsEnabled;
+  const prepare = Error.prepareStackTrace;
+  process.setSourceMapsEnabled(false);
+  Error.prepareStackTrace = () => "";
+  try {
+    return run();
+  } finally {
+    Error.prepareStackTrace = prepare;
+    process.setSourceMapsEnabled(sourceMaps);
+  }
+}
+
 /** Builds one stack per environment, named after it, so `cdktf deploy dev` deploys dev. */
 export function buildApp(configs: readonly EnvironmentConfig[], outdir: string): App {
   const app = new App({ outdir });
@@ -26,7 +46,7 @@ export function buildApp(configs: readonly EnvironmentConfig[], outdir: string):
 }
 
 export function synthesize(configs: readonly EnvironmentConfig[], outdir: string): SynthesizedStack[] {
-  buildApp(configs, outdir).synth();
+  withoutTokenStackTraces(() => buildApp(configs, outdir).synth());
   return configs.map((config) => ({
     name: config.name,
     json: JSON.parse(readFileSync(join(outdir, "stacks", config.name, "cdk.tf.json"), "utf8")) as TerraformJson,

@@ -38,7 +38,7 @@ try {
   }
   for (const stack of stacks) {
     const resources = Object.values(stack.json.resource ?? {}).reduce((n, byName) => n + Object.keys(byName).length, 0);
-    console.error(`synthesized ${stack.name}: ${resources} resources, policy clean -> ${outdir}/stacks/${stack.name}/cdk.tf.json`);
+    console.log(`synthesized ${stack.name}: ${resources} resources, policy clean -> ${outdir}/stacks/${stack.name}/cdk.tf.json`);
   }
 } catch (error) {
   if (error instanceof ConfigError) {

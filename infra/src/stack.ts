@@ -1,8 +1,6 @@
 import { Construct } from "constructs";
+import { ComputeProjectMetadataItem, DataGoogleProject, GoogleProvider } from "./google.js";
 import { GcsBackend, TerraformOutput, TerraformStack } from "cdktf";
-import { GoogleProvider } from "@cdktf/provider-google/lib/provider/index.js";
-import { DataGoogleProject } from "@cdktf/provider-google/lib/data-google-project/index.js";
-import { ComputeProjectMetadataItem } from "@cdktf/provider-google/lib/compute-project-metadata-item/index.js";
 import { platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
 import { ProjectServices } from "./constructs/project-services.js";
 import { PlatformNetwork } from "./constructs/network.js";

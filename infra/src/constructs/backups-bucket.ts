@@ -1,5 +1,5 @@
 import { Construct } from "constructs";
-import { StorageBucket } from "@cdktf/provider-google/lib/storage-bucket/index.js";
+import { StorageBucket } from "../google.js";
 import type { ITerraformDependable } from "cdktf";
 
 export interface BackupsBucketProps {

@@ -1,8 +1,5 @@
 import { Construct } from "constructs";
-import { ComputeResourcePolicy } from "@cdktf/provider-google/lib/compute-resource-policy/index.js";
-import { SecretManagerSecret } from "@cdktf/provider-google/lib/secret-manager-secret/index.js";
-import { SecretManagerSecretIamMember } from "@cdktf/provider-google/lib/secret-manager-secret-iam-member/index.js";
-import { StorageBucketIamMember } from "@cdktf/provider-google/lib/storage-bucket-iam-member/index.js";
+import { ComputeResourcePolicy, SecretManagerSecret, SecretManagerSecretIamMember, StorageBucketIamMember } from "../google.js";
 import type { ITerraformDependable } from "cdktf";
 import type { EnvironmentConfig, PlatformNames } from "@platform/config";
 import { CitusNode } from "./citus-node.js";

@@ -1,9 +1,5 @@
 import { Construct } from "constructs";
-import { ComputeAddress } from "@cdktf/provider-google/lib/compute-address/index.js";
-import { ComputeDisk } from "@cdktf/provider-google/lib/compute-disk/index.js";
-import { ComputeDiskResourcePolicyAttachment } from "@cdktf/provider-google/lib/compute-disk-resource-policy-attachment/index.js";
-import { ComputeInstance } from "@cdktf/provider-google/lib/compute-instance/index.js";
-import { DnsRecordSet } from "@cdktf/provider-google/lib/dns-record-set/index.js";
+import { ComputeAddress, ComputeDisk, ComputeDiskResourcePolicyAttachment, ComputeInstance, DnsRecordSet } from "../google.js";
 import type { ITerraformDependable } from "cdktf";
 
 /** Debian 12: PostgreSQL 15 natively, and a target of both the PGDG and the Citus package repositories. */

@@ -1,5 +1,5 @@
 import { Construct } from "constructs";
-import { ComputeFirewall } from "@cdktf/provider-google/lib/compute-firewall/index.js";
+import { ComputeFirewall } from "../google.js";
 
 /** Google's IAP TCP-forwarding range: the only source SSH is ever accepted from. */
 export const IAP_TCP_FORWARDING_RANGE = "35.235.240.0/20";

@@ -1,7 +1,5 @@
 import { Construct } from "constructs";
-import { KmsKeyRing } from "@cdktf/provider-google/lib/kms-key-ring/index.js";
-import { KmsCryptoKey } from "@cdktf/provider-google/lib/kms-crypto-key/index.js";
-import { KmsCryptoKeyIamMember } from "@cdktf/provider-google/lib/kms-crypto-key-iam-member/index.js";
+import { KmsCryptoKey, KmsCryptoKeyIamMember, KmsKeyRing } from "../google.js";
 
 export interface PlatformKeysProps {
   readonly projectId: string;

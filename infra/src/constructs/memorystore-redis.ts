@@ -1,9 +1,6 @@
 import { Construct } from "constructs";
-import { RedisInstance } from "@cdktf/provider-google/lib/redis-instance/index.js";
-import { SecretManagerSecret } from "@cdktf/provider-google/lib/secret-manager-secret/index.js";
-import { SecretManagerSecretVersion } from "@cdktf/provider-google/lib/secret-manager-secret-version/index.js";
-import { DnsRecordSet } from "@cdktf/provider-google/lib/dns-record-set/index.js";
-import type { DnsManagedZone } from "@cdktf/provider-google/lib/dns-managed-zone/index.js";
+import { DnsRecordSet, RedisInstance, SecretManagerSecret, SecretManagerSecretVersion } from "../google.js";
+import type { DnsManagedZone } from "../google.js";
 import type { ITerraformDependable } from "cdktf";
 
 export interface MemorystoreRedisProps {

@@ -1,11 +1,5 @@
 import { Construct } from "constructs";
-import { ComputeNetwork } from "@cdktf/provider-google/lib/compute-network/index.js";
-import { ComputeSubnetwork } from "@cdktf/provider-google/lib/compute-subnetwork/index.js";
-import { ComputeRouter } from "@cdktf/provider-google/lib/compute-router/index.js";
-import { ComputeRouterNat } from "@cdktf/provider-google/lib/compute-router-nat/index.js";
-import { ComputeGlobalAddress } from "@cdktf/provider-google/lib/compute-global-address/index.js";
-import { ServiceNetworkingConnection } from "@cdktf/provider-google/lib/service-networking-connection/index.js";
-import { DnsManagedZone } from "@cdktf/provider-google/lib/dns-managed-zone/index.js";
+import { ComputeGlobalAddress, ComputeNetwork, ComputeRouter, ComputeRouterNat, ComputeSubnetwork, DnsManagedZone, ServiceNetworkingConnection } from "../google.js";
 import { formatIpv4, parseCidr, prefixLength } from "@platform/config";
 
 export interface PlatformNetworkProps {

@@ -1,6 +1,5 @@
 import { Construct } from "constructs";
-import { ContainerCluster } from "@cdktf/provider-google/lib/container-cluster/index.js";
-import { ContainerNodePool } from "@cdktf/provider-google/lib/container-node-pool/index.js";
+import { ContainerCluster, ContainerNodePool } from "../google.js";
 import type { ITerraformDependable } from "cdktf";
 
 const CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform";

@@ -1,5 +1,5 @@
 import { Construct } from "constructs";
-import { ProjectService } from "@cdktf/provider-google/lib/project-service/index.js";
+import { ProjectService } from "../google.js";
 
 export interface ProjectServicesProps {
   readonly projectId: string;

@@ -1,6 +1,5 @@
 import { Construct } from "constructs";
-import { ServiceAccount } from "@cdktf/provider-google/lib/service-account/index.js";
-import { ProjectIamMember } from "@cdktf/provider-google/lib/project-iam-member/index.js";
+import { ProjectIamMember, ServiceAccount } from "../google.js";
 import type { ServiceAccountName } from "@platform/config";
 
 export interface DedicatedServiceAccountProps {

@@ -1,6 +1,5 @@
 import { Construct } from "constructs";
-import { ServiceAccountIamMember } from "@cdktf/provider-google/lib/service-account-iam-member/index.js";
-import { SecretManagerSecretIamMember } from "@cdktf/provider-google/lib/secret-manager-secret-iam-member/index.js";
+import { SecretManagerSecretIamMember, ServiceAccountIamMember } from "../google.js";
 import type { ITerraformDependable } from "cdktf";
 import type { ServiceAccountName } from "@platform/config";
 import { DedicatedServiceAccount } from "./service-account.js";
