@@ -249,8 +249,10 @@ write_pgpass() {
   } >"$PGUSER_HOME/.pgpass"
 }
 
+# The cluster never starts on its own at boot (start.conf is "manual"): only this script starts it, after checking
+# that the node has not been fenced, so a failed primary that comes back cannot become a second primary.
 start_postgres() {
-  systemctl enable "postgresql@$PG_MAJOR-main" >/dev/null
+  echo manual >"$PGCONF/start.conf"
   systemctl restart "postgresql@$PG_MAJOR-main"
   for _ in $(seq 1 60); do
     sudo -u postgres pg_isready -q -p "$PG_PORT" && return 0
@@ -420,7 +422,19 @@ clone_from_primary() {
   die "could not clone $PRIMARY_HOST: check that it is up and has the replication slot 'standby'"
 }
 
+exit_if_fenced() {
+  local fenced
+  fenced="$(curl -sf -H 'Metadata-Flavor: Google' \
+    http://metadata.google.internal/computeMetadata/v1/instance/attributes/citus-fenced || true)"
+  if [[ "$fenced" == true ]]; then
+    log "fenced (instance metadata citus-fenced=true): PostgreSQL stays down. docs/runbooks/citus-failover.md"
+    systemctl stop "postgresql@$PG_MAJOR-main" 2>/dev/null || true
+    exit 0
+  fi
+}
+
 main() {
+  exit_if_fenced
   mkdir -p "$STATE_DIR"
   mount_data_disk
   install_packages

@@ -92,8 +92,9 @@ export class CitusNode extends Construct {
       scheduling: { onHostMaintenance: "MIGRATE", automaticRestart: true, preemptible: false },
       deletionProtection: props.deletionProtection,
       allowStoppingForUpdate: true,
-      // A new Debian point release must not replace a database VM; image upgrades are a runbook step.
-      lifecycle: { ignoreChanges: ["boot_disk[0].initialize_params[0].image"] },
+      // A new Debian point release must not replace a database VM; image upgrades are a runbook step. The fencing
+      // flag is set by hand during failover and must survive later deploys.
+      lifecycle: { ignoreChanges: ["boot_disk[0].initialize_params[0].image", 'metadata["citus-fenced"]'] },
       dependsOn: props.dependsOn,
     });
     new DnsRecordSet(this, "DnsRecord", {
