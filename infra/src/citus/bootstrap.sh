@@ -7,10 +7,14 @@
 set -euo pipefail
 umask 022
 
-STATE_DIR=/var/lib/citus-bootstrap
-TLS_DIR=/etc/postgresql/tls
+# Paths can be redirected only so the tests can render the configuration against a real PostgreSQL in a temporary
+# directory (infra/test/bootstrap-postgres.test.ts); on a VM nothing sets them.
+STATE_DIR="${BOOTSTRAP_STATE_DIR:-/var/lib/citus-bootstrap}"
+TLS_DIR="${BOOTSTRAP_TLS_DIR:-/etc/postgresql/tls}"
 PGDATA="$DATA_MOUNT/$PG_MAJOR/main"
-PGCONF="/etc/postgresql/$PG_MAJOR/main"
+PGCONF="${BOOTSTRAP_PGCONF_DIR:-/etc/postgresql/$PG_MAJOR/main}"
+PGBACKREST_CONF_DIR="${BOOTSTRAP_PGBACKREST_DIR:-/etc/pgbackrest}"
+PGBACKREST_SPOOL_DIR="${BOOTSTRAP_PGBACKREST_SPOOL_DIR:-/var/spool/pgbackrest}"
 PGUSER_HOME=/var/lib/postgresql
 PSQL=(sudo -u postgres psql -X -v ON_ERROR_STOP=1 --quiet --no-align --tuples-only)
 
@@ -207,9 +211,9 @@ CONF
   chown postgres:postgres "$PGCONF/pg_hba.conf"
   chmod 0640 "$PGCONF/pg_hba.conf"
 
-  install -d -m 0750 -o postgres -g postgres /var/spool/pgbackrest /var/log/pgbackrest
-  install -d -m 0755 /etc/pgbackrest
-  cat >/etc/pgbackrest/pgbackrest.conf <<CONF
+  install -d -m 0750 -o postgres -g postgres "$PGBACKREST_SPOOL_DIR"
+  install -d -m 0755 "$PGBACKREST_CONF_DIR"
+  cat >"$PGBACKREST_CONF_DIR/pgbackrest.conf" <<CONF
 [global]
 repo1-type=gcs
 repo1-gcs-bucket=$BACKUP_BUCKET
@@ -221,7 +225,7 @@ compress-type=zst
 process-max=2
 start-fast=y
 archive-async=y
-spool-path=/var/spool/pgbackrest
+spool-path=$PGBACKREST_SPOOL_DIR
 log-level-console=info
 log-level-file=detail
 
@@ -229,7 +233,7 @@ log-level-file=detail
 pg1-path=$PGDATA
 pg1-port=$PG_PORT
 CONF
-  chmod 0644 /etc/pgbackrest/pgbackrest.conf
+  chmod 0644 "$PGBACKREST_CONF_DIR/pgbackrest.conf"
 }
 
 # libpq reads this file for streaming replication and for Citus's node-to-node connections, which Citus opens as
@@ -466,4 +470,7 @@ main() {
   log "ready"
 }
 
-main "$@"
+# The tests source this file with BOOTSTRAP_SOURCE_ONLY=1 to call single functions; on a VM nothing sets it.
+if [[ "${BOOTSTRAP_SOURCE_ONLY:-}" != 1 ]]; then
+  main "$@"
+fi

@@ -1,0 +1,146 @@
+/**
+ * Renders a Citus node's postgresql.conf, pg_hba.conf and pgbackrest.conf with the real bootstrap functions and
+ * starts a real PostgreSQL 15 on them. Citus itself is not installed here, so the test replaces only
+ * shared_preload_libraries after including the generated file; every other generated setting is loaded as written.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { platformNames } from "@platform/config";
+import { citusStartupScript } from "../src/citus/startup-script.js";
+import { hermeticConfigs } from "./helpers.js";
+
+const PG_BIN = "/usr/lib/postgresql/15/bin";
+const skipReason = !existsSync(join(PG_BIN, "postgres"))
+  ? `PostgreSQL 15 server binaries not found in ${PG_BIN} (apt-get install postgresql-15)`
+  : process.getuid?.() !== 0
+    ? "needs root: the bootstrap chowns files to the postgres user, as it does on the VM"
+    : undefined;
+if (skipReason) console.warn(`skipping bootstrap-postgres tests: ${skipReason}`);
+
+const config = hermeticConfigs().find((c) => c.name === "staging")!;
+const names = platformNames(config);
+const port = 25432 + (process.pid % 1000);
+let dir: string;
+
+const asPostgres = (cmd: string, args: string[], input?: string) =>
+  execFileSync("runuser", ["-u", "postgres", "--", cmd, ...args], { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
+const sql = (query: string) => asPostgres("psql", ["-X", "-At", "-h", dir, "-p", String(port), "-d", "postgres", "-c", query]).trim();
+
+describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real PostgreSQL 15", () => {
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "citus-bootstrap-"));
+    chmodSync(dir, 0o755);
+    const script = citusStartupScript({
+      role: "worker",
+      nodeKind: "worker",
+      nodeHost: names.citus.workers[0]!.host,
+      certificateHosts: [names.citus.workers[0]!.host],
+      prefix: config.prefix,
+      projectId: config.gcp.projectId,
+      postgresMajor: 15,
+      citusVersion: config.citus.citusVersion,
+      port,
+      database: names.citusDatabase,
+      shardCount: config.citus.shardCount,
+      stanza: `${config.prefix}-worker-0`,
+      backupBucket: names.backupsBucket,
+      fullBackupRetention: config.citus.fullBackupRetention,
+      maxSlotWalKeepSize: "10GB",
+      clientCidrs: [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr],
+      dataCidr: config.network.dataCidr,
+      coordinatorHost: names.citus.coordinator.host,
+      secrets: { superuser: "s", replication: "r", migrator: "m", app: "a", caKey: "k", caCert: "c" },
+    });
+    writeFileSync(join(dir, "bootstrap.sh"), script);
+    const env = {
+      ...process.env,
+      BOOTSTRAP_SOURCE_ONLY: "1",
+      BOOTSTRAP_STATE_DIR: join(dir, "state"),
+      BOOTSTRAP_TLS_DIR: join(dir, "tls"),
+      BOOTSTRAP_PGCONF_DIR: join(dir, "conf"),
+      BOOTSTRAP_PGBACKREST_DIR: join(dir, "pgbackrest"),
+      BOOTSTRAP_PGBACKREST_SPOOL_DIR: join(dir, "spool"),
+    };
+    execFileSync("bash", ["-c", `set -euo pipefail; source '${dir}/bootstrap.sh'; write_postgres_config`], { env, stdio: "pipe" });
+
+    // A throwaway certificate where the bootstrap would have issued one from the platform CA.
+    const tls = join(dir, "tls");
+    execFileSync("mkdir", ["-p", tls]);
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+      "-subj", "/CN=test", "-keyout", join(tls, "server.key"), "-out", join(tls, "server.crt")], { stdio: "pipe" });
+    execFileSync("cp", [join(tls, "server.crt"), join(tls, "ca.crt")]);
+    execFileSync("chown", ["-R", "postgres:postgres", dir]);
+    chmodSync(join(tls, "server.key"), 0o600);
+
+    const data = join(dir, "data");
+    asPostgres(join(PG_BIN, "initdb"), ["-D", data, "--auth-local=peer", "-U", "postgres"]);
+    appendFileSync(
+      join(data, "postgresql.conf"),
+      [
+        `include '${join(dir, "conf", "conf.d", "50-platform.conf")}'`,
+        `hba_file = '${join(dir, "conf", "pg_hba.conf")}'`,
+        "shared_preload_libraries = 'pg_stat_statements'",
+        "listen_addresses = '127.0.0.1'",
+        `unix_socket_directories = '${dir}'`,
+        "shared_buffers = 32MB",
+        "effective_cache_size = 128MB",
+        "max_connections = 50",
+        "archive_mode = off",
+        "",
+      ].join("\n"),
+    );
+    asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data, "-l", join(dir, "server.log"), "-w", "start"]);
+  }, 120_000);
+
+  afterAll(() => {
+    if (!dir) return;
+    spawnSync("runuser", ["-u", "postgres", "--", join(PG_BIN, "pg_ctl"), "-D", join(dir, "data"), "-m", "immediate", "stop"]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("accepts the generated settings: logical WAL, TLS, SCRAM, Citus set-command propagation", () => {
+    expect(sql("SHOW wal_level")).toBe("logical");
+    expect(sql("SHOW ssl")).toBe("on");
+    expect(sql("SHOW password_encryption")).toBe("scram-sha-256");
+    expect(sql("SHOW max_slot_wal_keep_size")).toBe("10GB");
+    expect(sql("SELECT current_setting('citus.propagate_set_commands')")).toBe("local");
+    expect(sql("SELECT current_setting('citus.shard_count')")).toBe(String(config.citus.shardCount));
+    expect(sql("SELECT current_setting('citus.node_conninfo')")).toContain("sslmode=verify-full");
+    const errors = sql("SELECT sourcefile || ':' || sourceline || ' ' || error FROM pg_file_settings WHERE error IS NOT NULL");
+    expect(errors).toBe("");
+  });
+
+  it("parses pg_hba.conf without errors, superuser first restricted to the database subnet, everything else rejected last", () => {
+    expect(sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL")).toBe("0");
+    const rules = sql("SELECT type || ' ' || array_to_string(database, ',') || ' ' || array_to_string(user_name, ',') || ' ' || coalesce(address, '-') || ' ' || auth_method FROM pg_hba_file_rules ORDER BY line_number").split("\n");
+    expect(rules[0]).toBe("local all postgres - peer");
+    expect(rules).toContain(`hostssl all postgres ${config.network.dataCidr.split("/")[0]} scram-sha-256`);
+    expect(rules).toContain(`hostssl ${names.citusDatabase} all ${config.network.podsCidr.split("/")[0]} scram-sha-256`);
+    expect(rules.at(-2)).toBe("host all all 0.0.0.0 reject");
+    // No rule lets the superuser in over the network from outside the database subnet.
+    const superuserIndex = rules.findIndex((r) => r.startsWith("hostssl all postgres 0.0.0.0 reject"));
+    const clientIndex = rules.findIndex((r) => r.startsWith(`hostssl ${names.citusDatabase} all`));
+    expect(superuserIndex).toBeGreaterThan(0);
+    expect(superuserIndex).toBeLessThan(clientIndex);
+  });
+
+  it("rejects a TCP connection from an address outside the configured ranges", () => {
+    const result = spawnSync("runuser", ["-u", "postgres", "--", "psql", "-X", "-h", "127.0.0.1", "-p", String(port), "-d", "postgres", "-c", "SELECT 1"], {
+      encoding: "utf8",
+      env: { ...process.env, PGCONNECT_TIMEOUT: "5", PGSSLMODE: "prefer" },
+    });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/pg_hba\.conf rejects connection/);
+  });
+
+  it("points pgBackRest at the backups bucket with count-based full retention", () => {
+    const conf = readFileSync(join(dir, "pgbackrest", "pgbackrest.conf"), "utf8");
+    expect(conf).toContain("repo1-type=gcs");
+    expect(conf).toContain(`repo1-gcs-bucket=${names.backupsBucket}`);
+    expect(conf).toContain(`repo1-retention-full=${config.citus.fullBackupRetention}`);
+    expect(conf).toContain(`[${config.prefix}-worker-0]`);
+  });
+});

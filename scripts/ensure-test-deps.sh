@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suites run real components from, when they are missing.
+# Run by `pnpm test` before vitest. As root it installs with apt-get, non-interactively; otherwise it says what is
+# missing and the suites that need it skip with a printed reason.
+set -euo pipefail
+
+# command-or-path : Debian package
+REQUIRED=(
+  "/usr/lib/postgresql/15/bin/postgres:postgresql-15"
+  "openssl:openssl"
+  "runuser:util-linux"
+)
+
+missing=()
+for entry in "${REQUIRED[@]}"; do
+  probe="${entry%%:*}"
+  package="${entry##*:}"
+  if [[ "$probe" == /* ]]; then
+    [[ -x "$probe" ]] || missing+=("$package")
+  else
+    command -v "$probe" >/dev/null 2>&1 || missing+=("$package")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "test dependencies missing: ${missing[*]}. Install them (sudo apt-get install ${missing[*]}); until then the" \
+    "tests that need them are skipped with a reason." >&2
+  exit 0
+fi
+
+echo "installing test dependencies: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The Debian package starts a cluster on 5432; the tests start their own servers on their own ports.
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  pg_lsclusters -h | awk '{print $1, $2}' | while read -r version name; do pg_ctlcluster "$version" "$name" stop || true; done
+fi
