@@ -5,6 +5,8 @@ export default defineConfig({
     projects: [
       { test: { name: "config", root: "./config", include: ["test/**/*.test.ts"] } },
       // Synthesis of three stacks happens once per file in beforeAll: give it room on a 2-core CI machine.
+      // Starts its own PostgreSQL servers; runs the Citus suite too when CITUS_URL is set.
+      { test: { name: "citus", root: "./citus", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
       { test: { name: "infra", root: "./infra", include: ["test/**/*.test.ts"], testTimeout: 120_000, hookTimeout: 300_000 } },
     ],
   },

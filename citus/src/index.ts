@@ -1,0 +1,16 @@
+export {
+  MIGRATIONS_DIR,
+  MIGRATION_LOCK_KEY,
+  MigrationError,
+  loadMigrations,
+  splitStatements,
+  planMigrations,
+  readApplied,
+  runMigrations,
+  hasCitus,
+  acquireMigrationLock,
+  type Migration,
+  type AppliedMigration,
+  type RunOptions,
+  type RunResult,
+} from "./migrations.js";

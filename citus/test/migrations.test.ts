@@ -1,0 +1,276 @@
+import { cpSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { postgresUnavailable, startPostgres, type PostgresServer } from "@platform/testing";
+import { MIGRATIONS_DIR, loadMigrations, planMigrations, runMigrations, splitStatements } from "../src/index.js";
+
+describe("migration files", () => {
+  it("are numbered without gaps and parse with PostgreSQL 15's parser", async () => {
+    const migrations = await loadMigrations();
+    expect(migrations.map((m) => m.version)).toEqual(migrations.map((_, i) => i + 1));
+    for (const m of migrations) expect(m.statements.length, m.file).toBeGreaterThan(0);
+  });
+
+  it("splits statements at real boundaries, not at semicolons inside dollar quotes or strings", async () => {
+    const sql = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;\nSELECT 'a;b';\n-- trailing comment\n";
+    expect(await splitStatements(sql, "x.sql")).toEqual([
+      "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$",
+      "SELECT 'a;b'",
+    ]);
+  });
+
+  it("reports a syntax error with the file, line and column", async () => {
+    await expect(splitStatements("SELECT 1;\nSELEC 2;", "0009_bad.sql")).rejects.toThrow(/0009_bad\.sql: syntax error at line 2, column 1/);
+  });
+
+  it("rejects badly named files and gaps", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "migrations-"));
+    try {
+      writeFileSync(join(dir, "0001_a.sql"), "SELECT 1;");
+      writeFileSync(join(dir, "0003_c.sql"), "SELECT 1;");
+      await expect(loadMigrations(dir)).rejects.toThrow(/0003_c\.sql: versions must run .* expected 0002/);
+      writeFileSync(join(dir, "2_Bad Name.sql"), "SELECT 1;");
+      await expect(loadMigrations(dir)).rejects.toThrow(/named NNNN_lowercase_name\.sql/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses an edited or a missing applied migration", async () => {
+    const migrations = await loadMigrations();
+    const first = migrations[0]!;
+    const appliedAt = new Date("2026-01-01T00:00:00Z");
+    expect(() => planMigrations(migrations, [{ version: 1, name: first.name, checksum: "0".repeat(64), appliedAt }])).toThrow(
+      /0001_schema\.sql was applied on 2026-01-01.*immutable.*new migration/,
+    );
+    expect(() => planMigrations(migrations, [{ version: 99, name: "gone", checksum: "x", appliedAt }])).toThrow(/0099_gone\.sql .* file is missing/);
+    expect(planMigrations(migrations, [{ version: 1, name: first.name, checksum: first.checksum, appliedAt }]).pending.map((m) => m.version)).toEqual(
+      migrations.slice(1).map((m) => m.version),
+    );
+  });
+});
+
+const unavailable = postgresUnavailable();
+if (unavailable) console.warn(`skipping PostgreSQL migration tests: ${unavailable}`);
+
+describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () => {
+  let server: PostgresServer;
+  let migrator: string;
+  let app: string;
+  const connect = async (url: string) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    return client;
+  };
+  const asAdmin = async <T>(run: (c: pg.Client) => Promise<T>, database = "postgres"): Promise<T> => {
+    const client = await connect(server.urlFor("postgres", "postgres", database));
+    try {
+      return await run(client);
+    } finally {
+      await client.end();
+    }
+  };
+  let dbCounter = 0;
+  /** A fresh database owned by nobody special, with the two platform roles able to use it. */
+  const freshDatabase = async (): Promise<string> => {
+    const name = `t${++dbCounter}`;
+    await asAdmin((c) => c.query(`CREATE DATABASE ${name}`));
+    await asAdmin((c) => c.query(`GRANT CREATE ON DATABASE ${name} TO platform_migrator`));
+    return name;
+  };
+
+  beforeAll(async () => {
+    server = await startPostgres();
+    await asAdmin(async (c) => {
+      await c.query("CREATE ROLE platform_migrator LOGIN PASSWORD 'migrator'");
+      await c.query("CREATE ROLE platform_app LOGIN PASSWORD 'app'");
+    });
+    migrator = "platform_migrator";
+    app = "platform_app";
+  }, 120_000);
+  afterAll(() => server?.stop());
+
+  it("applies every migration once, records it, and is a no-op the second time", async () => {
+    const db = await freshDatabase();
+    const client = await connect(server.urlFor(migrator, "migrator", db));
+    try {
+      const all = await loadMigrations();
+      const first = await runMigrations(client);
+      expect(first.citus).toBe(false);
+      expect(first.ran).toEqual(all.map((m) => m.version));
+      const second = await runMigrations(client);
+      expect(second.ran).toEqual([]);
+      const { rows } = await client.query("SELECT version, checksum, applied_by FROM platform_migrations.history ORDER BY version");
+      expect(rows).toEqual(all.map((m) => ({ version: m.version, checksum: m.checksum, applied_by: migrator })));
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("--dry-run lists pending migrations and changes nothing", async () => {
+    const db = await freshDatabase();
+    const client = await connect(server.urlFor(migrator, "migrator", db));
+    try {
+      const lines: string[] = [];
+      const result = await runMigrations(client, { dryRun: true, log: (l) => lines.push(l) });
+      expect(result.pending.length).toBeGreaterThan(0);
+      expect(lines[0]).toMatch(/^would apply 0001_schema\.sql \(sha256 [0-9a-f]{12}\)$/);
+      const { rows } = await client.query("SELECT to_regclass('platform.tenants') AS t, to_regclass('platform_migrations.history') AS h");
+      expect(rows[0]).toEqual({ t: null, h: null });
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("refuses to run when an applied migration file was edited, naming it", async () => {
+    const db = await freshDatabase();
+    const dir = mkdtempSync(join(tmpdir(), "migrations-"));
+    cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+    const client = await connect(server.urlFor(migrator, "migrator", db));
+    try {
+      await runMigrations(client, { migrations: await loadMigrations(dir) });
+      appendFileSync(join(dir, "0002_row_level_security.sql"), "\n-- an innocent-looking edit\n");
+      await expect(runMigrations(client, { migrations: await loadMigrations(dir) })).rejects.toThrow(
+        /0002_row_level_security\.sql was applied on .* but the file now has/,
+      );
+    } finally {
+      await client.end();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("rolls a failing migration back entirely: no partial schema, no history row", async () => {
+    const db = await freshDatabase();
+    const dir = mkdtempSync(join(tmpdir(), "migrations-"));
+    cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+    const next = String((await loadMigrations(dir)).length + 1).padStart(4, "0");
+    writeFileSync(join(dir, `${next}_broken.sql`), "CREATE TABLE platform.half_done (id int);\nSELECT 1 / 0;\n");
+    const client = await connect(server.urlFor(migrator, "migrator", db));
+    try {
+      await expect(runMigrations(client, { migrations: await loadMigrations(dir) })).rejects.toThrow(
+        new RegExp(`${next}_broken\\.sql failed and was rolled back: division by zero`),
+      );
+      const { rows } = await client.query("SELECT to_regclass('platform.half_done') AS t, (SELECT max(version) FROM platform_migrations.history) AS v");
+      expect(rows[0]).toEqual({ t: null, v: Number(next) - 1 });
+    } finally {
+      await client.end();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("serializes two runners with the advisory lock, and a runner that cannot get it says who holds it", async () => {
+    const db = await freshDatabase();
+    const [a, b] = [await connect(server.urlFor(migrator, "migrator", db)), await connect(server.urlFor(migrator, "migrator", db))];
+    const holder = await connect(server.urlFor(migrator, "migrator", db));
+    try {
+      const both = await Promise.all([runMigrations(a), runMigrations(b)]);
+      expect(both.map((r) => r.ran.length).sort()).toEqual([0, (await loadMigrations()).length]);
+
+      await holder.query("SET application_name = 'stuck-runner'");
+      await holder.query("SELECT pg_advisory_lock(7302615001)");
+      await expect(runMigrations(a, { lockTimeoutMs: 500 })).rejects.toThrow(/another migration runner holds the lock \(pid \d+, user platform_migrator, stuck-runner/);
+    } finally {
+      await Promise.all([a.end(), b.end(), holder.end()]);
+    }
+  });
+
+  it("fails clearly when the service role does not exist yet", async () => {
+    const db = await freshDatabase();
+    await asAdmin((c) => c.query("ALTER ROLE platform_app RENAME TO platform_app_away"));
+    const client = await connect(server.urlFor(migrator, "migrator", db));
+    try {
+      await expect(runMigrations(client)).rejects.toThrow(/role platform_app does not exist \(hint: Create it first/);
+    } finally {
+      await client.end();
+      await asAdmin((c) => c.query("ALTER ROLE platform_app_away RENAME TO platform_app"));
+    }
+  });
+
+  describe("the migrated schema", () => {
+    let db: string;
+    beforeAll(async () => {
+      db = await freshDatabase();
+      const client = await connect(server.urlFor(migrator, "migrator", db));
+      await runMigrations(client);
+      await client.end();
+    });
+
+    it("enables and forces row-level security on every table, with USING and WITH CHECK", async () => {
+      const { rows } = await asAdmin(
+        (c) =>
+          c.query(`SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+                          (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid AND p.polwithcheck IS NOT NULL)::int AS with_check
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = 'platform' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1`),
+        db,
+      );
+      expect(rows.map((r) => r.relname)).toEqual(["audit_log", "items", "tenant_metrics", "tenants", "users"]);
+      for (const r of rows) expect(r, r.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: true });
+      for (const r of rows) expect(r.with_check, r.relname).toBeGreaterThan(0);
+    });
+
+    it("lets the service role own nothing, bypass nothing, and not be a superuser", async () => {
+      const { rows } = await asAdmin(
+        (c) =>
+          c.query(`SELECT r.rolsuper, r.rolbypassrls,
+                          (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                            WHERE n.nspname = 'platform' AND c.relowner = r.oid)::int AS owned
+                     FROM pg_roles r WHERE r.rolname = 'platform_app'`),
+        db,
+      );
+      expect(rows[0]).toEqual({ rolsuper: false, rolbypassrls: false, owned: 0 });
+    });
+
+    it("keeps tenants apart for the service role: no context sees nothing, a foreign tenant_id is refused", async () => {
+      const client = await connect(server.urlFor(app, "app", db));
+      const A = "11111111-1111-4111-8111-111111111111";
+      const B = "22222222-2222-4222-8222-222222222222";
+      try {
+        await client.query("BEGIN");
+        await client.query("SET LOCAL app.platform_admin = 'on'");
+        await client.query("INSERT INTO platform.tenants (id, code, name) VALUES ($1, 'acme', 'Acme'), ($2, 'globex', 'Globex')", [A, B]);
+        await client.query("COMMIT");
+        for (const [tenant, email] of [[A, "a@acme.test"], [B, "b@globex.test"]] as const) {
+          await client.query("BEGIN");
+          await client.query(`SET LOCAL app.tenant_id = '${tenant}'`);
+          await client.query("INSERT INTO platform.users (tenant_id, email) VALUES ($1, $2)", [tenant, email]);
+          await client.query("COMMIT");
+        }
+        expect((await client.query("SELECT count(*)::int AS n FROM platform.users")).rows[0].n).toBe(0);
+        expect((await client.query("SELECT count(*)::int AS n FROM platform.tenants")).rows[0].n).toBe(0);
+        await client.query("BEGIN");
+        await client.query(`SET LOCAL app.tenant_id = '${A}'`);
+        expect((await client.query("SELECT email FROM platform.users")).rows).toEqual([{ email: "a@acme.test" }]);
+        expect((await client.query("SELECT count(*)::int AS n FROM platform.users WHERE tenant_id = $1", [B])).rows[0].n).toBe(0);
+        await expect(client.query("INSERT INTO platform.users (tenant_id, email) VALUES ($1, 'x@globex.test')", [B])).rejects.toThrow(/row-level security/);
+        await client.query("ROLLBACK");
+        // After the transaction the context is gone again.
+        expect((await client.query("SELECT count(*)::int AS n FROM platform.users")).rows[0].n).toBe(0);
+        await expect(client.query("UPDATE platform.audit_log SET actor = 'x'")).rejects.toThrow(/permission denied/);
+      } finally {
+        await client.end();
+      }
+    });
+
+    it("creates audit_log partitions ahead and drops old ones only through the owner's functions", async () => {
+      const client = await connect(server.urlFor(app, "app", db));
+      try {
+        const partitions = async () =>
+          (await client.query("SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'platform.audit_log'::regclass")).rows[0].n as number;
+        const before = await partitions();
+        expect(before).toBe(8); // last month through six months ahead
+        expect((await client.query("SELECT platform.ensure_audit_log_partitions(8) AS n")).rows[0].n).toBe(2);
+        expect((await client.query("SELECT platform.drop_audit_log_partitions_before(date_trunc('month', now())::date) AS n")).rows[0].n).toBe(1);
+        expect(await partitions()).toBe(9);
+        await expect(client.query("SELECT platform.drop_audit_log_partitions_before((now() + interval '2 months')::date)")).rejects.toThrow(
+          /refusing to drop the current month/,
+        );
+        await expect(client.query("DROP TABLE platform.audit_log")).rejects.toThrow(/must be owner/);
+      } finally {
+        await client.end();
+      }
+    });
+  });
+});

@@ -1,0 +1,1 @@
+export { startPostgres, postgresUnavailable, freePort, POSTGRES_BIN, type PostgresServer } from "./postgres.js";
