@@ -1,0 +1,77 @@
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { AppError } from "./errors.js";
+
+export const SCOPES = { platformAdmin: "platform:admin", tenantAdmin: "tenant:admin" } as const;
+
+export interface Principal {
+  readonly subject: string;
+  /** The tenant the token belongs to; absent for platform-level tokens. */
+  readonly tenantId?: string;
+  readonly scopes: ReadonlySet<string>;
+  readonly isPlatformAdmin: boolean;
+  readonly isTenantAdmin: boolean;
+}
+
+export interface AuthOptions {
+  readonly jwksUrl?: string;
+  readonly secret?: string;
+  readonly issuer: string;
+  readonly audience: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const unauthorized = (message: string) =>
+  new AppError(401, "unauthorized", message, { "www-authenticate": 'Bearer realm="tenant-service", error="invalid_token"' });
+
+/**
+ * Verifies bearer tokens: Hydra's asymmetric keys in production (JWKS), a shared HS256 secret in development.
+ * The accepted algorithms are pinned per mode, so `alg: none` and algorithm confusion fail verification.
+ */
+export function createAuthenticator(options: AuthOptions): (header: string | undefined) => Promise<Principal> {
+  let key: JWTVerifyGetKey | Uint8Array;
+  let algorithms: string[];
+  if (options.jwksUrl) {
+    key = createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    algorithms = ["RS256", "ES256", "EdDSA"];
+  } else if (options.secret) {
+    key = new TextEncoder().encode(options.secret);
+    algorithms = ["HS256"];
+  } else {
+    throw new Error("authentication needs AUTH_JWKS_URL or AUTH_JWT_SECRET");
+  }
+
+  return async (header) => {
+    if (!header) throw unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'");
+    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(header);
+    if (!match) throw unauthorized("the Authorization header must be 'Bearer <JWT>'");
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(match[1]!, key as Uint8Array, {
+        issuer: options.issuer,
+        audience: options.audience,
+        algorithms,
+        clockTolerance: 5,
+        requiredClaims: ["sub", "exp"],
+      }));
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) throw unauthorized("the token has expired");
+      if (error instanceof joseErrors.JWTClaimValidationFailed) throw unauthorized(`the token's ${error.claim} claim is not accepted`);
+      throw unauthorized("the token could not be verified");
+    }
+    const tenantId = payload.tenant_id;
+    if (tenantId !== undefined && (typeof tenantId !== "string" || !UUID.test(tenantId))) {
+      throw unauthorized("the token's tenant_id claim must be a tenant's uuid");
+    }
+    const scopes = new Set(typeof payload.scope === "string" ? payload.scope.split(" ").filter(Boolean) : []);
+    const isPlatformAdmin = scopes.has(SCOPES.platformAdmin);
+    if (!tenantId && !isPlatformAdmin) throw unauthorized("the token names no tenant (tenant_id claim)");
+    return {
+      subject: String(payload.sub),
+      tenantId: tenantId?.toLowerCase(),
+      scopes,
+      isPlatformAdmin,
+      isTenantAdmin: scopes.has(SCOPES.tenantAdmin),
+    };
+  };
+}

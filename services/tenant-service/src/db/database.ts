@@ -1,0 +1,45 @@
+export interface QueryResult<T> {
+  readonly rows: T[];
+  readonly rowCount: number;
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+}
+
+/**
+ * Transaction-scoped settings row-level security reads. Only these names exist, and their values are validated
+ * before they reach SQL: SET LOCAL cannot take a bind parameter.
+ */
+export interface TenantContext {
+  readonly tenantId?: string;
+  readonly platformAdmin?: boolean;
+  readonly tenantLookup?: boolean;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The SET LOCAL statements for a context, each to be sent as its own statement: with
+ * citus.propagate_set_commands = 'local' Citus forwards a lone SET LOCAL to every worker the transaction touches,
+ * whereas set_config() is not forwarded and a multi-statement string fails on the workers.
+ */
+export function contextStatements(context: TenantContext): string[] {
+  const statements: string[] = [];
+  if (context.tenantId !== undefined) {
+    if (!UUID.test(context.tenantId)) throw new Error(`refusing tenant context "${context.tenantId}": not a lowercase uuid`);
+    statements.push(`SET LOCAL app.tenant_id = '${context.tenantId}'`);
+  }
+  if (context.platformAdmin) statements.push("SET LOCAL app.platform_admin = 'on'");
+  if (context.tenantLookup) statements.push("SET LOCAL app.tenant_lookup = 'on'");
+  return statements;
+}
+
+export interface Database {
+  readonly kind: "postgres" | "pglite";
+  /** Runs `work` in one transaction with the given context; commits, or rolls back on any error. */
+  transaction<T>(context: TenantContext, work: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Checks the database answers (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

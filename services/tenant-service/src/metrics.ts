@@ -1,0 +1,26 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export interface ServiceMetrics {
+  readonly registry: Registry;
+  readonly requests: Counter<"method" | "route" | "status">;
+  readonly duration: Histogram<"method" | "route" | "status">;
+  readonly rejections: Counter<"reason">;
+}
+
+/** RED metrics per route template (never the raw URL: tenant ids would explode cardinality). */
+export function createMetrics(): ServiceMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    requests: new Counter({ name: "http_requests_total", help: "HTTP requests by route template and status", labelNames: ["method", "route", "status"], registers: [registry] }),
+    duration: new Histogram({
+      name: "http_request_duration_seconds",
+      help: "HTTP request duration by route template",
+      labelNames: ["method", "route", "status"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    rejections: new Counter({ name: "tenant_requests_rejected_total", help: "Requests refused before reaching data, by reason", labelNames: ["reason"], registers: [registry] }),
+  };
+}

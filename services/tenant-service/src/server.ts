@@ -1,0 +1,67 @@
+/**
+ * The process: config, logger, database (PostgreSQL, or embedded PGlite when DATABASE_URL is unset), Redis,
+ * tracing, listen, and a shutdown that drains within the pod's grace period.
+ *
+ *   pnpm --filter tenant-service start
+ */
+import { Redis } from "ioredis";
+import { buildApp } from "./app.js";
+import { ConfigError, loadServiceConfig } from "./config.js";
+import type { Database } from "./db/database.js";
+import { createEmbeddedDatabase } from "./db/pglite.js";
+import { createPostgresDatabase } from "./db/postgres.js";
+import { initTracing } from "./tracing.js";
+
+let config;
+try {
+  config = loadServiceConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(2);
+  }
+  throw error;
+}
+
+const stopTracing = initTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME });
+const logger = { level: config.LOG_LEVEL, redact: ["req.headers.authorization"] };
+
+let db: Database;
+if (config.DATABASE_URL) {
+  db = createPostgresDatabase({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE });
+} else {
+  console.warn("DATABASE_URL is unset: using an embedded PGlite database in memory (development only; data is lost on exit)");
+  db = await createEmbeddedDatabase(process.env.PGLITE_DATA_DIR);
+}
+const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false }) : undefined;
+if (!redis) console.warn("REDIS_URL is unset: rate limits are counted in this process only (correct for a single replica)");
+redis?.on("error", () => {}); // reported by the rate limiter per request; reconnects on its own
+
+const app = await buildApp({ config, db, redis, logger });
+
+let closing = false;
+async function shutdown(signal: string): Promise<void> {
+  if (closing) return;
+  closing = true;
+  app.log.info({ signal }, "shutting down: draining in-flight requests");
+  // Kubernetes sends SIGTERM and waits terminationGracePeriodSeconds (30 s); finish well within it.
+  const timer = setTimeout(() => {
+    app.log.error("drain took longer than 25 s; exiting");
+    process.exit(1);
+  }, 25_000);
+  timer.unref();
+  try {
+    await app.close();
+    await db.close();
+    redis?.disconnect();
+    await stopTracing();
+    process.exit(0);
+  } catch (error) {
+    app.log.error({ err: error }, "error during shutdown");
+    process.exit(1);
+  }
+}
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGINT", () => void shutdown("SIGINT"));
+
+await app.listen({ port: config.PORT, host: config.HOST });

@@ -1,0 +1,77 @@
+import type { FastifyRequest } from "fastify";
+import type { Principal } from "./auth.js";
+import { AppError, badRequest, forbidden, notFound } from "./errors.js";
+import { CODE_PATTERN, UUID_PATTERN, type TenantDirectory, type TenantRecord } from "./tenants.js";
+
+export interface TenantReference {
+  readonly source: "path" | "header" | "subdomain" | "token";
+  readonly value: string;
+}
+
+/** The subdomain label of `host` under `baseDomain` (acme.app.example.com → acme), if it is exactly one label. */
+export function subdomainOf(host: string | undefined, baseDomain: string): string | undefined {
+  if (!host) return undefined;
+  const name = host.toLowerCase().replace(/:\d+$/, "").replace(/\.$/, "");
+  const suffix = `.${baseDomain.toLowerCase()}`;
+  if (!name.endsWith(suffix)) return undefined;
+  const label = name.slice(0, -suffix.length);
+  return label && !label.includes(".") ? label : undefined;
+}
+
+/** Every place the request names a tenant. All of them must agree, and (unless platform admin) match the token. */
+export function tenantReferences(request: FastifyRequest, principal: Principal, baseDomain: string): TenantReference[] {
+  const refs: TenantReference[] = [];
+  const path = (request.params as { tenant?: string } | undefined)?.tenant;
+  if (path !== undefined) refs.push({ source: "path", value: path });
+  const header = request.headers["x-tenant-id"];
+  if (typeof header === "string" && header.trim() !== "") refs.push({ source: "header", value: header.trim() });
+  else if (Array.isArray(header)) throw badRequest("send X-Tenant-ID once", "invalid_tenant_reference");
+  const sub = subdomainOf(request.headers.host, baseDomain);
+  if (sub !== undefined) refs.push({ source: "subdomain", value: sub });
+  if (refs.length === 0 && principal.tenantId) refs.push({ source: "token", value: principal.tenantId });
+  for (const ref of refs) {
+    if (!UUID_PATTERN.test(ref.value) && !CODE_PATTERN.test(ref.value)) {
+      throw badRequest(`the tenant named by the ${ref.source} ("${ref.value.slice(0, 80)}") is neither a tenant id nor a tenant code`, "invalid_tenant_reference");
+    }
+  }
+  return refs;
+}
+
+/**
+ * Decides which tenant a request acts on, or refuses. A tenant's token can only ever act on its own tenant, and
+ * learns nothing about others: a foreign id or code, existing or not, is 403 before anything is read.
+ */
+export async function resolveRequestTenant(
+  request: FastifyRequest,
+  principal: Principal,
+  directory: TenantDirectory,
+  baseDomain: string,
+): Promise<TenantRecord> {
+  const refs = tenantReferences(request, principal, baseDomain);
+  if (refs.length === 0) {
+    throw badRequest("no tenant: name it in the path (/v1/tenants/{tenant}/...), the X-Tenant-ID header or the subdomain", "tenant_required");
+  }
+  if (!principal.isPlatformAdmin) {
+    const own = principal.tenantId!;
+    for (const ref of refs) {
+      if (UUID_PATTERN.test(ref.value) && ref.value.toLowerCase() !== own) throw forbidden(`the token does not grant access to the tenant named by the ${ref.source}`);
+    }
+    const tenant = await directory.resolve(own);
+    if (!tenant) throw forbidden("the token's tenant does not exist");
+    for (const ref of refs) {
+      if (!UUID_PATTERN.test(ref.value) && ref.value !== tenant.code) throw forbidden(`the token does not grant access to the tenant named by the ${ref.source}`);
+    }
+    if (tenant.status === "suspended") throw forbidden(`tenant ${tenant.code} is suspended`, "tenant_suspended");
+    return tenant;
+  }
+  let resolved: TenantRecord | undefined;
+  for (const ref of refs) {
+    const tenant = await directory.resolve(ref.value);
+    if (!tenant) throw notFound(`tenant "${ref.value}" (named by the ${ref.source})`);
+    if (resolved && resolved.id !== tenant.id) {
+      throw new AppError(400, "conflicting_tenant_references", `the ${refs[0]!.source} and the ${ref.source} name different tenants`);
+    }
+    resolved = tenant;
+  }
+  return resolved!;
+}
