@@ -7,6 +7,7 @@ export default defineConfig({
       // Synthesis of three stacks happens once per file in beforeAll: give it room on a 2-core CI machine.
       // Starts its own PostgreSQL servers; runs the Citus suite too when CITUS_URL is set.
       { test: { name: "citus", root: "./citus", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
+      { test: { name: "tenant-service", root: "./services/tenant-service", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
       { test: { name: "infra", root: "./infra", include: ["test/**/*.test.ts"], testTimeout: 120_000, hookTimeout: 300_000 } },
     ],
   },

@@ -9,6 +9,7 @@ REQUIRED=(
   "/usr/lib/postgresql/15/bin/postgres:postgresql-15"
   "openssl:openssl"
   "runuser:util-linux"
+  "redis-server:redis-server"
 )
 
 missing=()
@@ -36,7 +37,8 @@ echo "installing test dependencies: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
-# The Debian package starts a cluster on 5432; the tests start their own servers on their own ports.
+# The Debian packages start their own servers; the tests start theirs on free ports, so stop the defaults.
+if command -v redis-cli >/dev/null 2>&1; then redis-cli -p 6379 shutdown nosave >/dev/null 2>&1 || true; fi
 if command -v pg_lsclusters >/dev/null 2>&1; then
   pg_lsclusters -h | awk '{print $1, $2}' | while read -r version name; do pg_ctlcluster "$version" "$name" stop || true; done
 fi

@@ -51,6 +51,8 @@ const PG_ERRORS: Record<string, [number, string, string]> = {
   "23514": [400, "validation_failed", "a value is outside its allowed range"],
   "22P02": [400, "validation_failed", "a value has the wrong format"],
   "22001": [400, "validation_failed", "a value is too long"],
+  "22021": [400, "validation_failed", "a value contains a NUL character or invalid UTF-8"],
+  "54000": [400, "validation_failed", "a value is too complex to process (e.g. a search query)"],
 };
 
 /** Builds the app without listening: tests inject requests, server.ts listens. */
@@ -64,6 +66,8 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     trustProxy: true,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   });
+  // The API speaks JSON only: without this, text/plain bodies would be accepted as strings.
+  app.removeContentTypeParser("text/plain");
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -123,7 +127,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       return reply.code(415).send({ error: { code: "unsupported_media_type", message: "send JSON with Content-Type: application/json" } });
     }
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-      const code = error.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || error instanceof SyntaxError ? "invalid_json" : "bad_request";
+      const code = ["FST_ERR_CTP_EMPTY_JSON_BODY", "FST_ERR_CTP_INVALID_JSON_BODY"].includes(error.code) || error instanceof SyntaxError ? "invalid_json" : "bad_request";
       return reply.code(error.statusCode).send({ error: { code, message: code === "invalid_json" ? "the body is not valid JSON" : error.message } });
     }
     // Everything else is ours: log it in full, tell the client only that it failed and how to refer to it.

@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../src/app.js";
+import { createPostgresDatabase } from "../src/db/postgres.js";
+import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
+
+if (unavailable) console.warn(`skipping tenant isolation tests: ${unavailable}`);
+
+describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", () => {
+  let stack: Stack;
+  let a: TenantFixture;
+  let b: TenantFixture;
+  let snapshot: () => Promise<string>;
+
+  beforeAll(async () => {
+    stack = await startStack();
+    const platform = await token({ scope: "platform:admin" });
+    a = await createTenant(stack, "alpha", platform);
+    b = await createTenant(stack, "bravo", platform);
+    // Everything a request could change, read as the superuser (no RLS): tenant B's state must never move.
+    snapshot = async () =>
+      JSON.stringify(
+        (
+          await stack.admin.query(
+            `SELECT (SELECT json_agg(u ORDER BY id) FROM platform.users u WHERE tenant_id = $1) AS users,
+                    (SELECT json_agg(i ORDER BY id) FROM platform.items i WHERE tenant_id = $1) AS items,
+                    (SELECT count(*) FROM platform.audit_log WHERE tenant_id = $1) AS audit,
+                    (SELECT row_to_json(t) FROM platform.tenants t WHERE id = $1) AS tenant`,
+            [b.id],
+          )
+        ).rows[0],
+      );
+  }, 120_000);
+  afterAll(async () => stack?.close());
+
+  // Every tenant-scoped route and verb, with B's objects.
+  const routes = () => [
+    { method: "GET", path: "" },
+    { method: "PATCH", path: "", payload: { name: "pwned" } },
+    { method: "GET", path: "/users" },
+    { method: "POST", path: "/users", payload: { email: "intruder@alpha.test" } },
+    { method: "GET", path: `/users/${b.userId}` },
+    { method: "PATCH", path: `/users/${b.userId}`, payload: { displayName: "pwned" } },
+    { method: "DELETE", path: `/users/${b.userId}` },
+    { method: "GET", path: "/items" },
+    { method: "POST", path: "/items", payload: { ownerId: b.userId, title: "planted" } },
+    { method: "GET", path: `/items/${b.itemId}` },
+    { method: "PATCH", path: `/items/${b.itemId}`, payload: { title: "pwned" } },
+    { method: "DELETE", path: `/items/${b.itemId}` },
+    { method: "GET", path: "/audit-log" },
+    { method: "GET", path: "/usage" },
+  ];
+
+  it.each(["id", "code"] as const)("refuses tenant A's token on tenant B's objects named by path (%s) for every route and verb", async (by) => {
+    const before = await snapshot();
+    for (const route of routes()) {
+      const ref = by === "id" ? b.id : b.code;
+      const res = await stack.request({ method: route.method as "GET", url: `/v1/tenants/${ref}${route.path}`, token: a.admin, payload: route.payload });
+      expect(res.statusCode, `${route.method} ${route.path}: ${res.body}`).toBe(403);
+      expect(res.body).not.toContain(b.itemId);
+    }
+    expect(await snapshot()).toBe(before);
+  });
+
+  it.each([
+    ["X-Tenant-ID header (id)", () => ({ "x-tenant-id": b.id })],
+    ["X-Tenant-ID header (code)", () => ({ "x-tenant-id": b.code })],
+    ["subdomain", () => ({ host: `${b.code}.app.test` })],
+  ])("refuses tenant A's token on tenant B named by the %s for every route and verb", async (_label, headers) => {
+    const before = await snapshot();
+    for (const route of routes().filter((r) => r.path !== "")) {
+      const res = await stack.request({ method: route.method as "GET", url: `/v1${route.path}`, token: a.admin, headers: headers(), payload: route.payload });
+      expect(res.statusCode, `${route.method} ${route.path}: ${res.body}`).toBe(403);
+    }
+    expect(await snapshot()).toBe(before);
+  });
+
+  it("refuses a path naming A when a header names B (every reference must be the token's tenant)", async () => {
+    const res = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/items`, token: a.member, headers: { "x-tenant-id": b.id } });
+    expect(res.statusCode).toBe(403);
+  });
+
+  it("ignores a tenant_id in the body: the row lands in the token's tenant", async () => {
+    const before = await snapshot();
+    const res = await stack.request({ method: "POST", url: "/v1/items", token: a.member, payload: { ownerId: a.userId, title: "mine", tenant_id: b.id, tenantId: b.id } });
+    expect(res.statusCode).toBe(201);
+    const row = await stack.admin.query("SELECT tenant_id FROM platform.items WHERE id = $1", [res.json().id]);
+    expect(row.rows[0].tenant_id).toBe(a.id);
+    expect(await snapshot()).toBe(before);
+  });
+
+  it("cannot reach B's objects through A's own routes either (ids are scoped by the tenant predicate and RLS)", async () => {
+    for (const url of [`/v1/items/${b.itemId}`, `/v1/users/${b.userId}`]) {
+      expect((await stack.request({ method: "GET", url, token: a.admin })).statusCode).toBe(404);
+      expect((await stack.request({ method: "DELETE", url, token: a.admin })).statusCode).toBe(404);
+    }
+    const res = await stack.request({ method: "POST", url: "/v1/items", token: a.member, payload: { ownerId: b.userId, title: "borrowed owner" } });
+    expect(res.statusCode).toBe(400);
+  });
+
+  it("lets a platform admin act on any tenant, by path, header or subdomain", async () => {
+    const platform = await token({ scope: "platform:admin" });
+    for (const [url, headers] of [
+      [`/v1/tenants/${b.code}/items/${b.itemId}`, {}],
+      [`/v1/items/${b.itemId}`, { "x-tenant-id": b.id }],
+      [`/v1/items/${b.itemId}`, { host: `${b.code}.app.test` }],
+    ] as const) {
+      expect((await stack.request({ method: "GET", url, token: platform, headers })).statusCode).toBe(200);
+    }
+    const conflicting = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/items`, token: platform, headers: { "x-tenant-id": b.id } });
+    expect(conflicting.statusCode).toBe(400);
+    expect(conflicting.json().error.code).toBe("conflicting_tenant_references");
+  });
+
+  it("without a tenant context the service role sees no rows at all", async () => {
+    const { Client } = await import("pg");
+    const client = new Client({ connectionString: stack.pg.urlFor("platform_app", "app") });
+    await client.connect();
+    try {
+      for (const table of ["tenants", "users", "items", "audit_log", "tenant_metrics"]) {
+        expect((await client.query(`SELECT count(*)::int AS n FROM platform.${table}`)).rows[0].n, table).toBe(0);
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("never leaks a tenant context between requests on one pooled connection, including after errors", async () => {
+    const db = createPostgresDatabase({ url: stack.config.DATABASE_URL!, poolSize: 1 });
+    const app = await buildApp({ config: stack.config, db });
+    try {
+      const req = (t: string, url: string, payload?: unknown) =>
+        app.inject({ method: payload ? "POST" : "GET", url, headers: { authorization: `Bearer ${t}` }, payload: payload as object });
+      const listA = await req(a.member, "/v1/items");
+      expect(listA.json().data.every((i: { ownerId: string }) => i.ownerId === a.userId)).toBe(true);
+      // Errors in between: a validation failure, a database error (foreign owner), a 403, a unique violation.
+      expect((await req(a.member, "/v1/items", { title: "" })).statusCode).toBe(400);
+      expect((await req(a.member, "/v1/items", { ownerId: b.userId, title: "x" })).statusCode).toBe(400);
+      expect((await req(a.member, `/v1/tenants/${b.id}/items`)).statusCode).toBe(403);
+      expect((await req(a.admin, "/v1/users", { email: "owner@alpha.test" })).statusCode).toBe(409);
+      const listB = await req(b.member, "/v1/items");
+      expect(listB.statusCode).toBe(200);
+      const ids = listB.json().data.map((i: { id: string }) => i.id);
+      expect(ids).toContain(b.itemId);
+      const owners = new Set(listB.json().data.map((i: { ownerId: string }) => i.ownerId));
+      expect([...owners]).toEqual([b.userId]);
+      // And the one connection, between requests, carries no tenant.
+      const client = await db.pool.connect();
+      try {
+        expect((await client.query("SELECT current_setting('app.tenant_id', true) AS t")).rows[0].t ?? "").toBe("");
+      } finally {
+        client.release();
+      }
+    } finally {
+      await app.close();
+      await db.close();
+    }
+  });
+});
