@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runMigrations } from "../src/index.js";
+import { prepareCitusDatabase } from "../src/testing.js";
 
 const CITUS_URL = process.env.CITUS_URL;
 if (!CITUS_URL) console.warn("skipping Citus tests: set CITUS_URL to a Citus 13 coordinator (superuser) with two or more workers");
@@ -13,44 +13,19 @@ if (!CITUS_URL) console.warn("skipping Citus tests: set CITUS_URL to a Citus 13 
 const A = "0a0a0a0a-0000-4000-8000-00000000000a";
 const B = "0b0b0b0b-0000-4000-8000-00000000000b";
 
-function urlAs(user: string, password: string): string {
-  const url = new URL(CITUS_URL!);
-  url.username = user;
-  url.password = password;
-  return url.toString();
-}
-
 describe.skipIf(!CITUS_URL)("on a real Citus cluster", () => {
   let admin: pg.Client;
   let app: pg.Client;
+  let release: (() => Promise<void>) | undefined;
   const q = async (client: pg.Client, sql: string, params: unknown[] = []) => (await client.query(sql, params)).rows;
 
   beforeAll(async () => {
     admin = new pg.Client({ connectionString: CITUS_URL });
     await admin.connect();
-    const workers = await q(admin, "SELECT count(*)::int AS n FROM citus_get_active_worker_nodes()");
-    expect(workers[0].n, "the cluster needs two or more workers").toBeGreaterThanOrEqual(2);
-    const existing = await q(admin, "SELECT to_regclass('platform.tenants') AS t");
-    if (existing[0].t) {
-      const foreign = await q(admin, "SELECT count(*)::int AS n FROM platform.tenants WHERE code NOT LIKE 'test-%'");
-      if (foreign[0].n > 0) throw new Error("CITUS_URL's database holds real tenants: refusing to drop the platform schema");
-    }
-    await admin.query("DROP SCHEMA IF EXISTS platform CASCADE");
-    await admin.query("DROP SCHEMA IF EXISTS platform_migrations CASCADE");
-    for (const [role, password] of [["platform_migrator", "migrator"], ["platform_app", "app"]]) {
-      if ((await q(admin, "SELECT 1 FROM pg_roles WHERE rolname = $1", [role])).length === 0) await admin.query(`CREATE ROLE ${role} LOGIN`);
-      await admin.query(`ALTER ROLE ${role} PASSWORD '${password}'`);
-    }
-    await admin.query(`GRANT CREATE ON DATABASE ${admin.database} TO platform_migrator`);
-    const migrator = new pg.Client({ connectionString: urlAs("platform_migrator", "migrator") });
-    await migrator.connect();
-    try {
-      const result = await runMigrations(migrator);
-      expect(result.citus).toBe(true);
-    } finally {
-      await migrator.end();
-    }
-    app = new pg.Client({ connectionString: urlAs("platform_app", "app") });
+    const prepared = await prepareCitusDatabase(CITUS_URL!);
+    release = prepared.release;
+    const appUrl = prepared.appUrl;
+    app = new pg.Client({ connectionString: appUrl });
     await app.connect();
     await app.query("BEGIN");
     await app.query("SET LOCAL app.platform_admin = 'on'");
@@ -67,6 +42,7 @@ describe.skipIf(!CITUS_URL)("on a real Citus cluster", () => {
   afterAll(async () => {
     await app?.end();
     await admin?.end();
+    await release?.();
   });
 
   it("makes tenants a reference table and every tenant table distributed by tenant_id in one colocation group", async () => {
