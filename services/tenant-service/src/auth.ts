@@ -41,10 +41,19 @@ export function createAuthenticator(options: AuthOptions): (header: string | und
     throw new Error("authentication needs AUTH_JWKS_URL or AUTH_JWT_SECRET");
   }
 
+  // Verified tokens are remembered until they expire (at most a minute): a client sends the same token on every
+  // request, and signature verification was the largest CPU cost per request. A cached entry never outlives `exp`.
+  const verified = new Map<string, { principal: Principal; until: number }>();
+
   return async (header) => {
     if (!header) throw unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'");
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(header);
     if (!match) throw unauthorized("the Authorization header must be 'Bearer <JWT>'");
+    const cached = verified.get(match[1]!);
+    if (cached) {
+      if (cached.until > Date.now()) return cached.principal;
+      verified.delete(match[1]!);
+    }
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(match[1]!, key as Uint8Array, {
@@ -66,12 +75,15 @@ export function createAuthenticator(options: AuthOptions): (header: string | und
     const scopes = new Set(typeof payload.scope === "string" ? payload.scope.split(" ").filter(Boolean) : []);
     const isPlatformAdmin = scopes.has(SCOPES.platformAdmin);
     if (!tenantId && !isPlatformAdmin) throw unauthorized("the token names no tenant (tenant_id claim)");
-    return {
+    const principal: Principal = {
       subject: String(payload.sub),
       tenantId: tenantId?.toLowerCase(),
       scopes,
       isPlatformAdmin,
       isTenantAdmin: scopes.has(SCOPES.tenantAdmin),
     };
+    if (verified.size >= 10_000) verified.clear();
+    verified.set(match[1]!, { principal, until: Math.min((payload.exp ?? 0) * 1000, Date.now() + 60_000) });
+    return principal;
   };
 }

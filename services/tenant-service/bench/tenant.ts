@@ -1,0 +1,155 @@
+/**
+ * `pnpm bench:tenant`: the tenant service on a real PostgreSQL 15 (and Redis when available) under 50 concurrent
+ * connections, point reads and inserts, next to the ceiling of the raw pg driver issuing the same statements
+ * (BEGIN, SET LOCAL app.tenant_id, the query, the audit insert, COMMIT) with the same pool size, in the same run.
+ * Target: >= 0.6 of the raw throughput, p99 <= 2x the raw p99.
+ *
+ *   BENCH_DURATION=10 BENCH_CONNECTIONS=50 pnpm bench:tenant     (BENCH_REDIS=0: in-process rate limiter)
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { runMigrations } from "@platform/citus";
+import { redisUnavailable, startPostgres, startRedis } from "@platform/testing";
+import { buildApp } from "../src/app.js";
+import { loadServiceConfig } from "../src/config.js";
+import { createPostgresDatabase } from "../src/db/postgres.js";
+import { AUDIENCE, ISSUER, SECRET, token } from "../test/harness.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const POOL = Number(process.env.BENCH_POOL ?? 20);
+const TENANTS = 20;
+const ITEMS_PER_TENANT = 50;
+
+const server = await startPostgres({ settings: { max_connections: "300" } });
+const redisServer = redisUnavailable() || process.env.BENCH_REDIS === "0" ? undefined : await startRedis();
+const admin = new pg.Client({ connectionString: server.url });
+await admin.connect();
+await admin.query("CREATE ROLE platform_migrator LOGIN PASSWORD 'migrator'; CREATE ROLE platform_app LOGIN PASSWORD 'app'; GRANT CREATE ON DATABASE postgres TO platform_migrator");
+const migrator = new pg.Client({ connectionString: server.urlFor("platform_migrator", "migrator") });
+await migrator.connect();
+await runMigrations(migrator);
+await migrator.end();
+
+// Seed: tenants, one owner each, items to read.
+interface Seed { id: string; owner: string; items: string[]; token: string }
+const seeds: Seed[] = [];
+await admin.query("SET app.platform_admin = 'on'");
+for (let t = 0; t < TENANTS; t++) {
+  const id = randomUUID();
+  const owner = randomUUID();
+  await admin.query("INSERT INTO platform.tenants (id, code, name, max_users) VALUES ($1, $2, $2, 1000)", [id, `bench-${t}`]);
+  await admin.query("INSERT INTO platform.users (tenant_id, id, email) VALUES ($1, $2, $3)", [id, owner, `owner@bench-${t}.test`]);
+  const items: string[] = [];
+  for (let i = 0; i < ITEMS_PER_TENANT; i++) {
+    const { rows } = await admin.query("INSERT INTO platform.items (tenant_id, owner_id, title, body) VALUES ($1, $2, $3, 'benchmark body') RETURNING id", [id, owner, `item ${i}`]);
+    items.push(rows[0].id);
+  }
+  seeds.push({ id, owner, items, token: await token({ tenant: id, sub: `bench-${t}` }) });
+}
+await admin.end();
+
+const appUrl = server.urlFor("platform_app", "app");
+const config = loadServiceConfig({
+  DATABASE_URL: appUrl,
+  AUTH_JWT_SECRET: SECRET,
+  AUTH_ISSUER: ISSUER,
+  AUTH_AUDIENCE: AUDIENCE,
+  RATE_LIMIT_MAX: "100000000",
+  LOG_LEVEL: "silent",
+  ...(redisServer ? { REDIS_URL: redisServer.url } : {}),
+});
+const db = createPostgresDatabase({ url: appUrl, poolSize: POOL });
+const redis = redisServer ? new Redis(redisServer.url) : undefined;
+const app = await buildApp({ config, db, redis });
+const address = await app.listen({ port: 0, host: "127.0.0.1" });
+
+// Asynchronous: the service answers from this process's event loop while the child drives load.
+async function load(requests: { method: string; path: string; headers: Record<string, string>; body?: string }[]) {
+  const { stdout: out } = await promisify(execFile)(
+    join(here, "..", "node_modules", ".bin", "tsx"),
+    [join(here, "load.ts"), JSON.stringify({ url: address, connections: CONNECTIONS, duration: DURATION, requests })],
+    { encoding: "utf8", maxBuffer: 10 * 1024 * 1024 },
+  );
+  return JSON.parse(out) as { rps: number; p50: number; p99: number; errors: number; non2xx: number; total: number };
+}
+
+// The raw ceiling: CONNECTIONS concurrent loops on a pool of POOL, the same statements, no HTTP.
+async function raw(kind: "read" | "insert") {
+  const pool = new pg.Pool({ connectionString: appUrl, max: POOL });
+  const latencies: number[] = [];
+  let n = 0;
+  const deadline = Date.now() + DURATION * 1000;
+  const worker = async (w: number) => {
+    let i = w;
+    while (Date.now() < deadline) {
+      const seed = seeds[i % TENANTS]!;
+      const started = performance.now();
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        await client.query(`SET LOCAL app.tenant_id = '${seed.id}'`);
+        if (kind === "read") {
+          await client.query("SELECT id, owner_id, title, body, tags, size_bytes, created_at, updated_at FROM platform.items WHERE tenant_id = $1 AND id = $2", [seed.id, seed.items[i % ITEMS_PER_TENANT]]);
+        } else {
+          await client.query("SELECT 1 FROM platform.users WHERE tenant_id = $1 AND id = $2", [seed.id, seed.owner]);
+          const { rows } = await client.query("INSERT INTO platform.items (tenant_id, owner_id, title, body, tags) VALUES ($1, $2, $3, $4, $5) RETURNING id, owner_id, title, body, tags, size_bytes, created_at, updated_at", [seed.id, seed.owner, "raw", "", []]);
+          await client.query("INSERT INTO platform.audit_log (tenant_id, actor, action, entity_type, entity_id, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)", [seed.id, "bench", "item.create", "item", rows[0].id, null, "{}"]);
+        }
+        await client.query("COMMIT");
+      } finally {
+        client.release();
+      }
+      latencies.push(performance.now() - started);
+      n++;
+      i += CONNECTIONS;
+    }
+  };
+  await Promise.all(Array.from({ length: CONNECTIONS }, (_, w) => worker(w)));
+  await pool.end();
+  latencies.sort((a, b) => a - b);
+  return { rps: n / DURATION, p50: latencies[Math.floor(latencies.length * 0.5)]!, p99: latencies[Math.floor(latencies.length * 0.99)]! };
+}
+
+const reads = seeds.flatMap((s) => s.items.slice(0, 10).map((id) => ({ method: "GET", path: `/v1/items/${id}`, headers: { authorization: `Bearer ${s.token}` } })));
+const inserts = seeds.map((s) => ({
+  method: "POST",
+  path: "/v1/items",
+  headers: { authorization: `Bearer ${s.token}`, "content-type": "application/json" },
+  body: JSON.stringify({ ownerId: s.owner, title: "bench" }),
+}));
+
+console.log(`tenant service benchmark: ${CONNECTIONS} connections, pool ${POOL}, ${DURATION}s per run, PostgreSQL 15 on loopback, rate limiter: ${redis ? "Redis" : "in-process"}`);
+const rows: string[] = [];
+let ok = true;
+for (const [name, requests, kind] of [["point read", reads, "read"], ["insert", inserts, "insert"]] as const) {
+  const service = await load([...requests]);
+  const baseline = await raw(kind);
+  const throughput = service.rps / baseline.rps;
+  const tail = service.p99 / baseline.p99;
+  if (throughput < 0.6 || tail > 2) ok = false;
+  if (service.errors > 0 || service.non2xx > 0) {
+    ok = false;
+    rows.push(`${name}: ${service.errors} errors, ${service.non2xx} non-2xx responses of ${service.total}`);
+  }
+  rows.push(
+    `${name.padEnd(11)} service ${service.rps.toFixed(0).padStart(6)} req/s  p50 ${service.p50.toFixed(1).padStart(6)} ms  p99 ${service.p99.toFixed(1).padStart(6)} ms | ` +
+      `raw pg ${baseline.rps.toFixed(0).padStart(6)} tx/s  p50 ${baseline.p50.toFixed(1).padStart(6)} ms  p99 ${baseline.p99.toFixed(1).padStart(6)} ms | ` +
+      `throughput ${throughput.toFixed(2)}x (target >= 0.60), p99 ${tail.toFixed(2)}x (target <= 2.00)`,
+  );
+}
+for (const row of rows) console.log(row);
+console.log(ok ? "within target" : "ABOVE TARGET: see the ratios above");
+
+await app.close();
+await db.close();
+redis?.disconnect();
+await redisServer?.stop();
+server.stop();
+process.exitCode = ok ? 0 : 1;
