@@ -42,6 +42,11 @@ export async function prepareCitusDatabase(
       await admin.query(`ALTER ROLE ${role} PASSWORD '${password}'`);
     }
     await admin.query(`GRANT CREATE ON DATABASE ${admin.database} TO platform_migrator`);
+    // The queue's owner (the tenant service's graphile-worker schema), as the bootstrap creates it.
+    if ((await admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'platform_queue'")).rows.length === 0) await admin.query("CREATE ROLE platform_queue NOLOGIN");
+    await admin.query("GRANT platform_queue TO platform_app, platform_migrator");
+    await admin.query(`GRANT CREATE ON DATABASE ${admin.database} TO platform_queue`);
+    await admin.query("DROP SCHEMA IF EXISTS graphile_worker CASCADE");
   } catch (error) {
     await release();
     throw error;

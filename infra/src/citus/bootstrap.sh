@@ -351,12 +351,17 @@ SELECT 'CREATE ROLE platform_migrator WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATE
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'platform_migrator') \gexec
 SELECT 'CREATE ROLE platform_app WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS'
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'platform_app') \gexec
+SELECT 'CREATE ROLE platform_queue WITH NOLOGIN NOSUPERUSER NOBYPASSRLS'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'platform_queue') \gexec
+-- The job queue's schema is owned by platform_queue; the service and the migration runner act through it.
+GRANT platform_queue TO platform_app, platform_migrator;
 SQL
   set_role_password platform_migrator "$migrator" "$DB_NAME"
   set_role_password platform_app "$app" "$DB_NAME"
   "${PSQL[@]}" -v db="$DB_NAME" <<'SQL'
 GRANT CONNECT, CREATE ON DATABASE :"db" TO platform_migrator;
 GRANT CONNECT ON DATABASE :"db" TO platform_app;
+GRANT CREATE ON DATABASE :"db" TO platform_queue;
 SQL
 }
 

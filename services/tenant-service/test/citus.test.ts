@@ -10,6 +10,10 @@ import { prepareCitusDatabase } from "@platform/citus/testing";
 import { buildApp } from "../src/app.js";
 import { loadServiceConfig } from "../src/config.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
+import { runOnce } from "graphile-worker";
+import { citusUrlAs } from "@platform/citus/testing";
+import { installQueue } from "../src/worker/queue.js";
+import { createTaskList } from "../src/worker/tasks.js";
 import { AUDIENCE, ISSUER, SECRET, token } from "./harness.js";
 
 const CITUS_URL = process.env.CITUS_URL;
@@ -34,6 +38,7 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
 
   beforeAll(async () => {
     ({ appUrl, release } = await prepareCitusDatabase(CITUS_URL!));
+    await installQueue(citusUrlAs(CITUS_URL!, "platform_migrator", "migrator"));
     admin = new pg.Client({ connectionString: CITUS_URL });
     await admin.connect();
     const req = await start();
@@ -135,5 +140,22 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => req(adminToken, "POST", "/v1/users", { email: `u${i}@quota.test` })));
     expect(results.filter((r) => r.statusCode === 201).length).toBe(3);
     expect(results.filter((r) => r.statusCode === 409).length).toBe(5);
+  });
+
+  it("enqueues provisioning with the tenant (reference table, distributed audit, coordinator-local queue) and the worker runs it", async () => {
+    const queued = await admin.query("SELECT count(*)::int AS n FROM graphile_worker.jobs WHERE task_identifier = 'tenant.provision'");
+    expect(queued.rows[0].n).toBeGreaterThanOrEqual(3);
+    const pgPool = new pg.Pool({ connectionString: appUrl, max: 3 });
+    const db = createPostgresDatabase({ url: appUrl, poolSize: 3 });
+    try {
+      await runOnce({ pgPool, taskList: createTaskList({ db, auditRetentionMonths: 13, rollupBatchSize: 100 }) });
+      const left = await admin.query("SELECT count(*)::int AS n, max(last_error) AS e FROM graphile_worker.jobs");
+      expect(left.rows[0]).toEqual({ n: 0, e: null });
+      const done = await admin.query("SELECT count(DISTINCT tenant_id)::int AS n FROM platform.audit_log WHERE action = 'tenant.provisioned'");
+      expect(done.rows[0].n).toBe(queued.rows[0].n);
+    } finally {
+      await pgPool.end();
+      await db.close();
+    }
   });
 });

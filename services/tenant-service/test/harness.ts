@@ -58,6 +58,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   await admin.query("CREATE ROLE platform_migrator LOGIN PASSWORD 'migrator'");
   await admin.query("CREATE ROLE platform_app LOGIN PASSWORD 'app'");
   await admin.query("GRANT CREATE ON DATABASE postgres TO platform_migrator");
+  // The queue's owner, as the Citus bootstrap creates it (see src/worker/queue.ts).
+  await admin.query("CREATE ROLE platform_queue NOLOGIN");
+  await admin.query("GRANT platform_queue TO platform_app, platform_migrator");
+  await admin.query("GRANT CREATE ON DATABASE postgres TO platform_queue");
   const migrator = new pg.Client({ connectionString: server.urlFor("platform_migrator", "migrator") });
   await migrator.connect();
   await runMigrations(migrator);

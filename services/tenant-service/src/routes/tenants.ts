@@ -5,6 +5,7 @@ import { conflict, forbidden } from "../errors.js";
 import { TENANT_COLUMNS, toTenant, writeAudit, type TenantRecord } from "../tenants.js";
 import type { Services } from "../app.js";
 import { CreateTenantBody, PatchTenantBody, TenantParam } from "../schemas.js";
+import { enqueue, queueInstalled } from "../worker/queue.js";
 
 export const tenantView = (t: TenantRecord) => ({
   id: t.id,
@@ -37,6 +38,9 @@ export async function tenantRoutes(app: FastifyInstance, services: Services): Pr
         [id, b.code, b.name, b.plan ?? null, b.maxUsers ?? null, b.maxStorageGb ?? null, b.features ? JSON.stringify(b.features) : null],
       );
       await writeAudit(tx, { tenantId: id, actor: request.principal!.subject, action: "tenant.create", entityType: "tenant", entityId: id, requestId: request.id, details: { code: b.code, plan: b.plan ?? "free" } });
+      // The follow-ups commit with the tenant or not at all.
+      if (await queueInstalled(tx)) await enqueue(tx, "tenant.provision", { tenantId: id }, `tenant.provision:${id}`);
+      else request.log.warn({ tenantId: id }, "queue not installed (worker --install-queue): provisioning follow-ups skipped");
       return rows[0]!;
     });
     const tenant = toTenant(row);

@@ -1,0 +1,55 @@
+import { runMigrations as installGraphileWorker } from "graphile-worker";
+import pg from "pg";
+import type { Queryable } from "../db/database.js";
+
+/**
+ * The queue is graphile-worker, in PostgreSQL (on Citus: local tables on the coordinator). Chosen over a Redis
+ * queue because a job can then be enqueued in the same transaction as the change that needs it: a tenant and its
+ * provisioning job commit together or not at all, with no outbox to reconcile. Workers take jobs with
+ * SELECT ... FOR UPDATE SKIP LOCKED, so any number of replicas share the work; job keys make enqueueing
+ * idempotent, and cron runs once per slot however many replicas run it.
+ */
+export const QUEUE_SCHEMA = "graphile_worker";
+
+/**
+ * Installs or upgrades the queue's schema: run with `pnpm --filter tenant-service worker --install-queue` as the
+ * migration role, next to `pnpm migrate`.
+ *
+ * graphile-worker keeps its tables behind row-level security with no policies, usable only by their owner. So the
+ * schema is owned by a dedicated NOLOGIN role, platform_queue, and the service role is a member of it: the service
+ * and the worker get the queue, and nothing else, with owner rights. The platform tables stay owned by the
+ * migration role, which the service role is not a member of.
+ */
+export async function installQueue(migratorUrl: string, queueRole = "platform_queue"): Promise<void> {
+  const pgPool = new pg.Pool({ connectionString: migratorUrl, max: 1 });
+  pgPool.on("connect", (client) => {
+    client.query(`SET ROLE ${client.escapeIdentifier(queueRole)}`).catch(() => {});
+    // On Citus the queue is coordinator-local: its DDL must not be propagated to the workers (where Citus would
+    // connect as the NOLOGIN queue role). On plain PostgreSQL this only sets an unused placeholder.
+    client.query("SET citus.enable_ddl_propagation TO off").catch(() => {});
+  });
+  try {
+    const client = await pgPool.connect();
+    try {
+      const { rows } = await client.query<{ r: string }>("SELECT current_user AS r");
+      if (rows[0]?.r !== queueRole) {
+        throw new Error(`cannot act as ${queueRole}: create it (CREATE ROLE ${queueRole} NOLOGIN), grant it to the migration and service roles, and grant it CREATE on the database`);
+      }
+    } finally {
+      client.release();
+    }
+    await installGraphileWorker({ pgPool });
+  } finally {
+    await pgPool.end();
+  }
+}
+
+export async function queueInstalled(tx: Queryable): Promise<boolean> {
+  const { rows } = await tx.query<{ ok: boolean }>("SELECT to_regproc('graphile_worker.add_job') IS NOT NULL AS ok");
+  return rows[0]?.ok === true;
+}
+
+/** Enqueues inside the caller's transaction. The job key makes a repeated enqueue replace, not duplicate. */
+export async function enqueue(tx: Queryable, task: string, payload: Record<string, unknown>, jobKey: string): Promise<void> {
+  await tx.query("SELECT graphile_worker.add_job($1, $2::json, job_key := $3, max_attempts := 10)", [task, JSON.stringify(payload), jobKey]);
+}
