@@ -34,6 +34,7 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
       deletionProtection: false,
     },
     backups: { maxAgeDays: 30, nearlineAfterDays: 14, noncurrentVersionDays: 7 },
+    kubernetes: { apiHostname: "api.dev.example.com", apiBaseDomain: "dev.example.com" },
   },
   staging: {
     prefix: "saas-stg",
@@ -44,6 +45,7 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
     redis: { tier: "STANDARD_HA", readReplicas: 1 },
     citus: { dataDiskType: "pd-ssd", standby: false, snapshotRetentionDays: 14, fullBackupRetention: 2, deletionProtection: false },
     backups: { maxAgeDays: 60, nearlineAfterDays: 30, noncurrentVersionDays: 14 },
+    kubernetes: { apiHostname: "api.staging.example.com", apiBaseDomain: "staging.example.com" },
   },
   production: {
     prefix: "saas-prd",
@@ -54,8 +56,24 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
     redis: { tier: "STANDARD_HA", readReplicas: 2 },
     citus: { dataDiskType: "pd-ssd", standby: true, snapshotRetentionDays: 30, fullBackupRetention: 4, deletionProtection: true },
     backups: { maxAgeDays: 90, nearlineAfterDays: 30, noncurrentVersionDays: 30 },
+    kubernetes: {
+      apiHostname: "api.example.com",
+      apiBaseDomain: "app.example.com",
+      workloads: {
+        tenantService: { minReplicas: 6, maxReplicas: 60, cpuRequest: "1", cpuLimit: "2", memoryRequest: "512Mi", memoryLimit: "1Gi", ephemeralStorage: "512Mi" },
+        tenantWorker: { minReplicas: 3, maxReplicas: 20, cpuRequest: "500m", cpuLimit: "1", memoryRequest: "384Mi", memoryLimit: "768Mi", ephemeralStorage: "256Mi" },
+      },
+    },
   },
 };
+
+/**
+ * The release pipeline builds the tenant service image and pins each environment to its digest
+ * (PLATFORM_<ENV>_TENANT_SERVICE_IMAGE or platform.config.json). Until then this example stands in, flagged as a
+ * placeholder so synthesis warns: its digest names no real image.
+ */
+export const EXAMPLE_TENANT_SERVICE_IMAGE =
+  "europe-west1-docker.pkg.dev/example-saas/platform/tenant-service:0.1.0@sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 /** Values every environment shares unless its definition says otherwise. */
 export const COMMON_DEFAULTS: EnvironmentInput = {
@@ -71,6 +89,11 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   kubernetes: {
     tenantService: { namespace: "tenants", serviceAccount: "tenant-service" },
     tenantWorker: { namespace: "tenants", serviceAccount: "tenant-worker" },
+    workloads: {
+      tenantService: { minReplicas: 2, maxReplicas: 6, cpuRequest: "250m", cpuLimit: "1", memoryRequest: "256Mi", memoryLimit: "512Mi", ephemeralStorage: "256Mi" },
+      tenantWorker: { minReplicas: 2, maxReplicas: 4, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "192Mi", memoryLimit: "384Mi", ephemeralStorage: "128Mi" },
+    },
+    images: { tenantService: EXAMPLE_TENANT_SERVICE_IMAGE },
   },
 };
 

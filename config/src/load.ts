@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { COMMON_DEFAULTS, ENVIRONMENT_DEFINITIONS, type EnvironmentInput } from "./environments.js";
+import { COMMON_DEFAULTS, ENVIRONMENT_DEFINITIONS, EXAMPLE_TENANT_SERVICE_IMAGE, type EnvironmentInput } from "./environments.js";
 import { ENVIRONMENT_NAMES, EnvironmentConfigSchema, type EnvironmentConfig, type EnvironmentName } from "./schema.js";
 import { deriveSizing } from "./sizing.js";
 
@@ -27,6 +27,8 @@ export const ENV_VAR_OVERRIDES = {
   STATE_BUCKET: (v: string): EnvironmentInput => ({ gcp: { stateBucket: v } }),
   TENANT_TARGET: (v: string, key: string): EnvironmentInput => ({ tenants: { target: wholeNumber(v, key) } }),
   CITUS_WORKERS: (v: string, key: string): EnvironmentInput => ({ citus: { workers: wholeNumber(v, key) } }),
+  /** Set by the release pipeline: registry/repository:tag@sha256:digest. */
+  TENANT_SERVICE_IMAGE: (v: string): EnvironmentInput => ({ kubernetes: { images: { tenantService: v } } }),
 } as const;
 
 export function envVarName(env: EnvironmentName, name: keyof typeof ENV_VAR_OVERRIDES): string {
@@ -57,6 +59,8 @@ export function loadEnvironment(name: string, options: LoadOptions = {}): Enviro
   const gcp = (candidate.gcp ?? {}) as Record<string, unknown>;
   const definedGcp = definition.gcp ?? {};
   candidate.gcp = { ...gcp, placeholder: gcp.projectId === definedGcp.projectId || gcp.stateBucket === definedGcp.stateBucket };
+  const kubernetes = (candidate.kubernetes ?? {}) as { images?: Record<string, unknown> };
+  if (kubernetes.images) kubernetes.images = { ...kubernetes.images, placeholder: kubernetes.images.tenantService === EXAMPLE_TENANT_SERVICE_IMAGE };
 
   const parsed = EnvironmentConfigSchema.safeParse(candidate);
   if (!parsed.success) {

@@ -33,6 +33,27 @@ const workloadIdentity = z.object({
 
 const diskType = z.enum(["pd-ssd", "pd-balanced"]);
 
+const quantity = (unit: "cpu" | "memory") =>
+  z.string().regex(unit === "cpu" ? /^\d+(\.\d+)?m?$/ : /^\d+(Ki|Mi|Gi)$/, unit === "cpu" ? "must be a CPU quantity such as 250m or 1" : "must be a memory quantity such as 256Mi or 1Gi");
+
+/** How one Deployment runs: replica bounds for its HPA and its container's requests and limits. */
+const workloadSize = z
+  .object({
+    minReplicas: z.number().int().min(2, "must be 2 or more: one replica cannot survive a node drain"),
+    maxReplicas: z.number().int().min(2),
+    cpuRequest: quantity("cpu"),
+    cpuLimit: quantity("cpu"),
+    memoryRequest: quantity("memory"),
+    memoryLimit: quantity("memory"),
+    ephemeralStorage: quantity("memory"),
+  })
+  .refine((w) => w.maxReplicas >= w.minReplicas, { message: "maxReplicas must be >= minReplicas", path: ["maxReplicas"] });
+
+/** An image pinned by tag and digest: a tag alone can be moved to other bytes. */
+const pinnedImage = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._/-]*(:[0-9]+)?[a-z0-9._/-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$/, "must be registry/repository:tag@sha256:<64 hex digits>");
+
 export const EnvironmentConfigSchema = z
   .object({
     name: z.enum(ENVIRONMENT_NAMES),
@@ -118,6 +139,15 @@ export const EnvironmentConfigSchema = z
     kubernetes: z.object({
       tenantService: workloadIdentity,
       tenantWorker: workloadIdentity,
+      /** Public host name of the API (the gateway's TLS host); tenants also get <code>.<apiBaseDomain>. */
+      apiHostname: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS name such as api.example.com"),
+      apiBaseDomain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS domain such as app.example.com"),
+      workloads: z.object({ tenantService: workloadSize, tenantWorker: workloadSize }),
+      images: z.object({
+        tenantService: pinnedImage,
+        /** True while tenantService is the checked-in example; the release pipeline sets the real digest. */
+        placeholder: z.boolean(),
+      }),
     }),
   })
   .superRefine((config, ctx) => {

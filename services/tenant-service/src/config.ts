@@ -8,6 +8,13 @@ export const ServiceConfigSchema = z
     DATABASE_URL: optionalUrl,
     /** Unset: an in-process rate limiter, correct only with a single replica. */
     REDIS_URL: optionalUrl,
+    /** Password as a mounted file (Secret Manager CSI volume), kept out of the environment and the URL. */
+    DATABASE_PASSWORD_FILE: z.string().optional(),
+    /** CA of the database's server certificates: enables TLS with full verification (sslmode=verify-full). */
+    DATABASE_CA_FILE: z.string().optional(),
+    REDIS_PASSWORD_FILE: z.string().optional(),
+    /** Memorystore's per-instance CA: enables TLS. */
+    REDIS_CA_FILE: z.string().optional(),
     PORT: z.coerce.number().int().min(1).max(65535).default(8080),
     HOST: z.string().default("0.0.0.0"),
     /** Production: Hydra's JWKS (RS256/ES256). */

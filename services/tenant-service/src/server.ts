@@ -11,6 +11,7 @@ import type { Database } from "./db/database.js";
 import { createEmbeddedDatabase } from "./db/pglite.js";
 import { createPostgresDatabase } from "./db/postgres.js";
 import { initTracing } from "./tracing.js";
+import { postgresConnection, redisConnection } from "./connections.js";
 
 let config;
 try {
@@ -28,12 +29,15 @@ const logger = { level: config.LOG_LEVEL, redact: ["req.headers.authorization"] 
 
 let db: Database;
 if (config.DATABASE_URL) {
-  db = createPostgresDatabase({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE });
+  const connection = postgresConnection(config);
+  db = createPostgresDatabase({ url: config.DATABASE_URL, password: connection.password, ssl: connection.ssl, poolSize: config.DATABASE_POOL_SIZE });
 } else {
   console.warn("DATABASE_URL is unset: using an embedded PGlite database in memory (development only; data is lost on exit)");
   db = await createEmbeddedDatabase(process.env.PGLITE_DATA_DIR);
 }
-const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false }) : undefined;
+const redis = config.REDIS_URL
+  ? new Redis(config.REDIS_URL, { ...redisConnection(config), maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+  : undefined;
 if (!redis) console.warn("REDIS_URL is unset: rate limits are counted in this process only (correct for a single replica)");
 redis?.on("error", () => {}); // reported by the rate limiter per request; reconnects on its own
 

@@ -9,7 +9,10 @@
 import { Command } from "commander";
 import { parseCrontab, run } from "graphile-worker";
 import pg from "pg";
+import { createServer } from "node:http";
+import { Counter, Registry, collectDefaultMetrics } from "prom-client";
 import { z } from "zod";
+import { postgresConnection } from "./connections.js";
 import { createPostgresDatabase } from "./db/postgres.js";
 import { installQueue } from "./worker/queue.js";
 import { CRONTAB, createTaskList } from "./worker/tasks.js";
@@ -19,6 +22,10 @@ const WorkerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
   AUDIT_RETENTION_MONTHS: z.coerce.number().int().min(1).max(120).default(13),
   ROLLUP_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  DATABASE_PASSWORD_FILE: z.string().optional(),
+  DATABASE_CA_FILE: z.string().optional(),
+  /** Probes and metrics: /livez, /readyz, /metrics. */
+  HEALTH_PORT: z.coerce.number().int().min(1).max(65535).default(9090),
 });
 
 const program = new Command()
@@ -37,8 +44,9 @@ const program = new Command()
       console.log(`queue schema installed, owned by ${opts.queueRole}`);
       return;
     }
-    const db = createPostgresDatabase({ url: env.DATABASE_URL, poolSize: env.WORKER_CONCURRENCY + 2 });
-    const pgPool = new pg.Pool({ connectionString: env.DATABASE_URL, max: env.WORKER_CONCURRENCY + 2, application_name: "tenant-worker" });
+    const connection = postgresConnection(env);
+    const db = createPostgresDatabase({ url: env.DATABASE_URL, password: connection.password, ssl: connection.ssl, poolSize: 2 });
+    const pgPool = new pg.Pool({ ...connection, max: env.WORKER_CONCURRENCY + 2, application_name: "tenant-worker" });
     const runner = await run({
       pgPool,
       concurrency: env.WORKER_CONCURRENCY,
@@ -46,8 +54,27 @@ const program = new Command()
       taskList: createTaskList({ db, auditRetentionMonths: env.AUDIT_RETENTION_MONTHS, rollupBatchSize: env.ROLLUP_BATCH_SIZE }),
       parsedCronItems: parseCrontab(CRONTAB),
     });
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const jobs = new Counter({ name: "worker_jobs_total", help: "Jobs finished by task and outcome", labelNames: ["task", "outcome"], registers: [registry] });
+    runner.events.on("job:success", ({ job }) => jobs.inc({ task: job.task_identifier, outcome: "success" }));
+    runner.events.on("job:failed", ({ job }) => jobs.inc({ task: job.task_identifier, outcome: "failed" }));
+    const health = createServer((request, response) => {
+      const send = (status: number, body: string, type = "text/plain") => response.writeHead(status, { "content-type": type }).end(body);
+      if (request.url === "/livez") return send(200, "ok");
+      if (request.url === "/readyz") {
+        db.ping().then(() => send(200, "ready"), () => send(503, "database unreachable"));
+        return;
+      }
+      if (request.url === "/metrics") {
+        registry.metrics().then((body) => send(200, body, registry.contentType), () => send(500, "metrics failed"));
+        return;
+      }
+      send(404, "not found");
+    }).listen(env.HEALTH_PORT);
     const stop = async (signal: string) => {
       console.log(`${signal}: finishing running jobs`);
+      health.close();
       await runner.stop();
       await pgPool.end();
       await db.close();

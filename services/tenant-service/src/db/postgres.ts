@@ -3,6 +3,8 @@ import { contextStatements, type Database, type Queryable, type TenantContext } 
 
 export interface PostgresOptions {
   readonly url: string;
+  readonly password?: string;
+  readonly ssl?: pg.PoolConfig["ssl"];
   readonly poolSize: number;
   readonly statementTimeoutMs?: number;
 }
@@ -11,6 +13,8 @@ export interface PostgresOptions {
 export function createPostgresDatabase(options: PostgresOptions): Database & { pool: pg.Pool } {
   const pool = new pg.Pool({
     connectionString: options.url,
+    password: options.password,
+    ssl: options.ssl,
     max: options.poolSize,
     application_name: "tenant-service",
     idleTimeoutMillis: 30_000,

@@ -1,0 +1,137 @@
+import { Construct } from "constructs";
+import {
+  IntOrString,
+  KubeDeployment,
+  KubeHorizontalPodAutoscalerV2,
+  KubePodDisruptionBudget,
+  KubeService,
+  KubeServiceAccount,
+  type Volume,
+} from "../k8s.js";
+import { hardenedContainer, hardenedPodSecurityContext, type HardenedContainerProps } from "./hardened-container.js";
+
+export interface HardenedDeploymentProps {
+  readonly namespace: string;
+  readonly name: string;
+  /** app.kubernetes.io/part-of */
+  readonly partOf: string;
+  readonly component: string;
+  readonly container: HardenedContainerProps;
+  readonly replicas: { readonly min: number; readonly max: number };
+  /** HPA target. @default 70 */
+  readonly targetCpuPercent?: number;
+  readonly priorityClassName: string;
+  /** Service port → container port name. Omit for workloads nobody connects to. */
+  readonly service?: { readonly port: number; readonly targetPortName: string };
+  readonly serviceAccount: {
+    readonly name: string;
+    /** Google service account the pods act as through Workload Identity. */
+    readonly googleServiceAccount?: string;
+  };
+  /** Prometheus scrapes this port and path. */
+  readonly metrics?: { readonly port: number; readonly path: string };
+  readonly extraVolumes?: Volume[];
+  /** @default 30 */
+  readonly terminationGracePeriodSeconds?: number;
+}
+
+/**
+ * A Deployment that survives node drains and zone loss: at least two replicas under an HPA, a PDB that always
+ * lets one pod go (and evicts unhealthy pods), spread across zones and hosts, rolling updates without dropping
+ * below capacity, its own ServiceAccount without an API token, and the hardened container.
+ */
+export class HardenedDeployment extends Construct {
+  readonly selector: Record<string, string>;
+  readonly deployment: KubeDeployment;
+  readonly service?: KubeService;
+
+  constructor(scope: Construct, id: string, props: HardenedDeploymentProps) {
+    super(scope, id);
+    if (props.replicas.min < 2) throw new Error(`${props.name}: minReplicas must be 2 or more (got ${props.replicas.min})`);
+    if (props.replicas.max < props.replicas.min) throw new Error(`${props.name}: maxReplicas ${props.replicas.max} < minReplicas ${props.replicas.min}`);
+    this.selector = { "app.kubernetes.io/name": props.name, "app.kubernetes.io/component": props.component };
+    const labels = { ...this.selector, "app.kubernetes.io/part-of": props.partOf, "app.kubernetes.io/managed-by": "cdk8s" };
+    const metadata = { name: props.name, namespace: props.namespace, labels };
+
+    new KubeServiceAccount(this, "ServiceAccount", {
+      metadata: {
+        name: props.serviceAccount.name,
+        namespace: props.namespace,
+        labels,
+        annotations: props.serviceAccount.googleServiceAccount ? { "iam.gke.io/gcp-service-account": props.serviceAccount.googleServiceAccount } : undefined,
+      },
+      automountServiceAccountToken: false,
+    });
+
+    const { container, volumes } = hardenedContainer(props.container);
+    this.deployment = new KubeDeployment(this, "Deployment", {
+      metadata,
+      spec: {
+        // No replicas field: the HPA owns the count, and a server-side apply must not reset it.
+        selector: { matchLabels: this.selector },
+        revisionHistoryLimit: 5,
+        strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: IntOrString.fromString("25%"), maxUnavailable: IntOrString.fromNumber(0) } },
+        template: {
+          metadata: {
+            labels,
+            annotations: props.metrics
+              ? { "prometheus.io/scrape": "true", "prometheus.io/port": String(props.metrics.port), "prometheus.io/path": props.metrics.path }
+              : undefined,
+          },
+          spec: {
+            serviceAccountName: props.serviceAccount.name,
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            priorityClassName: props.priorityClassName,
+            terminationGracePeriodSeconds: props.terminationGracePeriodSeconds ?? 30,
+            securityContext: hardenedPodSecurityContext(),
+            containers: [container],
+            volumes: [...volumes, ...(props.extraVolumes ?? [])],
+            topologySpreadConstraints: [
+              { maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: this.selector } },
+            ],
+            affinity: {
+              podAntiAffinity: {
+                preferredDuringSchedulingIgnoredDuringExecution: [
+                  { weight: 100, podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: this.selector } } },
+                ],
+              },
+            },
+          },
+        },
+      },
+    });
+
+    new KubeHorizontalPodAutoscalerV2(this, "Autoscaler", {
+      metadata,
+      spec: {
+        scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: props.name },
+        minReplicas: props.replicas.min,
+        maxReplicas: props.replicas.max,
+        metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: props.targetCpuPercent ?? 70 } } }],
+        behavior: { scaleDown: { stabilizationWindowSeconds: 300, policies: [{ type: "Percent", value: 25, periodSeconds: 60 }] } },
+      },
+    });
+
+    new KubePodDisruptionBudget(this, "DisruptionBudget", {
+      metadata,
+      spec: {
+        // One at a time, never none: a drain always makes progress.
+        maxUnavailable: IntOrString.fromNumber(1),
+        selector: { matchLabels: this.selector },
+        unhealthyPodEvictionPolicy: "AlwaysAllow",
+      },
+    });
+
+    if (props.service) {
+      this.service = new KubeService(this, "Service", {
+        metadata,
+        spec: {
+          type: "ClusterIP",
+          selector: this.selector,
+          ports: [{ name: "http", port: props.service.port, targetPort: IntOrString.fromString(props.service.targetPortName), protocol: "TCP" }],
+        },
+      });
+    }
+  }
+}

@@ -1,0 +1,37 @@
+import { readFileSync } from "node:fs";
+import type { RedisOptions } from "ioredis";
+import type { PoolConfig } from "pg";
+
+interface ConnectionEnv {
+  readonly DATABASE_URL?: string;
+  readonly DATABASE_PASSWORD_FILE?: string;
+  readonly DATABASE_CA_FILE?: string;
+  readonly REDIS_PASSWORD_FILE?: string;
+  readonly REDIS_CA_FILE?: string;
+}
+
+function readSecretFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch (error) {
+    throw new Error(`cannot read ${what} from ${path}: ${(error as Error).message}. Check the secret volume mount.`);
+  }
+}
+
+/** pg settings from the URL plus mounted files: password and CA never travel in the environment. */
+export function postgresConnection(env: ConnectionEnv): { connectionString?: string; password?: string; ssl?: PoolConfig["ssl"] } {
+  return {
+    connectionString: env.DATABASE_URL,
+    password: env.DATABASE_PASSWORD_FILE ? readSecretFile(env.DATABASE_PASSWORD_FILE, "the database password") : undefined,
+    ssl: env.DATABASE_CA_FILE ? { ca: readSecretFile(env.DATABASE_CA_FILE, "the database CA"), rejectUnauthorized: true } : undefined,
+  };
+}
+
+export function redisConnection(env: ConnectionEnv): RedisOptions {
+  return {
+    password: env.REDIS_PASSWORD_FILE ? readSecretFile(env.REDIS_PASSWORD_FILE, "the Redis AUTH string") : undefined,
+    // Memorystore's CA is unique to the instance, so a chain that verifies against it is the instance; its
+    // certificate names the IP, not the private DNS name clients use, hence no host-name check.
+    tls: env.REDIS_CA_FILE ? { ca: readSecretFile(env.REDIS_CA_FILE, "the Redis CA"), checkServerIdentity: () => undefined } : undefined,
+  };
+}
