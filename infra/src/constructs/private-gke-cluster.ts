@@ -95,6 +95,8 @@ export class PrivateGkeCluster extends Construct {
       releaseChannel: { channel: props.releaseChannel },
       maintenancePolicy: { recurringWindow: { ...props.maintenanceWindow } },
       databaseEncryption: { state: "ENCRYPTED", keyName: props.secretsEncryptionKey },
+      // Secret Manager CSI driver: pods mount their secrets as files through Workload Identity (k8s/).
+      secretManagerConfig: { enabled: true },
       loggingService: "logging.googleapis.com/kubernetes",
       monitoringService: "monitoring.googleapis.com/kubernetes",
       loggingConfig: { enableComponents: ["SYSTEM_COMPONENTS", "WORKLOADS", "APISERVER"] },

@@ -3,16 +3,18 @@ import { IntOrString, KubeLimitRange, KubeNamespace, KubeNetworkPolicy, KubeReso
 
 export interface PlatformNamespaceProps {
   readonly name: string;
+}
+
+export interface NamespaceBaselineProps {
+  readonly namespace: string;
+  /** Totals for the namespace: set from the workloads' maximum replicas times their limits. */
   readonly quota: { readonly cpu: string; readonly memory: string; readonly pods: number };
 }
 
 /** kube-dns pods, the target of every namespace's DNS egress. */
 export const KUBE_DNS = { namespace: "kube-system", podLabels: { "k8s-app": "kube-dns" } };
 
-/**
- * A namespace held to the restricted Pod Security Standard, closed by default (a NetworkPolicy denies all ingress
- * and egress except DNS), with a quota and container defaults. Workloads add their own narrow allows.
- */
+/** A namespace held to the restricted Pod Security Standard (enforced, audited and warned). */
 export class PlatformNamespace extends Construct {
   readonly namespace: KubeNamespace;
 
@@ -33,14 +35,21 @@ export class PlatformNamespace extends Construct {
     });
   }
 
-  /** Objects that live inside the namespace: they go in the workload manifest, after the setup file made it. */
-  static policies(scope: Construct, props: PlatformNamespaceProps): void {
-    const name = props.name;
-    new KubeNetworkPolicy(scope, `${name}-default-deny`, {
+}
+
+/**
+ * What every namespace holds before its workloads: a NetworkPolicy denying all ingress and egress, the one allow
+ * everyone needs (DNS to kube-dns), a quota and container defaults. Workloads add their own narrow allows.
+ */
+export class NamespaceBaseline extends Construct {
+  constructor(scope: Construct, id: string, props: NamespaceBaselineProps) {
+    super(scope, id);
+    const name = props.namespace;
+    new KubeNetworkPolicy(this, "DefaultDeny", {
       metadata: { name: "default-deny", namespace: name },
       spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] },
     });
-    new KubeNetworkPolicy(scope, `${name}-allow-dns`, {
+    new KubeNetworkPolicy(this, "AllowDns", {
       metadata: { name: "allow-dns", namespace: name },
       spec: {
         podSelector: {},
@@ -56,7 +65,7 @@ export class PlatformNamespace extends Construct {
         ],
       },
     });
-    new KubeResourceQuota(scope, `${name}-quota`, {
+    new KubeResourceQuota(this, "Quota", {
       metadata: { name: "quota", namespace: name },
       spec: {
         hard: {
@@ -69,7 +78,7 @@ export class PlatformNamespace extends Construct {
         },
       },
     });
-    new KubeLimitRange(scope, `${name}-limits`, {
+    new KubeLimitRange(this, "Limits", {
       metadata: { name: "container-defaults", namespace: name },
       spec: {
         limits: [

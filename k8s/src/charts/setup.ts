@@ -1,0 +1,27 @@
+import { Chart } from "cdk8s";
+import type { Construct } from "constructs";
+import type { EnvironmentConfig } from "@platform/config";
+import { KubePriorityClass } from "../k8s.js";
+import { PlatformNamespace } from "../constructs/platform-namespace.js";
+import { NAMESPACES, PRIORITY_CLASSES } from "../topology.js";
+
+export function platformNamespaces(config: EnvironmentConfig): string[] {
+  return [...new Set([config.kubernetes.tenantService.namespace, config.kubernetes.tenantWorker.namespace, ...Object.values(NAMESPACES)])];
+}
+
+/** Applied first: namespaces (restricted Pod Security) and priority classes. */
+export class SetupChart extends Chart {
+  constructor(scope: Construct, id: string, config: EnvironmentConfig) {
+    super(scope, id, { disableResourceNameHashes: true });
+    for (const name of platformNamespaces(config)) new PlatformNamespace(this, name, { name });
+    for (const pc of Object.values(PRIORITY_CLASSES)) {
+      new KubePriorityClass(this, pc.name, {
+        metadata: { name: pc.name },
+        value: pc.value,
+        globalDefault: false,
+        preemptionPolicy: "PreemptLowerPriority",
+        description: "Platform workload priority (k8s/src/topology.ts)",
+      });
+    }
+  }
+}

@@ -1,0 +1,124 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the tests reach into and break synthesized JSON on purpose */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ENVIRONMENT_NAMES, loadEnvironment, platformNames, type EnvironmentConfig } from "@platform/config";
+import { synthesizeEnvironment, validateObject, type KubernetesObject } from "../src/app.js";
+import { MANIFEST_RULES, checkManifests } from "../src/policy/index.js";
+
+const dir = mkdtempSync(join(tmpdir(), "k8s-synth-"));
+const emptyOverrides = join(dir, "empty.json");
+writeFileSync(emptyOverrides, "{}");
+const configs = ENVIRONMENT_NAMES.map((name) => loadEnvironment(name, { env: {}, overrideFile: emptyOverrides }));
+const synthesized: Record<string, { objects: KubernetesObject[]; files: string[] }> = {};
+
+beforeAll(() => {
+  for (const config of configs) synthesized[config.name] = synthesizeEnvironment(config, join(dir, config.name));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const find = (env: string, kind: string, name: string) => synthesized[env]!.objects.find((o) => o.kind === kind && o.metadata.name === name)!;
+
+describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%s manifests", (env, config) => {
+  const names = platformNames(config);
+
+  it("writes setup.k8s.yaml (namespaces, priority classes) apart from the workloads", () => {
+    expect(synthesized[env]!.files).toEqual(["setup.k8s.yaml", "tenants.k8s.yaml"]);
+    const setupKinds = new Set(synthesized[env]!.objects.filter((o) => !o.metadata.namespace).map((o) => o.kind));
+    expect([...setupKinds].sort()).toEqual(["Namespace", "PriorityClass"]);
+    const namespaces = new Set(synthesized[env]!.objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
+    for (const o of synthesized[env]!.objects) if (o.metadata.namespace) expect(namespaces.has(o.metadata.namespace), `${o.kind}/${o.metadata.name}`).toBe(true);
+  });
+
+  it.each(MANIFEST_RULES.map((r) => [`${r.id}: ${r.title}`, r.id]))("%s", (_label, id) => {
+    const violations = checkManifests(synthesized[env]!.objects, MANIFEST_RULES.filter((r) => r.id === id));
+    expect(violations).toEqual([]);
+  });
+
+  it("sizes the workloads from the environment config", () => {
+    const hpa = find(env, "HorizontalPodAutoscaler", "tenant-service").spec as { minReplicas: number; maxReplicas: number };
+    expect(hpa).toMatchObject({ minReplicas: config.kubernetes.workloads.tenantService.minReplicas, maxReplicas: config.kubernetes.workloads.tenantService.maxReplicas });
+    const container = ((find(env, "Deployment", "tenant-service").spec as any).template.spec.containers[0]) as any;
+    expect(container.resources.limits.memory).toBe(config.kubernetes.workloads.tenantService.memoryLimit);
+    expect(container.image).toBe(config.kubernetes.images.tenantService);
+    const envVars = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    expect(envVars.BASE_DOMAIN).toBe(config.kubernetes.apiBaseDomain);
+    expect(envVars.DATABASE_URL).toBe(`postgresql://platform_app@${names.citus.coordinator.host}:5432/platform`);
+    // All replicas' pools together stay within 60% of the coordinator's 400 connections.
+    expect(Number(envVars.DATABASE_POOL_SIZE) * config.kubernetes.workloads.tenantService.maxReplicas).toBeLessThanOrEqual(240);
+    expect(JSON.stringify(container.env)).not.toMatch(/password=|:[^/@]+@coordinator/i);
+  });
+
+  it("binds each ServiceAccount to its Google service account from the infra names (Workload Identity)", () => {
+    expect(find(env, "ServiceAccount", "tenant-service").metadata.annotations?.["iam.gke.io/gcp-service-account"]).toBe(names.serviceAccounts.tenantService.email);
+    expect(find(env, "ServiceAccount", "tenant-worker").metadata.annotations?.["iam.gke.io/gcp-service-account"]).toBe(names.serviceAccounts.tenantWorker.email);
+  });
+
+  it("mounts exactly the Secret Manager secrets the infra lets the workloads read", () => {
+    const spc = find(env, "SecretProviderClass", "platform-secrets") as any;
+    const resources = [...String(spc.spec.parameters.secrets).matchAll(/secrets\/([^/]+)\/versions/g)].map((m) => m[1]).sort();
+    expect(resources).toEqual([names.secrets.dbApp, names.secrets.dbCaCert, names.secrets.redisAuth, names.secrets.redisCa].sort());
+  });
+
+  it("limits database and Redis egress to their address ranges and ports", () => {
+    const egress = ((find(env, "NetworkPolicy", "tenant-service").spec as any).egress as any[]).filter((e) => e.to[0].ipBlock);
+    expect(egress.map((e) => [e.to[0].ipBlock.cidr, e.ports[0].port])).toEqual([
+      [config.network.dataCidr, 5432],
+      [config.network.privateServiceAccessCidr, 6378],
+    ]);
+  });
+});
+
+describe("the checks can fail", () => {
+  const base = () => structuredClone(synthesized.dev!.objects);
+  const deployment = (objects: KubernetesObject[]) => objects.find((o) => o.kind === "Deployment" && o.metadata.name === "tenant-service") as any;
+  const container = (objects: KubernetesObject[]) => deployment(objects).spec.template.spec.containers[0];
+  const breaks: [string, (o: KubernetesObject[]) => void][] = [
+    ["SCHEMA_VALID", (o) => { deployment(o).spec.replicas = "two"; }],
+    ["RESTRICTED_SECURITY_CONTEXT", (o) => { container(o).securityContext.runAsUser = 0; }],
+    ["RESTRICTED_SECURITY_CONTEXT", (o) => { container(o).securityContext.capabilities = { add: ["NET_ADMIN"], drop: ["ALL"] }; }],
+    ["READ_ONLY_ROOT_FILESYSTEM", (o) => { container(o).securityContext.readOnlyRootFilesystem = false; }],
+    ["RESOURCES_SET", (o) => { delete container(o).resources.limits["ephemeral-storage"]; }],
+    ["PROBES", (o) => { container(o).livenessProbe = container(o).readinessProbe; }],
+    ["PROBES", (o) => { container(o).readinessProbe.httpGet.port = 9999; }],
+    ["IMAGE_PINNED", (o) => { container(o).image = "ghcr.io/acme/tenant-service:latest"; }],
+    ["NO_HOST_ACCESS", (o) => { deployment(o).spec.template.spec.hostNetwork = true; }],
+    ["SERVICE_ACCOUNT_TOKEN", (o) => { delete deployment(o).spec.template.spec.automountServiceAccountToken; }],
+    ["NO_NODEPORT", (o) => { (o.find((x) => x.kind === "Service") as any).spec.type = "NodePort"; }],
+    ["AVAILABILITY", (o) => { (o.find((x) => x.kind === "HorizontalPodAutoscaler") as any).spec.minReplicas = 1; }],
+    ["AVAILABILITY", (o) => { delete deployment(o).spec.template.spec.topologySpreadConstraints; }],
+    ["DISRUPTION_BUDGET", (o) => { (o.find((x) => x.kind === "PodDisruptionBudget") as any).spec.maxUnavailable = 0; }],
+    ["NETWORK_POLICY_COVERAGE", (o) => { o.splice(o.findIndex((x) => x.kind === "NetworkPolicy" && x.metadata.name === "default-deny"), 1); }],
+    ["SERVICE_SELECTS_PODS", (o) => { (o.find((x) => x.kind === "Service") as any).spec.selector = { "app.kubernetes.io/name": "nobody" }; }],
+    ["NAMESPACE_RESTRICTED", (o) => { (o.find((x) => x.kind === "Namespace") as any).metadata.labels["pod-security.kubernetes.io/enforce"] = "baseline"; }],
+    ["RBAC_NO_WILDCARDS", (o) => { o.push({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "too-much", namespace: "tenants" }, rules: [{ apiGroups: [""], resources: ["*"], verbs: ["get"] }] }); }],
+  ];
+
+  it.each(breaks)("%s fails on a manifest that breaks it, naming kind/namespace/name", (id, change) => {
+    const objects = base();
+    change(objects);
+    const violations = checkManifests(objects).filter((v) => v.rule === id);
+    expect(violations.length).toBeGreaterThan(0);
+    expect(violations[0]!.object).toMatch(/^[A-Za-z]+\/[a-z0-9-]+\/[a-z0-9-]+$/);
+  });
+
+  it("every rule has a failing example", () => {
+    expect(MANIFEST_RULES.map((r) => r.id).filter((id) => !breaks.some(([b]) => b === id))).toEqual([]);
+  });
+
+  it("an exemption needs its reason written on the object", () => {
+    const objects = base();
+    container(objects).securityContext.readOnlyRootFilesystem = false;
+    deployment(objects).metadata.annotations = { "policy.platform.io/exempt.READ_ONLY_ROOT_FILESYSTEM": "" };
+    expect(checkManifests(objects).filter((v) => v.rule === "READ_ONLY_ROOT_FILESYSTEM").length).toBe(1);
+    deployment(objects).metadata.annotations = { "policy.platform.io/exempt.READ_ONLY_ROOT_FILESYSTEM": "writes its cache to the image's /app/cache (upstream #123)" };
+    expect(checkManifests(objects).filter((v) => v.rule === "READ_ONLY_ROOT_FILESYSTEM")).toEqual([]);
+  });
+
+  it("schema validation names what is wrong", () => {
+    const objects = base();
+    deployment(objects).spec.template.spec.containers[0].ports[0].containerPort = "http";
+    expect(validateObject(deployment(objects))).toMatch(/containerPort|integer/);
+  });
+});
