@@ -9,6 +9,7 @@ export default defineConfig({
       { test: { name: "citus", root: "./citus", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
       { test: { name: "tenant-service", root: "./services/tenant-service", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
       { test: { name: "k8s", root: "./k8s", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
+      { test: { name: "monitoring", root: "./monitoring", include: ["test/**/*.test.ts"], testTimeout: 60_000 } },
       { test: { name: "infra", root: "./infra", include: ["test/**/*.test.ts"], testTimeout: 120_000, hookTimeout: 300_000 } },
     ],
   },

@@ -72,7 +72,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   app.setSerializerCompiler(serializerCompiler);
 
   const db = tracedDatabase(options.db);
-  const metrics = createMetrics();
+  const metrics = createMetrics(db.poolStats ? () => db.poolStats!() : undefined);
   const directory = new TenantDirectory(db, config.TENANT_CACHE_TTL_MS);
   const services: Services = { db, directory, metrics, config };
   const authenticate = createAuthenticator({

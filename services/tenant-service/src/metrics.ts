@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 export interface ServiceMetrics {
   readonly registry: Registry;
@@ -8,9 +8,25 @@ export interface ServiceMetrics {
 }
 
 /** RED metrics per route template (never the raw URL: tenant ids would explode cardinality). */
-export function createMetrics(): ServiceMetrics {
+export function createMetrics(pool?: () => { total: number; idle: number; waiting: number; max: number }): ServiceMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  if (pool) {
+    // Read at scrape time: the saturation alert (monitoring/src/rules.ts) divides in_use by max.
+    new Gauge({
+      name: "db_pool_connections",
+      help: "Database pool connections by state",
+      labelNames: ["state"],
+      registers: [registry],
+      collect() {
+        const s = pool();
+        this.set({ state: "in_use" }, s.total - s.idle);
+        this.set({ state: "idle" }, s.idle);
+      },
+    });
+    new Gauge({ name: "db_pool_waiting_clients", help: "Requests waiting for a database connection", registers: [registry], collect() { this.set(pool().waiting); } });
+    new Gauge({ name: "db_pool_max_connections", help: "Database pool size", registers: [registry], collect() { this.set(pool().max); } });
+  }
   return {
     registry,
     requests: new Counter({ name: "http_requests_total", help: "HTTP requests by route template and status", labelNames: ["method", "route", "status"], registers: [registry] }),

@@ -37,6 +37,7 @@ export function tracedDatabase(db: Database): Database {
     kind: db.kind,
     ping: () => db.ping(),
     close: () => db.close(),
+    poolStats: db.poolStats ? () => db.poolStats!() : undefined,
     transaction<T>(context: TenantContext, work: (tx: Queryable) => Promise<T>): Promise<T> {
       return tracer.startActiveSpan("db.transaction", { attributes: { "db.system": "postgresql", "tenant.id": context.tenantId ?? "" } }, async (span) => {
         try {

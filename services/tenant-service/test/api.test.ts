@@ -29,6 +29,10 @@ describe.skipIf(unavailable !== undefined)("tenant service API on PostgreSQL 15 
       expect(res.statusCode).toBe(200);
       expect(res.body).toMatch(/http_requests_total\{method="POST",route="\/v1\/tenants\/:tenant\/items",status="201"\} \d+/);
       expect(res.body).not.toContain(acme.id);
+      // The names monitoring/src/catalog.ts promises to the alert rules and dashboards.
+      for (const name of ["db_pool_connections{state=\"in_use\"}", "db_pool_waiting_clients", "db_pool_max_connections 20", "nodejs_eventloop_lag_p99_seconds", "http_request_duration_seconds_bucket"]) {
+        expect(res.body).toContain(name);
+      }
     });
     it("GET /openapi.json documents the API", async () => {
       const doc = (await stack.request({ method: "GET", url: "/openapi.json" })).json();

@@ -41,5 +41,7 @@ export interface Database {
   transaction<T>(context: TenantContext, work: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Checks the database answers (readiness). */
   ping(): Promise<void>;
+  /** Connection pool occupancy, for the saturation metrics; absent for the embedded database. */
+  poolStats?(): { total: number; idle: number; waiting: number; max: number };
   close(): Promise<void>;
 }

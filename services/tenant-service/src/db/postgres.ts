@@ -52,6 +52,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
     async ping() {
       await pool.query("SELECT 1");
     },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolSize }),
     async close() {
       await pool.end();
     },

@@ -1,0 +1,33 @@
+/**
+ * The metrics each scrape target exports, by job. Rules and dashboards may only use names listed here, and the
+ * tests check that they do: a renamed metric breaks a test, not a dashboard at 3 a.m.
+ */
+import { EXPORTER_QUERIES } from "./exporter-queries.js";
+
+const histogram = (name: string) => [`${name}_bucket`, `${name}_sum`, `${name}_count`];
+const exporterMetrics = Object.entries(EXPORTER_QUERIES).flatMap(([prefix, q]) =>
+  q.metrics.flatMap((m) => Object.entries(m).filter(([, v]) => v.usage !== "LABEL").map(([column]) => `${prefix}_${column}`)),
+);
+
+export const SCRAPE_JOBS = {
+  /** services/tenant-service/src/metrics.ts */
+  "tenant-service": ["up", "http_requests_total", ...histogram("http_request_duration_seconds"), "tenant_requests_rejected_total", "db_pool_connections", "db_pool_waiting_clients", "db_pool_max_connections", "process_resident_memory_bytes", "nodejs_eventloop_lag_p99_seconds"],
+  /** services/tenant-service/src/worker.ts */
+  "tenant-worker": ["up", "worker_jobs_total", "process_resident_memory_bytes"],
+  /** Kong's Prometheus plugin */
+  kong: ["up", "kong_http_requests_total", ...histogram("kong_request_latency_ms"), "kong_nginx_connections_total"],
+  /** postgres_exporter on each Citus VM, with src/exporter-queries.ts */
+  "citus-postgres": ["up", "pg_up", "pg_stat_database_numbackends", "pg_settings_max_connections", ...exporterMetrics],
+  /** node_exporter on each Citus VM */
+  "citus-node": ["up", "node_filesystem_avail_bytes", "node_filesystem_size_bytes", "node_cpu_seconds_total", "node_memory_MemAvailable_bytes"],
+  /** redis_exporter pointed at Memorystore */
+  redis: ["up", "redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_connected_clients"],
+  hydra: ["up", ...histogram("http_request_duration_seconds")],
+} as const;
+
+export type ScrapeJob = keyof typeof SCRAPE_JOBS;
+
+/** Every metric some target exports, plus the recording rules' outputs. */
+export function knownMetrics(recorded: readonly string[] = []): Set<string> {
+  return new Set([...Object.values(SCRAPE_JOBS).flat(), ...recorded]);
+}

@@ -1,0 +1,48 @@
+/**
+ * Custom queries for postgres_exporter on the Citus nodes (its `--extend.query-path` file). Each becomes metrics
+ * named <query>_<column>; the alert rules and dashboards use exactly these names (src/catalog.ts).
+ * Run on the coordinator; queries that only make sense there return nothing on workers.
+ */
+export interface ExporterQuery {
+  readonly query: string;
+  readonly metrics: readonly Record<string, { usage: "LABEL" | "GAUGE" | "COUNTER"; description: string }>[];
+  /** Only on the coordinator (citus_* catalog views). */
+  readonly coordinatorOnly: boolean;
+}
+
+export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
+  citus_node: {
+    coordinatorOnly: true,
+    query: `SELECT nodename || ':' || nodeport AS node, count(DISTINCT colocation_id || ':' || shardid)::float AS shards, coalesce(sum(shard_size), 0)::float AS shard_bytes
+              FROM citus_shards GROUP BY nodename, nodeport`,
+    metrics: [
+      { node: { usage: "LABEL", description: "worker host:port" } },
+      { shards: { usage: "GAUGE", description: "shard placements on the node" } },
+      { shard_bytes: { usage: "GAUGE", description: "bytes of shard placements on the node" } },
+    ],
+  },
+  citus_background_jobs: {
+    coordinatorOnly: true,
+    query: `SELECT state::text AS status, count(*)::float AS count,
+                   count(*) FILTER (WHERE finished_at > now() - interval '24 hours')::float AS recent
+              FROM pg_dist_background_job GROUP BY state`,
+    metrics: [
+      { status: { usage: "LABEL", description: "job status (scheduled, running, finished, failed, cancelled, ...)" } },
+      { count: { usage: "GAUGE", description: "background jobs (rebalances) in this status" } },
+      { recent: { usage: "GAUGE", description: "of which finished in the last 24 hours" } },
+    ],
+  },
+  pg_replication: {
+    coordinatorOnly: false,
+    query: `SELECT application_name, client_addr::text AS client,
+                   coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::float AS lag_bytes,
+                   coalesce(extract(epoch FROM replay_lag), 0)::float AS lag_seconds
+              FROM pg_stat_replication`,
+    metrics: [
+      { application_name: { usage: "LABEL", description: "standby name" } },
+      { client: { usage: "LABEL", description: "standby address" } },
+      { lag_bytes: { usage: "GAUGE", description: "WAL not yet replayed by the standby" } },
+      { lag_seconds: { usage: "GAUGE", description: "replay delay of the standby" } },
+    ],
+  },
+};

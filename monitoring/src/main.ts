@@ -1,0 +1,14 @@
+/** Writes monitoring/dist/<env>/: prometheus.yml, platform.rules.yml, postgres-exporter-queries.yml. */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadAllEnvironments } from "@platform/config";
+import { renderMonitoring } from "./render.js";
+
+for (const config of loadAllEnvironments()) {
+  const dir = join(process.env.MONITORING_OUTDIR ?? "dist", config.name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const { files } = renderMonitoring(config);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  console.log(`monitoring ${config.name}: ${Object.keys(files).join(", ")} -> ${dir}/`);
+}

@@ -1,0 +1,54 @@
+import { platformNames, type EnvironmentConfig } from "@platform/config";
+import type { ScrapeJob } from "./catalog.js";
+
+export const RULES_DIR = "/etc/prometheus/rules";
+export const POSTGRES_EXPORTER_PORT = 9187;
+export const NODE_EXPORTER_PORT = 9100;
+
+/** Pods that opt in with prometheus.io/scrape, in one namespace, one app label: the charts' annotations. */
+function podJob(job: ScrapeJob, namespace: string, app: string) {
+  return {
+    job_name: job,
+    kubernetes_sd_configs: [{ role: "pod", namespaces: { names: [namespace] } }],
+    relabel_configs: [
+      { source_labels: ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], regex: app, action: "keep" },
+      { source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], regex: "true", action: "keep" },
+      { source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_path"], regex: "(.+)", target_label: "__metrics_path__" },
+      {
+        source_labels: ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
+        regex: "([^:]+)(?::\\d+)?;(\\d+)",
+        replacement: "$1:$2",
+        target_label: "__address__",
+      },
+      { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
+      { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
+    ],
+  };
+}
+
+/** prometheus.yml for one environment: Kubernetes pod discovery for the workloads, the Citus VMs by DNS name. */
+export function prometheusConfig(config: EnvironmentConfig) {
+  const names = platformNames(config);
+  const nodes = [names.citus.coordinator, ...names.citus.workers].flatMap((n) => [
+    { host: n.host, role: n.role, standby: "false" },
+    ...(n.standby ? [{ host: n.standby.host, role: n.role, standby: "true" }] : []),
+  ]);
+  const vmJob = (job: ScrapeJob, port: number) => ({
+    job_name: job,
+    static_configs: nodes.map((n) => ({ targets: [`${n.host}:${port}`], labels: { citus_role: n.role, standby: n.standby } })),
+    relabel_configs: [{ source_labels: ["__address__"], regex: "([^:]+):\\d+", target_label: "instance" }],
+  });
+  return {
+    global: { scrape_interval: "30s", scrape_timeout: "10s", evaluation_interval: "30s", external_labels: { environment: config.name } },
+    rule_files: [`${RULES_DIR}/*.yml`],
+    scrape_configs: [
+      podJob("tenant-service", config.kubernetes.tenantService.namespace, "tenant-service"),
+      podJob("tenant-worker", config.kubernetes.tenantWorker.namespace, "tenant-worker"),
+      podJob("kong", "gateway", "kong"),
+      podJob("hydra", "auth", "hydra"),
+      vmJob("citus-postgres", POSTGRES_EXPORTER_PORT),
+      vmJob("citus-node", NODE_EXPORTER_PORT),
+      { job_name: "redis", static_configs: [{ targets: ["redis-exporter.monitoring.svc.cluster.local:9121"] }] },
+    ],
+  };
+}

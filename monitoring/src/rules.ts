@@ -1,0 +1,141 @@
+/**
+ * Recording and alert rules. Alerts page on symptoms users feel (errors, latency, lost replicas) and on the
+ * database conditions that precede them (pool saturation, skew, replication lag, disk, Redis memory, failed
+ * rebalances). Each alert names its runbook.
+ */
+export interface RecordingRule {
+  readonly record: string;
+  readonly expr: string;
+}
+
+export interface AlertRule {
+  readonly alert: string;
+  readonly expr: string;
+  readonly for: string;
+  readonly labels: { readonly severity: "page" | "ticket" };
+  readonly annotations: { readonly summary: string; readonly description: string; readonly runbook: string };
+}
+
+export interface RuleGroup {
+  readonly name: string;
+  readonly interval?: string;
+  readonly rules: readonly (RecordingRule | AlertRule)[];
+}
+
+const runbook = (name: string) => `docs/runbooks/${name}.md`;
+
+export const RECORDING_RULES: RuleGroup = {
+  name: "platform.recording",
+  rules: [
+    { record: "job:http_requests:rate5m", expr: 'sum by (job) (rate(http_requests_total{job="tenant-service"}[5m]))' },
+    { record: "job:http_requests_errors:rate5m", expr: 'sum by (job) (rate(http_requests_total{job="tenant-service",status=~"5.."}[5m]))' },
+    { record: "job:http_requests:error_ratio_rate5m", expr: "job:http_requests_errors:rate5m / job:http_requests:rate5m" },
+    {
+      record: "job:http_request_duration_seconds:p99_rate5m",
+      expr: 'histogram_quantile(0.99, sum by (job, le) (rate(http_request_duration_seconds_bucket{job="tenant-service"}[5m])))',
+    },
+    { record: "route:http_requests:rate5m", expr: 'sum by (route, status) (rate(http_requests_total{job="tenant-service"}[5m]))' },
+    { record: "citus:shard_bytes:skew", expr: "max(citus_node_shard_bytes) / avg(citus_node_shard_bytes)" },
+    {
+      record: "instance:db_pool:utilization",
+      expr: 'db_pool_connections{job="tenant-service",state="in_use"} / ignoring(state) db_pool_max_connections{job="tenant-service"}',
+    },
+  ],
+};
+
+export const ALERT_RULES: RuleGroup = {
+  name: "platform.alerts",
+  rules: [
+    {
+      alert: "TenantServiceErrorRateHigh",
+      expr: "job:http_requests:error_ratio_rate5m > 0.02 and job:http_requests:rate5m > 1",
+      for: "5m",
+      labels: { severity: "page" },
+      annotations: {
+        summary: "More than 2% of tenant-service requests fail",
+        description: "{{ $value | humanizePercentage }} of requests returned 5xx over 5 minutes.",
+        runbook: runbook("tenant-service-errors"),
+      },
+    },
+    {
+      alert: "TenantServiceLatencyHigh",
+      expr: "job:http_request_duration_seconds:p99_rate5m > 0.5",
+      for: "10m",
+      labels: { severity: "page" },
+      annotations: { summary: "tenant-service p99 latency above 500 ms", description: "p99 is {{ $value | humanizeDuration }}.", runbook: runbook("tenant-service-latency") },
+    },
+    {
+      alert: "TenantServiceReplicasDown",
+      expr: 'sum(up{job="tenant-service"}) < 2 or absent(up{job="tenant-service"})',
+      for: "5m",
+      labels: { severity: "page" },
+      annotations: { summary: "Fewer than two tenant-service replicas are up", description: "Only {{ $value }} replicas answer scrapes.", runbook: runbook("tenant-service-errors") },
+    },
+    {
+      alert: "DatabasePoolSaturated",
+      expr: 'max by (pod) (instance:db_pool:utilization) > 0.9 and max by (pod) (db_pool_waiting_clients{job="tenant-service"}) > 0',
+      for: "5m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "A tenant-service pod's database pool is full and requests queue for it",
+        description: "Pod {{ $labels.pod }} has its pool at {{ $value | humanizePercentage }} with clients waiting.",
+        runbook: runbook("database-pool"),
+      },
+    },
+    {
+      alert: "CitusShardSkewHigh",
+      expr: "citus:shard_bytes:skew > 1.3",
+      for: "1h",
+      labels: { severity: "ticket" },
+      annotations: { summary: "The largest Citus worker holds 30% more than the average", description: "Skew is {{ $value }}; plan a rebalance.", runbook: runbook("rebalance") },
+    },
+    {
+      alert: "CitusReplicationLagHigh",
+      expr: "max by (instance, application_name) (pg_replication_lag_seconds) > 60",
+      for: "5m",
+      labels: { severity: "page" },
+      annotations: {
+        summary: "A Citus standby is more than a minute behind",
+        description: "{{ $labels.instance }} standby {{ $labels.application_name }} lags {{ $value }}s: failover now would lose that much.",
+        runbook: runbook("citus-failover"),
+      },
+    },
+    {
+      alert: "CitusDiskFillingUp",
+      expr: 'node_filesystem_avail_bytes{job="citus-node",mountpoint="/var/lib/postgresql"} / node_filesystem_size_bytes{job="citus-node",mountpoint="/var/lib/postgresql"} < 0.15',
+      for: "10m",
+      labels: { severity: "page" },
+      annotations: { summary: "A Citus data disk is over 85% full", description: "{{ $labels.instance }} has {{ $value | humanizePercentage }} free.", runbook: runbook("disk-full") },
+    },
+    {
+      alert: "CitusDiskWillFillIn24h",
+      expr: 'predict_linear(node_filesystem_avail_bytes{job="citus-node",mountpoint="/var/lib/postgresql"}[6h], 24 * 3600) < 0',
+      for: "30m",
+      labels: { severity: "ticket" },
+      annotations: { summary: "A Citus data disk will be full within a day", description: "{{ $labels.instance }} at its current rate.", runbook: runbook("disk-full") },
+    },
+    {
+      alert: "RedisMemoryHigh",
+      expr: 'redis_memory_used_bytes{job="redis"} / redis_memory_max_bytes{job="redis"} > 0.9',
+      for: "10m",
+      labels: { severity: "ticket" },
+      annotations: { summary: "Memorystore is above 90% of its memory", description: "Used {{ $value | humanizePercentage }}; rate-limit keys will be evicted first.", runbook: runbook("redis-memory") },
+    },
+    {
+      alert: "CitusRebalanceFailed",
+      expr: 'max(citus_background_jobs_recent{status="failed"}) > 0',
+      for: "0m",
+      labels: { severity: "page" },
+      annotations: { summary: "A Citus rebalance job failed in the last 24 hours", description: "{{ $value }} failed job(s): shards may be mid-move.", runbook: runbook("rebalance") },
+    },
+    {
+      alert: "WorkerJobsFailing",
+      expr: 'sum by (task) (rate(worker_jobs_total{job="tenant-worker",outcome="failed"}[15m])) > 0.01',
+      for: "15m",
+      labels: { severity: "ticket" },
+      annotations: { summary: "Queue jobs keep failing", description: "Task {{ $labels.task }} fails {{ $value }} times per second.", runbook: runbook("worker-jobs") },
+    },
+  ],
+};
+
+export const RULE_GROUPS: readonly RuleGroup[] = [RECORDING_RULES, ALERT_RULES];

@@ -1,0 +1,219 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
+import { ENVIRONMENT_NAMES, loadEnvironment } from "@platform/config";
+import { ALERT_RULES, EXPORTER_QUERIES, RECORDING_RULES, RULE_GROUPS, knownMetrics, renderMonitoring, type AlertRule, type RecordingRule } from "../src/index.js";
+
+const promtoolMissing = spawnSync("promtool", ["--version"]).status === 0 ? undefined : "promtool not found (apt-get install prometheus)";
+if (promtoolMissing) console.warn(`skipping promtool checks: ${promtoolMissing}`);
+
+const dir = mkdtempSync(join(tmpdir(), "monitoring-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const empty = join(dir, "empty.json");
+writeFileSync(empty, "{}");
+const configs = ENVIRONMENT_NAMES.map((n) => loadEnvironment(n, { env: {}, overrideFile: empty }));
+
+const promtool = (args: string[]) => {
+  const r = spawnSync("promtool", args, { encoding: "utf8" });
+  return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
+};
+
+describe.skipIf(promtoolMissing !== undefined).each(configs.map((c) => [c.name, c] as const))("%s Prometheus content passes promtool", (env, config) => {
+  let files: Record<string, string>;
+  beforeAll(() => {
+    files = renderMonitoring(config).files;
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, `${env}-${name}`), text);
+  });
+
+  it("promtool check rules", () => {
+    const r = promtool(["check", "rules", join(dir, `${env}-platform.rules.yml`)]);
+    expect(r.out).toMatch(/SUCCESS: \d+ rules found/);
+    expect(r.ok, r.out).toBe(true);
+  });
+
+  it("promtool check config (Kubernetes discovery checked structurally: Debian's promtool is built without it)", () => {
+    const doc = parse(files["prometheus.yml"]!) as { scrape_configs: Record<string, unknown>[]; rule_files: string[] };
+    for (const job of doc.scrape_configs) {
+      const sd = job.kubernetes_sd_configs as { role: string; namespaces: { names: string[] } }[] | undefined;
+      if (!sd) continue;
+      expect(sd, String(job.job_name)).toEqual([{ role: "pod", namespaces: { names: [expect.stringMatching(/^[a-z0-9-]+$/)] } }]);
+      delete job.kubernetes_sd_configs;
+      job.static_configs = [{ targets: ["placeholder:8080"] }];
+    }
+    doc.rule_files = [join(dir, `${env}-platform.rules.yml`)];
+    const path = join(dir, `${env}-prometheus-check.yml`);
+    writeFileSync(path, stringify(doc));
+    const r = promtool(["check", "config", path]);
+    expect(r.ok, r.out).toBe(true);
+  });
+});
+
+/** promtool unit tests: each alert fires on the series that should page and stays quiet on healthy ones. */
+describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test rules", () => {
+  const cases: { alert: string; series: { series: string; values: string }[]; evalTime: string; fires: Record<string, string>[] }[] = [
+    {
+      alert: "TenantServiceErrorRateHigh",
+      series: [
+        { series: 'http_requests_total{job="tenant-service",route="/v1/items",status="200"}', values: "0+600x20" },
+        { series: 'http_requests_total{job="tenant-service",route="/v1/items",status="500"}', values: "0+60x20" },
+      ],
+      evalTime: "15m",
+      fires: [{ job: "tenant-service", severity: "page" }],
+    },
+    {
+      alert: "TenantServiceLatencyHigh",
+      series: [
+        { series: 'http_request_duration_seconds_bucket{job="tenant-service",le="0.5"}', values: "0+10x30" },
+        { series: 'http_request_duration_seconds_bucket{job="tenant-service",le="1"}', values: "0+100x30" },
+        { series: 'http_request_duration_seconds_bucket{job="tenant-service",le="+Inf"}', values: "0+100x30" },
+      ],
+      evalTime: "25m",
+      fires: [{ job: "tenant-service", severity: "page" }],
+    },
+    {
+      alert: "TenantServiceReplicasDown",
+      series: [{ series: 'up{job="tenant-service",pod="a"}', values: "1x20" }],
+      evalTime: "10m",
+      fires: [{ severity: "page" }],
+    },
+    {
+      alert: "DatabasePoolSaturated",
+      series: [
+        { series: 'db_pool_connections{job="tenant-service",pod="a",state="in_use"}', values: "20x20" },
+        { series: 'db_pool_max_connections{job="tenant-service",pod="a"}', values: "20x20" },
+        { series: 'db_pool_waiting_clients{job="tenant-service",pod="a"}', values: "7x20" },
+      ],
+      evalTime: "10m",
+      fires: [{ pod: "a", severity: "ticket" }],
+    },
+    {
+      alert: "CitusShardSkewHigh",
+      series: [
+        { series: 'citus_node_shard_bytes{job="citus-postgres",node="w0:5432"}', values: "300x120" },
+        { series: 'citus_node_shard_bytes{job="citus-postgres",node="w1:5432"}', values: "100x120" },
+        { series: 'citus_node_shard_bytes{job="citus-postgres",node="w2:5432"}', values: "100x120" },
+      ],
+      evalTime: "90m",
+      fires: [{ severity: "ticket" }],
+    },
+    {
+      alert: "CitusReplicationLagHigh",
+      series: [{ series: 'pg_replication_lag_seconds{job="citus-postgres",instance="worker-0.db.internal",application_name="standby"}', values: "120x20" }],
+      evalTime: "10m",
+      fires: [{ instance: "worker-0.db.internal", application_name: "standby", severity: "page" }],
+    },
+    {
+      alert: "CitusDiskFillingUp",
+      series: [
+        { series: 'node_filesystem_avail_bytes{job="citus-node",instance="worker-1.db.internal",mountpoint="/var/lib/postgresql"}', values: "10x30" },
+        { series: 'node_filesystem_size_bytes{job="citus-node",instance="worker-1.db.internal",mountpoint="/var/lib/postgresql"}', values: "100x30" },
+      ],
+      evalTime: "15m",
+      fires: [{ job: "citus-node", instance: "worker-1.db.internal", mountpoint: "/var/lib/postgresql", severity: "page" }],
+    },
+    {
+      alert: "CitusDiskWillFillIn24h",
+      // 100 GB free, losing 1 GB every 10 minutes: empty in well under a day.
+      series: [{ series: 'node_filesystem_avail_bytes{job="citus-node",instance="worker-2.db.internal",mountpoint="/var/lib/postgresql"}', values: "100000000000-100000000x600" }],
+      evalTime: "7h",
+      fires: [{ job: "citus-node", instance: "worker-2.db.internal", mountpoint: "/var/lib/postgresql", severity: "ticket" }],
+    },
+    {
+      alert: "RedisMemoryHigh",
+      series: [
+        { series: 'redis_memory_used_bytes{job="redis"}', values: "95x30" },
+        { series: 'redis_memory_max_bytes{job="redis"}', values: "100x30" },
+      ],
+      evalTime: "15m",
+      fires: [{ job: "redis", severity: "ticket" }],
+    },
+    {
+      alert: "CitusRebalanceFailed",
+      series: [{ series: 'citus_background_jobs_recent{job="citus-postgres",status="failed"}', values: "0 0 1 1" }],
+      evalTime: "3m",
+      fires: [{ severity: "page" }],
+    },
+    {
+      alert: "WorkerJobsFailing",
+      series: [{ series: 'worker_jobs_total{job="tenant-worker",task="metrics.rollup-batch",outcome="failed"}', values: "0+6x60" }],
+      evalTime: "45m",
+      fires: [{ task: "metrics.rollup-batch", severity: "ticket" }],
+    },
+  ];
+
+  it("has a firing case for every alert", () => {
+    expect(ALERT_RULES.rules.map((r) => (r as AlertRule).alert).filter((a) => !cases.some((c) => c.alert === a))).toEqual([]);
+  });
+
+  it("fires each alert on its bad series and not on healthy ones (promtool test rules)", () => {
+    // Annotations are templates checked by `promtool check rules`; these tests are about when alerts fire.
+    const withoutAnnotations = RULE_GROUPS.map((g) => ({ ...g, rules: g.rules.map((r) => ("alert" in r ? { ...r, annotations: undefined } : r)) }));
+    writeFileSync(join(dir, "unit-rules.yml"), stringify({ groups: withoutAnnotations }, { lineWidth: 0 }));
+    const tests = cases.flatMap((c) => [
+      {
+        interval: "1m",
+        input_series: c.series,
+        alert_rule_test: [{ eval_time: c.evalTime, alertname: c.alert, exp_alerts: c.fires.map((labels) => ({ exp_labels: { alertname: c.alert, ...labels } })) }].map(({ alertname, ...rest }) => ({
+          alertname,
+          ...rest,
+          exp_alerts: rest.exp_alerts.map((e) => ({ exp_labels: Object.fromEntries(Object.entries(e.exp_labels).filter(([k]) => k !== "alertname")) })),
+        })),
+      },
+    ]);
+    // Healthy traffic: no alert at all.
+    tests.push({
+      interval: "1m",
+      input_series: [
+        { series: 'http_requests_total{job="tenant-service",route="/v1/items",status="200"}', values: "0+600x30" },
+        { series: 'up{job="tenant-service",pod="a"}', values: "1x30" },
+        { series: 'up{job="tenant-service",pod="b"}', values: "1x30" },
+      ],
+      alert_rule_test: ["TenantServiceErrorRateHigh", "TenantServiceReplicasDown"].map((alertname) => ({ eval_time: "20m", alertname, exp_alerts: [] })),
+    } as never);
+    const testFile = join(dir, "unit-tests.yml");
+    writeFileSync(testFile, stringify({ rule_files: [join(dir, "unit-rules.yml")], evaluation_interval: "1m", tests }, { lineWidth: 0 }));
+    const r = promtool(["test", "rules", testFile]);
+    expect(r.out, r.out).toMatch(/SUCCESS/);
+    expect(r.ok, r.out).toBe(true);
+  });
+});
+
+describe("rules use only metrics that some target exports", () => {
+  const FUNCTIONS = new Set(["sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "predict_linear", "absent", "and", "or", "unless", "on", "ignoring", "without", "count", "increase", "humanizePercentage", "humanizeDuration"]);
+  const recorded = RECORDING_RULES.rules.map((r) => (r as RecordingRule).record);
+  const known = knownMetrics(recorded);
+  it.each(RULE_GROUPS.flatMap((g) => g.rules.map((r) => [("alert" in r ? r.alert : r.record) as string, r.expr])))("%s", (_name, expr) => {
+    const withoutLabels = expr
+      .replace(/\{[^}]*\}/g, "")
+      .replace(/\[[^\]]*\]/g, "")
+      .replace(/"[^"]*"/g, "")
+      .replace(/\b(by|without|on|ignoring)\s*\([^)]*\)/g, "");
+    const identifiers = [...withoutLabels.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)].map((m) => m[0]).filter((id) => !FUNCTIONS.has(id) && !/^(le|job|pod|task|instance|route|status|application_name)$/.test(id));
+    expect(identifiers.filter((id) => !known.has(id))).toEqual([]);
+  });
+});
+
+const CITUS_URL = process.env.CITUS_URL;
+describe.skipIf(!CITUS_URL)("postgres_exporter queries on a real Citus coordinator", () => {
+  it.each(Object.entries(EXPORTER_QUERIES))("%s returns its declared columns", async (_name, q) => {
+    const client = new pg.Client({ connectionString: CITUS_URL });
+    await client.connect();
+    try {
+      const result = await client.query(q.query);
+      const declared = q.metrics.flatMap((m) => Object.keys(m)).sort();
+      expect(result.fields.map((f) => f.name).sort()).toEqual(declared);
+    } finally {
+      await client.end();
+    }
+  });
+});
+
+it("the exporter query file is valid YAML with one entry per query", () => {
+  const doc = parse(renderMonitoring(configs[0]!).files["postgres-exporter-queries.yml"]!) as Record<string, { query: string }>;
+  expect(Object.keys(doc).sort()).toEqual(Object.keys(EXPORTER_QUERIES).sort());
+  execFileSync("true");
+});
