@@ -217,3 +217,10 @@ it("the exporter query file is valid YAML with one entry per query", () => {
   expect(Object.keys(doc).sort()).toEqual(Object.keys(EXPORTER_QUERIES).sort());
   execFileSync("true");
 });
+
+describe("every alert's runbook exists", () => {
+  it.each(ALERT_RULES.rules.map((r) => [(r as AlertRule).alert, (r as AlertRule).annotations.runbook]))("%s -> %s", async (_alert, path) => {
+    const { existsSync } = await import("node:fs");
+    expect(existsSync(join(import.meta.dirname, "..", "..", path)), `${path} is missing`).toBe(true);
+  });
+});
