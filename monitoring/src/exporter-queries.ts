@@ -32,6 +32,22 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
       { recent: { usage: "GAUGE", description: "of which finished in the last 24 hours" } },
     ],
   },
+  citus_stat_tenants: {
+    coordinatorOnly: true,
+    // The busiest tenants only: a label per tenant for all of them would be a million series.
+    // Needs citus.stat_tenants_track = 'all' (the bootstrap sets it).
+    query: `SELECT tenant_attribute AS tenant, nodeid::text AS node,
+                   query_count_in_last_period::float AS queries, read_count_in_last_period::float AS reads,
+                   cpu_usage_in_last_period::float AS cpu_seconds
+              FROM citus_stat_tenants ORDER BY query_count_in_last_period DESC LIMIT 50`,
+    metrics: [
+      { tenant: { usage: "LABEL", description: "tenant id (distribution column value)" } },
+      { node: { usage: "LABEL", description: "Citus node id" } },
+      { queries: { usage: "GAUGE", description: "queries in the last full period (citus.stat_tenants_period)" } },
+      { reads: { usage: "GAUGE", description: "read queries in the last full period" } },
+      { cpu_seconds: { usage: "GAUGE", description: "CPU seconds in the last full period" } },
+    ],
+  },
   pg_replication: {
     coordinatorOnly: false,
     query: `SELECT application_name, client_addr::text AS client,

@@ -3,3 +3,4 @@ export { prometheusConfig, RULES_DIR, POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT
 export { EXPORTER_QUERIES, type ExporterQuery } from "./exporter-queries.js";
 export { SCRAPE_JOBS, knownMetrics, type ScrapeJob } from "./catalog.js";
 export { renderMonitoring, type RenderedMonitoring } from "./render.js";
+export { dashboards, PROMETHEUS_DATASOURCE } from "./dashboards.js";

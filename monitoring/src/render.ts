@@ -1,5 +1,6 @@
 import { stringify } from "yaml";
 import type { EnvironmentConfig } from "@platform/config";
+import { dashboards } from "./dashboards.js";
 import { EXPORTER_QUERIES } from "./exporter-queries.js";
 import { prometheusConfig } from "./prometheus.js";
 import { RULE_GROUPS } from "./rules.js";
@@ -17,6 +18,7 @@ export function renderMonitoring(config: EnvironmentConfig): RenderedMonitoring 
       "prometheus.yml": stringify(prometheusConfig(config), { lineWidth: 0 }),
       "platform.rules.yml": stringify({ groups: RULE_GROUPS }, { lineWidth: 0 }),
       "postgres-exporter-queries.yml": stringify(queries, { lineWidth: 0 }),
+      ...Object.fromEntries(dashboards().map((d) => [`dashboard-${d.uid}.json`, `${JSON.stringify(d, null, 2)}\n`])),
     },
   };
 }

@@ -178,6 +178,8 @@ citus.shard_replication_factor = 1
 # Tenant isolation: the service sends SET LOCAL as its own statement; 'local' forwards it to the workers inside
 # the transaction, so row-level security sees the tenant on router and multi-shard queries alike.
 citus.propagate_set_commands = 'local'
+# Per-tenant query counts and CPU (citus_stat_tenants), exported for the per-tenant dashboard.
+citus.stat_tenants_track = 'all'
 citus.node_conninfo = 'sslmode=verify-full sslrootcert=$TLS_DIR/ca.crt'
 log_line_prefix = '%m [%p] %q%u@%d/%a '
 log_min_duration_statement = 1000

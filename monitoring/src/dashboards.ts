@@ -1,0 +1,103 @@
+import { DashboardBuilder, DashboardCursorSync, QueryVariableBuilder, RowBuilder, type Dashboard } from "@grafana/grafana-foundation-sdk/dashboard";
+import { DataqueryBuilder, PromQueryFormat } from "@grafana/grafana-foundation-sdk/prometheus";
+import { PanelBuilder as StatPanel } from "@grafana/grafana-foundation-sdk/stat";
+import { PanelBuilder as TablePanel } from "@grafana/grafana-foundation-sdk/table";
+import { PanelBuilder as TimeseriesPanel } from "@grafana/grafana-foundation-sdk/timeseries";
+
+/** The provisioned Prometheus datasource's uid (the Grafana chart provisions it with this uid). */
+export const PROMETHEUS_DATASOURCE = { type: "prometheus", uid: "prometheus" };
+
+const query = (expr: string, legend?: string) => {
+  const q = new DataqueryBuilder().expr(expr).datasource(PROMETHEUS_DATASOURCE);
+  return legend ? q.legendFormat(legend) : q;
+};
+
+const timeseries = (title: string, unit: string, ...targets: DataqueryBuilder[]) => {
+  let panel = new TimeseriesPanel().title(title).unit(unit).datasource(PROMETHEUS_DATASOURCE).height(8).span(12);
+  for (const t of targets) panel = panel.withTarget(t);
+  return panel;
+};
+
+const stat = (title: string, unit: string, expr: string) =>
+  new StatPanel().title(title).unit(unit).datasource(PROMETHEUS_DATASOURCE).height(4).span(6).withTarget(query(expr));
+
+const base = (uid: string, title: string, tags: string[]) =>
+  new DashboardBuilder(title).uid(uid).tags(["platform", ...tags]).refresh("1m").time({ from: "now-6h", to: "now" }).timezone("utc").tooltip(DashboardCursorSync.Crosshair).editable();
+
+/** Request rate, errors and latency of the tenant service and the worker's jobs. */
+function apiOverview(): Dashboard {
+  return base("platform-api-overview", "Platform / API overview", ["api"])
+    .withRow(new RowBuilder("Golden signals"))
+    .withPanel(stat("Requests/s", "reqps", "sum(job:http_requests:rate5m)"))
+    .withPanel(stat("Error ratio", "percentunit", "sum(job:http_requests_errors:rate5m) / sum(job:http_requests:rate5m)"))
+    .withPanel(stat("p99 latency", "s", "max(job:http_request_duration_seconds:p99_rate5m)"))
+    .withPanel(stat("Replicas up", "none", 'sum(up{job="tenant-service"})'))
+    .withPanel(timeseries("Requests by route and status", "reqps", query("sum by (route, status) (route:http_requests:rate5m)", "{{route}} {{status}}")))
+    .withPanel(
+      timeseries(
+        "Latency percentiles",
+        "s",
+        query('histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{job="tenant-service"}[$__rate_interval])))', "p50"),
+        query('histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job="tenant-service"}[$__rate_interval])))', "p99"),
+      ),
+    )
+    .withRow(new RowBuilder("Capacity"))
+    .withPanel(timeseries("Database pool in use (per pod)", "percentunit", query("instance:db_pool:utilization", "{{pod}}")))
+    .withPanel(timeseries("Requests waiting for a connection", "none", query('sum by (pod) (db_pool_waiting_clients{job="tenant-service"})', "{{pod}}")))
+    .withPanel(timeseries("Refused requests by reason", "reqps", query('sum by (reason) (rate(tenant_requests_rejected_total{job="tenant-service"}[$__rate_interval]))', "{{reason}}")))
+    .withPanel(timeseries("Worker jobs", "ops", query('sum by (task, outcome) (rate(worker_jobs_total{job="tenant-worker"}[$__rate_interval]))', "{{task}} {{outcome}}")))
+    .build();
+}
+
+/** The busiest tenants (citus_stat_tenants), and one tenant picked with $tenant. */
+function tenants(): Dashboard {
+  const top = new TablePanel()
+    .title("Busiest tenants (last period)")
+    .datasource(PROMETHEUS_DATASOURCE)
+    .height(10)
+    .span(24)
+    .withTarget(query("topk(20, sum by (tenant) (citus_stat_tenants_queries))").format(PromQueryFormat.Table).instant());
+  return base("platform-tenants", "Platform / Tenants", ["tenants"])
+    .withVariable(new QueryVariableBuilder("tenant").label("Tenant").query("label_values(citus_stat_tenants_queries, tenant)").datasource(PROMETHEUS_DATASOURCE))
+    .withPanel(top)
+    .withPanel(timeseries("Queries of $tenant", "none", query('sum by (tenant) (citus_stat_tenants_queries{tenant="$tenant"})', "queries")))
+    .withPanel(timeseries("CPU of $tenant", "s", query('sum by (tenant) (citus_stat_tenants_cpu_seconds{tenant="$tenant"})', "cpu")))
+    .build();
+}
+
+/** Shard placement, skew, replication and disks of the Citus cluster. */
+function citusHealth(): Dashboard {
+  return base("platform-citus", "Platform / Citus health", ["citus"])
+    .withPanel(stat("Shard skew (max / mean bytes)", "none", "citus:shard_bytes:skew"))
+    .withPanel(stat("Nodes up", "none", 'sum(pg_up{job="citus-postgres"})'))
+    .withPanel(stat("Failed rebalances (24 h)", "none", 'sum(citus_background_jobs_recent{status="failed"})'))
+    .withPanel(stat("Max replication lag", "s", "max(pg_replication_lag_seconds)"))
+    .withPanel(timeseries("Shard bytes per node", "bytes", query("citus_node_shard_bytes", "{{node}}")))
+    .withPanel(timeseries("Shards per node", "none", query("citus_node_shards", "{{node}}")))
+    .withPanel(timeseries("Replication lag", "s", query("pg_replication_lag_seconds", "{{instance}} → {{application_name}}")))
+    .withPanel(
+      timeseries(
+        "Data disk free",
+        "percentunit",
+        query('node_filesystem_avail_bytes{job="citus-node",mountpoint="/var/lib/postgresql"} / node_filesystem_size_bytes{job="citus-node",mountpoint="/var/lib/postgresql"}', "{{instance}}"),
+      ),
+    )
+    .withPanel(timeseries("Connections", "none", query('sum by (instance) (pg_stat_database_numbackends{job="citus-postgres"})', "{{instance}}")))
+    .withPanel(timeseries("Redis memory used", "percentunit", query('redis_memory_used_bytes{job="redis"} / redis_memory_max_bytes{job="redis"}', "redis")))
+    .build();
+}
+
+/** Traffic through Kong. */
+function gateway(): Dashboard {
+  return base("platform-gateway", "Platform / Gateway", ["gateway"])
+    .withPanel(timeseries("Requests by status", "reqps", query('sum by (code) (rate(kong_http_requests_total{job="kong"}[$__rate_interval]))', "{{code}}")))
+    .withPanel(
+      timeseries("Latency p99", "ms", query('histogram_quantile(0.99, sum by (le) (rate(kong_request_latency_ms_bucket{job="kong"}[$__rate_interval])))', "p99")),
+    )
+    .withPanel(timeseries("Connections", "none", query('sum by (state) (kong_nginx_connections_total{job="kong"})', "{{state}}")))
+    .build();
+}
+
+export function dashboards(): Dashboard[] {
+  return [apiOverview(), tenants(), citusHealth(), gateway()];
+}
