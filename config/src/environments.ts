@@ -62,6 +62,7 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
       workloads: {
         tenantService: { minReplicas: 6, maxReplicas: 60, cpuRequest: "1", cpuLimit: "2", memoryRequest: "512Mi", memoryLimit: "1Gi", ephemeralStorage: "512Mi" },
         tenantWorker: { minReplicas: 3, maxReplicas: 20, cpuRequest: "500m", cpuLimit: "1", memoryRequest: "384Mi", memoryLimit: "768Mi", ephemeralStorage: "256Mi" },
+        gateway: { minReplicas: 3, maxReplicas: 30, cpuRequest: "1", cpuLimit: "2", memoryRequest: "512Mi", memoryLimit: "1Gi", ephemeralStorage: "256Mi" },
       },
     },
   },
@@ -89,9 +90,11 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   kubernetes: {
     tenantService: { namespace: "tenants", serviceAccount: "tenant-service" },
     tenantWorker: { namespace: "tenants", serviceAccount: "tenant-worker" },
+    gateway: { namespace: "gateway", serviceAccount: "kong" },
     workloads: {
       tenantService: { minReplicas: 2, maxReplicas: 6, cpuRequest: "250m", cpuLimit: "1", memoryRequest: "256Mi", memoryLimit: "512Mi", ephemeralStorage: "256Mi" },
       tenantWorker: { minReplicas: 2, maxReplicas: 4, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "192Mi", memoryLimit: "384Mi", ephemeralStorage: "128Mi" },
+      gateway: { minReplicas: 2, maxReplicas: 6, cpuRequest: "250m", cpuLimit: "1", memoryRequest: "256Mi", memoryLimit: "512Mi", ephemeralStorage: "256Mi" },
     },
     images: { tenantService: EXAMPLE_TENANT_SERVICE_IMAGE },
   },

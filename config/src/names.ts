@@ -48,6 +48,7 @@ export interface PlatformNames {
     readonly citusWorker: ServiceAccountName;
     readonly tenantService: ServiceAccountName;
     readonly tenantWorker: ServiceAccountName;
+    readonly gateway: ServiceAccountName;
   };
   /** Secret Manager secret ids. Values are created on the nodes or from resource attributes, never synthesized. */
   readonly secrets: {
@@ -61,6 +62,9 @@ export interface PlatformNames {
     readonly dbCaKey: string;
     /** The CA certificate clients verify database hosts against (sslmode=verify-full). */
     readonly dbCaCert: string;
+    /** The API's TLS certificate and key for the gateway, added by operators (their CA or ACME). */
+    readonly apiTlsCert: string;
+    readonly apiTlsKey: string;
   };
   readonly networkTags: { readonly citus: string; readonly gkeNodes: string };
 }
@@ -122,6 +126,7 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
       citusWorker: sa("citus-worker"),
       tenantService: sa("tenant-svc"),
       tenantWorker: sa("tenant-worker"),
+      gateway: sa("gateway"),
     },
     secrets: {
       dbSuperuser: `${p}-db-superuser-password`,
@@ -132,6 +137,8 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
       redisCa: `${p}-redis-ca`,
       dbCaKey: `${p}-db-ca-key`,
       dbCaCert: `${p}-db-ca-cert`,
+      apiTlsCert: `${p}-api-tls-cert`,
+      apiTlsKey: `${p}-api-tls-key`,
     },
     networkTags: { citus: `${p}-citus`, gkeNodes: `${p}-gke-node` },
   };

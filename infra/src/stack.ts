@@ -12,6 +12,7 @@ import { MemorystoreRedis } from "./constructs/memorystore-redis.js";
 import { BackupsBucket } from "./constructs/backups-bucket.js";
 import { CitusCluster } from "./constructs/citus-cluster.js";
 import { WorkloadIdentityAccount } from "./constructs/workload-identity.js";
+import { SecretManagerSecret } from "./google.js";
 import type { StackOutputName } from "./outputs.js";
 
 export const REQUIRED_SERVICES = [
@@ -198,6 +199,23 @@ export class PlatformStack extends TerraformStack {
       kubernetesServiceAccount: config.kubernetes.tenantWorker.serviceAccount,
       secretIds: workloadSecrets,
       projectRoles: workloadRoles,
+      dependsOn: [gke.cluster],
+    });
+
+    // The gateway (Kong) reads the API's TLS certificate and Redis (rate-limit counters); operators add the
+    // certificate versions (their CA or ACME), so the stack creates only the secret containers.
+    const tlsSecret = (key: string, secretId: string) =>
+      new SecretManagerSecret(this, key, { project, secretId, replication: { auto: {} }, labels });
+    const apiTlsCert = tlsSecret("ApiTlsCert", names.secrets.apiTlsCert);
+    const apiTlsKey = tlsSecret("ApiTlsKey", names.secrets.apiTlsKey);
+    new WorkloadIdentityAccount(this, "GatewayIdentity", {
+      projectId: project,
+      name: names.serviceAccounts.gateway,
+      displayName: "API gateway (Workload Identity)",
+      workloadPool: names.workloadPool,
+      kubernetesNamespace: config.kubernetes.gateway.namespace,
+      kubernetesServiceAccount: config.kubernetes.gateway.serviceAccount,
+      secretIds: [apiTlsCert.secretId, apiTlsKey.secretId, redis.authSecret.secretId, redis.caSecret.secretId],
       dependsOn: [gke.cluster],
     });
 

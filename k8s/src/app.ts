@@ -6,6 +6,7 @@ import { parseAllDocuments } from "yaml";
 import type { EnvironmentConfig } from "@platform/config";
 import { SetupChart } from "./charts/setup.js";
 import { TenantsChart } from "./charts/tenants.js";
+import { GatewayChart } from "./charts/gateway.js";
 
 export interface KubernetesObject {
   readonly apiVersion: string;
@@ -19,11 +20,13 @@ export interface SynthesisResult {
   readonly files: string[];
 }
 
-/** Builds one environment's charts. Chart ids become file names: setup first, then one file per application. */
+/** Builds one environment's charts. Chart ids become file names: 00-setup first, then one file per application. */
 export function buildApp(config: EnvironmentConfig, outdir: string): App {
   const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART, outputFileExtension: ".k8s.yaml" });
-  new SetupChart(app, "setup", config);
-  new TenantsChart(app, "tenants", config);
+  // File names sort in apply order: the setup file (namespaces, priority classes) first.
+  new SetupChart(app, "00-setup", config);
+  new GatewayChart(app, "10-gateway", config);
+  new TenantsChart(app, "20-tenants", config);
   return app;
 }
 

@@ -6,10 +6,15 @@
 import { ConfigError, loadAllEnvironments } from "@platform/config";
 import { synthesizeEnvironment } from "./app.js";
 import { checkManifests, formatManifestViolations } from "./policy/index.js";
+import { unresolvedImages } from "./images.js";
 
 try {
   const outRoot = process.env.K8S_OUTDIR ?? "dist";
   let failed = false;
+  const unresolved = unresolvedImages();
+  if (unresolved.length > 0) {
+    console.warn(`warning: images without a recorded digest (k8s/src/images.ts): ${unresolved.join(", ")}; resolve them before deploying`);
+  }
   for (const config of loadAllEnvironments()) {
     if (config.kubernetes.images.placeholder) {
       console.warn(`warning: ${config.name} uses the example tenant-service image; the release pipeline sets PLATFORM_${config.name.toUpperCase()}_TENANT_SERVICE_IMAGE`);

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES, loadEnvironment, platformNames, type EnvironmentConfig } from "@platform/config";
 import { synthesizeEnvironment, validateObject, type KubernetesObject } from "../src/app.js";
+import { gatewayRoutes, kongDeclarativeConfig } from "../src/charts/gateway.js";
 import { MANIFEST_RULES, checkManifests } from "../src/policy/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "k8s-synth-"));
@@ -23,8 +24,8 @@ const find = (env: string, kind: string, name: string) => synthesized[env]!.obje
 describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%s manifests", (env, config) => {
   const names = platformNames(config);
 
-  it("writes setup.k8s.yaml (namespaces, priority classes) apart from the workloads", () => {
-    expect(synthesized[env]!.files).toEqual(["setup.k8s.yaml", "tenants.k8s.yaml"]);
+  it("writes 00-setup.k8s.yaml (namespaces, priority classes), sorting before the workloads", () => {
+    expect(synthesized[env]!.files).toEqual(["00-setup.k8s.yaml", "10-gateway.k8s.yaml", "20-tenants.k8s.yaml"]);
     const setupKinds = new Set(synthesized[env]!.objects.filter((o) => !o.metadata.namespace).map((o) => o.kind));
     expect([...setupKinds].sort()).toEqual(["Namespace", "PriorityClass"]);
     const namespaces = new Set(synthesized[env]!.objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
@@ -66,6 +67,50 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(egress.map((e) => [e.to[0].ipBlock.cidr, e.ports[0].port])).toEqual([
       [config.network.dataCidr, 5432],
       [config.network.privateServiceAccessCidr, 6378],
+    ]);
+  });
+});
+
+describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%s gateway", (env, config) => {
+  const names = platformNames(config);
+  const kong = () => (find(env, "ConfigMap", "kong-declarative") as any).data["kong.yml"] as string;
+
+  it("generates Kong's declarative configuration from the route table", () => {
+    const generated = kongDeclarativeConfig(config, gatewayRoutes(config)) as any;
+    expect(generated._format_version).toBe("3.0");
+    expect(generated.services.map((s: any) => s.name)).toEqual(gatewayRoutes(config).map((r) => r.name));
+    for (const service of generated.services) {
+      expect(service.url).toBe(`http://tenant-service.${config.kubernetes.tenantService.namespace}.svc.cluster.local:8080`);
+      expect(service.routes[0].hosts).toEqual([config.kubernetes.apiHostname, `*.${config.kubernetes.apiBaseDomain}`]);
+      expect(service.routes[0].protocols).toEqual(["https"]);
+    }
+    expect(kong()).toContain("_format_version");
+  });
+
+  it("enables correlation ids, request-size limits, CORS, Prometheus and Redis-backed per-tenant rate limiting", () => {
+    const plugins = (kongDeclarativeConfig(config, gatewayRoutes(config)) as any).plugins as any[];
+    expect(plugins.map((p) => p.name).sort()).toEqual(["correlation-id", "cors", "prometheus", "rate-limiting", "request-size-limiting"]);
+    const limit = plugins.find((p) => p.name === "rate-limiting").config;
+    expect(limit).toMatchObject({ policy: "redis", limit_by: "header", header_name: "X-Tenant-ID", redis: { host: names.redis.host, port: 6378, ssl: true } });
+    expect(limit.redis.password).toMatch(/^\{vault:\/\/env\//);
+  });
+
+  it("runs Kong DB-less as a non-root user behind a LoadBalancer, with the admin API off", () => {
+    const container = (find(env, "Deployment", "kong").spec as any).template.spec.containers[0];
+    const vars = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
+    expect(vars).toMatchObject({ KONG_DATABASE: "off", KONG_ADMIN_LISTEN: "off" });
+    expect(container.securityContext.runAsUser).toBeGreaterThanOrEqual(10000);
+    expect(container.ports.map((p: any) => p.containerPort)).toEqual([8000, 8443, 8100]);
+    const lb = find(env, "Service", "kong-proxy").spec as any;
+    expect(lb.type).toBe("LoadBalancer");
+    expect(lb.ports.map((p: any) => p.port)).toEqual([80, 443]);
+  });
+
+  it("lets Kong reach only the routed services and Redis", () => {
+    const egress = (find(env, "NetworkPolicy", "kong").spec as any).egress as any[];
+    expect(egress.map((e) => e.to[0].ipBlock?.cidr ?? e.to[0].namespaceSelector.matchLabels["kubernetes.io/metadata.name"])).toEqual([
+      ...gatewayRoutes(config).map((r) => r.upstream.namespace),
+      config.network.privateServiceAccessCidr,
     ]);
   });
 });

@@ -6,7 +6,8 @@ import { PlatformNamespace } from "../constructs/platform-namespace.js";
 import { NAMESPACES, PRIORITY_CLASSES } from "../topology.js";
 
 export function platformNamespaces(config: EnvironmentConfig): string[] {
-  return [...new Set([config.kubernetes.tenantService.namespace, config.kubernetes.tenantWorker.namespace, ...Object.values(NAMESPACES)])];
+  const k = config.kubernetes;
+  return [...new Set([k.tenantService.namespace, k.tenantWorker.namespace, k.gateway.namespace, ...Object.values(NAMESPACES)])];
 }
 
 /** Applied first: namespaces (restricted Pod Security) and priority classes. */

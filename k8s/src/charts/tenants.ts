@@ -1,24 +1,16 @@
-import { ApiObject, Chart } from "cdk8s";
+import { Chart } from "cdk8s";
 import type { Construct } from "constructs";
 import { platformNames, type EnvironmentConfig } from "@platform/config";
-import { IntOrString, KubeNetworkPolicy, type NetworkPolicyPeer, type Volume } from "../k8s.js";
+import { IntOrString, KubeNetworkPolicy, type NetworkPolicyPeer } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
+import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { quotaFor } from "../quantities.js";
 import { COORDINATOR_MAX_CONNECTIONS, PEERS, PRIORITY_CLASSES } from "../topology.js";
 
 const SECRETS_DIR = "/var/run/secrets/platform";
-const SECRET_VOLUME = "platform-secrets";
 const SERVICE_PORT = 8080;
 const WORKER_HEALTH_PORT = 9090;
-
-/** Quantities like 250m, 1, 512Mi, 1Gi in base units, for the namespace quota arithmetic. */
-function cpuCores(q: string): number {
-  return q.endsWith("m") ? Number(q.slice(0, -1)) / 1000 : Number(q);
-}
-function memoryMi(q: string): number {
-  const n = Number(q.replace(/(Ki|Mi|Gi)$/, ""));
-  return q.endsWith("Gi") ? n * 1024 : q.endsWith("Ki") ? n / 1024 : n;
-}
 
 const peer = (p: { namespace: string; labels: Record<string, string> }): NetworkPolicyPeer => ({
   namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": p.namespace } },
@@ -41,11 +33,7 @@ export class TenantsChart extends Chart {
     const service = k.workloads.tenantService;
     const worker = k.workloads.tenantWorker;
 
-    // Quota: every pod at its limit at the HPA maxima, plus one surge pod each during a rollout.
-    const podsMax = service.maxReplicas + worker.maxReplicas + 2;
-    const cpu = cpuCores(service.cpuLimit) * (service.maxReplicas + 1) + cpuCores(worker.cpuLimit) * (worker.maxReplicas + 1);
-    const mem = memoryMi(service.memoryLimit) * (service.maxReplicas + 1) + memoryMi(worker.memoryLimit) * (worker.maxReplicas + 1);
-    new NamespaceBaseline(this, "Baseline", { namespace, quota: { cpu: String(Math.ceil(cpu)), memory: `${Math.ceil(mem)}Mi`, pods: podsMax } });
+    new NamespaceBaseline(this, "Baseline", { namespace, quota: quotaFor([service, worker]) });
 
     // Secret Manager secrets as files; the pods' Google service accounts may read exactly these (infra/).
     const secretFiles = {
@@ -54,23 +42,12 @@ export class TenantsChart extends Chart {
       redisAuth: { secret: names.secrets.redisAuth, file: "redis-auth" },
       redisCa: { secret: names.secrets.redisCa, file: "redis-ca.crt" },
     };
-    new ApiObject(this, "SecretProviderClass", {
-      apiVersion: "secrets-store.csi.x-k8s.io/v1",
-      kind: "SecretProviderClass",
-      metadata: { name: "platform-secrets", namespace },
-      spec: {
-        provider: "gke",
-        parameters: {
-          secrets: Object.values(secretFiles)
-            .map((s) => `- resourceName: "projects/${config.gcp.projectId}/secrets/${s.secret}/versions/latest"\n  path: "${s.file}"`)
-            .join("\n"),
-        },
-      },
+    const secrets = new SecretManagerFiles(this, "Secrets", {
+      namespace,
+      name: "platform-secrets",
+      projectId: config.gcp.projectId,
+      files: Object.fromEntries(Object.values(secretFiles).map((s) => [s.secret, s.file])),
     });
-    const secretVolume: Volume = {
-      name: SECRET_VOLUME,
-      csi: { driver: "secrets-store-gke.csi.k8s.io", readOnly: true, volumeAttributes: { secretProviderClass: "platform-secrets" } },
-    };
 
     const database = {
       DATABASE_URL: `postgresql://platform_app@${names.citus.coordinator.host}:${names.postgresPort}/${names.citusDatabase}`,
@@ -90,7 +67,7 @@ export class TenantsChart extends Chart {
       serviceAccount: { name: k.tenantService.serviceAccount, googleServiceAccount: names.serviceAccounts.tenantService.email },
       service: { port: SERVICE_PORT, targetPortName: "http" },
       metrics: { port: SERVICE_PORT, path: "/metrics" },
-      extraVolumes: [secretVolume],
+      extraVolumes: [secrets.volume],
       container: {
         name: "tenant-service",
         image: k.images.tenantService,
@@ -101,7 +78,7 @@ export class TenantsChart extends Chart {
         liveness: { path: "/health", port: SERVICE_PORT },
         startup: { path: "/health", port: SERVICE_PORT, maxStartupSeconds: 60 },
         writableDirs: ["/tmp"],
-        secretMounts: [{ volume: SECRET_VOLUME, mountPath: SECRETS_DIR }],
+        readOnlyMounts: [{ volume: secrets.volume.name, mountPath: SECRETS_DIR }],
         env: {
           NODE_ENV: "production",
           PORT: String(SERVICE_PORT),
@@ -129,7 +106,7 @@ export class TenantsChart extends Chart {
       replicas: { min: worker.minReplicas, max: worker.maxReplicas },
       serviceAccount: { name: k.tenantWorker.serviceAccount, googleServiceAccount: names.serviceAccounts.tenantWorker.email },
       metrics: { port: WORKER_HEALTH_PORT, path: "/metrics" },
-      extraVolumes: [secretVolume],
+      extraVolumes: [secrets.volume],
       // A running job finishes before the pod goes (graphile-worker stops taking jobs on SIGTERM).
       terminationGracePeriodSeconds: 120,
       container: {
@@ -141,7 +118,7 @@ export class TenantsChart extends Chart {
         readiness: { path: "/readyz", port: WORKER_HEALTH_PORT },
         liveness: { path: "/livez", port: WORKER_HEALTH_PORT },
         writableDirs: ["/tmp"],
-        secretMounts: [{ volume: SECRET_VOLUME, mountPath: SECRETS_DIR }],
+        readOnlyMounts: [{ volume: secrets.volume.name, mountPath: SECRETS_DIR }],
         env: { NODE_ENV: "production", ...database, HEALTH_PORT: String(WORKER_HEALTH_PORT), WORKER_CONCURRENCY: "5" },
       },
     });

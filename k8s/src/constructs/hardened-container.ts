@@ -21,6 +21,8 @@ export interface HardenedContainerProps {
   readonly name: string;
   /** registry/repository:tag@sha256:digest. */
   readonly image: string;
+  /** Overrides the image's entrypoint (rarely: prefer the image's own). */
+  readonly command?: string[];
   readonly args?: string[];
   readonly ports?: { readonly name: string; readonly containerPort: number }[];
   readonly env?: Record<string, string>;
@@ -33,8 +35,8 @@ export interface HardenedContainerProps {
   readonly startup?: HttpProbe & { readonly maxStartupSeconds: number };
   /** Directories the program writes to, each backed by an emptyDir (the root filesystem is read-only). */
   readonly writableDirs?: readonly string[];
-  /** Secret files: volume name and mount path (read-only). */
-  readonly secretMounts?: readonly { readonly volume: string; readonly mountPath: string }[];
+  /** Secret or configuration files: volume name and mount path, always read-only. */
+  readonly readOnlyMounts?: readonly { readonly volume: string; readonly mountPath: string }[];
 }
 
 const PIN = /^[a-z0-9][a-z0-9._/:-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$/;
@@ -61,6 +63,7 @@ export function hardenedContainer(props: HardenedContainerProps): { container: C
     name: props.name,
     image: props.image,
     imagePullPolicy: "IfNotPresent",
+    command: props.command,
     args: props.args,
     ports: props.ports?.map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: "TCP" })),
     env: Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
@@ -85,7 +88,7 @@ export function hardenedContainer(props: HardenedContainerProps): { container: C
       : undefined,
     volumeMounts: [
       ...writable.map((w) => ({ name: w.name, mountPath: w.path })),
-      ...(props.secretMounts ?? []).map((m) => ({ name: m.volume, mountPath: m.mountPath, readOnly: true })),
+      ...(props.readOnlyMounts ?? []).map((m) => ({ name: m.volume, mountPath: m.mountPath, readOnly: true })),
     ],
     terminationMessagePolicy: "FallbackToLogsOnError",
   };

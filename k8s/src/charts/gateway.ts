@@ -1,0 +1,221 @@
+import { Chart } from "cdk8s";
+import type { Construct } from "constructs";
+import { stringify } from "yaml";
+import { platformNames, type EnvironmentConfig } from "@platform/config";
+import { IntOrString, KubeConfigMap, KubeNetworkPolicy, KubeService, type Volume } from "../k8s.js";
+import { HardenedDeployment } from "../constructs/hardened-deployment.js";
+import { NamespaceBaseline } from "../constructs/platform-namespace.js";
+import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { quotaFor } from "../quantities.js";
+import { imageRef } from "../images.js";
+import { PEERS, PRIORITY_CLASSES } from "../topology.js";
+
+const PROXY_PORT = 8000;
+const PROXY_TLS_PORT = 8443;
+const STATUS_PORT = 8100;
+const SECRETS_DIR = "/var/run/secrets/platform";
+
+/**
+ * The routes the gateway exposes: the single table the declarative configuration is generated from. Each entry is
+ * one upstream service and the paths Kong sends to it.
+ */
+export interface GatewayRoute {
+  readonly name: string;
+  readonly upstream: { readonly namespace: string; readonly service: string; readonly port: number };
+  readonly paths: readonly string[];
+  readonly methods: readonly string[];
+}
+
+export function gatewayRoutes(config: EnvironmentConfig): GatewayRoute[] {
+  const tenants = { namespace: config.kubernetes.tenantService.namespace, service: "tenant-service", port: 8080 };
+  return [
+    { name: "tenant-api", upstream: tenants, paths: ["/v1/"], methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"] },
+    { name: "tenant-api-docs", upstream: tenants, paths: ["/openapi.json"], methods: ["GET"] },
+  ];
+}
+
+/** Kong's declarative configuration (DB-less), from the route table and the environment. */
+export function kongDeclarativeConfig(config: EnvironmentConfig, routes: readonly GatewayRoute[]): Record<string, unknown> {
+  const names = platformNames(config);
+  const k = config.kubernetes;
+  return {
+    _format_version: "3.0",
+    _transform: true,
+    services: routes.map((r) => ({
+      name: r.name,
+      url: `http://${r.upstream.service}.${r.upstream.namespace}.svc.cluster.local:${r.upstream.port}`,
+      connect_timeout: 2000,
+      read_timeout: 15000,
+      write_timeout: 15000,
+      retries: 1,
+      routes: [
+        {
+          name: r.name,
+          paths: [...r.paths],
+          methods: [...r.methods],
+          hosts: [k.apiHostname, `*.${k.apiBaseDomain}`],
+          protocols: ["https"],
+          strip_path: false,
+          preserve_host: true,
+          https_redirect_status_code: 308,
+        },
+      ],
+    })),
+    plugins: [
+      { name: "correlation-id", config: { header_name: "X-Request-ID", generator: "uuid#counter", echo_downstream: true } },
+      { name: "request-size-limiting", config: { allowed_payload_size: 256, size_unit: "kilobytes", require_content_length: false } },
+      {
+        name: "cors",
+        config: {
+          origins: [`https://${k.apiBaseDomain}`, `https://*.${k.apiBaseDomain}`],
+          methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+          headers: ["Authorization", "Content-Type", "X-Request-ID", "X-Tenant-ID"],
+          exposed_headers: ["X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"],
+          credentials: false,
+          max_age: 600,
+        },
+      },
+      { name: "prometheus", config: { status_code_metrics: true, latency_metrics: true, upstream_health_metrics: true, bandwidth_metrics: false } },
+      {
+        // Coarse per-tenant protection at the edge (tenant from X-Tenant-ID, else the client IP), shared by every
+        // Kong replica through Memorystore. The service enforces the exact per-tenant limit after authentication.
+        name: "rate-limiting",
+        config: {
+          second: 200,
+          minute: 6000,
+          limit_by: "header",
+          header_name: "X-Tenant-ID",
+          policy: "redis",
+          fault_tolerant: true,
+          hide_client_headers: false,
+          redis: {
+            host: names.redis.host,
+            port: names.redis.port,
+            ssl: true,
+            ssl_verify: false,
+            password: "{vault://env/kong-redis-password}",
+            timeout: 200,
+          },
+        },
+      },
+    ],
+  };
+}
+
+/** Kong, DB-less: 8000/8443 as a non-root user, a LoadBalancer, HPA and PDB, status and metrics on 8100. */
+export class GatewayChart extends Chart {
+  constructor(scope: Construct, id: string, config: EnvironmentConfig) {
+    super(scope, id, { disableResourceNameHashes: true });
+    const names = platformNames(config);
+    const k = config.kubernetes;
+    const namespace = k.gateway.namespace;
+    const size = k.workloads.gateway;
+    new NamespaceBaseline(this, "Baseline", { namespace, quota: quotaFor([size]) });
+    const routes = gatewayRoutes(config);
+    new KubeConfigMap(this, "DeclarativeConfig", {
+      metadata: { name: "kong-declarative", namespace },
+      data: { "kong.yml": stringify(kongDeclarativeConfig(config, routes), { lineWidth: 0 }) },
+    });
+    const secrets = new SecretManagerFiles(this, "Secrets", {
+      namespace,
+      name: "gateway-secrets",
+      projectId: config.gcp.projectId,
+      files: {
+        [names.secrets.apiTlsCert]: "tls.crt",
+        [names.secrets.apiTlsKey]: "tls.key",
+        [names.secrets.redisAuth]: "redis-auth",
+        [names.secrets.redisCa]: "redis-ca.crt",
+      },
+    });
+    const configVolume: Volume = { name: "declarative", configMap: { name: "kong-declarative" } };
+
+    const gateway = new HardenedDeployment(this, "Kong", {
+      namespace,
+      name: "kong",
+      partOf: "api-gateway",
+      component: "proxy",
+      priorityClassName: PRIORITY_CLASSES.edge.name,
+      replicas: { min: size.minReplicas, max: size.maxReplicas },
+      serviceAccount: { name: k.gateway.serviceAccount, googleServiceAccount: names.serviceAccounts.gateway.email },
+      metrics: { port: STATUS_PORT, path: "/metrics" },
+      extraVolumes: [secrets.volume, configVolume],
+      container: {
+        name: "kong",
+        image: imageRef("kong"),
+        ports: [
+          { name: "proxy", containerPort: PROXY_PORT },
+          { name: "proxy-tls", containerPort: PROXY_TLS_PORT },
+          { name: "status", containerPort: STATUS_PORT },
+        ],
+        resources: size,
+        readiness: { path: "/status/ready", port: STATUS_PORT },
+        liveness: { path: "/status", port: STATUS_PORT },
+        writableDirs: ["/kong_prefix", "/tmp"],
+        readOnlyMounts: [
+          { volume: secrets.volume.name, mountPath: SECRETS_DIR },
+          { volume: configVolume.name, mountPath: "/kong/declarative" },
+        ],
+        // Kong reads its Redis password from the environment (the env vault: {vault://env/kong-redis-password});
+        // the secret arrives as a file, so the shell exports it and execs Kong. No manifest holds the value.
+        command: ["/bin/sh", "-c"],
+        args: [`export KONG_REDIS_PASSWORD="$(cat ${SECRETS_DIR}/redis-auth)" && exec /docker-entrypoint.sh kong docker-start`],
+        env: {
+          KONG_DATABASE: "off",
+          KONG_DECLARATIVE_CONFIG: "/kong/declarative/kong.yml",
+          KONG_PREFIX: "/kong_prefix",
+          KONG_PROXY_LISTEN: `0.0.0.0:${PROXY_PORT}, 0.0.0.0:${PROXY_TLS_PORT} ssl http2`,
+          KONG_STATUS_LISTEN: `0.0.0.0:${STATUS_PORT}`,
+          KONG_ADMIN_LISTEN: "off",
+          KONG_SSL_CERT: `${SECRETS_DIR}/tls.crt`,
+          KONG_SSL_CERT_KEY: `${SECRETS_DIR}/tls.key`,
+          KONG_LUA_SSL_TRUSTED_CERTIFICATE: `system,${SECRETS_DIR}/redis-ca.crt`,
+          KONG_PROXY_ACCESS_LOG: "/dev/stdout",
+          KONG_PROXY_ERROR_LOG: "/dev/stderr",
+          KONG_TRUSTED_IPS: "0.0.0.0/0,::/0",
+          KONG_REAL_IP_HEADER: "X-Forwarded-For",
+          KONG_NGINX_WORKER_PROCESSES: "2",
+        },
+      },
+    });
+
+    new KubeService(this, "LoadBalancer", {
+      metadata: {
+        name: "kong-proxy",
+        namespace,
+        labels: { "app.kubernetes.io/name": "kong", "app.kubernetes.io/part-of": "api-gateway" },
+        annotations: { "cloud.google.com/l4-rbs": "enabled" },
+      },
+      spec: {
+        type: "LoadBalancer",
+        externalTrafficPolicy: "Local",
+        selector: gateway.selector,
+        ports: [
+          { name: "http", port: 80, targetPort: IntOrString.fromString("proxy"), protocol: "TCP" },
+          { name: "https", port: 443, targetPort: IntOrString.fromString("proxy-tls"), protocol: "TCP" },
+        ],
+      },
+    });
+
+    const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(port) });
+    new KubeNetworkPolicy(this, "KongPolicy", {
+      metadata: { name: "kong", namespace },
+      spec: {
+        podSelector: { matchLabels: gateway.selector },
+        policyTypes: ["Ingress", "Egress"],
+        ingress: [
+          // Internet traffic through the load balancer (externalTrafficPolicy Local keeps client addresses).
+          { ports: [tcp(PROXY_PORT), tcp(PROXY_TLS_PORT)] },
+          { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": PEERS.prometheus.namespace } }, podSelector: { matchLabels: { ...PEERS.prometheus.labels } } }], ports: [tcp(STATUS_PORT)] },
+        ],
+        egress: [
+          ...routes.map((r) => ({
+            to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": r.upstream.namespace } }, podSelector: { matchLabels: { "app.kubernetes.io/name": r.upstream.service } } }],
+            ports: [tcp(r.upstream.port)],
+          })),
+          { to: [{ ipBlock: { cidr: config.network.privateServiceAccessCidr } }], ports: [tcp(names.redis.port)] },
+        ],
+      },
+    });
+  }
+}
+
