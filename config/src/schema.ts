@@ -140,10 +140,11 @@ export const EnvironmentConfigSchema = z
       tenantService: workloadIdentity,
       tenantWorker: workloadIdentity,
       gateway: workloadIdentity,
+      hydra: workloadIdentity,
       /** Public host name of the API (the gateway's TLS host); tenants also get <code>.<apiBaseDomain>. */
       apiHostname: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS name such as api.example.com"),
       apiBaseDomain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS domain such as app.example.com"),
-      workloads: z.object({ tenantService: workloadSize, tenantWorker: workloadSize, gateway: workloadSize }),
+      workloads: z.object({ tenantService: workloadSize, tenantWorker: workloadSize, gateway: workloadSize, hydra: workloadSize }),
       images: z.object({
         tenantService: pinnedImage,
         /** True while tenantService is the checked-in example; the release pipeline sets the real digest. */

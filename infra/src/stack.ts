@@ -219,6 +219,17 @@ export class PlatformStack extends TerraformStack {
       dependsOn: [gke.cluster],
     });
 
+    new WorkloadIdentityAccount(this, "HydraIdentity", {
+      projectId: project,
+      name: names.serviceAccounts.hydra,
+      displayName: "Ory Hydra (Workload Identity)",
+      workloadPool: names.workloadPool,
+      kubernetesNamespace: config.kubernetes.hydra.namespace,
+      kubernetesServiceAccount: config.kubernetes.hydra.serviceAccount,
+      secretIds: [citus.secrets.hydraDbPassword.secretId, citus.secrets.hydraSystemSecret.secretId, citus.secrets.dbCaCert.secretId],
+      dependsOn: [gke.cluster],
+    });
+
     const outputs: Record<StackOutputName, unknown> = {
       environment: config.name,
       project_id: project,

@@ -7,6 +7,7 @@ import type { EnvironmentConfig } from "@platform/config";
 import { SetupChart } from "./charts/setup.js";
 import { TenantsChart } from "./charts/tenants.js";
 import { GatewayChart } from "./charts/gateway.js";
+import { AuthChart } from "./charts/auth.js";
 
 export interface KubernetesObject {
   readonly apiVersion: string;
@@ -25,6 +26,7 @@ export function buildApp(config: EnvironmentConfig, outdir: string): App {
   const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART, outputFileExtension: ".k8s.yaml" });
   // File names sort in apply order: the setup file (namespaces, priority classes) first.
   new SetupChart(app, "00-setup", config);
+  new AuthChart(app, "10-auth", config);
   new GatewayChart(app, "10-gateway", config);
   new TenantsChart(app, "20-tenants", config);
   return app;

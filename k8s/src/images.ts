@@ -14,6 +14,7 @@ export interface ImageEntry {
 
 export const IMAGES = {
   kong: { repository: "docker.io/library/kong", tag: "3.9.1", digest: UNRESOLVED_DIGEST },
+  hydra: { repository: "docker.io/oryd/hydra", tag: "v2.3.0", digest: UNRESOLVED_DIGEST },
 } as const satisfies Record<string, ImageEntry>;
 
 export function imageRef(name: keyof typeof IMAGES): string {

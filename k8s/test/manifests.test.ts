@@ -25,7 +25,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
   const names = platformNames(config);
 
   it("writes 00-setup.k8s.yaml (namespaces, priority classes), sorting before the workloads", () => {
-    expect(synthesized[env]!.files).toEqual(["00-setup.k8s.yaml", "10-gateway.k8s.yaml", "20-tenants.k8s.yaml"]);
+    expect(synthesized[env]!.files).toEqual(["00-setup.k8s.yaml", "10-auth.k8s.yaml", "10-gateway.k8s.yaml", "20-tenants.k8s.yaml"]);
     const setupKinds = new Set(synthesized[env]!.objects.filter((o) => !o.metadata.namespace).map((o) => o.kind));
     expect([...setupKinds].sort()).toEqual(["Namespace", "PriorityClass"]);
     const namespaces = new Set(synthesized[env]!.objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
@@ -79,11 +79,15 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     const generated = kongDeclarativeConfig(config, gatewayRoutes(config)) as any;
     expect(generated._format_version).toBe("3.0");
     expect(generated.services.map((s: any) => s.name)).toEqual(gatewayRoutes(config).map((r) => r.name));
-    for (const service of generated.services) {
+    for (const service of generated.services.filter((s: any) => s.name.startsWith("tenant-api"))) {
       expect(service.url).toBe(`http://tenant-service.${config.kubernetes.tenantService.namespace}.svc.cluster.local:8080`);
       expect(service.routes[0].hosts).toEqual([config.kubernetes.apiHostname, `*.${config.kubernetes.apiBaseDomain}`]);
       expect(service.routes[0].protocols).toEqual(["https"]);
     }
+    const oauth = generated.services.find((s: any) => s.name === "oauth2");
+    expect(oauth.url).toBe(`http://hydra-public.${config.kubernetes.hydra.namespace}.svc.cluster.local:4444`);
+    expect(oauth.routes[0].hosts).toEqual([`auth.${config.kubernetes.apiBaseDomain}`]);
+    expect(JSON.stringify(generated)).not.toContain("4445");
     expect(kong()).toContain("_format_version");
   });
 
@@ -112,6 +116,29 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       ...gatewayRoutes(config).map((r) => r.upstream.namespace),
       config.network.privateServiceAccessCidr,
     ]);
+  });
+});
+
+describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%s auth (Ory Hydra)", (env, config) => {
+  const names = platformNames(config);
+  it("keeps the admin API inside its namespace and opens the public port to the gateway and the tenant service", () => {
+    const ingress = (find(env, "NetworkPolicy", "hydra").spec as any).ingress as any[];
+    const admin = ingress.filter((i) => i.ports[0].port === 4445);
+    expect(admin.map((i) => i.from[0])).toEqual([{ podSelector: {} }, expect.objectContaining({ podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } } })]);
+    const publicFrom = ingress.find((i) => i.ports[0].port === 4444).from.map((f: any) => f.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]);
+    expect(publicFrom.sort()).toEqual(["gateway", config.kubernetes.tenantService.namespace].sort());
+  });
+  it("migrates its schema in a Job that cleans itself up", () => {
+    const job = find(env, "Job", "hydra-migrate").spec as any;
+    expect(job.ttlSecondsAfterFinished).toBeGreaterThan(0);
+    expect(job.template.spec.containers[0].args[0]).toMatch(/exec hydra migrate sql --read-from-env --yes$/);
+  });
+  it("builds the DSN and system secret from mounted files at start: no credential in any manifest", () => {
+    const args = (find(env, "Deployment", "hydra").spec as any).template.spec.containers[0].args[0] as string;
+    expect(args).toContain(`$(cat /var/run/secrets/platform/db-password)@${names.citus.coordinator.host}:5432/hydra`);
+    expect(args).toContain("sslmode=verify-full");
+    const spc = find(env, "SecretProviderClass", "hydra-secrets") as any;
+    expect(spc.spec.parameters.secrets).toContain(names.secrets.hydraDbPassword);
   });
 });
 

@@ -206,6 +206,7 @@ CONF
     echo "hostssl all          replicator  0.0.0.0/0    reject"
     for cidr in $CLIENT_CIDRS; do
       echo "hostssl $DB_NAME     all         $cidr   scram-sha-256"
+      echo "hostssl hydra        hydra       $cidr   scram-sha-256"
     done
     echo "host    all          all         0.0.0.0/0    reject"
     echo "host    all          all         ::/0         reject"
@@ -367,6 +368,17 @@ GRANT CREATE ON DATABASE :"db" TO platform_queue;
 SQL
 }
 
+# Ory Hydra keeps its own small, plain PostgreSQL database on the coordinator (no Citus extension in it).
+create_hydra_database() {
+  "${PSQL[@]}" <<'SQL'
+SELECT 'CREATE ROLE hydra WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hydra') \gexec
+SELECT 'CREATE DATABASE hydra OWNER hydra'
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'hydra') \gexec
+SQL
+  set_role_password hydra "$(secret_wait "$SECRET_HYDRA_DB")"
+}
+
 # Workers can boot after the coordinator, so joining them is a retrying unit, not a one-shot step that could give up.
 install_worker_join_unit() {
   cat >/usr/local/sbin/citus-join-workers <<SCRIPT
@@ -450,7 +462,7 @@ main() {
   mount_data_disk
   install_packages
   if [[ "$ROLE" == coordinator ]]; then
-    for secret in "$SECRET_DB_SUPERUSER" "$SECRET_DB_REPLICATION" "$SECRET_DB_MIGRATOR" "$SECRET_DB_APP"; do
+    for secret in "$SECRET_DB_SUPERUSER" "$SECRET_DB_REPLICATION" "$SECRET_DB_MIGRATOR" "$SECRET_DB_APP" "$SECRET_HYDRA_DB" "$SECRET_HYDRA_SYSTEM"; do
       ensure_password "$secret"
     done
     ensure_ca
@@ -472,6 +484,7 @@ main() {
   configure_backups
   if [[ "$ROLE" == coordinator ]]; then
     create_application_roles
+    create_hydra_database
     install_worker_join_unit
   fi
   log "ready"

@@ -42,6 +42,8 @@ export interface CitusBootstrapProps {
     readonly app: string;
     readonly caKey: string;
     readonly caCert: string;
+    readonly hydraDbPassword: string;
+    readonly hydraSystemSecret: string;
   };
 }
 
@@ -95,6 +97,8 @@ export function citusStartupScript(props: CitusBootstrapProps): string {
     SECRET_DB_APP: props.secrets.app,
     SECRET_DB_CA_KEY: props.secrets.caKey,
     SECRET_DB_CA_CERT: props.secrets.caCert,
+    SECRET_HYDRA_DB: props.secrets.hydraDbPassword,
+    SECRET_HYDRA_SYSTEM: props.secrets.hydraSystemSecret,
   };
   const header = Object.entries(vars)
     .map(([name, value]) => `readonly ${name}=${shellQuote(value)}`)

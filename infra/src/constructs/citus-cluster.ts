@@ -29,7 +29,7 @@ export class CitusCluster extends Construct {
   readonly coordinator: CitusNode;
   readonly workers: CitusNode[];
   readonly standbys: CitusNode[];
-  readonly secrets: Record<"dbSuperuser" | "dbReplication" | "dbMigrator" | "dbApp" | "dbCaKey" | "dbCaCert", SecretManagerSecret>;
+  readonly secrets: Record<"dbSuperuser" | "dbReplication" | "dbMigrator" | "dbApp" | "dbCaKey" | "dbCaCert" | "hydraDbPassword" | "hydraSystemSecret", SecretManagerSecret>;
   readonly coordinatorAccount: DedicatedServiceAccount;
   readonly workerAccount: DedicatedServiceAccount;
 
@@ -61,6 +61,8 @@ export class CitusCluster extends Construct {
       dbApp: secret("AppPassword", names.secrets.dbApp),
       dbCaKey: secret("CaKey", names.secrets.dbCaKey),
       dbCaCert: secret("CaCert", names.secrets.dbCaCert),
+      hydraDbPassword: secret("HydraDbPassword", names.secrets.hydraDbPassword),
+      hydraSystemSecret: secret("HydraSystemSecret", names.secrets.hydraSystemSecret),
     };
     // Every node reads every database secret: Citus connects node to node as the client's own role, so each node's
     // .pgpass holds the application roles too. Only the coordinator, which generates them, may add versions.
@@ -119,6 +121,8 @@ export class CitusCluster extends Construct {
         app: names.secrets.dbApp,
         caKey: names.secrets.dbCaKey,
         caCert: names.secrets.dbCaCert,
+        hydraDbPassword: names.secrets.hydraDbPassword,
+        hydraSystemSecret: names.secrets.hydraSystemSecret,
       },
     };
 

@@ -21,16 +21,28 @@ const SECRETS_DIR = "/var/run/secrets/platform";
  */
 export interface GatewayRoute {
   readonly name: string;
-  readonly upstream: { readonly namespace: string; readonly service: string; readonly port: number };
+  /** The Service Kong calls, and the name label of the pods behind it (for the egress NetworkPolicy). */
+  readonly upstream: { readonly namespace: string; readonly service: string; readonly port: number; readonly podName: string };
+  /** @default the API host and every tenant subdomain */
+  readonly hosts?: readonly string[];
   readonly paths: readonly string[];
   readonly methods: readonly string[];
 }
 
 export function gatewayRoutes(config: EnvironmentConfig): GatewayRoute[] {
-  const tenants = { namespace: config.kubernetes.tenantService.namespace, service: "tenant-service", port: 8080 };
+  const tenants = { namespace: config.kubernetes.tenantService.namespace, service: "tenant-service", port: 8080, podName: "tenant-service" };
+  const hydra = { namespace: config.kubernetes.hydra.namespace, service: "hydra-public", port: PEERS.hydra.publicPort, podName: "hydra" };
   return [
     { name: "tenant-api", upstream: tenants, paths: ["/v1/"], methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"] },
     { name: "tenant-api-docs", upstream: tenants, paths: ["/openapi.json"], methods: ["GET"] },
+    // Hydra's public OAuth2/OIDC endpoints on the issuer's host (its admin API is never routed).
+    {
+      name: "oauth2",
+      upstream: hydra,
+      hosts: [`auth.${config.kubernetes.apiBaseDomain}`],
+      paths: ["/oauth2/", "/.well-known/", "/userinfo"],
+      methods: ["GET", "POST", "OPTIONS"],
+    },
   ];
 }
 
@@ -53,7 +65,7 @@ export function kongDeclarativeConfig(config: EnvironmentConfig, routes: readonl
           name: r.name,
           paths: [...r.paths],
           methods: [...r.methods],
-          hosts: [k.apiHostname, `*.${k.apiBaseDomain}`],
+          hosts: [...(r.hosts ?? [k.apiHostname, `*.${k.apiBaseDomain}`])],
           protocols: ["https"],
           strip_path: false,
           preserve_host: true,
@@ -209,7 +221,7 @@ export class GatewayChart extends Chart {
         ],
         egress: [
           ...routes.map((r) => ({
-            to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": r.upstream.namespace } }, podSelector: { matchLabels: { "app.kubernetes.io/name": r.upstream.service } } }],
+            to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": r.upstream.namespace } }, podSelector: { matchLabels: { "app.kubernetes.io/name": r.upstream.podName } } }],
             ports: [tcp(r.upstream.port)],
           })),
           { to: [{ ipBlock: { cidr: config.network.privateServiceAccessCidr } }], ports: [tcp(names.redis.port)] },

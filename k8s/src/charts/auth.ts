@@ -1,0 +1,160 @@
+import { Chart } from "cdk8s";
+import type { Construct } from "constructs";
+import { platformNames, type EnvironmentConfig } from "@platform/config";
+import { IntOrString, KubeJob, KubeNetworkPolicy, KubeService, KubeServiceAccount, type NetworkPolicyPeer, type Volume } from "../k8s.js";
+import { HardenedDeployment } from "../constructs/hardened-deployment.js";
+import { hardenedContainer, hardenedPodSecurityContext } from "../constructs/hardened-container.js";
+import { NamespaceBaseline } from "../constructs/platform-namespace.js";
+import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { imageRef } from "../images.js";
+import { quotaFor } from "../quantities.js";
+import { PEERS, PRIORITY_CLASSES } from "../topology.js";
+
+export const HYDRA_PUBLIC_PORT = PEERS.hydra.publicPort;
+export const HYDRA_ADMIN_PORT = 4445;
+const SECRETS_DIR = "/var/run/secrets/platform";
+
+/**
+ * Ory Hydra (OAuth2/OIDC): public endpoints for the gateway and the tenant service (JWKS), the admin API reachable
+ * only from inside its namespace, its schema migrated by a Job before the rollout. It keeps its data in its own
+ * database on the Citus coordinator; the DSN is assembled at start from mounted files, so no manifest holds it.
+ */
+export class AuthChart extends Chart {
+  constructor(scope: Construct, id: string, config: EnvironmentConfig) {
+    super(scope, id, { disableResourceNameHashes: true });
+    const names = platformNames(config);
+    const k = config.kubernetes;
+    const namespace = k.hydra.namespace;
+    const size = k.workloads.hydra;
+    new NamespaceBaseline(this, "Baseline", { namespace, quota: quotaFor([size, { maxReplicas: 1, cpuLimit: size.cpuLimit, memoryLimit: size.memoryLimit }]) });
+
+    const secrets = new SecretManagerFiles(this, "Secrets", {
+      namespace,
+      name: "hydra-secrets",
+      projectId: config.gcp.projectId,
+      files: { [names.secrets.hydraDbPassword]: "db-password", [names.secrets.hydraSystemSecret]: "system-secret", [names.secrets.dbCaCert]: "db-ca.crt" },
+    });
+    const dsn =
+      `postgres://hydra:$(cat ${SECRETS_DIR}/db-password)@${names.citus.coordinator.host}:${names.postgresPort}/hydra` +
+      `?sslmode=verify-full&sslrootcert=${SECRETS_DIR}/db-ca.crt&max_conns=10`;
+    const start = (command: string) =>
+      [`export DSN="${dsn}" SECRETS_SYSTEM="$(cat ${SECRETS_DIR}/system-secret)" && exec hydra ${command}`];
+    const issuer = `https://auth.${k.apiBaseDomain}/`;
+    const env = {
+      URLS_SELF_ISSUER: issuer,
+      URLS_LOGIN: `https://${k.apiBaseDomain}/login`,
+      URLS_CONSENT: `https://${k.apiBaseDomain}/consent`,
+      SERVE_PUBLIC_PORT: String(HYDRA_PUBLIC_PORT),
+      SERVE_ADMIN_PORT: String(HYDRA_ADMIN_PORT),
+      STRATEGIES_ACCESS_TOKEN: "jwt",
+      LOG_FORMAT: "json",
+    };
+
+    const hydra = new HardenedDeployment(this, "Hydra", {
+      namespace,
+      name: "hydra",
+      partOf: "auth",
+      component: "server",
+      priorityClassName: PRIORITY_CLASSES.api.name,
+      replicas: { min: size.minReplicas, max: size.maxReplicas },
+      serviceAccount: { name: k.hydra.serviceAccount, googleServiceAccount: names.serviceAccounts.hydra.email },
+      metrics: { port: HYDRA_ADMIN_PORT, path: "/admin/metrics/prometheus" },
+      extraVolumes: [secrets.volume],
+      container: {
+        name: "hydra",
+        image: imageRef("hydra"),
+        command: ["/bin/sh", "-c"],
+        args: start("serve all"),
+        ports: [
+          { name: "public", containerPort: HYDRA_PUBLIC_PORT },
+          { name: "admin", containerPort: HYDRA_ADMIN_PORT },
+        ],
+        resources: size,
+        readiness: { path: "/health/ready", port: HYDRA_ADMIN_PORT },
+        liveness: { path: "/health/alive", port: HYDRA_ADMIN_PORT },
+        writableDirs: ["/tmp"],
+        readOnlyMounts: [{ volume: secrets.volume.name, mountPath: SECRETS_DIR }],
+        env,
+      },
+    });
+
+    const service = (name: string, port: number, portName: string) =>
+      new KubeService(this, name, {
+        metadata: { name, namespace, labels: { "app.kubernetes.io/name": "hydra", "app.kubernetes.io/part-of": "auth" } },
+        spec: { type: "ClusterIP", selector: hydra.selector, ports: [{ name: "http", port, targetPort: IntOrString.fromString(portName), protocol: "TCP" }] },
+      });
+    service("hydra-public", HYDRA_PUBLIC_PORT, "public");
+    service("hydra-admin", HYDRA_ADMIN_PORT, "admin");
+
+    // Schema migrations before the rollout; the finished Job removes itself after a day.
+    const jobLabels = { "app.kubernetes.io/name": "hydra", "app.kubernetes.io/component": "migrate", "app.kubernetes.io/part-of": "auth" };
+    new KubeServiceAccount(this, "MigrateAccount", {
+      metadata: { name: "hydra-migrate", namespace, annotations: { "iam.gke.io/gcp-service-account": names.serviceAccounts.hydra.email } },
+      automountServiceAccountToken: false,
+    });
+    const { container, volumes } = hardenedContainer({
+      name: "migrate",
+      image: imageRef("hydra"),
+      command: ["/bin/sh", "-c"],
+      args: start("migrate sql --read-from-env --yes"),
+      resources: size,
+      // A Job has no traffic to be ready for; the probes only catch a hang.
+      readiness: { path: "/health/ready", port: HYDRA_ADMIN_PORT },
+      liveness: { path: "/health/alive", port: HYDRA_ADMIN_PORT },
+      writableDirs: ["/tmp"],
+      readOnlyMounts: [{ volume: secrets.volume.name, mountPath: SECRETS_DIR }],
+      env,
+    });
+    delete (container as { readinessProbe?: unknown }).readinessProbe;
+    delete (container as { livenessProbe?: unknown }).livenessProbe;
+    new KubeJob(this, "Migrate", {
+      metadata: {
+        name: "hydra-migrate",
+        namespace,
+        labels: jobLabels,
+        annotations: { "policy.platform.io/exempt.PROBES": "a run-to-completion migration serves nothing to probe; activeDeadlineSeconds bounds a hang" },
+      },
+      spec: {
+        ttlSecondsAfterFinished: 86400,
+        backoffLimit: 3,
+        activeDeadlineSeconds: 600,
+        template: {
+          metadata: { labels: jobLabels },
+          spec: {
+            serviceAccountName: "hydra-migrate",
+            automountServiceAccountToken: false,
+            restartPolicy: "OnFailure",
+            priorityClassName: PRIORITY_CLASSES.batch.name,
+            securityContext: hardenedPodSecurityContext(),
+            containers: [container],
+            volumes: [...volumes, secrets.volume as Volume],
+          },
+        },
+      },
+    });
+
+    const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(port) });
+    const from = (p: { namespace: string; labels: Record<string, string> }): NetworkPolicyPeer => ({
+      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": p.namespace } },
+      podSelector: { matchLabels: { ...p.labels } },
+    });
+    new KubeNetworkPolicy(this, "HydraPolicy", {
+      metadata: { name: "hydra", namespace },
+      spec: {
+        podSelector: { matchLabels: { "app.kubernetes.io/name": "hydra" } },
+        policyTypes: ["Ingress", "Egress"],
+        ingress: [
+          // Public endpoints: the gateway (OAuth2 flows) and the tenant service (JWKS).
+          {
+            from: [from(PEERS.gateway), from({ namespace: k.tenantService.namespace, labels: { "app.kubernetes.io/name": "tenant-service" } })],
+            ports: [tcp(HYDRA_PUBLIC_PORT)],
+          },
+          // Admin API: only from inside this namespace, and metrics for Prometheus.
+          { from: [{ podSelector: {} }], ports: [tcp(HYDRA_ADMIN_PORT)] },
+          { from: [from(PEERS.prometheus)], ports: [tcp(HYDRA_ADMIN_PORT)] },
+        ],
+        egress: [{ to: [{ ipBlock: { cidr: config.network.dataCidr } }], ports: [tcp(names.postgresPort)] }],
+      },
+    });
+  }
+}
