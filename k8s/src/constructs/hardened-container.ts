@@ -35,6 +35,8 @@ export interface HardenedContainerProps {
   readonly startup?: HttpProbe & { readonly maxStartupSeconds: number };
   /** Directories the program writes to, each backed by an emptyDir (the root filesystem is read-only). */
   readonly writableDirs?: readonly string[];
+  /** Persistent volumes the program writes to (a StatefulSet's claim), read-write. */
+  readonly persistentMounts?: readonly { readonly volume: string; readonly mountPath: string }[];
   /** Secret or configuration files: volume name and mount path, always read-only. */
   readonly readOnlyMounts?: readonly { readonly volume: string; readonly mountPath: string }[];
 }
@@ -88,6 +90,7 @@ export function hardenedContainer(props: HardenedContainerProps): { container: C
       : undefined,
     volumeMounts: [
       ...writable.map((w) => ({ name: w.name, mountPath: w.path })),
+      ...(props.persistentMounts ?? []).map((m) => ({ name: m.volume, mountPath: m.mountPath })),
       ...(props.readOnlyMounts ?? []).map((m) => ({ name: m.volume, mountPath: m.mountPath, readOnly: true })),
     ],
     terminationMessagePolicy: "FallbackToLogsOnError",

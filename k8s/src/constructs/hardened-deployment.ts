@@ -6,6 +6,7 @@ import {
   KubePodDisruptionBudget,
   KubeService,
   KubeServiceAccount,
+  type PodTemplateSpec,
   type Volume,
 } from "../k8s.js";
 import { hardenedContainer, hardenedPodSecurityContext, type HardenedContainerProps } from "./hardened-container.js";
@@ -33,6 +34,49 @@ export interface HardenedDeploymentProps {
   readonly extraVolumes?: Volume[];
   /** @default 30 */
   readonly terminationGracePeriodSeconds?: number;
+}
+
+/** What a Deployment and a StatefulSet share: the pod template, spread over zones and hosts. */
+export interface HardenedPodProps {
+  readonly container: HardenedContainerProps;
+  readonly priorityClassName: string;
+  readonly serviceAccount: { readonly name: string; readonly automountToken?: boolean };
+  readonly metrics?: { readonly port: number; readonly path: string };
+  readonly extraVolumes?: Volume[];
+  readonly terminationGracePeriodSeconds?: number;
+}
+
+export function hardenedPodTemplate(props: HardenedPodProps, labels: Record<string, string>, selector: Record<string, string>): PodTemplateSpec {
+  const { container, volumes } = hardenedContainer(props.container);
+  return {
+    metadata: {
+      labels,
+      annotations: props.metrics
+        ? { "prometheus.io/scrape": "true", "prometheus.io/port": String(props.metrics.port), "prometheus.io/path": props.metrics.path }
+        : undefined,
+    },
+    spec: {
+      serviceAccountName: props.serviceAccount.name,
+      // Only workloads that call the Kubernetes API (Prometheus's discovery) get a token.
+      automountServiceAccountToken: props.serviceAccount.automountToken ?? false,
+      enableServiceLinks: false,
+      priorityClassName: props.priorityClassName,
+      terminationGracePeriodSeconds: props.terminationGracePeriodSeconds ?? 30,
+      securityContext: hardenedPodSecurityContext(),
+      containers: [container],
+      volumes: [...volumes, ...(props.extraVolumes ?? [])],
+      topologySpreadConstraints: [
+        { maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: selector } },
+      ],
+      affinity: {
+        podAntiAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            { weight: 100, podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: selector } } },
+          ],
+        },
+      },
+    },
+  };
 }
 
 /**
@@ -63,7 +107,6 @@ export class HardenedDeployment extends Construct {
       automountServiceAccountToken: false,
     });
 
-    const { container, volumes } = hardenedContainer(props.container);
     this.deployment = new KubeDeployment(this, "Deployment", {
       metadata,
       spec: {
@@ -71,34 +114,7 @@ export class HardenedDeployment extends Construct {
         selector: { matchLabels: this.selector },
         revisionHistoryLimit: 5,
         strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: IntOrString.fromString("25%"), maxUnavailable: IntOrString.fromNumber(0) } },
-        template: {
-          metadata: {
-            labels,
-            annotations: props.metrics
-              ? { "prometheus.io/scrape": "true", "prometheus.io/port": String(props.metrics.port), "prometheus.io/path": props.metrics.path }
-              : undefined,
-          },
-          spec: {
-            serviceAccountName: props.serviceAccount.name,
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            priorityClassName: props.priorityClassName,
-            terminationGracePeriodSeconds: props.terminationGracePeriodSeconds ?? 30,
-            securityContext: hardenedPodSecurityContext(),
-            containers: [container],
-            volumes: [...volumes, ...(props.extraVolumes ?? [])],
-            topologySpreadConstraints: [
-              { maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: this.selector } },
-            ],
-            affinity: {
-              podAntiAffinity: {
-                preferredDuringSchedulingIgnoredDuringExecution: [
-                  { weight: 100, podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: this.selector } } },
-                ],
-              },
-            },
-          },
-        },
+        template: hardenedPodTemplate(props, labels, this.selector),
       },
     });
 
