@@ -56,6 +56,7 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
     redis: { tier: "STANDARD_HA", readReplicas: 2 },
     citus: { dataDiskType: "pd-ssd", standby: true, snapshotRetentionDays: 30, fullBackupRetention: 4, deletionProtection: true },
     backups: { maxAgeDays: 90, nearlineAfterDays: 30, noncurrentVersionDays: 30 },
+    monitoring: { prometheusStorageGi: 500, prometheusRetentionDays: 30, jaegerStorageGi: 200, jaegerRetentionHours: 168 },
     kubernetes: {
       apiHostname: "api.example.com",
       apiBaseDomain: "app.example.com",
@@ -87,16 +88,19 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   redis: { version: "REDIS_7_2" },
   citus: { postgresMajor: 15, citusVersion: "13.2" },
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
+  monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72 },
   kubernetes: {
     tenantService: { namespace: "tenants", serviceAccount: "tenant-service" },
     tenantWorker: { namespace: "tenants", serviceAccount: "tenant-worker" },
     gateway: { namespace: "gateway", serviceAccount: "kong" },
     hydra: { namespace: "auth", serviceAccount: "hydra" },
+    grafana: { namespace: "monitoring", serviceAccount: "grafana" },
     workloads: {
       tenantService: { minReplicas: 2, maxReplicas: 6, cpuRequest: "250m", cpuLimit: "1", memoryRequest: "256Mi", memoryLimit: "512Mi", ephemeralStorage: "256Mi" },
       tenantWorker: { minReplicas: 2, maxReplicas: 4, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "192Mi", memoryLimit: "384Mi", ephemeralStorage: "128Mi" },
       gateway: { minReplicas: 2, maxReplicas: 6, cpuRequest: "250m", cpuLimit: "1", memoryRequest: "256Mi", memoryLimit: "512Mi", ephemeralStorage: "256Mi" },
       hydra: { minReplicas: 2, maxReplicas: 4, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "128Mi", memoryLimit: "256Mi", ephemeralStorage: "128Mi" },
+      grafana: { minReplicas: 2, maxReplicas: 3, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "192Mi", memoryLimit: "384Mi", ephemeralStorage: "256Mi" },
     },
     images: { tenantService: EXAMPLE_TENANT_SERVICE_IMAGE },
   },

@@ -136,15 +136,25 @@ export const EnvironmentConfigSchema = z
       nearlineAfterDays: z.number().int().min(1),
       noncurrentVersionDays: z.number().int().min(1),
     }),
+    /** The in-cluster observability stack (k8s/src/charts/monitoring.ts). */
+    monitoring: z.object({
+      prometheusReplicas: z.number().int().min(1).max(3),
+      prometheusStorageGi: z.number().int().min(10),
+      prometheusRetentionDays: z.number().int().min(1).max(90),
+      /** Jaeger keeps traces on one badger volume: sampled diagnostics, not a system of record. */
+      jaegerStorageGi: z.number().int().min(5),
+      jaegerRetentionHours: z.number().int().min(1).max(720),
+    }),
     kubernetes: z.object({
       tenantService: workloadIdentity,
       tenantWorker: workloadIdentity,
       gateway: workloadIdentity,
       hydra: workloadIdentity,
+      grafana: workloadIdentity,
       /** Public host name of the API (the gateway's TLS host); tenants also get <code>.<apiBaseDomain>. */
       apiHostname: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS name such as api.example.com"),
       apiBaseDomain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS domain such as app.example.com"),
-      workloads: z.object({ tenantService: workloadSize, tenantWorker: workloadSize, gateway: workloadSize, hydra: workloadSize }),
+      workloads: z.object({ tenantService: workloadSize, tenantWorker: workloadSize, gateway: workloadSize, hydra: workloadSize, grafana: workloadSize }),
       images: z.object({
         tenantService: pinnedImage,
         /** True while tenantService is the checked-in example; the release pipeline sets the real digest. */

@@ -230,6 +230,17 @@ export class PlatformStack extends TerraformStack {
       dependsOn: [gke.cluster],
     });
 
+    new WorkloadIdentityAccount(this, "GrafanaIdentity", {
+      projectId: project,
+      name: names.serviceAccounts.grafana,
+      displayName: "Grafana (Workload Identity)",
+      workloadPool: names.workloadPool,
+      kubernetesNamespace: config.kubernetes.grafana.namespace,
+      kubernetesServiceAccount: config.kubernetes.grafana.serviceAccount,
+      secretIds: [citus.secrets.grafanaAdminPassword.secretId],
+      dependsOn: [gke.cluster],
+    });
+
     const outputs: Record<StackOutputName, unknown> = {
       environment: config.name,
       project_id: project,

@@ -52,7 +52,7 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
       clientCidrs: [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr],
       dataCidr: config.network.dataCidr,
       coordinatorHost: names.citus.coordinator.host,
-      secrets: { superuser: "s", replication: "r", migrator: "m", app: "a", caKey: "k", caCert: "c", hydraDbPassword: "h", hydraSystemSecret: "hs" },
+      secrets: { superuser: "s", replication: "r", migrator: "m", app: "a", caKey: "k", caCert: "c", hydraDbPassword: "h", hydraSystemSecret: "hs", grafanaAdminPassword: "g" },
     });
     writeFileSync(join(dir, "bootstrap.sh"), script);
     const env = {

@@ -245,7 +245,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     });
     it("keeps database passwords out of the synthesized JSON: Secret Manager secrets without versions", () => {
       const ids = all("google_secret_manager_secret").map((s) => s.conf.secret_id);
-      for (const id of [names.secrets.dbSuperuser, names.secrets.dbReplication, names.secrets.dbMigrator, names.secrets.dbApp, names.secrets.dbCaKey, names.secrets.hydraDbPassword, names.secrets.hydraSystemSecret]) {
+      for (const id of [names.secrets.dbSuperuser, names.secrets.dbReplication, names.secrets.dbMigrator, names.secrets.dbApp, names.secrets.dbCaKey, names.secrets.hydraDbPassword, names.secrets.hydraSystemSecret, names.secrets.grafanaAdminPassword]) {
         expect(ids).toContain(id);
       }
       const versioned = all("google_secret_manager_secret_version").map((v) => String(v.conf.secret));

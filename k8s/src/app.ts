@@ -8,6 +8,7 @@ import { SetupChart } from "./charts/setup.js";
 import { TenantsChart } from "./charts/tenants.js";
 import { GatewayChart } from "./charts/gateway.js";
 import { AuthChart } from "./charts/auth.js";
+import { MonitoringChart } from "./charts/monitoring.js";
 
 export interface KubernetesObject {
   readonly apiVersion: string;
@@ -29,6 +30,7 @@ export function buildApp(config: EnvironmentConfig, outdir: string): App {
   new AuthChart(app, "10-auth", config);
   new GatewayChart(app, "10-gateway", config);
   new TenantsChart(app, "20-tenants", config);
+  new MonitoringChart(app, "30-monitoring", config);
   return app;
 }
 

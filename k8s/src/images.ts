@@ -15,6 +15,9 @@ export interface ImageEntry {
 export const IMAGES = {
   kong: { repository: "docker.io/library/kong", tag: "3.9.1", digest: UNRESOLVED_DIGEST },
   hydra: { repository: "docker.io/oryd/hydra", tag: "v2.3.0", digest: UNRESOLVED_DIGEST },
+  prometheus: { repository: "quay.io/prometheus/prometheus", tag: "v3.5.0", digest: UNRESOLVED_DIGEST },
+  grafana: { repository: "docker.io/grafana/grafana", tag: "12.1.1", digest: UNRESOLVED_DIGEST },
+  jaeger: { repository: "docker.io/jaegertracing/all-in-one", tag: "1.72.0", digest: UNRESOLVED_DIGEST },
 } as const satisfies Record<string, ImageEntry>;
 
 export function imageRef(name: keyof typeof IMAGES): string {

@@ -25,9 +25,9 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
   const names = platformNames(config);
 
   it("writes 00-setup.k8s.yaml (namespaces, priority classes), sorting before the workloads", () => {
-    expect(synthesized[env]!.files).toEqual(["00-setup.k8s.yaml", "10-auth.k8s.yaml", "10-gateway.k8s.yaml", "20-tenants.k8s.yaml"]);
-    const setupKinds = new Set(synthesized[env]!.objects.filter((o) => !o.metadata.namespace).map((o) => o.kind));
-    expect([...setupKinds].sort()).toEqual(["Namespace", "PriorityClass"]);
+    expect(synthesized[env]!.files).toEqual(["00-setup.k8s.yaml", "10-auth.k8s.yaml", "10-gateway.k8s.yaml", "20-tenants.k8s.yaml", "30-monitoring.k8s.yaml"]);
+    const clusterScoped = new Set(synthesized[env]!.objects.filter((o) => !o.metadata.namespace).map((o) => o.kind));
+    expect([...clusterScoped].sort()).toEqual(["ClusterRole", "ClusterRoleBinding", "Namespace", "PriorityClass"]);
     const namespaces = new Set(synthesized[env]!.objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
     for (const o of synthesized[env]!.objects) if (o.metadata.namespace) expect(namespaces.has(o.metadata.namespace), `${o.kind}/${o.metadata.name}`).toBe(true);
   });
@@ -139,6 +139,38 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(args).toContain("sslmode=verify-full");
     const spc = find(env, "SecretProviderClass", "hydra-secrets") as any;
     expect(spc.spec.parameters.secrets).toContain(names.secrets.hydraDbPassword);
+  });
+});
+
+describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%s monitoring", (env, config) => {
+  it("mounts the rules and scrape configuration that monitoring/ renders, sized from the config", async () => {
+    const { renderMonitoring } = await import("@platform/monitoring");
+    const files = renderMonitoring(config).files;
+    expect((find(env, "ConfigMap", "prometheus-rules") as any).data["platform.rules.yml"]).toBe(files["platform.rules.yml"]);
+    expect((find(env, "ConfigMap", "prometheus-config") as any).data["prometheus.yml"]).toBe(files["prometheus.yml"]);
+    const sts = find(env, "StatefulSet", "prometheus").spec as any;
+    expect(sts.replicas).toBe(config.monitoring.prometheusReplicas);
+    expect(sts.volumeClaimTemplates[0].spec.resources.requests.storage).toBe(`${config.monitoring.prometheusStorageGi}Gi`);
+    expect(sts.template.spec.containers[0].args).toContain(`--storage.tsdb.retention.time=${config.monitoring.prometheusRetentionDays}d`);
+  });
+  it("provisions Grafana with every dashboard and the Prometheus datasource by uid", () => {
+    const dashboards = Object.keys((find(env, "ConfigMap", "grafana-dashboards") as any).data).sort();
+    expect(dashboards).toEqual(["dashboard-platform-api-overview.json", "dashboard-platform-citus.json", "dashboard-platform-gateway.json", "dashboard-platform-tenants.json"]);
+    expect((find(env, "ConfigMap", "grafana-provisioning") as any).data["datasources.yaml"]).toContain("uid: prometheus");
+  });
+  it("writes each exemption on its object with a reason: Prometheus's API token, Jaeger's single replica", () => {
+    expect(find(env, "StatefulSet", "prometheus").metadata.annotations?.["policy.platform.io/exempt.SERVICE_ACCOUNT_TOKEN"]).toMatch(/service discovery/);
+    expect(find(env, "StatefulSet", "jaeger").metadata.annotations?.["policy.platform.io/exempt.AVAILABILITY"]).toMatch(/badger/);
+    const role = find(env, "ClusterRole", "platform-prometheus") as any;
+    expect(role.rules).toEqual([{ apiGroups: [""], resources: ["pods", "services", "endpoints"], verbs: ["get", "list", "watch"] }]);
+  });
+  it("accepts traces only from the tenant service and lets Grafana reach only Prometheus and Jaeger", () => {
+    const jaeger = (find(env, "NetworkPolicy", "jaeger").spec as any).ingress[0];
+    expect(jaeger.ports[0].port).toBe(4318);
+    expect(jaeger.from[0].podSelector.matchLabels).toEqual({ "app.kubernetes.io/name": "tenant-service" });
+    const grafana = find(env, "NetworkPolicy", "grafana").spec as any;
+    expect(grafana.ingress).toBeUndefined();
+    expect(grafana.egress.map((e: any) => e.ports[0].port)).toEqual([9090, 16686]);
   });
 });
 

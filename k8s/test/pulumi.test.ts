@@ -42,9 +42,9 @@ describe("the Pulumi program over the synthesized manifests", () => {
     await new Promise<void>((resolve) => pulumi.all(Object.values(groups)).apply(() => resolve()));
     // Let the ConfigGroups' file reads and child registrations settle.
     await new Promise((r) => setTimeout(r, 500));
-    expect(Object.keys(groups)).toEqual(["00-setup", "10-auth", "10-gateway", "20-tenants"]);
-    const groupResources = registered.filter((r) => r.type === "kubernetes:yaml:ConfigGroup").map((r) => r.name);
-    expect(groupResources).toEqual(["00-setup", "10-auth", "10-gateway", "20-tenants"]);
+    const expected = ["00-setup", "10-auth", "10-gateway", "20-tenants", "30-monitoring"];
+    expect(Object.keys(groups)).toEqual(expected);
+    expect(registered.filter((r) => r.type === "kubernetes:yaml:ConfigGroup").map((r) => r.name)).toEqual(expected);
     const children = registered.filter((r) => r.type !== "kubernetes:yaml:ConfigGroup" && r.type !== "kubernetes:yaml:ConfigFile");
     expect(children.length).toBe(objects.length);
     const deployment = children.find((r) => r.type === "kubernetes:apps/v1:Deployment" && String(r.name).endsWith("tenant-service"));

@@ -462,7 +462,7 @@ main() {
   mount_data_disk
   install_packages
   if [[ "$ROLE" == coordinator ]]; then
-    for secret in "$SECRET_DB_SUPERUSER" "$SECRET_DB_REPLICATION" "$SECRET_DB_MIGRATOR" "$SECRET_DB_APP" "$SECRET_HYDRA_DB" "$SECRET_HYDRA_SYSTEM"; do
+    for secret in "$SECRET_DB_SUPERUSER" "$SECRET_DB_REPLICATION" "$SECRET_DB_MIGRATOR" "$SECRET_DB_APP" "$SECRET_HYDRA_DB" "$SECRET_HYDRA_SYSTEM" "$SECRET_GRAFANA_ADMIN"; do
       ensure_password "$secret"
     done
     ensure_ca

@@ -44,6 +44,7 @@ export interface CitusBootstrapProps {
     readonly caCert: string;
     readonly hydraDbPassword: string;
     readonly hydraSystemSecret: string;
+    readonly grafanaAdminPassword: string;
   };
 }
 
@@ -99,6 +100,7 @@ export function citusStartupScript(props: CitusBootstrapProps): string {
     SECRET_DB_CA_CERT: props.secrets.caCert,
     SECRET_HYDRA_DB: props.secrets.hydraDbPassword,
     SECRET_HYDRA_SYSTEM: props.secrets.hydraSystemSecret,
+    SECRET_GRAFANA_ADMIN: props.secrets.grafanaAdminPassword,
   };
   const header = Object.entries(vars)
     .map(([name, value]) => `readonly ${name}=${shellQuote(value)}`)

@@ -29,7 +29,7 @@ export class CitusCluster extends Construct {
   readonly coordinator: CitusNode;
   readonly workers: CitusNode[];
   readonly standbys: CitusNode[];
-  readonly secrets: Record<"dbSuperuser" | "dbReplication" | "dbMigrator" | "dbApp" | "dbCaKey" | "dbCaCert" | "hydraDbPassword" | "hydraSystemSecret", SecretManagerSecret>;
+  readonly secrets: Record<"dbSuperuser" | "dbReplication" | "dbMigrator" | "dbApp" | "dbCaKey" | "dbCaCert" | "hydraDbPassword" | "hydraSystemSecret" | "grafanaAdminPassword", SecretManagerSecret>;
   readonly coordinatorAccount: DedicatedServiceAccount;
   readonly workerAccount: DedicatedServiceAccount;
 
@@ -63,6 +63,7 @@ export class CitusCluster extends Construct {
       dbCaCert: secret("CaCert", names.secrets.dbCaCert),
       hydraDbPassword: secret("HydraDbPassword", names.secrets.hydraDbPassword),
       hydraSystemSecret: secret("HydraSystemSecret", names.secrets.hydraSystemSecret),
+      grafanaAdminPassword: secret("GrafanaAdminPassword", names.secrets.grafanaAdminPassword),
     };
     // Every node reads every database secret: Citus connects node to node as the client's own role, so each node's
     // .pgpass holds the application roles too. Only the coordinator, which generates them, may add versions.
@@ -123,6 +124,7 @@ export class CitusCluster extends Construct {
         caCert: names.secrets.dbCaCert,
         hydraDbPassword: names.secrets.hydraDbPassword,
         hydraSystemSecret: names.secrets.hydraSystemSecret,
+        grafanaAdminPassword: names.secrets.grafanaAdminPassword,
       },
     };
 

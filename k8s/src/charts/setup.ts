@@ -7,7 +7,7 @@ import { NAMESPACES, PRIORITY_CLASSES } from "../topology.js";
 
 export function platformNamespaces(config: EnvironmentConfig): string[] {
   const k = config.kubernetes;
-  return [...new Set([k.tenantService.namespace, k.tenantWorker.namespace, k.gateway.namespace, k.hydra.namespace, ...Object.values(NAMESPACES)])];
+  return [...new Set([k.tenantService.namespace, k.tenantWorker.namespace, k.gateway.namespace, k.hydra.namespace, k.grafana.namespace, ...Object.values(NAMESPACES)])];
 }
 
 /** Applied first: namespaces (restricted Pod Security) and priority classes. */

@@ -40,10 +40,18 @@ export interface HardenedDeploymentProps {
 export interface HardenedPodProps {
   readonly container: HardenedContainerProps;
   readonly priorityClassName: string;
-  readonly serviceAccount: { readonly name: string; readonly automountToken?: boolean };
+  /** automountToken only for workloads that call the Kubernetes API, with the reason written on the object. */
+  readonly serviceAccount: { readonly name: string; readonly automountToken?: boolean; readonly apiAccessReason?: string };
   readonly metrics?: { readonly port: number; readonly path: string };
   readonly extraVolumes?: Volume[];
   readonly terminationGracePeriodSeconds?: number;
+}
+
+/** The policy exemption a workload that mounts an API token carries, with its reason. */
+export function tokenExemption(props: HardenedPodProps): Record<string, string> | undefined {
+  if (!props.serviceAccount.automountToken) return undefined;
+  if (!props.serviceAccount.apiAccessReason) throw new Error(`${props.container.name}: a mounted API token needs serviceAccount.apiAccessReason`);
+  return { "policy.platform.io/exempt.SERVICE_ACCOUNT_TOKEN": props.serviceAccount.apiAccessReason };
 }
 
 export function hardenedPodTemplate(props: HardenedPodProps, labels: Record<string, string>, selector: Record<string, string>): PodTemplateSpec {

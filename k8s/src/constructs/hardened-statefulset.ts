@@ -1,6 +1,6 @@
 import { Construct } from "constructs";
 import { IntOrString, KubePodDisruptionBudget, KubeService, KubeStatefulSet, Quantity } from "../k8s.js";
-import { hardenedPodTemplate, type HardenedPodProps } from "./hardened-deployment.js";
+import { hardenedPodTemplate, tokenExemption, type HardenedPodProps } from "./hardened-deployment.js";
 
 export interface HardenedStatefulSetProps extends HardenedPodProps {
   readonly namespace: string;
@@ -28,20 +28,22 @@ export class HardenedStatefulSet extends Construct {
     }
     this.selector = { "app.kubernetes.io/name": props.name, "app.kubernetes.io/component": props.component };
     const labels = { ...this.selector, "app.kubernetes.io/part-of": props.partOf, "app.kubernetes.io/managed-by": "cdk8s" };
-    const exemptions =
-      props.replicas < 2
+    const exemptions = {
+      ...(props.replicas < 2
         ? {
             "policy.platform.io/exempt.AVAILABILITY": props.singleReplicaReason!,
             "policy.platform.io/exempt.DISRUPTION_BUDGET": props.singleReplicaReason!,
           }
-        : undefined;
+        : {}),
+      ...tokenExemption(props),
+    };
     const template = hardenedPodTemplate(
       { ...props, container: { ...props.container, persistentMounts: [{ volume: "data", mountPath: props.storage.mountPath }] } },
       labels,
       this.selector,
     );
     new KubeStatefulSet(this, "StatefulSet", {
-      metadata: { name: props.name, namespace: props.namespace, labels, annotations: exemptions },
+      metadata: { name: props.name, namespace: props.namespace, labels, annotations: Object.keys(exemptions).length > 0 ? exemptions : undefined },
       spec: {
         serviceName: `${props.name}-headless`,
         replicas: props.replicas,

@@ -155,9 +155,9 @@ export const MANIFEST_RULES: readonly ManifestRule[] = [
   },
   {
     id: "AVAILABILITY",
-    title: "Deployments run 2+ replicas (or an HPA with minReplicas 2+), roll without dropping capacity, spread across zones and hosts",
+    title: "Deployments and StatefulSets run 2+ replicas (or an HPA with minReplicas 2+), roll without dropping capacity, spread across zones and hosts",
     check: (objects) =>
-      objects.filter((o) => o.kind === "Deployment").flatMap((o) => {
+      objects.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet").flatMap((o) => {
         const spec = o.spec as Json;
         const hpa = objects.find((h) => h.kind === "HorizontalPodAutoscaler" && h.metadata.namespace === o.metadata.namespace && ((h.spec as Json).scaleTargetRef as Json).name === o.metadata.name);
         const problems: string[] = [];
@@ -166,7 +166,8 @@ export const MANIFEST_RULES: readonly ManifestRule[] = [
           if ((minReplicas ?? 1) < 2) problems.push(`HPA minReplicas is ${minReplicas ?? 1}`);
           if (maxReplicas < (minReplicas ?? 1)) problems.push("HPA maxReplicas < minReplicas");
         } else if (((spec.replicas as number) ?? 1) < 2) problems.push("fewer than 2 replicas and no HPA");
-        if ((spec.strategy as Json | undefined)?.type !== "RollingUpdate") problems.push("strategy is not RollingUpdate");
+        const strategy = (o.kind === "StatefulSet" ? spec.updateStrategy : spec.strategy) as Json | undefined;
+        if (strategy?.type !== "RollingUpdate") problems.push("update strategy is not RollingUpdate");
         const pod = (spec.template as Json).spec as Json;
         const spreads = ((pod.topologySpreadConstraints as Json[]) ?? []).map((t) => t.topologyKey);
         if (!spreads.includes("topology.kubernetes.io/zone")) problems.push("no topology spread across zones");
@@ -178,10 +179,10 @@ export const MANIFEST_RULES: readonly ManifestRule[] = [
   },
   {
     id: "DISRUPTION_BUDGET",
-    title: "every Deployment has a PodDisruptionBudget that never blocks all disruptions and evicts unhealthy pods",
+    title: "every Deployment and StatefulSet has a PodDisruptionBudget that never blocks all disruptions and evicts unhealthy pods",
     check: (objects) =>
       podOwners(objects)
-        .filter(({ object }) => object.kind === "Deployment")
+        .filter(({ object }) => object.kind === "Deployment" || object.kind === "StatefulSet")
         .flatMap(({ object, podLabels }) => {
           const pdbs = objects.filter((p) => p.kind === "PodDisruptionBudget" && p.metadata.namespace === object.metadata.namespace && matches(((p.spec as Json).selector as Json)?.matchLabels as Record<string, string>, podLabels));
           if (pdbs.length === 0) return [[object, "no PodDisruptionBudget selects its pods"] as [KubernetesObject, string]];

@@ -1,0 +1,239 @@
+import { Chart } from "cdk8s";
+import type { Construct } from "constructs";
+import { stringify } from "yaml";
+import { platformNames, type EnvironmentConfig } from "@platform/config";
+import { POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT, PROMETHEUS_DATASOURCE, RULES_DIR, renderMonitoring } from "@platform/monitoring";
+import { IntOrString, KubeClusterRole, KubeClusterRoleBinding, KubeConfigMap, KubeNetworkPolicy, KubeService, KubeServiceAccount, type NetworkPolicyPeer } from "../k8s.js";
+import { HardenedDeployment } from "../constructs/hardened-deployment.js";
+import { HardenedStatefulSet } from "../constructs/hardened-statefulset.js";
+import { NamespaceBaseline } from "../constructs/platform-namespace.js";
+import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { imageRef } from "../images.js";
+import { PEERS, PRIORITY_CLASSES } from "../topology.js";
+
+const PROMETHEUS_PORT = 9090;
+const GRAFANA_PORT = 3000;
+const JAEGER = { otlpHttp: PEERS.jaeger.otlpHttpPort, query: 16686, admin: 14269 };
+
+const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(port) });
+const inNamespace = (namespace: string, labels?: Record<string, string>): NetworkPolicyPeer => ({
+  namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+  ...(labels ? { podSelector: { matchLabels: labels } } : {}),
+});
+
+/**
+ * Prometheus (two replicas, persistent storage, the rules and scrape configuration from monitoring/), Grafana
+ * (provisioned datasources and the dashboards from monitoring/), and Jaeger collecting OTLP. Sizes and retention
+ * come from the environment config.
+ */
+export class MonitoringChart extends Chart {
+  constructor(scope: Construct, id: string, config: EnvironmentConfig) {
+    super(scope, id, { disableResourceNameHashes: true });
+    const names = platformNames(config);
+    const k = config.kubernetes;
+    const m = config.monitoring;
+    const namespace = PEERS.prometheus.namespace;
+    new NamespaceBaseline(this, "Baseline", { namespace, quota: { cpu: "16", memory: "32Gi", pods: 20 } });
+    const files = renderMonitoring(config).files;
+
+    // ---- Prometheus
+    new KubeConfigMap(this, "PrometheusConfig", { metadata: { name: "prometheus-config", namespace }, data: { "prometheus.yml": files["prometheus.yml"]! } });
+    new KubeConfigMap(this, "PrometheusRules", { metadata: { name: "prometheus-rules", namespace }, data: { "platform.rules.yml": files["platform.rules.yml"]! } });
+    new KubeServiceAccount(this, "PrometheusAccount", { metadata: { name: "prometheus", namespace }, automountServiceAccountToken: true });
+    new KubeClusterRole(this, "PrometheusRole", {
+      metadata: { name: "platform-prometheus" },
+      rules: [{ apiGroups: [""], resources: ["pods", "services", "endpoints"], verbs: ["get", "list", "watch"] }],
+    });
+    new KubeClusterRoleBinding(this, "PrometheusBinding", {
+      metadata: { name: "platform-prometheus" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "platform-prometheus" },
+      subjects: [{ kind: "ServiceAccount", name: "prometheus", namespace }],
+    });
+    const prometheus = new HardenedStatefulSet(this, "Prometheus", {
+      namespace,
+      name: "prometheus",
+      partOf: "monitoring",
+      component: "server",
+      replicas: m.prometheusReplicas,
+      singleReplicaReason: m.prometheusReplicas < 2 ? "set to one replica in the environment config (monitoring.prometheusReplicas)" : undefined,
+      priorityClassName: PRIORITY_CLASSES.api.name,
+      serviceAccount: { name: "prometheus", automountToken: true, apiAccessReason: "Kubernetes service discovery lists pods (read-only ClusterRole platform-prometheus)" },
+      storage: { mountPath: "/prometheus", sizeGi: m.prometheusStorageGi },
+      service: { port: PROMETHEUS_PORT, targetPortName: "http" },
+      extraVolumes: [
+        { name: "config", configMap: { name: "prometheus-config" } },
+        { name: "rules", configMap: { name: "prometheus-rules" } },
+      ],
+      container: {
+        name: "prometheus",
+        image: imageRef("prometheus"),
+        args: [
+          "--config.file=/etc/prometheus/prometheus.yml",
+          "--storage.tsdb.path=/prometheus",
+          `--storage.tsdb.retention.time=${m.prometheusRetentionDays}d`,
+          `--storage.tsdb.retention.size=${Math.floor(m.prometheusStorageGi * 0.85)}GB`,
+        ],
+        ports: [{ name: "http", containerPort: PROMETHEUS_PORT }],
+        resources: { cpuRequest: "500m", cpuLimit: "2", memoryRequest: "2Gi", memoryLimit: "4Gi", ephemeralStorage: "256Mi" },
+        readiness: { path: "/-/ready", port: PROMETHEUS_PORT },
+        liveness: { path: "/-/healthy", port: PROMETHEUS_PORT },
+        startup: { path: "/-/ready", port: PROMETHEUS_PORT, maxStartupSeconds: 600 },
+        writableDirs: ["/tmp"],
+        readOnlyMounts: [
+          { volume: "config", mountPath: "/etc/prometheus" },
+          { volume: "rules", mountPath: RULES_DIR },
+        ],
+      },
+    });
+
+    // ---- Grafana
+    const secrets = new SecretManagerFiles(this, "GrafanaSecrets", {
+      namespace,
+      name: "grafana-secrets",
+      projectId: config.gcp.projectId,
+      files: { [names.secrets.grafanaAdminPassword]: "admin-password" },
+    });
+    const dashboards = Object.fromEntries(Object.entries(files).filter(([name]) => name.startsWith("dashboard-")));
+    new KubeConfigMap(this, "GrafanaDashboards", { metadata: { name: "grafana-dashboards", namespace }, data: dashboards });
+    new KubeConfigMap(this, "GrafanaProvisioning", {
+      metadata: { name: "grafana-provisioning", namespace },
+      data: {
+        "datasources.yaml": stringify({
+          apiVersion: 1,
+          datasources: [
+            { name: "Prometheus", type: "prometheus", uid: PROMETHEUS_DATASOURCE.uid, url: `http://prometheus.${namespace}.svc.cluster.local:${PROMETHEUS_PORT}`, access: "proxy", isDefault: true, editable: false },
+            { name: "Jaeger", type: "jaeger", uid: "jaeger", url: `http://jaeger-query.${namespace}.svc.cluster.local:${JAEGER.query}`, access: "proxy", editable: false },
+          ],
+        }),
+        "dashboards.yaml": stringify({
+          apiVersion: 1,
+          providers: [{ name: "platform", folder: "Platform", type: "file", disableDeletion: true, allowUiUpdates: false, options: { path: "/var/lib/grafana-dashboards" } }],
+        }),
+      },
+    });
+    const grafana = new HardenedDeployment(this, "Grafana", {
+      namespace,
+      name: "grafana",
+      partOf: "monitoring",
+      component: "ui",
+      priorityClassName: PRIORITY_CLASSES.batch.name,
+      replicas: { min: k.workloads.grafana.minReplicas, max: k.workloads.grafana.maxReplicas },
+      serviceAccount: { name: k.grafana.serviceAccount, googleServiceAccount: names.serviceAccounts.grafana.email },
+      service: { port: GRAFANA_PORT, targetPortName: "http" },
+      extraVolumes: [secrets.volume, { name: "provisioning", configMap: { name: "grafana-provisioning" } }, { name: "dashboards", configMap: { name: "grafana-dashboards" } }],
+      container: {
+        name: "grafana",
+        image: imageRef("grafana"),
+        ports: [{ name: "http", containerPort: GRAFANA_PORT }],
+        resources: k.workloads.grafana,
+        readiness: { path: "/api/health", port: GRAFANA_PORT },
+        liveness: { path: "/healthz", port: GRAFANA_PORT },
+        writableDirs: ["/var/lib/grafana", "/tmp"],
+        readOnlyMounts: [
+          { volume: secrets.volume.name, mountPath: "/var/run/secrets/platform" },
+          { volume: "provisioning", mountPath: "/etc/grafana/provisioning/datasources-and-dashboards" },
+          { volume: "dashboards", mountPath: "/var/lib/grafana-dashboards" },
+        ],
+        env: {
+          GF_PATHS_PROVISIONING: "/etc/grafana/provisioning/datasources-and-dashboards",
+          GF_PATHS_DATA: "/var/lib/grafana",
+          GF_SECURITY_ADMIN_PASSWORD__FILE: "/var/run/secrets/platform/admin-password",
+          GF_AUTH_ANONYMOUS_ENABLED: "false",
+          GF_ANALYTICS_REPORTING_ENABLED: "false",
+          GF_ANALYTICS_CHECK_FOR_UPDATES: "false",
+          GF_SERVER_ROOT_URL: `https://grafana.${k.apiBaseDomain}/`,
+        },
+      },
+    });
+
+    // ---- Jaeger
+    const jaeger = new HardenedStatefulSet(this, "Jaeger", {
+      namespace,
+      name: "jaeger",
+      partOf: "monitoring",
+      component: "tracing",
+      replicas: 1,
+      singleReplicaReason: "badger storage has one writer; traces are sampled diagnostics, and a restart loses only in-flight spans",
+      priorityClassName: PRIORITY_CLASSES.batch.name,
+      serviceAccount: { name: "jaeger" },
+      storage: { mountPath: "/badger", sizeGi: m.jaegerStorageGi },
+      service: { port: JAEGER.query, targetPortName: "query" },
+      metrics: { port: JAEGER.admin, path: "/metrics" },
+      container: {
+        name: "jaeger",
+        image: imageRef("jaeger"),
+        ports: [
+          { name: "query", containerPort: JAEGER.query },
+          { name: "otlp-http", containerPort: JAEGER.otlpHttp },
+          { name: "admin", containerPort: JAEGER.admin },
+        ],
+        resources: { cpuRequest: "250m", cpuLimit: "1", memoryRequest: "512Mi", memoryLimit: "1Gi", ephemeralStorage: "256Mi" },
+        readiness: { path: "/", port: JAEGER.admin },
+        liveness: { path: "/metrics", port: JAEGER.admin },
+        writableDirs: ["/tmp"],
+        env: {
+          SPAN_STORAGE_TYPE: "badger",
+          BADGER_EPHEMERAL: "false",
+          BADGER_DIRECTORY_KEY: "/badger/key",
+          BADGER_DIRECTORY_VALUE: "/badger/data",
+          BADGER_SPAN_STORE_TTL: `${m.jaegerRetentionHours}h`,
+          COLLECTOR_OTLP_ENABLED: "true",
+        },
+      },
+    });
+    new KubeServiceAccount(this, "JaegerAccount", { metadata: { name: "jaeger", namespace }, automountServiceAccountToken: false });
+    for (const [name, port, target] of [["jaeger-collector", JAEGER.otlpHttp, "otlp-http"], ["jaeger-query", JAEGER.query, "query"]] as const) {
+      new KubeService(this, name, {
+        metadata: { name, namespace, labels: { "app.kubernetes.io/name": "jaeger", "app.kubernetes.io/part-of": "monitoring" } },
+        spec: { type: "ClusterIP", selector: jaeger.selector, ports: [{ name: "http", port, targetPort: IntOrString.fromString(target), protocol: "TCP" }] },
+      });
+    }
+
+    // ---- network policies
+    const scrapeTargets = [
+      { namespace: k.tenantService.namespace, ports: [8080, 9090] },
+      { namespace: k.gateway.namespace, ports: [8100] },
+      { namespace: k.hydra.namespace, ports: [4445] },
+    ];
+    new KubeNetworkPolicy(this, "PrometheusPolicy", {
+      metadata: { name: "prometheus", namespace },
+      spec: {
+        podSelector: { matchLabels: prometheus.selector },
+        policyTypes: ["Ingress", "Egress"],
+        ingress: [{ from: [{ podSelector: { matchLabels: grafana.selector } }], ports: [tcp(PROMETHEUS_PORT)] }],
+        egress: [
+          ...scrapeTargets.map((t) => ({ to: [inNamespace(t.namespace)], ports: t.ports.map(tcp) })),
+          { to: [{ podSelector: { matchLabels: jaeger.selector } }], ports: [tcp(JAEGER.admin)] },
+          // The Citus VMs' exporters.
+          { to: [{ ipBlock: { cidr: config.network.dataCidr } }], ports: [tcp(POSTGRES_EXPORTER_PORT), tcp(NODE_EXPORTER_PORT)] },
+          // Pod discovery: the Kubernetes API on the private control plane.
+          { to: [{ ipBlock: { cidr: config.network.controlPlaneCidr } }], ports: [tcp(443)] },
+        ],
+      },
+    });
+    new KubeNetworkPolicy(this, "GrafanaPolicy", {
+      metadata: { name: "grafana", namespace },
+      spec: {
+        podSelector: { matchLabels: grafana.selector },
+        // No ingress rule: operators reach Grafana with kubectl port-forward, which NetworkPolicy does not govern.
+        policyTypes: ["Ingress", "Egress"],
+        egress: [
+          { to: [{ podSelector: { matchLabels: prometheus.selector } }], ports: [tcp(PROMETHEUS_PORT)] },
+          { to: [{ podSelector: { matchLabels: jaeger.selector } }], ports: [tcp(JAEGER.query)] },
+        ],
+      },
+    });
+    new KubeNetworkPolicy(this, "JaegerPolicy", {
+      metadata: { name: "jaeger", namespace },
+      spec: {
+        podSelector: { matchLabels: jaeger.selector },
+        policyTypes: ["Ingress", "Egress"],
+        ingress: [
+          { from: [inNamespace(k.tenantService.namespace, { "app.kubernetes.io/name": "tenant-service" })], ports: [tcp(JAEGER.otlpHttp)] },
+          { from: [{ podSelector: { matchLabels: grafana.selector } }], ports: [tcp(JAEGER.query)] },
+          { from: [{ podSelector: { matchLabels: prometheus.selector } }], ports: [tcp(JAEGER.admin)] },
+        ],
+      },
+    });
+  }
+}
