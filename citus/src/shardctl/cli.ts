@@ -1,0 +1,257 @@
+/**
+ * shardctl: the careful operator around Citus's rebalancer.
+ *
+ *   pnpm shardctl status [--json]
+ *   pnpm shardctl plan [--strategy by_disk_size|by_shard_count] [--threshold x] [--drain-only] [--json]
+ *   pnpm shardctl rebalance [--yes] [--dry-run] [--attach] [--no-verify] [--checksum]
+ *   pnpm shardctl verify [--checksum]
+ *   pnpm shardctl add-node <host:port> [--rebalance] | drain <host:port> | remove-node <host:port>
+ *   pnpm shardctl simulate --add-workers N [--from status.json]
+ *
+ * The coordinator comes from --coordinator or CITUS_URL (a superuser connection). Exit codes: 0 done, 2 bad input,
+ * 3 refused (preflight, lock, state), 4 the operation failed, 5 verification failed.
+ */
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline/promises";
+import { Command, InvalidArgumentError } from "commander";
+import pg from "pg";
+import { formatBytes, type NodeInfo, type ShardPlacement } from "./analysis.js";
+import { literal } from "./catalog.js";
+import {
+  bytesPerNode,
+  drainSql,
+  followJob,
+  mutate,
+  nodeExists,
+  parseNode,
+  plan,
+  preflight,
+  printPlan,
+  runningJobId,
+  shardGroups,
+  shardsOnNode,
+  simulateAddWorkers,
+  status,
+  type Output,
+} from "./commands.js";
+import { ShardctlError, compareVerification, verifySnapshot } from "./operations.js";
+
+/** host:port from the command line; a malformed one is bad input (exit 2). */
+function node(spec: string): { host: string; port: number } {
+  try {
+    return parseNode(spec);
+  } catch (error) {
+    throw new ShardctlError((error as Error).message, 2);
+  }
+}
+
+const out: Output = { line: (t) => console.log(t), json: (v) => console.log(JSON.stringify(v, null, 2)) };
+const number = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0 (got "${v}")`);
+  return n;
+};
+
+async function connect(program: Command): Promise<pg.Client> {
+  const url = program.opts<{ coordinator?: string }>().coordinator ?? process.env.CITUS_URL;
+  if (!url) throw new ShardctlError("no coordinator: pass --coordinator postgresql://... or set CITUS_URL", 2);
+  const client = new pg.Client({ connectionString: url, application_name: "shardctl" });
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new ShardctlError(`cannot connect to the coordinator: ${(error as Error).message}`, 4);
+  }
+  const citus = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'citus'");
+  if (citus.rows.length === 0) {
+    await client.end();
+    throw new ShardctlError("the database has no citus extension: point --coordinator at the Citus coordinator's database", 2);
+  }
+  return client;
+}
+
+async function withClient(program: Command, run: (client: pg.Client) => Promise<void>): Promise<void> {
+  const client = await connect(program);
+  try {
+    await run(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+const program = new Command().name("shardctl").description("Citus shard operations").option("--coordinator <url>", "coordinator connection string (default: $CITUS_URL)");
+const mutation = (cmd: Command) => cmd.option("--dry-run", "print the SQL, change nothing").option("--no-verify", "skip row counts before and after").option("--checksum", "also compare content checksums (slow)");
+
+program
+  .command("status")
+  .option("--json")
+  .action((o: { json?: boolean }) => withClient(program, (c) => status(c, out, o.json ?? false)));
+
+program
+  .command("plan")
+  .option("--strategy <name>", "by_disk_size or by_shard_count", "by_disk_size")
+  .option("--threshold <x>", "rebalance threshold", number("--threshold"))
+  .option("--drain-only", "only move shards off nodes that should not have any")
+  .option("--rate <MBps>", "transfer rate for the duration estimate", number("--rate"), 50)
+  .option("--json")
+  .action((o: { strategy: string; threshold?: number; drainOnly?: boolean; rate: number; json?: boolean }) =>
+    withClient(program, async (c) => {
+      const { summary } = await plan(c, { strategy: o.strategy, threshold: o.threshold, drainOnly: o.drainOnly, bytesPerSecond: o.rate * 1024 * 1024 });
+      if (o.json) out.json(summary);
+      else printPlan(summary, out);
+    }),
+  );
+
+mutation(
+  program
+    .command("rebalance")
+    .option("--strategy <name>", "by_disk_size or by_shard_count", "by_disk_size")
+    .option("--yes", "do not ask for confirmation")
+    .option("--attach", "follow a rebalance that is already running"),
+).action((o: { strategy: string; yes?: boolean; attach?: boolean; dryRun?: boolean; verify: boolean; checksum?: boolean }) =>
+  withClient(program, async (c) => {
+    if (o.attach) {
+      const id = await runningJobId(c);
+      if (id === null) throw new ShardctlError("no rebalance is running to attach to", 3);
+      const job = await followJob(c, id, out, { interactive: process.stdout.isTTY });
+      if (job.state !== "finished") throw new ShardctlError(`rebalance job ${id} ended ${job.state}: see docs/runbooks/rebalance.md`, 4);
+      return;
+    }
+    const { summary, snapshot } = await plan(c, { strategy: o.strategy, bytesPerSecond: 50 * 1024 * 1024 });
+    const checks = await preflight(c, snapshot);
+    for (const check of checks.checks) out.line(`${check.ok ? "ok  " : "FAIL"} ${check.name}: ${check.detail}`);
+    if (!checks.ok) throw new ShardctlError("preflight failed: nothing was changed", 3);
+    out.line("note: free disk on the targets cannot be read through SQL; check the Citus dashboard (Data disk free) against the bytes below");
+    printPlan(summary, out);
+    if (summary.moves.length === 0) return;
+    const sql = [`SELECT citus_rebalance_start(rebalance_strategy := ${literal(o.strategy)})`];
+    if (!o.dryRun && !o.yes) {
+      if (!process.stdin.isTTY) throw new ShardctlError("confirmation needed: run in a terminal or pass --yes", 2);
+      const rl = createInterface({ input: process.stdin, output: process.stdout });
+      const answer = await rl.question("start this rebalance? [y/N] ");
+      rl.close();
+      if (!/^y(es)?$/i.test(answer.trim())) throw new ShardctlError("not confirmed: nothing was changed", 3);
+    }
+    await mutate(c, out, "rebalance", { strategy: o.strategy }, sql, { dryRun: o.dryRun ?? false, verify: o.verify, checksum: o.checksum ?? false }, async () => {
+      const { rows } = await c.query<{ job: string }>(`${sql[0]} AS job`);
+      const jobId = Number(rows[0]!.job);
+      const abort = new AbortController();
+      const onInterrupt = () => abort.abort();
+      process.once("SIGINT", onInterrupt);
+      try {
+        const job = await followJob(c, jobId, out, { interactive: process.stdout.isTTY, signal: abort.signal });
+        if (abort.signal.aborted && !["finished", "failed", "cancelled"].includes(job.state)) {
+          const stop = process.stdin.isTTY
+            ? /^s/i.test(await createInterface({ input: process.stdin, output: process.stdout }).question("[s]top the job or [d]etach (it keeps running)? "))
+            : false;
+          if (stop) {
+            await c.query("SELECT citus_rebalance_stop()");
+            throw new ShardctlError(`rebalance job ${jobId} stopped; moves already done stay done`, 4);
+          }
+          out.line(`detached: job ${jobId} keeps running; follow it with \`shardctl rebalance --attach\``);
+          return { jobId, detached: true };
+        }
+        if (job.state !== "finished") throw new ShardctlError(`rebalance job ${jobId} ended ${job.state}: see docs/runbooks/rebalance.md`, 4);
+        return { jobId, moves: summary.moves.length, bytes: summary.bytesToMove };
+      } finally {
+        process.removeListener("SIGINT", onInterrupt);
+      }
+    });
+  }),
+);
+
+program
+  .command("verify")
+  .option("--checksum")
+  .option("--before <file>", "compare with a snapshot saved by an earlier `verify --json`")
+  .option("--json")
+  .action((o: { checksum?: boolean; before?: string; json?: boolean }) =>
+    withClient(program, async (c) => {
+      const tables = (await c.query<{ name: string }>("SELECT logicalrelid::regclass::text AS name FROM pg_dist_partition WHERE partmethod = 'h' AND NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = logicalrelid) ORDER BY 1")).rows.map((r) => r.name);
+      const now = await verifySnapshot(c, tables, o.checksum ?? false);
+      if (o.before) {
+        const problems = compareVerification(JSON.parse(readFileSync(o.before, "utf8")), now);
+        if (problems.length > 0) throw new ShardctlError(`differs from ${o.before}: ${problems.join("; ")}`, 5);
+        out.line(`matches ${o.before}`);
+      }
+      if (o.json) out.json(now);
+      else for (const [t, v] of Object.entries(now)) out.line(`${t.padEnd(40)} ${String(v.rows).padStart(12)}${v.checksum ? `  ${v.checksum}` : ""}`);
+    }),
+  );
+
+mutation(program.command("add-node <node>").option("--rebalance", "move shards onto it afterwards (asks unless --yes)").option("--yes")).action(
+  (spec: string, o: { dryRun?: boolean; verify: boolean; checksum?: boolean; rebalance?: boolean; yes?: boolean }) =>
+    withClient(program, async (c) => {
+      const { host, port } = node(spec);
+      if (await nodeExists(c, host, port)) throw new ShardctlError(`${spec} is already in the cluster`, 3);
+      const sql = [`SELECT citus_add_node(${literal(host)}, ${port})`];
+      await mutate(c, out, "add-node", { node: spec }, sql, { dryRun: o.dryRun ?? false, verify: false, checksum: false }, async () => {
+        await c.query(sql[0]!);
+        out.line(`added ${spec}; it holds no shards until a rebalance (shardctl rebalance)`);
+      });
+      if (o.rebalance && !o.dryRun) out.line("run `shardctl rebalance` next (it shows the plan and asks)");
+    }),
+);
+
+mutation(program.command("drain <node>")).action((spec: string, o: { dryRun?: boolean; verify: boolean; checksum?: boolean }) =>
+  withClient(program, async (c) => {
+    const { host, port } = node(spec);
+    if (!(await nodeExists(c, host, port))) throw new ShardctlError(`${spec} is not a node of this cluster (see shardctl status)`, 2);
+    const running = await runningJobId(c);
+    if (running !== null) throw new ShardctlError(`rebalance job ${running} is running: wait for it or attach`, 3);
+    const sql = drainSql(host, port);
+    await mutate(c, out, "drain", { node: spec }, sql, { dryRun: o.dryRun ?? false, verify: o.verify, checksum: o.checksum ?? false }, async () => {
+      for (const statement of sql) await c.query(statement);
+      const left = await shardsOnNode(c, host, port);
+      if (left > 0) throw new ShardctlError(`${spec} still holds ${left} shard placements after the drain`, 4);
+      out.line(`${spec} holds no shards; remove it with shardctl remove-node ${spec}`);
+      return { node: spec };
+    });
+  }),
+);
+
+mutation(program.command("remove-node <node>")).action((spec: string, o: { dryRun?: boolean }) =>
+  withClient(program, async (c) => {
+    const { host, port } = node(spec);
+    if (!(await nodeExists(c, host, port))) throw new ShardctlError(`${spec} is not a node of this cluster`, 2);
+    const held = await shardsOnNode(c, host, port);
+    if (held > 0) throw new ShardctlError(`${spec} still holds ${held} shard placements: drain it first (shardctl drain ${spec})`, 3);
+    const sql = [`SELECT citus_remove_node(${literal(host)}, ${port})`];
+    await mutate(c, out, "remove-node", { node: spec }, sql, { dryRun: o.dryRun ?? false, verify: false, checksum: false }, async () => {
+      await c.query(sql[0]!);
+      out.line(`removed ${spec}`);
+    });
+  }),
+);
+
+program
+  .command("simulate")
+  .requiredOption("--add-workers <n>", "workers to add", number("--add-workers"))
+  .option("--from <file>", "a saved snapshot ({nodes, shards} as in the catalog) instead of the live cluster")
+  .option("--json")
+  .action(async (o: { addWorkers: number; from?: string; json?: boolean }) => {
+    let nodes: NodeInfo[];
+    let shards: ShardPlacement[];
+    if (o.from) {
+      ({ nodes, shards } = JSON.parse(readFileSync(o.from, "utf8")) as { nodes: NodeInfo[]; shards: ShardPlacement[] });
+    } else {
+      const c = await connect(program);
+      try {
+        const { readSnapshot } = await import("./catalog.js");
+        ({ nodes, shards } = await readSnapshot(c));
+      } finally {
+        await c.end();
+      }
+    }
+    const result = simulateAddWorkers(bytesPerNode(nodes, shards), shardGroups(shards), o.addWorkers);
+    if (o.json) return out.json({ ...result, load: Object.fromEntries(result.load) });
+    for (const [node, bytes] of result.load) out.line(`${node.padEnd(28)} ${formatBytes(bytes).padStart(12)}`);
+    out.line(`${result.moves} group moves, ${formatBytes(result.bytesMoved)}; skew ${result.skew.toFixed(2)} (lower bound ${result.lowerBound.toFixed(2)})`);
+  });
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  const code = error instanceof ShardctlError ? error.exitCode : 4;
+  console.error(`shardctl: ${(error as Error).message}`);
+  process.exit(code);
+}
