@@ -248,9 +248,14 @@ program
     out.line(`${result.moves} group moves, ${formatBytes(result.bytesMoved)}; skew ${result.skew.toFixed(2)} (lower bound ${result.lowerBound.toFixed(2)})`);
   });
 
+// Bad options are bad input (exit 2), not a crash; help and version exit 0.
+program.exitOverride();
 try {
   await program.parseAsync();
 } catch (error) {
+  const commanderCode = (error as { code?: string }).code;
+  if (commanderCode === "commander.helpDisplayed" || commanderCode === "commander.version" || commanderCode === "commander.help") process.exit(0);
+  if (commanderCode?.startsWith("commander.")) process.exit(2);
   const code = error instanceof ShardctlError ? error.exitCode : 4;
   console.error(`shardctl: ${(error as Error).message}`);
   process.exit(code);
