@@ -79,6 +79,8 @@ async function withClient(program: Command, run: (client: pg.Client) => Promise<
 }
 
 const program = new Command().name("shardctl").description("Citus shard operations").option("--coordinator <url>", "coordinator connection string (default: $CITUS_URL)");
+// Set before the subcommands exist, so they inherit it: bad options are bad input (exit 2), not a crash.
+program.exitOverride();
 const mutation = (cmd: Command) => cmd.option("--dry-run", "print the SQL, change nothing").option("--no-verify", "skip row counts before and after").option("--checksum", "also compare content checksums (slow)");
 
 program
@@ -248,8 +250,6 @@ program
     out.line(`${result.moves} group moves, ${formatBytes(result.bytesMoved)}; skew ${result.skew.toFixed(2)} (lower bound ${result.lowerBound.toFixed(2)})`);
   });
 
-// Bad options are bad input (exit 2), not a crash; help and version exit 0.
-program.exitOverride();
 try {
   await program.parseAsync();
 } catch (error) {
