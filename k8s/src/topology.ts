@@ -10,6 +10,14 @@ export const PRIORITY_CLASSES = {
   batch: { name: "platform-batch", value: 10_000 },
 } as const;
 
+/** Ports one chart serves and another calls or scrapes: written once. */
+export const PORTS = {
+  tenantService: 8080,
+  tenantWorkerHealth: 9090,
+  kongStatus: 8100,
+  hydraAdmin: 4445,
+} as const;
+
 /** Pod labels other charts select on in NetworkPolicies. */
 export const PEERS = {
   gateway: { namespace: NAMESPACES.gateway, labels: { "app.kubernetes.io/name": "kong" } },

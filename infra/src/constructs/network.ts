@@ -1,21 +1,14 @@
 import { Construct } from "constructs";
 import { ComputeGlobalAddress, ComputeNetwork, ComputeRouter, ComputeRouterNat, ComputeSubnetwork, DnsManagedZone, ServiceNetworkingConnection } from "../google.js";
-import { formatIpv4, parseCidr, prefixLength } from "@platform/config";
+import { formatIpv4, parseCidr, prefixLength, type PlatformNames } from "@platform/config";
 
 export interface PlatformNetworkProps {
   readonly projectId: string;
   readonly region: string;
-  readonly names: {
-    readonly network: string;
-    readonly gkeSubnet: string;
-    readonly dataSubnet: string;
-    readonly podsRange: string;
-    readonly servicesRange: string;
-    readonly privateServiceAccessRange: string;
-    readonly router: string;
-    readonly nat: string;
-    readonly dnsZone: string;
-  };
+  readonly names: Pick<
+    PlatformNames,
+    "network" | "gkeSubnet" | "dataSubnet" | "podsRange" | "servicesRange" | "privateServiceAccessRange" | "router" | "nat" | "dnsZone"
+  >;
   readonly gkeNodesCidr: string;
   readonly podsCidr: string;
   readonly servicesCidr: string;

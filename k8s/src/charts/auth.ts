@@ -8,10 +8,10 @@ import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { imageRef } from "../images.js";
 import { quotaFor } from "../quantities.js";
-import { PEERS, PRIORITY_CLASSES } from "../topology.js";
+import { PEERS, PORTS, PRIORITY_CLASSES } from "../topology.js";
 
 export const HYDRA_PUBLIC_PORT = PEERS.hydra.publicPort;
-export const HYDRA_ADMIN_PORT = 4445;
+export const HYDRA_ADMIN_PORT = PORTS.hydraAdmin;
 const SECRETS_DIR = "/var/run/secrets/platform";
 
 /**

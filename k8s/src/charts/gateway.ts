@@ -8,11 +8,11 @@ import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
 import { imageRef } from "../images.js";
-import { PEERS, PRIORITY_CLASSES } from "../topology.js";
+import { PEERS, PORTS, PRIORITY_CLASSES } from "../topology.js";
 
 const PROXY_PORT = 8000;
 const PROXY_TLS_PORT = 8443;
-const STATUS_PORT = 8100;
+const STATUS_PORT = PORTS.kongStatus;
 const SECRETS_DIR = "/var/run/secrets/platform";
 
 /**
@@ -30,7 +30,7 @@ export interface GatewayRoute {
 }
 
 export function gatewayRoutes(config: EnvironmentConfig): GatewayRoute[] {
-  const tenants = { namespace: config.kubernetes.tenantService.namespace, service: "tenant-service", port: 8080, podName: "tenant-service" };
+  const tenants = { namespace: config.kubernetes.tenantService.namespace, service: "tenant-service", port: PORTS.tenantService, podName: "tenant-service" };
   const hydra = { namespace: config.kubernetes.hydra.namespace, service: "hydra-public", port: PEERS.hydra.publicPort, podName: "hydra" };
   return [
     { name: "tenant-api", upstream: tenants, paths: ["/v1/"], methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"] },

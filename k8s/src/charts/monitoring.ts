@@ -9,7 +9,7 @@ import { HardenedStatefulSet } from "../constructs/hardened-statefulset.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { imageRef } from "../images.js";
-import { PEERS, PRIORITY_CLASSES } from "../topology.js";
+import { PEERS, PORTS, PRIORITY_CLASSES } from "../topology.js";
 
 const PROMETHEUS_PORT = 9090;
 const GRAFANA_PORT = 3000;
@@ -191,9 +191,9 @@ export class MonitoringChart extends Chart {
 
     // ---- network policies
     const scrapeTargets = [
-      { namespace: k.tenantService.namespace, ports: [8080, 9090] },
-      { namespace: k.gateway.namespace, ports: [8100] },
-      { namespace: k.hydra.namespace, ports: [4445] },
+      { namespace: k.tenantService.namespace, ports: [PORTS.tenantService, PORTS.tenantWorkerHealth] },
+      { namespace: k.gateway.namespace, ports: [PORTS.kongStatus] },
+      { namespace: k.hydra.namespace, ports: [PORTS.hydraAdmin] },
     ];
     new KubeNetworkPolicy(this, "PrometheusPolicy", {
       metadata: { name: "prometheus", namespace },

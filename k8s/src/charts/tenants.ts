@@ -6,11 +6,11 @@ import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
-import { COORDINATOR_MAX_CONNECTIONS, PEERS, PRIORITY_CLASSES } from "../topology.js";
+import { COORDINATOR_MAX_CONNECTIONS, PEERS, PORTS, PRIORITY_CLASSES } from "../topology.js";
 
 const SECRETS_DIR = "/var/run/secrets/platform";
-const SERVICE_PORT = 8080;
-const WORKER_HEALTH_PORT = 9090;
+const SERVICE_PORT = PORTS.tenantService;
+const WORKER_HEALTH_PORT = PORTS.tenantWorkerHealth;
 
 const peer = (p: { namespace: string; labels: Record<string, string> }): NetworkPolicyPeer => ({
   namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": p.namespace } },
