@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -215,7 +215,6 @@ describe.skipIf(!CITUS_URL)("postgres_exporter queries on a real Citus coordinat
 it("the exporter query file is valid YAML with one entry per query", () => {
   const doc = parse(renderMonitoring(configs[0]!).files["postgres-exporter-queries.yml"]!) as Record<string, { query: string }>;
   expect(Object.keys(doc).sort()).toEqual(Object.keys(EXPORTER_QUERIES).sort());
-  execFileSync("true");
 });
 
 describe("every alert's runbook exists", () => {

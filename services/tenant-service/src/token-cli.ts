@@ -18,7 +18,11 @@ const program = new Command()
   .option("--tenant <uuid>", "tenant_id claim", uuid)
   .option("--scope <scopes>", 'space-separated scopes, e.g. "tenant:admin" or "platform:admin"', "")
   .option("--sub <subject>", "sub claim", "dev-user")
-  .option("--ttl <seconds>", "lifetime", (v) => Number(v), 3600)
+  .option("--ttl <seconds>", "lifetime", (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`must be a whole number of seconds (got "${v}")`);
+    return n;
+  }, 3600)
   .action(async (opts: { tenant?: string; scope: string; sub: string; ttl: number }) => {
     const secret = process.env.AUTH_JWT_SECRET;
     if (!secret || secret.length < 32) {
