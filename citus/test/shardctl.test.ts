@@ -174,6 +174,32 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     expect(await onNode(drainTarget)).toBeGreaterThan(0);
   });
 
+  it("isolates a whale tenant to its own shard group and places it where asked, rows intact", { timeout: 600_000 }, async () => {
+    const tenant = (await admin.query("SELECT id::text AS id, code FROM platform.tenants ORDER BY code LIMIT 1")).rows[0] as { id: string; code: string };
+    const other = (await admin.query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid > 0 ORDER BY nodeport LIMIT 1")).rows[0];
+    const users = async () => (await admin.query("SELECT count(*)::int AS n FROM platform.users WHERE tenant_id = $1", [tenant.id])).rows[0].n as number;
+    const before = await users();
+    const dry = await shardctl("isolate-tenant", tenant.code, "--dry-run");
+    expect(dry.out).toContain(`SELECT isolate_tenant_to_new_shard('platform.users', '${tenant.id}'::uuid, 'CASCADE'`);
+    const r = await shardctl("isolate-tenant", tenant.code, "--to", `${other.nodename}:${other.nodeport}`);
+    expect(r.code, r.out).toBe(0);
+    const shard = (
+      await admin.query(
+        `SELECT s.shardminvalue = s.shardmaxvalue AS isolated, n.nodeport FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n ON n.groupid = p.groupid
+          WHERE s.shardid = get_shard_id_for_distribution_column('platform.users', $1::uuid)`,
+        [tenant.id],
+      )
+    ).rows[0];
+    expect(shard).toEqual({ isolated: true, nodeport: other.nodeport });
+    expect(await users()).toBe(before);
+    // Again: already isolated, only placed.
+    const again = await shardctl("isolate-tenant", tenant.id, "--to", `${other.nodename}:${other.nodeport}`);
+    expect(again.out).toMatch(/already has shard \d+ to itself/);
+    const empty = await shardctl("isolate-tenant", "00000000-0000-4000-8000-000000000000");
+    expect(empty.code).toBe(2);
+    expect(empty.out).toMatch(/has no rows in platform.users: nothing to isolate/);
+  });
+
   it("refuses a second concurrent run", async () => {
     const holder = new pg.Client({ connectionString: CITUS_URL, application_name: "other-shardctl" });
     await holder.connect();

@@ -117,7 +117,7 @@ export async function mutate(
 ): Promise<void> {
   if (options.dryRun) {
     out.line(`-- shardctl ${command} --dry-run: the SQL it would run on the coordinator`);
-    for (const statement of sql) out.line(`${statement};`);
+    for (const statement of sql) out.line(statement.startsWith("--") ? statement : `${statement};`);
     return;
   }
   await takeLock(client);
