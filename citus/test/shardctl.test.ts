@@ -200,6 +200,22 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     expect(empty.out).toMatch(/has no rows in platform.users: nothing to isolate/);
   });
 
+  it("moves one shard group between workers, and refuses a shard that is not where it is said to be", { timeout: 600_000 }, async () => {
+    const workers = (await admin.query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid > 0 ORDER BY nodeport")).rows;
+    const shard = (await admin.query("SELECT shardid, nodename, nodeport FROM citus_shards WHERE table_name = 'platform.users'::regclass ORDER BY shardid LIMIT 1")).rows[0];
+    const target = workers.find((w) => w.nodeport !== shard.nodeport)!;
+    const from = `${shard.nodename}:${shard.nodeport}`;
+    const to = `${target.nodename}:${target.nodeport}`;
+    const wrong = await shardctl("move-shard", String(shard.shardid), to, from);
+    expect(wrong.code).toBe(2);
+    expect(wrong.out).toMatch(/has no placement on/);
+    const r = await shardctl("move-shard", String(shard.shardid), from, to);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/row counts unchanged/);
+    const now = (await admin.query("SELECT nodeport FROM citus_shards WHERE shardid = $1", [shard.shardid])).rows[0];
+    expect(now.nodeport).toBe(target.nodeport);
+  });
+
   it("refuses a second concurrent run", async () => {
     const holder = new pg.Client({ connectionString: CITUS_URL, application_name: "other-shardctl" });
     await holder.connect();

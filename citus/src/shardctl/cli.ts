@@ -7,6 +7,7 @@
  *   pnpm shardctl verify [--checksum]
  *   pnpm shardctl add-node <host:port> [--rebalance] | drain <host:port> | remove-node <host:port>
  *   pnpm shardctl isolate-tenant <tenant id or code> [--to host:port] [--dry-run]
+ *   pnpm shardctl move-shard <shardid> <from host:port> <to host:port> [--dry-run]
  *   pnpm shardctl simulate --add-workers N [--from status.json]
  *
  * The coordinator comes from --coordinator or CITUS_URL (a superuser connection). Exit codes: 0 done, 2 bad input,
@@ -277,6 +278,29 @@ mutation(
       return { tenant: tenantId, shardId, node: `${destination.host}:${destination.port}` };
     });
   }),
+);
+
+mutation(program.command("move-shard <shardid> <from> <to>").description("move one shard and its colocated shards between workers")).action(
+  (shard: string, from: string, to: string, o: { dryRun?: boolean; verify: boolean; checksum?: boolean }) =>
+    withClient(program, async (c) => {
+      const shardId = Number(shard);
+      if (!Number.isInteger(shardId) || shardId <= 0) throw new ShardctlError(`shard id must be a positive whole number (got "${shard}")`, 2);
+      const source = node(from);
+      const target = node(to);
+      const placed = await c.query("SELECT 1 FROM citus_shards WHERE shardid = $1 AND nodename = $2 AND nodeport = $3", [shardId, source.host, source.port]);
+      if (placed.rows.length === 0) throw new ShardctlError(`shard ${shardId} has no placement on ${from} (see shardctl status / citus_shards)`, 2);
+      if (!(await nodeExists(c, target.host, target.port))) throw new ShardctlError(`${to} is not a node of this cluster`, 2);
+      const running = await runningJobId(c);
+      if (running !== null) throw new ShardctlError(`rebalance job ${running} is running: move after it`, 3);
+      const sql = [
+        `SELECT citus_move_shard_placement(${shardId}, ${literal(source.host)}, ${source.port}, ${literal(target.host)}, ${target.port}, shard_transfer_mode := 'force_logical')`,
+      ];
+      await mutate(c, out, "move-shard", { shard: shardId, from, to }, sql, { dryRun: o.dryRun ?? false, verify: o.verify, checksum: o.checksum ?? false }, async () => {
+        await c.query(sql[0]!);
+        out.line(`shard ${shardId} and its colocated shards moved ${from} -> ${to}`);
+        return { shard: shardId, from, to };
+      });
+    }),
 );
 
 program
