@@ -129,6 +129,10 @@ export const EnvironmentConfigSchema = z
       /** pgBackRest full-backup retention (count of weekly fulls). */
       fullBackupRetention: z.number().int().min(1).max(52),
       deletionProtection: z.boolean(),
+      /** PostgreSQL max_connections: the bootstrap sets it, the charts size the service's pools from it. */
+      coordinatorMaxConnections: z.number().int().min(50).max(5000),
+      /** Workers take the coordinator's executor connections for every client session, hence more. */
+      workerMaxConnections: z.number().int().min(50).max(10000),
     }),
     backups: z.object({
       /** Objects older than this are deleted by lifecycle: a safety net behind pgBackRest's own expiry. */

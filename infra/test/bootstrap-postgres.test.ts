@@ -45,6 +45,7 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
       port,
       database: names.citusDatabase,
       shardCount: config.citus.shardCount,
+      maxConnections: 50,
       stanza: `${config.prefix}-worker-0`,
       backupBucket: names.backupsBucket,
       fullBackupRetention: config.citus.fullBackupRetention,

@@ -25,9 +25,3 @@ export const PEERS = {
   jaeger: { namespace: NAMESPACES.monitoring, labels: { "app.kubernetes.io/name": "jaeger" }, otlpHttpPort: 4318 },
   hydra: { namespace: NAMESPACES.auth, labels: { "app.kubernetes.io/name": "hydra" }, publicPort: 4444 },
 } as const;
-
-/**
- * Connections the Citus coordinator accepts (max_connections in infra/src/citus/bootstrap.sh). Pods share this:
- * pool size per pod = a share of it divided by the most replicas the HPA may run.
- */
-export const COORDINATOR_MAX_CONNECTIONS = 400;

@@ -46,8 +46,8 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     const envVars = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
     expect(envVars.BASE_DOMAIN).toBe(config.kubernetes.apiBaseDomain);
     expect(envVars.DATABASE_URL).toBe(`postgresql://platform_app@${names.citus.coordinator.host}:5432/platform`);
-    // All replicas' pools together stay within 60% of the coordinator's 400 connections.
-    expect(Number(envVars.DATABASE_POOL_SIZE) * config.kubernetes.workloads.tenantService.maxReplicas).toBeLessThanOrEqual(240);
+    // All replicas' pools together stay within 60% of the coordinator's connections.
+    expect(Number(envVars.DATABASE_POOL_SIZE) * config.kubernetes.workloads.tenantService.maxReplicas).toBeLessThanOrEqual(config.citus.coordinatorMaxConnections * 0.6);
     expect(JSON.stringify(container.env)).not.toMatch(/password=|:[^/@]+@coordinator/i);
   });
 

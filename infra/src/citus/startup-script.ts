@@ -18,6 +18,8 @@ export interface CitusBootstrapProps {
   readonly port: number;
   readonly database: string;
   readonly shardCount: number;
+  /** max_connections of this node. */
+  readonly maxConnections: number;
   /** pgBackRest stanza: one per logical node, shared by its primary and standby. */
   readonly stanza: string;
   readonly backupBucket: string;
@@ -82,6 +84,7 @@ export function citusStartupScript(props: CitusBootstrapProps): string {
     DATA_MOUNT: "/var/lib/postgresql",
     DB_NAME: props.database,
     SHARD_COUNT: props.shardCount,
+    MAX_CONNECTIONS: props.maxConnections,
     STANZA: props.stanza,
     BACKUP_BUCKET: props.backupBucket,
     FULL_BACKUP_RETENTION: props.fullBackupRetention,

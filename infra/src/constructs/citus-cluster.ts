@@ -102,7 +102,7 @@ export class CitusCluster extends Construct {
 
     const coordinatorName = names.citus.coordinator;
     const clientCidrs = [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr];
-    const baseScript: Omit<CitusBootstrapProps, "role" | "nodeKind" | "nodeHost" | "certificateHosts" | "stanza" | "maxSlotWalKeepSize"> = {
+    const baseScript: Omit<CitusBootstrapProps, "role" | "nodeKind" | "nodeHost" | "certificateHosts" | "stanza" | "maxSlotWalKeepSize" | "maxConnections"> = {
       prefix: config.prefix,
       projectId: project,
       postgresMajor: citus.postgresMajor,
@@ -162,6 +162,7 @@ export class CitusCluster extends Construct {
           certificateHosts: [name.host],
           stanza,
           maxSlotWalKeepSize,
+          maxConnections: name.role === "coordinator" ? citus.coordinatorMaxConnections : citus.workerMaxConnections,
           workerHosts: name.role === "coordinator" ? names.citus.workers.map((w) => w.host) : undefined,
           standbyHost: name.standby?.host,
         }),
@@ -182,6 +183,7 @@ export class CitusCluster extends Construct {
               certificateHosts: [name.standby.host, name.host],
               stanza,
               maxSlotWalKeepSize,
+              maxConnections: name.role === "coordinator" ? citus.coordinatorMaxConnections : citus.workerMaxConnections,
               primaryHost: name.host,
             }),
           }),

@@ -6,7 +6,7 @@ import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
-import { COORDINATOR_MAX_CONNECTIONS, PEERS, PORTS, PRIORITY_CLASSES } from "../topology.js";
+import { PEERS, PORTS, PRIORITY_CLASSES } from "../topology.js";
 
 const SECRETS_DIR = "/var/run/secrets/platform";
 const SERVICE_PORT = PORTS.tenantService;
@@ -54,9 +54,9 @@ export class TenantsChart extends Chart {
       DATABASE_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.dbPassword.file}`,
       DATABASE_CA_FILE: `${SECRETS_DIR}/${secretFiles.dbCa.file}`,
     };
-    // Every replica's pool together stays within 60% of the coordinator's connections; the rest is for the worker,
-    // migrations and operators.
-    const poolSize = Math.max(2, Math.floor((COORDINATOR_MAX_CONNECTIONS * 0.6) / service.maxReplicas));
+    // Every replica's pool together stays within 60% of the coordinator's connections (the same config value the
+    // bootstrap writes as max_connections); the rest is for the worker, migrations and operators.
+    const poolSize = Math.max(2, Math.floor((config.citus.coordinatorMaxConnections * 0.6) / service.maxReplicas));
     const api = new HardenedDeployment(this, "TenantService", {
       namespace,
       name: "tenant-service",
