@@ -1,5 +1,8 @@
-/** Namespaces and workload names the charts share: written once here, as the infra layer does in @platform/config. */
-export const NAMESPACES = { gateway: "gateway", auth: "auth", monitoring: "monitoring" } as const;
+/**
+ * What the charts share about each other: ports, pod labels and priority classes. Namespaces are not here: they
+ * come from the environment config (`config.kubernetes.*.namespace`), like every other name.
+ */
+import type { EnvironmentConfig } from "@platform/config";
 
 export const PRIORITY_CLASSES = {
   /** The gateway: every request passes through it. */
@@ -16,12 +19,20 @@ export const PORTS = {
   tenantWorkerHealth: 9090,
   kongStatus: 8100,
   hydraAdmin: 4445,
+  hydraPublic: 4444,
+  jaegerOtlpHttp: 4318,
 } as const;
 
-/** Pod labels other charts select on in NetworkPolicies. */
-export const PEERS = {
-  gateway: { namespace: NAMESPACES.gateway, labels: { "app.kubernetes.io/name": "kong" } },
-  prometheus: { namespace: NAMESPACES.monitoring, labels: { "app.kubernetes.io/name": "prometheus" } },
-  jaeger: { namespace: NAMESPACES.monitoring, labels: { "app.kubernetes.io/name": "jaeger" }, otlpHttpPort: 4318 },
-  hydra: { namespace: NAMESPACES.auth, labels: { "app.kubernetes.io/name": "hydra" }, publicPort: 4444 },
-} as const;
+/**
+ * The pods other charts select in NetworkPolicies, and where they run. Grafana's namespace is the monitoring
+ * namespace: Prometheus and Jaeger run beside it.
+ */
+export function peers(config: EnvironmentConfig) {
+  const k = config.kubernetes;
+  return {
+    gateway: { namespace: k.gateway.namespace, labels: { "app.kubernetes.io/name": "kong" } },
+    prometheus: { namespace: k.grafana.namespace, labels: { "app.kubernetes.io/name": "prometheus" } },
+    jaeger: { namespace: k.grafana.namespace, labels: { "app.kubernetes.io/name": "jaeger" } },
+    hydra: { namespace: k.hydra.namespace, labels: { "app.kubernetes.io/name": "hydra" } },
+  };
+}

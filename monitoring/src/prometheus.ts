@@ -44,11 +44,11 @@ export function prometheusConfig(config: EnvironmentConfig) {
     scrape_configs: [
       podJob("tenant-service", config.kubernetes.tenantService.namespace, "tenant-service"),
       podJob("tenant-worker", config.kubernetes.tenantWorker.namespace, "tenant-worker"),
-      podJob("kong", "gateway", "kong"),
-      podJob("hydra", "auth", "hydra"),
+      podJob("kong", config.kubernetes.gateway.namespace, "kong"),
+      podJob("hydra", config.kubernetes.hydra.namespace, "hydra"),
       vmJob("citus-postgres", POSTGRES_EXPORTER_PORT),
       vmJob("citus-node", NODE_EXPORTER_PORT),
-      { job_name: "redis", static_configs: [{ targets: ["redis-exporter.monitoring.svc.cluster.local:9121"] }] },
+      { job_name: "redis", static_configs: [{ targets: [`redis-exporter.${config.kubernetes.grafana.namespace}.svc.cluster.local:9121`] }] },
     ],
   };
 }

@@ -8,9 +8,9 @@ import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { imageRef } from "../images.js";
 import { quotaFor } from "../quantities.js";
-import { PEERS, PORTS, PRIORITY_CLASSES } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
-export const HYDRA_PUBLIC_PORT = PEERS.hydra.publicPort;
+export const HYDRA_PUBLIC_PORT = PORTS.hydraPublic;
 export const HYDRA_ADMIN_PORT = PORTS.hydraAdmin;
 const SECRETS_DIR = "/var/run/secrets/platform";
 
@@ -24,6 +24,7 @@ export class AuthChart extends Chart {
     super(scope, id, { disableResourceNameHashes: true });
     const names = platformNames(config);
     const k = config.kubernetes;
+    const peerPods = peers(config);
     const namespace = k.hydra.namespace;
     const size = k.workloads.hydra;
     new NamespaceBaseline(this, "Baseline", { namespace, quota: quotaFor([size, { maxReplicas: 1, cpuLimit: size.cpuLimit, memoryLimit: size.memoryLimit }]) });
@@ -146,12 +147,12 @@ export class AuthChart extends Chart {
         ingress: [
           // Public endpoints: the gateway (OAuth2 flows) and the tenant service (JWKS).
           {
-            from: [from(PEERS.gateway), from({ namespace: k.tenantService.namespace, labels: { "app.kubernetes.io/name": "tenant-service" } })],
+            from: [from(peerPods.gateway), from({ namespace: k.tenantService.namespace, labels: { "app.kubernetes.io/name": "tenant-service" } })],
             ports: [tcp(HYDRA_PUBLIC_PORT)],
           },
           // Admin API: only from inside this namespace, and metrics for Prometheus.
           { from: [{ podSelector: {} }], ports: [tcp(HYDRA_ADMIN_PORT)] },
-          { from: [from(PEERS.prometheus)], ports: [tcp(HYDRA_ADMIN_PORT)] },
+          { from: [from(peerPods.prometheus)], ports: [tcp(HYDRA_ADMIN_PORT)] },
         ],
         egress: [{ to: [{ ipBlock: { cidr: config.network.dataCidr } }], ports: [tcp(names.postgresPort)] }],
       },

@@ -8,7 +8,7 @@ import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
 import { imageRef } from "../images.js";
-import { PEERS, PORTS, PRIORITY_CLASSES } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
 const PROXY_PORT = 8000;
 const PROXY_TLS_PORT = 8443;
@@ -31,7 +31,7 @@ export interface GatewayRoute {
 
 export function gatewayRoutes(config: EnvironmentConfig): GatewayRoute[] {
   const tenants = { namespace: config.kubernetes.tenantService.namespace, service: "tenant-service", port: PORTS.tenantService, podName: "tenant-service" };
-  const hydra = { namespace: config.kubernetes.hydra.namespace, service: "hydra-public", port: PEERS.hydra.publicPort, podName: "hydra" };
+  const hydra = { namespace: config.kubernetes.hydra.namespace, service: "hydra-public", port: PORTS.hydraPublic, podName: "hydra" };
   return [
     { name: "tenant-api", upstream: tenants, paths: ["/v1/"], methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"] },
     { name: "tenant-api-docs", upstream: tenants, paths: ["/openapi.json"], methods: ["GET"] },
@@ -217,7 +217,7 @@ export class GatewayChart extends Chart {
         ingress: [
           // Internet traffic through the load balancer (externalTrafficPolicy Local keeps client addresses).
           { ports: [tcp(PROXY_PORT), tcp(PROXY_TLS_PORT)] },
-          { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": PEERS.prometheus.namespace } }, podSelector: { matchLabels: { ...PEERS.prometheus.labels } } }], ports: [tcp(STATUS_PORT)] },
+          { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": peers(config).prometheus.namespace } }, podSelector: { matchLabels: { ...peers(config).prometheus.labels } } }], ports: [tcp(STATUS_PORT)] },
         ],
         egress: [
           ...routes.map((r) => ({

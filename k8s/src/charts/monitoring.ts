@@ -9,11 +9,11 @@ import { HardenedStatefulSet } from "../constructs/hardened-statefulset.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { imageRef } from "../images.js";
-import { PEERS, PORTS, PRIORITY_CLASSES } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
 const PROMETHEUS_PORT = 9090;
 const GRAFANA_PORT = 3000;
-const JAEGER = { otlpHttp: PEERS.jaeger.otlpHttpPort, query: 16686, admin: 14269 };
+const JAEGER = { otlpHttp: PORTS.jaegerOtlpHttp, query: 16686, admin: 14269 };
 
 const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(port) });
 const inNamespace = (namespace: string, labels?: Record<string, string>): NetworkPolicyPeer => ({
@@ -32,7 +32,7 @@ export class MonitoringChart extends Chart {
     const names = platformNames(config);
     const k = config.kubernetes;
     const m = config.monitoring;
-    const namespace = PEERS.prometheus.namespace;
+    const namespace = peers(config).prometheus.namespace;
     new NamespaceBaseline(this, "Baseline", { namespace, quota: { cpu: "16", memory: "32Gi", pods: 20 } });
     const files = renderMonitoring(config).files;
 

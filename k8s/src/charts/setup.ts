@@ -3,11 +3,11 @@ import type { Construct } from "constructs";
 import type { EnvironmentConfig } from "@platform/config";
 import { KubePriorityClass } from "../k8s.js";
 import { PlatformNamespace } from "../constructs/platform-namespace.js";
-import { NAMESPACES, PRIORITY_CLASSES } from "../topology.js";
+import { PRIORITY_CLASSES } from "../topology.js";
 
 export function platformNamespaces(config: EnvironmentConfig): string[] {
   const k = config.kubernetes;
-  return [...new Set([k.tenantService.namespace, k.tenantWorker.namespace, k.gateway.namespace, k.hydra.namespace, k.grafana.namespace, ...Object.values(NAMESPACES)])];
+  return [...new Set([k.tenantService.namespace, k.tenantWorker.namespace, k.gateway.namespace, k.hydra.namespace, k.grafana.namespace])];
 }
 
 /** Applied first: namespaces (restricted Pod Security) and priority classes. */

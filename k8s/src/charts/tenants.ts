@@ -6,7 +6,7 @@ import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
-import { PEERS, PORTS, PRIORITY_CLASSES } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
 const SECRETS_DIR = "/var/run/secrets/platform";
 const SERVICE_PORT = PORTS.tenantService;
@@ -28,6 +28,7 @@ export class TenantsChart extends Chart {
     super(scope, id, { disableResourceNameHashes: true });
     const names = platformNames(config);
     const k = config.kubernetes;
+    const peerPods = peers(config);
     const namespace = k.tenantService.namespace;
     if (k.tenantWorker.namespace !== namespace) throw new Error("the tenant service and worker share one namespace (config kubernetes.*.namespace)");
     const service = k.workloads.tenantService;
@@ -87,11 +88,11 @@ export class TenantsChart extends Chart {
           REDIS_URL: `rediss://${names.redis.host}:${names.redis.port}`,
           REDIS_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.redisAuth.file}`,
           REDIS_CA_FILE: `${SECRETS_DIR}/${secretFiles.redisCa.file}`,
-          AUTH_JWKS_URL: `http://hydra-public.${PEERS.hydra.namespace}.svc.cluster.local:${PEERS.hydra.publicPort}/.well-known/jwks.json`,
+          AUTH_JWKS_URL: `http://hydra-public.${peerPods.hydra.namespace}.svc.cluster.local:${PORTS.hydraPublic}/.well-known/jwks.json`,
           AUTH_ISSUER: `https://auth.${k.apiBaseDomain}/`,
           AUTH_AUDIENCE: "tenant-service",
           BASE_DOMAIN: k.apiBaseDomain,
-          OTEL_EXPORTER_OTLP_ENDPOINT: `http://jaeger-collector.${PEERS.jaeger.namespace}.svc.cluster.local:${PEERS.jaeger.otlpHttpPort}`,
+          OTEL_EXPORTER_OTLP_ENDPOINT: `http://jaeger-collector.${peerPods.jaeger.namespace}.svc.cluster.local:${PORTS.jaegerOtlpHttp}`,
           LOG_LEVEL: "info",
         },
       },
@@ -131,14 +132,14 @@ export class TenantsChart extends Chart {
         podSelector: { matchLabels: api.selector },
         policyTypes: ["Ingress", "Egress"],
         ingress: [
-          { from: [peer(PEERS.gateway)], ports: [tcp(SERVICE_PORT)] },
-          { from: [peer(PEERS.prometheus)], ports: [tcp(SERVICE_PORT)] },
+          { from: [peer(peerPods.gateway)], ports: [tcp(SERVICE_PORT)] },
+          { from: [peer(peerPods.prometheus)], ports: [tcp(SERVICE_PORT)] },
         ],
         egress: [
           { to: [citus], ports: [tcp(names.postgresPort)] },
           { to: [memorystore], ports: [tcp(names.redis.port)] },
-          { to: [peer(PEERS.hydra)], ports: [tcp(PEERS.hydra.publicPort)] },
-          { to: [peer(PEERS.jaeger)], ports: [tcp(PEERS.jaeger.otlpHttpPort)] },
+          { to: [peer(peerPods.hydra)], ports: [tcp(PORTS.hydraPublic)] },
+          { to: [peer(peerPods.jaeger)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
         ],
       },
     });
@@ -147,7 +148,7 @@ export class TenantsChart extends Chart {
       spec: {
         podSelector: { matchLabels: workerDeployment.selector },
         policyTypes: ["Ingress", "Egress"],
-        ingress: [{ from: [peer(PEERS.prometheus)], ports: [tcp(WORKER_HEALTH_PORT)] }],
+        ingress: [{ from: [peer(peerPods.prometheus)], ports: [tcp(WORKER_HEALTH_PORT)] }],
         egress: [{ to: [citus], ports: [tcp(names.postgresPort)] }],
       },
     });
