@@ -34,5 +34,8 @@ try {
     console.error(error.message);
     process.exit(2);
   }
-  throw error;
+  // A construct refusing its input (a name too long, a replica count below 2) names the problem in its message.
+  console.error(`k8s synth: ${error instanceof Error ? error.message : String(error)}`);
+  if (process.env.DEBUG) console.error(error);
+  process.exit(1);
 }

@@ -7,7 +7,6 @@ export interface ClusterSnapshot {
   readonly nodes: NodeInfo[];
   readonly shards: ShardPlacement[];
   readonly tenants: { tenant: string; queries: number; cpu: number }[];
-  readonly tenantSizes: { tenant: string; bytes: number }[];
   readonly runningJob: RebalanceJob | null;
 }
 
@@ -49,7 +48,7 @@ export async function readSnapshot(client: ClientBase): Promise<ClusterSnapshot>
     tenants = []; // citus.stat_tenants_track is off: no per-tenant load
   }
   const runningJob = ((await client.query(SQL.runningJob)).rows[0] as RebalanceJob | undefined) ?? null;
-  return { takenAt: new Date().toISOString(), nodes, shards, tenants, tenantSizes: [], runningJob };
+  return { takenAt: new Date().toISOString(), nodes, shards, tenants, runningJob };
 }
 
 export async function readPlan(client: ClientBase, strategy: string, threshold?: number, drainOnly = false): Promise<PlanMove[]> {

@@ -2,7 +2,6 @@ import { z } from "zod";
 
 export const TenantParam = z.object({ tenant: z.string().min(1).max(100) });
 export const IdParam = z.object({ id: z.uuid("must be a uuid").transform((v) => v.toLowerCase()) });
-export const TenantIdParams = TenantParam.extend(IdParam.shape);
 
 const plan = z.enum(["free", "starter", "business", "enterprise"]);
 

@@ -24,24 +24,42 @@ try {
   throw error;
 }
 
+/** A failure before the server listens (an unreadable secret file, a port in use): one line, exit 1. */
+function cannotStart(error: unknown): never {
+  console.error(`tenant-service: cannot start: ${error instanceof Error ? error.message : String(error)}`);
+  if (process.env.DEBUG) console.error(error);
+  process.exit(1);
+}
+
 const stopTracing = initTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME });
 const logger = { level: config.LOG_LEVEL, redact: ["req.headers.authorization"] };
 
 let db: Database;
 if (config.DATABASE_URL) {
-  const connection = postgresConnection(config);
+  let connection: ReturnType<typeof postgresConnection>;
+  try {
+    connection = postgresConnection(config);
+  } catch (error) {
+    cannotStart(error);
+  }
   db = createPostgresDatabase({ url: config.DATABASE_URL, password: connection.password, ssl: connection.ssl, poolSize: config.DATABASE_POOL_SIZE });
 } else {
   console.warn("DATABASE_URL is unset: using an embedded PGlite database in memory (development only; data is lost on exit)");
-  db = await createEmbeddedDatabase(process.env.PGLITE_DATA_DIR);
+  db = await createEmbeddedDatabase(process.env.PGLITE_DATA_DIR).catch(cannotStart);
+}
+let redisOptions: ReturnType<typeof redisConnection> = {};
+try {
+  redisOptions = redisConnection(config);
+} catch (error) {
+  cannotStart(error);
 }
 const redis = config.REDIS_URL
-  ? new Redis(config.REDIS_URL, { ...redisConnection(config), maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+  ? new Redis(config.REDIS_URL, { ...redisOptions, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
   : undefined;
 if (!redis) console.warn("REDIS_URL is unset: rate limits are counted in this process only (correct for a single replica)");
 redis?.on("error", () => {}); // reported by the rate limiter per request; reconnects on its own
 
-const app = await buildApp({ config, db, redis, logger });
+const app = await buildApp({ config, db, redis, logger }).catch(cannotStart);
 
 let closing = false;
 async function shutdown(signal: string): Promise<void> {
@@ -68,4 +86,4 @@ async function shutdown(signal: string): Promise<void> {
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));
 
-await app.listen({ port: config.PORT, host: config.HOST });
+await app.listen({ port: config.PORT, host: config.HOST }).catch(cannotStart);

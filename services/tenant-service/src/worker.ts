@@ -85,4 +85,11 @@ const program = new Command()
     await runner.promise;
   });
 
-await program.parseAsync();
+try {
+  await program.parseAsync();
+} catch (error) {
+  // Unreadable secret files, an unreachable database, a failed queue install: say what, not where in the code.
+  console.error(`worker: ${error instanceof Error ? error.message : String(error)}`);
+  if (process.env.DEBUG) console.error(error);
+  process.exit(1);
+}

@@ -1,4 +1,4 @@
-import type { JobHelpers, Task, TaskList } from "graphile-worker";
+import type { Task, TaskList } from "graphile-worker";
 import type { Database } from "../db/database.js";
 import { writeAudit } from "../tenants.js";
 import { enqueue } from "./queue.js";
@@ -105,4 +105,3 @@ export const CRONTAB = [
   "30 2 * * * audit.retention ?fill=2d&jobKey=audit.retention&max=5",
 ].join("\n");
 
-export type { JobHelpers };
