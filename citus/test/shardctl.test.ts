@@ -229,6 +229,29 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     }
   });
 
+  // A third worker is a PostgreSQL with the citus extension that is not yet in the cluster.
+  const NEW_WORKER = process.env.CITUS_NEW_WORKER;
+  if (CITUS_URL && !NEW_WORKER) console.warn("skipping the add-node test: set CITUS_NEW_WORKER=host:port to a PostgreSQL with the citus extension, not yet a node");
+  it.skipIf(!NEW_WORKER)("adds a third worker and rebalances onto it with row counts unchanged, then drains and removes it", { timeout: 1_200_000 }, async () => {
+    const added = parseNode(NEW_WORKER!);
+    const dry = await shardctl("add-node", NEW_WORKER!, "--rebalance", "--dry-run");
+    expect(dry.code, dry.out).toBe(0);
+    expect(dry.out).toContain(`SELECT citus_add_node('${added.host}', ${added.port});`);
+    expect(dry.out).toContain("SELECT citus_rebalance_start(rebalance_strategy := 'by_disk_size');");
+    expect((await admin.query("SELECT 1 FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2", [added.host, added.port])).rows).toEqual([]);
+    const r = await shardctl("add-node", NEW_WORKER!, "--rebalance", "--yes");
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/rebalance job \d+: finished/);
+    expect(r.out).toMatch(/row counts unchanged/);
+    expect(await onNode(added)).toBeGreaterThan(0);
+    // Leave the cluster as it was.
+    const drain = await shardctl("drain", NEW_WORKER!);
+    expect(drain.code, drain.out).toBe(0);
+    const remove = await shardctl("remove-node", NEW_WORKER!);
+    expect(remove.code, remove.out).toBe(0);
+    expect((await admin.query("SELECT 1 FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2", [added.host, added.port])).rows).toEqual([]);
+  });
+
   it("says what is wrong with bad input and changes nothing", async () => {
     expect((await shardctl("drain", "not-a-node")).code).toBe(2);
     expect((await shardctl("drain", "10.255.255.1:5432")).out).toMatch(/is not a node of this cluster/);

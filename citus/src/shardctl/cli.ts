@@ -105,13 +105,67 @@ program
     }),
   );
 
+interface RebalanceOptions {
+  strategy: string;
+  yes?: boolean;
+  dryRun?: boolean;
+  verify: boolean;
+  checksum?: boolean;
+}
+
+/** Preflight, the plan, confirmation, then Citus's rebalance job followed to its end (or stopped, or detached). */
+async function rebalance(c: pg.Client, o: RebalanceOptions): Promise<void> {
+  const { summary, snapshot } = await plan(c, { strategy: o.strategy, bytesPerSecond: 50 * 1024 * 1024 });
+  const checks = await preflight(c, snapshot);
+  for (const check of checks.checks) out.line(`${check.ok ? "ok  " : "FAIL"} ${check.name}: ${check.detail}`);
+  if (!checks.ok) throw new ShardctlError("preflight failed: nothing was changed", 3);
+  out.line("note: free disk on the targets cannot be read through SQL; check the Citus dashboard (Data disk free) against the bytes below");
+  printPlan(summary, out);
+  if (summary.moves.length === 0) return;
+  const sql = [`SELECT citus_rebalance_start(rebalance_strategy := ${literal(o.strategy)})`];
+  if (!o.dryRun && !o.yes) {
+    if (!process.stdin.isTTY) throw new ShardctlError("confirmation needed: run in a terminal or pass --yes", 2);
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    const answer = await rl.question("start this rebalance? [y/N] ");
+    rl.close();
+    if (!/^y(es)?$/i.test(answer.trim())) throw new ShardctlError("not confirmed: nothing was changed", 3);
+  }
+  await mutate(c, out, "rebalance", { strategy: o.strategy }, sql, { dryRun: o.dryRun ?? false, verify: o.verify, checksum: o.checksum ?? false }, async () => {
+    const { rows } = await c.query<{ job: string }>(`${sql[0]} AS job`);
+    const jobId = Number(rows[0]!.job);
+    const abort = new AbortController();
+    const onInterrupt = () => abort.abort();
+    process.once("SIGINT", onInterrupt);
+    try {
+      const job = await followJob(c, jobId, out, { interactive: process.stdout.isTTY, signal: abort.signal });
+      if (abort.signal.aborted && !["finished", "failed", "cancelled"].includes(job.state)) {
+        const stop = process.stdin.isTTY
+          ? /^s/i.test(await createInterface({ input: process.stdin, output: process.stdout }).question("[s]top the job or [d]etach (it keeps running)? "))
+          : false;
+        if (stop) {
+          await c.query("SELECT citus_rebalance_stop()");
+          throw new ShardctlError(`rebalance job ${jobId} stopped; moves already done stay done`, 4);
+        }
+        out.line(`detached: job ${jobId} keeps running; follow it with \`shardctl rebalance --attach\``);
+        return { jobId, detached: true };
+      }
+      if (job.state !== "finished") throw new ShardctlError(`rebalance job ${jobId} ended ${job.state}: see docs/runbooks/rebalance.md`, 4);
+      return { jobId, moves: summary.moves.length, bytes: summary.bytesToMove };
+    } finally {
+      process.removeListener("SIGINT", onInterrupt);
+    }
+  });
+}
+
+const STRATEGY = ["--strategy <name>", "by_disk_size or by_shard_count", "by_disk_size"] as const;
+
 mutation(
   program
     .command("rebalance")
-    .option("--strategy <name>", "by_disk_size or by_shard_count", "by_disk_size")
+    .option(...STRATEGY)
     .option("--yes", "do not ask for confirmation")
     .option("--attach", "follow a rebalance that is already running"),
-).action((o: { strategy: string; yes?: boolean; attach?: boolean; dryRun?: boolean; verify: boolean; checksum?: boolean }) =>
+).action((o: RebalanceOptions & { attach?: boolean }) =>
   withClient(program, async (c) => {
     if (o.attach) {
       const id = await runningJobId(c);
@@ -120,46 +174,7 @@ mutation(
       if (job.state !== "finished") throw new ShardctlError(`rebalance job ${id} ended ${job.state}: see docs/runbooks/rebalance.md`, 4);
       return;
     }
-    const { summary, snapshot } = await plan(c, { strategy: o.strategy, bytesPerSecond: 50 * 1024 * 1024 });
-    const checks = await preflight(c, snapshot);
-    for (const check of checks.checks) out.line(`${check.ok ? "ok  " : "FAIL"} ${check.name}: ${check.detail}`);
-    if (!checks.ok) throw new ShardctlError("preflight failed: nothing was changed", 3);
-    out.line("note: free disk on the targets cannot be read through SQL; check the Citus dashboard (Data disk free) against the bytes below");
-    printPlan(summary, out);
-    if (summary.moves.length === 0) return;
-    const sql = [`SELECT citus_rebalance_start(rebalance_strategy := ${literal(o.strategy)})`];
-    if (!o.dryRun && !o.yes) {
-      if (!process.stdin.isTTY) throw new ShardctlError("confirmation needed: run in a terminal or pass --yes", 2);
-      const rl = createInterface({ input: process.stdin, output: process.stdout });
-      const answer = await rl.question("start this rebalance? [y/N] ");
-      rl.close();
-      if (!/^y(es)?$/i.test(answer.trim())) throw new ShardctlError("not confirmed: nothing was changed", 3);
-    }
-    await mutate(c, out, "rebalance", { strategy: o.strategy }, sql, { dryRun: o.dryRun ?? false, verify: o.verify, checksum: o.checksum ?? false }, async () => {
-      const { rows } = await c.query<{ job: string }>(`${sql[0]} AS job`);
-      const jobId = Number(rows[0]!.job);
-      const abort = new AbortController();
-      const onInterrupt = () => abort.abort();
-      process.once("SIGINT", onInterrupt);
-      try {
-        const job = await followJob(c, jobId, out, { interactive: process.stdout.isTTY, signal: abort.signal });
-        if (abort.signal.aborted && !["finished", "failed", "cancelled"].includes(job.state)) {
-          const stop = process.stdin.isTTY
-            ? /^s/i.test(await createInterface({ input: process.stdin, output: process.stdout }).question("[s]top the job or [d]etach (it keeps running)? "))
-            : false;
-          if (stop) {
-            await c.query("SELECT citus_rebalance_stop()");
-            throw new ShardctlError(`rebalance job ${jobId} stopped; moves already done stay done`, 4);
-          }
-          out.line(`detached: job ${jobId} keeps running; follow it with \`shardctl rebalance --attach\``);
-          return { jobId, detached: true };
-        }
-        if (job.state !== "finished") throw new ShardctlError(`rebalance job ${jobId} ended ${job.state}: see docs/runbooks/rebalance.md`, 4);
-        return { jobId, moves: summary.moves.length, bytes: summary.bytesToMove };
-      } finally {
-        process.removeListener("SIGINT", onInterrupt);
-      }
-    });
+    await rebalance(c, o);
   }),
 );
 
@@ -182,18 +197,26 @@ program
     }),
   );
 
-mutation(program.command("add-node <node>").option("--rebalance", "move shards onto it afterwards (asks unless --yes)").option("--yes")).action(
-  (spec: string, o: { dryRun?: boolean; verify: boolean; checksum?: boolean; rebalance?: boolean; yes?: boolean }) =>
-    withClient(program, async (c) => {
-      const { host, port } = node(spec);
-      if (await nodeExists(c, host, port)) throw new ShardctlError(`${spec} is already in the cluster`, 3);
-      const sql = [`SELECT citus_add_node(${literal(host)}, ${port})`];
-      await mutate(c, out, "add-node", { node: spec }, sql, { dryRun: o.dryRun ?? false, verify: false, checksum: false }, async () => {
-        await c.query(sql[0]!);
-        out.line(`added ${spec}; it holds no shards until a rebalance (shardctl rebalance)`);
-      });
-      if (o.rebalance && !o.dryRun) out.line("run `shardctl rebalance` next (it shows the plan and asks)");
-    }),
+mutation(
+  program
+    .command("add-node <node>")
+    .option("--rebalance", "then rebalance onto it: preflight, plan, confirmation unless --yes")
+    .option(...STRATEGY)
+    .option("--yes"),
+).action((spec: string, o: RebalanceOptions & { rebalance?: boolean }) =>
+  withClient(program, async (c) => {
+    const { host, port } = node(spec);
+    if (await nodeExists(c, host, port)) throw new ShardctlError(`${spec} is already in the cluster`, 3);
+    const sql = [`SELECT citus_add_node(${literal(host)}, ${port})`];
+    await mutate(c, out, "add-node", { node: spec }, sql, { dryRun: o.dryRun ?? false, verify: false, checksum: false }, async () => {
+      await c.query(sql[0]!);
+      out.line(`added ${spec}; it holds no shards until a rebalance${o.rebalance ? "" : " (shardctl rebalance)"}`);
+    });
+    if (!o.rebalance) return;
+    // A dry run cannot plan onto a node it did not add: it shows the statement the rebalance would start.
+    if (o.dryRun) out.line(`SELECT citus_rebalance_start(rebalance_strategy := ${literal(o.strategy)});`);
+    else await rebalance(c, o);
+  }),
 );
 
 mutation(program.command("drain <node>")).action((spec: string, o: { dryRun?: boolean; verify: boolean; checksum?: boolean }) =>
