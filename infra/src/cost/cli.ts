@@ -1,0 +1,70 @@
+/**
+ * `pnpm cost <env> [--json] [--stack path/to/cdk.tf.json] [--prices path.json]`: the monthly estimate of one
+ * environment, read from its synthesized Terraform (run `pnpm synth` first) and the dated price table.
+ * Exit codes: 0 printed, 2 bad input (unknown environment, nothing synthesized, a resource with no price rule).
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command } from "commander";
+import { ENVIRONMENT_NAMES, isEnvironmentName } from "@platform/config";
+import { CostError, byComponent, estimateStack, priceTableSchema, type Range } from "./estimate.js";
+
+const infraDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const money = (n: number) => `$${n.toLocaleString("en-US", { maximumFractionDigits: n < 10 ? 2 : 0 })}`;
+const range = (r: Range) => (r.min === r.max ? money(r.min) : `${money(r.min)}-${money(r.max)}`);
+
+function readJson(path: string, what: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new CostError(`cannot read ${what} ${path}: ${(error as Error).message}`);
+  }
+}
+
+const program = new Command()
+  .name("cost")
+  .argument("<env>", `environment: ${ENVIRONMENT_NAMES.join(", ")}`)
+  .option("--stack <file>", "a synthesized cdk.tf.json (default: infra/cdktf.out/stacks/<env>/cdk.tf.json)")
+  .option("--prices <file>", "price table", join(infraDir, "pricing", "gcp-list-prices.json"))
+  .option("--json")
+  .action((env: string, o: { stack?: string; prices: string; json?: boolean }) => {
+    if (!isEnvironmentName(env)) throw new CostError(`unknown environment "${env}"; use one of ${ENVIRONMENT_NAMES.join(", ")}`);
+    const stackPath = o.stack ?? join(infraDir, "cdktf.out", "stacks", env, "cdk.tf.json");
+    if (!existsSync(stackPath)) throw new CostError(`${o.stack ?? relative(process.cwd(), stackPath)} does not exist: run \`pnpm synth\` first (or pass --stack)`);
+    const parsed = priceTableSchema.safeParse(readJson(o.prices, "the price table"));
+    if (!parsed.success) throw new CostError(`${o.prices} is not a valid price table: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    const table = parsed.data;
+    const estimate = estimateStack(readJson(stackPath, "the synthesized stack") as object, table);
+    if (o.json) {
+      console.log(JSON.stringify({ environment: env, stack: stackPath, sources: table.sources, ...estimate }, null, 2));
+      return;
+    }
+    console.log(`${env} in ${estimate.region}: monthly list prices of ${estimate.asOf} (${estimate.currency}, ${table.hoursPerMonth} h, on-demand, no discounts)`);
+    console.log(`from ${relative(process.cwd(), stackPath)} (synthesized ${statSync(stackPath).mtime.toISOString()}) and ${relative(process.cwd(), o.prices)}\n`);
+    const width = Math.max(...estimate.lines.map((l) => l.address.length));
+    for (const l of [...estimate.lines].sort((a, b) => b.monthly.max - a.monthly.max)) {
+      console.log(`${l.address.padEnd(width)}  ${range(l.monthly).padStart(15)}  ${l.what}`);
+    }
+    console.log("\nby component:");
+    for (const [component, total] of byComponent(estimate.lines)) console.log(`  ${component.padEnd(48)} ${range(total).padStart(15)}`);
+    console.log(`\ntotal: ${range(estimate.total)} a month${estimate.total.min !== estimate.total.max ? " (GKE node pools at their minimum to their maximum)" : ""}`);
+    console.log("not in the total (charged by use):");
+    for (const u of estimate.usageBased) console.log(`  - ${u}`);
+    for (const n of estimate.notes) console.log(`note: ${n}`);
+    console.log(`prices transcribed from ${Object.values(table.sources).join(", ")}; check them there before quoting this figure`);
+  });
+
+program.exitOverride();
+try {
+  await program.parseAsync();
+} catch (error) {
+  const code = (error as { code?: string }).code;
+  if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") process.exit(0);
+  if (code?.startsWith("commander.")) process.exit(2);
+  if (error instanceof CostError) {
+    console.error(`cost: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}
