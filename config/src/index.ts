@@ -4,3 +4,15 @@ export { deriveSizing, tierFor, workersFor, shardCountFor, workerDiskGbFor, type
 export { ENVIRONMENT_DEFINITIONS, COMMON_DEFAULTS, EXAMPLE_TENANT_SERVICE_IMAGE } from "./environments.js";
 export { platformNames, type PlatformNames, type ServiceAccountName, type CitusNodeName } from "./names.js";
 export { parseCidr, rangesOverlap, prefixLength, formatIpv4 } from "./cidr.js";
+export {
+  planForQps,
+  tenantServicePoolSize,
+  cpuCores,
+  machineVcpus,
+  DEFAULT_THROUGHPUT,
+  HPA_TARGET_CPU_PERCENT,
+  SERVICE_CONNECTION_SHARE,
+  type ThroughputAssumptions,
+  type ThroughputPlan,
+  type ThroughputCheck,
+} from "./throughput.js";

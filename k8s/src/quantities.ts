@@ -1,7 +1,6 @@
-/** CPU quantities (250m, 1) in cores and memory quantities (512Mi, 1Gi) in MiB, for quota arithmetic. */
-export function cpuCores(q: string): number {
-  return q.endsWith("m") ? Number(q.slice(0, -1)) / 1000 : Number(q);
-}
+import { cpuCores } from "@platform/config";
+
+/** Memory quantities (512Mi, 1Gi) in MiB, for quota arithmetic (CPU quantities: cpuCores from the config). */
 
 export function memoryMi(q: string): number {
   const n = Number(q.replace(/(Ki|Mi|Gi)$/, ""));

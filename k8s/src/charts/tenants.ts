@@ -1,6 +1,6 @@
 import { Chart } from "cdk8s";
 import type { Construct } from "constructs";
-import { platformNames, type EnvironmentConfig } from "@platform/config";
+import { platformNames, tenantServicePoolSize, type EnvironmentConfig } from "@platform/config";
 import { IntOrString, KubeNetworkPolicy, type NetworkPolicyPeer } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
@@ -55,9 +55,9 @@ export class TenantsChart extends Chart {
       DATABASE_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.dbPassword.file}`,
       DATABASE_CA_FILE: `${SECRETS_DIR}/${secretFiles.dbCa.file}`,
     };
-    // Every replica's pool together stays within 60% of the coordinator's connections (the same config value the
-    // bootstrap writes as max_connections); the rest is for the worker, migrations and operators.
-    const poolSize = Math.max(2, Math.floor((config.citus.coordinatorMaxConnections * 0.6) / service.maxReplicas));
+    // Every replica's pool together stays within a share of the coordinator's connections (the same config value
+    // the bootstrap writes as max_connections); the rest is for the worker, migrations and operators.
+    const poolSize = tenantServicePoolSize(config);
     const api = new HardenedDeployment(this, "TenantService", {
       namespace,
       name: "tenant-service",

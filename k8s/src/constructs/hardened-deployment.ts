@@ -1,4 +1,5 @@
 import { Construct } from "constructs";
+import { HPA_TARGET_CPU_PERCENT } from "@platform/config";
 import {
   IntOrString,
   KubeDeployment,
@@ -132,7 +133,7 @@ export class HardenedDeployment extends Construct {
         scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: props.name },
         minReplicas: props.replicas.min,
         maxReplicas: props.replicas.max,
-        metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: props.targetCpuPercent ?? 70 } } }],
+        metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: props.targetCpuPercent ?? HPA_TARGET_CPU_PERCENT } } }],
         behavior: { scaleDown: { stabilizationWindowSeconds: 300, policies: [{ type: "Percent", value: 25, periodSeconds: 60 }] } },
       },
     });
