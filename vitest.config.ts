@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     projects: [
       { test: { name: "config", root: "./config", include: ["test/**/*.test.ts"] } },
+      // The SRE entry points (deploy, scale-out); the scale-out checks against a real cluster run when CITUS_URL is set.
+      { test: { name: "scripts", root: "./scripts", include: ["test/**/*.test.ts"], testTimeout: 60_000 } },
       // Synthesis of three stacks happens once per file in beforeAll: give it room on a 2-core CI machine.
       // Starts its own PostgreSQL servers; runs the Citus suite too when CITUS_URL is set.
       { test: { name: "citus", root: "./citus", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },

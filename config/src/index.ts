@@ -1,5 +1,5 @@
 export { ENVIRONMENT_NAMES, EnvironmentConfigSchema, type EnvironmentConfig, type EnvironmentName } from "./schema.js";
-export { ConfigError, loadAllEnvironments, loadEnvironment, envVarName, isEnvironmentName, ENV_VAR_OVERRIDES, DEFAULT_OVERRIDE_FILE, type LoadOptions } from "./load.js";
+export { ConfigError, loadAllEnvironments, loadEnvironment, envVarName, merge as mergeOverrides, isEnvironmentName, ENV_VAR_OVERRIDES, DEFAULT_OVERRIDE_FILE, type LoadOptions } from "./load.js";
 export { deriveSizing, tierFor, workersFor, shardCountFor, workerDiskGbFor, type Sizing, type SizingTier } from "./sizing.js";
 export { ENVIRONMENT_DEFINITIONS, COMMON_DEFAULTS, EXAMPLE_TENANT_SERVICE_IMAGE } from "./environments.js";
 export { platformNames, type PlatformNames, type ServiceAccountName, type CitusNodeName } from "./names.js";

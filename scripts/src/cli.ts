@@ -1,0 +1,29 @@
+/** What the SRE entry points share: where state lives, and how they end (one line on stderr, an exit code). */
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { ConfigError, DEFAULT_OVERRIDE_FILE } from "@platform/config";
+import { WorkflowError } from "./workflow.js";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** Resumable state of deploy and scale-out runs (git-ignored): PLATFORM_STATE_DIR or .platform/ at the root. */
+export const stateFile = (workflow: string, environment: string): string =>
+  join(process.env.PLATFORM_STATE_DIR ?? join(REPO_ROOT, ".platform"), `${workflow}-${environment}.json`);
+
+/** The operator override file the config reads: PLATFORM_CONFIG or platform.config.json at the root. */
+export const overrideFile = (): string => resolve(process.env.PLATFORM_CONFIG ?? DEFAULT_OVERRIDE_FILE);
+
+export async function main(name: string, program: Command): Promise<void> {
+  program.exitOverride();
+  try {
+    await program.parseAsync();
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") process.exit(0);
+    if (code?.startsWith("commander.")) process.exit(2);
+    const exit = error instanceof WorkflowError ? error.exitCode : error instanceof ConfigError ? 2 : 4;
+    console.error(`${name}: ${(error as Error).message}`);
+    process.exit(exit);
+  }
+}

@@ -1,0 +1,65 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { loadEnvironment } from "@platform/config";
+import { applyOrder, deployPreflight, deploySteps, rolloutTargets } from "../src/deploy.js";
+
+const scriptsDir = join(import.meta.dirname, "..");
+const empty = join(mkdtempSync(join(tmpdir(), "deploy-test-")), "empty.json");
+writeFileSync(empty, "{}");
+const example = loadEnvironment("staging", { env: {}, overrideFile: empty });
+const real = loadEnvironment("staging", {
+  env: { PLATFORM_STAGING_PROJECT_ID: "acme-stg", PLATFORM_STAGING_STATE_BUCKET: "acme-stg-tf", PLATFORM_STAGING_TENANT_SERVICE_IMAGE: `registry.example/tenant-service:1.0.0@sha256:${"a".repeat(64)}` },
+  overrideFile: empty,
+});
+
+describe("scripts/deploy", () => {
+  it("will not start with the example project, the example image, no migration role or a missing tool", () => {
+    const problems = deployPreflight({ environment: "staging", config: example, root: scriptsDir, yes: false, env: {} }, (tool) => tool !== "gcloud");
+    expect(problems).toEqual([
+      expect.stringMatching(/staging still uses the example project "example-saas-staging": set PLATFORM_STAGING_PROJECT_ID and PLATFORM_STAGING_STATE_BUCKET/),
+      expect.stringMatching(/the tenant-service image is the example digest: set PLATFORM_STAGING_TENANT_SERVICE_IMAGE/),
+      expect.stringMatching(/MIGRATE_DATABASE_URL is not set/),
+      "gcloud is not on PATH (docs/DEPLOYMENT.md, prerequisites)",
+    ]);
+    expect(deployPreflight({ environment: "staging", config: real, root: scriptsDir, yes: false, env: { MIGRATE_DATABASE_URL: "postgresql://m@db/p" } }, () => true)).toEqual([]);
+  });
+
+  it("runs the layers in the documented order: infra, database, then the setup file before the applications", () => {
+    const steps = deploySteps({ environment: "staging", config: real, root: "/repo", yes: true, env: { MIGRATE_DATABASE_URL: "postgresql://m@db/p" } });
+    expect(steps.map((s) => s.name)).toEqual(["synth", "infra", "migrate", "kube-credentials", "apply-setup", "apply-auth", "apply-gateway", "apply-tenants", "apply-monitoring", "rollout"]);
+    const commands = steps.flatMap((s) => (s.commands ?? []).map((c) => c.argv.join(" ")));
+    expect(commands).toContain("pnpm --silent --filter @platform/infra exec cdktf deploy staging --auto-approve");
+    expect(commands).toContain("kubectl apply --server-side -f /repo/k8s/dist/staging/00-setup.k8s.yaml");
+    expect(commands).toContain(`kubectl apply --server-side --prune --applyset=configmaps/platform-tenants -n ${real.kubernetes.tenantService.namespace} -f /repo/k8s/dist/staging/20-tenants.k8s.yaml`);
+    expect(commands).toContain(`kubectl -n ${real.kubernetes.hydra.namespace} wait --for=condition=complete job/hydra-migrate --timeout=10m`);
+    expect(commands).toContain("gcloud container clusters get-credentials saas-stg-gke --region europe-west1 --project acme-stg --internal-ip");
+    expect(applyOrder(real).map((a) => a.file)).toEqual(["00-setup.k8s.yaml", "10-auth.k8s.yaml", "10-gateway.k8s.yaml", "20-tenants.k8s.yaml", "30-monitoring.k8s.yaml"]);
+  });
+
+  it("waits for the Deployments and StatefulSets it applied, and nothing else", () => {
+    const manifest = [
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: tenant-service\n  namespace: tenants",
+      "apiVersion: v1\nkind: Service\nmetadata:\n  name: tenant-service\n  namespace: tenants",
+      "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: prometheus\n  namespace: monitoring",
+    ].join("\n---\n");
+    expect(rolloutTargets([manifest])).toEqual([
+      { kind: "Deployment", namespace: "tenants", name: "tenant-service" },
+      { kind: "StatefulSet", namespace: "monitoring", name: "prometheus" },
+    ]);
+  });
+
+  it("the command line stops on a failed preflight with every problem listed, changing nothing", async () => {
+    const r = await promisify(execFile)(join(scriptsDir, "deploy"), ["dev"], {
+      env: { ...process.env, PLATFORM_CONFIG: empty, PLATFORM_STATE_DIR: mkdtempSync(join(tmpdir(), "st-")), MIGRATE_DATABASE_URL: "" },
+    }).then(
+      () => ({ code: 0, out: "" }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, out: e.stderr }),
+    );
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/not ready to deploy dev, nothing was changed:\n {2}- dev still uses the example project[\s\S]*MIGRATE_DATABASE_URL is not set/);
+  });
+});
