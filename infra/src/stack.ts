@@ -4,6 +4,7 @@ import { GcsBackend, TerraformOutput, TerraformStack } from "cdktf";
 import { platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
 import { ProjectServices } from "./constructs/project-services.js";
 import { PlatformNetwork } from "./constructs/network.js";
+import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "@platform/monitoring/exporter-queries";
 import { PlatformFirewall } from "./constructs/firewall.js";
 import { PlatformKeys } from "./constructs/kms.js";
 import { DedicatedServiceAccount } from "./constructs/service-account.js";
@@ -98,6 +99,8 @@ export class PlatformStack extends TerraformStack {
       namePrefix: config.prefix,
       postgresPort: names.postgresPort,
       postgresSources: [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr],
+      // Prometheus runs in a pod; with Dataplane V2 its packets keep the pod address.
+      metrics: { sources: [config.network.podsCidr], ports: [POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT] },
       controlPlaneCidr: config.network.controlPlaneCidr,
       tags: names.networkTags,
     });

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { platformNames } from "@platform/config";
+import { EXPORTER_QUERIES, POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
 import { citusStartupScript } from "../src/citus/startup-script.js";
 import { hermeticConfigs } from "./helpers.js";
 
@@ -24,6 +25,7 @@ const config = hermeticConfigs().find((c) => c.name === "staging")!;
 const names = platformNames(config);
 const port = 25432 + (process.pid % 1000);
 let dir: string;
+let bootstrapEnv: NodeJS.ProcessEnv;
 
 const asPostgres = (cmd: string, args: string[], input?: string) =>
   execFileSync("runuser", ["-u", "postgres", "--", cmd, ...args], { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
@@ -56,7 +58,7 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
       secrets: { superuser: "s", replication: "r", migrator: "m", app: "a", caKey: "k", caCert: "c", hydraDbPassword: "h", hydraSystemSecret: "hs", grafanaAdminPassword: "g" },
     });
     writeFileSync(join(dir, "bootstrap.sh"), script);
-    const env = {
+    bootstrapEnv = {
       ...process.env,
       BOOTSTRAP_SOURCE_ONLY: "1",
       BOOTSTRAP_STATE_DIR: join(dir, "state"),
@@ -64,8 +66,10 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
       BOOTSTRAP_PGCONF_DIR: join(dir, "conf"),
       BOOTSTRAP_PGBACKREST_DIR: join(dir, "pgbackrest"),
       BOOTSTRAP_PGBACKREST_SPOOL_DIR: join(dir, "spool"),
+      BOOTSTRAP_EXPORTER_DIR: join(dir, "exporter"),
+      BOOTSTRAP_EXPORTER_DEFAULTS: join(dir, "exporter.defaults"),
     };
-    execFileSync("bash", ["-c", `set -euo pipefail; source '${dir}/bootstrap.sh'; write_postgres_config`], { env, stdio: "pipe" });
+    execFileSync("bash", ["-c", `set -euo pipefail; source '${dir}/bootstrap.sh'; write_postgres_config`], { env: bootstrapEnv, stdio: "pipe" });
 
     // A throwaway certificate where the bootstrap would have issued one from the platform CA.
     const tls = join(dir, "tls");
@@ -118,6 +122,9 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
     expect(sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL")).toBe("0");
     const rules = sql("SELECT type || ' ' || array_to_string(database, ',') || ' ' || array_to_string(user_name, ',') || ' ' || coalesce(address, '-') || ' ' || auth_method FROM pg_hba_file_rules ORDER BY line_number").split("\n");
     expect(rules[0]).toBe("local all postgres - peer");
+    // The exporter's role, by peer over the socket only: before the password rule for everyone else.
+    expect(rules[1]).toBe("local all prometheus - peer");
+    expect(rules[2]).toBe("local all all - scram-sha-256");
     expect(rules).toContain(`hostssl all postgres ${config.network.dataCidr.split("/")[0]} scram-sha-256`);
     expect(rules).toContain(`hostssl ${names.citusDatabase} all ${config.network.podsCidr.split("/")[0]} scram-sha-256`);
     expect(rules.at(-2)).toBe("host all all 0.0.0.0 reject");
@@ -126,6 +133,21 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
     const clientIndex = rules.findIndex((r) => r.startsWith(`hostssl ${names.citusDatabase} all`));
     expect(superuserIndex).toBeGreaterThan(0);
     expect(superuserIndex).toBeLessThan(clientIndex);
+  });
+
+  it("gives postgres_exporter a role with pg_monitor and nothing more, which runs the platform's queries, and its config", () => {
+    // The bootstrap's own psql, pointed at this server's socket.
+    const psql = `PSQL=(runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 --quiet --no-align --tuples-only -h '${dir}' -p ${port})`;
+    execFileSync("bash", ["-c", `set -euo pipefail; source '${dir}/bootstrap.sh'; ${psql}; create_monitoring_role; create_monitoring_role; configure_exporters`], { env: bootstrapEnv, stdio: "pipe" });
+    expect(sql("SELECT rolsuper::text || rolcreaterole::text || rolbypassrls::text || rolcanlogin::text FROM pg_roles WHERE rolname = 'prometheus'")).toBe("falsefalsefalsetrue");
+    expect(sql("SELECT string_agg(b.rolname, ',') FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = 'prometheus'")).toBe("pg_monitor");
+    for (const [name, q] of Object.entries(EXPORTER_QUERIES).filter(([, q]) => !q.coordinatorOnly)) {
+      expect(() => sql(`SET ROLE prometheus; ${q.query}`), name).not.toThrow();
+    }
+    expect(readFileSync(join(dir, "exporter", "queries.yaml"), "utf8").trim()).toBe(postgresExporterQueries().trim());
+    const defaults = readFileSync(join(dir, "exporter.defaults"), "utf8");
+    expect(defaults).toContain(`DATA_SOURCE_NAME='host=/var/run/postgresql port=${port} dbname=${names.citusDatabase} user=prometheus sslmode=disable'`);
+    expect(defaults).toContain(`--web.listen-address=:${POSTGRES_EXPORTER_PORT} --extend.query-path=${join(dir, "exporter")}/queries.yaml`);
   });
 
   it("rejects a TCP connection from an address outside the configured ranges", () => {

@@ -4,6 +4,7 @@ import { platformNames, type EnvironmentConfig } from "@platform/config";
 import type { SynthesizedStack } from "../src/app.js";
 import { at, block, blocks, allowsPort } from "../src/policy/index.js";
 import { StackOutputsSchema } from "../src/outputs.js";
+import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "@platform/monitoring/exporter-queries";
 import { IAP_TCP_FORWARDING_RANGE } from "../src/constructs/firewall.js";
 import { hermeticConfigs, only, resourcesOf, synthesizeAll } from "./helpers.js";
 
@@ -83,6 +84,14 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       expect(pg.length).toBe(1);
       expect(pg[0]!.source_ranges).toEqual([config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr]);
       expect(pg[0]!.target_tags).toEqual([names.networkTags.citus]);
+    });
+    it("opens the database VMs' exporters to the pod range only, where Prometheus runs", () => {
+      for (const port of [POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT]) {
+        const metrics = allowing(port);
+        expect(metrics.length, String(port)).toBe(1);
+        expect(metrics[0]!.source_ranges).toEqual([config.network.podsCidr]);
+        expect(metrics[0]!.target_tags).toEqual([names.networkTags.citus]);
+      }
     });
     it("never allows anything from 0.0.0.0/0, and denies the rest with logging", () => {
       for (const rule of rules().filter((r) => r.allow)) expect(rule.source_ranges, String(rule.name)).not.toContain("0.0.0.0/0");

@@ -3,6 +3,12 @@
  * named <query>_<column>; the alert rules and dashboards use exactly these names (src/catalog.ts).
  * Run on the coordinator; queries that only make sense there return nothing on workers.
  */
+import { stringify } from "yaml";
+
+/** Where the exporters on the Citus VMs listen: the bootstrap, the firewall and the scrape config read these. */
+export const POSTGRES_EXPORTER_PORT = 9187;
+export const NODE_EXPORTER_PORT = 9100;
+
 export interface ExporterQuery {
   readonly query: string;
   readonly metrics: readonly Record<string, { usage: "LABEL" | "GAUGE" | "COUNTER"; description: string }>[];
@@ -62,3 +68,9 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
     ],
   },
 };
+
+/** postgres_exporter's --extend.query-path file: the Citus VMs' bootstrap writes it, the monitoring output shows it. */
+export function postgresExporterQueries(): string {
+  const queries = Object.fromEntries(Object.entries(EXPORTER_QUERIES).map(([name, q]) => [name, { query: q.query.replace(/\s+/g, " ").trim(), metrics: q.metrics }]));
+  return stringify(queries, { lineWidth: 0 });
+}

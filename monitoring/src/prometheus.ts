@@ -1,9 +1,9 @@
 import { platformNames, type EnvironmentConfig } from "@platform/config";
 import type { ScrapeJob } from "./catalog.js";
+import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "./exporter-queries.js";
 
 export const RULES_DIR = "/etc/prometheus/rules";
-export const POSTGRES_EXPORTER_PORT = 9187;
-export const NODE_EXPORTER_PORT = 9100;
+export { POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT };
 
 /** Pods that opt in with prometheus.io/scrape, in one namespace, one app label: the charts' annotations. */
 function podJob(job: ScrapeJob, namespace: string, app: string) {

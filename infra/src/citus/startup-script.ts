@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
 
 export type CitusBootstrapRole = "coordinator" | "worker" | "standby";
 
@@ -104,6 +105,8 @@ export function citusStartupScript(props: CitusBootstrapProps): string {
     SECRET_HYDRA_DB: props.secrets.hydraDbPassword,
     SECRET_HYDRA_SYSTEM: props.secrets.hydraSystemSecret,
     SECRET_GRAFANA_ADMIN: props.secrets.grafanaAdminPassword,
+    POSTGRES_EXPORTER_PORT,
+    EXPORTER_QUERIES: postgresExporterQueries(),
   };
   const header = Object.entries(vars)
     .map(([name, value]) => `readonly ${name}=${shellQuote(value)}`)

@@ -11,6 +11,8 @@ export interface PlatformFirewallProps {
   readonly postgresPort: number;
   /** Ranges that may reach PostgreSQL: GKE nodes, pods, the database subnet (node-to-node and replication). */
   readonly postgresSources: readonly string[];
+  /** The exporters on the database VMs, and who may scrape them (the pod range, where Prometheus runs). */
+  readonly metrics: { readonly sources: readonly string[]; readonly ports: readonly number[] };
   readonly controlPlaneCidr: string;
   readonly tags: { readonly citus: string; readonly gkeNodes: string };
 }
@@ -43,6 +45,16 @@ export class PlatformFirewall extends Construct {
       sourceRanges: [...props.postgresSources],
       targetTags: [props.tags.citus],
       allow: [{ protocol: "tcp", ports: [String(props.postgresPort)] }],
+    });
+    new ComputeFirewall(this, "Metrics", {
+      ...common,
+      name: `${props.namePrefix}-allow-db-metrics`,
+      description: "postgres_exporter and node_exporter on the database VMs, scraped by Prometheus from the pod range",
+      direction: "INGRESS",
+      priority: 1000,
+      sourceRanges: [...props.metrics.sources],
+      targetTags: [props.tags.citus],
+      allow: [{ protocol: "tcp", ports: props.metrics.ports.map(String) }],
     });
     new ComputeFirewall(this, "ControlPlaneWebhooks", {
       ...common,
