@@ -11,6 +11,7 @@ REQUIRED=(
   "runuser:util-linux"
   "redis-server:redis-server"
   "promtool:prometheus"
+  "amtool:prometheus-alertmanager"
 )
 
 missing=()
@@ -39,8 +40,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 # The Debian packages start their own servers; the tests start theirs on free ports, so stop the defaults.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager >/dev/null 2>&1 || true; fi
 pkill -x prometheus >/dev/null 2>&1 || true
+pkill -f prometheus-alertmanager >/dev/null 2>&1 || true
 if command -v redis-cli >/dev/null 2>&1; then redis-cli -p 6379 shutdown nosave >/dev/null 2>&1 || true; fi
 if command -v pg_lsclusters >/dev/null 2>&1; then
   pg_lsclusters -h | awk '{print $1, $2}' | while read -r version name; do pg_ctlcluster "$version" "$name" stop || true; done

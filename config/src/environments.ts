@@ -88,13 +88,15 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   redis: { version: "REDIS_7_2" },
   citus: { postgresMajor: 15, citusVersion: "13.2", coordinatorMaxConnections: 400, workerMaxConnections: 800 },
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
-  monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72 },
+  monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, alertReceiver: "pagerduty" },
   kubernetes: {
     tenantService: { namespace: "tenants", serviceAccount: "tenant-service" },
     tenantWorker: { namespace: "tenants", serviceAccount: "tenant-worker" },
     gateway: { namespace: "gateway", serviceAccount: "kong" },
     hydra: { namespace: "auth", serviceAccount: "hydra" },
     grafana: { namespace: "monitoring", serviceAccount: "grafana" },
+    redisExporter: { namespace: "monitoring", serviceAccount: "redis-exporter" },
+    alertmanager: { namespace: "monitoring", serviceAccount: "alertmanager" },
     workloads: {
       tenantService: { minReplicas: 2, maxReplicas: 6, cpuRequest: "250m", cpuLimit: "1", memoryRequest: "256Mi", memoryLimit: "512Mi", ephemeralStorage: "256Mi" },
       tenantWorker: { minReplicas: 2, maxReplicas: 4, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "192Mi", memoryLimit: "384Mi", ephemeralStorage: "128Mi" },

@@ -148,6 +148,10 @@ export const EnvironmentConfigSchema = z
       /** Jaeger keeps traces on one badger volume: sampled diagnostics, not a system of record. */
       jaegerStorageGi: z.number().int().min(5),
       jaegerRetentionHours: z.number().int().min(1).max(720),
+      /** Where alerts go: the secret <prefix>-alert-receiver holds PagerDuty's routing key or Slack's webhook URL. */
+      alertReceiver: z.enum(["pagerduty", "slack"]),
+      /** The Slack channel, when alertReceiver is slack. */
+      slackChannel: z.string().regex(/^#[a-z0-9._-]+$/, "must be a channel such as #platform-alerts").optional(),
     }),
     kubernetes: z.object({
       tenantService: workloadIdentity,
@@ -155,6 +159,10 @@ export const EnvironmentConfigSchema = z
       gateway: workloadIdentity,
       hydra: workloadIdentity,
       grafana: workloadIdentity,
+      /** redis_exporter, which reads Memorystore's AUTH string to scrape it. */
+      redisExporter: workloadIdentity,
+      /** Alertmanager, which reads the receiver's webhook URL. */
+      alertmanager: workloadIdentity,
       /** Public host name of the API (the gateway's TLS host); tenants also get <code>.<apiBaseDomain>. */
       apiHostname: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS name such as api.example.com"),
       apiBaseDomain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS domain such as app.example.com"),
@@ -205,6 +213,9 @@ export const EnvironmentConfigSchema = z
     }
     if (config.name === "production" && !citus.standby) {
       ctx.addIssue({ code: "custom", path: ["citus", "standby"], message: "production requires a streaming standby per Citus node" });
+    }
+    if (config.monitoring.alertReceiver === "slack" && !config.monitoring.slackChannel) {
+      ctx.addIssue({ code: "custom", path: ["monitoring", "slackChannel"], message: "alertReceiver slack needs the channel, e.g. #platform-alerts" });
     }
     if (config.name === "production" && redis.tier !== "STANDARD_HA") {
       ctx.addIssue({ code: "custom", path: ["redis", "tier"], message: "production requires STANDARD_HA Memorystore" });

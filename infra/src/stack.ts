@@ -205,12 +205,13 @@ export class PlatformStack extends TerraformStack {
       dependsOn: [gke.cluster],
     });
 
-    // The gateway (Kong) reads the API's TLS certificate and Redis (rate-limit counters); operators add the
-    // certificate versions (their CA or ACME), so the stack creates only the secret containers.
-    const tlsSecret = (key: string, secretId: string) =>
+    // Secrets whose values operators add (the API's certificate from their CA or ACME, the alert receiver's URL):
+    // the stack creates only the containers, so the values never pass through Terraform.
+    const operatorSecret = (key: string, secretId: string) =>
       new SecretManagerSecret(this, key, { project, secretId, replication: { auto: {} }, labels });
-    const apiTlsCert = tlsSecret("ApiTlsCert", names.secrets.apiTlsCert);
-    const apiTlsKey = tlsSecret("ApiTlsKey", names.secrets.apiTlsKey);
+    const apiTlsCert = operatorSecret("ApiTlsCert", names.secrets.apiTlsCert);
+    const apiTlsKey = operatorSecret("ApiTlsKey", names.secrets.apiTlsKey);
+    const alertReceiver = operatorSecret("AlertReceiver", names.secrets.alertReceiver);
     new WorkloadIdentityAccount(this, "GatewayIdentity", {
       projectId: project,
       name: names.serviceAccounts.gateway,
@@ -241,6 +242,28 @@ export class PlatformStack extends TerraformStack {
       kubernetesNamespace: config.kubernetes.grafana.namespace,
       kubernetesServiceAccount: config.kubernetes.grafana.serviceAccount,
       secretIds: [citus.secrets.grafanaAdminPassword.secretId],
+      dependsOn: [gke.cluster],
+    });
+
+    new WorkloadIdentityAccount(this, "RedisExporterIdentity", {
+      projectId: project,
+      name: names.serviceAccounts.redisExporter,
+      displayName: "redis_exporter (Workload Identity)",
+      workloadPool: names.workloadPool,
+      kubernetesNamespace: config.kubernetes.redisExporter.namespace,
+      kubernetesServiceAccount: config.kubernetes.redisExporter.serviceAccount,
+      secretIds: [redis.authSecret.secretId, redis.caSecret.secretId],
+      dependsOn: [gke.cluster],
+    });
+
+    new WorkloadIdentityAccount(this, "AlertmanagerIdentity", {
+      projectId: project,
+      name: names.serviceAccounts.alertmanager,
+      displayName: "Alertmanager (Workload Identity)",
+      workloadPool: names.workloadPool,
+      kubernetesNamespace: config.kubernetes.alertmanager.namespace,
+      kubernetesServiceAccount: config.kubernetes.alertmanager.serviceAccount,
+      secretIds: [alertReceiver.secretId],
       dependsOn: [gke.cluster],
     });
 

@@ -18,6 +18,8 @@ export const IMAGES = {
   prometheus: { repository: "quay.io/prometheus/prometheus", tag: "v3.5.0", digest: UNRESOLVED_DIGEST },
   grafana: { repository: "docker.io/grafana/grafana", tag: "12.1.1", digest: UNRESOLVED_DIGEST },
   jaeger: { repository: "docker.io/jaegertracing/all-in-one", tag: "1.72.0", digest: UNRESOLVED_DIGEST },
+  alertmanager: { repository: "quay.io/prometheus/alertmanager", tag: "v0.28.1", digest: UNRESOLVED_DIGEST },
+  redisExporter: { repository: "docker.io/oliver006/redis_exporter", tag: "v1.74.0", digest: UNRESOLVED_DIGEST },
 } as const satisfies Record<string, ImageEntry>;
 
 export function imageRef(name: keyof typeof IMAGES): string {

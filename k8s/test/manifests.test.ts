@@ -1,9 +1,11 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the tests reach into and break synthesized JSON on purpose */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES, loadEnvironment, platformNames, type EnvironmentConfig } from "@platform/config";
+import { ALERTMANAGER, alertmanagerPeers } from "@platform/monitoring";
 import { synthesizeEnvironment, validateObject, type KubernetesObject } from "../src/app.js";
 import { gatewayRoutes, kongDeclarativeConfig } from "../src/charts/gateway.js";
 import { MANIFEST_RULES, checkManifests } from "../src/policy/index.js";
@@ -143,6 +145,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
 });
 
 describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%s monitoring", (env, config) => {
+  const names = platformNames(config);
   it("mounts the rules and scrape configuration that monitoring/ renders, sized from the config", async () => {
     const { renderMonitoring } = await import("@platform/monitoring");
     const files = renderMonitoring(config).files;
@@ -163,6 +166,39 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(find(env, "StatefulSet", "jaeger").metadata.annotations?.["policy.platform.io/exempt.AVAILABILITY"]).toMatch(/badger/);
     const role = find(env, "ClusterRole", "platform-prometheus") as any;
     expect(role.rules).toEqual([{ apiGroups: [""], resources: ["pods", "services", "endpoints"], verbs: ["get", "list", "watch"] }]);
+  });
+  it("runs two Alertmanagers that gossip, every Prometheus sends to both, and the receiver's credential is a mounted file", () => {
+    const am = find(env, "StatefulSet", "alertmanager").spec as any;
+    expect(am.replicas).toBe(2);
+    const args: string[] = am.template.spec.containers[0].args;
+    expect(args.filter((a) => a.startsWith("--cluster.peer="))).toEqual(alertmanagerPeers(config, ALERTMANAGER.clusterPort).map((p) => `--cluster.peer=${p}`));
+    const spc = find(env, "SecretProviderClass", "alertmanager-secrets") as any;
+    expect(String(spc.spec.parameters.secrets)).toContain(`secrets/${names.secrets.alertReceiver}/versions/latest`);
+    expect(find(env, "ServiceAccount", config.kubernetes.alertmanager.serviceAccount).metadata.annotations?.["iam.gke.io/gcp-service-account"]).toBe(names.serviceAccounts.alertmanager.email);
+    const policy = find(env, "NetworkPolicy", "alertmanager").spec as any;
+    const https = policy.egress.find((e: any) => e.ports[0].port === 443);
+    expect(https.to[0].ipBlock.except).toEqual(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]);
+  });
+  it("scrapes Memorystore through redis_exporter, whose password map the init container writes from the mounted secret", () => {
+    const pod = (find(env, "Deployment", "redis-exporter").spec as any).template.spec;
+    const args: string[] = pod.containers[0].args;
+    const address = args.find((a) => a.startsWith("--redis.addr="))!.slice("--redis.addr=".length);
+    expect(address).toBe(`rediss://${names.redis.host}:${names.redis.port}`);
+    // Run the init container's script for real, with its two paths pointed at a scratch directory.
+    const scratch = mkdtempSync(join(tmpdir(), "redis-exporter-"));
+    mkdirSync(join(scratch, "secrets"));
+    mkdirSync(join(scratch, "rendered"));
+    writeFileSync(join(scratch, "secrets", "redis-auth"), "s3cret-auth-string\n");
+    const init = pod.initContainers[0];
+    const script = String(init.command[2]).replaceAll("/var/run/secrets/platform", join(scratch, "secrets")).replaceAll("/rendered", join(scratch, "rendered"));
+    execFileSync(process.execPath, ["-e", script], { env: { REDIS_ADDR: init.env.find((e: any) => e.name === "REDIS_ADDR").value } });
+    const rendered = JSON.parse(readFileSync(join(scratch, "rendered", "password.json"), "utf8"));
+    // redis_exporter looks the password up by exactly its --redis.addr.
+    expect(rendered).toEqual({ [address]: "s3cret-auth-string" });
+    expect(args).toContain("--redis.password-file=/rendered/password.json");
+    expect(pod.volumes.find((v: any) => v.name === "rendered").emptyDir.medium).toBe("Memory");
+    const policy = find(env, "NetworkPolicy", "redis-exporter").spec as any;
+    expect(policy.egress).toEqual([{ to: [{ ipBlock: { cidr: config.network.privateServiceAccessCidr } }], ports: [{ protocol: "TCP", port: names.redis.port }] }]);
   });
   it("accepts traces only from the tenant service and lets Grafana reach only Prometheus and Jaeger", () => {
     const jaeger = (find(env, "NetworkPolicy", "jaeger").spec as any).ingress[0];
@@ -186,6 +222,7 @@ describe("the checks can fail", () => {
     ["RESOURCES_SET", (o) => { delete container(o).resources.limits["ephemeral-storage"]; }],
     ["PROBES", (o) => { container(o).livenessProbe = container(o).readinessProbe; }],
     ["PROBES", (o) => { container(o).readinessProbe.httpGet.port = 9999; }],
+    ["PROBES", (o) => { delete container(o).livenessProbe; }],
     ["IMAGE_PINNED", (o) => { container(o).image = "ghcr.io/acme/tenant-service:latest"; }],
     ["NO_HOST_ACCESS", (o) => { deployment(o).spec.template.spec.hostNetwork = true; }],
     ["SERVICE_ACCOUNT_TOKEN", (o) => { delete deployment(o).spec.template.spec.automountServiceAccountToken; }],
@@ -205,6 +242,14 @@ describe("the checks can fail", () => {
     const violations = checkManifests(objects).filter((v) => v.rule === id);
     expect(violations.length).toBeGreaterThan(0);
     expect(violations[0]!.object).toMatch(/^[A-Za-z]+\/[a-z0-9-]+\/[a-z0-9-]+$/);
+  });
+
+  it("does not ask init containers or Jobs for probes: they run to completion", () => {
+    const objects = base();
+    expect(objects.some((o) => o.kind === "Job")).toBe(true);
+    const pod = deployment(objects).spec.template.spec;
+    pod.initContainers = [{ ...structuredClone(pod.containers[0]), name: "setup", readinessProbe: undefined, livenessProbe: undefined, startupProbe: undefined }];
+    expect(checkManifests(objects).filter((v) => v.rule === "PROBES")).toEqual([]);
   });
 
   it("every rule has a failing example", () => {

@@ -8,6 +8,8 @@ import { stringify } from "yaml";
 /** Where the exporters on the Citus VMs listen: the bootstrap, the firewall and the scrape config read these. */
 export const POSTGRES_EXPORTER_PORT = 9187;
 export const NODE_EXPORTER_PORT = 9100;
+/** redis_exporter, in the monitoring namespace, pointed at Memorystore. */
+export const REDIS_EXPORTER_PORT = 9121;
 
 export interface ExporterQuery {
   readonly query: string;

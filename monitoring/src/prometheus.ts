@@ -1,9 +1,10 @@
 import { platformNames, type EnvironmentConfig } from "@platform/config";
+import { ALERTMANAGER, alertmanagerPeers } from "./alertmanager.js";
 import type { ScrapeJob } from "./catalog.js";
-import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "./exporter-queries.js";
+import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT } from "./exporter-queries.js";
 
 export const RULES_DIR = "/etc/prometheus/rules";
-export { POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT };
+export { POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT, REDIS_EXPORTER_PORT };
 
 /** Pods that opt in with prometheus.io/scrape, in one namespace, one app label: the charts' annotations. */
 function podJob(job: ScrapeJob, namespace: string, app: string) {
@@ -41,6 +42,8 @@ export function prometheusConfig(config: EnvironmentConfig) {
   return {
     global: { scrape_interval: "30s", scrape_timeout: "10s", evaluation_interval: "30s", external_labels: { environment: config.name } },
     rule_files: [`${RULES_DIR}/*.yml`],
+    // Every Prometheus replica sends to every Alertmanager replica; they deduplicate among themselves.
+    alerting: { alertmanagers: [{ static_configs: [{ targets: alertmanagerPeers(config, ALERTMANAGER.port) }] }] },
     scrape_configs: [
       podJob("tenant-service", config.kubernetes.tenantService.namespace, "tenant-service"),
       podJob("tenant-worker", config.kubernetes.tenantWorker.namespace, "tenant-worker"),
@@ -48,7 +51,7 @@ export function prometheusConfig(config: EnvironmentConfig) {
       podJob("hydra", config.kubernetes.hydra.namespace, "hydra"),
       vmJob("citus-postgres", POSTGRES_EXPORTER_PORT),
       vmJob("citus-node", NODE_EXPORTER_PORT),
-      { job_name: "redis", static_configs: [{ targets: [`redis-exporter.${config.kubernetes.grafana.namespace}.svc.cluster.local:9121`] }] },
+      { job_name: "redis", static_configs: [{ targets: [`redis-exporter.${config.kubernetes.redisExporter.namespace}.svc.cluster.local:${REDIS_EXPORTER_PORT}`] }] },
     ],
   };
 }

@@ -1,5 +1,6 @@
 import { stringify } from "yaml";
 import type { EnvironmentConfig } from "@platform/config";
+import { alertmanagerConfig } from "./alertmanager.js";
 import { dashboards } from "./dashboards.js";
 import { postgresExporterQueries } from "./exporter-queries.js";
 import { prometheusConfig } from "./prometheus.js";
@@ -15,6 +16,7 @@ export function renderMonitoring(config: EnvironmentConfig): RenderedMonitoring 
   return {
     files: {
       "prometheus.yml": stringify(prometheusConfig(config), { lineWidth: 0 }),
+      "alertmanager.yml": stringify(alertmanagerConfig(config), { lineWidth: 0 }),
       "platform.rules.yml": stringify({ groups: RULE_GROUPS }, { lineWidth: 0 }),
       "postgres-exporter-queries.yml": postgresExporterQueries(),
       ...Object.fromEntries(dashboards().map((d) => [`dashboard-${d.uid}.json`, `${JSON.stringify(d, null, 2)}\n`])),

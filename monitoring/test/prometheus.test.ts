@@ -6,7 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { ENVIRONMENT_NAMES, loadEnvironment } from "@platform/config";
-import { ALERT_RULES, EXPORTER_QUERIES, RECORDING_RULES, RULE_GROUPS, knownMetrics, renderMonitoring, type AlertRule, type RecordingRule } from "../src/index.js";
+import { ALERTMANAGER, ALERT_RECEIVER_FILE, ALERT_RULES, EXPORTER_QUERIES, alertmanagerPeers, RECORDING_RULES, RULE_GROUPS, knownMetrics, renderMonitoring, type AlertRule, type RecordingRule } from "../src/index.js";
 
 const promtoolMissing = spawnSync("promtool", ["--version"]).status === 0 ? undefined : "promtool not found (apt-get install prometheus)";
 if (promtoolMissing) console.warn(`skipping promtool checks: ${promtoolMissing}`);
@@ -16,6 +16,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const empty = join(dir, "empty.json");
 writeFileSync(empty, "{}");
 const configs = ENVIRONMENT_NAMES.map((n) => loadEnvironment(n, { env: {}, overrideFile: empty }));
+
+const amtoolMissing = spawnSync("amtool", ["--version"]).status === 0 ? undefined : "amtool not found (apt-get install prometheus-alertmanager)";
+if (amtoolMissing) console.warn(`skipping amtool checks: ${amtoolMissing}`);
 
 const promtool = (args: string[]) => {
   const r = spawnSync("promtool", args, { encoding: "utf8" });
@@ -49,6 +52,34 @@ describe.skipIf(promtoolMissing !== undefined).each(configs.map((c) => [c.name, 
     writeFileSync(path, stringify(doc));
     const r = promtool(["check", "config", path]);
     expect(r.ok, r.out).toBe(true);
+  });
+});
+
+describe.skipIf(amtoolMissing !== undefined).each(configs.map((c) => [c.name, c] as const))("%s Alertmanager configuration", (env, config) => {
+  const check = (text: string) => {
+    const path = join(dir, `${env}-alertmanager.yml`);
+    writeFileSync(path, text);
+    const r = spawnSync("amtool", ["check-config", path], { encoding: "utf8" });
+    return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
+  };
+
+  it("passes amtool check-config, for PagerDuty and for Slack", () => {
+    const pagerduty = check(renderMonitoring(config).files["alertmanager.yml"]!);
+    expect(pagerduty.ok, pagerduty.out).toBe(true);
+    expect(pagerduty.out).toMatch(/1 receivers/);
+    const slack = check(renderMonitoring({ ...config, monitoring: { ...config.monitoring, alertReceiver: "slack", slackChannel: "#platform-alerts" } }).files["alertmanager.yml"]!);
+    expect(slack.ok, slack.out).toBe(true);
+  });
+
+  it("routes pages and tickets by the severities the rules use, reading the credential from a file", () => {
+    const doc = parse(renderMonitoring(config).files["alertmanager.yml"]!) as { route: { routes: { matchers: string[] }[] }; receivers: { pagerduty_configs: { routing_key_file: string }[] }[] };
+    const severities = new Set(ALERT_RULES.rules.map((r) => (r as AlertRule).labels.severity));
+    expect(severities).toEqual(new Set(["page", "ticket"]));
+    expect(doc.route.routes.map((r) => r.matchers)).toEqual([['severity="page"']]);
+    expect(doc.receivers[0]!.pagerduty_configs[0]!.routing_key_file).toBe(ALERT_RECEIVER_FILE);
+    // Every Prometheus sends to every Alertmanager replica.
+    const prometheus = parse(renderMonitoring(config).files["prometheus.yml"]!) as { alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] } };
+    expect(prometheus.alerting.alertmanagers[0]!.static_configs[0]!.targets).toEqual(alertmanagerPeers(config, ALERTMANAGER.port));
   });
 });
 

@@ -3,7 +3,7 @@ import type { Construct } from "constructs";
 import { platformNames, type EnvironmentConfig } from "@platform/config";
 import { IntOrString, KubeJob, KubeNetworkPolicy, KubeService, KubeServiceAccount, type NetworkPolicyPeer, type Volume } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
-import { hardenedContainer, hardenedPodSecurityContext } from "../constructs/hardened-container.js";
+import { hardenedPodSecurityContext, hardenedTaskContainer } from "../constructs/hardened-container.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { imageRef } from "../images.js";
@@ -93,31 +93,26 @@ export class AuthChart extends Chart {
       metadata: { name: "hydra-migrate", namespace, annotations: { "iam.gke.io/gcp-service-account": names.serviceAccounts.hydra.email } },
       automountServiceAccountToken: false,
     });
-    const { container, volumes } = hardenedContainer({
+    const { container, volumes } = hardenedTaskContainer({
       name: "migrate",
       image: imageRef("hydra"),
       command: ["/bin/sh", "-c"],
       args: start("migrate sql --read-from-env --yes"),
       resources: size,
-      // A Job has no traffic to be ready for; the probes only catch a hang.
-      readiness: { path: "/health/ready", port: HYDRA_ADMIN_PORT },
-      liveness: { path: "/health/alive", port: HYDRA_ADMIN_PORT },
       writableDirs: ["/tmp"],
       readOnlyMounts: [{ volume: secrets.volume.name, mountPath: SECRETS_DIR }],
       env,
     });
-    delete (container as { readinessProbe?: unknown }).readinessProbe;
-    delete (container as { livenessProbe?: unknown }).livenessProbe;
     new KubeJob(this, "Migrate", {
       metadata: {
         name: "hydra-migrate",
         namespace,
         labels: jobLabels,
-        annotations: { "policy.platform.io/exempt.PROBES": "a run-to-completion migration serves nothing to probe; activeDeadlineSeconds bounds a hang" },
       },
       spec: {
         ttlSecondsAfterFinished: 86400,
         backoffLimit: 3,
+        // No probes on a run-to-completion container: the deadline bounds a hang.
         activeDeadlineSeconds: 600,
         template: {
           metadata: { labels: jobLabels },

@@ -2,8 +2,18 @@ import { Chart } from "cdk8s";
 import type { Construct } from "constructs";
 import { stringify } from "yaml";
 import { platformNames, type EnvironmentConfig } from "@platform/config";
-import { POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT, PROMETHEUS_DATASOURCE, RULES_DIR, renderMonitoring } from "@platform/monitoring";
-import { IntOrString, KubeClusterRole, KubeClusterRoleBinding, KubeConfigMap, KubeNetworkPolicy, KubeService, KubeServiceAccount, type NetworkPolicyPeer } from "../k8s.js";
+import {
+  ALERTMANAGER,
+  ALERT_RECEIVER_FILE,
+  NODE_EXPORTER_PORT,
+  POSTGRES_EXPORTER_PORT,
+  PROMETHEUS_DATASOURCE,
+  REDIS_EXPORTER_PORT,
+  RULES_DIR,
+  alertmanagerPeers,
+  renderMonitoring,
+} from "@platform/monitoring";
+import { IntOrString, Quantity, KubeClusterRole, KubeClusterRoleBinding, KubeConfigMap, KubeNetworkPolicy, KubeService, KubeServiceAccount, type NetworkPolicyPeer } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { HardenedStatefulSet } from "../constructs/hardened-statefulset.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
@@ -16,6 +26,8 @@ const GRAFANA_PORT = 3000;
 const JAEGER = { otlpHttp: PORTS.jaegerOtlpHttp, query: 16686, admin: 14269 };
 
 const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(port) });
+const udp = (port: number) => ({ protocol: "UDP", port: IntOrString.fromNumber(port) });
+const SECRETS_DIR = "/var/run/secrets/platform";
 const inNamespace = (namespace: string, labels?: Record<string, string>): NetworkPolicyPeer => ({
   namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
   ...(labels ? { podSelector: { matchLabels: labels } } : {}),
@@ -189,6 +201,108 @@ export class MonitoringChart extends Chart {
       });
     }
 
+    // ---- Alertmanager: two replicas that gossip, so a notification is neither lost nor sent twice.
+    if (!ALERT_RECEIVER_FILE.startsWith(`${SECRETS_DIR}/`)) throw new Error(`ALERT_RECEIVER_FILE must live in ${SECRETS_DIR}`);
+    const alertSecrets = new SecretManagerFiles(this, "AlertmanagerSecrets", {
+      namespace,
+      name: "alertmanager-secrets",
+      projectId: config.gcp.projectId,
+      files: { [names.secrets.alertReceiver]: ALERT_RECEIVER_FILE.slice(SECRETS_DIR.length + 1) },
+    });
+    new KubeConfigMap(this, "AlertmanagerConfig", { metadata: { name: "alertmanager-config", namespace }, data: { "alertmanager.yml": files["alertmanager.yml"]! } });
+    new KubeServiceAccount(this, "AlertmanagerAccount", {
+      metadata: { name: k.alertmanager.serviceAccount, namespace, annotations: { "iam.gke.io/gcp-service-account": names.serviceAccounts.alertmanager.email } },
+      automountServiceAccountToken: false,
+    });
+    const alertmanager = new HardenedStatefulSet(this, "Alertmanager", {
+      namespace,
+      name: ALERTMANAGER.name,
+      partOf: "monitoring",
+      component: "alerting",
+      replicas: ALERTMANAGER.replicas,
+      priorityClassName: PRIORITY_CLASSES.api.name,
+      serviceAccount: { name: k.alertmanager.serviceAccount },
+      storage: { mountPath: "/alertmanager", sizeGi: 1 },
+      service: { port: ALERTMANAGER.port, targetPortName: "http" },
+      extraVolumes: [alertSecrets.volume, { name: "config", configMap: { name: "alertmanager-config" } }],
+      container: {
+        name: "alertmanager",
+        image: imageRef("alertmanager"),
+        args: [
+          "--config.file=/etc/alertmanager/alertmanager.yml",
+          "--storage.path=/alertmanager",
+          `--web.listen-address=:${ALERTMANAGER.port}`,
+          `--cluster.listen-address=0.0.0.0:${ALERTMANAGER.clusterPort}`,
+          ...alertmanagerPeers(config, ALERTMANAGER.clusterPort).map((peer) => `--cluster.peer=${peer}`),
+        ],
+        ports: [
+          { name: "http", containerPort: ALERTMANAGER.port },
+          { name: "cluster", containerPort: ALERTMANAGER.clusterPort },
+        ],
+        resources: { cpuRequest: "50m", cpuLimit: "500m", memoryRequest: "64Mi", memoryLimit: "256Mi", ephemeralStorage: "64Mi" },
+        readiness: { path: "/-/ready", port: ALERTMANAGER.port },
+        liveness: { path: "/-/healthy", port: ALERTMANAGER.port },
+        writableDirs: ["/tmp"],
+        readOnlyMounts: [
+          { volume: alertSecrets.volume.name, mountPath: SECRETS_DIR },
+          { volume: "config", mountPath: "/etc/alertmanager" },
+        ],
+      },
+    });
+
+    // ---- redis_exporter for Memorystore. It takes the password only as a JSON map from address to password, so an
+    // init container (the tenant-service image: node, no shell) writes that map from the Secret Manager file into
+    // memory-backed storage the exporter reads.
+    const redisAddress = `rediss://${names.redis.host}:${names.redis.port}`;
+    const redisSecrets = new SecretManagerFiles(this, "RedisExporterSecrets", {
+      namespace,
+      name: "redis-exporter-secrets",
+      projectId: config.gcp.projectId,
+      files: { [names.secrets.redisAuth]: "redis-auth", [names.secrets.redisCa]: "redis-ca.crt" },
+    });
+    const render = `const fs = require("node:fs");
+fs.writeFileSync("/rendered/password.json", JSON.stringify({ [process.env.REDIS_ADDR]: fs.readFileSync("${SECRETS_DIR}/redis-auth", "utf8").trim() }), { mode: 0o600 });`;
+    const redisExporter = new HardenedDeployment(this, "RedisExporter", {
+      namespace,
+      name: "redis-exporter",
+      partOf: "monitoring",
+      component: "exporter",
+      priorityClassName: PRIORITY_CLASSES.batch.name,
+      replicas: { min: 2, max: 2 },
+      serviceAccount: { name: k.redisExporter.serviceAccount, googleServiceAccount: names.serviceAccounts.redisExporter.email },
+      service: { port: REDIS_EXPORTER_PORT, targetPortName: "metrics" },
+      extraVolumes: [redisSecrets.volume, { name: "rendered", emptyDir: { medium: "Memory", sizeLimit: Quantity.fromString("1Mi") } }],
+      initContainers: [
+        {
+          name: "password-file",
+          image: k.images.tenantService,
+          command: ["/nodejs/bin/node", "-e", render],
+          env: { REDIS_ADDR: redisAddress },
+          resources: { cpuRequest: "50m", cpuLimit: "200m", memoryRequest: "64Mi", memoryLimit: "128Mi", ephemeralStorage: "16Mi" },
+          persistentMounts: [{ volume: "rendered", mountPath: "/rendered" }],
+          readOnlyMounts: [{ volume: redisSecrets.volume.name, mountPath: SECRETS_DIR }],
+        },
+      ],
+      container: {
+        name: "redis-exporter",
+        image: imageRef("redisExporter"),
+        args: [
+          `--redis.addr=${redisAddress}`,
+          "--redis.password-file=/rendered/password.json",
+          `--tls-ca-cert-file=${SECRETS_DIR}/redis-ca.crt`,
+          `--web.listen-address=:${REDIS_EXPORTER_PORT}`,
+        ],
+        ports: [{ name: "metrics", containerPort: REDIS_EXPORTER_PORT }],
+        resources: { cpuRequest: "50m", cpuLimit: "200m", memoryRequest: "32Mi", memoryLimit: "128Mi", ephemeralStorage: "16Mi" },
+        readiness: { path: "/health", port: REDIS_EXPORTER_PORT },
+        liveness: { path: "/", port: REDIS_EXPORTER_PORT },
+        readOnlyMounts: [
+          { volume: redisSecrets.volume.name, mountPath: SECRETS_DIR },
+          { volume: "rendered", mountPath: "/rendered" },
+        ],
+      },
+    });
+
     // ---- network policies
     const scrapeTargets = [
       { namespace: k.tenantService.namespace, ports: [PORTS.tenantService, PORTS.tenantWorkerHealth] },
@@ -204,6 +318,8 @@ export class MonitoringChart extends Chart {
         egress: [
           ...scrapeTargets.map((t) => ({ to: [inNamespace(t.namespace)], ports: t.ports.map(tcp) })),
           { to: [{ podSelector: { matchLabels: jaeger.selector } }], ports: [tcp(JAEGER.admin)] },
+          { to: [{ podSelector: { matchLabels: alertmanager.selector } }], ports: [tcp(ALERTMANAGER.port)] },
+          { to: [{ podSelector: { matchLabels: redisExporter.selector } }], ports: [tcp(REDIS_EXPORTER_PORT)] },
           // The Citus VMs' exporters.
           { to: [{ ipBlock: { cidr: config.network.dataCidr } }], ports: [tcp(POSTGRES_EXPORTER_PORT), tcp(NODE_EXPORTER_PORT)] },
           // Pod discovery: the Kubernetes API on the private control plane.
@@ -221,6 +337,31 @@ export class MonitoringChart extends Chart {
           { to: [{ podSelector: { matchLabels: prometheus.selector } }], ports: [tcp(PROMETHEUS_PORT)] },
           { to: [{ podSelector: { matchLabels: jaeger.selector } }], ports: [tcp(JAEGER.query)] },
         ],
+      },
+    });
+    new KubeNetworkPolicy(this, "AlertmanagerPolicy", {
+      metadata: { name: "alertmanager", namespace },
+      spec: {
+        podSelector: { matchLabels: alertmanager.selector },
+        policyTypes: ["Ingress", "Egress"],
+        ingress: [
+          { from: [{ podSelector: { matchLabels: prometheus.selector } }], ports: [tcp(ALERTMANAGER.port)] },
+          { from: [{ podSelector: { matchLabels: alertmanager.selector } }], ports: [tcp(ALERTMANAGER.clusterPort), udp(ALERTMANAGER.clusterPort)] },
+        ],
+        egress: [
+          { to: [{ podSelector: { matchLabels: alertmanager.selector } }], ports: [tcp(ALERTMANAGER.clusterPort), udp(ALERTMANAGER.clusterPort)] },
+          // PagerDuty or Slack: HTTPS to the internet (through Cloud NAT), never to the private ranges.
+          { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] } }], ports: [tcp(443)] },
+        ],
+      },
+    });
+    new KubeNetworkPolicy(this, "RedisExporterPolicy", {
+      metadata: { name: "redis-exporter", namespace },
+      spec: {
+        podSelector: { matchLabels: redisExporter.selector },
+        policyTypes: ["Ingress", "Egress"],
+        ingress: [{ from: [{ podSelector: { matchLabels: prometheus.selector } }], ports: [tcp(REDIS_EXPORTER_PORT)] }],
+        egress: [{ to: [{ ipBlock: { cidr: config.network.privateServiceAccessCidr } }], ports: [tcp(names.redis.port)] }],
       },
     });
     new KubeNetworkPolicy(this, "JaegerPolicy", {

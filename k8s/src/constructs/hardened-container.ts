@@ -49,17 +49,39 @@ const PIN = /^[a-z0-9][a-z0-9._/:-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$/;
  * storage, distinct readiness and liveness probes, and an image pinned by digest.
  */
 export function hardenedContainer(props: HardenedContainerProps): { container: Container; volumes: Volume[] } {
-  if (!PIN.test(props.image)) throw new Error(`${props.name}: image "${props.image}" must be pinned as registry/repository:tag@sha256:<digest>`);
   if (props.readiness.path === props.liveness.path) {
     throw new Error(`${props.name}: readiness and liveness must be different checks (a failing dependency must not restart the pod)`);
   }
-  const writable = (props.writableDirs ?? []).map((path, i) => ({ name: `writable-${i}`, path }));
   const probe = (p: HttpProbe, extra: { periodSeconds: number; failureThreshold: number; timeoutSeconds?: number }) => ({
     httpGet: { path: p.path, port: IntOrString.fromNumber(p.port) },
     timeoutSeconds: extra.timeoutSeconds ?? 2,
     periodSeconds: extra.periodSeconds,
     failureThreshold: extra.failureThreshold,
   });
+  const { container, volumes } = hardenedTaskContainer(props, "writable");
+  return {
+    container: {
+      ...container,
+      ports: props.ports?.map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: "TCP" })),
+      readinessProbe: probe(props.readiness, { periodSeconds: 5, failureThreshold: 3 }),
+      livenessProbe: probe(props.liveness, { periodSeconds: 10, failureThreshold: 6 }),
+      startupProbe: props.startup ? probe(props.startup, { periodSeconds: 5, failureThreshold: Math.ceil(props.startup.maxStartupSeconds / 5) }) : undefined,
+    },
+    volumes,
+  };
+}
+
+/** A container that runs to completion: an init container or a Job's. */
+export type HardenedTaskProps = Omit<HardenedContainerProps, "readiness" | "liveness" | "startup" | "ports">;
+
+/**
+ * The same hardening for a container that runs to completion (an init container, a Job), without probes: there is
+ * nothing to be ready for, and Kubernetes rejects probes on init containers. Its emptyDirs are named after it, so
+ * they cannot collide with the main container's.
+ */
+export function hardenedTaskContainer(props: HardenedTaskProps, volumePrefix = `${props.name}-writable`): { container: Container; volumes: Volume[] } {
+  if (!PIN.test(props.image)) throw new Error(`${props.name}: image "${props.image}" must be pinned as registry/repository:tag@sha256:<digest>`);
+  const writable = (props.writableDirs ?? []).map((path, i) => ({ name: `${volumePrefix}-${i}`, path }));
   const r = props.resources;
   const container: Container = {
     name: props.name,
@@ -67,7 +89,6 @@ export function hardenedContainer(props: HardenedContainerProps): { container: C
     imagePullPolicy: "IfNotPresent",
     command: props.command,
     args: props.args,
-    ports: props.ports?.map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: "TCP" })),
     env: Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
     resources: {
       requests: { cpu: Quantity.fromString(r.cpuRequest), memory: Quantity.fromString(r.memoryRequest), "ephemeral-storage": Quantity.fromString(r.ephemeralStorage) },
@@ -83,11 +104,6 @@ export function hardenedContainer(props: HardenedContainerProps): { container: C
       capabilities: { drop: ["ALL"] },
       seccompProfile: { type: "RuntimeDefault" },
     },
-    readinessProbe: probe(props.readiness, { periodSeconds: 5, failureThreshold: 3 }),
-    livenessProbe: probe(props.liveness, { periodSeconds: 10, failureThreshold: 6 }),
-    startupProbe: props.startup
-      ? probe(props.startup, { periodSeconds: 5, failureThreshold: Math.ceil(props.startup.maxStartupSeconds / 5) })
-      : undefined,
     volumeMounts: [
       ...writable.map((w) => ({ name: w.name, mountPath: w.path })),
       ...(props.persistentMounts ?? []).map((m) => ({ name: m.volume, mountPath: m.mountPath })),

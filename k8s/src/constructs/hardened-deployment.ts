@@ -10,7 +10,7 @@ import {
   type PodTemplateSpec,
   type Volume,
 } from "../k8s.js";
-import { hardenedContainer, hardenedPodSecurityContext, type HardenedContainerProps } from "./hardened-container.js";
+import { hardenedContainer, hardenedPodSecurityContext, hardenedTaskContainer, type HardenedContainerProps, type HardenedTaskProps } from "./hardened-container.js";
 
 export interface HardenedDeploymentProps {
   readonly namespace: string;
@@ -19,6 +19,7 @@ export interface HardenedDeploymentProps {
   readonly partOf: string;
   readonly component: string;
   readonly container: HardenedContainerProps;
+  readonly initContainers?: readonly HardenedTaskProps[];
   readonly replicas: { readonly min: number; readonly max: number };
   /** HPA target. @default 70 */
   readonly targetCpuPercent?: number;
@@ -40,6 +41,8 @@ export interface HardenedDeploymentProps {
 /** What a Deployment and a StatefulSet share: the pod template, spread over zones and hosts. */
 export interface HardenedPodProps {
   readonly container: HardenedContainerProps;
+  /** Run to completion, in order, before the container starts (e.g. rendering a file from mounted secrets). */
+  readonly initContainers?: readonly HardenedTaskProps[];
   readonly priorityClassName: string;
   /** automountToken only for workloads that call the Kubernetes API, with the reason written on the object. */
   readonly serviceAccount: { readonly name: string; readonly automountToken?: boolean; readonly apiAccessReason?: string };
@@ -57,6 +60,7 @@ export function tokenExemption(props: HardenedPodProps): Record<string, string> 
 
 export function hardenedPodTemplate(props: HardenedPodProps, labels: Record<string, string>, selector: Record<string, string>): PodTemplateSpec {
   const { container, volumes } = hardenedContainer(props.container);
+  const init = (props.initContainers ?? []).map((c) => hardenedTaskContainer(c));
   return {
     metadata: {
       labels,
@@ -72,8 +76,9 @@ export function hardenedPodTemplate(props: HardenedPodProps, labels: Record<stri
       priorityClassName: props.priorityClassName,
       terminationGracePeriodSeconds: props.terminationGracePeriodSeconds ?? 30,
       securityContext: hardenedPodSecurityContext(),
+      initContainers: init.length > 0 ? init.map((i) => i.container) : undefined,
       containers: [container],
-      volumes: [...volumes, ...(props.extraVolumes ?? [])],
+      volumes: [...volumes, ...init.flatMap((i) => i.volumes), ...(props.extraVolumes ?? [])],
       topologySpreadConstraints: [
         { maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: selector } },
       ],

@@ -49,10 +49,10 @@ function matches(selector: Record<string, string> | undefined, labels: Record<st
 }
 
 /** For each workload, one finding per container problem. */
-function perContainer(objects: readonly KubernetesObject[], test: (c: Json, pod: Json) => string | undefined): [KubernetesObject, string][] {
+function perContainer(objects: readonly KubernetesObject[], test: (c: Json, pod: Json, owner: KubernetesObject) => string | undefined): [KubernetesObject, string][] {
   return podOwners(objects).flatMap(({ object, pod }) =>
     containers(pod).flatMap((c) => {
-      const problem = test(c, pod);
+      const problem = test(c, pod, object);
       return problem ? [[object, `container ${String(c.name)}: ${problem}`] as [KubernetesObject, string]] : [];
     }),
   );
@@ -106,9 +106,11 @@ export const MANIFEST_RULES: readonly ManifestRule[] = [
   },
   {
     id: "PROBES",
-    title: "containers have distinct readiness and liveness probes on ports they declare",
+    title: "long-running containers have distinct readiness and liveness probes on ports they declare",
     check: (objects) =>
-      perContainer(objects, (c) => {
+      perContainer(objects, (c, pod, owner) => {
+        // Init containers and Jobs run to completion: nothing to be ready for (Kubernetes rejects init-container probes).
+        if (((pod.initContainers as Json[] | undefined) ?? []).includes(c) || owner.kind === "Job" || owner.kind === "CronJob") return undefined;
         const readiness = c.readinessProbe as Json | undefined;
         const liveness = c.livenessProbe as Json | undefined;
         if (!readiness || !liveness) return "readiness and liveness probes are both required";
