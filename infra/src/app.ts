@@ -28,11 +28,16 @@ export function withoutTokenStackTraces<T>(run: () => T): T {
   if (process.env.PLATFORM_SYNTH_STACK_TRACES === "1") return run();
   const sourceMaps = process.sourceMapsEnabled;
   const prepare = Error.prepareStackTrace;
+  const limit = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit");
   process.setSourceMapsEnabled(false);
   Error.prepareStackTrace = () => "";
+  // cdktf raises the limit to "unlimited" around each capture; an accessor that reads 0 and ignores writes makes
+  // V8 skip walking the stack altogether.
+  Object.defineProperty(Error, "stackTraceLimit", { configurable: true, get: () => 0, set: () => {} });
   try {
     return run();
   } finally {
+    if (limit) Object.defineProperty(Error, "stackTraceLimit", limit);
     Error.prepareStackTrace = prepare;
     process.setSourceMapsEnabled(sourceMaps);
   }
