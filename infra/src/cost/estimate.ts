@@ -196,7 +196,7 @@ export function estimateStack(stack: TerraformJson, table: PriceTable): Estimate
           // The Standard tier rate covers the primary and one replica; each further read replica is one more node.
           const extraNodes = tier === "STANDARD_HA" ? Math.max(0, Number(r.replica_count ?? 1) - 1) : 0;
           const monthly = redisHourly(prices, tier, size, address) * hours * (1 + extraNodes / 2);
-          add(`Memorystore ${tier} ${size} GB${extraNodes > 0 ? `, ${extraNodes} extra read replica(s)` : ""}`, fixed(monthly));
+          add(`Memorystore ${tier} ${size} GB${extraNodes > 0 ? `, ${extraNodes} extra read replica(s) at half the Standard rate each (assumed)` : ""}`, fixed(monthly));
           break;
         }
         case "google_kms_crypto_key":
