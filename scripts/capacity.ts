@@ -5,6 +5,7 @@
  * (config/src/throughput.ts: the same pool and HPA rules the charts apply).
  */
 import { Command, InvalidArgumentError } from "commander";
+import { main } from "./src/cli.js";
 import { DEFAULT_THROUGHPUT, ENVIRONMENT_NAMES, deriveSizing, isEnvironmentName, loadEnvironment, planForQps, tenantServicePoolSize, type EnvironmentConfig } from "@platform/config";
 
 const positive = (name: string) => (v: string) => {
@@ -69,14 +70,5 @@ const program = new Command()
     if (throughput.checks.some((c) => !c.ok)) process.exitCode = 1;
   });
 
-// Bad options are bad input (exit 2), not a crash; help and version exit 0.
-program.exitOverride();
-try {
-  await program.parseAsync();
-} catch (error) {
-  const code = (error as { code?: string }).code;
-  if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") process.exit(0);
-  if (code?.startsWith("commander.")) process.exit(2);
-  console.error(`capacity: ${(error as Error).message}`);
-  process.exit(2);
-}
+// Everything that goes wrong here is bad input (exit 2); help and version exit 0.
+await main("capacity", program, 2);

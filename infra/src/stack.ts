@@ -179,93 +179,39 @@ export class PlatformStack extends TerraformStack {
       dependsOn: [keys.grants.disks],
     });
 
+    // One Google service account per workload, bound to its Kubernetes service account, reading only its secrets.
+    type Workload = "tenantService" | "tenantWorker" | "gateway" | "hydra" | "grafana" | "redisExporter" | "alertmanager";
+    const identity = (id: string, workload: Workload, displayName: string, secretIds: string[], projectRoles?: string[]) =>
+      new WorkloadIdentityAccount(this, id, {
+        projectId: project,
+        name: names.serviceAccounts[workload],
+        displayName: `${displayName} (Workload Identity)`,
+        workloadPool: names.workloadPool,
+        kubernetesNamespace: config.kubernetes[workload].namespace,
+        kubernetesServiceAccount: config.kubernetes[workload].serviceAccount,
+        secretIds,
+        ...(projectRoles ? { projectRoles } : {}),
+        dependsOn: [gke.cluster],
+      });
+
     // The tenant service and its worker read the application password, the database CA and Redis; nothing else.
     const workloadSecrets = [citus.secrets.dbApp.secretId, citus.secrets.dbCaCert.secretId, redis.authSecret.secretId, redis.caSecret.secretId];
     const workloadRoles = ["roles/cloudtrace.agent"];
-    const tenantService = new WorkloadIdentityAccount(this, "TenantServiceIdentity", {
-      projectId: project,
-      name: names.serviceAccounts.tenantService,
-      displayName: "Tenant service (Workload Identity)",
-      workloadPool: names.workloadPool,
-      kubernetesNamespace: config.kubernetes.tenantService.namespace,
-      kubernetesServiceAccount: config.kubernetes.tenantService.serviceAccount,
-      secretIds: workloadSecrets,
-      projectRoles: workloadRoles,
-      dependsOn: [gke.cluster],
-    });
-    const tenantWorker = new WorkloadIdentityAccount(this, "TenantWorkerIdentity", {
-      projectId: project,
-      name: names.serviceAccounts.tenantWorker,
-      displayName: "Tenant queue worker (Workload Identity)",
-      workloadPool: names.workloadPool,
-      kubernetesNamespace: config.kubernetes.tenantWorker.namespace,
-      kubernetesServiceAccount: config.kubernetes.tenantWorker.serviceAccount,
-      secretIds: workloadSecrets,
-      projectRoles: workloadRoles,
-      dependsOn: [gke.cluster],
-    });
+    const tenantService = identity("TenantServiceIdentity", "tenantService", "Tenant service", workloadSecrets, workloadRoles);
+    const tenantWorker = identity("TenantWorkerIdentity", "tenantWorker", "Tenant queue worker", workloadSecrets, workloadRoles);
 
-    // Secrets whose values operators add (the API's certificate from their CA or ACME, the alert receiver's URL):
+    // Secrets whose values operators add (the API's certificate from their CA or ACME, the alert receiver's key):
     // the stack creates only the containers, so the values never pass through Terraform.
     const operatorSecret = (key: string, secretId: string) =>
       new SecretManagerSecret(this, key, { project, secretId, replication: { auto: {} }, labels });
     const apiTlsCert = operatorSecret("ApiTlsCert", names.secrets.apiTlsCert);
     const apiTlsKey = operatorSecret("ApiTlsKey", names.secrets.apiTlsKey);
     const alertReceiver = operatorSecret("AlertReceiver", names.secrets.alertReceiver);
-    new WorkloadIdentityAccount(this, "GatewayIdentity", {
-      projectId: project,
-      name: names.serviceAccounts.gateway,
-      displayName: "API gateway (Workload Identity)",
-      workloadPool: names.workloadPool,
-      kubernetesNamespace: config.kubernetes.gateway.namespace,
-      kubernetesServiceAccount: config.kubernetes.gateway.serviceAccount,
-      secretIds: [apiTlsCert.secretId, apiTlsKey.secretId, redis.authSecret.secretId, redis.caSecret.secretId],
-      dependsOn: [gke.cluster],
-    });
-
-    new WorkloadIdentityAccount(this, "HydraIdentity", {
-      projectId: project,
-      name: names.serviceAccounts.hydra,
-      displayName: "Ory Hydra (Workload Identity)",
-      workloadPool: names.workloadPool,
-      kubernetesNamespace: config.kubernetes.hydra.namespace,
-      kubernetesServiceAccount: config.kubernetes.hydra.serviceAccount,
-      secretIds: [citus.secrets.hydraDbPassword.secretId, citus.secrets.hydraSystemSecret.secretId, citus.secrets.dbCaCert.secretId],
-      dependsOn: [gke.cluster],
-    });
-
-    new WorkloadIdentityAccount(this, "GrafanaIdentity", {
-      projectId: project,
-      name: names.serviceAccounts.grafana,
-      displayName: "Grafana (Workload Identity)",
-      workloadPool: names.workloadPool,
-      kubernetesNamespace: config.kubernetes.grafana.namespace,
-      kubernetesServiceAccount: config.kubernetes.grafana.serviceAccount,
-      secretIds: [citus.secrets.grafanaAdminPassword.secretId],
-      dependsOn: [gke.cluster],
-    });
-
-    new WorkloadIdentityAccount(this, "RedisExporterIdentity", {
-      projectId: project,
-      name: names.serviceAccounts.redisExporter,
-      displayName: "redis_exporter (Workload Identity)",
-      workloadPool: names.workloadPool,
-      kubernetesNamespace: config.kubernetes.redisExporter.namespace,
-      kubernetesServiceAccount: config.kubernetes.redisExporter.serviceAccount,
-      secretIds: [redis.authSecret.secretId, redis.caSecret.secretId],
-      dependsOn: [gke.cluster],
-    });
-
-    new WorkloadIdentityAccount(this, "AlertmanagerIdentity", {
-      projectId: project,
-      name: names.serviceAccounts.alertmanager,
-      displayName: "Alertmanager (Workload Identity)",
-      workloadPool: names.workloadPool,
-      kubernetesNamespace: config.kubernetes.alertmanager.namespace,
-      kubernetesServiceAccount: config.kubernetes.alertmanager.serviceAccount,
-      secretIds: [alertReceiver.secretId],
-      dependsOn: [gke.cluster],
-    });
+    identity("GatewayIdentity", "gateway", "API gateway", [apiTlsCert.secretId, apiTlsKey.secretId, redis.authSecret.secretId, redis.caSecret.secretId]);
+    identity("HydraIdentity", "hydra", "Ory Hydra", [citus.secrets.hydraDbPassword.secretId, citus.secrets.hydraSystemSecret.secretId, citus.secrets.dbCaCert.secretId]);
+    identity("GrafanaIdentity", "grafana", "Grafana", [citus.secrets.grafanaAdminPassword.secretId]);
+    identity("RedisExporterIdentity", "redisExporter", "redis_exporter", [redis.authSecret.secretId, redis.caSecret.secretId]);
+    identity("AlertmanagerIdentity", "alertmanager", "Alertmanager", [alertReceiver.secretId]);
 
     const outputs: Record<StackOutputName, unknown> = {
       environment: config.name,

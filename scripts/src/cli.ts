@@ -14,7 +14,13 @@ export const stateFile = (workflow: string, environment: string): string =>
 /** The operator override file the config reads: PLATFORM_CONFIG or platform.config.json at the root. */
 export const overrideFile = (): string => resolve(process.env.PLATFORM_CONFIG ?? DEFAULT_OVERRIDE_FILE);
 
-export async function main(name: string, program: Command): Promise<void> {
+/** Parses and runs `program`; an error that is not a WorkflowError exits `otherErrorExit` (4: a step failed). */
+export async function main(name: string, program: Command, otherErrorExit: 2 | 4 = 4): Promise<void> {
+  // Output piped into `head` that stops reading is not an error.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    throw error;
+  });
   program.exitOverride();
   try {
     await program.parseAsync();
@@ -22,7 +28,7 @@ export async function main(name: string, program: Command): Promise<void> {
     const code = (error as { code?: string }).code;
     if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") process.exit(0);
     if (code?.startsWith("commander.")) process.exit(2);
-    const exit = error instanceof WorkflowError ? error.exitCode : error instanceof ConfigError ? 2 : 4;
+    const exit = error instanceof WorkflowError ? error.exitCode : error instanceof ConfigError ? 2 : otherErrorExit;
     console.error(`${name}: ${(error as Error).message}`);
     process.exit(exit);
   }

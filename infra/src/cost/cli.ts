@@ -56,6 +56,11 @@ const program = new Command()
   });
 
 program.exitOverride();
+// Output piped into `head` that stops reading is not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
 try {
   await program.parseAsync();
 } catch (error) {
