@@ -7,12 +7,11 @@
  * The coordinator comes from CITUS_URL (a superuser connection, e.g. through an IAP tunnel).
  * Exit codes: 0 done, 2 bad input, 3 refused (another run unfinished), 4 a step failed.
  */
-import { existsSync, readFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { ENVIRONMENT_NAMES, isEnvironmentName } from "@platform/config";
 import { REPO_ROOT, main, overrideFile, stateFile } from "./cli.js";
 import { planScaleOut, scaleOutSteps } from "./scale-out.js";
-import { WorkflowError, runWorkflow, type WorkflowState } from "./workflow.js";
+import { WorkflowError, readState, runWorkflow } from "./workflow.js";
 
 const program = new Command()
   .name("scale-out")
@@ -30,7 +29,7 @@ const program = new Command()
     const citusUrl = process.env.CITUS_URL ?? "";
     if (!citusUrl && !o.dryRun) throw new WorkflowError("CITUS_URL is not set: point it at the coordinator (a superuser, e.g. through an IAP tunnel) so the new workers can be added", 2);
     const file = stateFile("scale-out", environment);
-    const previous = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as WorkflowState) : undefined;
+    const previous = readState(file);
     const resuming = previous !== undefined && !previous.finishedAt && previous.params.workers === o.workers;
     const options = { environment, workers: o.workers, overrideFile: overrideFile(), citusUrl, root: REPO_ROOT, yes: o.yes ?? false, env: process.env };
     const plan = planScaleOut(options, resuming);

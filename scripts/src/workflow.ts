@@ -83,12 +83,12 @@ export function execInherit(command: CommandSpec): Promise<number> {
   });
 }
 
-function readState(file: string): WorkflowState | undefined {
+export function readState(file: string): WorkflowState | undefined {
   if (!existsSync(file)) return undefined;
   try {
     return JSON.parse(readFileSync(file, "utf8")) as WorkflowState;
   } catch (error) {
-    throw new WorkflowError(`state file ${file} is not readable JSON (${(error as Error).message}): inspect it, then remove it or pass --reset`, 3);
+    throw new WorkflowError(`state file ${file} is not readable JSON (${(error as Error).message}): inspect it (it records which steps are done), then move it aside to start over`, 3);
   }
 }
 

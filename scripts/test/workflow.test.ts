@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -89,6 +89,16 @@ describe("resumable workflow steps", () => {
     await runWorkflow({ workflow: "test", environment: "dev", params: { workers: 30 }, steps: other.steps, stateFile: file, reset: true, log: () => {} });
     expect(other.runs).toEqual({ a: 1, b: 1, c: 1 });
     expect(read(file).params).toEqual({ workers: 30 });
+  });
+
+  it("refuses a state file it cannot read, naming it, instead of starting over", async () => {
+    const file = stateIn();
+    writeFileSync(file, "{ half written");
+    const { runs, steps } = counted({ b: false });
+    const error = await runWorkflow({ workflow: "test", environment: "dev", params: {}, steps, stateFile: file, log: () => {} }).catch((e: unknown) => e);
+    expect((error as WorkflowError).exitCode).toBe(3);
+    expect((error as Error).message).toContain(`state file ${file} is not readable JSON`);
+    expect(runs.a).toBe(0);
   });
 
   it("a dry run prints every step and command, runs nothing and writes no state", async () => {

@@ -5,14 +5,13 @@ import { IntOrString, KubeJob, KubeNetworkPolicy, KubeService, KubeServiceAccoun
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { hardenedPodSecurityContext, hardenedTaskContainer } from "../constructs/hardened-container.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
-import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { imageRef } from "../images.js";
 import { quotaFor } from "../quantities.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
 export const HYDRA_PUBLIC_PORT = PORTS.hydraPublic;
 export const HYDRA_ADMIN_PORT = PORTS.hydraAdmin;
-const SECRETS_DIR = "/var/run/secrets/platform";
 
 /**
  * Ory Hydra (OAuth2/OIDC): public endpoints for the gateway and the tenant service (JWKS), the admin API reachable

@@ -5,7 +5,7 @@ import { platformNames, type EnvironmentConfig } from "@platform/config";
 import { IntOrString, KubeConfigMap, KubeNetworkPolicy, KubeService, type Volume } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
-import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
 import { imageRef } from "../images.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
@@ -13,7 +13,6 @@ import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 const PROXY_PORT = 8000;
 const PROXY_TLS_PORT = 8443;
 const STATUS_PORT = PORTS.kongStatus;
-const SECRETS_DIR = "/var/run/secrets/platform";
 
 /**
  * The routes the gateway exposes: the single table the declarative configuration is generated from. Each entry is

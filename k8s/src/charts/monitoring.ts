@@ -17,7 +17,7 @@ import { IntOrString, Quantity, KubeClusterRole, KubeClusterRoleBinding, KubeCon
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { HardenedStatefulSet } from "../constructs/hardened-statefulset.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
-import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { imageRef } from "../images.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
@@ -27,7 +27,6 @@ const JAEGER = { otlpHttp: PORTS.jaegerOtlpHttp, query: 16686, admin: 14269 };
 
 const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(port) });
 const udp = (port: number) => ({ protocol: "UDP", port: IntOrString.fromNumber(port) });
-const SECRETS_DIR = "/var/run/secrets/platform";
 const inNamespace = (namespace: string, labels?: Record<string, string>): NetworkPolicyPeer => ({
   namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
   ...(labels ? { podSelector: { matchLabels: labels } } : {}),
@@ -142,14 +141,14 @@ export class MonitoringChart extends Chart {
         liveness: { path: "/healthz", port: GRAFANA_PORT },
         writableDirs: ["/var/lib/grafana", "/tmp"],
         readOnlyMounts: [
-          { volume: secrets.volume.name, mountPath: "/var/run/secrets/platform" },
+          { volume: secrets.volume.name, mountPath: SECRETS_DIR },
           { volume: "provisioning", mountPath: "/etc/grafana/provisioning/datasources-and-dashboards" },
           { volume: "dashboards", mountPath: "/var/lib/grafana-dashboards" },
         ],
         env: {
           GF_PATHS_PROVISIONING: "/etc/grafana/provisioning/datasources-and-dashboards",
           GF_PATHS_DATA: "/var/lib/grafana",
-          GF_SECURITY_ADMIN_PASSWORD__FILE: "/var/run/secrets/platform/admin-password",
+          GF_SECURITY_ADMIN_PASSWORD__FILE: `${SECRETS_DIR}/admin-password`,
           GF_AUTH_ANONYMOUS_ENABLED: "false",
           GF_ANALYTICS_REPORTING_ENABLED: "false",
           GF_ANALYTICS_CHECK_FOR_UPDATES: "false",

@@ -4,11 +4,10 @@ import { platformNames, tenantServicePoolSize, type EnvironmentConfig } from "@p
 import { IntOrString, KubeNetworkPolicy, type NetworkPolicyPeer } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
-import { SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
-const SECRETS_DIR = "/var/run/secrets/platform";
 const SERVICE_PORT = PORTS.tenantService;
 const WORKER_HEALTH_PORT = PORTS.tenantWorkerHealth;
 

@@ -2,6 +2,9 @@ import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
 import type { Volume } from "../k8s.js";
 
+/** Where every workload mounts its Secret Manager files. */
+export const SECRETS_DIR = "/var/run/secrets/platform";
+
 export interface SecretManagerFilesProps {
   readonly namespace: string;
   readonly name: string;
