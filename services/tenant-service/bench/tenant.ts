@@ -1,10 +1,11 @@
 /**
  * `pnpm bench:tenant`: the tenant service on a real PostgreSQL 15 (and Redis when available) under 50 concurrent
  * connections, point reads and inserts, next to the ceiling of the raw pg driver issuing the same statements
- * (BEGIN, SET LOCAL app.tenant_id, the query, the audit insert, COMMIT) with the same pool size, in the same run.
- * Target: >= 0.6 of the raw throughput, p99 <= 2x the raw p99.
+ * (BEGIN, SET LOCAL app.tenant_id, the query, the audit insert, COMMIT) with the same pool size, in the same run,
+ * both one statement per round trip and pipelined as the service sends them. Target, against the pipelined
+ * ceiling: >= 0.6 of the raw throughput, p99 <= 2x the raw p99.
  *
- *   BENCH_DURATION=10 BENCH_CONNECTIONS=50 pnpm bench:tenant     (BENCH_REDIS=0: in-process rate limiter)
+ *   BENCH_ROUNDS=3 BENCH_DURATION=5 BENCH_CONNECTIONS=50 pnpm bench:tenant     (BENCH_REDIS=0: in-process rate limiter)
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -17,11 +18,14 @@ import { runMigrations } from "@platform/citus";
 import { redisUnavailable, startPostgres, startRedis } from "@platform/testing";
 import { buildApp } from "../src/app.js";
 import { loadServiceConfig } from "../src/config.js";
+import { redisConnection } from "../src/connections.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 import { AUDIENCE, ISSUER, SECRET, token } from "../test/harness.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WARMUP = 2;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const POOL = Number(process.env.BENCH_POOL ?? 20);
 const TENANTS = 20;
@@ -66,26 +70,35 @@ const config = loadServiceConfig({
   ...(redisServer ? { REDIS_URL: redisServer.url } : {}),
 });
 const db = createPostgresDatabase({ url: appUrl, poolSize: POOL });
-const redis = redisServer ? new Redis(redisServer.url) : undefined;
+// Built as server.ts builds it; wait for the connection, since commands are not queued while it is down.
+const redis = redisServer ? new Redis(redisServer.url, redisConnection({})) : undefined;
+if (redis) await new Promise((resolve) => redis.once("ready", resolve));
 const app = await buildApp({ config, db, redis });
 const address = await app.listen({ port: 0, host: "127.0.0.1" });
 
+type LoadRequest = { method: string; path: string; headers: Record<string, string>; body?: string };
+type LoadResult = { rps: number; p50: number; p99: number; errors: number; non2xx: number; total: number };
+
 // Asynchronous: the service answers from this process's event loop while the child drives load.
-async function load(requests: { method: string; path: string; headers: Record<string, string>; body?: string }[]) {
+async function load(requests: LoadRequest[], duration = DURATION): Promise<LoadResult> {
   const { stdout: out } = await promisify(execFile)(
     join(here, "..", "node_modules", ".bin", "tsx"),
-    [join(here, "load.ts"), JSON.stringify({ url: address, connections: CONNECTIONS, duration: DURATION, requests })],
+    [join(here, "load.ts"), JSON.stringify({ url: address, connections: CONNECTIONS, duration, requests })],
     { encoding: "utf8", maxBuffer: 10 * 1024 * 1024 },
   );
-  return JSON.parse(out) as { rps: number; p50: number; p99: number; errors: number; non2xx: number; total: number };
+  return JSON.parse(out) as LoadResult;
 }
 
-// The raw ceiling: CONNECTIONS concurrent loops on a pool of POOL, the same statements, no HTTP.
-async function raw(kind: "read" | "insert") {
-  const pool = new pg.Pool({ connectionString: appUrl, max: POOL });
+// The raw ceilings: CONNECTIONS concurrent loops on a pool of POOL, the same statements, no HTTP. "sequential" waits
+// for each statement's answer before sending the next (pg's default); "pipelined" puts the same statements on the
+// wire the way the service does (BEGIN and SET LOCAL in one write with the first statement, pg's pipeline mode), so
+// the ratio against it is the cost of the service alone, not of how the driver is used.
+type RawMode = "sequential" | "pipelined";
+async function raw(kind: "read" | "insert", mode: RawMode, duration = DURATION) {
+  const pool = new pg.Pool({ connectionString: appUrl, max: POOL, ...({ pipeline: mode === "pipelined" } as object) });
   const latencies: number[] = [];
   let n = 0;
-  const deadline = Date.now() + DURATION * 1000;
+  const deadline = Date.now() + duration * 1000;
   const worker = async (w: number) => {
     let i = w;
     while (Date.now() < deadline) {
@@ -93,12 +106,18 @@ async function raw(kind: "read" | "insert") {
       const started = performance.now();
       const client = await pool.connect();
       try {
-        await client.query("BEGIN");
-        await client.query(`SET LOCAL app.tenant_id = '${seed.id}'`);
-        if (kind === "read") {
-          await client.query("SELECT id, owner_id, title, body, tags, size_bytes, created_at, updated_at FROM platform.items WHERE tenant_id = $1 AND id = $2", [seed.id, seed.items[i % ITEMS_PER_TENANT]]);
-        } else {
-          await client.query("SELECT 1 FROM platform.users WHERE tenant_id = $1 AND id = $2", [seed.id, seed.owner]);
+        const stream = (client as unknown as { connection: { stream: import("node:net").Socket } }).connection.stream;
+        if (mode === "pipelined") stream.cork();
+        const opening = [client.query("BEGIN"), client.query(`SET LOCAL app.tenant_id = '${seed.id}'`)];
+        if (mode === "sequential") for (const statement of opening) await statement;
+        const first =
+          kind === "read"
+            ? client.query("SELECT id, owner_id, title, body, tags, size_bytes, created_at, updated_at FROM platform.items WHERE tenant_id = $1 AND id = $2", [seed.id, seed.items[i % ITEMS_PER_TENANT]])
+            : client.query("SELECT 1 FROM platform.users WHERE tenant_id = $1 AND id = $2", [seed.id, seed.owner]);
+        if (mode === "pipelined") stream.uncork();
+        await Promise.all(opening);
+        await first;
+        if (kind === "insert") {
           const { rows } = await client.query("INSERT INTO platform.items (tenant_id, owner_id, title, body, tags) VALUES ($1, $2, $3, $4, $5) RETURNING id, owner_id, title, body, tags, size_bytes, created_at, updated_at", [seed.id, seed.owner, "raw", "", []]);
           await client.query("INSERT INTO platform.audit_log (tenant_id, actor, action, entity_type, entity_id, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)", [seed.id, "bench", "item.create", "item", rows[0].id, null, "{}"]);
         }
@@ -114,7 +133,7 @@ async function raw(kind: "read" | "insert") {
   await Promise.all(Array.from({ length: CONNECTIONS }, (_, w) => worker(w)));
   await pool.end();
   latencies.sort((a, b) => a - b);
-  return { rps: n / DURATION, p50: latencies[Math.floor(latencies.length * 0.5)]!, p99: latencies[Math.floor(latencies.length * 0.99)]! };
+  return { rps: n / duration, p50: latencies[Math.floor(latencies.length * 0.5)]!, p99: latencies[Math.floor(latencies.length * 0.99)]! };
 }
 
 const reads = seeds.flatMap((s) => s.items.slice(0, 10).map((id) => ({ method: "GET", path: `/v1/items/${id}`, headers: { authorization: `Bearer ${s.token}` } })));
@@ -125,24 +144,44 @@ const inserts = seeds.map((s) => ({
   body: JSON.stringify({ ownerId: s.owner, title: "bench" }),
 }));
 
-console.log(`tenant service benchmark: ${CONNECTIONS} connections, pool ${POOL}, ${DURATION}s per run, PostgreSQL 15 on loopback, rate limiter: ${redis ? "Redis" : "in-process"}`);
+console.log(`tenant service benchmark: ${CONNECTIONS} connections, pool ${POOL}, median of ${ROUNDS} rounds of ${DURATION}s, PostgreSQL 15 on loopback, rate limiter: ${redis ? "Redis" : "in-process"}`);
 const rows: string[] = [];
 let ok = true;
+type Figures = { rps: number; p50: number; p99: number };
+const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
+const medianOf = (runs: Figures[]): Figures => ({ rps: median(runs.map((r) => r.rps)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)) });
+const figures = (f: Figures) => `${f.rps.toFixed(0).padStart(6)}/s  p50 ${f.p50.toFixed(1).padStart(6)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms`;
 for (const [name, requests, kind] of [["point read", reads, "read"], ["insert", inserts, "insert"]] as const) {
-  const service = await load([...requests]);
-  const baseline = await raw(kind);
-  const throughput = service.rps / baseline.rps;
-  const tail = service.p99 / baseline.p99;
-  if (throughput < 0.6 || tail > 2) ok = false;
-  if (service.errors > 0 || service.non2xx > 0) {
-    ok = false;
-    rows.push(`${name}: ${service.errors} errors, ${service.non2xx} non-2xx responses of ${service.total}`);
+  // The three sides alternate, round after round, so a noisy moment on the machine hits them alike.
+  const runs = { service: [] as Figures[], sequential: [] as Figures[], pipelined: [] as Figures[] };
+  // One unmeasured round first: the service's first seconds run cold (JIT, caches, pool growth), and the
+  // first measured round read 25% below the third without it.
+  await load([...requests], WARMUP);
+  await raw(kind, "pipelined", WARMUP);
+  for (let round = 0; round < ROUNDS; round++) {
+    const service = await load([...requests]);
+    if (service.errors > 0 || service.non2xx > 0) {
+      ok = false;
+      rows.push(`${name}: ${service.errors} errors, ${service.non2xx} non-2xx responses of ${service.total} in round ${round + 1}`);
+    }
+    runs.service.push(service);
+    runs.sequential.push(await raw(kind, "sequential"));
+    runs.pipelined.push(await raw(kind, "pipelined"));
   }
-  rows.push(
-    `${name.padEnd(11)} service ${service.rps.toFixed(0).padStart(6)} req/s  p50 ${service.p50.toFixed(1).padStart(6)} ms  p99 ${service.p99.toFixed(1).padStart(6)} ms | ` +
-      `raw pg ${baseline.rps.toFixed(0).padStart(6)} tx/s  p50 ${baseline.p50.toFixed(1).padStart(6)} ms  p99 ${baseline.p99.toFixed(1).padStart(6)} ms | ` +
-      `throughput ${throughput.toFixed(2)}x (target >= 0.60), p99 ${tail.toFixed(2)}x (target <= 2.00)`,
-  );
+  const service = medianOf(runs.service);
+  rows.push(`${name.padEnd(11)} service            ${figures(service)}   (rounds: ${runs.service.map((r) => r.rps.toFixed(0)).join(", ")}/s)`);
+  for (const mode of ["sequential", "pipelined"] as const) {
+    const baseline = medianOf(runs[mode]);
+    const throughput = service.rps / baseline.rps;
+    const tail = service.p99 / baseline.p99;
+    // The target is judged against the pipelined ceiling, the stricter of the two.
+    const judged = mode === "pipelined";
+    if (judged && (throughput < 0.6 || tail > 2)) ok = false;
+    rows.push(
+      `${"".padEnd(11)} raw pg ${mode.padEnd(11)} ${figures(baseline)} | service/raw: throughput ${throughput.toFixed(2)}x, p99 ${tail.toFixed(2)}x` +
+        (judged ? "  (target >= 0.60 and <= 2.00)" : ""),
+    );
+  }
 }
 for (const row of rows) console.log(row);
 console.log(ok ? "within target" : "ABOVE TARGET: see the ratios above");

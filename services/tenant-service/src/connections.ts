@@ -27,8 +27,15 @@ export function postgresConnection(env: ConnectionEnv): { connectionString?: str
   };
 }
 
+/** ioredis settings for the rate-limit store: credentials from mounted files, and how the client behaves. */
 export function redisConnection(env: ConnectionEnv): RedisOptions {
   return {
+    // Fail a command fast rather than queue it while Redis is away: the limiter skips on error (no limiting), which
+    // beats holding every request for a reconnect.
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    // Commands issued in the same tick (the limiter's one per request, under load many per tick) leave in one write.
+    enableAutoPipelining: true,
     password: env.REDIS_PASSWORD_FILE ? readSecretFile(env.REDIS_PASSWORD_FILE, "the Redis AUTH string") : undefined,
     // Memorystore's CA is unique to the instance, so a chain that verifies against it is the instance; its
     // certificate names the IP, not the private DNS name clients use, hence no host-name check.

@@ -54,7 +54,7 @@ try {
   cannotStart(error);
 }
 const redis = config.REDIS_URL
-  ? new Redis(config.REDIS_URL, { ...redisOptions, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+  ? new Redis(config.REDIS_URL, { ...redisOptions, lazyConnect: false })
   : undefined;
 if (!redis) console.warn("REDIS_URL is unset: rate limits are counted in this process only (correct for a single replica)");
 redis?.on("error", () => {}); // reported by the rate limiter per request; reconnects on its own

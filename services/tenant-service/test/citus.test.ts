@@ -120,6 +120,25 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     }
   });
 
+  it("the pipelined transaction (BEGIN, SET LOCAL and the statement in one write) reaches the workers: router and multi-shard", async () => {
+    const db = createPostgresDatabase({ url: appUrl, poolSize: 1 });
+    const a = tenants["test-a"]!;
+    const b = tenants["test-b"]!;
+    const count = (tenant: string, owner: string) =>
+      db.transaction({ tenantId: tenant }, async (tx) => (await tx.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.items WHERE tenant_id = $1", [owner])).rows[0]!.n);
+    try {
+      // Router: the worker holding the shard must see the tenant's SET LOCAL, or its policy shows no rows.
+      expect(await count(a.id, a.id)).toBe(a.itemIds.length);
+      expect(await count(a.id, b.id)).toBe(0);
+      expect(await count(b.id, b.id)).toBe(b.itemIds.length);
+      // Multi-shard, on the same pooled connection right after: only the current tenant's rows.
+      const seen = await db.transaction({ tenantId: b.id }, async (tx) => (await tx.query<{ tenant_id: string }>("SELECT DISTINCT tenant_id FROM platform.items")).rows);
+      expect(seen.map((r) => r.tenant_id)).toEqual([b.id]);
+    } finally {
+      await db.close();
+    }
+  });
+
   it("one pooled connection serving A, then errors, then B leaks nothing", async () => {
     const req = await start(1);
     const a = tenants["test-a"]!;

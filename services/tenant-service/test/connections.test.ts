@@ -23,6 +23,9 @@ describe("credentials from mounted secret files", () => {
   it("says which file is missing and where to look", () => {
     expect(() => postgresConnection({ DATABASE_PASSWORD_FILE: "/nonexistent/pw" })).toThrow(/cannot read the database password from \/nonexistent\/pw.*secret volume mount/);
   });
+  it("fails Redis commands fast instead of queueing them, and batches the ones issued together", () => {
+    expect(redisConnection({})).toMatchObject({ maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: true });
+  });
   it("sends no TLS and no password when nothing is mounted (local development)", () => {
     expect(postgresConnection({ DATABASE_URL: "postgresql://x@y/z" })).toEqual({ connectionString: "postgresql://x@y/z", password: undefined, ssl: undefined });
   });

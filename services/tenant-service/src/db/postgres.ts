@@ -20,6 +20,8 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 5_000,
     statement_timeout: options.statementTimeoutMs ?? 10_000,
+    // pg >= 8.23: queries issued without awaiting the previous one go out at once (see transaction()).
+    ...({ pipeline: true } as object),
   });
   // An idle client's connection dropping (failover, restart) must not crash the process; the pool replaces it.
   pool.on("error", () => {});
@@ -31,10 +33,27 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
       const statements = contextStatements(context);
       const client = await pool.connect();
       let broken: Error | undefined;
+      // BEGIN and the SET LOCALs are sent without waiting for their answers (pg's pipeline mode): the work's first
+      // statement follows them on the wire, and PostgreSQL runs them in order, so it still runs inside the
+      // transaction and under the tenant context. Each is still its own Query message, which is what Citus needs
+      // to forward SET LOCAL to the workers. A point read is two round trips instead of four.
+      const flush = corkUntilFlushed(client);
+      const opened = Promise.all([client.query("BEGIN"), ...statements.map((statement) => client.query(statement))]);
+      opened.catch(() => {}); // surfaced below, by the first statement or before COMMIT
+      const tx: Queryable = {
+        async query(sql, params) {
+          const result = client.query(sql, params as unknown[]);
+          flush();
+          result.catch(() => {}); // a failed BEGIN or SET LOCAL is the error to report, not this one
+          // Answers arrive in order: when this statement's is here, the opening ones have been answered. If one
+          // failed, the statement ran in an aborted transaction or without context; its result is never used.
+          await opened;
+          return (await result) as Awaited<ReturnType<Queryable["query"]>>;
+        },
+      } as Queryable;
       try {
-        await client.query("BEGIN");
-        for (const statement of statements) await client.query(statement);
-        const result = await work(client as unknown as Queryable);
+        const result = await work(tx).finally(flush);
+        await opened;
         await client.query("COMMIT");
         return result;
       } catch (error) {
@@ -57,4 +76,23 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
       await pool.end();
     },
   };
+}
+
+/**
+ * Holds the connection's writes so BEGIN, the SET LOCALs and the first statement leave in one write (one syscall,
+ * one wake-up of the backend), as pg itself does for the messages of one extended-protocol query. The returned
+ * flush is idempotent, and runs on the next tick anyway in case the work sends nothing synchronously.
+ */
+function corkUntilFlushed(client: pg.PoolClient): () => void {
+  const stream = (client as unknown as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
+  if (!stream?.cork || !stream.uncork) return () => {};
+  stream.cork();
+  let flushed = false;
+  const flush = () => {
+    if (flushed) return;
+    flushed = true;
+    stream.uncork!();
+  };
+  process.nextTick(flush);
+  return flush;
 }
