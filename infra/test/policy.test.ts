@@ -95,7 +95,7 @@ const BREAKS: [string, string, (c: Conf) => void, string?][] = [
 ];
 
 it("has a failing example for every rule", () => {
-  const covered = new Set([...BREAKS.map(([id]) => id), "PLATFORM_NO_SERVICE_ACCOUNT_KEYS"]);
+  const covered = new Set([...BREAKS.map(([id]) => id), "PLATFORM_NO_SERVICE_ACCOUNT_KEYS", "PLATFORM_REFERENCES_IN_STACK", "PLATFORM_TEMPLATE_LITERALS"]);
   expect(POLICY_RULES.map((r) => r.id).filter((id) => !covered.has(id))).toEqual([]);
 });
 
@@ -113,6 +113,36 @@ describe("each rule fails, naming the resource address, when its invariant is br
     json.resource.google_service_account_key = { leaked: { service_account_id: "x" } };
     const violations = checkPolicies({ name: "dev", json }).filter((v) => v.rule === "PLATFORM_NO_SERVICE_ACCOUNT_KEYS");
     expect(violations.map((v) => v.address)).toEqual(["google_service_account_key.leaked"]);
+  });
+
+  it("PLATFORM_REFERENCES_IN_STACK on a reference to another stack's resource, and on remote state", () => {
+    const { stack, address } = mutate("dev", FIREWALL, (c) => { c.network = "${google_compute_network.InStagingOnly.id}"; });
+    (stack.json as { data?: Record<string, Record<string, unknown>> }).data!.terraform_remote_state = { staging: { backend: "gcs" } };
+    const violations = checkPolicies(stack).filter((v) => v.rule === "PLATFORM_REFERENCES_IN_STACK");
+    expect(violations.map((v) => [v.address, v.reason])).toEqual([
+      ["data.terraform_remote_state.staging", "reads another stack's state"],
+      [address, "refers to google_compute_network.InStagingOnly, which this stack does not declare"],
+    ]);
+  });
+
+  it("PLATFORM_REFERENCES_IN_STACK reads every reference of the real stacks, and ignores the scripts' literal $${...}", () => {
+    const production = stacks.find((s) => s.name === "production")!;
+    const text = JSON.stringify(production.json);
+    expect(text).toContain("$${"); // the embedded bootstrap scripts' shell expansions
+    const references = [...text.matchAll(/(?<!\$)\$\{(data\.)?google_[a-z_]+\.[A-Za-z0-9_-]+/g)].length;
+    expect(references).toBeGreaterThan(100);
+    expect(checkPolicies(production).filter((v) => v.rule === "PLATFORM_REFERENCES_IN_STACK")).toEqual([]);
+  });
+
+  it("PLATFORM_TEMPLATE_LITERALS on a shell ${VAR} or a %{ left unescaped in a startup script", () => {
+    const metadata = (c: Record<string, unknown>) => (Array.isArray(c.metadata) ? c.metadata[0] : c.metadata) as Record<string, string>;
+    const shell = mutate("dev", "google_compute_instance", (c) => { metadata(c)["startup-script"] += '\necho "${PSQL[@]}"'; });
+    const directive = mutate("dev", "google_compute_instance", (c) => { metadata(c)["startup-script"] += "\nprintf '%{x}'"; });
+    for (const { stack, address } of [shell, directive]) {
+      const violations = checkPolicies(stack).filter((v) => v.rule === "PLATFORM_TEMPLATE_LITERALS");
+      expect(violations.map((v) => v.address)).toEqual([address]);
+      expect(violations[0]!.reason).toMatch(/terraformLiteral/);
+    }
   });
 
   it("CKV_GCP_33 also fails when no project-level OS Login setting exists at all", () => {

@@ -1,6 +1,7 @@
 import { Construct } from "constructs";
 import { ComputeAddress, ComputeDisk, ComputeDiskResourcePolicyAttachment, ComputeInstance, DnsRecordSet } from "../google.js";
 import type { ITerraformDependable } from "cdktf";
+import { terraformLiteral } from "../terraform-literal.js";
 
 /** Debian 12: PostgreSQL 15 natively, and a target of both the PGDG and the Citus package repositories. */
 export const CITUS_VM_IMAGE = "debian-cloud/debian-12";
@@ -87,7 +88,7 @@ export class CitusNode extends Construct {
         "enable-oslogin": "TRUE",
         "block-project-ssh-keys": "true",
         "serial-port-enable": "false",
-        "startup-script": props.startupScript,
+        "startup-script": terraformLiteral(props.startupScript),
       },
       scheduling: { onHostMaintenance: "MIGRATE", automaticRestart: true, preemptible: false },
       deletionProtection: props.deletionProtection,

@@ -480,6 +480,18 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     checkStack: ({ json }) => resourcesOf(json, "google_service_account_key").map((r) => [r.address, "a long-lived service account key"]),
   },
   {
+    id: "PLATFORM_REFERENCES_IN_STACK",
+    title: "Every reference names a resource or data source of the same stack (environments never read each other's state)",
+    resourceTypes: [],
+    checkStack: ({ json }) => danglingReferences(json),
+  },
+  {
+    id: "PLATFORM_TEMPLATE_LITERALS",
+    title: "Strings carry no accidental Terraform template syntax (shell ${VAR} or %{ written unescaped)",
+    resourceTypes: [],
+    checkStack: ({ json }) => templateSyntaxErrors(json),
+  },
+  {
     id: "PLATFORM_CMEK_DISKS",
     title: "Persistent disks are encrypted with a customer-managed key",
     resourceTypes: ["google_compute_disk"],
@@ -511,4 +523,63 @@ export function checkPolicies(stack: SynthesizedStack, rules: readonly PolicyRul
 export function formatViolations(violations: readonly Violation[]): string {
   const lines = violations.map((v) => `  ${v.rule} [${v.stack}] ${v.address}: ${v.reason} (${v.title})`);
   return `policy: ${violations.length} violation(s); fix the construct or the config, not the rule:\n${lines.join("\n")}`;
+}
+
+/** Interpolations, skipping `$${...}` (a literal `${`, as in the embedded shell scripts). */
+const INTERPOLATION = /(?<!\$)\$\{([^}]*)\}/g;
+/** A resource or data source reference inside an interpolation: google_x.name or data.google_x.name. */
+const REFERENCE = /(?<![\w.])(data\.)?((?:google|google-beta|terraform)_[a-z0-9_]+)\.([A-Za-z0-9_-]+)/g;
+
+/** A reference as cdktf writes one: google_x.name.attr, data.google_x.name.attr, with [0] or ["key"] steps. */
+const TRAVERSAL = /^(data\.)?[a-z][a-z0-9_-]*\.[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+|\[\d+\]|\["[^"]*"\])*$/;
+
+/** Calls `visit` with every string in the stack's resources, data sources and outputs, and where it is. */
+function eachString(json: TerraformJson, visit: (address: string, text: string) => void): void {
+  const scan = (address: string, value: unknown): void => {
+    if (typeof value === "string") visit(address, value);
+    else if (Array.isArray(value)) for (const item of value) scan(address, item);
+    else if (value !== null && typeof value === "object") for (const item of Object.values(value)) scan(address, item);
+  };
+  for (const kind of ["resource", "data"] as const) {
+    for (const [type, byName] of Object.entries(json[kind] ?? {})) {
+      for (const [name, conf] of Object.entries(byName)) scan(`${kind === "data" ? "data." : ""}${type}.${name}`, conf);
+    }
+  }
+  for (const [name, output] of Object.entries(json.output ?? {})) scan(`output.${name}`, output.value);
+}
+
+/**
+ * Terraform parses every string as a template. A `${...}` that is not a reference, or any `%{`, is almost always a
+ * generated file's own syntax (a shell script's ${VAR}) that terraformLiteral() should have escaped; Terraform
+ * would reject the plan with "Invalid character", or worse, evaluate it.
+ */
+export function templateSyntaxErrors(json: TerraformJson): [string, string][] {
+  const found: [string, string][] = [];
+  eachString(json, (address, text) => {
+    for (const [whole, expression] of text.matchAll(INTERPOLATION)) {
+      if (!TRAVERSAL.test(expression!.trim())) found.push([address, `"${whole.slice(0, 60)}" is not a reference: escape the text with terraformLiteral()`]);
+    }
+    if (/(?<!%)%\{/.test(text)) found.push([address, `holds an unescaped "%{" template directive: escape the text with terraformLiteral()`]);
+  });
+  return found;
+}
+
+/**
+ * References to resources or data sources the stack does not declare, and any remote state. Such a reference is
+ * what cdktf's cross-stack wiring would produce; PlatformStack skips that wiring (prepareStack), so it must not occur.
+ */
+export function danglingReferences(json: TerraformJson): [string, string][] {
+  const found: [string, string][] = [];
+  for (const name of Object.keys(json.data?.terraform_remote_state ?? {})) {
+    found.push([`data.terraform_remote_state.${name}`, "reads another stack's state"]);
+  }
+  const declared = (kind: "resource" | "data", type: string, name: string) => Boolean(json[kind]?.[type]?.[name]);
+  eachString(json, (address, text) => {
+    for (const [, expression] of text.matchAll(INTERPOLATION)) {
+      for (const [reference, data, type, name] of expression!.matchAll(REFERENCE)) {
+        if (!declared(data ? "data" : "resource", type!, name!)) found.push([address, `refers to ${reference}, which this stack does not declare`]);
+      }
+    }
+  });
+  return found;
 }
