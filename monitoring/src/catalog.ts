@@ -23,6 +23,10 @@ export const SCRAPE_JOBS = {
   /** redis_exporter pointed at Memorystore */
   redis: ["up", "redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_connected_clients"],
   hydra: ["up", ...histogram("http_request_duration_seconds")],
+  /** Each Prometheus replica scraping itself: whether rules evaluate and alerts leave */
+  prometheus: ["up", "prometheus_rule_evaluation_failures_total", "prometheus_notifications_alertmanagers_discovered", "prometheus_notifications_errors_total", "prometheus_notifications_dropped_total", "prometheus_notifications_sent_total"],
+  /** Alertmanager's replicas: whether notifications reach the receiver */
+  alertmanager: ["up", "alertmanager_notifications_total", "alertmanager_notifications_failed_total", "alertmanager_cluster_members"],
 } as const;
 
 export type ScrapeJob = keyof typeof SCRAPE_JOBS;

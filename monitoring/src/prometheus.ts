@@ -4,6 +4,7 @@ import type { ScrapeJob } from "./catalog.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT } from "./exporter-queries.js";
 
 export const RULES_DIR = "/etc/prometheus/rules";
+export const PROMETHEUS_PORT = 9090;
 export { POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT, REDIS_EXPORTER_PORT };
 
 /** Pods that opt in with prometheus.io/scrape, in one namespace, one app label: the charts' annotations. */
@@ -52,6 +53,10 @@ export function prometheusConfig(config: EnvironmentConfig) {
       vmJob("citus-postgres", POSTGRES_EXPORTER_PORT),
       vmJob("citus-node", NODE_EXPORTER_PORT),
       { job_name: "redis", static_configs: [{ targets: [`redis-exporter.${config.kubernetes.redisExporter.namespace}.svc.cluster.local:${REDIS_EXPORTER_PORT}`] }] },
+      // The alert path itself: a Prometheus that cannot evaluate rules or reach Alertmanager, or an Alertmanager
+      // whose receiver rejects it, is otherwise silent.
+      { job_name: "prometheus", static_configs: [{ targets: [`localhost:${PROMETHEUS_PORT}`] }] },
+      { job_name: "alertmanager", static_configs: [{ targets: alertmanagerPeers(config, ALERTMANAGER.port) }] },
     ],
   };
 }

@@ -1,8 +1,10 @@
 /**
  * Recording and alert rules. Alerts page on symptoms users feel (errors, latency, lost replicas) and on the
  * database conditions that precede them (pool saturation, skew, replication lag, disk, Redis memory, failed
- * rebalances). Each alert names its runbook.
+ * rebalances), and on the alert path itself (rules failing, Alertmanager unreachable or unable to deliver). Each
+ * alert names its runbook.
  */
+import { ALERTMANAGER } from "./alertmanager.js";
 export interface RecordingRule {
   readonly record: string;
   readonly expr: string;
@@ -134,6 +136,34 @@ export const ALERT_RULES: RuleGroup = {
       for: "15m",
       labels: { severity: "ticket" },
       annotations: { summary: "Queue jobs keep failing", description: "Task {{ $labels.task }} fails {{ $value }} times per second.", runbook: runbook("worker-jobs") },
+    },
+    {
+      alert: "PrometheusRuleEvaluationFailing",
+      expr: 'sum by (instance) (rate(prometheus_rule_evaluation_failures_total{job="prometheus"}[5m])) > 0',
+      for: "15m",
+      labels: { severity: "page" },
+      annotations: { summary: "Prometheus fails to evaluate rules", description: "{{ $labels.instance }}: {{ $value }} failed evaluations per second; the alerts those rules define cannot fire.", runbook: runbook("alerting-pipeline") },
+    },
+    {
+      alert: "PrometheusAlertmanagerUnreachable",
+      expr: `min by (instance) (prometheus_notifications_alertmanagers_discovered{job="prometheus"}) < ${ALERTMANAGER.replicas} or sum by (instance) (rate(prometheus_notifications_errors_total{job="prometheus"}[5m])) > 0`,
+      for: "10m",
+      labels: { severity: "ticket" },
+      annotations: { summary: "Prometheus cannot reach every Alertmanager replica", description: "{{ $labels.instance }}: one replica lost means one failure away from no alerts at all.", runbook: runbook("alerting-pipeline") },
+    },
+    {
+      alert: "AlertmanagerNotificationsFailing",
+      expr: 'sum by (integration) (rate(alertmanager_notifications_failed_total{job="alertmanager"}[5m])) > 0',
+      for: "10m",
+      labels: { severity: "page" },
+      annotations: { summary: "Alertmanager cannot deliver to {{ $labels.integration }}", description: "Notifications fail ({{ $value }} per second): check the alert-receiver secret and the egress to the receiver.", runbook: runbook("alerting-pipeline") },
+    },
+    {
+      alert: "AlertmanagerClusterDegraded",
+      expr: `min(alertmanager_cluster_members{job="alertmanager"}) < ${ALERTMANAGER.replicas} or count(up{job="alertmanager"} == 1) < ${ALERTMANAGER.replicas}`,
+      for: "10m",
+      labels: { severity: "ticket" },
+      annotations: { summary: "An Alertmanager replica is down or out of the cluster", description: "Silences and deduplication are not shared; one more failure stops notifications.", runbook: runbook("alerting-pipeline") },
     },
   ],
 };

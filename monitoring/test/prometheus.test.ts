@@ -174,6 +174,37 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       evalTime: "45m",
       fires: [{ task: "metrics.rollup-batch", severity: "ticket" }],
     },
+    {
+      alert: "PrometheusRuleEvaluationFailing",
+      series: [{ series: 'prometheus_rule_evaluation_failures_total{job="prometheus",instance="localhost:9090",rule_group="platform.alerts"}', values: "0+3x40" }],
+      evalTime: "30m",
+      fires: [{ instance: "localhost:9090", severity: "page" }],
+    },
+    {
+      alert: "PrometheusAlertmanagerUnreachable",
+      series: [
+        { series: 'prometheus_notifications_alertmanagers_discovered{job="prometheus",instance="localhost:9090"}', values: "1x30" },
+        { series: 'prometheus_notifications_errors_total{job="prometheus",instance="localhost:9090",alertmanager="am-1"}', values: "0x30" },
+      ],
+      evalTime: "20m",
+      fires: [{ instance: "localhost:9090", severity: "ticket" }],
+    },
+    {
+      alert: "AlertmanagerNotificationsFailing",
+      series: [{ series: 'alertmanager_notifications_failed_total{job="alertmanager",instance="am-0",integration="pagerduty",reason="serverError"}', values: "0+2x30" }],
+      evalTime: "20m",
+      fires: [{ integration: "pagerduty", severity: "page" }],
+    },
+    {
+      alert: "AlertmanagerClusterDegraded",
+      series: [
+        { series: 'alertmanager_cluster_members{job="alertmanager",instance="am-0"}', values: "1x30" },
+        { series: 'up{job="alertmanager",instance="am-0"}', values: "1x30" },
+        { series: 'up{job="alertmanager",instance="am-1"}', values: "0x30" },
+      ],
+      evalTime: "20m",
+      fires: [{ severity: "ticket" }],
+    },
   ];
 
   it("has a firing case for every alert", () => {
@@ -204,6 +235,21 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
         { series: 'up{job="tenant-service",pod="b"}', values: "1x30" },
       ],
       alert_rule_test: ["TenantServiceErrorRateHigh", "TenantServiceReplicasDown"].map((alertname) => ({ eval_time: "20m", alertname, exp_alerts: [] })),
+    } as never);
+    // A healthy alert path: both Alertmanagers found and clustered, rules evaluating, notifications delivered.
+    tests.push({
+      interval: "1m",
+      input_series: [
+        { series: 'prometheus_notifications_alertmanagers_discovered{job="prometheus",instance="localhost:9090"}', values: "2x30" },
+        { series: 'prometheus_notifications_errors_total{job="prometheus",instance="localhost:9090",alertmanager="am-0"}', values: "0x30" },
+        { series: 'prometheus_rule_evaluation_failures_total{job="prometheus",instance="localhost:9090",rule_group="platform.alerts"}', values: "0x30" },
+        { series: 'alertmanager_notifications_failed_total{job="alertmanager",instance="am-0",integration="pagerduty",reason="serverError"}', values: "0x30" },
+        { series: 'alertmanager_cluster_members{job="alertmanager",instance="am-0"}', values: "2x30" },
+        { series: 'alertmanager_cluster_members{job="alertmanager",instance="am-1"}', values: "2x30" },
+        { series: 'up{job="alertmanager",instance="am-0"}', values: "1x30" },
+        { series: 'up{job="alertmanager",instance="am-1"}', values: "1x30" },
+      ],
+      alert_rule_test: ["PrometheusRuleEvaluationFailing", "PrometheusAlertmanagerUnreachable", "AlertmanagerNotificationsFailing", "AlertmanagerClusterDegraded"].map((alertname) => ({ eval_time: "25m", alertname, exp_alerts: [] })),
     } as never);
     const testFile = join(dir, "unit-tests.yml");
     writeFileSync(testFile, stringify({ rule_files: [join(dir, "unit-rules.yml")], evaluation_interval: "1m", tests }, { lineWidth: 0 }));
