@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { envVarName, platformNames, type EnvironmentConfig, type EnvironmentName } from "@platform/config";
+import { unresolvedImages } from "@platform/k8s/images";
 import type { CommandSpec, Step } from "./workflow.js";
 
 export interface DeployOptions {
@@ -35,7 +36,11 @@ const TOOLS = ["terraform", "gcloud", "kubectl"] as const;
 const onPath = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status === 0;
 
 /** Everything a deploy needs before it changes anything; an empty list means go. */
-export function deployPreflight(o: DeployOptions, hasTool: (tool: string) => boolean = onPath): string[] {
+export function deployPreflight(
+  o: DeployOptions,
+  hasTool: (tool: string) => boolean = onPath,
+  unresolved: () => string[] = unresolvedImages,
+): string[] {
   const problems: string[] = [];
   const upper = o.environment.toUpperCase();
   if (o.config.gcp.placeholder) {
@@ -46,6 +51,11 @@ export function deployPreflight(o: DeployOptions, hasTool: (tool: string) => boo
   }
   if (!o.env?.MIGRATE_DATABASE_URL) {
     problems.push(`MIGRATE_DATABASE_URL is not set: the migration role's connection to the ${upper} coordinator (through an IAP tunnel; docs/DEPLOYMENT.md)`);
+  }
+  // The zero digest would reach the cluster as an image that cannot be pulled: every such pod in ImagePullBackOff.
+  const unpinned = unresolved();
+  if (unpinned.length > 0) {
+    problems.push(`third-party images without a digest: ${unpinned.join(", ")}. Resolve each (crane digest <repository>:<tag>) and record it in k8s/src/images.ts`);
   }
   for (const tool of TOOLS) if (!hasTool(tool)) problems.push(`${tool} is not on PATH (docs/DEPLOYMENT.md, prerequisites)`);
   return problems;

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { loadEnvironment } from "@platform/config";
+import { unresolvedImages } from "@platform/k8s/images";
 import { applyOrder, deployPreflight, deploySteps, rolloutTargets } from "../src/deploy.js";
 
 const scriptsDir = join(import.meta.dirname, "..");
@@ -18,14 +19,21 @@ const real = loadEnvironment("staging", {
 
 describe("scripts/deploy", () => {
   it("will not start with the example project, the example image, no migration role or a missing tool", () => {
-    const problems = deployPreflight({ environment: "staging", config: example, root: scriptsDir, yes: false, env: {} }, (tool) => tool !== "gcloud");
+    const problems = deployPreflight({ environment: "staging", config: example, root: scriptsDir, yes: false, env: {} }, (tool) => tool !== "gcloud", () => ["kong (docker.io/library/kong:3.9.1)"]);
     expect(problems).toEqual([
       expect.stringMatching(/staging still uses the example project "example-saas-staging": set PLATFORM_STAGING_PROJECT_ID and PLATFORM_STAGING_STATE_BUCKET/),
       expect.stringMatching(/the tenant-service image is the example digest: set PLATFORM_STAGING_TENANT_SERVICE_IMAGE/),
       expect.stringMatching(/MIGRATE_DATABASE_URL is not set/),
+      "third-party images without a digest: kong (docker.io/library/kong:3.9.1). Resolve each (crane digest <repository>:<tag>) and record it in k8s/src/images.ts",
       "gcloud is not on PATH (docs/DEPLOYMENT.md, prerequisites)",
     ]);
-    expect(deployPreflight({ environment: "staging", config: real, root: scriptsDir, yes: false, env: { MIGRATE_DATABASE_URL: "postgresql://m@db/p" } }, () => true)).toEqual([]);
+    expect(deployPreflight({ environment: "staging", config: real, root: scriptsDir, yes: false, env: { MIGRATE_DATABASE_URL: "postgresql://m@db/p" } }, () => true, () => [])).toEqual([]);
+  });
+
+  it("reads the image table itself: the images this repository has not pinned yet stop a real deploy", () => {
+    const problems = deployPreflight({ environment: "staging", config: real, root: scriptsDir, yes: false, env: { MIGRATE_DATABASE_URL: "postgresql://m@db/p" } }, () => true);
+    const unpinned = unresolvedImages();
+    expect(problems).toEqual(unpinned.length > 0 ? [expect.stringContaining(unpinned.join(", "))] : []);
   });
 
   it("runs the layers in the documented order: infra, database, then the setup file before the applications", () => {
