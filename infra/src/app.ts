@@ -14,6 +14,7 @@ export interface TerraformJson {
   readonly resource?: Record<string, Record<string, Record<string, unknown>>>;
   readonly data?: Record<string, Record<string, Record<string, unknown>>>;
   readonly output?: Record<string, { value: unknown }>;
+  readonly locals?: Record<string, unknown>;
   readonly terraform?: Record<string, unknown>;
   readonly provider?: Record<string, unknown>;
 }

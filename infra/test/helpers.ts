@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ENVIRONMENT_NAMES, loadEnvironment, type EnvironmentConfig } from "@platform/config";
-import { synthesize, type SynthesizedStack } from "../src/app.js";
+import { synthesize, type SynthesizedStack, type TerraformJson } from "../src/app.js";
+import { renderedByTerraform } from "../src/terraform-literal.js";
 import { resourcesOf, type TerraformResource } from "../src/policy/index.js";
 
 /** Loads configs hermetically: no operator override file, no PLATFORM_* variables from the shell. */
@@ -34,3 +35,21 @@ export function only(stack: SynthesizedStack, type: string): TerraformResource {
 }
 
 export { resourcesOf };
+
+/**
+ * The startup script a Citus VM receives, as Terraform renders it: the instance's header followed by the stack's
+ * shared body (a Terraform local), both unescaped.
+ */
+export function renderedStartupScript(json: TerraformJson, conf: Record<string, unknown>): string {
+  const metadata = (Array.isArray(conf.metadata) ? conf.metadata[0] : conf.metadata) as Record<string, string>;
+  return metadata["startup-script"]!
+    .split(/(?<!\$)(\$\{local\.[A-Za-z0-9_-]+\})/)
+    .map((part) => {
+      const local = /^\$\{local\.([A-Za-z0-9_-]+)\}$/.exec(part);
+      if (!local) return renderedByTerraform(part);
+      const value = json.locals?.[local[1]!];
+      if (typeof value !== "string") throw new Error(`the stack has no string local ${local[1]}`);
+      return renderedByTerraform(value);
+    })
+    .join("");
+}

@@ -6,8 +6,7 @@ import { at, block, blocks, allowsPort } from "../src/policy/index.js";
 import { StackOutputsSchema } from "../src/outputs.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "@platform/monitoring/exporter-queries";
 import { IAP_TCP_FORWARDING_RANGE } from "../src/constructs/firewall.js";
-import { renderedByTerraform } from "../src/terraform-literal.js";
-import { hermeticConfigs, only, resourcesOf, synthesizeAll } from "./helpers.js";
+import { hermeticConfigs, only, renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js";
 
 const configs = hermeticConfigs();
 let stacks: SynthesizedStack[];
@@ -187,7 +186,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
   describe("Citus", () => {
     const instances = () => all("google_compute_instance");
     const primaries = () => instances().filter((i) => !String(i.conf.name).endsWith("-standby"));
-    const script = (instance: string) => renderedByTerraform(metadataOf(instances().find((i) => i.conf.name === instance)!.conf)["startup-script"]!);
+    const script = (instance: string) => renderedStartupScript(stack().json, instances().find((i) => i.conf.name === instance)!.conf);
     it(`runs a coordinator and ${config.citus.workers} workers${config.citus.standby ? ", each with a standby" : ""}`, () => {
       expect(primaries().map((i) => i.conf.name).sort()).toEqual([names.citus.coordinator, ...names.citus.workers].map((n) => n.instance).sort());
       expect(instances().length).toBe((1 + config.citus.workers) * (config.citus.standby ? 2 : 1));
@@ -232,7 +231,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     });
     it("generates startup scripts that bash parses, install Citus and configure PostgreSQL as required", () => {
       for (const vm of instances()) {
-        const text = renderedByTerraform(metadataOf(vm.conf)["startup-script"]!);
+        const text = renderedStartupScript(stack().json, vm.conf);
         execFileSync("bash", ["-n"], { input: text });
         expect(text).toContain(`readonly CITUS_PACKAGE='postgresql-${config.citus.postgresMajor}-citus-${config.citus.citusVersion}'`);
       }

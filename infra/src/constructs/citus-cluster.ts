@@ -1,10 +1,11 @@
 import { Construct } from "constructs";
 import { ComputeResourcePolicy, SecretManagerSecret, SecretManagerSecretIamMember, StorageBucketIamMember } from "../google.js";
-import type { ITerraformDependable } from "cdktf";
+import { TerraformLocal, type ITerraformDependable } from "cdktf";
 import type { EnvironmentConfig, PlatformNames } from "@platform/config";
 import { CitusNode } from "./citus-node.js";
 import { DedicatedServiceAccount } from "./service-account.js";
-import { citusStartupScript, type CitusBootstrapProps } from "../citus/startup-script.js";
+import { citusSharedScript, citusStartupHeader, type CitusBootstrapProps } from "../citus/startup-script.js";
+import { terraformLiteral } from "../terraform-literal.js";
 
 export interface CitusClusterProps {
   readonly config: EnvironmentConfig;
@@ -129,6 +130,9 @@ export class CitusCluster extends Construct {
     };
 
     this.standbys = [];
+    // Most of the script is the same on every node: one Terraform local, which each instance's script ends with.
+    const body = new TerraformLocal(this, "citus_bootstrap_body", terraformLiteral(citusSharedScript()));
+    const script = (bootstrap: CitusBootstrapProps) => ({ header: citusStartupHeader(bootstrap), sharedBody: body.asString });
     const node = (name: PlatformNames["citus"]["coordinator"], spec: { machineType: string; dataDiskGb: number }): CitusNode => {
       const account = name.role === "coordinator" ? this.coordinatorAccount : this.workerAccount;
       const stanza = `${config.prefix}-${name.role === "coordinator" ? "coordinator" : `worker-${name.index}`}`;
@@ -154,7 +158,7 @@ export class CitusCluster extends Construct {
         zone: name.zone,
         instanceName: name.instance,
         host: name.host,
-        startupScript: citusStartupScript({
+        startupScript: script({
           ...baseScript,
           role: name.role,
           nodeKind: name.role,
@@ -175,7 +179,7 @@ export class CitusCluster extends Construct {
             instanceName: name.standby.instance,
             host: name.standby.host,
             labels: { ...common.labels, "citus-standby": "true" },
-            startupScript: citusStartupScript({
+            startupScript: script({
               ...baseScript,
               role: "standby",
               nodeKind: name.role,

@@ -23,7 +23,11 @@ export interface CitusNodeProps {
   readonly diskKey: string;
   /** Snapshot schedule attached to the data disk. */
   readonly snapshotPolicyName: string;
-  readonly startupScript: string;
+  /**
+   * The startup script: this node's header (plain text) and the body shared by every node, as a reference to a
+   * Terraform local holding it (cdktf then processes the 23 KB body once per stack, not once per VM).
+   */
+  readonly startupScript: { readonly header: string; readonly sharedBody: string };
   readonly deletionProtection: boolean;
   readonly labels: Record<string, string>;
   /** E.g. the Compute service agent's grant on the disk key. */
@@ -88,7 +92,7 @@ export class CitusNode extends Construct {
         "enable-oslogin": "TRUE",
         "block-project-ssh-keys": "true",
         "serial-port-enable": "false",
-        "startup-script": terraformLiteral(props.startupScript),
+        "startup-script": `${terraformLiteral(props.startupScript.header)}${props.startupScript.sharedBody}`,
       },
       scheduling: { onHostMaintenance: "MIGRATE", automaticRestart: true, preemptible: false },
       deletionProtection: props.deletionProtection,

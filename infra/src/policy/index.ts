@@ -530,6 +530,7 @@ const INTERPOLATION = /(?<!\$)\$\{([^}]*)\}/g;
 /** A resource or data source reference inside an interpolation: google_x.name or data.google_x.name. */
 const REFERENCE = /(?<![\w.])(data\.)?((?:google|google-beta|terraform)_[a-z0-9_]+)\.([A-Za-z0-9_-]+)/g;
 
+const LOCAL_REFERENCE = /(?<![\w.])local\.([A-Za-z0-9_-]+)/g;
 /** A reference as cdktf writes one: google_x.name.attr, data.google_x.name.attr, with [0] or ["key"] steps. */
 const TRAVERSAL = /^(data\.)?[a-z][a-z0-9_-]*\.[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+|\[\d+\]|\["[^"]*"\])*$/;
 
@@ -546,6 +547,7 @@ function eachString(json: TerraformJson, visit: (address: string, text: string) 
     }
   }
   for (const [name, output] of Object.entries(json.output ?? {})) scan(`output.${name}`, output.value);
+  for (const [name, value] of Object.entries(json.locals ?? {})) scan(`local.${name}`, value);
 }
 
 /**
@@ -578,6 +580,9 @@ export function danglingReferences(json: TerraformJson): [string, string][] {
     for (const [, expression] of text.matchAll(INTERPOLATION)) {
       for (const [reference, data, type, name] of expression!.matchAll(REFERENCE)) {
         if (!declared(data ? "data" : "resource", type!, name!)) found.push([address, `refers to ${reference}, which this stack does not declare`]);
+      }
+      for (const [reference, name] of expression!.matchAll(LOCAL_REFERENCE)) {
+        if (!(name! in (json.locals ?? {}))) found.push([address, `refers to ${reference}, which this stack does not declare`]);
       }
     }
   });
