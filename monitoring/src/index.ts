@@ -1,5 +1,5 @@
 export { ALERT_RULES, RECORDING_RULES, RULE_GROUPS, type AlertRule, type RecordingRule, type RuleGroup } from "./rules.js";
-export { prometheusConfig, RULES_DIR, POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT, REDIS_EXPORTER_PORT } from "./prometheus.js";
+export { prometheusConfig, RULES_DIR, PROMETHEUS_PORT, POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT, REDIS_EXPORTER_PORT } from "./prometheus.js";
 export { EXPORTER_QUERIES, postgresExporterQueries, type ExporterQuery } from "./exporter-queries.js";
 export { SCRAPE_JOBS, knownMetrics, type ScrapeJob } from "./catalog.js";
 export { renderMonitoring, type RenderedMonitoring } from "./render.js";

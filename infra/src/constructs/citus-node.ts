@@ -25,7 +25,7 @@ export interface CitusNodeProps {
   readonly snapshotPolicyName: string;
   /**
    * The startup script: this node's header (plain text) and the body shared by every node, as a reference to a
-   * Terraform local holding it (cdktf then processes the 23 KB body once per stack, not once per VM).
+   * Terraform local holding it (cdktf then processes those tens of KB once per stack, not once per VM).
    */
   readonly startupScript: { readonly header: string; readonly sharedBody: string };
   readonly deletionProtection: boolean;

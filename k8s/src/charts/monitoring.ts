@@ -8,6 +8,7 @@ import {
   NODE_EXPORTER_PORT,
   POSTGRES_EXPORTER_PORT,
   PROMETHEUS_DATASOURCE,
+  PROMETHEUS_PORT,
   REDIS_EXPORTER_PORT,
   RULES_DIR,
   alertmanagerPeers,
@@ -21,7 +22,6 @@ import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-fi
 import { imageRef } from "../images.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
-const PROMETHEUS_PORT = 9090;
 const GRAFANA_PORT = 3000;
 const JAEGER = { otlpHttp: PORTS.jaegerOtlpHttp, query: 16686, admin: 14269 };
 
