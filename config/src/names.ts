@@ -76,6 +76,8 @@ export interface PlatformNames {
     readonly grafanaAdminPassword: string;
     /** Where Alertmanager sends alerts: the PagerDuty routing key or the Slack webhook URL (monitoring.alertReceiver), added by operators. */
     readonly alertReceiver: string;
+    /** The dead man's switch: the URL of an external heartbeat check (healthchecks.io, Cronitor, Opsgenie), added by operators. */
+    readonly alertHeartbeat: string;
   };
   readonly networkTags: { readonly citus: string; readonly gkeNodes: string };
 }
@@ -158,6 +160,7 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
       hydraSystemSecret: `${p}-hydra-system-secret`,
       grafanaAdminPassword: `${p}-grafana-admin-password`,
       alertReceiver: `${p}-alert-receiver`,
+      alertHeartbeat: `${p}-alert-heartbeat`,
     },
     networkTags: { citus: `${p}-citus`, gkeNodes: `${p}-gke-node` },
   };

@@ -200,18 +200,20 @@ export class PlatformStack extends TerraformStack {
     const tenantService = identity("TenantServiceIdentity", "tenantService", "Tenant service", workloadSecrets, workloadRoles);
     const tenantWorker = identity("TenantWorkerIdentity", "tenantWorker", "Tenant queue worker", workloadSecrets, workloadRoles);
 
-    // Secrets whose values operators add (the API's certificate from their CA or ACME, the alert receiver's key):
+    // Secrets whose values operators add (the API's certificate from their CA or ACME, the alert receiver's key, the
+    // heartbeat URL):
     // the stack creates only the containers, so the values never pass through Terraform.
     const operatorSecret = (key: string, secretId: string) =>
       new SecretManagerSecret(this, key, { project, secretId, replication: { auto: {} }, labels });
     const apiTlsCert = operatorSecret("ApiTlsCert", names.secrets.apiTlsCert);
     const apiTlsKey = operatorSecret("ApiTlsKey", names.secrets.apiTlsKey);
     const alertReceiver = operatorSecret("AlertReceiver", names.secrets.alertReceiver);
+    const alertHeartbeat = operatorSecret("AlertHeartbeat", names.secrets.alertHeartbeat);
     identity("GatewayIdentity", "gateway", "API gateway", [apiTlsCert.secretId, apiTlsKey.secretId, redis.authSecret.secretId, redis.caSecret.secretId]);
     identity("HydraIdentity", "hydra", "Ory Hydra", [citus.secrets.hydraDbPassword.secretId, citus.secrets.hydraSystemSecret.secretId, citus.secrets.dbCaCert.secretId]);
     identity("GrafanaIdentity", "grafana", "Grafana", [citus.secrets.grafanaAdminPassword.secretId]);
     identity("RedisExporterIdentity", "redisExporter", "redis_exporter", [redis.authSecret.secretId, redis.caSecret.secretId]);
-    identity("AlertmanagerIdentity", "alertmanager", "Alertmanager", [alertReceiver.secretId]);
+    identity("AlertmanagerIdentity", "alertmanager", "Alertmanager", [alertReceiver.secretId, alertHeartbeat.secretId]);
 
     const outputs: Record<StackOutputName, unknown> = {
       environment: config.name,

@@ -167,13 +167,14 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     const role = find(env, "ClusterRole", "platform-prometheus") as any;
     expect(role.rules).toEqual([{ apiGroups: [""], resources: ["pods", "services", "endpoints"], verbs: ["get", "list", "watch"] }]);
   });
-  it("runs two Alertmanagers that gossip, every Prometheus sends to both, and the receiver's credential is a mounted file", () => {
+  it("runs two Alertmanagers that gossip, every Prometheus sends to both, and the receiver's credential and heartbeat URL are mounted files", () => {
     const am = find(env, "StatefulSet", "alertmanager").spec as any;
     expect(am.replicas).toBe(2);
     const args: string[] = am.template.spec.containers[0].args;
     expect(args.filter((a) => a.startsWith("--cluster.peer="))).toEqual(alertmanagerPeers(config, ALERTMANAGER.clusterPort).map((p) => `--cluster.peer=${p}`));
     const spc = find(env, "SecretProviderClass", "alertmanager-secrets") as any;
     expect(String(spc.spec.parameters.secrets)).toContain(`secrets/${names.secrets.alertReceiver}/versions/latest`);
+    expect(String(spc.spec.parameters.secrets)).toContain(`secrets/${names.secrets.alertHeartbeat}/versions/latest`);
     expect(find(env, "ServiceAccount", config.kubernetes.alertmanager.serviceAccount).metadata.annotations?.["iam.gke.io/gcp-service-account"]).toBe(names.serviceAccounts.alertmanager.email);
     const policy = find(env, "NetworkPolicy", "alertmanager").spec as any;
     const https = policy.egress.find((e: any) => e.ports[0].port === 443);

@@ -8,6 +8,10 @@ import type { EnvironmentConfig } from "@platform/config";
 export const ALERTMANAGER = { replicas: 2, port: 9093, clusterPort: 9094, name: "alertmanager" } as const;
 /** Where the chart mounts the receiver's secret. */
 export const ALERT_RECEIVER_FILE = "/var/run/secrets/platform/alert-receiver";
+/** Where the chart mounts the heartbeat URL (<prefix>-alert-heartbeat). */
+export const ALERT_HEARTBEAT_FILE = "/var/run/secrets/platform/alert-heartbeat";
+/** The always-firing alert whose delivery proves the whole path works (rules, Prometheus, Alertmanager, egress). */
+export const HEARTBEAT_ALERT = "Watchdog";
 
 /** Each replica by its stable name (the StatefulSet's headless Service): Prometheus must reach every one. */
 export function alertmanagerPeers(config: EnvironmentConfig, port: number): string[] {
@@ -40,11 +44,16 @@ export function alertmanagerConfig(config: EnvironmentConfig) {
       group_wait: "30s",
       group_interval: "5m",
       repeat_interval: "12h",
-      // Pages repeat hourly until resolved.
-      routes: [{ receiver: "platform", matchers: ['severity="page"'], repeat_interval: "1h" }],
+      routes: [
+        // The dead man's switch: the Watchdog fires forever and is re-sent every minute to an external check, which
+        // alerts on its own when the beats stop: Prometheus, Alertmanager or their egress is down.
+        { receiver: "heartbeat", matchers: [`alertname="${HEARTBEAT_ALERT}"`], group_wait: "0s", group_interval: "1m", repeat_interval: "1m" },
+        // Pages repeat hourly until resolved.
+        { receiver: "platform", matchers: ['severity="page"'], repeat_interval: "1h" },
+      ],
     },
     // A disk already filling up pages; the 24-hour forecast for the same disk would only repeat it.
     inhibit_rules: [{ source_matchers: ['alertname="CitusDiskFillingUp"'], target_matchers: ['alertname="CitusDiskWillFillIn24h"'], equal: ["instance", "environment"] }],
-    receivers: [receiver],
+    receivers: [receiver, { name: "heartbeat", webhook_configs: [{ url_file: ALERT_HEARTBEAT_FILE, send_resolved: false }] }],
   };
 }

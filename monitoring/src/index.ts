@@ -4,4 +4,4 @@ export { EXPORTER_QUERIES, postgresExporterQueries, type ExporterQuery } from ".
 export { SCRAPE_JOBS, knownMetrics, type ScrapeJob } from "./catalog.js";
 export { renderMonitoring, type RenderedMonitoring } from "./render.js";
 export { dashboards, PROMETHEUS_DATASOURCE } from "./dashboards.js";
-export { alertmanagerConfig, alertmanagerPeers, ALERTMANAGER, ALERT_RECEIVER_FILE } from "./alertmanager.js";
+export { alertmanagerConfig, alertmanagerPeers, ALERTMANAGER, ALERT_HEARTBEAT_FILE, ALERT_RECEIVER_FILE, HEARTBEAT_ALERT } from "./alertmanager.js";

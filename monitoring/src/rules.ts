@@ -4,7 +4,7 @@
  * rebalances), and on the alert path itself (rules failing, Alertmanager unreachable or unable to deliver). Each
  * alert names its runbook.
  */
-import { ALERTMANAGER } from "./alertmanager.js";
+import { ALERTMANAGER, HEARTBEAT_ALERT } from "./alertmanager.js";
 export interface RecordingRule {
   readonly record: string;
   readonly expr: string;
@@ -14,7 +14,8 @@ export interface AlertRule {
   readonly alert: string;
   readonly expr: string;
   readonly for: string;
-  readonly labels: { readonly severity: "page" | "ticket" };
+  /** page: someone acts now; ticket: someone acts today; heartbeat: the Watchdog, for the external check only. */
+  readonly labels: { readonly severity: "page" | "ticket" | "heartbeat" };
   readonly annotations: { readonly summary: string; readonly description: string; readonly runbook: string };
 }
 
@@ -136,6 +137,17 @@ export const ALERT_RULES: RuleGroup = {
       for: "15m",
       labels: { severity: "ticket" },
       annotations: { summary: "Queue jobs keep failing", description: "Task {{ $labels.task }} fails {{ $value }} times per second.", runbook: runbook("worker-jobs") },
+    },
+    {
+      alert: HEARTBEAT_ALERT,
+      expr: "vector(1)",
+      for: "0m",
+      labels: { severity: "heartbeat" },
+      annotations: {
+        summary: "Always firing: the alert path is alive",
+        description: "Sent every minute to the external heartbeat check (<prefix>-alert-heartbeat); that check alerts when it stops.",
+        runbook: runbook("alerting-pipeline"),
+      },
     },
     {
       alert: "PrometheusRuleEvaluationFailing",

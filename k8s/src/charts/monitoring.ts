@@ -4,6 +4,7 @@ import { stringify } from "yaml";
 import { platformNames, type EnvironmentConfig } from "@platform/config";
 import {
   ALERTMANAGER,
+  ALERT_HEARTBEAT_FILE,
   ALERT_RECEIVER_FILE,
   NODE_EXPORTER_PORT,
   POSTGRES_EXPORTER_PORT,
@@ -201,12 +202,17 @@ export class MonitoringChart extends Chart {
     }
 
     // ---- Alertmanager: two replicas that gossip, so a notification is neither lost nor sent twice.
-    if (!ALERT_RECEIVER_FILE.startsWith(`${SECRETS_DIR}/`)) throw new Error(`ALERT_RECEIVER_FILE must live in ${SECRETS_DIR}`);
+    for (const file of [ALERT_RECEIVER_FILE, ALERT_HEARTBEAT_FILE]) {
+      if (!file.startsWith(`${SECRETS_DIR}/`)) throw new Error(`${file} must live in ${SECRETS_DIR}`);
+    }
     const alertSecrets = new SecretManagerFiles(this, "AlertmanagerSecrets", {
       namespace,
       name: "alertmanager-secrets",
       projectId: config.gcp.projectId,
-      files: { [names.secrets.alertReceiver]: ALERT_RECEIVER_FILE.slice(SECRETS_DIR.length + 1) },
+      files: {
+        [names.secrets.alertReceiver]: ALERT_RECEIVER_FILE.slice(SECRETS_DIR.length + 1),
+        [names.secrets.alertHeartbeat]: ALERT_HEARTBEAT_FILE.slice(SECRETS_DIR.length + 1),
+      },
     });
     new KubeConfigMap(this, "AlertmanagerConfig", { metadata: { name: "alertmanager-config", namespace }, data: { "alertmanager.yml": files["alertmanager.yml"]! } });
     new KubeServiceAccount(this, "AlertmanagerAccount", {
