@@ -8,6 +8,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { ENVIRONMENT_NAMES, isEnvironmentName } from "@platform/config";
+import { main } from "@platform/scripts/cli";
 import { CostError, byComponent, estimateStack, priceTableSchema, type Range } from "./estimate.js";
 
 const infraDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -55,21 +56,4 @@ const program = new Command()
     console.log(`prices transcribed from ${Object.values(table.sources).join(", ")}; check them there before quoting this figure`);
   });
 
-program.exitOverride();
-// Output piped into `head` that stops reading is not an error.
-process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code === "EPIPE") process.exit(0);
-  throw error;
-});
-try {
-  await program.parseAsync();
-} catch (error) {
-  const code = (error as { code?: string }).code;
-  if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") process.exit(0);
-  if (code?.startsWith("commander.")) process.exit(2);
-  if (error instanceof CostError) {
-    console.error(`cost: ${error.message}`);
-    process.exit(2);
-  }
-  throw error;
-}
+await main("cost", program, 2);

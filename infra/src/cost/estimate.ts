@@ -68,7 +68,10 @@ export interface Estimate {
   readonly notes: readonly string[];
 }
 
-export class CostError extends Error {}
+/** Bad input to the estimate: the CLI prints the message and exits 2. */
+export class CostError extends Error {
+  readonly exitCode = 2;
+}
 
 /** Types with no charge of their own (their cost, if any, is in a priced resource or is usage). */
 const FREE = new Set([
