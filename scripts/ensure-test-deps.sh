@@ -2,6 +2,7 @@
 # Installs the Debian packages the test suites run real components from, when they are missing.
 # Run by `pnpm test` before vitest. As root it installs with apt-get, non-interactively; otherwise it says what is
 # missing and the suites that need it skip with a printed reason.
+# Extra `command:package` arguments are checked too: `pnpm bench:tenant` passes `wrk:wrk`, its load generator.
 set -euo pipefail
 
 # command-or-path : Debian package
@@ -12,6 +13,7 @@ REQUIRED=(
   "redis-server:redis-server"
   "promtool:prometheus"
   "amtool:prometheus-alertmanager"
+  "$@"
 )
 
 missing=()
@@ -31,7 +33,7 @@ fi
 
 if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
   echo "test dependencies missing: ${missing[*]}. Install them (sudo apt-get install ${missing[*]}); until then the" \
-    "tests that need them are skipped with a reason." >&2
+    "tests that need them are skipped with a reason (a benchmark falls back or says what it needs)." >&2
   exit 0
 fi
 

@@ -5,13 +5,10 @@
  * both one statement per round trip and pipelined as the service sends them. Target, against the pipelined
  * ceiling: >= 0.6 of the raw throughput, p99 <= 2x the raw p99.
  *
- *   BENCH_ROUNDS=3 BENCH_DURATION=5 BENCH_CONNECTIONS=50 pnpm bench:tenant     (BENCH_REDIS=0: in-process rate limiter)
+ *   BENCH_ROUNDS=3 BENCH_DURATION=5 BENCH_CONNECTIONS=50 pnpm bench:tenant
+ *   (BENCH_REDIS=0: in-process rate limiter; BENCH_GENERATOR=autocannon: autocannon even when wrk is installed)
  */
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { runMigrations } from "@platform/citus";
@@ -21,8 +18,8 @@ import { loadServiceConfig } from "../src/config.js";
 import { redisConnection } from "../src/connections.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 import { AUDIENCE, ISSUER, SECRET, token } from "../test/harness.js";
+import { type Generator, type LoadRequest, load as loadWith, wrkInstalled } from "./load.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = 2;
@@ -76,18 +73,9 @@ if (redis) await new Promise((resolve) => redis.once("ready", resolve));
 const app = await buildApp({ config, db, redis });
 const address = await app.listen({ port: 0, host: "127.0.0.1" });
 
-type LoadRequest = { method: string; path: string; headers: Record<string, string>; body?: string };
-type LoadResult = { rps: number; p50: number; p99: number; errors: number; non2xx: number; total: number };
-
-// Asynchronous: the service answers from this process's event loop while the child drives load.
-async function load(requests: LoadRequest[], duration = DURATION): Promise<LoadResult> {
-  const { stdout: out } = await promisify(execFile)(
-    join(here, "..", "node_modules", ".bin", "tsx"),
-    [join(here, "load.ts"), JSON.stringify({ url: address, connections: CONNECTIONS, duration, requests })],
-    { encoding: "utf8", maxBuffer: 10 * 1024 * 1024 },
-  );
-  return JSON.parse(out) as LoadResult;
-}
+// BENCH_GENERATOR=autocannon forces the Node.js generator even when wrk is installed, to compare the two.
+const generator: Generator = process.env.BENCH_GENERATOR === "autocannon" || !(await wrkInstalled()) ? "autocannon" : "wrk";
+const load = (requests: LoadRequest[], duration = DURATION) => loadWith(generator, { url: address, connections: CONNECTIONS, duration, requests });
 
 // The raw ceilings: CONNECTIONS concurrent loops on a pool of POOL, the same statements, no HTTP. "sequential" waits
 // for each statement's answer before sending the next (pg's default); "pipelined" puts the same statements on the
@@ -144,7 +132,10 @@ const inserts = seeds.map((s) => ({
   body: JSON.stringify({ ownerId: s.owner, title: "bench" }),
 }));
 
-console.log(`tenant service benchmark: ${CONNECTIONS} connections, pool ${POOL}, median of ${ROUNDS} rounds of ${DURATION}s, PostgreSQL 15 on loopback, rate limiter: ${redis ? "Redis" : "in-process"}`);
+console.log(`tenant service benchmark: ${CONNECTIONS} connections, pool ${POOL}, median of ${ROUNDS} rounds of ${DURATION}s, PostgreSQL 15 on loopback, rate limiter: ${redis ? "Redis" : "in-process"}, load generator: ${generator}`);
+if (generator === "autocannon" && process.env.BENCH_GENERATOR !== "autocannon") {
+  console.log("wrk is not installed (apt-get install wrk): autocannon shares the cores with the service and takes more of them, so the service's figures are pessimistic");
+}
 const rows: string[] = [];
 let ok = true;
 type Figures = { rps: number; p50: number; p99: number };
