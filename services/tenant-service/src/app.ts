@@ -14,6 +14,7 @@ import type { ServiceConfig } from "./config.js";
 import type { Database } from "./db/database.js";
 import { AppError } from "./errors.js";
 import { createMetrics, type ServiceMetrics } from "./metrics.js";
+import { leasedRedisStore } from "./rate-limit-store.js";
 import { tenantDataRoutes } from "./routes/tenant-data.js";
 import { tenantRoutes } from "./routes/tenants.js";
 import { resolveRequestTenant } from "./tenant-scope.js";
@@ -180,8 +181,8 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     await api.register(rateLimit, {
       max: config.RATE_LIMIT_MAX,
       timeWindow: config.RATE_LIMIT_WINDOW_MS,
-      redis: options.redis,
-      nameSpace: "tenant-service:rate:",
+      // Leases from Redis when there is one (see rate-limit-store.ts); otherwise the plugin's in-process store.
+      store: options.redis ? leasedRedisStore(options.redis, "tenant-service:rate:") : undefined,
       keyGenerator: (request) => (request.tenant ? `tenant:${request.tenant.id}` : `principal:${request.principal?.subject ?? request.ip}`),
       enableDraftSpec: true,
       // A Redis outage degrades to no limiting rather than to an outage of the API.
