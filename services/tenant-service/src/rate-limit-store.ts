@@ -68,7 +68,8 @@ type Result = { current: number; ttl: number };
 class LeasedRedisStore implements FastifyRateLimitStore {
   private readonly leases = new Map<string, Lease>();
   private readonly renewing = new Map<string, Promise<void>>();
-  private renewals = 0;
+  private renewalsSinceSweep = 0;
+  private sweepAfter = 1000;
 
   constructor(
     private readonly redis: Redis,
@@ -87,6 +88,11 @@ class LeasedRedisStore implements FastifyRateLimitStore {
       (result) => callback(null, result),
       (error: Error) => callback(error),
     );
+  }
+
+  /** Leases held, for tests and debugging: ended windows are swept away as renewals go on. */
+  get activeLeases(): number {
+    return this.leases.size;
   }
 
   // A route with its own limit counts under its own keys, as the plugin's RedisStore does.
@@ -127,7 +133,9 @@ class LeasedRedisStore implements FastifyRateLimitStore {
       .call(this.redis, k, timeWindow, max, this.tuning.leaseCap, this.tuning.leaseDivisor)
       .then(([reserved, granted, ttl]) => {
         this.leases.set(k, { reserved, remaining: granted, exhausted: granted === 0, windowEnd: Date.now() + Math.max(1, ttl) });
-        if (++this.renewals % 1000 === 0) this.sweep();
+        // A sweep walks every lease, so it waits for as many renewals as the last one kept: constant work per
+        // renewal however many tenants are active.
+        if (++this.renewalsSinceSweep >= this.sweepAfter) this.sweep();
       })
       .finally(() => this.renewing.delete(k));
     this.renewing.set(k, renewal);
@@ -136,8 +144,10 @@ class LeasedRedisStore implements FastifyRateLimitStore {
 
   // Leases of ended windows are dead weight: drop them now and then, so the map holds only active keys.
   private sweep(): void {
+    this.renewalsSinceSweep = 0;
     const now = Date.now();
     for (const [k, lease] of this.leases) if (now >= lease.windowEnd) this.leases.delete(k);
+    this.sweepAfter = Math.max(1000, this.leases.size);
   }
 }
 

@@ -106,6 +106,17 @@ describe.skipIf(unavailable !== undefined)("leased rate-limit store (real Redis)
     expect((await incr(store, "tenant:window", 1, 1000)).current).toBe(1);
   });
 
+  it("forgets the leases of ended windows, so memory follows the tenants active now, not every tenant seen", async () => {
+    const store = await replica();
+    await Promise.all(Array.from({ length: 1500 }, (_, i) => incr(store, `tenant:old-${i}`, 10, 1000)));
+    expect((store as unknown as { activeLeases: number }).activeLeases).toBe(1500);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // 1,500 renewals for new keys: enough to trigger a sweep, which drops every ended window.
+    await Promise.all(Array.from({ length: 1500 }, (_, i) => incr(store, `tenant:new-${i}`, 10, 60_000)));
+    expect((store as unknown as { activeLeases: number }).activeLeases).toBeLessThanOrEqual(1500);
+    expect((store as unknown as { activeLeases: number }).activeLeases).toBeGreaterThan(0);
+  });
+
   it("keeps keys apart: one tenant's exhaustion does not touch another's", async () => {
     const store = await replica();
     for (let i = 0; i < 3; i++) await incr(store, "tenant:x", 2);
