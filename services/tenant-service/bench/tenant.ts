@@ -5,7 +5,7 @@
  * both one statement per round trip and pipelined as the service sends them. Target, against the pipelined
  * ceiling: >= 0.6 of the raw throughput, p99 <= 2x the raw p99.
  *
- *   BENCH_ROUNDS=3 BENCH_DURATION=5 BENCH_CONNECTIONS=50 pnpm bench:tenant
+ *   BENCH_ROUNDS=5 BENCH_DURATION=5 BENCH_CONNECTIONS=50 pnpm bench:tenant
  *   (BENCH_REDIS=0: in-process rate limiter; BENCH_GENERATOR=autocannon: autocannon even when wrk is installed)
  */
 import { randomUUID } from "node:crypto";
@@ -20,11 +20,34 @@ import { createPostgresDatabase } from "../src/db/postgres.js";
 import { AUDIENCE, ISSUER, SECRET, token } from "../test/harness.js";
 import { type Generator, type LoadRequest, load as loadWith, wrkInstalled } from "./load.js";
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+// A typo here would otherwise run a benchmark of NaN seconds and print nonsense.
+function positiveInteger(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`${name} must be a positive integer (got "${raw}"); unset it for the default, ${fallback}`);
+    process.exit(2);
+  }
+  return value;
+}
+const DURATION = positiveInteger("BENCH_DURATION", 5);
+// Five rounds: on the 2-core build machine the median of three still moved by 15% from one invocation to the next.
+const ROUNDS = positiveInteger("BENCH_ROUNDS", 5);
 const WARMUP = 2;
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const POOL = Number(process.env.BENCH_POOL ?? 20);
+const CONNECTIONS = positiveInteger("BENCH_CONNECTIONS", 50);
+const POOL = positiveInteger("BENCH_POOL", 20);
+// BENCH_GENERATOR=autocannon forces the Node.js generator even when wrk is installed, to compare the two.
+const requested = process.env.BENCH_GENERATOR;
+if (requested !== undefined && requested !== "wrk" && requested !== "autocannon") {
+  console.error(`BENCH_GENERATOR must be wrk or autocannon (got "${requested}"); unset it for wrk when installed, else autocannon`);
+  process.exit(2);
+}
+const hasWrk = await wrkInstalled();
+if (requested === "wrk" && !hasWrk) {
+  console.error("BENCH_GENERATOR=wrk but wrk is not installed: apt-get install wrk, or unset BENCH_GENERATOR to fall back to autocannon");
+  process.exit(2);
+}
+const generator: Generator = requested === "autocannon" || !hasWrk ? "autocannon" : "wrk";
 const TENANTS = 20;
 const ITEMS_PER_TENANT = 50;
 
@@ -73,8 +96,6 @@ if (redis) await new Promise((resolve) => redis.once("ready", resolve));
 const app = await buildApp({ config, db, redis });
 const address = await app.listen({ port: 0, host: "127.0.0.1" });
 
-// BENCH_GENERATOR=autocannon forces the Node.js generator even when wrk is installed, to compare the two.
-const generator: Generator = process.env.BENCH_GENERATOR === "autocannon" || !(await wrkInstalled()) ? "autocannon" : "wrk";
 const load = (requests: LoadRequest[], duration = DURATION) => loadWith(generator, { url: address, connections: CONNECTIONS, duration, requests });
 
 // The raw ceilings: CONNECTIONS concurrent loops on a pool of POOL, the same statements, no HTTP. "sequential" waits
@@ -133,7 +154,7 @@ const inserts = seeds.map((s) => ({
 }));
 
 console.log(`tenant service benchmark: ${CONNECTIONS} connections, pool ${POOL}, median of ${ROUNDS} rounds of ${DURATION}s, PostgreSQL 15 on loopback, rate limiter: ${redis ? "Redis" : "in-process"}, load generator: ${generator}`);
-if (generator === "autocannon" && process.env.BENCH_GENERATOR !== "autocannon") {
+if (generator === "autocannon" && requested !== "autocannon") {
   console.log("wrk is not installed (apt-get install wrk): autocannon shares the cores with the service and takes more of them, so the service's figures are pessimistic");
 }
 const rows: string[] = [];
