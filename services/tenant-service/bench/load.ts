@@ -30,7 +30,11 @@ export async function load(generator: Generator, options: LoadOptions): Promise<
   return generator === "wrk" ? wrk(options) : autocannonLoad(options);
 }
 
-const lua = (value: string) => JSON.stringify(value); // a JSON string literal is a valid Lua string literal for ASCII
+// A JSON string literal of printable ASCII is also a valid Lua string literal; wrk's LuaJIT has no \u escapes.
+function lua(value: string): string {
+  if (!/^[\x20-\x7e]*$/.test(value)) throw new Error(`wrk requests must be printable ASCII; got ${JSON.stringify(value)}`);
+  return JSON.stringify(value);
+}
 
 // The requests are formatted once, in init, so the generator does no per-request work beyond picking the next one.
 function wrkScript(requests: LoadRequest[]): string {
