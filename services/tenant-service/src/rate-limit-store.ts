@@ -12,8 +12,8 @@ import type { Redis } from "ioredis";
  * What it guarantees, and what it gives up:
  * - Never more than `max` admitted per window across all replicas: Redis counts reservations, and a lease is
  *   granted atomically only from what is left.
- * - A lease is a tenth of what is left (at most `leaseCap`), so leases shrink as the window fills: the last tenth of
- *   a tenant's budget goes one request per lease, which is exact.
+ * - A lease is a tenth of what is left (at least 1, at most `leaseCap`), so leases shrink as the window fills: the
+ *   last 19 requests of a window go one per lease, which is exact.
  * - The cost: a replica's unused lease is lost for that window. A tenant can be refused while another replica that
  *   no longer receives its traffic holds a few of its requests; load balancing spreads a tenant's traffic across the
  *   replicas, so leases are used, and the window ends the loss.

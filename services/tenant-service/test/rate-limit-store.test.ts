@@ -77,7 +77,7 @@ describe.skipIf(unavailable !== undefined)("leased rate-limit store (real Redis)
     expect(burst.map((r) => r.current).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
   });
 
-  it("gives the last tenth of a budget one request per lease, and counts current as the window's reservations", async () => {
+  it("gives a small budget one request per lease (under 20 left), and counts current as the window's reservations", async () => {
     const store = await replica();
     const currents: number[] = [];
     for (let i = 0; i < 12; i++) currents.push((await incr(store, "tenant:small", 10)).current);
