@@ -9,7 +9,8 @@
  */
 import { Command, InvalidArgumentError } from "commander";
 import { ENVIRONMENT_NAMES, isEnvironmentName } from "@platform/config";
-import { REPO_ROOT, main, overrideFile, stateFile } from "./cli.js";
+import { main } from "@platform/config/cli-main";
+import { REPO_ROOT, overrideFile, stateFile } from "./cli.js";
 import { planScaleOut, scaleOutSteps } from "./scale-out.js";
 import { WorkflowError, readState, runWorkflow } from "./workflow.js";
 

@@ -17,6 +17,7 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { Command, InvalidArgumentError } from "commander";
 import pg from "pg";
+import { main } from "@platform/config/cli-main";
 import { formatBytes, type NodeInfo, type ShardPlacement } from "./analysis.js";
 import { literal, readSnapshot } from "./catalog.js";
 import {
@@ -350,13 +351,5 @@ program
     out.line(`${result.moves} group moves, ${formatBytes(result.bytesMoved)}; skew ${result.skew.toFixed(2)} (lower bound ${result.lowerBound.toFixed(2)})`);
   });
 
-try {
-  await program.parseAsync();
-} catch (error) {
-  const commanderCode = (error as { code?: string }).code;
-  if (commanderCode === "commander.helpDisplayed" || commanderCode === "commander.version" || commanderCode === "commander.help") process.exit(0);
-  if (commanderCode?.startsWith("commander.")) process.exit(2);
-  const code = error instanceof ShardctlError ? error.exitCode : 4;
-  console.error(`shardctl: ${(error as Error).message}`);
-  process.exit(code);
-}
+// ShardctlError carries its exit code; anything else is 4, the operation failed.
+await main("shardctl", program);

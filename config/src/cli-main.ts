@@ -1,0 +1,32 @@
+/**
+ * How every command-line tool of the platform ends: one line on stderr and an exit code, whichever package it lives
+ * in (shardctl in citus, deploy and scale-out in scripts, cost in infra). It lives in the config package because
+ * that is the one the others all depend on, and ConfigError is one of the errors it maps.
+ */
+import type { Command } from "commander";
+import { ConfigError } from "./load.js";
+
+/**
+ * Parses and runs `program`, ending with one line on stderr. An error that carries its own `exitCode` (WorkflowError,
+ * the cost estimate's CostError, ShardctlError) exits with it, a config error with 2, anything else with
+ * `otherErrorExit`. Output piped into a reader that stops early (`| head`) ends the tool with 0, not a stack trace.
+ */
+export async function main(name: string, program: Command, otherErrorExit: 2 | 4 = 4): Promise<void> {
+  // Output piped into `head` that stops reading is not an error.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    throw error;
+  });
+  program.exitOverride();
+  try {
+    await program.parseAsync();
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") process.exit(0);
+    if (code?.startsWith("commander.")) process.exit(2);
+    const own = (error as { exitCode?: unknown }).exitCode;
+    const exit = typeof own === "number" ? own : error instanceof ConfigError ? 2 : otherErrorExit;
+    console.error(`${name}: ${(error as Error).message}`);
+    process.exit(exit);
+  }
+}
