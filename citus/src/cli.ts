@@ -4,9 +4,13 @@
  *   pnpm migrate                 apply pending migrations
  *   pnpm migrate --dry-run       list what would be applied; verify checksums of applied ones
  *   pnpm migrate status          applied and pending migrations
+ *
+ * Exit codes: 0 done, 2 bad usage, 4 refused (an applied migration was edited, another runner holds the lock, no
+ * database) or failed.
  */
 import { Command, InvalidArgumentError } from "commander";
 import pg from "pg";
+import { main } from "@platform/config/cli-main";
 import { MigrationError, loadMigrations, planMigrations, readApplied, runMigrations } from "./migrations.js";
 
 function databaseUrl(option: string | undefined): string {
@@ -61,11 +65,5 @@ program
     });
   });
 
-try {
-  await program.parseAsync();
-} catch (error) {
-  // Say what failed in one line; the stack helps nobody at 3 a.m. (DEBUG=1 shows it).
-  console.error(`migrate: ${error instanceof Error ? error.message : String(error)}`);
-  if (process.env.DEBUG && error instanceof Error && !(error instanceof MigrationError)) console.error(error.stack);
-  process.exit(1);
-}
+// One line on stderr, the stack only with DEBUG=1; exit 2 for bad usage, 4 when a migration is refused or fails.
+await main("migrate", program);

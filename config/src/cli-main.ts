@@ -9,7 +9,8 @@ import { ConfigError } from "./load.js";
 /**
  * Parses and runs `program`, ending with one line on stderr. An error that carries its own `exitCode` (WorkflowError,
  * the cost estimate's CostError, ShardctlError) exits with it, a config error with 2, anything else with
- * `otherErrorExit`. Output piped into a reader that stops early (`| head`) ends the tool with 0, not a stack trace.
+ * `otherErrorExit`; DEBUG=1 adds the stack. Output piped into a reader that stops early (`| head`) ends the tool with
+ * 0, not a stack trace.
  */
 export async function main(name: string, program: Command, otherErrorExit: 2 | 4 = 4): Promise<void> {
   // Output piped into `head` that stops reading is not an error.
@@ -27,6 +28,8 @@ export async function main(name: string, program: Command, otherErrorExit: 2 | 4
     const own = (error as { exitCode?: unknown }).exitCode;
     const exit = typeof own === "number" ? own : error instanceof ConfigError ? 2 : otherErrorExit;
     console.error(`${name}: ${(error as Error).message}`);
+    // The one line is for the operator; DEBUG=1 adds the stack for whoever debugs the tool itself.
+    if (process.env.DEBUG && error instanceof Error && error.stack) console.error(error.stack);
     process.exit(exit);
   }
 }

@@ -1,20 +1,22 @@
 /** Prints the resolved configuration of one environment (or all): `pnpm --filter @platform/config show production`. */
-import { ConfigError, loadEnvironment } from "./load.js";
+import { Command } from "commander";
+import { main } from "./cli-main.js";
+import { loadEnvironment } from "./load.js";
 import { ENVIRONMENT_NAMES } from "./schema.js";
 import { platformNames } from "./names.js";
 
-const requested = process.argv.slice(2);
-const names = requested.length > 0 ? requested : [...ENVIRONMENT_NAMES];
-try {
-  const out = Object.fromEntries(names.map((n) => {
-    const config = loadEnvironment(n);
-    return [n, { config, names: platformNames(config) }];
-  }));
-  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-} catch (error) {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`${error.message}\n`);
-    process.exit(2);
-  }
-  throw error;
-}
+const program = new Command()
+  .name("show")
+  .description("print the resolved configuration (and derived names) of the named environments, or all")
+  .argument("[environments...]", ENVIRONMENT_NAMES.join(", "))
+  .action((requested: string[]) => {
+    const names = requested.length > 0 ? requested : [...ENVIRONMENT_NAMES];
+    const out = Object.fromEntries(names.map((n) => {
+      const config = loadEnvironment(n);
+      return [n, { config, names: platformNames(config) }];
+    }));
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  });
+
+// A bad environment name or override is a ConfigError: one line naming it, exit 2.
+await main("show", program, 2);

@@ -47,6 +47,13 @@ describe("the shared CLI ending (config/src/cli-main.ts)", () => {
     expect(await run(["crash"], { env: { OTHER_EXIT: "2" } })).toMatchObject({ code: 2, stderr: "tool: connection refused\n" });
   });
 
+  it("adds the stack only with DEBUG=1", async () => {
+    const r = await run(["crash"], { env: { DEBUG: "1" } });
+    expect(r.code).toBe(4);
+    expect(r.stderr.split("\n")[0]).toBe("tool: connection refused");
+    expect(r.stderr).toMatch(/Error: connection refused\n\s+at /);
+  });
+
   it("exits 2 on bad usage and 0 on --help", async () => {
     const bad = await run(["flood", "--no-such-option"]);
     expect(bad.code).toBe(2);
