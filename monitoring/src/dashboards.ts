@@ -45,6 +45,7 @@ function apiOverview(): Dashboard {
     .withPanel(timeseries("Database pool in use (per pod)", "percentunit", query("instance:db_pool:utilization", "{{pod}}")))
     .withPanel(timeseries("Requests waiting for a connection", "none", query('sum by (pod) (db_pool_waiting_clients{job="tenant-service"})', "{{pod}}")))
     .withPanel(timeseries("Refused requests by reason", "reqps", query('sum by (reason) (rate(tenant_requests_rejected_total{job="tenant-service"}[$__rate_interval]))', "{{reason}}")))
+    .withPanel(timeseries("Rate-limit leases from Redis by result", "ops", query('sum by (result) (rate(rate_limit_lease_renewals_total{job="tenant-service"}[$__rate_interval]))', "{{result}}")))
     .withPanel(timeseries("Worker jobs", "ops", query('sum by (task, outcome) (rate(worker_jobs_total{job="tenant-worker"}[$__rate_interval]))', "{{task}} {{outcome}}")))
     .build();
 }

@@ -182,7 +182,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       max: config.RATE_LIMIT_MAX,
       timeWindow: config.RATE_LIMIT_WINDOW_MS,
       // Leases from Redis when there is one (see rate-limit-store.ts); otherwise the plugin's in-process store.
-      store: options.redis ? leasedRedisStore(options.redis, "tenant-service:rate:") : undefined,
+      store: options.redis ? leasedRedisStore(options.redis, "tenant-service:rate:", { onRenewal: (result) => metrics.rateLimitRenewals.inc({ result }) }) : undefined,
       keyGenerator: (request) => (request.tenant ? `tenant:${request.tenant.id}` : `principal:${request.principal?.subject ?? request.ip}`),
       enableDraftSpec: true,
       // A Redis outage degrades to no limiting rather than to an outage of the API.

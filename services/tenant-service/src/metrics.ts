@@ -5,6 +5,7 @@ export interface ServiceMetrics {
   readonly requests: Counter<"method" | "route" | "status">;
   readonly duration: Histogram<"method" | "route" | "status">;
   readonly rejections: Counter<"reason">;
+  readonly rateLimitRenewals: Counter<"result">;
 }
 
 /** RED metrics per route template (never the raw URL: tenant ids would explode cardinality). */
@@ -38,5 +39,11 @@ export function createMetrics(pool?: () => { total: number; idle: number; waitin
       registers: [registry],
     }),
     rejections: new Counter({ name: "tenant_requests_rejected_total", help: "Requests refused before reaching data, by reason", labelNames: ["reason"], registers: [registry] }),
+    rateLimitRenewals: new Counter({
+      name: "rate_limit_lease_renewals_total",
+      help: "Rate-limit leases asked of Redis, by result (granted, exhausted: the tenant's window is used up, error)",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
   };
 }

@@ -29,6 +29,15 @@ export interface LeaseTuning {
 
 export const DEFAULT_LEASE_TUNING: LeaseTuning = { leaseCap: 100, leaseDivisor: 10 };
 
+/** What a renewal came to: a lease, a window with nothing left, or Redis failing (the plugin then skips). */
+export type RenewalResult = "granted" | "exhausted" | "error";
+
+export interface LeaseStoreOptions {
+  readonly tuning?: LeaseTuning;
+  /** Called once per renewal asked of Redis: the metrics count them, so Redis's load from the limiter is visible. */
+  readonly onRenewal?: (result: RenewalResult) => void;
+}
+
 // Atomic: read what is reserved, grant a lease from what is left, start the window's expiry when the key is new.
 // Returns { reserved after the grant, granted, the window's remaining milliseconds }.
 const LEASE_SCRIPT = `
@@ -75,6 +84,7 @@ class LeasedRedisStore implements FastifyRateLimitStore {
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly tuning: LeaseTuning,
+    private readonly onRenewal: (result: RenewalResult) => void,
   ) {
     if (!(redis as unknown as { rateLease?: unknown }).rateLease) redis.defineCommand("rateLease", { numberOfKeys: 1, lua: LEASE_SCRIPT });
   }
@@ -99,7 +109,7 @@ class LeasedRedisStore implements FastifyRateLimitStore {
   child(routeOptions: Parameters<FastifyRateLimitStore["child"]>[0]): FastifyRateLimitStore {
     // The plugin passes the route's merged options, routeInfo included, though its types leave that out.
     const route = (routeOptions as { routeInfo?: { method?: string; url?: string } }).routeInfo ?? {};
-    return new LeasedRedisStore(this.redis, `${this.prefix}${route.method}${route.url}-`, this.tuning);
+    return new LeasedRedisStore(this.redis, `${this.prefix}${route.method}${route.url}-`, this.tuning, this.onRenewal);
   }
 
   private fromLease(k: string, now: number): Result | undefined {
@@ -131,12 +141,19 @@ class LeasedRedisStore implements FastifyRateLimitStore {
     const command = (this.redis as unknown as { rateLease: LeaseCommand }).rateLease;
     const renewal = command
       .call(this.redis, k, timeWindow, max, this.tuning.leaseCap, this.tuning.leaseDivisor)
-      .then(([reserved, granted, ttl]) => {
-        this.leases.set(k, { reserved, remaining: granted, exhausted: granted === 0, windowEnd: Date.now() + Math.max(1, ttl) });
-        // A sweep walks every lease, so it waits for as many renewals as the last one kept: constant work per
-        // renewal however many tenants are active.
-        if (++this.renewalsSinceSweep >= this.sweepAfter) this.sweep();
-      })
+      .then(
+        ([reserved, granted, ttl]) => {
+          this.onRenewal(granted > 0 ? "granted" : "exhausted");
+          this.leases.set(k, { reserved, remaining: granted, exhausted: granted === 0, windowEnd: Date.now() + Math.max(1, ttl) });
+          // A sweep walks every lease, so it waits for as many renewals as the last one kept: constant work per
+          // renewal however many tenants are active.
+          if (++this.renewalsSinceSweep >= this.sweepAfter) this.sweep();
+        },
+        (error: unknown) => {
+          this.onRenewal("error");
+          throw error;
+        },
+      )
       .finally(() => this.renewing.delete(k));
     this.renewing.set(k, renewal);
     return renewal;
@@ -152,10 +169,12 @@ class LeasedRedisStore implements FastifyRateLimitStore {
 }
 
 /** The store for `@fastify/rate-limit`'s `store` option: leases from `redis`, keys under `prefix`. */
-export function leasedRedisStore(redis: Redis, prefix: string, tuning: LeaseTuning = DEFAULT_LEASE_TUNING): FastifyRateLimitStoreCtor {
+export function leasedRedisStore(redis: Redis, prefix: string, options: LeaseStoreOptions = {}): FastifyRateLimitStoreCtor {
+  const tuning = options.tuning ?? DEFAULT_LEASE_TUNING;
+  const onRenewal = options.onRenewal ?? (() => {});
   return class extends LeasedRedisStore {
     constructor(_options: FastifyRateLimitOptions) {
-      super(redis, prefix, tuning);
+      super(redis, prefix, tuning, onRenewal);
     }
   };
 }

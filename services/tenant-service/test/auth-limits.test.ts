@@ -144,5 +144,9 @@ describe.skipIf(unavailable !== undefined)("per-tenant rate limiting in Redis", 
     const keys = await r.keys("tenant-service:rate:*");
     r.disconnect();
     expect(keys).toEqual(expect.arrayContaining([`tenant-service:rate:tenant:${a.id}`, `tenant-service:rate:tenant:${b.id}`]));
+    // The leases asked of Redis are counted for the dashboards: granted ones, and the one that found a window used up.
+    const metrics = (await stack.request({ method: "GET", url: "/metrics" })).body;
+    expect(metrics).toMatch(/rate_limit_lease_renewals_total\{result="granted"\} [1-9]/);
+    expect(metrics).toMatch(/rate_limit_lease_renewals_total\{result="exhausted"\} 1\b/);
   });
 });

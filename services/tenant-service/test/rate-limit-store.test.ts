@@ -17,12 +17,15 @@ describe.skipIf(unavailable !== undefined)("leased rate-limit store (real Redis)
   let redis: Redis;
   const clients: Redis[] = [];
 
-  // A replica: its own client and store, as each pod has.
-  async function replica(): Promise<FastifyRateLimitStore> {
+  async function replicaClient(): Promise<Redis> {
     const client = new Redis(server.url, redisConnection({}));
     await new Promise((resolve) => client.once("ready", resolve));
     clients.push(client);
-    const Store: FastifyRateLimitStoreCtor = leasedRedisStore(client, "test:rate:");
+    return client;
+  }
+  // A replica: its own client and store, as each pod has.
+  async function replica(): Promise<FastifyRateLimitStore> {
+    const Store: FastifyRateLimitStoreCtor = leasedRedisStore(await replicaClient(), "test:rate:");
     return new Store({});
   }
   const incr = (store: FastifyRateLimitStore, key: string, max: number, window = WINDOW) =>
@@ -86,13 +89,17 @@ describe.skipIf(unavailable !== undefined)("leased rate-limit store (real Redis)
   });
 
   it("refuses locally once the window is exhausted: a flooding tenant costs Redis nothing until the window ends", async () => {
-    const store = await replica();
+    const results: string[] = [];
+    const Store = leasedRedisStore(await replicaClient(), "test:rate:", { onRenewal: (r) => results.push(r) });
+    const store = new Store({});
     for (let i = 0; i < 5; i++) expect((await incr(store, "tenant:flood", 5)).current).toBeLessThanOrEqual(5);
     expect((await incr(store, "tenant:flood", 5)).current).toBeGreaterThan(5);
     await redis.config("RESETSTAT");
     const refused = await Promise.all(Array.from({ length: 200 }, () => incr(store, "tenant:flood", 5)));
     expect(refused.every((r) => r.current > 5 && r.ttl > 0)).toBe(true);
     expect(await scriptCalls()).toBe(0);
+    // What the metrics count: five leases of one, then the renewal that found the window used up, and no more.
+    expect(results).toEqual(["granted", "granted", "granted", "granted", "granted", "exhausted"]);
   });
 
   it("starts a new window when the old one ends", async () => {
@@ -126,9 +133,11 @@ describe.skipIf(unavailable !== undefined)("leased rate-limit store (real Redis)
 
   it("reports a Redis failure to the plugin (which skips on error) instead of admitting or refusing on its own", async () => {
     const down = new Redis("redis://127.0.0.1:1", { ...redisConnection({}), lazyConnect: true, retryStrategy: () => null });
-    const Store = leasedRedisStore(down, "test:rate:");
+    const results: string[] = [];
+    const Store = leasedRedisStore(down, "test:rate:", { onRenewal: (r) => results.push(r) });
     const store = new Store({});
     await expect(incr(store, "tenant:z", 10)).rejects.toThrow();
+    expect(results).toEqual(["error"]);
     down.disconnect();
   });
 });
