@@ -125,6 +125,19 @@ export const ALERT_RULES: RuleGroup = {
       annotations: { summary: "Memorystore is above 90% of its memory", description: "Used {{ $value | humanizePercentage }}; rate-limit keys will be evicted first.", runbook: runbook("redis-memory") },
     },
     {
+      // Both limiters fail open when Memorystore is unreachable (the service's and Kong's): the API keeps answering,
+      // but no tenant is limited, so one tenant can take the database. The service's failed lease renewals say so.
+      alert: "RateLimitNotEnforced",
+      expr: 'sum(rate(rate_limit_lease_renewals_total{job="tenant-service",result="error"}[5m])) > 0',
+      for: "5m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "The tenant service cannot reach Redis: per-tenant rate limits are not enforced",
+        description: "{{ $value }} failed lease renewals per second; requests are admitted unlimited until Redis answers.",
+        runbook: runbook("rate-limit-redis"),
+      },
+    },
+    {
       alert: "CitusRebalanceFailed",
       expr: 'max(citus_background_jobs_recent{status="failed"}) > 0',
       for: "0m",

@@ -185,6 +185,12 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ job: "redis", severity: "ticket" }],
     },
     {
+      alert: "RateLimitNotEnforced",
+      series: [{ series: 'rate_limit_lease_renewals_total{job="tenant-service",pod="a",result="error"}', values: "0+30x20" }],
+      evalTime: "15m",
+      fires: [{ severity: "ticket" }],
+    },
+    {
       alert: "CitusRebalanceFailed",
       series: [{ series: 'citus_background_jobs_recent{job="citus-postgres",status="failed"}', values: "0 0 1 1" }],
       evalTime: "3m",
@@ -261,8 +267,12 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
         { series: 'http_requests_total{job="tenant-service",route="/v1/items",status="200"}', values: "0+600x30" },
         { series: 'up{job="tenant-service",pod="a"}', values: "1x30" },
         { series: 'up{job="tenant-service",pod="b"}', values: "1x30" },
+        // Leases granted and windows used up are the limiter working; only errors mean it is not.
+        { series: 'rate_limit_lease_renewals_total{job="tenant-service",pod="a",result="granted"}', values: "0+50x30" },
+        { series: 'rate_limit_lease_renewals_total{job="tenant-service",pod="a",result="exhausted"}', values: "0+5x30" },
+        { series: 'rate_limit_lease_renewals_total{job="tenant-service",pod="a",result="error"}', values: "0x30" },
       ],
-      alert_rule_test: ["TenantServiceErrorRateHigh", "TenantServiceReplicasDown"].map((alertname) => ({ eval_time: "20m", alertname, exp_alerts: [] })),
+      alert_rule_test: ["TenantServiceErrorRateHigh", "TenantServiceReplicasDown", "RateLimitNotEnforced"].map((alertname) => ({ eval_time: "20m", alertname, exp_alerts: [] })),
     } as never);
     // A healthy alert path: both Alertmanagers found and clustered, rules evaluating, notifications delivered.
     tests.push({

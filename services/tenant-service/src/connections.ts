@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { RedisOptions } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import type { PoolConfig } from "pg";
 
 interface ConnectionEnv {
@@ -41,4 +41,32 @@ export function redisConnection(env: ConnectionEnv): RedisOptions {
     // certificate names the IP, not the private DNS name clients use, hence no host-name check.
     tls: env.REDIS_CA_FILE ? { ca: readSecretFile(env.REDIS_CA_FILE, "the Redis CA"), checkServerIdentity: () => undefined } : undefined,
   };
+}
+
+interface RedisWatchLog {
+  warn(details: object, message: string): void;
+  info(message: string): void;
+}
+
+/**
+ * Says when Redis stops answering and when it answers again. The rate limiter fails open meanwhile (no limits), and
+ * nothing else would say so: the plugin skips a failed store without a word. A connection that keeps failing emits
+ * an error per reconnect attempt, so the warning repeats at most once per `quietMs`.
+ */
+export function watchRedis(redis: Redis, log: RedisWatchLog, quietMs = 30_000): void {
+  let down = false;
+  let warnedAt = 0;
+  redis.on("error", (error: Error) => {
+    const now = Date.now();
+    if (!down || now - warnedAt >= quietMs) {
+      log.warn({ err: error.message }, "Redis is unreachable: per-tenant rate limits are not enforced until it answers");
+      warnedAt = now;
+    }
+    down = true;
+  });
+  redis.on("ready", () => {
+    if (!down) return;
+    down = false;
+    log.info("Redis answers again: per-tenant rate limits are enforced");
+  });
 }

@@ -11,7 +11,7 @@ import type { Database } from "./db/database.js";
 import { createEmbeddedDatabase } from "./db/pglite.js";
 import { createPostgresDatabase } from "./db/postgres.js";
 import { initTracing } from "./tracing.js";
-import { postgresConnection, redisConnection } from "./connections.js";
+import { postgresConnection, redisConnection, watchRedis } from "./connections.js";
 
 let config;
 try {
@@ -57,9 +57,10 @@ const redis = config.REDIS_URL
   ? new Redis(config.REDIS_URL, { ...redisOptions, lazyConnect: false })
   : undefined;
 if (!redis) console.warn("REDIS_URL is unset: rate limits are counted in this process only (correct for a single replica)");
-redis?.on("error", () => {}); // reported by the rate limiter per request; reconnects on its own
+redis?.on("error", () => {}); // until the app's logger exists (watchRedis below); ioredis reconnects on its own
 
 const app = await buildApp({ config, db, redis, logger }).catch(cannotStart);
+if (redis) watchRedis(redis, app.log);
 
 let closing = false;
 async function shutdown(signal: string): Promise<void> {
