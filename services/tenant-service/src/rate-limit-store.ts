@@ -17,8 +17,8 @@ import type { Redis } from "ioredis";
  * - The cost: a replica's unused lease is lost for that window. A tenant can be refused while another replica that
  *   no longer receives its traffic holds a few of its requests; load balancing spreads a tenant's traffic across the
  *   replicas, so leases are used, and the window ends the loss.
- * - `RateLimit-Remaining` is exact on the replica that answers, but does not yet see what other replicas admitted
- *   from their leases since this replica's last lease.
+ * - `RateLimit-Remaining` is the limit less every replica's reservations as of this replica's last lease: other
+ *   replicas' unused leases count as used, and what they reserved since is not seen yet.
  */
 export interface LeaseTuning {
   /** The most requests one lease reserves. */
