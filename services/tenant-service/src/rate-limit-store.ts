@@ -12,7 +12,7 @@ import type { Redis } from "ioredis";
  * What it guarantees, and what it gives up:
  * - Never more than `max` admitted per window across all replicas: Redis counts reservations, and a lease is
  *   granted atomically only from what is left.
- * - A lease is a tenth of what is left (at least 1, at most `leaseCap`), so leases shrink as the window fills: the
+ * - A lease is a tenth of what is left (at least 1, at most 100), so leases shrink as the window fills: the
  *   last 19 requests of a window go one per lease, which is exact.
  * - The cost: a replica's unused lease is lost for that window. A tenant can be refused while another replica that
  *   no longer receives its traffic holds a few of its requests; load balancing spreads a tenant's traffic across the
@@ -20,20 +20,15 @@ import type { Redis } from "ioredis";
  * - `RateLimit-Remaining` is the limit less every replica's reservations as of this replica's last lease: other
  *   replicas' unused leases count as used, and what they reserved since is not seen yet.
  */
-export interface LeaseTuning {
-  /** The most requests one lease reserves. */
-  readonly leaseCap: number;
-  /** A lease is what is left divided by this (at least 1). */
-  readonly leaseDivisor: number;
-}
-
-export const DEFAULT_LEASE_TUNING: LeaseTuning = { leaseCap: 100, leaseDivisor: 10 };
+/** The most requests one lease reserves. */
+const LEASE_CAP = 100;
+/** A lease is what is left divided by this (at least 1). */
+const LEASE_DIVISOR = 10;
 
 /** What a renewal came to: a lease, a window with nothing left, or Redis failing (the plugin then skips). */
 export type RenewalResult = "granted" | "exhausted" | "error";
 
 export interface LeaseStoreOptions {
-  readonly tuning?: LeaseTuning;
   /** Called once per renewal asked of Redis: the metrics count them, so Redis's load from the limiter is visible. */
   readonly onRenewal?: (result: RenewalResult) => void;
 }
@@ -83,7 +78,6 @@ class LeasedRedisStore implements FastifyRateLimitStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly tuning: LeaseTuning,
     private readonly onRenewal: (result: RenewalResult) => void,
   ) {
     if (!(redis as unknown as { rateLease?: unknown }).rateLease) redis.defineCommand("rateLease", { numberOfKeys: 1, lua: LEASE_SCRIPT });
@@ -109,7 +103,7 @@ class LeasedRedisStore implements FastifyRateLimitStore {
   child(routeOptions: Parameters<FastifyRateLimitStore["child"]>[0]): FastifyRateLimitStore {
     // The plugin passes the route's merged options, routeInfo included, though its types leave that out.
     const route = (routeOptions as { routeInfo?: { method?: string; url?: string } }).routeInfo ?? {};
-    return new LeasedRedisStore(this.redis, `${this.prefix}${route.method}${route.url}-`, this.tuning, this.onRenewal);
+    return new LeasedRedisStore(this.redis, `${this.prefix}${route.method}${route.url}-`, this.onRenewal);
   }
 
   private fromLease(k: string, now: number): Result | undefined {
@@ -140,7 +134,7 @@ class LeasedRedisStore implements FastifyRateLimitStore {
     if (inFlight) return inFlight;
     const command = (this.redis as unknown as { rateLease: LeaseCommand }).rateLease;
     const renewal = command
-      .call(this.redis, k, timeWindow, max, this.tuning.leaseCap, this.tuning.leaseDivisor)
+      .call(this.redis, k, timeWindow, max, LEASE_CAP, LEASE_DIVISOR)
       .then(
         ([reserved, granted, ttl]) => {
           this.onRenewal(granted > 0 ? "granted" : "exhausted");
@@ -170,11 +164,10 @@ class LeasedRedisStore implements FastifyRateLimitStore {
 
 /** The store for `@fastify/rate-limit`'s `store` option: leases from `redis`, keys under `prefix`. */
 export function leasedRedisStore(redis: Redis, prefix: string, options: LeaseStoreOptions = {}): FastifyRateLimitStoreCtor {
-  const tuning = options.tuning ?? DEFAULT_LEASE_TUNING;
   const onRenewal = options.onRenewal ?? (() => {});
   return class extends LeasedRedisStore {
     constructor(_options: FastifyRateLimitOptions) {
-      super(redis, prefix, tuning, onRenewal);
+      super(redis, prefix, onRenewal);
     }
   };
 }
