@@ -62,7 +62,9 @@ export function loadEnvironment(name: string, options: LoadOptions = {}): Enviro
   const kubernetes = (candidate.kubernetes ?? {}) as { images?: Record<string, unknown> };
   if (kubernetes.images) kubernetes.images = { ...kubernetes.images, placeholder: kubernetes.images.tenantService === EXAMPLE_TENANT_SERVICE_IMAGE };
 
-  const parsed = EnvironmentConfigSchema.safeParse(candidate);
+  // jitless: zod's fast path compiles a parser per object schema with new Function on first use, which costs more
+  // than it saves when each environment is parsed once per process (about 6 ms of every synth, `pnpm bench:synth`).
+  const parsed = EnvironmentConfigSchema.safeParse(candidate, { jitless: true });
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const path = issue.path.join(".");
