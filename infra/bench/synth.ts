@@ -55,6 +55,13 @@ console.log(`synth benchmark, median of ${runs} runs (fresh process each: node +
 console.log(`${"".padEnd(40)} ${"wall ms".padStart(10)} ${"peak RSS MB".padStart(12)}`);
 for (const r of [f, p]) console.log(`${r.name.padEnd(40)} ${r.wallMs.toFixed(0).padStart(10)} ${r.maxRssMb.toFixed(1).padStart(12)}`);
 console.log(`${"ratio to floor".padEnd(40)} ${ratio.wall.toFixed(2).padStart(9)}x ${ratio.rss.toFixed(2).padStart(11)}x   (target <= 2.00x)`);
+// Each platform run is paired with the floor run just before it, so the spread of the pairs' wall ratios shows how
+// much of the verdict is machine noise: a spread that straddles 2.00x means the headline figure is not settled.
+const pairRatios = platform.map((s, i) => s.wallMs / floor[i]!.wallMs).sort((a, b) => a - b);
+if (runs >= 3) {
+  const q = (p: number) => pairRatios[Math.round(p * (pairRatios.length - 1))]!.toFixed(2);
+  console.log(`${"wall ratio of paired runs".padEnd(40)} min ${q(0)}x, median ${q(0.5)}x, max ${q(1)}x`);
+}
 if (ratio.wall > 2 || ratio.rss > 2) {
   console.log(
     "ABOVE TARGET. Known causes: a barrel import of @cdktf/provider-google (load bindings through src/google.ts), " +
