@@ -324,6 +324,25 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
         expect(roles).toEqual(["roles/cloudtrace.agent"]);
       }
     });
+    it("lets Citus workers read only the secrets their bootstrap reads, and add versions to none", () => {
+      const secretAddress = Object.fromEntries(all("google_secret_manager_secret").map((s) => [`\${${s.address}.secret_id}`, s.conf.secret_id]));
+      const grants = (accountId: string, role: string) => {
+        const member = `\${${gsa(accountId).address}.member}`;
+        return all("google_secret_manager_secret_iam_member")
+          .filter((m) => m.conf.member === member && m.conf.role === role)
+          .map((m) => secretAddress[String(m.conf.secret_id)])
+          .sort();
+      };
+      const worker = names.serviceAccounts.citusWorker.accountId;
+      const { dbSuperuser, dbReplication, dbMigrator, dbApp, dbCaKey, dbCaCert, hydraDbPassword, hydraSystemSecret, grafanaAdminPassword } = names.secrets;
+      expect(grants(worker, "roles/secretmanager.secretAccessor")).toEqual([dbSuperuser, dbReplication, dbMigrator, dbApp, dbCaKey, dbCaCert].sort());
+      expect(grants(worker, "roles/secretmanager.secretVersionAdder")).toEqual([]);
+      // The coordinator generates every Citus-made secret, Hydra's and Grafana's included.
+      const coordinator = names.serviceAccounts.citusCoordinator.accountId;
+      const generated = [dbSuperuser, dbReplication, dbMigrator, dbApp, dbCaKey, dbCaCert, hydraDbPassword, hydraSystemSecret, grafanaAdminPassword].sort();
+      expect(grants(coordinator, "roles/secretmanager.secretAccessor")).toEqual(generated);
+      expect(grants(coordinator, "roles/secretmanager.secretVersionAdder")).toEqual(generated);
+    });
     it("grants no basic roles and creates no service account keys", () => {
       for (const m of all("google_project_iam_member")) expect(m.conf.role, m.address).not.toMatch(/^roles\/(owner|editor|viewer)$/);
       expect(all("google_service_account_key")).toEqual([]);

@@ -21,6 +21,9 @@ export interface CitusClusterProps {
 
 const VM_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWriter"];
 
+/** The secrets a worker's bootstrap reads (and a worker's standby's, which uses the same account). */
+export const WORKER_SECRETS: readonly (keyof CitusCluster["secrets"])[] = ["dbSuperuser", "dbReplication", "dbMigrator", "dbApp", "dbCaKey", "dbCaCert"];
+
 /**
  * The Citus coordinator and workers, each with an optional streaming standby in another zone, their service
  * accounts and the database secrets. Terraform creates the secrets empty; the coordinator fills them on its first
@@ -66,10 +69,14 @@ export class CitusCluster extends Construct {
       hydraSystemSecret: secret("HydraSystemSecret", names.secrets.hydraSystemSecret),
       grafanaAdminPassword: secret("GrafanaAdminPassword", names.secrets.grafanaAdminPassword),
     };
-    // Every node reads every database secret: Citus connects node to node as the client's own role, so each node's
-    // .pgpass holds the application roles too. Only the coordinator, which generates them, may add versions.
-    for (const [key, s] of Object.entries(this.secrets)) {
-      for (const [who, account] of [["Coordinator", this.coordinatorAccount], ["Worker", this.workerAccount]] as const) {
+    // The coordinator generates every secret here, so it reads (to find one already made) and adds versions to all.
+    // Workers read only what their own bootstrap does: the database roles for .pgpass, since Citus connects node to
+    // node as the client's own role, and the CA, to sign their server certificate. Hydra's and Grafana's secrets are
+    // read by those workloads alone.
+    for (const [key, s] of Object.entries(this.secrets) as [keyof CitusCluster["secrets"], SecretManagerSecret][]) {
+      const readers = [["Coordinator", this.coordinatorAccount]] as Array<[string, DedicatedServiceAccount]>;
+      if (WORKER_SECRETS.includes(key)) readers.push(["Worker", this.workerAccount]);
+      for (const [who, account] of readers) {
         new SecretManagerSecretIamMember(this, `${key}${who}Accessor`, {
           project,
           secretId: s.secretId,
