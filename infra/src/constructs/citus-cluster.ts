@@ -22,7 +22,7 @@ export interface CitusClusterProps {
 const VM_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWriter"];
 
 /** The secrets a worker's bootstrap reads (and a worker's standby's, which uses the same account). */
-export const WORKER_SECRETS: readonly (keyof CitusCluster["secrets"])[] = ["dbSuperuser", "dbReplication", "dbMigrator", "dbApp", "dbCaKey", "dbCaCert"];
+const WORKER_SECRETS: readonly (keyof CitusCluster["secrets"])[] = ["dbSuperuser", "dbReplication", "dbMigrator", "dbApp", "dbCaKey", "dbCaCert"];
 
 /**
  * The Citus coordinator and workers, each with an optional streaming standby in another zone, their service
@@ -71,8 +71,8 @@ export class CitusCluster extends Construct {
     };
     // The coordinator generates every secret here, so it reads (to find one already made) and adds versions to all.
     // Workers read only what their own bootstrap does: the database roles for .pgpass, since Citus connects node to
-    // node as the client's own role, and the CA, to sign their server certificate. Hydra's and Grafana's secrets are
-    // read by those workloads alone.
+    // node as the client's own role, and the CA, to sign their server certificate. Beyond the coordinator, Hydra's and
+    // Grafana's secrets are read by those workloads only.
     for (const [key, s] of Object.entries(this.secrets) as [keyof CitusCluster["secrets"], SecretManagerSecret][]) {
       const readers = [["Coordinator", this.coordinatorAccount]] as Array<[string, DedicatedServiceAccount]>;
       if (WORKER_SECRETS.includes(key)) readers.push(["Worker", this.workerAccount]);
