@@ -114,6 +114,7 @@ describe.skipIf(!CITUS_URL)("scale-out's cluster steps on a real Citus cluster",
   });
 
   const NEW_WORKER = process.env.CITUS_NEW_WORKER;
+  if (CITUS_URL && !NEW_WORKER) console.warn("skipping scale-out's add-node check: set CITUS_NEW_WORKER=host:port to a PostgreSQL with the citus extension, not yet a node");
   it.skipIf(!NEW_WORKER)("adds only the workers the coordinator lacks, through shardctl, and a rerun adds none (CITUS_NEW_WORKER)", { timeout: 120_000 }, async () => {
     const root = join(scriptsDir, "..");
     const commands: string[] = [];
