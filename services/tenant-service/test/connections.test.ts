@@ -34,7 +34,9 @@ describe("credentials from mounted secret files", () => {
   });
 });
 
-describe.skipIf(redisUnavailable() !== undefined)("watching Redis (real redis-server)", () => {
+const noRedis = redisUnavailable();
+if (noRedis) console.warn(`skipping the Redis watch tests: ${noRedis}`);
+describe.skipIf(noRedis !== undefined)("watching Redis (real redis-server)", () => {
   it("warns once while Redis is unreachable, not once per reconnect attempt, and says when it answers again", async () => {
     const port = await freePort();
     const warnings: string[] = [];
