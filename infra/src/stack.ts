@@ -1,8 +1,8 @@
 import { Construct } from "constructs";
 import { ComputeProjectMetadataItem, DataGoogleProject, GoogleProvider } from "./google.js";
-import { GcsBackend, TerraformOutput, TerraformStack } from "cdktf";
+import { Aspects, GcsBackend, TerraformOutput, TerraformStack } from "cdktf";
 import { platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
-import { ProjectServices } from "./constructs/project-services.js";
+import { EnabledApisFirst, ProjectServices } from "./constructs/project-services.js";
 import { PlatformNetwork } from "./constructs/network.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "@platform/monitoring/exporter-queries";
 import { PlatformFirewall } from "./constructs/firewall.js";
@@ -40,6 +40,9 @@ const GKE_NODE_ROLES = [
   "roles/artifactregistry.reader",
 ];
 
+/** The oldest Terraform the stacks are written for (`terraform_data`, import blocks); docs/DEPLOYMENT.md says the same. */
+export const TERRAFORM_REQUIRED_VERSION = ">= 1.5.0";
+
 export interface PlatformStackProps {
   readonly config: EnvironmentConfig;
 }
@@ -58,14 +61,17 @@ export class PlatformStack extends TerraformStack {
     const labels = { ...config.labels, environment: config.name, "managed-by": "cdktf" };
 
     new GcsBackend(this, { bucket: config.gcp.stateBucket, prefix: `platform/${config.name}` });
+    // Checked by Terraform at init and plan, on the machine that applies, rather than by cdktf at synthesis.
+    this.addOverride("terraform.required_version", TERRAFORM_REQUIRED_VERSION);
     new GoogleProvider(this, "google", { project, region, defaultLabels: labels });
 
     const services = new ProjectServices(this, "Services", {
       projectId: project,
       services: [...REQUIRED_SERVICES, ...(config.gke.binaryAuthorization ? ["binaryauthorization.googleapis.com"] : [])],
     });
+    Aspects.of(this).add(new EnabledApisFirst(services));
     // OS Login for every VM in the project, not only ours: a VM created by hand must not accept metadata SSH keys.
-    new ComputeProjectMetadataItem(this, "ProjectOsLogin", { project, key: "enable-oslogin", value: "TRUE", dependsOn: services.resources });
+    new ComputeProjectMetadataItem(this, "ProjectOsLogin", { project, key: "enable-oslogin", value: "TRUE" });
 
     // Google's service agents, which encrypt with the platform's keys; their ids derive from the project number.
     const projectData = new DataGoogleProject(this, "Project", { projectId: project });

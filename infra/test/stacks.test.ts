@@ -1,11 +1,15 @@
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { platformNames, type EnvironmentConfig } from "@platform/config";
-import type { SynthesizedStack } from "../src/app.js";
+import { buildApp, type SynthesizedStack } from "../src/app.js";
 import { at, block, blocks, allowsPort } from "../src/policy/index.js";
 import { StackOutputsSchema } from "../src/outputs.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "@platform/monitoring/exporter-queries";
 import { IAP_TCP_FORWARDING_RANGE } from "../src/constructs/firewall.js";
+import { TERRAFORM_REQUIRED_VERSION } from "../src/stack.js";
 import { hermeticConfigs, only, renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js";
 
 const configs = hermeticConfigs();
@@ -25,6 +29,9 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     it("keeps remote state in the environment's GCS bucket under its own prefix", () => {
       expect(at(stack().json.terraform, "backend", "gcs")).toEqual({ bucket: config.gcp.stateBucket, prefix: `platform/${name}` });
     });
+    it("states the oldest Terraform it runs on, so an older CLI refuses at init rather than failing halfway", () => {
+      expect(stack().json.terraform?.required_version).toBe(TERRAFORM_REQUIRED_VERSION);
+    });
     it("pins the Google provider to an exact version", () => {
       const google = at(stack().json.terraform, "required_providers", "google") as { version: string };
       expect(google.version).toMatch(/^\d+\.\d+\.\d+$/);
@@ -33,6 +40,33 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       const provider = block((stack().json.provider as Record<string, unknown>).google)!;
       expect(provider).toMatchObject({ project: config.gcp.projectId, region: config.gcp.region });
       expect(JSON.stringify(stack().json)).not.toMatch(/example-saas-(?!dev|staging|production)/);
+    });
+  });
+
+  describe("project APIs", () => {
+    it("enables every API the stack's resources call, and leaves them on when the stack is destroyed", () => {
+      const enabled = all("google_project_service").map((s) => s.conf);
+      expect(enabled.map((s) => s.service)).toEqual(
+        expect.arrayContaining(["compute.googleapis.com", "container.googleapis.com", "dns.googleapis.com", "iam.googleapis.com",
+          "redis.googleapis.com", "secretmanager.googleapis.com", "servicenetworking.googleapis.com", "cloudkms.googleapis.com"]),
+      );
+      for (const service of enabled) expect(service).toMatchObject({ project: config.gcp.projectId, disable_on_destroy: false });
+      expect(enabled.some((s) => s.service === "binaryauthorization.googleapis.com")).toBe(config.gke.binaryAuthorization);
+    });
+    it("creates every other resource only after all APIs are enabled, so a new project converges in one deploy", () => {
+      const [gate, ...more] = all("terraform_data");
+      expect(more).toEqual([]);
+      const services = all("google_project_service").map((s) => s.address);
+      expect([...(gate!.conf.depends_on as string[])].sort()).toEqual([...services].sort());
+      const gateRef = gate!.address;
+      const ungated = Object.entries(stack().json.resource!)
+        .filter(([type]) => type !== "google_project_service" && type !== "terraform_data")
+        .flatMap(([type, byName]) => Object.entries(byName).map(([name, conf]) => ({ address: `${type}.${name}`, dependsOn: conf.depends_on })))
+        .filter((r) => !(r.dependsOn as string[] | undefined)?.includes(gateRef))
+        .map((r) => r.address);
+      expect(ungated).toEqual([]);
+      // Data sources wait for nothing: a deferred read would leave the project number unknown at plan time.
+      for (const byName of Object.values(stack().json.data ?? {})) for (const conf of Object.values(byName)) expect(conf.depends_on).toBeUndefined();
     });
   });
 
@@ -365,5 +399,23 @@ describe("sizing flows from the tenant target into the stacks", () => {
   it("sizes a 1M-tenant production at 20 or more workers and dev at 3", () => {
     expect(configs.find((c) => c.name === "production")!.citus.workers).toBeGreaterThanOrEqual(20);
     expect(configs.find((c) => c.name === "dev")!.citus.workers).toBe(3);
+  });
+});
+
+describe("synthesis needs nothing but Node.js", () => {
+  it("runs no construct validation that needs the terraform CLI (pnpm synth works on a machine without it)", () => {
+    // cdktf's DataResource, import blocks and moves validate by running `terraform version`; with PATH empty such a
+    // validation reports that it could not run, which is what `pnpm synth` would hit on a fresh machine.
+    const outdir = mkdtempSync(join(tmpdir(), "platform-validate-"));
+    const path = process.env.PATH;
+    try {
+      const app = buildApp(configs, outdir);
+      process.env.PATH = outdir;
+      const errors = app.node.findAll().flatMap((c) => c.node.validate().map((e) => `${c.node.path}: ${e}`));
+      expect(errors).toEqual([]);
+    } finally {
+      process.env.PATH = path;
+      rmSync(outdir, { recursive: true, force: true });
+    }
   });
 });

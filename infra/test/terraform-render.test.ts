@@ -1,10 +1,10 @@
 /**
  * What Terraform itself makes of the synthesized strings. Terraform parses every JSON string as a template, so a
  * generated file carried as a string (the Citus startup scripts) must come out of Terraform byte for byte. The real
- * `terraform` CLI renders them here through built-in `terraform_data` resources: no provider, no network.
- * Skipped with the reason when terraform is not installed.
+ * `terraform` CLI renders them here through built-in `terraform_data` resources: no provider, no network. The same
+ * stand-ins let Terraform check each stack's dependency graph. Skipped with the reason when terraform is not installed.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,22 +18,50 @@ import { renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js"
 const terraformMissing = spawnSync("terraform", ["version"]).error ? "the terraform CLI is not installed" : undefined;
 if (terraformMissing) console.warn(`skipping Terraform rendering tests: ${terraformMissing}`);
 
-/** Renders each string as Terraform would (a terraform_data input each, beside `locals`) and returns the results. */
-function renderWithTerraform(strings: readonly string[], locals: Record<string, unknown> = {}): string[] {
+interface Plan {
+  planned_values: { root_module: { resources: { name: string; values: { input: string } }[] } };
+}
+
+/** Plans a provider-free configuration with the real CLI; Terraform's refusal is thrown with its stderr. */
+function planWithTerraform(config: Record<string, unknown>): Plan {
   const dir = mkdtempSync(join(tmpdir(), "tf-render-"));
   try {
-    const config = { locals, resource: { terraform_data: Object.fromEntries(strings.map((s, i) => [`s${i}`, { input: s }])) } };
     writeFileSync(join(dir, "main.tf.json"), JSON.stringify(config));
     const env = { ...process.env, TF_IN_AUTOMATION: "1", CHECKPOINT_DISABLE: "1" };
-    const run = (...args: string[]) => execFileSync("terraform", args, { cwd: dir, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 * 1024 * 1024 });
-    run("init", "-input=false", "-backend=false");
-    run("plan", "-input=false", "-lock=false", "-out=plan");
-    const plan = JSON.parse(run("show", "-json", "plan")) as { planned_values: { root_module: { resources: { name: string; values: { input: string } }[] } } };
-    const byName = new Map(plan.planned_values.root_module.resources.map((r) => [r.name, r.values.input]));
-    return strings.map((_, i) => byName.get(`s${i}`)!);
+    const run = (...args: string[]) => {
+      const result = spawnSync("terraform", args, { cwd: dir, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+      if (result.status !== 0) throw new Error(`terraform ${args[0]} failed: ${result.stderr}`);
+      return result.stdout;
+    };
+    run("init", "-input=false", "-backend=false", "-no-color");
+    run("plan", "-input=false", "-lock=false", "-no-color", "-out=plan");
+    return JSON.parse(run("show", "-json", "plan")) as Plan;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Renders each string as Terraform would (a terraform_data input each, beside `locals`) and returns the results. */
+function renderWithTerraform(strings: readonly string[], locals: Record<string, unknown> = {}): string[] {
+  const plan = planWithTerraform({ locals, resource: { terraform_data: Object.fromEntries(strings.map((s, i) => [`s${i}`, { input: s }])) } });
+  const byName = new Map(plan.planned_values.root_module.resources.map((r) => [r.name, r.values.input]));
+  return strings.map((_, i) => byName.get(`s${i}`)!);
+}
+
+/**
+ * The stack's resources as provider-free stand-ins: one terraform_data per resource, named after its address, with
+ * its depends_on rewritten to the stand-ins; the stack's `terraform` block without its backend.
+ */
+function dependencyStandIn(stack: SynthesizedStack): { terraform: Record<string, unknown>; resource: { terraform_data: Record<string, { depends_on?: string[] }> } } {
+  const standIn = (address: string) => `terraform_data.${address.replace(".", "__")}`;
+  const resources: Record<string, { depends_on?: string[] }> = {};
+  for (const [type, byName] of Object.entries(stack.json.resource ?? {})) {
+    for (const [name, conf] of Object.entries(byName)) {
+      const dependsOn = conf.depends_on as string[] | undefined;
+      resources[standIn(`${type}.${name}`).slice("terraform_data.".length)] = dependsOn ? { depends_on: dependsOn.map(standIn) } : {};
+    }
+  }
+  return { terraform: { required_version: stack.json.terraform?.required_version }, resource: { terraform_data: resources } };
 }
 
 describe.skipIf(terraformMissing)("Terraform renders the synthesized strings as intended", () => {
@@ -56,6 +84,25 @@ describe.skipIf(terraformMissing)("Terraform renders the synthesized strings as 
         expect(text).toContain('"${PSQL[@]}"');
       });
     }
+  }, 180_000);
+
+  it("accepts each stack's dependency graph (APIs first, no cycle) under the stack's required_version", () => {
+    for (const stack of stacks) {
+      const config = dependencyStandIn(stack);
+      const planned = planWithTerraform(config).planned_values.root_module.resources;
+      expect(planned.length).toBe(Object.keys(config.resource.terraform_data).length);
+    }
+    // The same check refuses a cycle (an API that waited for a resource waiting for the APIs) and a version the CLI
+    // does not meet, so passing above means something.
+    const config = dependencyStandIn(stacks[0]!);
+    const service = Object.keys(config.resource.terraform_data).find((n) => n.startsWith("google_project_service__"))!;
+    const gated = Object.entries(config.resource.terraform_data).find(([n]) => n.startsWith("google_dns_managed_zone__"))!;
+    expect(gated[1].depends_on?.some((d) => d.startsWith("terraform_data.terraform_data__"))).toBe(true);
+    config.resource.terraform_data[service] = { depends_on: [`terraform_data.${gated[0]}`] };
+    expect(() => planWithTerraform(config)).toThrow(/Cycle/);
+    expect(() => planWithTerraform({ ...dependencyStandIn(stacks[0]!), terraform: { required_version: ">= 99.0.0" } })).toThrow(
+      /Unsupported Terraform Core version/,
+    );
   }, 180_000);
 
   it("terraformLiteral round-trips text full of template syntax; unescaped, Terraform refuses it", () => {

@@ -93,6 +93,7 @@ const FREE = new Set([
   "google_secret_manager_secret_iam_member",
   "google_secret_manager_secret_version",
   "google_storage_bucket_iam_member",
+  "terraform_data",
 ]);
 
 /** Types whose whole cost depends on use; named in the output so nobody mistakes the total for the bill. */
