@@ -36,7 +36,7 @@ export interface PlatformNames {
   readonly dnsZone: string;
   readonly dnsDomain: string;
   readonly kmsKeyRing: string;
-  readonly kmsKeys: { readonly gkeSecrets: string; readonly disks: string; readonly backups: string };
+  readonly kmsKeys: { readonly gkeSecrets: string; readonly disks: string; readonly backups: string; readonly redis: string };
   readonly backupsBucket: string;
   readonly redis: { readonly instance: string; readonly host: string; readonly port: number };
   readonly postgresPort: number;
@@ -124,7 +124,7 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
     dnsZone: `${p}-db-internal`,
     dnsDomain,
     kmsKeyRing: `${p}-keyring`,
-    kmsKeys: { gkeSecrets: "gke-secrets", disks: "disks", backups: "backups" },
+    kmsKeys: { gkeSecrets: "gke-secrets", disks: "disks", backups: "backups", redis: "redis" },
     backupsBucket: `${projectId}-${p}-db-backups`,
     redis: { instance: `${p}-redis`, host: `redis.${dnsDomain}`, port: MEMORYSTORE_TLS_PORT },
     postgresPort: POSTGRES_PORT,

@@ -81,7 +81,12 @@ export class PlatformStack extends TerraformStack {
       location: region,
       keyRingName: names.kmsKeyRing,
       keyNames: names.kmsKeys,
-      agents: { gke: agent("container-engine-robot"), compute: agent("compute-system"), storage: agent("gs-project-accounts") },
+      agents: {
+        gke: agent("container-engine-robot"),
+        compute: agent("compute-system"),
+        storage: agent("gs-project-accounts"),
+        redis: agent("cloud-redis"),
+      },
       labels,
       preventDestroy: config.citus.deletionProtection,
     });
@@ -158,8 +163,9 @@ export class PlatformStack extends TerraformStack {
       caSecretId: names.secrets.redisCa,
       dnsZone: network.dnsZone,
       host: names.redis.host,
+      encryptionKey: keys.redis.id,
       labels,
-      dependsOn: [network.privateServiceAccess],
+      dependsOn: [network.privateServiceAccess, keys.grants.redis],
     });
 
     const backups = new BackupsBucket(this, "Backups", {

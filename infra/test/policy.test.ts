@@ -92,6 +92,7 @@ const BREAKS: [string, string, (c: Conf) => void, string?][] = [
   ["CKV_GCP_78", "google_storage_bucket", (c) => { c.versioning.enabled = false; }],
   ["CKV_GCP_114", "google_storage_bucket", (c) => { c.public_access_prevention = "inherited"; }],
   ["PLATFORM_CMEK_DISKS", "google_compute_disk", (c) => { delete c.disk_encryption_key; }],
+  ["PLATFORM_CMEK_REDIS", "google_redis_instance", (c) => { delete c.customer_managed_key; }],
 ];
 
 it("has a failing example for every rule", () => {

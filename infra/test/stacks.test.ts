@@ -211,6 +211,15 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       if (name !== "dev") expect(redis().conf.tier).toBe("STANDARD_HA");
       if (config.redis.tier === "STANDARD_HA") expect(redis().conf.alternative_location_id).toBe(config.gcp.zones[1]);
     });
+    it("encrypts data at rest with its own regional KMS key, created only after Memorystore's service agent may use it", () => {
+      const key = all("google_kms_crypto_key").find((k) => k.conf.name === names.kmsKeys.redis)!;
+      expect(redis().conf.customer_managed_key).toBe(`\${${key.address}.id}`);
+      expect(only(stack(), "google_kms_key_ring").conf.location).toBe(config.gcp.region);
+      const grant = all("google_kms_crypto_key_iam_member").find((g) => g.conf.crypto_key_id === `\${${key.address}.id}`)!;
+      expect(grant.conf).toMatchObject({ role: "roles/cloudkms.cryptoKeyEncrypterDecrypter" });
+      expect(grant.conf.member).toMatch(/^serviceAccount:service-\$\{data\.google_project\.[A-Za-z0-9_]+\.number\}@cloud-redis\.iam\.gserviceaccount\.com$/);
+      expect(redis().conf.depends_on).toContain(grant.address);
+    });
     it("publishes the AUTH string and CA to Secret Manager by reference, never as a literal", () => {
       const versions = all("google_secret_manager_secret_version").map((v) => v.conf.secret_data);
       expect(versions.sort()).toEqual([`\${${redis().address}.auth_string}`, `\${${redis().address}.server_ca_certs[0].cert}`].sort());

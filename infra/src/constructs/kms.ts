@@ -1,13 +1,15 @@
 import { Construct } from "constructs";
 import { KmsCryptoKey, KmsCryptoKeyIamMember, KmsKeyRing } from "../google.js";
 
+export type PlatformKeyId = "gkeSecrets" | "disks" | "backups" | "redis";
+
 export interface PlatformKeysProps {
   readonly projectId: string;
   readonly location: string;
   readonly keyRingName: string;
-  readonly keyNames: { readonly gkeSecrets: string; readonly disks: string; readonly backups: string };
+  readonly keyNames: Readonly<Record<PlatformKeyId, string>>;
   /** Google service agents that encrypt with each key on the platform's behalf. */
-  readonly agents: { readonly gke: string; readonly compute: string; readonly storage: string };
+  readonly agents: { readonly gke: string; readonly compute: string; readonly storage: string; readonly redis: string };
   readonly labels: Record<string, string>;
   /** Refuse `terraform destroy` of the keys: destroying a key makes everything encrypted with it unreadable. */
   readonly preventDestroy: boolean;
@@ -15,21 +17,25 @@ export interface PlatformKeysProps {
   readonly rotationPeriodDays?: number;
 }
 
-/** Customer-managed keys: Kubernetes secrets (application-layer encryption), persistent disks, backups. */
+/**
+ * Customer-managed keys, one per kind of data so each can be rotated, audited or revoked on its own: Kubernetes
+ * secrets (application-layer encryption), persistent disks, backups, Memorystore.
+ */
 export class PlatformKeys extends Construct {
   readonly keyRing: KmsKeyRing;
   readonly gkeSecrets: KmsCryptoKey;
   readonly disks: KmsCryptoKey;
   readonly backups: KmsCryptoKey;
+  readonly redis: KmsCryptoKey;
   /** The service agents' grants: resources encrypted with a key must depend on its grant. */
-  readonly grants: Record<"gkeSecrets" | "disks" | "backups", KmsCryptoKeyIamMember>;
+  readonly grants: Record<PlatformKeyId, KmsCryptoKeyIamMember>;
 
   constructor(scope: Construct, id: string, props: PlatformKeysProps) {
     super(scope, id);
     const rotationPeriod = `${(props.rotationPeriodDays ?? 90) * 86400}s`;
     this.keyRing = new KmsKeyRing(this, "KeyRing", { project: props.projectId, name: props.keyRingName, location: props.location });
-    const grants: Partial<Record<"gkeSecrets" | "disks" | "backups", KmsCryptoKeyIamMember>> = {};
-    const key = (keyId: "gkeSecrets" | "disks" | "backups", name: string, agent: string): KmsCryptoKey => {
+    const grants: Partial<Record<PlatformKeyId, KmsCryptoKeyIamMember>> = {};
+    const key = (keyId: PlatformKeyId, name: string, agent: string): KmsCryptoKey => {
       const cryptoKey = new KmsCryptoKey(this, keyId, {
         name,
         keyRing: this.keyRing.id,
@@ -48,6 +54,7 @@ export class PlatformKeys extends Construct {
     this.gkeSecrets = key("gkeSecrets", props.keyNames.gkeSecrets, props.agents.gke);
     this.disks = key("disks", props.keyNames.disks, props.agents.compute);
     this.backups = key("backups", props.keyNames.backups, props.agents.storage);
-    this.grants = { gkeSecrets: grants.gkeSecrets!, disks: grants.disks!, backups: grants.backups! };
+    this.redis = key("redis", props.keyNames.redis, props.agents.redis);
+    this.grants = { gkeSecrets: grants.gkeSecrets!, disks: grants.disks!, backups: grants.backups!, redis: grants.redis! };
   }
 }

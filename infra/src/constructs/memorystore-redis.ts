@@ -21,14 +21,19 @@ export interface MemorystoreRedisProps {
   readonly dnsZone: DnsManagedZone;
   /** Host name in the private zone, e.g. redis.db.internal. */
   readonly host: string;
+  /**
+   * Cloud KMS key the instance's data at rest is encrypted with, in the instance's region. Memorystore takes it only
+   * at creation: changing it replaces the instance.
+   */
+  readonly encryptionKey: string;
   readonly labels: Record<string, string>;
-  /** Private Service Access must exist before the instance. */
+  /** Private Service Access, and the Memorystore service agent's grant on the key, must exist before the instance. */
   readonly dependsOn: ITerraformDependable[];
 }
 
 /**
  * Memorystore for Redis on Private Service Access with AUTH and TLS (SERVER_AUTHENTICATION, port 6378), RDB
- * persistence, HA replicas in staging and production. The AUTH string and CA are copied into Secret Manager by
+ * persistence encrypted with the platform's own key, HA replicas in staging and production. The AUTH string and CA are copied into Secret Manager by
  * reference: workloads read them there, never from Terraform outputs.
  */
 export class MemorystoreRedis extends Construct {
@@ -55,6 +60,7 @@ export class MemorystoreRedis extends Construct {
       connectMode: "PRIVATE_SERVICE_ACCESS",
       authEnabled: true,
       transitEncryptionMode: "SERVER_AUTHENTICATION",
+      customerManagedKey: props.encryptionKey,
       replicaCount: ha && props.readReplicas > 0 ? props.readReplicas : undefined,
       readReplicasMode: ha && props.readReplicas > 0 ? "READ_REPLICAS_ENABLED" : undefined,
       persistenceConfig: { persistenceMode: "RDB", rdbSnapshotPeriod: "ONE_HOUR" },

@@ -497,6 +497,12 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     resourceTypes: ["google_compute_disk"],
     check: ({ conf }) => (at(conf, "disk_encryption_key", "kms_key_self_link") ? undefined : "disk_encryption_key.kms_key_self_link is unset"),
   },
+  {
+    id: "PLATFORM_CMEK_REDIS",
+    title: "Memorystore for Redis encrypts data at rest (RDB snapshots included) with a customer-managed key",
+    resourceTypes: ["google_redis_instance"],
+    check: ({ conf }) => (conf.customer_managed_key ? undefined : "customer_managed_key is unset"),
+  },
 ];
 
 export function checkPolicies(stack: SynthesizedStack, rules: readonly PolicyRule[] = POLICY_RULES): Violation[] {
