@@ -2,6 +2,7 @@ export { ENVIRONMENT_NAMES, EnvironmentConfigSchema, type EnvironmentConfig, typ
 export { ConfigError, loadAllEnvironments, loadEnvironment, envVarName, merge as mergeOverrides, isEnvironmentName, ENV_VAR_OVERRIDES, DEFAULT_OVERRIDE_FILE, type LoadOptions } from "./load.js";
 export { deriveSizing, tierFor, workersFor, shardCountFor, workerDiskGbFor, type Sizing, type SizingTier } from "./sizing.js";
 export { ENVIRONMENT_DEFINITIONS, COMMON_DEFAULTS, EXAMPLE_TENANT_SERVICE_IMAGE } from "./environments.js";
+export { IMAGES, UNRESOLVED_DIGEST, imageRef, unresolvedImages, admittedImagePatterns, imageAdmitted, imageRepository, type ImageEntry } from "./images.js";
 export { platformNames, type PlatformNames, type ServiceAccountName, type CitusNodeName } from "./names.js";
 export { parseCidr, rangesOverlap, prefixLength, formatIpv4 } from "./cidr.js";
 export {

@@ -8,6 +8,7 @@
  */
 import { createRequire } from "node:module";
 
+import type * as BinaryAuthorizationPolicyModule from "@cdktf/provider-google/lib/binary-authorization-policy/index.js";
 import type * as ComputeAddressModule from "@cdktf/provider-google/lib/compute-address/index.js";
 import type * as ComputeDiskModule from "@cdktf/provider-google/lib/compute-disk/index.js";
 import type * as ComputeDiskResourcePolicyAttachmentModule from "@cdktf/provider-google/lib/compute-disk-resource-policy-attachment/index.js";
@@ -57,6 +58,8 @@ function load(path: string): unknown {
   }
 }
 
+export const { BinaryAuthorizationPolicy } = load("@cdktf/provider-google/lib/binary-authorization-policy") as typeof BinaryAuthorizationPolicyModule;
+export type BinaryAuthorizationPolicy = BinaryAuthorizationPolicyModule.BinaryAuthorizationPolicy;
 export const { ComputeAddress } = load("@cdktf/provider-google/lib/compute-address") as typeof ComputeAddressModule;
 export type ComputeAddress = ComputeAddressModule.ComputeAddress;
 export const { ComputeDisk } = load("@cdktf/provider-google/lib/compute-disk") as typeof ComputeDiskModule;

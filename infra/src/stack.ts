@@ -1,7 +1,7 @@
 import { Construct } from "constructs";
 import { ComputeProjectMetadataItem, DataGoogleProject, GoogleProvider } from "./google.js";
 import { Aspects, GcsBackend, TerraformOutput, TerraformStack } from "cdktf";
-import { platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
+import { admittedImagePatterns, platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
 import { EnabledApisFirst, ProjectServices } from "./constructs/project-services.js";
 import { PlatformNetwork } from "./constructs/network.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "@platform/monitoring/exporter-queries";
@@ -13,6 +13,7 @@ import { MemorystoreRedis } from "./constructs/memorystore-redis.js";
 import { BackupsBucket } from "./constructs/backups-bucket.js";
 import { CitusCluster } from "./constructs/citus-cluster.js";
 import { WorkloadIdentityAccount } from "./constructs/workload-identity.js";
+import { ImageAdmissionPolicy } from "./constructs/image-admission-policy.js";
 import { SecretManagerSecret } from "./google.js";
 import type { StackOutputName } from "./outputs.js";
 
@@ -122,6 +123,11 @@ export class PlatformStack extends TerraformStack {
       displayName: "GKE nodes (least privilege)",
       projectRoles: GKE_NODE_ROLES,
     });
+    // Enforcement (production) evaluates the project's policy; the cluster waits for it so it never enforces the
+    // project's allow-everything default.
+    const admission = config.gke.binaryAuthorization
+      ? new ImageAdmissionPolicy(this, "ImageAdmission", { projectId: project, admittedImages: admittedImagePatterns(config) })
+      : undefined;
     const gke = new PrivateGkeCluster(this, "Gke", {
       projectId: project,
       name: names.cluster,
@@ -145,7 +151,7 @@ export class PlatformStack extends TerraformStack {
       deletionProtection: config.gke.deletionProtection,
       binaryAuthorization: config.gke.binaryAuthorization,
       labels,
-      dependsOn: [keys.grants.gkeSecrets, keys.grants.disks],
+      dependsOn: [keys.grants.gkeSecrets, keys.grants.disks, ...(admission ? [admission.policy] : [])],
     });
 
     const redis = new MemorystoreRedis(this, "Redis", {

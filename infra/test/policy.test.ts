@@ -93,6 +93,8 @@ const BREAKS: [string, string, (c: Conf) => void, string?][] = [
   ["CKV_GCP_114", "google_storage_bucket", (c) => { c.public_access_prevention = "inherited"; }],
   ["PLATFORM_CMEK_DISKS", "google_compute_disk", (c) => { delete c.disk_encryption_key; }],
   ["PLATFORM_CMEK_REDIS", "google_redis_instance", (c) => { delete c.customer_managed_key; }],
+  ["PLATFORM_BINAUTHZ_DENY_BY_DEFAULT", "google_binary_authorization_policy", (c) => { c.default_admission_rule.evaluation_mode = "ALWAYS_ALLOW"; }, "production"],
+  ["PLATFORM_BINAUTHZ_DENY_BY_DEFAULT", "google_binary_authorization_policy", (c) => { c.admission_whitelist_patterns.push({ name_pattern: "docker.io/**" }); }, "production"],
 ];
 
 it("has a failing example for every rule", () => {
@@ -106,6 +108,14 @@ describe("each rule fails, naming the resource address, when its invariant is br
     const violations = checkPolicies(stack).filter((v) => v.rule === id);
     expect(violations.map((v) => v.address)).toContain(address);
     expect(formatViolations(violations)).toContain(address);
+  });
+
+  it("PLATFORM_BINAUTHZ_DENY_BY_DEFAULT on an enforcing cluster whose stack defines no policy", () => {
+    const production = stacks.find((s) => s.name === "production")!;
+    const json = structuredClone(production.json) as { resource: Record<string, Record<string, Record<string, unknown>>> };
+    delete json.resource.google_binary_authorization_policy;
+    const violations = checkPolicies({ name: "production", json }).filter((v) => v.rule === "PLATFORM_BINAUTHZ_DENY_BY_DEFAULT");
+    expect(violations.map((v) => v.address)).toEqual(Object.keys(json.resource.google_container_cluster!).map((n) => `google_container_cluster.${n}`));
   });
 
   it("PLATFORM_NO_SERVICE_ACCOUNT_KEYS on google_service_account_key", () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { platformNames, type EnvironmentConfig } from "@platform/config";
+import { admittedImagePatterns, imageRepository, platformNames, type EnvironmentConfig } from "@platform/config";
 import { buildApp, type SynthesizedStack } from "../src/app.js";
 import { at, block, blocks, allowsPort } from "../src/policy/index.js";
 import { StackOutputsSchema } from "../src/outputs.js";
@@ -193,6 +193,22 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       expect(block(cluster().database_encryption)).toEqual({ state: "ENCRYPTED", key_name: `\${${key.address}.id}` });
       expect(cluster().logging_service).toBe("logging.googleapis.com/kubernetes");
       expect(cluster().monitoring_service).toBe("monitoring.googleapis.com/kubernetes");
+    });
+    it(`${config.gke.binaryAuthorization ? "admits only the platform's image repositories" : "defines no Binary Authorization policy"}`, () => {
+      const policies = all("google_binary_authorization_policy");
+      if (!config.gke.binaryAuthorization) return expect(policies).toEqual([]);
+      expect(policies.length).toBe(1);
+      const policy = policies[0]!.conf;
+      expect(policy).toMatchObject({
+        project: config.gcp.projectId,
+        global_policy_evaluation_mode: "ENABLE",
+        default_admission_rule: { evaluation_mode: "ALWAYS_DENY", enforcement_mode: "ENFORCED_BLOCK_AND_AUDIT_LOG" },
+      });
+      const patterns = blocks(policy.admission_whitelist_patterns).map((p) => p.name_pattern);
+      expect(patterns).toEqual(admittedImagePatterns(config));
+      expect(patterns).toContain(`${imageRepository(config.kubernetes.images.tenantService)}*`);
+      // The cluster never enforces the project's allow-everything default, not even while the policy is created.
+      expect(cluster().depends_on).toContain(policies[0]!.address);
     });
     it(`${name === "production" ? "has" : "does not force"} deletion protection and Binary Authorization`, () => {
       expect(cluster().deletion_protection).toBe(config.gke.deletionProtection);

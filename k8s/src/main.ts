@@ -3,17 +3,16 @@
  * apply first) and one file per application. Refuses to write output that fails schema validation or the manifest
  * policy suite. `pnpm synth` (root) runs it; so does `cdk8s synth` inside k8s/.
  */
-import { ConfigError, loadAllEnvironments } from "@platform/config";
+import { ConfigError, loadAllEnvironments, unresolvedImages } from "@platform/config";
 import { synthesizeEnvironment } from "./app.js";
 import { checkManifests, formatManifestViolations } from "./policy/index.js";
-import { unresolvedImages } from "./images.js";
 
 try {
   const outRoot = process.env.K8S_OUTDIR ?? "dist";
   let failed = false;
   const unresolved = unresolvedImages();
   if (unresolved.length > 0) {
-    console.warn(`warning: images without a recorded digest (k8s/src/images.ts): ${unresolved.join(", ")}; resolve them before deploying`);
+    console.warn(`warning: images without a recorded digest (config/src/images.ts): ${unresolved.join(", ")}; resolve them before deploying`);
   }
   for (const config of loadAllEnvironments()) {
     if (config.kubernetes.images.placeholder) {

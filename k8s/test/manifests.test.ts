@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ENVIRONMENT_NAMES, loadEnvironment, platformNames, type EnvironmentConfig } from "@platform/config";
+import { ENVIRONMENT_NAMES, admittedImagePatterns, imageAdmitted, loadEnvironment, platformNames, type EnvironmentConfig } from "@platform/config";
 import { ALERTMANAGER, alertmanagerPeers } from "@platform/monitoring";
 import { synthesizeEnvironment, validateObject, type KubernetesObject } from "../src/app.js";
 import { gatewayRoutes, kongDeclarativeConfig } from "../src/charts/gateway.js";
@@ -37,6 +37,17 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
   it.each(MANIFEST_RULES.map((r) => [`${r.id}: ${r.title}`, r.id]))("%s", (_label, id) => {
     const violations = checkManifests(synthesized[env]!.objects, MANIFEST_RULES.filter((r) => r.id === id));
     expect(violations).toEqual([]);
+  });
+
+  it("runs only images that the environment's Binary Authorization allowlist admits", () => {
+    const podSpecs = synthesized[env]!.objects.flatMap((o: any) => {
+      const spec = o.kind === "CronJob" ? o.spec?.jobTemplate?.spec?.template?.spec : o.spec?.template?.spec;
+      return spec ? [[`${o.kind}/${o.metadata.name}`, spec]] : [];
+    }) as [string, any][];
+    const images = podSpecs.flatMap(([owner, spec]) => [...(spec.initContainers ?? []), ...spec.containers].map((c: any) => [owner, c.image as string]));
+    expect(images.length).toBeGreaterThanOrEqual(9);
+    const patterns = admittedImagePatterns(config);
+    expect(images.filter(([, image]) => !imageAdmitted(image, patterns))).toEqual([]);
   });
 
   it("sizes the workloads from the environment config", () => {

@@ -23,7 +23,7 @@ if (amtoolMissing) console.warn(`skipping amtool checks: ${amtoolMissing}`);
 /**
  * Debian's amtool (0.25) predates the webhook receiver's url_file, which the deployed Alertmanager reads; for this
  * amtool the heartbeat URL file is swapped for an inline placeholder URL before the check, and the test says so.
- * The pinned image (v0.28.1, k8s/src/images.ts) has url_file, api_url_file and routing_key_file: its tagged
+ * The pinned image (v0.28.1, config/src/images.ts) has url_file, api_url_file and routing_key_file: its tagged
  * config/notifiers.go declares WebhookConfig.URLFile, SlackConfig.APIURLFile and PagerdutyConfig.RoutingKeyFile.
  */
 const amtoolKnowsWebhookUrlFile = (() => {

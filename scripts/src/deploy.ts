@@ -7,8 +7,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { envVarName, platformNames, type EnvironmentConfig, type EnvironmentName } from "@platform/config";
-import { unresolvedImages } from "@platform/k8s/images";
+import { envVarName, platformNames, unresolvedImages, type EnvironmentConfig, type EnvironmentName } from "@platform/config";
 import type { CommandSpec, Step } from "./workflow.js";
 
 export interface DeployOptions {
@@ -55,7 +54,7 @@ export function deployPreflight(
   // The zero digest would reach the cluster as an image that cannot be pulled: every such pod in ImagePullBackOff.
   const unpinned = unresolved();
   if (unpinned.length > 0) {
-    problems.push(`third-party images without a digest: ${unpinned.join(", ")}. Resolve each (crane digest <repository>:<tag>) and record it in k8s/src/images.ts`);
+    problems.push(`third-party images without a digest: ${unpinned.join(", ")}. Resolve each (crane digest <repository>:<tag>) and record it in config/src/images.ts`);
   }
   for (const tool of TOOLS) if (!hasTool(tool)) problems.push(`${tool} is not on PATH (docs/DEPLOYMENT.md, prerequisites)`);
   return problems;

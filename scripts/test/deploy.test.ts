@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { loadEnvironment } from "@platform/config";
-import { unresolvedImages } from "@platform/k8s/images";
+import { unresolvedImages } from "@platform/config";
 import { applyOrder, deployPreflight, deploySteps, rolloutTargets } from "../src/deploy.js";
 
 const scriptsDir = join(import.meta.dirname, "..");
@@ -24,7 +24,7 @@ describe("scripts/deploy", () => {
       expect.stringMatching(/staging still uses the example project "example-saas-staging": set PLATFORM_STAGING_PROJECT_ID and PLATFORM_STAGING_STATE_BUCKET/),
       expect.stringMatching(/the tenant-service image is the example digest: set PLATFORM_STAGING_TENANT_SERVICE_IMAGE/),
       expect.stringMatching(/MIGRATE_DATABASE_URL is not set/),
-      "third-party images without a digest: kong (docker.io/library/kong:3.9.1). Resolve each (crane digest <repository>:<tag>) and record it in k8s/src/images.ts",
+      "third-party images without a digest: kong (docker.io/library/kong:3.9.1). Resolve each (crane digest <repository>:<tag>) and record it in config/src/images.ts",
       "gcloud is not on PATH (docs/DEPLOYMENT.md, prerequisites)",
     ]);
     expect(deployPreflight({ environment: "staging", config: real, root: scriptsDir, yes: false, env: { MIGRATE_DATABASE_URL: "postgresql://m@db/p" } }, () => true, () => [])).toEqual([]);

@@ -75,6 +75,7 @@ export class CostError extends Error {
 
 /** Types with no charge of their own (their cost, if any, is in a priced resource or is usage). */
 const FREE = new Set([
+  "google_binary_authorization_policy",
   "google_compute_network",
   "google_compute_subnetwork",
   "google_compute_firewall",

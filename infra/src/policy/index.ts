@@ -498,6 +498,29 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     check: ({ conf }) => (at(conf, "disk_encryption_key", "kms_key_self_link") ? undefined : "disk_encryption_key.kms_key_self_link is unset"),
   },
   {
+    id: "PLATFORM_BINAUTHZ_DENY_BY_DEFAULT",
+    title: "A cluster that enforces Binary Authorization has a project policy that denies unlisted images and blocks",
+    resourceTypes: [],
+    checkStack: ({ json }) => {
+      const enforcing = resourcesOf(json, "google_container_cluster").filter(
+        (c) => at(c.conf, "binary_authorization", "evaluation_mode") === "PROJECT_SINGLETON_POLICY_ENFORCE",
+      );
+      if (enforcing.length === 0) return [];
+      const policies = resourcesOf(json, "google_binary_authorization_policy");
+      if (policies.length === 0) return enforcing.map((c) => [c.address, "enforces the project policy, but the stack defines none: the default admits every image"]);
+      return policies.flatMap((p): [string, string][] => {
+        const rule = block(p.conf.default_admission_rule) ?? {};
+        const patterns = blocks(p.conf.admission_whitelist_patterns).map((w) => String(w.name_pattern));
+        if (rule.evaluation_mode !== "ALWAYS_DENY" && rule.evaluation_mode !== "REQUIRE_ATTESTATION") {
+          return [[p.address, `default_admission_rule.evaluation_mode is ${show(rule.evaluation_mode)}`]];
+        }
+        if (rule.enforcement_mode !== "ENFORCED_BLOCK_AND_AUDIT_LOG") return [[p.address, `default_admission_rule.enforcement_mode is ${show(rule.enforcement_mode)}`]];
+        const broad = patterns.filter((n) => !/^[^/*]+\/[^*]+$|^[^/*]+\/[^*]*[^/*]\*$/.test(n));
+        return broad.length > 0 ? [[p.address, `allowlist patterns admit whole registries or paths: ${broad.join(", ")}`]] : [];
+      });
+    },
+  },
+  {
     id: "PLATFORM_CMEK_REDIS",
     title: "Memorystore for Redis encrypts data at rest (RDB snapshots included) with a customer-managed key",
     resourceTypes: ["google_redis_instance"],

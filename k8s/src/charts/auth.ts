@@ -1,12 +1,11 @@
 import { Chart } from "cdk8s";
 import type { Construct } from "constructs";
-import { platformNames, type EnvironmentConfig } from "@platform/config";
+import { imageRef, platformNames, type EnvironmentConfig } from "@platform/config";
 import { IntOrString, KubeJob, KubeNetworkPolicy, KubeService, KubeServiceAccount, type NetworkPolicyPeer, type Volume } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { hardenedPodSecurityContext, hardenedTaskContainer } from "../constructs/hardened-container.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
-import { imageRef } from "../images.js";
 import { quotaFor } from "../quantities.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 

@@ -1,13 +1,12 @@
 import { Chart } from "cdk8s";
 import type { Construct } from "constructs";
 import { stringify } from "yaml";
-import { platformNames, type EnvironmentConfig } from "@platform/config";
+import { imageRef, platformNames, type EnvironmentConfig } from "@platform/config";
 import { IntOrString, KubeConfigMap, KubeNetworkPolicy, KubeService, type Volume } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
-import { imageRef } from "../images.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
 const PROXY_PORT = 8000;

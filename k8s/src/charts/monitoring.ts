@@ -1,7 +1,7 @@
 import { Chart } from "cdk8s";
 import type { Construct } from "constructs";
 import { stringify } from "yaml";
-import { platformNames, type EnvironmentConfig } from "@platform/config";
+import { imageRef, platformNames, type EnvironmentConfig } from "@platform/config";
 import {
   ALERTMANAGER,
   ALERT_HEARTBEAT_FILE,
@@ -20,7 +20,6 @@ import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { HardenedStatefulSet } from "../constructs/hardened-statefulset.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
-import { imageRef } from "../images.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
 const GRAFANA_PORT = 3000;
