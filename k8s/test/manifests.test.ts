@@ -44,7 +44,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       const spec = o.kind === "CronJob" ? o.spec?.jobTemplate?.spec?.template?.spec : o.spec?.template?.spec;
       return spec ? [[`${o.kind}/${o.metadata.name}`, spec]] : [];
     }) as [string, any][];
-    const images = podSpecs.flatMap(([owner, spec]) => [...(spec.initContainers ?? []), ...spec.containers].map((c: any) => [owner, c.image as string]));
+    const images = podSpecs.flatMap(([owner, spec]) => [...(spec.initContainers ?? []), ...spec.containers].map((c: any): [string, string] => [owner, c.image]));
     expect(images.length).toBeGreaterThanOrEqual(9);
     const patterns = admittedImagePatterns(config);
     expect(images.filter(([, image]) => !imageAdmitted(image, patterns))).toEqual([]);
