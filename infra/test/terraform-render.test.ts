@@ -22,17 +22,22 @@ interface Plan {
   planned_values: { root_module: { resources: { name: string; values: { input: string } }[] } };
 }
 
-/** Plans a provider-free configuration with the real CLI; Terraform's refusal is thrown with its stderr. */
+/** Runs the real CLI in `dir`; Terraform's refusal is thrown with its stderr. */
+function terraformIn(dir: string): (...args: string[]) => string {
+  const env = { ...process.env, TF_IN_AUTOMATION: "1", CHECKPOINT_DISABLE: "1" };
+  return (...args: string[]) => {
+    const result = spawnSync("terraform", args, { cwd: dir, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+    if (result.status !== 0) throw new Error(`terraform ${args[0]} failed: ${result.stderr}`);
+    return result.stdout;
+  };
+}
+
+/** Plans a provider-free configuration with the real CLI. */
 function planWithTerraform(config: Record<string, unknown>): Plan {
   const dir = mkdtempSync(join(tmpdir(), "tf-render-"));
   try {
     writeFileSync(join(dir, "main.tf.json"), JSON.stringify(config));
-    const env = { ...process.env, TF_IN_AUTOMATION: "1", CHECKPOINT_DISABLE: "1" };
-    const run = (...args: string[]) => {
-      const result = spawnSync("terraform", args, { cwd: dir, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
-      if (result.status !== 0) throw new Error(`terraform ${args[0]} failed: ${result.stderr}`);
-      return result.stdout;
-    };
+    const run = terraformIn(dir);
     run("init", "-input=false", "-backend=false", "-no-color");
     run("plan", "-input=false", "-lock=false", "-no-color", "-out=plan");
     return JSON.parse(run("show", "-json", "plan")) as Plan;
@@ -103,6 +108,30 @@ describe.skipIf(terraformMissing)("Terraform renders the synthesized strings as 
     expect(() => planWithTerraform({ ...dependencyStandIn(stacks[0]!), terraform: { required_version: ">= 99.0.0" } })).toThrow(
       /Unsupported Terraform Core version/,
     );
+  }, 180_000);
+
+  it("orders an API enabled later before the resources that wait on the gate, though the gate itself is unchanged", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tf-order-"));
+    try {
+      const run = terraformIn(dir);
+      const config = dependencyStandIn(stacks[0]!);
+      const gate = Object.keys(config.resource.terraform_data).find((n) => n.startsWith("terraform_data__"))!;
+      writeFileSync(join(dir, "main.tf.json"), JSON.stringify(config));
+      run("init", "-input=false", "-no-color");
+      run("apply", "-input=false", "-auto-approve", "-no-color");
+      // A new API (slow to enable) and a new resource behind the gate, as when production turns on an API.
+      const resources = config.resource.terraform_data as Record<string, Record<string, unknown>>;
+      resources.google_project_service__NewApi = { provisioner: [{ "local-exec": { command: "sleep 2" } }] };
+      resources[gate]!.depends_on = [...(resources[gate]!.depends_on as string[]), "terraform_data.google_project_service__NewApi"];
+      resources.google_dns_record_set__NewRecord = { depends_on: [`terraform_data.${gate}`] };
+      writeFileSync(join(dir, "main.tf.json"), JSON.stringify(config));
+      const log = run("apply", "-input=false", "-auto-approve", "-no-color");
+      expect(log).toMatch(/Resources: 2 added, 0 changed, 0 destroyed/);
+      expect(log.indexOf("google_project_service__NewApi: Creation complete")).toBeGreaterThan(-1);
+      expect(log.indexOf("google_dns_record_set__NewRecord: Creating")).toBeGreaterThan(log.indexOf("google_project_service__NewApi: Creation complete"));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 180_000);
 
   it("terraformLiteral round-trips text full of template syntax; unescaped, Terraform refuses it", () => {
