@@ -193,6 +193,7 @@ export class PlatformStack extends TerraformStack {
       dnsZoneName: network.dnsZone.name,
       diskKey: keys.disks.id,
       backupsBucket: backups.bucket.name,
+      egress: network.nat,
       labels,
       dependsOn: [keys.grants.disks],
     });

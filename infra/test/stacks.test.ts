@@ -308,6 +308,10 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       }
       expect(body).toContain(`readonly CLIENT_CIDRS='${config.network.gkeNodesCidr} ${config.network.podsCidr} ${config.network.dataCidr}'`);
     });
+    it("boots every VM only after Cloud NAT exists: the bootstrap installs packages from the internet", () => {
+      const nat = only(stack(), "google_compute_router_nat").address;
+      expect(instances().filter((vm) => !(vm.conf.depends_on as string[]).includes(nat)).map((vm) => vm.address)).toEqual([]);
+    });
     it("has the coordinator join every worker by DNS name", () => {
       expect(script(names.citus.coordinator.instance)).toContain(`readonly WORKER_HOSTS='${names.citus.workers.map((w) => w.host).join(" ")}'`);
     });

@@ -24,6 +24,24 @@ PSQL=(sudo -u postgres psql -X -v ON_ERROR_STOP=1 --quiet --no-align --tuples-on
 log() { echo "citus-bootstrap[$ROLE $NODE_HOST]: $*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
 
+# Runs a command until it succeeds, at most ATTEMPTS times, DELAY seconds apart. For the first boot's downloads: the
+# package repositories are reached through Cloud NAT, and a network hiccup must not leave a VM half installed until
+# someone reboots it (a startup script runs once per boot).
+retry() {
+  local attempts="$1" delay="$2" attempt
+  shift 2
+  for attempt in $(seq 1 "$attempts"); do
+    "$@" && return 0
+    ((attempt < attempts)) || break
+    log "'$*' failed (attempt $attempt/$attempts); retrying in ${delay}s"
+    sleep "$delay"
+  done
+  log "'$*' failed $attempts times"
+  return 1
+}
+
+fetch_key() { curl -fsSL "$1" | gpg --dearmor --yes -o "$2"; }
+
 secret_get() {
   gcloud secrets versions access latest --secret="$1" --project="$PROJECT_ID" 2>/dev/null
 }
@@ -71,19 +89,19 @@ install_packages() {
   # The cluster is created below with data checksums and on the data disk, not by the package's postinst.
   mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/00-platform.conf
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl gnupg ca-certificates openssl
+  retry 30 10 apt-get update -q
+  retry 30 10 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl gnupg ca-certificates openssl
   install -d -m 0755 /usr/share/keyrings
-  curl -fsSL https://www.postgresql.org/media/keys/ACCC4CF8.asc | gpg --dearmor --yes -o /usr/share/keyrings/pgdg.gpg
-  curl -fsSL https://packagecloud.io/citusdata/community/gpgkey | gpg --dearmor --yes -o /usr/share/keyrings/citusdata.gpg
+  retry 30 10 fetch_key https://www.postgresql.org/media/keys/ACCC4CF8.asc /usr/share/keyrings/pgdg.gpg
+  retry 30 10 fetch_key https://packagecloud.io/citusdata/community/gpgkey /usr/share/keyrings/citusdata.gpg
   chmod 0644 /usr/share/keyrings/pgdg.gpg /usr/share/keyrings/citusdata.gpg
   echo "deb [signed-by=/usr/share/keyrings/pgdg.gpg] https://apt.postgresql.org/pub/repos/apt $codename-pgdg main" \
     >/etc/apt/sources.list.d/pgdg.list
   echo "deb [signed-by=/usr/share/keyrings/citusdata.gpg] https://packagecloud.io/citusdata/community/debian/ $codename main" \
     >/etc/apt/sources.list.d/citusdata.list
   chmod 0644 /etc/apt/sources.list.d/pgdg.list /etc/apt/sources.list.d/citusdata.list
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "postgresql-$PG_MAJOR" "$CITUS_PACKAGE" pgbackrest \
+  retry 30 10 apt-get update -q
+  retry 30 10 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "postgresql-$PG_MAJOR" "$CITUS_PACKAGE" pgbackrest \
     prometheus-postgres-exporter prometheus-node-exporter
   # Database upgrades are planned operations (docs/runbooks), never a side effect of unattended-upgrades.
   apt-mark hold "postgresql-$PG_MAJOR" "$CITUS_PACKAGE" pgbackrest >/dev/null

@@ -17,6 +17,8 @@ export interface CitusClusterProps {
   readonly labels: Record<string, string>;
   /** E.g. the Compute service agent's grant on the disk key. */
   readonly dependsOn?: ITerraformDependable[];
+  /** Cloud NAT: the VMs' bootstrap installs PostgreSQL and Citus from the internet, so they boot after it exists. */
+  readonly egress: ITerraformDependable;
 }
 
 const VM_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWriter"];
@@ -159,6 +161,7 @@ export class CitusCluster extends Construct {
         deletionProtection: citus.deletionProtection,
         labels: { ...props.labels, "citus-role": name.role },
         dependsOn: props.dependsOn,
+        bootAfter: [props.egress],
       };
       const primary = new CitusNode(this, name.role === "coordinator" ? "Coordinator" : `Worker${name.index}`, {
         ...common,

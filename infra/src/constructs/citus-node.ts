@@ -32,6 +32,11 @@ export interface CitusNodeProps {
   readonly labels: Record<string, string>;
   /** E.g. the Compute service agent's grant on the disk key. */
   readonly dependsOn?: ITerraformDependable[];
+  /**
+   * What the VM's first boot needs besides `dependsOn`: Cloud NAT, through which the bootstrap reaches the package
+   * repositories. A VM that boots before it spends its first boot retrying.
+   */
+  readonly bootAfter?: ITerraformDependable[];
 }
 
 /**
@@ -100,7 +105,7 @@ export class CitusNode extends Construct {
       // A new Debian point release must not replace a database VM; image upgrades are a runbook step. The fencing
       // flag is set by hand during failover and must survive later deploys.
       lifecycle: { ignoreChanges: ["boot_disk[0].initialize_params[0].image", 'metadata["citus-fenced"]'] },
-      dependsOn: props.dependsOn,
+      dependsOn: [...(props.dependsOn ?? []), ...(props.bootAfter ?? [])],
     });
     new DnsRecordSet(this, "DnsRecord", {
       project,

@@ -30,6 +30,8 @@ export class PlatformNetwork extends Construct {
   readonly network: ComputeNetwork;
   readonly gkeSubnet: ComputeSubnetwork;
   readonly dataSubnet: ComputeSubnetwork;
+  /** Egress to the internet for VMs without public addresses (the Citus VMs' package repositories). */
+  readonly nat: ComputeRouterNat;
   readonly privateServiceAccess: ServiceNetworkingConnection;
   readonly privateServiceAccessRange: ComputeGlobalAddress;
   readonly dnsZone: DnsManagedZone;
@@ -74,7 +76,7 @@ export class PlatformNetwork extends Construct {
     });
 
     const router = new ComputeRouter(this, "Router", { project, region, name: names.router, network: this.network.id });
-    new ComputeRouterNat(this, "Nat", {
+    this.nat = new ComputeRouterNat(this, "Nat", {
       project,
       region,
       name: names.nat,
