@@ -42,12 +42,37 @@ retry() {
 
 fetch_key() { curl -fsSL "$1" | gpg --dearmor --yes -o "$2"; }
 
+# Seconds between attempts of the Secret Manager calls below; only the tests shorten it.
+SECRET_RETRY_DELAY="${BOOTSTRAP_SECRET_RETRY_DELAY:-10}"
+
 secret_get() {
   gcloud secrets versions access latest --secret="$1" --project="$PROJECT_ID" 2>/dev/null
 }
 
+# Whether a secret has a version: 0 yes, 1 no (Secret Manager answered NOT_FOUND). Any other failure (the VM's
+# permission not propagated yet, the API unreachable) is retried and then fatal, never read as "no": the
+# coordinator would otherwise generate a second password or a second CA over the one every node already uses.
+secret_has_version() {
+  local attempt err
+  for attempt in $(seq 1 30); do
+    if err="$(gcloud secrets versions access latest --secret="$1" --project="$PROJECT_ID" 2>&1 >/dev/null)"; then
+      return 0
+    fi
+    [[ "$err" == *NOT_FOUND* ]] && return 1
+    log "cannot tell whether secret $1 has a version (attempt $attempt/30): ${err//$'\n'/ }"
+    sleep "$SECRET_RETRY_DELAY"
+  done
+  die "Secret Manager did not answer for secret $1; nothing was generated. Check the VM's service account and retry"
+}
+
 secret_put() {
-  printf '%s' "$2" | gcloud secrets versions add "$1" --data-file=- --project="$PROJECT_ID" >/dev/null
+  local attempt
+  for attempt in $(seq 1 30); do
+    printf '%s' "$2" | gcloud secrets versions add "$1" --data-file=- --project="$PROJECT_ID" >/dev/null && return 0
+    log "adding a version to secret $1 failed (attempt $attempt/30); retrying in ${SECRET_RETRY_DELAY}s"
+    sleep "$SECRET_RETRY_DELAY"
+  done
+  die "could not add a version to secret $1"
 }
 
 # Waits for a secret another node creates (the coordinator generates every database secret).
@@ -112,7 +137,7 @@ install_packages() {
 # Every node serves TLS with a certificate for its DNS name, signed by the platform database CA, so clients and
 # Citus's own node-to-node connections use sslmode=verify-full.
 ensure_ca() {
-  if secret_get "$SECRET_DB_CA_CERT" >/dev/null; then return 0; fi
+  if secret_has_version "$SECRET_DB_CA_CERT"; then return 0; fi
   log "creating the database CA"
   local work
   work="$(mktemp -d)"
@@ -155,7 +180,7 @@ issue_server_certificate() {
 # Passwords are generated here, on the coordinator, straight into Secret Manager: they never appear in Terraform
 # configuration or state.
 ensure_password() {
-  if secret_get "$1" >/dev/null; then return 0; fi
+  if secret_has_version "$1"; then return 0; fi
   log "generating a password into secret $1"
   secret_put "$1" "$(openssl rand -base64 48 | tr -dc 'A-Za-z0-9' | head -c 40)"
 }
