@@ -41,7 +41,7 @@ const GKE_NODE_ROLES = [
   "roles/artifactregistry.reader",
 ];
 
-/** The oldest Terraform the stacks are written for (`terraform_data`, import blocks); docs/DEPLOYMENT.md says the same. */
+/** The oldest Terraform the stacks are written for (`terraform_data` needs 1.4); docs/DEPLOYMENT.md asks for the same. */
 export const TERRAFORM_REQUIRED_VERSION = ">= 1.5.0";
 
 export interface PlatformStackProps {

@@ -11,7 +11,7 @@ export interface ImageAdmissionPolicyProps {
  * The project's Binary Authorization policy, which a cluster in PROJECT_SINGLETON_POLICY_ENFORCE mode evaluates.
  * Without one the project's default policy admits every image, and enforcing it changes nothing. This one denies
  * every image except Google-maintained system images (global policy evaluation) and the platform's own repositories,
- * blocks and audit-logs a denial. It is a project singleton: one per environment project.
+ * and blocks and audit-logs each denial. It is a project singleton: one per environment project.
  */
 export class ImageAdmissionPolicy extends Construct {
   readonly policy: BinaryAuthorizationPolicy;
