@@ -18,6 +18,9 @@ PGBACKREST_SPOOL_DIR="${BOOTSTRAP_PGBACKREST_SPOOL_DIR:-/var/spool/pgbackrest}"
 EXPORTER_CONF_DIR="${BOOTSTRAP_EXPORTER_DIR:-/etc/prometheus-postgres-exporter}"
 EXPORTER_DEFAULTS="${BOOTSTRAP_EXPORTER_DEFAULTS:-/etc/default/prometheus-postgres-exporter}"
 PGUSER_HOME=/var/lib/postgresql
+PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
+# On a standby VM, what its data disk holds (standby_data_state); main sets it before anything touches the disk.
+STANDBY_STATE=""
 PSQL=(sudo -u postgres psql -X -v ON_ERROR_STOP=1 --quiet --no-align --tuples-only)
 
 # Logs go to stderr: stdout of helpers such as secret_wait is their value.
@@ -230,7 +233,7 @@ log_min_duration_statement = 1000
 log_lock_waits = on
 log_temp_files = 0
 CONF
-  if [[ "$ROLE" == standby ]]; then
+  if [[ "$ROLE" == standby && "$STANDBY_STATE" != promoted ]]; then
     cat >>"$PGCONF/conf.d/50-platform.conf" <<CONF
 primary_conninfo = 'host=$PRIMARY_HOST port=$PG_PORT user=replicator passfile=$PGUSER_HOME/.pgpass sslmode=verify-full sslrootcert=$TLS_DIR/ca.crt application_name=standby'
 primary_slot_name = 'standby'
@@ -313,12 +316,33 @@ start_postgres() {
   die "PostgreSQL did not start: journalctl -u postgresql@$PG_MAJOR-main"
 }
 
-create_primary_cluster() {
+# postgresql-common's registration of the cluster ($PGCONF: postgresql.conf, start.conf, pg_ctl.conf, environment),
+# without which postgresql@<major>-main cannot start it, lives on the boot disk and the data on the data disk, so
+# either can be new without the other: a first boot, or a VM recreated around its kept data disk (a new image
+# replaces the boot disk). A new primary's data is created here. Data that exists already (a primary's after a
+# recreation, a standby's clone) is registered through a throwaway cluster: pg_createcluster imports only a data
+# directory that carries its own postgresql.conf, which these do not, and a throwaway gives every node the same
+# Debian defaults a new primary gets.
+register_cluster() {
+  [[ -f "$PGCONF/postgresql.conf" ]] && return 0
+  # Generated again on every boot (write_postgres_config); pg_createcluster refuses to run over one.
+  rm -f "$PGCONF/pg_hba.conf"
   chown postgres:postgres "$DATA_MOUNT"
-  [[ -f "$PGDATA/PG_VERSION" ]] && return 0
-  log "creating the PostgreSQL $PG_MAJOR cluster in $PGDATA with data checksums"
   install -d -m 0755 -o postgres -g postgres "$DATA_MOUNT/$PG_MAJOR"
-  pg_createcluster "$PG_MAJOR" main -d "$PGDATA" -- --data-checksums --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+  if [[ ! -f "$PGDATA/PG_VERSION" ]]; then
+    # A standby's data comes only from its primary (clone_from_primary), never from initdb.
+    [[ "$ROLE" != standby ]] || die "no cluster in $PGDATA to register: a standby is registered after its clone"
+    log "creating the PostgreSQL $PG_MAJOR cluster in $PGDATA with data checksums"
+    pg_createcluster "$PG_MAJOR" main -d "$PGDATA" -- --data-checksums --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+    return 0
+  fi
+  log "registering the existing cluster in $PGDATA with postgresql-common"
+  local scratch
+  scratch="$(mktemp -d "${TMPDIR:-/var/tmp}/citus-register.XXXXXX")"
+  chown postgres:postgres "$scratch"
+  pg_createcluster "$PG_MAJOR" main -d "$scratch/data" >/dev/null
+  pg_conftool "$PG_MAJOR" main set data_directory "$PGDATA"
+  rm -rf "$scratch"
 }
 
 # psql reads the password from the environment (\getenv), so it never appears in a process list or a log.
@@ -498,15 +522,43 @@ UNIT
   systemctl start --no-block citus-join-workers.service
 }
 
+# What the data disk of a standby VM holds, read before anything touches it:
+#   standby   a streaming standby (standby.signal);
+#   promoted  a standby that has been promoted (docs/runbooks/citus-failover.md): the live primary of its pair;
+#   empty     nothing worth keeping: a new disk, or a clone cut short (pg_basebackup writes backup_label first and
+#             pg_control last, and a finished clone gets standby.signal before it ever starts).
+# Any other cluster stops the bootstrap: a data directory it does not understand is never deleted.
+standby_data_state() {
+  if [[ -f "$PGDATA/standby.signal" ]]; then echo standby; return 0; fi
+  if [[ ! -f "$PGDATA/global/pg_control" || -f "$PGDATA/backup_label" ]]; then echo empty; return 0; fi
+  local control state timeline
+  control="$(LC_ALL=C "$PG_BIN/pg_controldata" "$PGDATA")" || die "pg_controldata cannot read $PGDATA: left as it is"
+  state="$(sed -n 's/^Database cluster state: *//p' <<<"$control")"
+  timeline="$(sed -n "s/^Latest checkpoint's TimeLineID: *//p" <<<"$control")"
+  case "$state" in
+    # Promotion always starts a new timeline, and a clean shutdown checkpoints on it.
+    "shut down") if [[ "$timeline" =~ ^[0-9]+$ ]] && ((timeline >= 2)); then echo promoted; return 0; fi ;;
+    # Ran as a primary and stopped without a clean shutdown (the first checkpoint after promotion may not have
+    # been written yet, so the timeline proves nothing here).
+    "in production" | "shutting down" | "in crash recovery") echo promoted; return 0 ;;
+  esac
+  die "$PGDATA holds a cluster in state '$state' on timeline $timeline without standby.signal; left as it is. If it is this node's standby copy, recreate standby.signal; otherwise see docs/runbooks/citus-failover.md"
+}
+
 clone_from_primary() {
   chown postgres:postgres "$DATA_MOUNT"
-  [[ -f "$PGDATA/standby.signal" ]] && return 0
+  # Assigned on its own line so that a die inside stops the bootstrap (set -e ignores it inside a case word).
+  local state
+  state="$(standby_data_state)"
+  case "$state" in
+    standby) return 0 ;;
+    # Cloning starts by emptying the data directory: never over the primary a failover made of this node.
+    promoted) die "refusing to clone $PRIMARY_HOST over $PGDATA: this node has been promoted and holds the live data" ;;
+  esac
   log "cloning $PRIMARY_HOST with pg_basebackup"
-  if [[ ! -d "$PGCONF" ]]; then
-    install -d -m 0755 -o postgres -g postgres "$DATA_MOUNT/$PG_MAJOR"
-    pg_createcluster "$PG_MAJOR" main -d "$PGDATA" >/dev/null
-  fi
-  systemctl stop "postgresql@$PG_MAJOR-main" || true
+  install -d -m 0755 -o postgres -g postgres "$DATA_MOUNT/$PG_MAJOR"
+  install -d -m 0700 -o postgres -g postgres "$PGDATA"
+  systemctl stop "postgresql@$PG_MAJOR-main" 2>/dev/null || true
   # The primary creates the 'standby' slot on its own boot, which may come after this one: retry for 30 minutes.
   local attempt
   for attempt in $(seq 1 180); do
@@ -546,15 +598,25 @@ main() {
   fi
   issue_server_certificate
   if [[ "$ROLE" == standby ]]; then
-    write_postgres_config
+    STANDBY_STATE="$(standby_data_state)"
     write_pgpass
-    clone_from_primary
+    [[ "$STANDBY_STATE" != empty ]] || clone_from_primary
+    register_cluster
+    write_postgres_config
     start_postgres
+    if [[ "$STANDBY_STATE" == promoted ]]; then
+      # After a failover this VM is the primary of its pair until the roles are swapped in the config: it keeps
+      # its data across reboots and takes the scheduled backups its old primary took (same pgBackRest stanza).
+      configure_backups
+      configure_exporters
+      log "promoted: serving as the primary for $PRIMARY_HOST, with no standby of its own (docs/runbooks/citus-failover.md, step 5)"
+      return 0
+    fi
     configure_exporters
     log "streaming from $PRIMARY_HOST; promotion is manual: docs/runbooks/citus-failover.md"
     return 0
   fi
-  create_primary_cluster
+  register_cluster
   write_postgres_config
   write_pgpass
   start_postgres

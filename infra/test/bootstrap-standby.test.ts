@@ -1,0 +1,336 @@
+/**
+ * What the Citus bootstrap does with the data disk of a standby VM, and with a data disk that outlived its VM's boot
+ * disk, on real PostgreSQL 15 clusters: a real primary, real pg_basebackup clones, a real promotion, and
+ * postgresql-common's own pg_createcluster / pg_ctlcluster (pointed at a temporary /etc by PG_CLUSTER_CONF_ROOT).
+ *
+ * The bootstrap runs on every boot. After a failover (docs/runbooks/citus-failover.md) the promoted standby still has
+ * the standby role in its metadata, so its next boot must keep its data and serve it as the primary, never clone
+ * over it. Only the steps that need a VM (disk, packages, certificate, systemd, Secret Manager) are stubbed.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { platformNames } from "@platform/config";
+import { citusStartupScript, type CitusBootstrapRole } from "../src/citus/startup-script.js";
+import { hermeticConfigs } from "./helpers.js";
+
+const PG_BIN = "/usr/lib/postgresql/15/bin";
+const skipReason = !existsSync(join(PG_BIN, "postgres"))
+  ? `PostgreSQL 15 server binaries not found in ${PG_BIN} (apt-get install postgresql-15)`
+  : !existsSync("/usr/bin/pg_createcluster")
+    ? "postgresql-common's pg_createcluster not found (apt-get install postgresql-common)"
+    : process.getuid?.() !== 0
+      ? "needs root: the bootstrap chowns files to the postgres user, as it does on the VM"
+      : undefined;
+if (skipReason) console.warn(`skipping bootstrap-standby tests: ${skipReason}`);
+
+const config = hermeticConfigs().find((c) => c.name === "production")!;
+const names = platformNames(config);
+const basePort = 27000 + (process.pid % 1000) * 3;
+const primaryPort = basePort;
+let dir: string;
+let primaryData: string;
+
+const asPostgres = (cmd: string, args: string[]) =>
+  execFileSync("runuser", ["-u", "postgres", "--", cmd, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+const pg = (tool: string, args: string[]) => asPostgres(join(PG_BIN, tool), args);
+const sql = (port: number, query: string) => asPostgres("psql", ["-X", "-At", "-h", dir, "-p", String(port), "-d", "postgres", "-c", query]).trim();
+const controlData = (data: string) => {
+  const out = execFileSync(join(PG_BIN, "pg_controldata"), [data], { encoding: "utf8", env: { ...process.env, LC_ALL: "C" } });
+  return {
+    state: /^Database cluster state:\s*(.+)$/m.exec(out)![1],
+    timeline: Number(/^Latest checkpoint's TimeLineID:\s*(\d+)$/m.exec(out)![1]),
+    checksums: Number(/^Data page checksum version:\s*(\d+)$/m.exec(out)![1]),
+  };
+};
+
+/** Every path under `root` with its size: what "the bootstrap deleted nothing" is checked against. */
+function snapshot(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(`${relative(root, p)} ${statSync(p).size}`);
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+/** A data disk mount point of its own for one scenario, with the PGDATA path the bootstrap derives from it. */
+function newMount(name: string): { mount: string; pgdata: string } {
+  const mount = join(dir, name);
+  mkdirSync(join(mount, "15"), { recursive: true });
+  execFileSync("chown", ["-R", "postgres:postgres", mount]);
+  return { mount, pgdata: join(mount, "15", "main") };
+}
+
+/** A pg_basebackup clone of the primary, as the bootstrap makes one (no -R: it writes standby.signal itself). */
+function cloneInto(pgdata: string, { standbySignal }: { standbySignal: boolean }): void {
+  pg("pg_basebackup", ["-h", dir, "-p", String(primaryPort), "-D", pgdata, "-X", "stream", "--checkpoint=fast"]);
+  if (standbySignal) writeFileSync(join(pgdata, "standby.signal"), "");
+  execFileSync("chown", ["-R", "postgres:postgres", pgdata]);
+}
+
+/** The clone's own config files let the test start it with pg_ctl; a Debian primary's clone carries none. */
+function dropDataDirConfig(pgdata: string): void {
+  for (const f of ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"]) rmSync(join(pgdata, f), { force: true });
+}
+
+function startClone(pgdata: string, port: number): void {
+  pg("pg_ctl", ["-D", pgdata, "-l", join(pgdata, "..", "server.log"), "-w", "-o", `-p ${port} -k ${dir} -c listen_addresses=''`, "start"]);
+}
+
+/** A standby that has been promoted (failover step 3), then stopped cleanly or lost with the VM. */
+function promotedNode(name: string, port: number, stop: "fast" | "immediate"): { mount: string; pgdata: string } {
+  const node = newMount(name);
+  cloneInto(node.pgdata, { standbySignal: true });
+  startClone(node.pgdata, port);
+  pg("pg_ctl", ["-D", node.pgdata, "-w", "promote"]);
+  sql(port, "INSERT INTO failover_marker VALUES ('written after promotion')");
+  pg("pg_ctl", ["-D", node.pgdata, "-m", stop, "-w", "stop"]);
+  dropDataDirConfig(node.pgdata);
+  return node;
+}
+
+function renderScript(role: CitusBootstrapRole): string {
+  const worker = names.citus.workers[0]!;
+  return citusStartupScript({
+    role,
+    nodeKind: "worker",
+    nodeHost: role === "standby" ? `${worker.host.replace(/\.db\.internal$/, "")}-standby.db.internal` : worker.host,
+    certificateHosts: [worker.host],
+    prefix: config.prefix,
+    projectId: config.gcp.projectId,
+    postgresMajor: 15,
+    citusVersion: config.citus.citusVersion,
+    port: 5432,
+    database: names.citusDatabase,
+    shardCount: config.citus.shardCount,
+    // A hot standby needs at least the primary's max_connections (initdb's 100 on the test primary).
+    maxConnections: 100,
+    stanza: `${config.prefix}-worker-0`,
+    backupBucket: names.backupsBucket,
+    fullBackupRetention: config.citus.fullBackupRetention,
+    maxSlotWalKeepSize: "10GB",
+    clientCidrs: [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr],
+    dataCidr: config.network.dataCidr,
+    coordinatorHost: names.citus.coordinator.host,
+    ...(role === "standby" ? { primaryHost: worker.host } : { standbyHost: `${worker.host}-standby` }),
+    secrets: { superuser: "s", replication: "r", migrator: "m", app: "a", caKey: "k", caCert: "c", hydraDbPassword: "h", hydraSystemSecret: "hs", grafanaAdminPassword: "g" },
+  });
+}
+
+/**
+ * Sources the rendered script with `mount` as its data disk (the header's DATA_MOUNT, from which the body derives
+ * PGDATA) and a private /etc/postgresql for postgresql-common, and runs `body` under the VM's shell options.
+ */
+function bootstrap(role: CitusBootstrapRole, mount: string, body: string) {
+  const script = join(mount, `bootstrap-${role}.sh`);
+  const rendered = renderScript(role);
+  const vmMount = "readonly DATA_MOUNT='/var/lib/postgresql'";
+  if (!rendered.includes(vmMount)) throw new Error(`the rendered header no longer has ${vmMount}: update this test`);
+  writeFileSync(script, rendered.replace(vmMount, `readonly DATA_MOUNT='${mount}'`));
+  const etc = join(mount, "etc");
+  return spawnSync("bash", ["-c", `set -euo pipefail; source '${script}'; ${body}`], {
+    encoding: "utf8",
+    // A clone's retry loop runs for 30 minutes on a VM; here a run that reaches it has already gone wrong.
+    timeout: 60_000,
+    env: {
+      ...process.env,
+      BOOTSTRAP_SOURCE_ONLY: "1",
+      PG_CLUSTER_CONF_ROOT: etc,
+      BOOTSTRAP_PGCONF_DIR: join(etc, "15", "main"),
+      BOOTSTRAP_STATE_DIR: join(mount, "state"),
+      BOOTSTRAP_TLS_DIR: join(dir, "tls"),
+      BOOTSTRAP_PGBACKREST_DIR: join(mount, "pgbackrest"),
+      BOOTSTRAP_PGBACKREST_SPOOL_DIR: join(mount, "spool"),
+      BOOTSTRAP_EXPORTER_DIR: join(mount, "exporter"),
+      BOOTSTRAP_EXPORTER_DEFAULTS: join(mount, "exporter.defaults"),
+      TMPDIR: mount,
+    },
+  });
+}
+
+/**
+ * `main` with the VM-only steps replaced by stubs that record their calls. PostgreSQL is started through
+ * postgresql-common as on the VM (pg_ctlcluster reads the registration and the generated conf.d); a last conf.d
+ * file overrides only what this machine needs: no Citus library (not installed here), a private port and socket.
+ */
+function runMain(role: CitusBootstrapRole, mount: string, port: number) {
+  const calls = join(mount, "calls");
+  const stub = (fn: string) => `${fn}() { echo ${fn} >>'${calls}'; }`;
+  const stubs = ["exit_if_fenced", "mount_data_disk", "install_packages", "issue_server_certificate", "write_pgpass", "configure_backups", "configure_exporters", "clone_from_primary"]
+    .map(stub)
+    .join("; ");
+  const overrides = [`port = ${port}`, `unix_socket_directories = '${dir}'`, "listen_addresses = ''", "shared_preload_libraries = 'pg_stat_statements'", "shared_buffers = 32MB", "archive_mode = off"];
+  const start = `start_postgres() { echo start_postgres >>'${calls}'; printf '%s\n' ${overrides.map((o) => `"${o}"`).join(" ")} >"$PGCONF/conf.d/99-test.conf"; pg_ctlcluster 15 main start; }`;
+  const result = bootstrap(role, mount, `${stubs}; ${start}; main`);
+  return { ...result, calls: existsSync(calls) ? readFileSync(calls, "utf8").trim().split("\n") : [] };
+}
+
+const stopCluster = (mount: string) =>
+  spawnSync("pg_ctlcluster", ["15", "main", "stop", "-m", "immediate"], { env: { ...process.env, PG_CLUSTER_CONF_ROOT: join(mount, "etc") } });
+
+describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots and failover, on real PostgreSQL 15", () => {
+  const started: string[] = [];
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "citus-standby-"));
+    chmodSync(dir, 0o755);
+    // The server certificate the bootstrap would have issued from the platform CA; a throwaway here.
+    const tls = join(dir, "tls");
+    mkdirSync(tls);
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+      "-subj", "/CN=test", "-keyout", join(tls, "server.key"), "-out", join(tls, "server.crt")], { stdio: "pipe" });
+    execFileSync("cp", [join(tls, "server.crt"), join(tls, "ca.crt")]);
+    chmodSync(join(tls, "server.key"), 0o600);
+    execFileSync("chown", ["-R", "postgres:postgres", dir]);
+
+    primaryData = join(dir, "primary");
+    pg("initdb", ["-D", primaryData, "--auth-local=trust", "-U", "postgres"]);
+    pg("pg_ctl", ["-D", primaryData, "-l", join(dir, "primary.log"), "-w", "-o", `-p ${primaryPort} -k ${dir} -c listen_addresses=''`, "start"]);
+    sql(primaryPort, "CREATE TABLE failover_marker (note text); INSERT INTO failover_marker VALUES ('written on the old primary')");
+  }, 120_000);
+
+  afterAll(() => {
+    if (!dir) return;
+    for (const mount of started) stopCluster(mount);
+    spawnSync("runuser", ["-u", "postgres", "--", join(PG_BIN, "pg_ctl"), "-D", primaryData, "-m", "immediate", "stop"]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe("reading the data disk", () => {
+    const state = (mount: string) => bootstrap("standby", mount, "standby_data_state");
+
+    it("reads a new disk and a clone cut short as empty, a streaming standby's clone as a standby", () => {
+      const fresh = newMount("fresh");
+      expect(state(fresh.mount).stdout.trim()).toBe("empty");
+
+      const cut = newMount("cut-short");
+      cloneInto(cut.pgdata, { standbySignal: false });
+      expect(existsSync(join(cut.pgdata, "backup_label"))).toBe(true);
+      expect(state(cut.mount).stdout.trim()).toBe("empty");
+      // pg_basebackup sends pg_control last: a clone interrupted before it has none.
+      unlinkSync(join(cut.pgdata, "global", "pg_control"));
+      expect(state(cut.mount).stdout.trim()).toBe("empty");
+
+      const standby = newMount("standby");
+      cloneInto(standby.pgdata, { standbySignal: true });
+      expect(state(standby.mount).stdout.trim()).toBe("standby");
+    });
+
+    it("reads a promoted standby as promoted, stopped cleanly or lost with its VM", () => {
+      const clean = promotedNode("promoted-clean", basePort + 1, "fast");
+      expect(controlData(clean.pgdata)).toMatchObject({ state: "shut down", timeline: 2 });
+      expect(state(clean.mount).stdout.trim()).toBe("promoted");
+
+      const crashed = promotedNode("promoted-crashed", basePort + 1, "immediate");
+      expect(controlData(crashed.pgdata).state).toBe("in production");
+      expect(state(crashed.mount).stdout.trim()).toBe("promoted");
+    });
+
+    it("stops, deleting nothing, on a cluster it cannot place", () => {
+      // A standby lost mid-recovery whose standby.signal is gone: neither a standby nor a promoted node.
+      const odd = newMount("odd");
+      cloneInto(odd.pgdata, { standbySignal: true });
+      startClone(odd.pgdata, basePort + 1);
+      pg("pg_ctl", ["-D", odd.pgdata, "-m", "immediate", "-w", "stop"]);
+      unlinkSync(join(odd.pgdata, "standby.signal"));
+      expect(controlData(odd.pgdata).state).toBe("in archive recovery");
+      const before = snapshot(odd.pgdata);
+
+      const result = bootstrap("standby", odd.mount, "clone_from_primary");
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain("in state 'in archive recovery' on timeline 1 without standby.signal; left as it is");
+      expect(snapshot(odd.pgdata)).toEqual(before);
+    });
+  });
+
+  it("never clones over a promoted node: the live data stays", () => {
+    const node = promotedNode("no-clone", basePort + 1, "fast");
+    // The boot disk is the one the standby booted from before: its configuration directory is there.
+    mkdirSync(join(node.mount, "etc", "15", "main", "conf.d"), { recursive: true });
+    const before = snapshot(node.pgdata);
+    const result = bootstrap("standby", node.mount, "clone_from_primary");
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(`refusing to clone ${names.citus.workers[0]!.host} over ${node.pgdata}: this node has been promoted`);
+    expect(snapshot(node.pgdata)).toEqual(before);
+  });
+
+  it("boots a promoted standby as the primary: registered, started on its own data, backed up, never cloned", () => {
+    const node = promotedNode("promoted-boot", basePort + 1, "fast");
+    const result = runMain("standby", node.mount, basePort + 2);
+    started.push(node.mount);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.calls).toEqual(["exit_if_fenced", "mount_data_disk", "install_packages", "issue_server_certificate", "write_pgpass", "start_postgres", "configure_backups", "configure_exporters"]);
+    expect(result.stderr).toContain("promoted: serving as the primary");
+
+    // postgresql-common knows the cluster (the boot disk was new) and it runs on the data that was promoted.
+    const conf = readFileSync(join(node.mount, "etc", "15", "main", "postgresql.conf"), "utf8");
+    expect(conf).toContain(`data_directory = '${node.pgdata}'`);
+    expect(conf).toContain("include_dir = 'conf.d'");
+    expect(sql(basePort + 2, "SELECT pg_is_in_recovery()")).toBe("f");
+    expect(sql(basePort + 2, "SELECT string_agg(note, ', ' ORDER BY note) FROM failover_marker")).toBe("written after promotion, written on the old primary");
+    // The generated settings are loaded, without a primary_conninfo pointing at the DNS name it now answers to.
+    expect(sql(basePort + 2, "SHOW wal_level")).toBe("logical");
+    expect(readFileSync(join(node.mount, "etc", "15", "main", "conf.d", "50-platform.conf"), "utf8")).not.toContain("primary_conninfo");
+    expect(sql(basePort + 2, "SHOW primary_conninfo")).toBe("");
+    // The throwaway cluster used for the registration is gone.
+    expect(readdirSync(node.mount).filter((f) => f.startsWith("citus-register."))).toEqual([]);
+    stopCluster(node.mount);
+  });
+
+  it("boots a streaming standby after its boot disk was replaced: registered and streaming settings, no clone, no backups", () => {
+    const node = newMount("standby-boot");
+    cloneInto(node.pgdata, { standbySignal: true });
+    dropDataDirConfig(node.pgdata);
+    const result = runMain("standby", node.mount, basePort + 2);
+    started.push(node.mount);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.calls).toEqual(["exit_if_fenced", "mount_data_disk", "install_packages", "issue_server_certificate", "write_pgpass", "start_postgres", "configure_exporters"]);
+    expect(readFileSync(join(node.mount, "etc", "15", "main", "conf.d", "50-platform.conf"), "utf8")).toContain(
+      `primary_conninfo = 'host=${names.citus.workers[0]!.host} port=5432 user=replicator`,
+    );
+    expect(sql(basePort + 2, "SELECT pg_is_in_recovery()")).toBe("t");
+    stopCluster(node.mount);
+  });
+
+  it("clones a standby's new disk before registering it, and never initdb's a standby", () => {
+    const node = newMount("standby-new");
+    const result = runMain("standby", node.mount, basePort + 2);
+    // clone_from_primary is stubbed, so nothing is there to register: the bootstrap stops rather than make data.
+    expect(result.calls).toContain("clone_from_primary");
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain("no cluster in");
+    expect(existsSync(join(node.pgdata, "PG_VERSION"))).toBe(false);
+  });
+
+  it("registers a primary's kept data disk under a new boot disk, and creates a new primary's cluster with checksums", () => {
+    // A worker VM recreated (a new image replaces the boot disk) around its data disk.
+    const kept = newMount("primary-kept");
+    cloneInto(kept.pgdata, { standbySignal: false });
+    startClone(kept.pgdata, basePort + 1); // a clone started without standby.signal: a primary of its own
+    pg("pg_ctl", ["-D", kept.pgdata, "-m", "fast", "-w", "stop"]);
+    dropDataDirConfig(kept.pgdata);
+    const before = snapshot(kept.pgdata).filter((f) => !f.startsWith("postmaster"));
+    const registered = bootstrap("worker", kept.mount, "register_cluster");
+    expect(registered.status, registered.stderr).toBe(0);
+    expect(registered.stderr).toContain("registering the existing cluster");
+    expect(readFileSync(join(kept.mount, "etc", "15", "main", "postgresql.conf"), "utf8")).toContain(`data_directory = '${kept.pgdata}'`);
+    expect(snapshot(kept.pgdata).filter((f) => !f.startsWith("postmaster"))).toEqual(before);
+
+    const fresh = newMount("primary-new");
+    const created = bootstrap("worker", fresh.mount, "register_cluster");
+    expect(created.status, created.stderr).toBe(0);
+    expect(controlData(fresh.pgdata).checksums).toBe(1);
+    expect(readFileSync(join(fresh.mount, "etc", "15", "main", "postgresql.conf"), "utf8")).toContain(`data_directory = '${fresh.pgdata}'`);
+    // A second boot finds the registration and leaves it alone.
+    const again = bootstrap("worker", fresh.mount, "register_cluster");
+    expect(again.status).toBe(0);
+    expect(again.stderr).toBe("");
+  });
+});
