@@ -54,6 +54,21 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
       { cpu_seconds: { usage: "GAUGE", description: "CPU seconds in the last full period" } },
     ],
   },
+  pg_archiver: {
+    coordinatorOnly: false,
+    // WAL archiving to the backups bucket (pgBackRest's archive_command). A standby archives nothing until it is
+    // promoted; its counters stay at zero.
+    query: `SELECT failed_count::float AS failed, archived_count::float AS archived,
+                   coalesce(extract(epoch FROM last_failed_time), 0)::float AS last_failed_timestamp,
+                   coalesce(extract(epoch FROM last_archived_time), 0)::float AS last_archived_timestamp
+              FROM pg_stat_archiver`,
+    metrics: [
+      { failed: { usage: "COUNTER", description: "failed attempts to archive a WAL file" } },
+      { archived: { usage: "COUNTER", description: "WAL files archived" } },
+      { last_failed_timestamp: { usage: "GAUGE", description: "Unix time of the last failed attempt (0: none)" } },
+      { last_archived_timestamp: { usage: "GAUGE", description: "Unix time of the last archived WAL file (0: none)" } },
+    ],
+  },
   pg_replication: {
     coordinatorOnly: false,
     query: `SELECT application_name, client_addr::text AS client,

@@ -104,6 +104,18 @@ export const ALERT_RULES: RuleGroup = {
       },
     },
     {
+      alert: "CitusWalArchivingFailing",
+      // Failures in the window and the latest attempt failed: a single retried failure does not page.
+      expr: "increase(pg_archiver_failed[15m]) > 0 and pg_archiver_last_failed_timestamp > pg_archiver_last_archived_timestamp",
+      for: "15m",
+      labels: { severity: "page" },
+      annotations: {
+        summary: "A Citus node cannot archive WAL to the backups bucket",
+        description: "{{ $labels.instance }}: point-in-time recovery stops at its last archived WAL, and pg_wal grows until the disk is full.",
+        runbook: runbook("wal-archiving"),
+      },
+    },
+    {
       alert: "CitusDiskFillingUp",
       expr: 'node_filesystem_avail_bytes{job="citus-node",mountpoint="/var/lib/postgresql"} / node_filesystem_size_bytes{job="citus-node",mountpoint="/var/lib/postgresql"} < 0.15',
       for: "10m",

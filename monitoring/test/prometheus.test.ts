@@ -162,6 +162,21 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ instance: "worker-0.db.internal", application_name: "standby", severity: "page" }],
     },
     {
+      alert: "CitusWalArchivingFailing",
+      series: [
+        // worker-3 fails every minute and has archived nothing since t=0. worker-4 fails as often, but each failure
+        // is retried and archived 30 s later: no page.
+        { series: 'pg_archiver_failed{job="citus-postgres",instance="worker-3.db.internal"}', values: "0+1x40" },
+        { series: 'pg_archiver_last_failed_timestamp{job="citus-postgres",instance="worker-3.db.internal"}', values: "60+60x40" },
+        { series: 'pg_archiver_last_archived_timestamp{job="citus-postgres",instance="worker-3.db.internal"}', values: "0x40" },
+        { series: 'pg_archiver_failed{job="citus-postgres",instance="worker-4.db.internal"}', values: "0+1x40" },
+        { series: 'pg_archiver_last_failed_timestamp{job="citus-postgres",instance="worker-4.db.internal"}', values: "60+60x40" },
+        { series: 'pg_archiver_last_archived_timestamp{job="citus-postgres",instance="worker-4.db.internal"}', values: "90+60x40" },
+      ],
+      evalTime: "35m",
+      fires: [{ job: "citus-postgres", instance: "worker-3.db.internal", severity: "page" }],
+    },
+    {
       alert: "CitusDiskFillingUp",
       series: [
         { series: 'node_filesystem_avail_bytes{job="citus-node",instance="worker-1.db.internal",mountpoint="/var/lib/postgresql"}', values: "10x30" },
