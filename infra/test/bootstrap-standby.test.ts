@@ -13,8 +13,8 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { platformNames } from "@platform/config";
-import { citusStartupScript, type CitusBootstrapRole } from "../src/citus/startup-script.js";
-import { hermeticConfigs } from "./helpers.js";
+import type { CitusBootstrapRole } from "../src/citus/startup-script.js";
+import { hermeticConfigs, renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js";
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
 const skipReason = !existsSync(join(PG_BIN, "postgres"))
@@ -96,32 +96,24 @@ function promotedNode(name: string, port: number, stop: "fast" | "immediate"): {
   return node;
 }
 
+/**
+ * The startup scripts production's first worker and its standby receive, as Terraform renders them: the test runs
+ * exactly what those VMs run.
+ */
+const scripts = new Map<CitusBootstrapRole, string>();
 function renderScript(role: CitusBootstrapRole): string {
-  const worker = names.citus.workers[0]!;
-  return citusStartupScript({
-    role,
-    nodeKind: "worker",
-    nodeHost: role === "standby" ? `${worker.host.replace(/\.db\.internal$/, "")}-standby.db.internal` : worker.host,
-    certificateHosts: [worker.host],
-    prefix: config.prefix,
-    projectId: config.gcp.projectId,
-    postgresMajor: 15,
-    citusVersion: config.citus.citusVersion,
-    port: 5432,
-    database: names.citusDatabase,
-    shardCount: config.citus.shardCount,
-    // A hot standby needs at least the primary's max_connections (initdb's 100 on the test primary).
-    maxConnections: 100,
-    stanza: `${config.prefix}-worker-0`,
-    backupBucket: names.backupsBucket,
-    fullBackupRetention: config.citus.fullBackupRetention,
-    maxSlotWalKeepSize: "10GB",
-    clientCidrs: [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr],
-    dataCidr: config.network.dataCidr,
-    coordinatorHost: names.citus.coordinator.host,
-    ...(role === "standby" ? { primaryHost: worker.host } : { standbyHost: `${worker.host}-standby` }),
-    secrets: { superuser: "s", replication: "r", migrator: "m", app: "a", caKey: "k", caCert: "c", hydraDbPassword: "h", hydraSystemSecret: "hs", grafanaAdminPassword: "g" },
-  });
+  if (scripts.size === 0) {
+    const [production] = synthesizeAll([config]);
+    const host = names.citus.workers[0]!.host;
+    for (const vm of resourcesOf(production!.json, "google_compute_instance")) {
+      const script = renderedStartupScript(production!.json, vm.conf);
+      if (script.includes(`readonly NODE_HOST='${host}'`)) scripts.set("worker", script);
+      if (script.includes("readonly ROLE='standby'") && script.includes(`readonly PRIMARY_HOST='${host}'`)) scripts.set("standby", script);
+    }
+  }
+  const script = scripts.get(role);
+  if (!script) throw new Error(`production has no ${role} VM for ${names.citus.workers[0]!.host}`);
+  return script;
 }
 
 /**
@@ -293,7 +285,7 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     expect(result.status, result.stderr).toBe(0);
     expect(result.calls).toEqual(["exit_if_fenced", "mount_data_disk", "install_packages", "issue_server_certificate", "write_pgpass", "start_postgres", "configure_exporters"]);
     expect(readFileSync(join(node.mount, "etc", "15", "main", "conf.d", "50-platform.conf"), "utf8")).toContain(
-      `primary_conninfo = 'host=${names.citus.workers[0]!.host} port=5432 user=replicator`,
+      `primary_conninfo = 'host=${names.citus.workers[0]!.host} port=${names.postgresPort} user=replicator`,
     );
     expect(sql(basePort + 2, "SELECT pg_is_in_recovery()")).toBe("t");
     stopCluster(node.mount);
