@@ -1,6 +1,6 @@
 /**
  * What the Citus bootstrap does with the data disk of a standby VM, and with a data disk that outlived its VM's boot
- * disk, on real PostgreSQL 15 clusters: a real primary, real pg_basebackup clones, a real promotion, and
+ * disk, on real PostgreSQL clusters of the VMs' major version: a real primary, real pg_basebackup clones, a real promotion, and
  * postgresql-common's own pg_createcluster / pg_ctlcluster (pointed at a temporary /etc by PG_CLUSTER_CONF_ROOT).
  *
  * The bootstrap runs on every boot. After a failover (docs/runbooks/citus-failover.md) the promoted standby still has
@@ -16,9 +16,14 @@ import { platformNames } from "@platform/config";
 import type { CitusBootstrapRole } from "../src/citus/startup-script.js";
 import { hermeticConfigs, renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js";
 
-const PG_BIN = "/usr/lib/postgresql/15/bin";
+const config = hermeticConfigs().find((c) => c.name === "production")!;
+const names = platformNames(config);
+// The major version the VMs run: the bootstrap's paths (/etc/postgresql/<major>/main, <mount>/<major>/main) and this
+// machine's server binaries follow it.
+const major = String(config.citus.postgresMajor);
+const PG_BIN = `/usr/lib/postgresql/${major}/bin`;
 const skipReason = !existsSync(join(PG_BIN, "postgres"))
-  ? `PostgreSQL 15 server binaries not found in ${PG_BIN} (apt-get install postgresql-15)`
+  ? `PostgreSQL ${major} server binaries not found in ${PG_BIN} (apt-get install postgresql-${major})`
   : !existsSync("/usr/bin/pg_createcluster")
     ? "postgresql-common's pg_createcluster not found (apt-get install postgresql-common)"
     : process.getuid?.() !== 0
@@ -26,8 +31,6 @@ const skipReason = !existsSync(join(PG_BIN, "postgres"))
       : undefined;
 if (skipReason) console.warn(`skipping bootstrap-standby tests: ${skipReason}`);
 
-const config = hermeticConfigs().find((c) => c.name === "production")!;
-const names = platformNames(config);
 const basePort = 27000 + (process.pid % 1000) * 3;
 const primaryPort = basePort;
 let dir: string;
@@ -63,10 +66,13 @@ function snapshot(root: string): string[] {
 /** A data disk mount point of its own for one scenario, with the PGDATA path the bootstrap derives from it. */
 function newMount(name: string): { mount: string; pgdata: string } {
   const mount = join(dir, name);
-  mkdirSync(join(mount, "15"), { recursive: true });
+  mkdirSync(join(mount, major), { recursive: true });
   execFileSync("chown", ["-R", "postgres:postgres", mount]);
-  return { mount, pgdata: join(mount, "15", "main") };
+  return { mount, pgdata: join(mount, major, "main") };
 }
+
+/** postgresql-common's configuration directory of the cluster on `mount` (its private /etc/postgresql). */
+const confDir = (mount: string) => join(mount, "etc", major, "main");
 
 /** A pg_basebackup clone of the primary, as the bootstrap makes one (no -R: it writes standby.signal itself). */
 function cloneInto(pgdata: string, { standbySignal }: { standbySignal: boolean }): void {
@@ -135,7 +141,7 @@ function bootstrap(role: CitusBootstrapRole, mount: string, body: string) {
       ...process.env,
       BOOTSTRAP_SOURCE_ONLY: "1",
       PG_CLUSTER_CONF_ROOT: etc,
-      BOOTSTRAP_PGCONF_DIR: join(etc, "15", "main"),
+      BOOTSTRAP_PGCONF_DIR: confDir(mount),
       BOOTSTRAP_STATE_DIR: join(mount, "state"),
       BOOTSTRAP_TLS_DIR: join(dir, "tls"),
       BOOTSTRAP_PGBACKREST_DIR: join(mount, "pgbackrest"),
@@ -159,13 +165,13 @@ function runMain(role: CitusBootstrapRole, mount: string, port: number) {
     .map(stub)
     .join("; ");
   const overrides = [`port = ${port}`, `unix_socket_directories = '${dir}'`, "listen_addresses = ''", "shared_preload_libraries = 'pg_stat_statements'", "shared_buffers = 32MB", "archive_mode = off"];
-  const start = `start_postgres() { echo start_postgres >>'${calls}'; printf '%s\n' ${overrides.map((o) => `"${o}"`).join(" ")} >"$PGCONF/conf.d/99-test.conf"; pg_ctlcluster 15 main start; }`;
+  const start = `start_postgres() { echo start_postgres >>'${calls}'; printf '%s\n' ${overrides.map((o) => `"${o}"`).join(" ")} >"$PGCONF/conf.d/99-test.conf"; pg_ctlcluster ${major} main start; }`;
   const result = bootstrap(role, mount, `${stubs}; ${start}; main`);
   return { ...result, calls: existsSync(calls) ? readFileSync(calls, "utf8").trim().split("\n") : [] };
 }
 
 const stopCluster = (mount: string) =>
-  spawnSync("pg_ctlcluster", ["15", "main", "stop", "-m", "immediate"], { env: { ...process.env, PG_CLUSTER_CONF_ROOT: join(mount, "etc") } });
+  spawnSync("pg_ctlcluster", [major, "main", "stop", "-m", "immediate"], { env: { ...process.env, PG_CLUSTER_CONF_ROOT: join(mount, "etc") } });
 
 describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots and failover, on real PostgreSQL 15", () => {
   const started: string[] = [];
@@ -245,7 +251,7 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
   it("never clones over a promoted node: the live data stays", () => {
     const node = promotedNode("no-clone", basePort + 1, "fast");
     // The boot disk is the one the standby booted from before: its configuration directory is there.
-    mkdirSync(join(node.mount, "etc", "15", "main", "conf.d"), { recursive: true });
+    mkdirSync(join(confDir(node.mount), "conf.d"), { recursive: true });
     const before = snapshot(node.pgdata);
     const result = bootstrap("standby", node.mount, "clone_from_primary");
     expect(result.status).not.toBe(0);
@@ -262,14 +268,14 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     expect(result.stderr).toContain("promoted: serving as the primary");
 
     // postgresql-common knows the cluster (the boot disk was new) and it runs on the data that was promoted.
-    const conf = readFileSync(join(node.mount, "etc", "15", "main", "postgresql.conf"), "utf8");
+    const conf = readFileSync(join(confDir(node.mount), "postgresql.conf"), "utf8");
     expect(conf).toContain(`data_directory = '${node.pgdata}'`);
     expect(conf).toContain("include_dir = 'conf.d'");
     expect(sql(basePort + 2, "SELECT pg_is_in_recovery()")).toBe("f");
     expect(sql(basePort + 2, "SELECT string_agg(note, ', ' ORDER BY note) FROM failover_marker")).toBe("written after promotion, written on the old primary");
     // The generated settings are loaded, without a primary_conninfo pointing at the DNS name it now answers to.
     expect(sql(basePort + 2, "SHOW wal_level")).toBe("logical");
-    expect(readFileSync(join(node.mount, "etc", "15", "main", "conf.d", "50-platform.conf"), "utf8")).not.toContain("primary_conninfo");
+    expect(readFileSync(join(confDir(node.mount), "conf.d", "50-platform.conf"), "utf8")).not.toContain("primary_conninfo");
     expect(sql(basePort + 2, "SHOW primary_conninfo")).toBe("");
     // The throwaway cluster used for the registration is gone.
     expect(readdirSync(node.mount).filter((f) => f.startsWith("citus-register."))).toEqual([]);
@@ -284,7 +290,7 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     started.push(node.mount);
     expect(result.status, result.stderr).toBe(0);
     expect(result.calls).toEqual(["exit_if_fenced", "mount_data_disk", "install_packages", "issue_server_certificate", "write_pgpass", "start_postgres", "configure_exporters"]);
-    expect(readFileSync(join(node.mount, "etc", "15", "main", "conf.d", "50-platform.conf"), "utf8")).toContain(
+    expect(readFileSync(join(confDir(node.mount), "conf.d", "50-platform.conf"), "utf8")).toContain(
       `primary_conninfo = 'host=${names.citus.workers[0]!.host} port=${names.postgresPort} user=replicator`,
     );
     expect(sql(basePort + 2, "SELECT pg_is_in_recovery()")).toBe("t");
@@ -312,14 +318,14 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     const registered = bootstrap("worker", kept.mount, "register_cluster");
     expect(registered.status, registered.stderr).toBe(0);
     expect(registered.stderr).toContain("registering the existing cluster");
-    expect(readFileSync(join(kept.mount, "etc", "15", "main", "postgresql.conf"), "utf8")).toContain(`data_directory = '${kept.pgdata}'`);
+    expect(readFileSync(join(confDir(kept.mount), "postgresql.conf"), "utf8")).toContain(`data_directory = '${kept.pgdata}'`);
     expect(snapshot(kept.pgdata).filter((f) => !f.startsWith("postmaster"))).toEqual(before);
 
     const fresh = newMount("primary-new");
     const created = bootstrap("worker", fresh.mount, "register_cluster");
     expect(created.status, created.stderr).toBe(0);
     expect(controlData(fresh.pgdata).checksums).toBe(1);
-    expect(readFileSync(join(fresh.mount, "etc", "15", "main", "postgresql.conf"), "utf8")).toContain(`data_directory = '${fresh.pgdata}'`);
+    expect(readFileSync(join(confDir(fresh.mount), "postgresql.conf"), "utf8")).toContain(`data_directory = '${fresh.pgdata}'`);
     // A second boot finds the registration and leaves it alone.
     const again = bootstrap("worker", fresh.mount, "register_cluster");
     expect(again.status).toBe(0);
