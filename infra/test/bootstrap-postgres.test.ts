@@ -12,6 +12,7 @@ import { platformNames } from "@platform/config";
 import { EXPORTER_QUERIES, POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
 import { citusStartupScript } from "../src/citus/startup-script.js";
 import { hermeticConfigs } from "./helpers.js";
+import { throwawayServerCertificate } from "./vm-fixtures.js";
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
 const skipReason = !existsSync(join(PG_BIN, "postgres"))
@@ -72,13 +73,8 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
     execFileSync("bash", ["-c", `set -euo pipefail; source '${dir}/bootstrap.sh'; write_postgres_config`], { env: bootstrapEnv, stdio: "pipe" });
 
     // A throwaway certificate where the bootstrap would have issued one from the platform CA.
-    const tls = join(dir, "tls");
-    execFileSync("mkdir", ["-p", tls]);
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-      "-subj", "/CN=test", "-keyout", join(tls, "server.key"), "-out", join(tls, "server.crt")], { stdio: "pipe" });
-    execFileSync("cp", [join(tls, "server.crt"), join(tls, "ca.crt")]);
+    throwawayServerCertificate(join(dir, "tls"));
     execFileSync("chown", ["-R", "postgres:postgres", dir]);
-    chmodSync(join(tls, "server.key"), 0o600);
 
     const data = join(dir, "data");
     asPostgres(join(PG_BIN, "initdb"), ["-D", data, "--auth-local=peer", "-U", "postgres"]);

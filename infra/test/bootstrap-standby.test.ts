@@ -14,7 +14,8 @@ import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { platformNames } from "@platform/config";
 import type { CitusBootstrapRole } from "../src/citus/startup-script.js";
-import { hermeticConfigs, renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js";
+import { hermeticConfigs, synthesizeAll } from "./helpers.js";
+import { startupScriptOf, throwawayServerCertificate } from "./vm-fixtures.js";
 
 const config = hermeticConfigs().find((c) => c.name === "production")!;
 const names = platformNames(config);
@@ -110,16 +111,9 @@ const scripts = new Map<CitusBootstrapRole, string>();
 function renderScript(role: CitusBootstrapRole): string {
   if (scripts.size === 0) {
     const [production] = synthesizeAll([config]);
-    const host = names.citus.workers[0]!.host;
-    for (const vm of resourcesOf(production!.json, "google_compute_instance")) {
-      const script = renderedStartupScript(production!.json, vm.conf);
-      if (script.includes(`readonly NODE_HOST='${host}'`)) scripts.set("worker", script);
-      if (script.includes("readonly ROLE='standby'") && script.includes(`readonly PRIMARY_HOST='${host}'`)) scripts.set("standby", script);
-    }
+    for (const r of ["worker", "standby"] as const) scripts.set(r, startupScriptOf(production!.json, r, names.citus.workers[0]!.host));
   }
-  const script = scripts.get(role);
-  if (!script) throw new Error(`production has no ${role} VM for ${names.citus.workers[0]!.host}`);
-  return script;
+  return scripts.get(role)!;
 }
 
 /**
@@ -180,12 +174,7 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     dir = mkdtempSync(join(tmpdir(), "citus-standby-"));
     chmodSync(dir, 0o755);
     // The server certificate the bootstrap would have issued from the platform CA; a throwaway here.
-    const tls = join(dir, "tls");
-    mkdirSync(tls);
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-      "-subj", "/CN=test", "-keyout", join(tls, "server.key"), "-out", join(tls, "server.crt")], { stdio: "pipe" });
-    execFileSync("cp", [join(tls, "server.crt"), join(tls, "ca.crt")]);
-    chmodSync(join(tls, "server.key"), 0o600);
+    throwawayServerCertificate(join(dir, "tls"));
     execFileSync("chown", ["-R", "postgres:postgres", dir]);
 
     primaryData = join(dir, "primary");

@@ -1,0 +1,32 @@
+/**
+ * What the bootstrap tests need of a Citus VM that a test machine lacks: the server certificate the platform CA would
+ * have issued, and the startup script a given VM of a synthesized stack receives.
+ */
+import { chmodSync, copyFileSync, mkdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import type { TerraformJson } from "../src/app.js";
+import type { CitusBootstrapRole } from "../src/citus/startup-script.js";
+import { renderedStartupScript, resourcesOf } from "./helpers.js";
+
+/** A self-signed server.crt / server.key / ca.crt in `tls`, where the bootstrap would have issued one from the CA. */
+export function throwawayServerCertificate(tls: string): void {
+  mkdirSync(tls, { recursive: true });
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+    "-subj", "/CN=test", "-keyout", join(tls, "server.key"), "-out", join(tls, "server.crt")], { stdio: "pipe" });
+  copyFileSync(join(tls, "server.crt"), join(tls, "ca.crt"));
+  chmodSync(join(tls, "server.key"), 0o600);
+}
+
+/**
+ * The rendered startup script of the stack's VM with this role that serves `host` (a standby: that streams from it).
+ * Throws when the stack has none, so a renamed header variable fails the test that relies on it.
+ */
+export function startupScriptOf(json: TerraformJson, role: CitusBootstrapRole, host: string): string {
+  const served = role === "standby" ? `readonly PRIMARY_HOST='${host}'` : `readonly NODE_HOST='${host}'`;
+  for (const vm of resourcesOf(json, "google_compute_instance")) {
+    const script = renderedStartupScript(json, vm.conf);
+    if (script.includes(`readonly ROLE='${role}'`) && script.includes(served)) return script;
+  }
+  throw new Error(`the stack has no ${role} VM for ${host}`);
+}
