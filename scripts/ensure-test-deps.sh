@@ -14,6 +14,9 @@ REQUIRED=(
   "promtool:prometheus"
   "amtool:prometheus-alertmanager"
   "wrk:wrk"
+  "pgbackrest:pgbackrest"
+  "jq:jq"
+  "prometheus-node-exporter:prometheus-node-exporter"
 )
 
 missing=()
@@ -44,6 +47,7 @@ apt-get install -y -q --no-install-recommends "${missing[@]}"
 # The Debian packages start their own servers; the tests start theirs on free ports, so stop the defaults.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager >/dev/null 2>&1 || true; fi
 pkill -x prometheus >/dev/null 2>&1 || true
+pkill -f /usr/bin/prometheus-node-exporter >/dev/null 2>&1 || true
 pkill -f prometheus-alertmanager >/dev/null 2>&1 || true
 if command -v redis-cli >/dev/null 2>&1; then redis-cli -p 6379 shutdown nosave >/dev/null 2>&1 || true; fi
 if command -v pg_lsclusters >/dev/null 2>&1; then

@@ -89,8 +89,47 @@ describe("first-boot downloads retry", () => {
   it("sends every apt-get and key download of the package installation through retry", () => {
     const install = /install_packages\(\) \{\n([\s\S]*?)\n\}/.exec(script)![1]!;
     const downloads = install.split("\n").filter((line) => /apt-get (update|install)|fetch_key|curl /.test(line));
-    expect(downloads.length).toBe(6);
+    expect(downloads.length).toBe(8);
     expect(downloads.filter((line) => !/^\s*retry \d+ \d+ /.test(line))).toEqual([]);
+  });
+});
+
+describe("packages added to the list after a node was installed", () => {
+  /** A node installed before: its marker is there, and dpkg knows every package but those in `absent`. */
+  function installedNode(absent: string[]) {
+    const node = mkdtempSync(join(dir, "node-"));
+    mkdirSync(join(node, "bin"));
+    mkdirSync(join(node, "state"));
+    const pgMajor = /^readonly PG_MAJOR='?(\d+)'?$/m.exec(script)![1]!;
+    const citus = /^readonly CITUS_PACKAGE='([^']+)'$/m.exec(script)![1]!;
+    writeFileSync(join(node, "state", `packages-${pgMajor}-${citus}`), "");
+    writeFileSync(join(node, "bin", "dpkg-query"), `#!/bin/bash
+case " ${absent.join(" ")} " in *" \${@: -1} "*) echo "dpkg-query: no packages found matching \${@: -1}" >&2; exit 1 ;; esac
+printf 'install ok installed'
+`);
+    writeFileSync(join(node, "bin", "apt-get"), `#!/bin/bash\necho "apt-get $*" >>'${node}/apt'\n`);
+    chmodSync(join(node, "bin", "dpkg-query"), 0o755);
+    chmodSync(join(node, "bin", "apt-get"), 0o755);
+    return {
+      run: () => bash("install_packages", { PATH: `${join(node, "bin")}:${process.env.PATH}`, BOOTSTRAP_STATE_DIR: join(node, "state") }),
+      apt: () => { try { return readFileSync(join(node, "apt"), "utf8").trim().split("\n"); } catch { return []; } },
+    };
+  }
+
+  it("installs only the missing ones on the next boot, never naming the installed (held) packages", () => {
+    const node = installedNode(["jq"]);
+    const result = node.run();
+    expect(result.status, result.stderr).toBe(0);
+    expect(node.apt()).toEqual(["apt-get update -q", "apt-get install -y -q jq"]);
+    expect(result.stderr).toContain("installing jq: added to the node's packages after it was installed");
+  });
+
+  it("does nothing on a node that has every package", () => {
+    const node = installedNode([]);
+    const result = node.run();
+    expect(result.status, result.stderr).toBe(0);
+    expect(node.apt()).toEqual([]);
+    expect(result.stderr).toBe("");
   });
 });
 

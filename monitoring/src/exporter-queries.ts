@@ -69,6 +69,13 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
       { last_archived_timestamp: { usage: "GAUGE", description: "Unix time of the last archived WAL file (0: none)" } },
     ],
   },
+  pg_recovery: {
+    coordinatorOnly: false,
+    // Whether the node streams from a primary. The Prometheus labels say which VM was built as a standby; after a
+    // failover only this says which one serves, and so which node must report backups (CitusBackupMetricsMissing).
+    query: "SELECT pg_is_in_recovery()::int::float AS active",
+    metrics: [{ active: { usage: "GAUGE", description: "1 on a standby in recovery, 0 on a primary" } }],
+  },
   pg_replication: {
     coordinatorOnly: false,
     query: `SELECT application_name, client_addr::text AS client,

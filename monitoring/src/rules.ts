@@ -115,6 +115,69 @@ export const ALERT_RULES: RuleGroup = {
         runbook: runbook("wal-archiving"),
       },
     },
+    // The five below read what citus-backup-metrics writes for node_exporter on each primary after every scheduled
+    // backup and at boot (infra/src/citus/bootstrap.sh): pgBackRest's own view of the repository.
+    {
+      alert: "CitusBackupTooOld",
+      // A diff backup runs every night but Sunday's, when the full one runs, each up to 30 minutes late: 36 hours is
+      // one missed night. max by stanza: after a failover the fenced old primary may still show its last file.
+      expr: "time() - max by (stanza) (pgbackrest_backup_last_completion_timestamp_seconds) > 36 * 3600",
+      for: "30m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "A Citus node has had no successful backup for more than 36 hours",
+        description: "Stanza {{ $labels.stanza }}: the newest backup finished {{ $value | humanizeDuration }} ago. A restore replays all the WAL archived since.",
+        runbook: runbook("backups"),
+      },
+    },
+    {
+      alert: "CitusFullBackupTooOld",
+      // The full backup runs on Sundays; the nightly diffs are relative to it and grow until the next one.
+      expr: 'time() - max by (stanza) (pgbackrest_backup_last_completion_timestamp_seconds{type="full"}) > 8 * 86400',
+      for: "30m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "A Citus node's newest full backup is more than 8 days old",
+        description: "Stanza {{ $labels.stanza }}: the newest full backup finished {{ $value | humanizeDuration }} ago; Sunday's failed or did not run.",
+        runbook: runbook("backups"),
+      },
+    },
+    {
+      alert: "CitusBackupRepositoryUnhealthy",
+      expr: "max by (stanza) (pgbackrest_stanza_status_code) > 0",
+      for: "1h",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "pgBackRest reports a problem with a Citus node's backups repository",
+        description: "Stanza {{ $labels.stanza }} has status code {{ $value }} (1: missing stanza path, 2: no valid backups, 3: missing stanza data).",
+        runbook: runbook("backups"),
+      },
+    },
+    {
+      alert: "CitusBackupFoundCorruptPages",
+      // pgBackRest checks every page's checksum as it copies it (the clusters are created with data checksums).
+      expr: "max by (stanza, type) (pgbackrest_backup_error) > 0",
+      for: "5m",
+      labels: { severity: "page" },
+      annotations: {
+        summary: "The newest backup of a Citus node found pages with invalid checksums",
+        description: "Stanza {{ $labels.stanza }}, {{ $labels.type }} backup: data on the primary's disk is corrupt. Find the relations before the retention expires the backups taken before it.",
+        runbook: runbook("backups"),
+      },
+    },
+    {
+      alert: "CitusBackupMetricsMissing",
+      // A node serving as a primary (in recovery: 0; a promoted standby included, a fenced node excluded since its
+      // PostgreSQL is down) whose node_exporter shows no backup metrics: backups cannot be watched there.
+      expr: 'pg_recovery_active{job="citus-postgres"} == 0 unless on (instance) pgbackrest_stanza_status_code',
+      for: "2h",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "A Citus primary reports no backup metrics",
+        description: "{{ $labels.instance }}: node_exporter has no pgbackrest.prom; whether its backups run is unknown.",
+        runbook: runbook("backups"),
+      },
+    },
     {
       alert: "CitusDiskFillingUp",
       expr: 'node_filesystem_avail_bytes{job="citus-node",mountpoint="/var/lib/postgresql"} / node_filesystem_size_bytes{job="citus-node",mountpoint="/var/lib/postgresql"} < 0.15',

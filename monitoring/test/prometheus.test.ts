@@ -177,6 +177,60 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ job: "citus-postgres", instance: "worker-3.db.internal", severity: "page" }],
     },
     {
+      alert: "CitusBackupTooOld",
+      // worker-3's only backup finished at t=0. worker-4's full is as old, but a diff finished a minute ago: the
+      // newest backup of any type counts.
+      series: [
+        { series: 'pgbackrest_backup_last_completion_timestamp_seconds{job="citus-node",instance="worker-3.db.internal",stanza="saas-prd-worker-3",type="full"}', values: "0x2300" },
+        { series: 'pgbackrest_backup_last_completion_timestamp_seconds{job="citus-node",instance="worker-4.db.internal",stanza="saas-prd-worker-4",type="full"}', values: "0x2300" },
+        { series: 'pgbackrest_backup_last_completion_timestamp_seconds{job="citus-node",instance="worker-4.db.internal",stanza="saas-prd-worker-4",type="diff"}', values: "0+60x2300" },
+      ],
+      evalTime: "37h",
+      fires: [{ stanza: "saas-prd-worker-3", severity: "ticket" }],
+    },
+    {
+      alert: "CitusFullBackupTooOld",
+      // Nightly diffs keep worker-3's newest backup fresh, but its last full finished nine days ago.
+      series: [
+        { series: 'pgbackrest_backup_last_completion_timestamp_seconds{job="citus-node",instance="worker-3.db.internal",stanza="saas-prd-worker-3",type="full"}', values: "0x12000" },
+        { series: 'pgbackrest_backup_last_completion_timestamp_seconds{job="citus-node",instance="worker-3.db.internal",stanza="saas-prd-worker-3",type="diff"}', values: "0+60x12000" },
+        { series: 'pgbackrest_backup_last_completion_timestamp_seconds{job="citus-node",instance="worker-4.db.internal",stanza="saas-prd-worker-4",type="full"}', values: "0+60x12000" },
+      ],
+      evalTime: "198h",
+      fires: [{ stanza: "saas-prd-worker-3", severity: "ticket" }],
+    },
+    {
+      alert: "CitusBackupRepositoryUnhealthy",
+      series: [
+        { series: 'pgbackrest_stanza_status_code{job="citus-node",instance="worker-3.db.internal",stanza="saas-prd-worker-3"}', values: "2x120" },
+        { series: 'pgbackrest_stanza_status_code{job="citus-node",instance="worker-4.db.internal",stanza="saas-prd-worker-4"}', values: "0x120" },
+      ],
+      evalTime: "90m",
+      fires: [{ stanza: "saas-prd-worker-3", severity: "ticket" }],
+    },
+    {
+      alert: "CitusBackupFoundCorruptPages",
+      series: [
+        { series: 'pgbackrest_backup_error{job="citus-node",instance="worker-3.db.internal",stanza="saas-prd-worker-3",type="full"}', values: "0x20" },
+        { series: 'pgbackrest_backup_error{job="citus-node",instance="worker-3.db.internal",stanza="saas-prd-worker-3",type="diff"}', values: "1x20" },
+      ],
+      evalTime: "10m",
+      fires: [{ stanza: "saas-prd-worker-3", type: "diff", severity: "page" }],
+    },
+    {
+      alert: "CitusBackupMetricsMissing",
+      // worker-3 serves as a primary and writes no backup metrics. worker-4 does; its standby is in recovery and
+      // takes no backups, so it has none to write.
+      series: [
+        { series: 'pg_recovery_active{job="citus-postgres",instance="worker-3.db.internal",standby="false"}', values: "0x200" },
+        { series: 'pg_recovery_active{job="citus-postgres",instance="worker-4.db.internal",standby="false"}', values: "0x200" },
+        { series: 'pg_recovery_active{job="citus-postgres",instance="worker-4-standby.db.internal",standby="true"}', values: "1x200" },
+        { series: 'pgbackrest_stanza_status_code{job="citus-node",instance="worker-4.db.internal",stanza="saas-prd-worker-4"}', values: "0x200" },
+      ],
+      evalTime: "150m",
+      fires: [{ job: "citus-postgres", instance: "worker-3.db.internal", standby: "false", severity: "ticket" }],
+    },
+    {
       alert: "CitusDiskFillingUp",
       series: [
         { series: 'node_filesystem_avail_bytes{job="citus-node",instance="worker-1.db.internal",mountpoint="/var/lib/postgresql"}', values: "10x30" },
@@ -306,6 +360,21 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       ],
       alert_rule_test: ["PrometheusRuleEvaluationFailing", "PrometheusAlertmanagerUnreachable", "AlertmanagerNotificationsFailing", "AlertmanagerClusterDegraded"].map((alertname) => ({ eval_time: "25m", alertname, exp_alerts: [] })),
     } as never);
+    // Healthy backups after a failover: worker-5's standby was promoted and backs up the stanza every night, while
+    // the fenced old primary (PostgreSQL down, node_exporter up) still shows its last file from before.
+    tests.push({
+      interval: "1m",
+      input_series: [
+        { series: 'pgbackrest_backup_last_completion_timestamp_seconds{job="citus-node",instance="worker-5.db.internal",stanza="saas-prd-worker-5",type="full"}', values: "0x2500" },
+        { series: 'pgbackrest_backup_last_completion_timestamp_seconds{job="citus-node",instance="worker-5-standby.db.internal",stanza="saas-prd-worker-5",type="full"}', values: "0x2500" },
+        { series: 'pgbackrest_backup_last_completion_timestamp_seconds{job="citus-node",instance="worker-5-standby.db.internal",stanza="saas-prd-worker-5",type="diff"}', values: "0+60x2500" },
+        { series: 'pgbackrest_stanza_status_code{job="citus-node",instance="worker-5.db.internal",stanza="saas-prd-worker-5"}', values: "0x2500" },
+        { series: 'pgbackrest_stanza_status_code{job="citus-node",instance="worker-5-standby.db.internal",stanza="saas-prd-worker-5"}', values: "0x2500" },
+        { series: 'pgbackrest_backup_error{job="citus-node",instance="worker-5-standby.db.internal",stanza="saas-prd-worker-5",type="diff"}', values: "0x2500" },
+        { series: 'pg_recovery_active{job="citus-postgres",instance="worker-5-standby.db.internal",standby="true"}', values: "0x2500" },
+      ],
+      alert_rule_test: ["CitusBackupTooOld", "CitusFullBackupTooOld", "CitusBackupRepositoryUnhealthy", "CitusBackupFoundCorruptPages", "CitusBackupMetricsMissing"].map((alertname) => ({ eval_time: "40h", alertname, exp_alerts: [] })),
+    } as never);
     const testFile = join(dir, "unit-tests.yml");
     writeFileSync(testFile, stringify({ rule_files: [join(dir, "unit-rules.yml")], evaluation_interval: "1m", tests }, { lineWidth: 0 }));
     const r = promtool(["test", "rules", testFile]);
@@ -315,7 +384,7 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
 });
 
 describe("rules use only metrics that some target exports", () => {
-  const FUNCTIONS = new Set(["vector", "sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "predict_linear", "absent", "and", "or", "unless", "on", "ignoring", "without", "count", "increase", "humanizePercentage", "humanizeDuration"]);
+  const FUNCTIONS = new Set(["vector", "sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "predict_linear", "absent", "and", "or", "unless", "on", "ignoring", "without", "count", "increase", "humanizePercentage", "humanizeDuration", "time"]);
   const recorded = RECORDING_RULES.rules.map((r) => (r as RecordingRule).record);
   const known = knownMetrics(recorded);
   it.each(RULE_GROUPS.flatMap((g) => g.rules.map((r) => [("alert" in r ? r.alert : r.record) as string, r.expr])))("%s", (_name, expr) => {
