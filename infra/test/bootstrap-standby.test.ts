@@ -104,25 +104,22 @@ function promotedNode(name: string, port: number, stop: "fast" | "immediate"): {
 }
 
 /**
- * The startup scripts production's first worker and its standby receive, as Terraform renders them: the test runs
- * exactly what those VMs run.
+ * The startup script a production VM receives, as Terraform renders it: the test runs exactly what that VM runs. By
+ * default the first worker's pair; `host` names another node's (its primary's DNS name).
  */
-const scripts = new Map<CitusBootstrapRole, string>();
-function renderScript(role: CitusBootstrapRole): string {
-  if (scripts.size === 0) {
-    const [production] = synthesizeAll([config]);
-    for (const r of ["worker", "standby"] as const) scripts.set(r, startupScriptOf(production!.json, r, names.citus.workers[0]!.host));
-  }
-  return scripts.get(role)!;
+let production: ReturnType<typeof synthesizeAll>[number] | undefined;
+function renderScript(role: CitusBootstrapRole, host = names.citus.workers[0]!.host): string {
+  production ??= synthesizeAll([config])[0]!;
+  return startupScriptOf(production.json, role, host);
 }
 
 /**
  * Sources the rendered script with `mount` as its data disk (the header's DATA_MOUNT, from which the body derives
  * PGDATA) and a private /etc/postgresql for postgresql-common, and runs `body` under the VM's shell options.
  */
-function bootstrap(role: CitusBootstrapRole, mount: string, body: string) {
+function bootstrap(role: CitusBootstrapRole, mount: string, body: string, host?: string) {
   const script = join(mount, `bootstrap-${role}.sh`);
-  const rendered = renderScript(role);
+  const rendered = renderScript(role, host);
   const vmMount = "readonly DATA_MOUNT='/var/lib/postgresql'";
   if (!rendered.includes(vmMount)) throw new Error(`the rendered header no longer has ${vmMount}: update this test`);
   writeFileSync(script, rendered.replace(vmMount, `readonly DATA_MOUNT='${mount}'`));
@@ -142,6 +139,8 @@ function bootstrap(role: CitusBootstrapRole, mount: string, body: string) {
       BOOTSTRAP_PGBACKREST_SPOOL_DIR: join(mount, "spool"),
       BOOTSTRAP_EXPORTER_DIR: join(mount, "exporter"),
       BOOTSTRAP_EXPORTER_DEFAULTS: join(mount, "exporter.defaults"),
+      BOOTSTRAP_SYSTEMD_DIR: mount,
+      BOOTSTRAP_JOIN_WORKERS_BIN: join(mount, "citus-join-workers"),
       TMPDIR: mount,
     },
   });
@@ -152,7 +151,7 @@ function bootstrap(role: CitusBootstrapRole, mount: string, body: string) {
  * postgresql-common as on the VM (pg_ctlcluster reads the registration and the generated conf.d); a last conf.d
  * file overrides only what this machine needs: no Citus library (not installed here), a private port and socket.
  */
-function runMain(role: CitusBootstrapRole, mount: string, port: number) {
+function runMain(role: CitusBootstrapRole, mount: string, port: number, host?: string) {
   const calls = join(mount, "calls");
   const stub = (fn: string) => `${fn}() { echo ${fn} >>'${calls}'; }`;
   const stubs = ["exit_if_fenced", "mount_data_disk", "install_packages", "issue_server_certificate", "write_pgpass", "configure_backups", "configure_exporters", "clone_from_primary"]
@@ -160,7 +159,7 @@ function runMain(role: CitusBootstrapRole, mount: string, port: number) {
     .join("; ");
   const overrides = [`port = ${port}`, `unix_socket_directories = '${dir}'`, "listen_addresses = ''", "shared_preload_libraries = 'pg_stat_statements'", "shared_buffers = 32MB", "archive_mode = off"];
   const start = `start_postgres() { echo start_postgres >>'${calls}'; printf '%s\n' ${overrides.map((o) => `"${o}"`).join(" ")} >"$PGCONF/conf.d/99-test.conf"; pg_ctlcluster ${major} main start; }`;
-  const result = bootstrap(role, mount, `${stubs}; ${start}; main`);
+  const result = bootstrap(role, mount, `${stubs}; ${start}; main`, host);
   return { ...result, calls: existsSync(calls) ? readFileSync(calls, "utf8").trim().split("\n") : [] };
 }
 
@@ -268,6 +267,23 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     expect(sql(basePort + 2, "SHOW primary_conninfo")).toBe("");
     // The throwaway cluster used for the registration is gone.
     expect(readdirSync(node.mount).filter((f) => f.startsWith("citus-register."))).toEqual([]);
+    // A worker adds no workers.
+    expect(existsSync(join(node.mount, "citus-join-workers"))).toBe(false);
+    stopCluster(node.mount);
+  });
+
+  it("boots a promoted coordinator standby as the coordinator, which keeps adding the configured workers", () => {
+    const node = promotedNode("promoted-coordinator", basePort + 1, "fast");
+    const result = runMain("standby", node.mount, basePort + 2, names.citus.coordinator.host);
+    started.push(node.mount);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr).toContain(`promoted: serving as the primary for ${names.citus.coordinator.host}`);
+    // The join script and its unit, as the coordinator has them: every configured worker, by DNS name.
+    const joinScript = readFileSync(join(node.mount, "citus-join-workers"), "utf8");
+    expect(joinScript).toContain(`for host in ${names.citus.workers.map((w) => w.host).join(" ")}; do`);
+    expect(joinScript).toContain(`citus_set_coordinator_host('${names.citus.coordinator.host}', ${names.postgresPort})`);
+    expect(readFileSync(join(node.mount, "citus-join-workers.service"), "utf8")).toContain(`ExecStart=${join(node.mount, "citus-join-workers")}`);
+    expect(spawnSync("bash", ["-n", join(node.mount, "citus-join-workers")]).status).toBe(0);
     stopCluster(node.mount);
   });
 

@@ -21,6 +21,7 @@ SYSTEMD_DIR="${BOOTSTRAP_SYSTEMD_DIR:-/etc/systemd/system}"
 # node_exporter's textfile collector reads *.prom files here (Debian's default --collector.textfile.directory).
 TEXTFILE_DIR="${BOOTSTRAP_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}"
 BACKUP_METRICS_BIN="${BOOTSTRAP_BACKUP_METRICS_BIN:-/usr/local/sbin/citus-backup-metrics}"
+JOIN_WORKERS_BIN="${BOOTSTRAP_JOIN_WORKERS_BIN:-/usr/local/sbin/citus-join-workers}"
 PGUSER_HOME=/var/lib/postgresql
 PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
 # On a standby VM, what its data disk holds (standby_data_state); main sets it before anything touches the disk.
@@ -543,7 +544,7 @@ SQL
 
 # Workers can boot after the coordinator, so joining them is a retrying unit, not a one-shot step that could give up.
 install_worker_join_unit() {
-  cat >/usr/local/sbin/citus-join-workers <<SCRIPT
+  cat >"$JOIN_WORKERS_BIN" <<SCRIPT
 #!/bin/bash
 set -euo pipefail
 psql=(psql -X -v ON_ERROR_STOP=1 --quiet --no-align --tuples-only -d '$DB_NAME')
@@ -563,8 +564,8 @@ for host in $WORKER_HOSTS; do
 done
 exit \$missing
 SCRIPT
-  chmod 0755 /usr/local/sbin/citus-join-workers
-  cat >/etc/systemd/system/citus-join-workers.service <<UNIT
+  chmod 0755 "$JOIN_WORKERS_BIN"
+  cat >"$SYSTEMD_DIR/citus-join-workers.service" <<UNIT
 [Unit]
 Description=Add the configured Citus workers to the coordinator
 After=postgresql@$PG_MAJOR-main.service
@@ -574,13 +575,15 @@ Requires=postgresql@$PG_MAJOR-main.service
 Type=oneshot
 User=postgres
 Environment=PGSSLMODE=verify-full PGSSLROOTCERT=$TLS_DIR/ca.crt PGPORT=$PG_PORT
-ExecStart=/usr/local/sbin/citus-join-workers
+ExecStart=$JOIN_WORKERS_BIN
 Restart=on-failure
 RestartSec=30
 UNIT
-  chmod 0644 /etc/systemd/system/citus-join-workers.service
-  systemctl daemon-reload
-  systemctl start --no-block citus-join-workers.service
+  chmod 0644 "$SYSTEMD_DIR/citus-join-workers.service"
+  if [[ "${BOOTSTRAP_SOURCE_ONLY:-}" != 1 ]]; then
+    systemctl daemon-reload
+    systemctl start --no-block citus-join-workers.service
+  fi
 }
 
 # What the data disk of a standby VM holds, read before anything touches it:
@@ -670,6 +673,9 @@ main() {
       # its data across reboots and takes the scheduled backups its old primary took (same pgBackRest stanza).
       configure_backups
       configure_exporters
+      # A promoted coordinator's standby adds the configured workers, as the coordinator did: a worker added to the
+      # config after the failover joins through it (citus-join-workers is idempotent).
+      if [[ "$NODE_KIND" == coordinator ]]; then install_worker_join_unit; fi
       log "promoted: serving as the primary for $PRIMARY_HOST, with no standby of its own (docs/runbooks/citus-failover.md, step 5)"
       return 0
     fi

@@ -32,7 +32,7 @@ export interface CitusBootstrapProps {
   /** The database subnet: the only source for superuser and replication connections. */
   readonly dataCidr: string;
   readonly coordinatorHost: string;
-  /** Coordinator only: the workers it adds to the cluster. */
+  /** Coordinator nodes only (the coordinator, and its standby, which adds them after a failover): the workers. */
   readonly workerHosts?: readonly string[];
   /** Primaries with a standby create its replication slot. */
   readonly standbyHost?: string;
@@ -82,8 +82,8 @@ export function citusStartupHeader(props: CitusBootstrapProps): string {
   if (props.role === "standby" && !props.primaryHost) {
     throw new Error(`standby ${props.nodeHost} needs primaryHost: the primary it streams from`);
   }
-  if (props.role === "coordinator" && !props.workerHosts) {
-    throw new Error(`coordinator ${props.nodeHost} needs workerHosts: the workers it adds to the cluster`);
+  if (props.nodeKind === "coordinator" && !props.workerHosts) {
+    throw new Error(`coordinator node ${props.nodeHost} needs workerHosts: the workers it adds to the cluster`);
   }
   if (props.role !== "standby" && props.primaryHost) {
     throw new Error(`${props.role} ${props.nodeHost} is a primary and cannot stream from ${props.primaryHost}`);

@@ -147,6 +147,8 @@ export class CitusCluster extends Construct {
       const stanza = `${config.prefix}-${name.role === "coordinator" ? "coordinator" : `worker-${name.index}`}`;
       // A slot may hold back at most a tenth of the disk: a dead standby costs a re-clone, never a full primary.
       const maxSlotWalKeepSize = `${Math.max(5, Math.floor(spec.dataDiskGb / 10))}GB`;
+      // A coordinator's standby gets the worker list too: once promoted, it keeps adding the configured workers.
+      const workerHosts = name.role === "coordinator" ? names.citus.workers.map((w) => w.host) : undefined;
       const common = {
         projectId: project,
         region: config.gcp.region,
@@ -177,7 +179,7 @@ export class CitusCluster extends Construct {
           stanza,
           maxSlotWalKeepSize,
           maxConnections: name.role === "coordinator" ? citus.coordinatorMaxConnections : citus.workerMaxConnections,
-          workerHosts: name.role === "coordinator" ? names.citus.workers.map((w) => w.host) : undefined,
+          workerHosts,
           standbyHost: name.standby?.host,
         }),
       });
@@ -198,6 +200,7 @@ export class CitusCluster extends Construct {
               stanza,
               maxSlotWalKeepSize,
               maxConnections: name.role === "coordinator" ? citus.coordinatorMaxConnections : citus.workerMaxConnections,
+              workerHosts,
               primaryHost: name.host,
             }),
           }),
