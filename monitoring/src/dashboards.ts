@@ -66,13 +66,16 @@ function tenants(): Dashboard {
     .build();
 }
 
-/** Shard placement, skew, replication and disks of the Citus cluster. */
+/** Shard placement, skew, replication, backups and disks of the Citus cluster. */
 function citusHealth(): Dashboard {
   return base("platform-citus", "Platform / Citus health", ["citus"])
     .withPanel(stat("Shard skew (max / mean bytes)", "none", "citus:shard_bytes:skew"))
     .withPanel(stat("Nodes up", "none", 'sum(pg_up{job="citus-postgres"})'))
     .withPanel(stat("Failed rebalances (24 h)", "none", 'sum(citus_background_jobs_recent{status="failed"})'))
     .withPanel(stat("Max replication lag", "s", "max(pg_replication_lag_seconds)"))
+    // The age of each stanza's newest backup, worst first: CitusBackupTooOld fires past 36 hours.
+    .withPanel(stat("Oldest latest backup", "s", "max(time() - max by (stanza) (pgbackrest_backup_last_completion_timestamp_seconds))"))
+    .withPanel(stat("WAL archive failures (1 h)", "none", "sum(increase(pg_archiver_failed[1h]))"))
     .withPanel(timeseries("Shard bytes per node", "bytes", query("citus_node_shard_bytes", "{{node}}")))
     .withPanel(timeseries("Shards per node", "none", query("citus_node_shards", "{{node}}")))
     .withPanel(timeseries("Replication lag", "s", query("pg_replication_lag_seconds", "{{instance}} → {{application_name}}")))
@@ -82,6 +85,9 @@ function citusHealth(): Dashboard {
         "percentunit",
         query('node_filesystem_avail_bytes{job="citus-node",mountpoint="/var/lib/postgresql"} / node_filesystem_size_bytes{job="citus-node",mountpoint="/var/lib/postgresql"}', "{{instance}}"),
       ),
+    )
+    .withPanel(
+      timeseries("Age of the newest backup", "s", query("time() - max by (stanza) (pgbackrest_backup_last_completion_timestamp_seconds)", "{{stanza}}")),
     )
     .withPanel(timeseries("Connections", "none", query('sum by (instance) (pg_stat_database_numbackends{job="citus-postgres"})', "{{instance}}")))
     .withPanel(timeseries("Redis memory used", "percentunit", query('redis_memory_used_bytes{job="redis"} / redis_memory_max_bytes{job="redis"}', "redis")))
@@ -94,6 +100,9 @@ function gateway(): Dashboard {
     .withPanel(timeseries("Requests by status", "reqps", query('sum by (code) (rate(kong_http_requests_total{job="kong"}[$__rate_interval]))', "{{code}}")))
     .withPanel(
       timeseries("Latency p99", "ms", query('histogram_quantile(0.99, sum by (le) (rate(kong_request_latency_ms_bucket{job="kong"}[$__rate_interval])))', "p99")),
+    )
+    .withPanel(
+      timeseries("Age of the newest backup", "s", query("time() - max by (stanza) (pgbackrest_backup_last_completion_timestamp_seconds)", "{{stanza}}")),
     )
     .withPanel(timeseries("Connections", "none", query('sum by (state) (kong_nginx_connections_total{job="kong"})', "{{state}}")))
     .build();

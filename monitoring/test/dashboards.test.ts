@@ -1,9 +1,14 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { RECORDING_RULES, dashboards, knownMetrics, type RecordingRule } from "../src/index.js";
 
 const all = dashboards();
 const known = knownMetrics(RECORDING_RULES.rules.map((r) => (r as RecordingRule).record));
-const PROMQL_WORDS = new Set(["sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "topk", "label_values", "and", "or", "on", "ignoring", "without", "count", "increase"]);
+const PROMQL_WORDS = new Set(["sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "topk", "label_values", "and", "or", "on", "ignoring", "without", "count", "increase", "time"]);
 
 /** Metric names in a PromQL expression: identifiers outside label matchers, ranges, strings and grouping clauses. */
 function metricNames(expr: string): string[] {
@@ -35,6 +40,25 @@ describe("Grafana dashboards", () => {
 
   it("the metric check catches a name no target exports", () => {
     expect(metricNames('sum(rate(http_requests_totl{job="x"}[5m]))').filter((m) => !known.has(m))).toEqual(["http_requests_totl"]);
+  });
+
+  const promtoolMissing = spawnSync("promtool", ["--version"]).status === 0 ? undefined : "promtool not found (apt-get install prometheus)";
+  if (promtoolMissing) console.warn(`skipping the PromQL parse of dashboard queries: ${promtoolMissing}`);
+  it.skipIf(promtoolMissing !== undefined)("query PromQL that Prometheus parses (promtool check rules, one recording rule per query)", () => {
+    // Grafana substitutes its variables before a query reaches Prometheus; sample values stand in for them here.
+    const samples: Record<string, string> = { $__rate_interval: "2m", $tenant: "sample-tenant" };
+    const exprs = panels.flatMap(({ panel }) => (panel.targets ?? []).map((t) => (t.expr ?? "").replace(/\$[A-Za-z_]+/g, (v) => samples[v] ?? v)));
+    expect(exprs.filter((e) => e.includes("$")), "a variable without a sample value").toEqual([]);
+    const dir = mkdtempSync(join(tmpdir(), "dashboards-"));
+    try {
+      const file = join(dir, "dashboard-queries.yml");
+      writeFileSync(file, stringify({ groups: [{ name: "dashboard-queries", rules: exprs.map((expr, i) => ({ record: `dashboard:query_${i}`, expr })) }] }));
+      const r = spawnSync("promtool", ["check", "rules", file], { encoding: "utf8" });
+      expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+      expect(r.stdout).toContain(`SUCCESS: ${exprs.length} rules found`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("use the provisioned Prometheus datasource by uid", () => {
