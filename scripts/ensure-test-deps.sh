@@ -17,6 +17,7 @@ REQUIRED=(
   "pgbackrest:pgbackrest"
   "jq:jq"
   "prometheus-node-exporter:prometheus-node-exporter"
+  "systemd-analyze:systemd"
 )
 
 missing=()

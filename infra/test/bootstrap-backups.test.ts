@@ -24,17 +24,15 @@ const worker = names.citus.workers[0]!;
 const major = String(config.citus.postgresMajor);
 const PG_BIN = `/usr/lib/postgresql/${major}/bin`;
 const have = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
-const skipReason = !existsSync(join(PG_BIN, "postgres"))
-  ? `PostgreSQL ${major} server binaries not found in ${PG_BIN} (apt-get install postgresql-${major})`
-  : !have("pgbackrest")
-    ? "pgbackrest not found (apt-get install pgbackrest)"
-    : !have("jq")
-      ? "jq not found (apt-get install jq)"
-      : !have("prometheus-node-exporter")
-        ? "prometheus-node-exporter not found (apt-get install prometheus-node-exporter)"
-        : process.getuid?.() !== 0
-          ? "needs root: the bootstrap runs pgBackRest as the postgres user, as it does on the VM"
-          : undefined;
+const requirements: [met: boolean, reason: string][] = [
+  [existsSync(join(PG_BIN, "postgres")), `PostgreSQL ${major} server binaries not found in ${PG_BIN} (apt-get install postgresql-${major})`],
+  [have("pgbackrest"), "pgbackrest not found (apt-get install pgbackrest)"],
+  [have("jq"), "jq not found (apt-get install jq)"],
+  [have("prometheus-node-exporter"), "prometheus-node-exporter not found (apt-get install prometheus-node-exporter)"],
+  [have("systemd-analyze"), "systemd-analyze not found (apt-get install systemd): it checks the backup units"],
+  [process.getuid?.() === 0, "needs root: the bootstrap runs pgBackRest as the postgres user, as it does on the VM"],
+];
+const skipReason = requirements.find(([met]) => !met)?.[1];
 if (skipReason) console.warn(`skipping bootstrap-backups tests: ${skipReason}`);
 
 const port = 28000 + (process.pid % 1000);
