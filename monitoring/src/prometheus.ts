@@ -31,13 +31,14 @@ function podJob(job: ScrapeJob, namespace: string, app: string) {
 /** prometheus.yml for one environment: Kubernetes pod discovery for the workloads, the Citus VMs by DNS name. */
 export function prometheusConfig(config: EnvironmentConfig) {
   const names = platformNames(config);
+  // citus_node (the primary's DNS name) is shared by a primary and its standby, so rules can join a pair.
   const nodes = [names.citus.coordinator, ...names.citus.workers].flatMap((n) => [
-    { host: n.host, role: n.role, standby: "false" },
-    ...(n.standby ? [{ host: n.standby.host, role: n.role, standby: "true" }] : []),
+    { host: n.host, role: n.role, standby: "false", node: n.host },
+    ...(n.standby ? [{ host: n.standby.host, role: n.role, standby: "true", node: n.host }] : []),
   ]);
   const vmJob = (job: ScrapeJob, port: number) => ({
     job_name: job,
-    static_configs: nodes.map((n) => ({ targets: [`${n.host}:${port}`], labels: { citus_role: n.role, standby: n.standby } })),
+    static_configs: nodes.map((n) => ({ targets: [`${n.host}:${port}`], labels: { citus_role: n.role, standby: n.standby, citus_node: n.node } })),
     relabel_configs: [{ source_labels: ["__address__"], regex: "([^:]+):\\d+", target_label: "instance" }],
   });
   return {

@@ -104,6 +104,20 @@ export const ALERT_RULES: RuleGroup = {
       },
     },
     {
+      alert: "CitusStandbyNotStreaming",
+      // The serving primary of a pair that has a standby VM (production) with no standby streaming from it: the
+      // standby is down, still cloning, or its slot was invalidated by max_slot_wal_keep_size. Lag alerts cannot see
+      // this: a standby that is gone has no lag series. After a failover it fires for the promoted node until step 5.
+      expr: 'pg_recovery_active{job="citus-postgres"} == 0 and on (citus_node) up{job="citus-postgres",standby="true"} unless on (instance) pg_replication_lag_seconds',
+      for: "15m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "A Citus primary has no streaming standby",
+        description: "{{ $labels.instance }}: nothing streams from it, so a failover would have to restore from backups instead.",
+        runbook: runbook("standby-not-streaming"),
+      },
+    },
+    {
       alert: "CitusWalArchivingFailing",
       // Failures in the window and the latest attempt failed: a single retried failure does not page.
       expr: "increase(pg_archiver_failed[15m]) > 0 and pg_archiver_last_failed_timestamp > pg_archiver_last_archived_timestamp",

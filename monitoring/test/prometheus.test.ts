@@ -162,6 +162,21 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ instance: "worker-0.db.internal", application_name: "standby", severity: "page" }],
     },
     {
+      alert: "CitusStandbyNotStreaming",
+      // worker-3's standby is down. worker-4's streams. worker-5 has no standby VM at all (dev and staging): quiet.
+      series: [
+        { series: 'pg_recovery_active{job="citus-postgres",instance="worker-3.db.internal",standby="false",citus_node="worker-3.db.internal"}', values: "0x30" },
+        { series: 'up{job="citus-postgres",instance="worker-3-standby.db.internal",standby="true",citus_node="worker-3.db.internal"}', values: "0x30" },
+        { series: 'pg_recovery_active{job="citus-postgres",instance="worker-4.db.internal",standby="false",citus_node="worker-4.db.internal"}', values: "0x30" },
+        { series: 'up{job="citus-postgres",instance="worker-4-standby.db.internal",standby="true",citus_node="worker-4.db.internal"}', values: "1x30" },
+        { series: 'pg_recovery_active{job="citus-postgres",instance="worker-4-standby.db.internal",standby="true",citus_node="worker-4.db.internal"}', values: "1x30" },
+        { series: 'pg_replication_lag_seconds{job="citus-postgres",instance="worker-4.db.internal",standby="false",citus_node="worker-4.db.internal",application_name="standby"}', values: "0x30" },
+        { series: 'pg_recovery_active{job="citus-postgres",instance="worker-5.db.internal",standby="false",citus_node="worker-5.db.internal"}', values: "0x30" },
+      ],
+      evalTime: "20m",
+      fires: [{ job: "citus-postgres", instance: "worker-3.db.internal", standby: "false", citus_node: "worker-3.db.internal", severity: "ticket" }],
+    },
+    {
       alert: "CitusWalArchivingFailing",
       series: [
         // worker-3 fails every minute and has archived nothing since t=0. worker-4 fails as often, but each failure
