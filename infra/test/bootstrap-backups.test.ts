@@ -3,9 +3,10 @@
  * of the VMs' major version archiving WAL through the rendered archive_command, Debian's pgBackRest taking real
  * backups, jq, and Debian's node_exporter reading the textfile the bootstrap's metrics script writes.
  *
- * The rendered pgbackrest.conf points at the GCS bucket; pgBackRest's own environment variables (which override its
- * configuration file) send the repository to a local directory instead. That is the only substitution: the stanza,
- * the retention, the compression and the archive settings are the generated ones.
+ * The rendered pgbackrest.conf points at the GCS bucket and the VM's paths; pgBackRest's own environment variables
+ * (which override its configuration file) send the repository to a local directory and point it at this server's
+ * data directory, port and socket. The stanza, the retention, the compression and the archive settings are the
+ * generated ones.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
