@@ -75,9 +75,9 @@ function newMount(name: string): { mount: string; pgdata: string } {
 /** postgresql-common's configuration directory of the cluster on `mount` (its private /etc/postgresql). */
 const confDir = (mount: string) => join(mount, "etc", major, "main");
 
-/** A pg_basebackup clone of the primary, as the bootstrap makes one (no -R: it writes standby.signal itself). */
-function cloneInto(pgdata: string, { standbySignal }: { standbySignal: boolean }): void {
-  pg("pg_basebackup", ["-h", dir, "-p", String(primaryPort), "-D", pgdata, "-X", "stream", "--checkpoint=fast"]);
+/** A pg_basebackup clone of the primary (or of the server on `from`), as the bootstrap makes one (no -R). */
+function cloneInto(pgdata: string, { standbySignal, from = primaryPort }: { standbySignal: boolean; from?: number }): void {
+  pg("pg_basebackup", ["-h", dir, "-p", String(from), "-D", pgdata, "-X", "stream", "--checkpoint=fast"]);
   if (standbySignal) writeFileSync(join(pgdata, "standby.signal"), "");
   execFileSync("chown", ["-R", "postgres:postgres", pgdata]);
 }
@@ -117,7 +117,7 @@ function renderScript(role: CitusBootstrapRole, host = names.citus.workers[0]!.h
  * Sources the rendered script with `mount` as its data disk (the header's DATA_MOUNT, from which the body derives
  * PGDATA) and a private /etc/postgresql for postgresql-common, and runs `body` under the VM's shell options.
  */
-function bootstrap(role: CitusBootstrapRole, mount: string, body: string, host?: string) {
+function bootstrap(role: CitusBootstrapRole, mount: string, body: string, host?: string, extraEnv: NodeJS.ProcessEnv = {}) {
   const script = join(mount, `bootstrap-${role}.sh`);
   const rendered = renderScript(role, host);
   const vmMount = "readonly DATA_MOUNT='/var/lib/postgresql'";
@@ -141,7 +141,9 @@ function bootstrap(role: CitusBootstrapRole, mount: string, body: string, host?:
       BOOTSTRAP_EXPORTER_DEFAULTS: join(mount, "exporter.defaults"),
       BOOTSTRAP_SYSTEMD_DIR: mount,
       BOOTSTRAP_JOIN_WORKERS_BIN: join(mount, "citus-join-workers"),
+      BOOTSTRAP_REBUILD_BIN: join(mount, "citus-rebuild-standby"),
       TMPDIR: mount,
+      ...extraEnv,
     },
   });
 }
@@ -152,14 +154,18 @@ function bootstrap(role: CitusBootstrapRole, mount: string, body: string, host?:
  * file overrides only what this machine needs: no Citus library (not installed here), a private port and socket.
  */
 function runMain(role: CitusBootstrapRole, mount: string, port: number, host?: string) {
+  const stubs = ["exit_if_fenced", "mount_data_disk", "install_packages", "issue_server_certificate", "write_pgpass", "configure_backups", "configure_exporters", "clone_from_primary"];
+  return runStubbed(role, mount, port, "main", { stubs, host });
+}
+
+/** `body` with the functions in `stubs` (and any `definitions`) replaced, and start_postgres as runMain has it. */
+function runStubbed(role: CitusBootstrapRole, mount: string, port: number, body: string, o: { stubs: string[]; definitions?: string; host?: string; env?: NodeJS.ProcessEnv }) {
   const calls = join(mount, "calls");
-  const stub = (fn: string) => `${fn}() { echo ${fn} >>'${calls}'; }`;
-  const stubs = ["exit_if_fenced", "mount_data_disk", "install_packages", "issue_server_certificate", "write_pgpass", "configure_backups", "configure_exporters", "clone_from_primary"]
-    .map(stub)
-    .join("; ");
+  rmSync(calls, { force: true });
+  const stubs = o.stubs.map((fn) => `${fn}() { echo ${fn} >>'${calls}'; }`).join("; ");
   const overrides = [`port = ${port}`, `unix_socket_directories = '${dir}'`, "listen_addresses = ''", "shared_preload_libraries = 'pg_stat_statements'", "shared_buffers = 32MB", "archive_mode = off"];
-  const start = `start_postgres() { echo start_postgres >>'${calls}'; printf '%s\n' ${overrides.map((o) => `"${o}"`).join(" ")} >"$PGCONF/conf.d/99-test.conf"; pg_ctlcluster ${major} main start; }`;
-  const result = bootstrap(role, mount, `${stubs}; ${start}; main`, host);
+  const start = `start_postgres() { echo start_postgres >>'${calls}'; printf '%s\n' ${overrides.map((v) => `"${v}"`).join(" ")} >"$PGCONF/conf.d/99-test.conf"; pg_ctlcluster ${major} main start; }`;
+  const result = bootstrap(role, mount, [stubs, start, o.definitions ?? "", body].filter(Boolean).join("; "), o.host, o.env);
   return { ...result, calls: existsSync(calls) ? readFileSync(calls, "utf8").trim().split("\n") : [] };
 }
 
@@ -269,6 +275,10 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     expect(readdirSync(node.mount).filter((f) => f.startsWith("citus-register."))).toEqual([]);
     // A worker adds no workers.
     expect(existsSync(join(node.mount, "citus-join-workers"))).toBe(false);
+    // Every boot installs the rebuild command, which runs this VM's own startup script from the metadata.
+    const rebuildCommand = join(node.mount, "citus-rebuild-standby");
+    expect(spawnSync("bash", ["-n", rebuildCommand]).status).toBe(0);
+    expect(readFileSync(rebuildCommand, "utf8")).toMatch(/instance\/attributes\/startup-script\n[\s\S]*source "\$script"\nrebuild_as_standby\n$/);
     stopCluster(node.mount);
   });
 
@@ -310,6 +320,140 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain("no cluster in");
     expect(existsSync(join(node.pgdata, "PG_VERSION"))).toBe(false);
+  });
+
+  describe("citus-rebuild-standby: the fenced former primary becomes the promoted node's standby", () => {
+    const oldPort = basePort + 1;
+    const newPort = basePort + 2;
+    let promoted: { mount: string; pgdata: string };
+
+    /**
+     * A pair after a failover: the old primary (its own data on timeline 1, registered and configured by the
+     * bootstrap as a worker), and its standby promoted to timeline 2, running, with a write the old one never saw.
+     */
+    function failedOverPair(name: string): { mount: string; pgdata: string } {
+      const old = newMount(`${name}-old`);
+      cloneInto(old.pgdata, { standbySignal: false });
+      startClone(old.pgdata, oldPort);
+      sql(oldPort, "INSERT INTO failover_marker VALUES ('written on the old primary before the failover')");
+      promoted = newMount(`${name}-promoted`);
+      cloneInto(promoted.pgdata, { standbySignal: true, from: oldPort });
+      startClone(promoted.pgdata, newPort);
+      pg("pg_ctl", ["-D", promoted.pgdata, "-w", "promote"]);
+      sql(newPort, "INSERT INTO failover_marker VALUES ('written on the promoted node')");
+      pg("pg_ctl", ["-D", old.pgdata, "-m", "fast", "-w", "stop"]);
+      dropDataDirConfig(old.pgdata);
+      const configured = bootstrap("worker", old.mount, "register_cluster && write_postgres_config");
+      if (configured.status !== 0) throw new Error(configured.stderr);
+      return old;
+    }
+
+    const rebuild = (mount: string, fenced: string, source = newPort) =>
+      runStubbed("worker", mount, oldPort, "rebuild_as_standby", {
+        stubs: ["mount_data_disk"],
+        definitions: `fence_flag() { printf '%s' '${fenced}'; }`,
+        env: { BOOTSTRAP_REBUILD_SOURCE: `host=${dir} port=${source} user=postgres sslmode=disable` },
+      });
+    const stopPromoted = () => pg("pg_ctl", ["-D", promoted.pgdata, "-m", "immediate", "-w", "stop"]);
+
+    it("clones the promoted node over the superseded cluster, with a new slot, and streams from it", () => {
+      const old = failedOverPair("rebuild");
+      expect(controlData(old.pgdata)).toMatchObject({ state: "shut down", timeline: 1 });
+      const result = rebuild(old.mount, "true");
+      started.push(old.mount);
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stderr).toContain("discarding the superseded cluster");
+      expect(result.stderr).toContain("(timeline 1;");
+      expect(sql(oldPort, "SELECT pg_is_in_recovery()")).toBe("t");
+      expect(sql(oldPort, "SELECT string_agg(note, ', ' ORDER BY note) FROM failover_marker")).toContain("written on the promoted node");
+      // The promoted node had no slot for a standby (it was one); the rebuild created it and streams through it.
+      expect(sql(newPort, "SELECT active FROM pg_replication_slots WHERE slot_name = 'standby'")).toBe("t");
+      expect(readFileSync(join(old.pgdata, "postgresql.auto.conf"), "utf8")).toContain("primary_slot_name = 'standby'");
+      // Rerun on the standby it made: nothing to rebuild, it is started as it is.
+      stopCluster(old.mount);
+      const again = rebuild(old.mount, "true");
+      expect(again.status, again.stderr).toBe(0);
+      expect(again.stderr).toContain("already holds a standby copy");
+      expect(sql(oldPort, "SELECT pg_is_in_recovery()")).toBe("t");
+      stopCluster(old.mount);
+      stopPromoted();
+    });
+
+    it("deletes nothing when the VM is not fenced, the server runs, or the disk is not behind the primary", () => {
+      const old = failedOverPair("refuse");
+      const before = snapshot(old.pgdata);
+
+      const unfenced = rebuild(old.mount, "");
+      expect(unfenced.status).not.toBe(0);
+      expect(unfenced.stderr).toContain("not fenced: only a fenced former primary is rebuilt");
+
+      // The promoted node's own copy is on its timeline, not behind it: it may hold the newest data.
+      const notBehind = newMount("refuse-not-behind");
+      cloneInto(notBehind.pgdata, { standbySignal: false, from: newPort });
+      const notBehindBefore = snapshot(notBehind.pgdata);
+      const sameTimeline = rebuild(notBehind.mount, "true");
+      expect(sameTimeline.status).not.toBe(0);
+      expect(sameTimeline.stderr).toContain("is on timeline 2 and");
+      expect(sameTimeline.stderr).toContain("this disk is not behind it and may hold the newest data; left as it is");
+      expect(snapshot(notBehind.pgdata)).toEqual(notBehindBefore);
+
+      // Another cluster altogether (another system identifier).
+      const other = newMount("refuse-other");
+      pg("initdb", ["-D", other.pgdata, "-U", "postgres"]);
+      const otherBefore = snapshot(other.pgdata);
+      const foreign = rebuild(other.mount, "true");
+      expect(foreign.status).not.toBe(0);
+      expect(foreign.stderr).toContain("holds another cluster (system identifier");
+      expect(snapshot(other.pgdata)).toEqual(otherBefore);
+
+      // The promoted node unreachable: nothing can be checked, so nothing is deleted.
+      const unreachable = rebuild(old.mount, "true", basePort + 999);
+      expect(unreachable.status).not.toBe(0);
+      expect(unreachable.stderr).toContain("cannot reach");
+      expect(snapshot(old.pgdata)).toEqual(before);
+
+      // PostgreSQL running on the disk: refused, and the server keeps serving its data.
+      const start = runStubbed("worker", old.mount, oldPort, "start_postgres", { stubs: [] });
+      expect(start.status, start.stderr).toBe(0);
+      started.push(old.mount);
+      const running = rebuild(old.mount, "true");
+      expect(running.status).not.toBe(0);
+      expect(running.stderr).toContain("PostgreSQL is running on");
+      expect(sql(oldPort, "SELECT count(*) FROM failover_marker WHERE note LIKE 'written on the old primary%'")).toBe("2");
+      stopCluster(old.mount);
+      stopPromoted();
+    });
+  });
+
+  describe("a fenced VM at boot", () => {
+    const fencedBoot = (mount: string, role: CitusBootstrapRole = "worker") =>
+      runStubbed(role, mount, basePort + 1, "exit_if_fenced; echo 'not reached'", { stubs: ["mount_data_disk"], definitions: "fence_flag() { printf true; }" });
+
+    it("starts a standby copy on its disk, so a reboot does not leave the pair without its standby", () => {
+      const node = newMount("fenced-standby");
+      cloneInto(node.pgdata, { standbySignal: true });
+      dropDataDirConfig(node.pgdata);
+      expect(bootstrap("worker", node.mount, "register_cluster && write_postgres_config").status).toBe(0);
+      const result = fencedBoot(node.mount);
+      started.push(node.mount);
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).not.toContain("not reached");
+      expect(result.calls).toEqual(["mount_data_disk", "start_postgres"]);
+      expect(sql(basePort + 1, "SELECT pg_is_in_recovery()")).toBe("t");
+      stopCluster(node.mount);
+    });
+
+    it("keeps anything else down: a former primary's cluster is never started", () => {
+      const node = newMount("fenced-primary");
+      cloneInto(node.pgdata, { standbySignal: false });
+      dropDataDirConfig(node.pgdata);
+      expect(bootstrap("worker", node.mount, "register_cluster && write_postgres_config").status).toBe(0);
+      const result = fencedBoot(node.mount);
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).not.toContain("not reached");
+      expect(result.calls).toEqual(["mount_data_disk"]);
+      expect(result.stderr).toContain("PostgreSQL stays down");
+    });
   });
 
   it("registers a primary's kept data disk under a new boot disk, and creates a new primary's cluster with checksums", () => {

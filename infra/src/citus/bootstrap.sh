@@ -22,6 +22,9 @@ SYSTEMD_DIR="${BOOTSTRAP_SYSTEMD_DIR:-/etc/systemd/system}"
 TEXTFILE_DIR="${BOOTSTRAP_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}"
 BACKUP_METRICS_BIN="${BOOTSTRAP_BACKUP_METRICS_BIN:-/usr/local/sbin/citus-backup-metrics}"
 JOIN_WORKERS_BIN="${BOOTSTRAP_JOIN_WORKERS_BIN:-/usr/local/sbin/citus-join-workers}"
+REBUILD_BIN="${BOOTSTRAP_REBUILD_BIN:-/usr/local/sbin/citus-rebuild-standby}"
+# Seconds between reads of the fencing flag when the metadata server does not answer; only the tests shorten it.
+FENCE_RETRY_DELAY="${BOOTSTRAP_FENCE_RETRY_DELAY:-2}"
 PGUSER_HOME=/var/lib/postgresql
 PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
 # On a standby VM, what its data disk holds (standby_data_state); main sets it before anything touches the disk.
@@ -638,18 +641,120 @@ clone_from_primary() {
   die "could not clone $PRIMARY_HOST: check that it is up and has the replication slot 'standby'"
 }
 
+# The instance's citus-fenced metadata value, empty when it is not set. An answer other than the value or "not set"
+# is retried for a minute and then stops the boot: a fenced VM must never start PostgreSQL because the flag could
+# not be read.
+fence_flag() {
+  local out code attempt
+  for attempt in $(seq 1 30); do
+    out="$(curl -sS -H 'Metadata-Flavor: Google' -w '\n%{http_code}' \
+      http://metadata.google.internal/computeMetadata/v1/instance/attributes/citus-fenced 2>/dev/null || true)"
+    code="${out##*$'\n'}"
+    case "$code" in
+      200) printf '%s' "${out%$'\n'*}"; return 0 ;;
+      404) return 0 ;;
+    esac
+    log "cannot read citus-fenced from the metadata server (HTTP ${code:-none}, attempt $attempt/30)"
+    sleep "$FENCE_RETRY_DELAY"
+  done
+  die "the metadata server did not say whether this VM is fenced; PostgreSQL was not started"
+}
+
+# The pair's primary DNS name: this VM's own on a primary, the one it streams from on a standby. After a failover it
+# points at the promoted VM (docs/runbooks/citus-failover.md, step 4).
+pair_primary_host() { if [[ "$ROLE" == standby ]]; then echo "$PRIMARY_HOST"; else echo "$NODE_HOST"; fi; }
+
+# citus-rebuild-standby (docs/runbooks/citus-failover.md, step 5): makes the fenced former primary of a pair a standby
+# of the promoted one. It discards this disk's cluster, so it checks first and stops, deleting nothing, unless: this
+# VM is fenced; PostgreSQL is not running on it; and the pair's primary answers, as the replication role, for the
+# same cluster (system identifier) on a later timeline than this disk's. Then what is here is the superseded past of
+# what runs there, and the only writes lost are those the failover already gave up.
+rebuild_as_standby() {
+  local primary fenced conninfo remote remote_id remote_tli control local_id local_tli slot create=()
+  primary="$(pair_primary_host)"
+  fenced="$(fence_flag)"
+  [[ "$fenced" == true ]] || die "not fenced: only a fenced former primary is rebuilt (docs/runbooks/citus-failover.md, step 2)"
+  mount_data_disk
+  if [[ -f "$PGDATA/standby.signal" ]]; then
+    log "$PGDATA already holds a standby copy; starting it"
+    start_postgres
+    return 0
+  fi
+  if runuser -u postgres -- "$PG_BIN/pg_ctl" status -D "$PGDATA" >/dev/null 2>&1; then
+    die "PostgreSQL is running on $PGDATA: stop it first (sudo systemctl stop postgresql@$PG_MAJOR-main)"
+  fi
+  # Only the tests point this elsewhere (a local server without TLS).
+  conninfo="${BOOTSTRAP_REBUILD_SOURCE:-host=$primary port=$PG_PORT user=replicator sslmode=verify-full sslrootcert=$TLS_DIR/ca.crt}"
+  # dbname=replication: the name .pgpass lists the replication password under, as pg_basebackup uses it.
+  remote="$(runuser -u postgres -- psql -X -At -F ' ' -d "$conninfo dbname=replication replication=true" -c IDENTIFY_SYSTEM)" ||
+    die "cannot reach $primary as the replication role: it must be the promoted primary (steps 3 and 4) first"
+  read -r remote_id remote_tli _ <<<"$remote"
+  if [[ -f "$PGDATA/global/pg_control" ]]; then
+    control="$(LC_ALL=C "$PG_BIN/pg_controldata" "$PGDATA")" || die "pg_controldata cannot read $PGDATA: left as it is"
+    local_id="$(sed -n 's/^Database system identifier: *//p' <<<"$control")"
+    local_tli="$(sed -n "s/^Latest checkpoint's TimeLineID: *//p" <<<"$control")"
+    [[ "$local_id" == "$remote_id" ]] ||
+      die "$PGDATA holds another cluster (system identifier $local_id; $primary has $remote_id): left as it is"
+    ((local_tli < remote_tli)) ||
+      die "$PGDATA is on timeline $local_tli and $primary on $remote_tli: this disk is not behind it and may hold the newest data; left as it is"
+    log "discarding the superseded cluster in $PGDATA (timeline $local_tli; $primary is on timeline $remote_tli)"
+  fi
+  # The promoted node never created the slot its new standby needs (it was a standby itself): create it if missing.
+  slot="$(runuser -u postgres -- psql -X -At -d "$conninfo dbname=replication replication=true" -c "READ_REPLICATION_SLOT standby")"
+  [[ "${slot%%|*}" == physical ]] || create=(--create-slot)
+  install -d -m 0755 -o postgres -g postgres "$DATA_MOUNT/$PG_MAJOR"
+  install -d -m 0700 -o postgres -g postgres "$PGDATA"
+  find "$PGDATA" -mindepth 1 -delete
+  log "cloning $primary into $PGDATA"
+  runuser -u postgres -- pg_basebackup -d "$conninfo" -D "$PGDATA" -X stream -S standby "${create[@]}" -R --checkpoint=fast
+  register_cluster
+  start_postgres
+  log "streaming from $primary as its standby. The VM stays fenced; a reboot starts it as a standby again"
+}
+
+# The command an SRE runs for rebuild_as_standby: it sources this VM's own startup script from the instance metadata,
+# so the checks and the clone are the bootstrap's. Installed at every boot, fenced or not.
+install_rebuild_command() {
+  install -d -m 0755 "$(dirname "$REBUILD_BIN")"
+  cat >"$REBUILD_BIN.new" <<'SCRIPT'
+#!/bin/bash
+# Generated by the Citus bootstrap: change infra/src/citus/bootstrap.sh, not this file.
+# Makes this fenced former primary a standby of its promoted pair: docs/runbooks/citus-failover.md, step 5.
+set -euo pipefail
+[[ "$(id -u)" == 0 ]] || { echo "citus-rebuild-standby: run it as root (sudo citus-rebuild-standby)" >&2; exit 2; }
+script="$(mktemp)"
+trap 'rm -f "$script"' EXIT
+curl -fsS -H 'Metadata-Flavor: Google' -o "$script" \
+  http://metadata.google.internal/computeMetadata/v1/instance/attributes/startup-script
+BOOTSTRAP_SOURCE_ONLY=1
+source "$script"
+rebuild_as_standby
+SCRIPT
+  chmod 0755 "$REBUILD_BIN.new"
+  mv "$REBUILD_BIN.new" "$REBUILD_BIN"
+}
+
+# A fenced VM (docs/runbooks/citus-failover.md, step 2) never serves as a primary. Its data disk may hold a standby
+# copy of the pair's new primary (step 5, citus-rebuild-standby): that one is started, so a reboot does not leave the
+# pair without its standby. Anything else stays down.
 exit_if_fenced() {
+  # Assigned on its own line: a die inside fence_flag stops the boot here (set -e ignores it inside [[ ]]).
   local fenced
-  fenced="$(curl -sf -H 'Metadata-Flavor: Google' \
-    http://metadata.google.internal/computeMetadata/v1/instance/attributes/citus-fenced || true)"
-  if [[ "$fenced" == true ]]; then
-    log "fenced (instance metadata citus-fenced=true): PostgreSQL stays down. docs/runbooks/citus-failover.md"
-    systemctl stop "postgresql@$PG_MAJOR-main" 2>/dev/null || true
+  fenced="$(fence_flag)"
+  [[ "$fenced" == true ]] || return 0
+  mount_data_disk
+  if [[ -f "$PGDATA/standby.signal" && -f "$PGCONF/postgresql.conf" ]]; then
+    log "fenced (instance metadata citus-fenced=true); its data disk holds a standby copy, started as a standby"
+    start_postgres
     exit 0
   fi
+  log "fenced (instance metadata citus-fenced=true): PostgreSQL stays down. docs/runbooks/citus-failover.md"
+  systemctl stop "postgresql@$PG_MAJOR-main" 2>/dev/null || true
+  exit 0
 }
 
 main() {
+  install_rebuild_command
   exit_if_fenced
   mkdir -p "$STATE_DIR"
   mount_data_disk
