@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { platformNames } from "@platform/config";
 import { SCRAPE_JOBS } from "@platform/monitoring/catalog";
 import { hermeticConfigs, synthesizeAll } from "./helpers.js";
-import { startupScriptOf, throwawayServerCertificate } from "./vm-fixtures.js";
+import { bootstrapEnv, startupScriptOf, throwawayServerCertificate } from "./vm-fixtures.js";
 
 const config = hermeticConfigs().find((c) => c.name === "production")!;
 const names = platformNames(config);
@@ -96,16 +96,7 @@ describe.skipIf(skipReason !== undefined)("a primary's backups and their metrics
     stanza = /^readonly STANZA='([^']+)'$/m.exec(readFileSync(join(dir, "bootstrap.sh"), "utf8"))![1]!;
     const data = join(dir, "data");
     env = {
-      ...process.env,
-      BOOTSTRAP_SOURCE_ONLY: "1",
-      BOOTSTRAP_STATE_DIR: join(dir, "state"),
-      BOOTSTRAP_TLS_DIR: join(dir, "tls"),
-      BOOTSTRAP_PGCONF_DIR: join(dir, "conf"),
-      BOOTSTRAP_PGBACKREST_DIR: join(dir, "pgbackrest"),
-      BOOTSTRAP_PGBACKREST_SPOOL_DIR: join(dir, "spool"),
-      BOOTSTRAP_SYSTEMD_DIR: join(dir, "systemd"),
-      BOOTSTRAP_TEXTFILE_DIR: join(dir, "textfile"),
-      BOOTSTRAP_BACKUP_METRICS_BIN: join(dir, "sbin", "citus-backup-metrics"),
+      ...bootstrapEnv(dir),
       // pgBackRest reads the generated configuration; only the repository, the server's socket and data directory,
       // and its lock and log files move into this directory.
       PGBACKREST_CONFIG_PATH: join(dir, "pgbackrest"),
@@ -120,7 +111,7 @@ describe.skipIf(skipReason !== undefined)("a primary's backups and their metrics
     const rendered = spawnSync("bash", ["-c", `set -euo pipefail; source '${join(dir, "bootstrap.sh")}'; write_postgres_config`], { encoding: "utf8", env });
     if (rendered.status !== 0) throw new Error(rendered.stderr);
     throwawayServerCertificate(join(dir, "tls"));
-    execFileSync("mkdir", ["-p", join(dir, "systemd"), join(dir, "textfile"), join(dir, "repo"), join(dir, "lock"), join(dir, "log")]);
+    execFileSync("mkdir", ["-p", join(dir, "repo"), join(dir, "lock"), join(dir, "log")]);
     execFileSync("chown", ["-R", "postgres:postgres", dir]);
 
     // The cluster as the bootstrap creates it (data checksums on, which pgBackRest verifies page by page), on the

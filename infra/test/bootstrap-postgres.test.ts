@@ -12,7 +12,7 @@ import { platformNames } from "@platform/config";
 import { EXPORTER_QUERIES, POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
 import { citusStartupScript } from "../src/citus/startup-script.js";
 import { hermeticConfigs } from "./helpers.js";
-import { throwawayServerCertificate } from "./vm-fixtures.js";
+import { bootstrapEnv as vmBootstrapEnv, throwawayServerCertificate } from "./vm-fixtures.js";
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
 const skipReason = !existsSync(join(PG_BIN, "postgres"))
@@ -59,17 +59,7 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
       secrets: { superuser: "s", replication: "r", migrator: "m", app: "a", caKey: "k", caCert: "c", hydraDbPassword: "h", hydraSystemSecret: "hs", grafanaAdminPassword: "g" },
     });
     writeFileSync(join(dir, "bootstrap.sh"), script);
-    bootstrapEnv = {
-      ...process.env,
-      BOOTSTRAP_SOURCE_ONLY: "1",
-      BOOTSTRAP_STATE_DIR: join(dir, "state"),
-      BOOTSTRAP_TLS_DIR: join(dir, "tls"),
-      BOOTSTRAP_PGCONF_DIR: join(dir, "conf"),
-      BOOTSTRAP_PGBACKREST_DIR: join(dir, "pgbackrest"),
-      BOOTSTRAP_PGBACKREST_SPOOL_DIR: join(dir, "spool"),
-      BOOTSTRAP_EXPORTER_DIR: join(dir, "exporter"),
-      BOOTSTRAP_EXPORTER_DEFAULTS: join(dir, "exporter.defaults"),
-    };
+    bootstrapEnv = vmBootstrapEnv(dir);
     execFileSync("bash", ["-c", `set -euo pipefail; source '${dir}/bootstrap.sh'; write_postgres_config`], { env: bootstrapEnv, stdio: "pipe" });
 
     // A throwaway certificate where the bootstrap would have issued one from the platform CA.

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { platformNames } from "@platform/config";
 import type { CitusBootstrapRole } from "../src/citus/startup-script.js";
 import { hermeticConfigs, synthesizeAll } from "./helpers.js";
-import { startupScriptOf, throwawayServerCertificate } from "./vm-fixtures.js";
+import { bootstrapEnv, startupScriptOf, throwawayServerCertificate } from "./vm-fixtures.js";
 
 const config = hermeticConfigs().find((c) => c.name === "production")!;
 const names = platformNames(config);
@@ -129,19 +129,9 @@ function bootstrap(role: CitusBootstrapRole, mount: string, body: string, host?:
     // A clone's retry loop runs for 30 minutes on a VM; here a run that reaches it has already gone wrong.
     timeout: 60_000,
     env: {
-      ...process.env,
-      BOOTSTRAP_SOURCE_ONLY: "1",
+      // The certificate is shared; postgresql-common's /etc is the mount's own (the boot disk of that VM).
+      ...bootstrapEnv(mount, { PGCONF_DIR: confDir(mount), TLS_DIR: join(dir, "tls") }),
       PG_CLUSTER_CONF_ROOT: etc,
-      BOOTSTRAP_PGCONF_DIR: confDir(mount),
-      BOOTSTRAP_STATE_DIR: join(mount, "state"),
-      BOOTSTRAP_TLS_DIR: join(dir, "tls"),
-      BOOTSTRAP_PGBACKREST_DIR: join(mount, "pgbackrest"),
-      BOOTSTRAP_PGBACKREST_SPOOL_DIR: join(mount, "spool"),
-      BOOTSTRAP_EXPORTER_DIR: join(mount, "exporter"),
-      BOOTSTRAP_EXPORTER_DEFAULTS: join(mount, "exporter.defaults"),
-      BOOTSTRAP_SYSTEMD_DIR: mount,
-      BOOTSTRAP_JOIN_WORKERS_BIN: join(mount, "citus-join-workers"),
-      BOOTSTRAP_REBUILD_BIN: join(mount, "citus-rebuild-standby"),
       TMPDIR: mount,
       ...extraEnv,
     },
@@ -274,9 +264,9 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     // The throwaway cluster used for the registration is gone.
     expect(readdirSync(node.mount).filter((f) => f.startsWith("citus-register."))).toEqual([]);
     // A worker adds no workers.
-    expect(existsSync(join(node.mount, "citus-join-workers"))).toBe(false);
+    expect(existsSync(join(node.mount, "sbin", "citus-join-workers"))).toBe(false);
     // Every boot installs the rebuild command, which runs this VM's own startup script from the metadata.
-    const rebuildCommand = join(node.mount, "citus-rebuild-standby");
+    const rebuildCommand = join(node.mount, "sbin", "citus-rebuild-standby");
     expect(spawnSync("bash", ["-n", rebuildCommand]).status).toBe(0);
     expect(readFileSync(rebuildCommand, "utf8")).toMatch(/instance\/attributes\/startup-script\n[\s\S]*source "\$script"\nrebuild_as_standby\n$/);
     stopCluster(node.mount);
@@ -289,11 +279,11 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     expect(result.status, result.stderr).toBe(0);
     expect(result.stderr).toContain(`promoted: serving as the primary for ${names.citus.coordinator.host}`);
     // The join script and its unit, as the coordinator has them: every configured worker, by DNS name.
-    const joinScript = readFileSync(join(node.mount, "citus-join-workers"), "utf8");
+    const joinScript = readFileSync(join(node.mount, "sbin", "citus-join-workers"), "utf8");
     expect(joinScript).toContain(`for host in ${names.citus.workers.map((w) => w.host).join(" ")}; do`);
     expect(joinScript).toContain(`citus_set_coordinator_host('${names.citus.coordinator.host}', ${names.postgresPort})`);
-    expect(readFileSync(join(node.mount, "citus-join-workers.service"), "utf8")).toContain(`ExecStart=${join(node.mount, "citus-join-workers")}`);
-    expect(spawnSync("bash", ["-n", join(node.mount, "citus-join-workers")]).status).toBe(0);
+    expect(readFileSync(join(node.mount, "systemd", "citus-join-workers.service"), "utf8")).toContain(`ExecStart=${join(node.mount, "sbin", "citus-join-workers")}`);
+    expect(spawnSync("bash", ["-n", join(node.mount, "sbin", "citus-join-workers")]).status).toBe(0);
     stopCluster(node.mount);
   });
 

@@ -9,6 +9,35 @@ import type { TerraformJson } from "../src/app.js";
 import type { CitusBootstrapRole } from "../src/citus/startup-script.js";
 import { renderedStartupScript, resourcesOf } from "./helpers.js";
 
+/**
+ * The environment that runs the bootstrap's functions outside a VM: BOOTSTRAP_SOURCE_ONLY (source, do not run main)
+ * and every VM path the bootstrap lets a test redirect (the BOOTSTRAP_* variables at the top of bootstrap.sh), each
+ * under `root`. `paths` moves single ones elsewhere.
+ */
+export function bootstrapEnv(root: string, paths: Partial<Record<VmPath, string>> = {}): NodeJS.ProcessEnv {
+  const under: Record<VmPath, string> = {
+    STATE_DIR: join(root, "state"),
+    TLS_DIR: join(root, "tls"),
+    PGCONF_DIR: join(root, "conf"),
+    PGBACKREST_DIR: join(root, "pgbackrest"),
+    PGBACKREST_SPOOL_DIR: join(root, "spool"),
+    EXPORTER_DIR: join(root, "exporter"),
+    EXPORTER_DEFAULTS: join(root, "exporter.defaults"),
+    SYSTEMD_DIR: join(root, "systemd"),
+    TEXTFILE_DIR: join(root, "textfile"),
+    BACKUP_METRICS_BIN: join(root, "sbin", "citus-backup-metrics"),
+    JOIN_WORKERS_BIN: join(root, "sbin", "citus-join-workers"),
+    REBUILD_BIN: join(root, "sbin", "citus-rebuild-standby"),
+  };
+  const env: NodeJS.ProcessEnv = { ...process.env, BOOTSTRAP_SOURCE_ONLY: "1" };
+  for (const [name, path] of Object.entries({ ...under, ...paths })) env[`BOOTSTRAP_${name}`] = path;
+  return env;
+}
+
+export type VmPath =
+  | "STATE_DIR" | "TLS_DIR" | "PGCONF_DIR" | "PGBACKREST_DIR" | "PGBACKREST_SPOOL_DIR" | "EXPORTER_DIR" | "EXPORTER_DEFAULTS"
+  | "SYSTEMD_DIR" | "TEXTFILE_DIR" | "BACKUP_METRICS_BIN" | "JOIN_WORKERS_BIN" | "REBUILD_BIN";
+
 /** A self-signed server.crt / server.key / ca.crt in `tls`, where the bootstrap would have issued one from the CA. */
 export function throwawayServerCertificate(tls: string): void {
   mkdirSync(tls, { recursive: true });

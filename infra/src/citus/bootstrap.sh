@@ -473,6 +473,7 @@ configure_backups() {
     runuser -u postgres -- pgbackrest --stanza="$STANZA" --type=full backup
   fi
   install_backup_metrics
+  install -d -m 0755 "$SYSTEMD_DIR"
   local kind schedule
   for kind in full diff; do
     if [[ "$kind" == full ]]; then schedule="Sun *-*-* 01:00:00"; else schedule="Mon..Sat *-*-* 01:00:00"; fi
@@ -547,6 +548,7 @@ SQL
 
 # Workers can boot after the coordinator, so joining them is a retrying unit, not a one-shot step that could give up.
 install_worker_join_unit() {
+  install -d -m 0755 "$(dirname "$JOIN_WORKERS_BIN")" "$SYSTEMD_DIR"
   cat >"$JOIN_WORKERS_BIN" <<SCRIPT
 #!/bin/bash
 set -euo pipefail
