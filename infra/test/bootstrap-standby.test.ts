@@ -123,20 +123,20 @@ function bootstrap(role: CitusBootstrapRole, mount: string, body: string, host?:
   const vmMount = "readonly DATA_MOUNT='/var/lib/postgresql'";
   if (!rendered.includes(vmMount)) throw new Error(`the rendered header no longer has ${vmMount}: update this test`);
   writeFileSync(script, rendered.replace(vmMount, `readonly DATA_MOUNT='${mount}'`));
-  const etc = join(mount, "etc");
   return spawnSync("bash", ["-c", `set -euo pipefail; source '${script}'; ${body}`], {
     encoding: "utf8",
     // A clone's retry loop runs for 30 minutes on a VM; here a run that reaches it has already gone wrong.
     timeout: 60_000,
-    env: {
-      // The certificate is shared; postgresql-common's /etc is the mount's own (the boot disk of that VM).
-      ...bootstrapEnv(mount, { PGCONF_DIR: confDir(mount), TLS_DIR: join(dir, "tls") }),
-      PG_CLUSTER_CONF_ROOT: etc,
-      TMPDIR: mount,
-      ...extraEnv,
-    },
+    env: { ...vmEnv(mount), ...extraEnv },
   });
 }
+
+/** The VM's paths for a scenario: its own under `mount`, the certificate shared, postgresql-common's /etc its own. */
+const vmEnv = (mount: string): NodeJS.ProcessEnv => ({
+  ...bootstrapEnv(mount, { PGCONF_DIR: confDir(mount), TLS_DIR: join(dir, "tls") }),
+  PG_CLUSTER_CONF_ROOT: join(mount, "etc"),
+  TMPDIR: mount,
+});
 
 /**
  * `main` with the VM-only steps replaced by stubs that record their calls. PostgreSQL is started through
@@ -148,14 +148,18 @@ function runMain(role: CitusBootstrapRole, mount: string, port: number, host?: s
   return runStubbed(role, mount, port, "main", { stubs, host });
 }
 
+/** start_postgres as on the VM, through postgresql-common, with a last conf.d file for this machine; records its call. */
+function testStartPostgres(calls: string, port: number): string {
+  const overrides = [`port = ${port}`, `unix_socket_directories = '${dir}'`, "listen_addresses = ''", "shared_preload_libraries = 'pg_stat_statements'", "shared_buffers = 32MB", "archive_mode = off"];
+  return `start_postgres() { echo start_postgres >>'${calls}'; printf '%s\n' ${overrides.map((v) => `"${v}"`).join(" ")} >"$PGCONF/conf.d/99-test.conf"; pg_ctlcluster ${major} main start; }`;
+}
+
 /** `body` with the functions in `stubs` (and any `definitions`) replaced, and start_postgres as runMain has it. */
 function runStubbed(role: CitusBootstrapRole, mount: string, port: number, body: string, o: { stubs: string[]; definitions?: string; host?: string; env?: NodeJS.ProcessEnv }) {
   const calls = join(mount, "calls");
   rmSync(calls, { force: true });
   const stubs = o.stubs.map((fn) => `${fn}() { echo ${fn} >>'${calls}'; }`).join("; ");
-  const overrides = [`port = ${port}`, `unix_socket_directories = '${dir}'`, "listen_addresses = ''", "shared_preload_libraries = 'pg_stat_statements'", "shared_buffers = 32MB", "archive_mode = off"];
-  const start = `start_postgres() { echo start_postgres >>'${calls}'; printf '%s\n' ${overrides.map((v) => `"${v}"`).join(" ")} >"$PGCONF/conf.d/99-test.conf"; pg_ctlcluster ${major} main start; }`;
-  const result = bootstrap(role, mount, [stubs, start, o.definitions ?? "", body].filter(Boolean).join("; "), o.host, o.env);
+  const result = bootstrap(role, mount, [stubs, testStartPostgres(calls, port), o.definitions ?? "", body].filter(Boolean).join("; "), o.host, o.env);
   return { ...result, calls: existsSync(calls) ? readFileSync(calls, "utf8").trim().split("\n") : [] };
 }
 
@@ -364,6 +368,39 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
       const again = rebuild(old.mount, "true");
       expect(again.status, again.stderr).toBe(0);
       expect(again.stderr).toContain("already holds a standby copy");
+      expect(sql(oldPort, "SELECT pg_is_in_recovery()")).toBe("t");
+      stopCluster(old.mount);
+      stopPromoted();
+    });
+
+    it("runs as the command an SRE types: citus-rebuild-standby fetches the VM's startup script and rebuilds", () => {
+      const old = failedOverPair("command");
+      expect(bootstrap("worker", old.mount, "install_rebuild_command").status).toBe(0);
+      // The metadata server, scripted: this VM's startup script (with the disk and start steps this machine cannot
+      // run replaced, appended after the body), and the fencing flag.
+      const served = join(old.mount, "served-startup-script");
+      writeFileSync(served, `${readFileSync(join(old.mount, "bootstrap-worker.sh"), "utf8")}\nmount_data_disk() { :; }\n${testStartPostgres(join(old.mount, "calls"), oldPort)}\n`);
+      const fakeBin = join(old.mount, "fake-bin");
+      mkdirSync(fakeBin);
+      writeFileSync(join(fakeBin, "curl"), `#!/bin/bash
+out=""; for ((i = 1; i <= $#; i++)); do if [[ "\${!i}" == -o ]]; then j=$((i + 1)); out="\${!j}"; fi; done
+case "\${@: -1}" in
+  */instance/attributes/startup-script) cp '${served}' "$out" ;;
+  */instance/attributes/citus-fenced) printf 'true\n200' ;;
+  *) exit 22 ;;
+esac
+`);
+      chmodSync(join(fakeBin, "curl"), 0o755);
+      // Without BOOTSTRAP_SOURCE_ONLY from the test: the command itself must keep the script from running main.
+      const { BOOTSTRAP_SOURCE_ONLY: _, ...env } = vmEnv(old.mount);
+      const result = spawnSync(join(old.mount, "sbin", "citus-rebuild-standby"), {
+        encoding: "utf8",
+        timeout: 60_000,
+        env: { ...env, BOOTSTRAP_REBUILD_SOURCE: `host=${dir} port=${newPort} user=postgres sslmode=disable`, PATH: `${fakeBin}:${process.env.PATH}` },
+      });
+      started.push(old.mount);
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stderr).toContain(`streaming from ${names.citus.workers[0]!.host} as its standby`);
       expect(sql(oldPort, "SELECT pg_is_in_recovery()")).toBe("t");
       stopCluster(old.mount);
       stopPromoted();
