@@ -308,6 +308,15 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       }
       expect(body).toContain(`readonly CLIENT_CIDRS='${config.network.gkeNodesCidr} ${config.network.podsCidr} ${config.network.dataCidr}'`);
     });
+    it("keeps each VM's metadata within Compute Engine's limits (256 KB a value, 512 KB in all)", () => {
+      // A startup script over the limit fails the apply, not the synth: this keeps the bootstrap's growth visible.
+      for (const vm of instances()) {
+        const metadata = (Array.isArray(vm.conf.metadata) ? vm.conf.metadata[0] : vm.conf.metadata) as Record<string, string>;
+        const values = Object.entries(metadata).map(([key, value]) => [key, key === "startup-script" ? renderedStartupScript(stack().json, vm.conf) : value] as const);
+        for (const [key, value] of values) expect(Buffer.byteLength(value), `${vm.address} metadata ${key}`).toBeLessThan(256 * 1024);
+        expect(values.reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value), 0), vm.address).toBeLessThan(512 * 1024);
+      }
+    });
     it("boots every VM only after Cloud NAT exists: the bootstrap installs packages from the internet", () => {
       const nat = only(stack(), "google_compute_router_nat").address;
       expect(instances().filter((vm) => !(vm.conf.depends_on as string[]).includes(nat)).map((vm) => vm.address)).toEqual([]);
