@@ -136,6 +136,41 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
     expect(defaults).toContain(`--web.listen-address=:${POSTGRES_EXPORTER_PORT} --extend.query-path=${join(dir, "exporter")}/queries.yaml`);
   });
 
+  it("reports the standby slot's reserve as postgres_exporter reads it: shrinking with WAL, 0 once the slot is lost", () => {
+    // The query postgres_exporter runs (as the prometheus role), against a real slot. The cap is lowered from the
+    // generated 10GB so that a few seconds of WAL use it up.
+    const reserve = () => {
+      // psql prints SET's command tag first; the row is the last line.
+      const out = sql(`SET ROLE prometheus; ${EXPORTER_QUERIES.standby_slot!.query}`).split("\n").at(-1)!;
+      const [active, ratio] = out.split("|").map(Number);
+      if (ratio === undefined || Number.isNaN(ratio)) throw new Error(`unexpected output of the exporter query: ${JSON.stringify(out)}`);
+      return { active, ratio: ratio! };
+    };
+    const fill = () => sql("INSERT INTO slot_filler SELECT g, repeat('x', 200) FROM generate_series(1, 100000) g; SELECT pg_switch_wal()");
+    sql("ALTER SYSTEM SET max_slot_wal_keep_size = '96MB'");
+    sql("SELECT pg_reload_conf()");
+    sql("CREATE TABLE slot_filler (g int, pad text)");
+    try {
+      sql("SELECT pg_create_physical_replication_slot('standby', true)");
+      const fresh = reserve();
+      expect(fresh.active).toBe(0);
+      expect(fresh.ratio).toBeGreaterThan(0.7);
+      fill();
+      const behind = reserve();
+      expect(behind.ratio).toBeLessThan(fresh.ratio);
+      expect(behind.ratio).toBeGreaterThan(0);
+      for (let i = 0; i < 4; i++) fill();
+      sql("CHECKPOINT");
+      expect(sql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'standby'")).toBe("lost");
+      expect(reserve().ratio).toBe(0);
+    } finally {
+      sql("SELECT pg_drop_replication_slot('standby') FROM pg_replication_slots WHERE slot_name = 'standby'");
+      sql("DROP TABLE slot_filler");
+      sql("ALTER SYSTEM RESET max_slot_wal_keep_size");
+      sql("SELECT pg_reload_conf()");
+    }
+  });
+
   it("rejects a TCP connection from an address outside the configured ranges", () => {
     const result = spawnSync("runuser", ["-u", "postgres", "--", "psql", "-X", "-h", "127.0.0.1", "-p", String(port), "-d", "postgres", "-c", "SELECT 1"], {
       encoding: "utf8",

@@ -76,6 +76,24 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
     query: "SELECT pg_is_in_recovery()::int::float AS active",
     metrics: [{ active: { usage: "GAUGE", description: "1 on a standby in recovery, 0 on a primary" } }],
   },
+  standby_slot: {
+    coordinatorOnly: false,
+    // The slot a primary keeps for its standby. max_slot_wal_keep_size caps the WAL it holds back; when the standby
+    // falls that far behind, the primary drops WAL it still needs ('lost') and it must be cloned again, which takes
+    // hours on a large worker. safe_wal_ratio is the share of that cap still ahead of the standby: 1 healthy, 0 lost.
+    query: `SELECT active::int::float AS active,
+                   CASE WHEN wal_status = 'lost' THEN 0
+                        WHEN current_setting('max_slot_wal_keep_size') = '-1' THEN 1
+                        ELSE greatest(0, least(1, coalesce(safe_wal_size, 0)::float
+                                                  / pg_size_bytes(current_setting('max_slot_wal_keep_size'))))
+                   END AS safe_wal_ratio
+              FROM pg_replication_slots
+             WHERE slot_name = 'standby' AND slot_type = 'physical'`,
+    metrics: [
+      { active: { usage: "GAUGE", description: "1 while the standby streams through the slot" } },
+      { safe_wal_ratio: { usage: "GAUGE", description: "share of max_slot_wal_keep_size still ahead of the standby (0: lost)" } },
+    ],
+  },
   pg_replication: {
     coordinatorOnly: false,
     query: `SELECT application_name, client_addr::text AS client,

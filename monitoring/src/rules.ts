@@ -118,6 +118,18 @@ export const ALERT_RULES: RuleGroup = {
       },
     },
     {
+      alert: "CitusStandbySlotNearLimit",
+      // Paged, not ticketed: acting before the slot is lost saves a clone of the whole node and hours without a standby.
+      expr: "min by (instance) (standby_slot_safe_wal_ratio) < 0.25",
+      for: "5m",
+      labels: { severity: "page" },
+      annotations: {
+        summary: "A Citus standby is about to fall out of its replication slot",
+        description: "{{ $labels.instance }}: {{ $value | humanizePercentage }} of max_slot_wal_keep_size is left before the primary drops WAL its standby still needs; then the standby must be cloned again.",
+        runbook: runbook("standby-not-streaming"),
+      },
+    },
+    {
       alert: "CitusWalArchivingFailing",
       // Failures in the window and the latest attempt failed: a single retried failure does not page.
       expr: "increase(pg_archiver_failed[15m]) > 0 and pg_archiver_last_failed_timestamp > pg_archiver_last_archived_timestamp",

@@ -177,6 +177,16 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ job: "citus-postgres", instance: "worker-3.db.internal", standby: "false", citus_node: "worker-3.db.internal", severity: "ticket" }],
     },
     {
+      alert: "CitusStandbySlotNearLimit",
+      // worker-3's standby has fallen behind to 10% of the cap and keeps falling; worker-4's is at 90%: quiet.
+      series: [
+        { series: 'standby_slot_safe_wal_ratio{job="citus-postgres",instance="worker-3.db.internal"}', values: "0.3-0.01x20" },
+        { series: 'standby_slot_safe_wal_ratio{job="citus-postgres",instance="worker-4.db.internal"}', values: "0.9x20" },
+      ],
+      evalTime: "20m",
+      fires: [{ instance: "worker-3.db.internal", severity: "page" }],
+    },
+    {
       alert: "CitusWalArchivingFailing",
       series: [
         // worker-3 fails every minute and has archived nothing since t=0. worker-4 fails as often, but each failure
