@@ -79,6 +79,7 @@ function citusHealth(): Dashboard {
     .withPanel(timeseries("Shard bytes per node", "bytes", query("citus_node_shard_bytes", "{{node}}")))
     .withPanel(timeseries("Shards per node", "none", query("citus_node_shards", "{{node}}")))
     .withPanel(timeseries("Replication lag", "s", query("pg_replication_lag_seconds", "{{instance}} → {{application_name}}")))
+    .withPanel(timeseries("Standby slot reserve (share of max_slot_wal_keep_size)", "percentunit", query("standby_slot_safe_wal_ratio", "{{instance}}")))
     .withPanel(
       timeseries(
         "Data disk free",
