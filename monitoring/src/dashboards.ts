@@ -102,9 +102,6 @@ function gateway(): Dashboard {
     .withPanel(
       timeseries("Latency p99", "ms", query('histogram_quantile(0.99, sum by (le) (rate(kong_request_latency_ms_bucket{job="kong"}[$__rate_interval])))', "p99")),
     )
-    .withPanel(
-      timeseries("Age of the newest backup", "s", query("time() - max by (stanza) (pgbackrest_backup_last_completion_timestamp_seconds)", "{{stanza}}")),
-    )
     .withPanel(timeseries("Connections", "none", query('sum by (state) (kong_nginx_connections_total{job="kong"})', "{{state}}")))
     .build();
 }

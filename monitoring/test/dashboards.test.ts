@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { RECORDING_RULES, dashboards, knownMetrics, type RecordingRule } from "../src/index.js";
+import { RECORDING_RULES, SCRAPE_JOBS, dashboards, knownMetrics, type RecordingRule } from "../src/index.js";
 
 const all = dashboards();
 const known = knownMetrics(RECORDING_RULES.rules.map((r) => (r as RecordingRule).record));
@@ -36,6 +36,14 @@ describe("Grafana dashboards", () => {
     const exprs = (panel.targets ?? []).map((t) => t.expr ?? "");
     expect(exprs.length).toBeGreaterThan(0);
     for (const expr of exprs) expect(metricNames(expr).filter((m) => !known.has(m)), expr).toEqual([]);
+  });
+
+  it("keep to their subject: the gateway dashboard reads only Kong's metrics", () => {
+    const kong = new Set<string>(SCRAPE_JOBS.kong);
+    const foreign = panels
+      .filter((p) => p.dashboard === "platform-gateway")
+      .flatMap(({ panel }) => (panel.targets ?? []).flatMap((t) => metricNames(t.expr ?? "").filter((m) => !kong.has(m)).map((m) => `${panel.title}: ${m}`)));
+    expect(foreign).toEqual([]);
   });
 
   it("the metric check catches a name no target exports", () => {
