@@ -5,7 +5,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { ENVIRONMENT_NAMES, loadEnvironment } from "@platform/config";
+import { ENVIRONMENT_NAMES, loadEnvironment, platformNames } from "@platform/config";
 import { ALERTMANAGER, ALERT_HEARTBEAT_FILE, ALERT_RECEIVER_FILE, HEARTBEAT_ALERT, ALERT_RULES, EXPORTER_QUERIES, alertmanagerPeers, RECORDING_RULES, RULE_GROUPS, knownMetrics, renderMonitoring, type AlertRule, type RecordingRule } from "../src/index.js";
 
 const promtoolMissing = spawnSync("promtool", ["--version"]).status === 0 ? undefined : "promtool not found (apt-get install prometheus)";
@@ -437,6 +437,22 @@ describe.skipIf(!CITUS_URL)("postgres_exporter queries on a real Citus coordinat
       await client.end();
     }
   });
+});
+
+it.each(configs.map((c) => [c.name, c] as const))("%s: every Citus target carries the labels the standby rules join on", (_env, config) => {
+  // CitusStandbyNotStreaming joins a primary to its standby on citus_node and picks standbys by standby="true": a
+  // target without them would make the rule fire for every node, or never.
+  const doc = parse(renderMonitoring(config).files["prometheus.yml"]!) as { scrape_configs: { job_name: string; static_configs?: { targets: string[]; labels: Record<string, string> }[] }[] };
+  const names = platformNames(config);
+  const expected = [names.citus.coordinator, ...names.citus.workers].flatMap((n) => [
+    { host: n.host, standby: "false", citus_node: n.host },
+    ...(n.standby ? [{ host: n.standby.host, standby: "true", citus_node: n.host }] : []),
+  ]);
+  for (const job of ["citus-postgres", "citus-node"]) {
+    const targets = doc.scrape_configs.find((j) => j.job_name === job)!.static_configs!;
+    expect(targets.map((t) => ({ host: t.targets[0]!.split(":")[0], standby: t.labels.standby, citus_node: t.labels.citus_node })), job).toEqual(expected);
+  }
+  expect(expected.some((t) => t.standby === "true")).toBe(config.citus.standby);
 });
 
 it("the exporter query file is valid YAML with one entry per query", () => {
