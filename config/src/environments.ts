@@ -86,7 +86,7 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
     nodePool: { diskSizeGb: 100, maxSurge: 1, maxUnavailable: 0 },
   },
   redis: { version: "REDIS_7_2" },
-  citus: { postgresMajor: 15, citusVersion: "13.2", coordinatorMaxConnections: 400, workerMaxConnections: 800 },
+  citus: { postgresMajor: 15, citusVersion: "13.2", coordinatorMaxConnections: 400, workerMaxConnections: 800, restorePointIntervalMinutes: 60 },
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
   monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, alertReceiver: "pagerduty" },
   kubernetes: {

@@ -136,6 +136,12 @@ export const EnvironmentConfigSchema = z
       snapshotRetentionDays: z.number().int().min(1).max(365),
       /** pgBackRest full-backup retention (count of weekly fulls). */
       fullBackupRetention: z.number().int().min(1).max(52),
+      /**
+       * Minutes between cluster-wide restore points (citus_create_restore_point): the only targets a whole-cluster
+       * restore is consistent at, so this is that restore's recovery point objective. Each one blocks distributed
+       * commits for a moment.
+       */
+      restorePointIntervalMinutes: z.number().int().min(5).max(240),
       deletionProtection: z.boolean(),
       /** PostgreSQL max_connections: the bootstrap sets it, the charts size the service's pools from it. */
       coordinatorMaxConnections: z.number().int().min(50).max(5000),

@@ -52,6 +52,7 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
       stanza: `${config.prefix}-worker-0`,
       backupBucket: names.backupsBucket,
       fullBackupRetention: config.citus.fullBackupRetention,
+      restorePointIntervalMinutes: config.citus.restorePointIntervalMinutes,
       maxSlotWalKeepSize: "10GB",
       clientCidrs: [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr],
       dataCidr: config.network.dataCidr,

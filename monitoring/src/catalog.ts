@@ -20,11 +20,14 @@ export const SCRAPE_JOBS = {
   "citus-postgres": ["up", "pg_up", "pg_stat_database_numbackends", "pg_settings_max_connections", ...exporterMetrics],
   /**
    * node_exporter on each Citus VM, and in its textfile collector pgBackRest's view of the node's stanza, written on
-   * primaries by the bootstrap's citus-backup-metrics (infra/src/citus/bootstrap.sh; infra/test/bootstrap-backups)
+   * primaries by the bootstrap's citus-backup-metrics (infra/src/citus/bootstrap.sh; infra/test/bootstrap-backups),
+   * and on the serving coordinator the newest cluster-wide restore point, written by citus-restore-point
+   * (infra/test/bootstrap-restore-points)
    */
   "citus-node": [
     "up", "node_filesystem_avail_bytes", "node_filesystem_size_bytes", "node_cpu_seconds_total", "node_memory_MemAvailable_bytes",
     "pgbackrest_stanza_status_code", "pgbackrest_backup_last_completion_timestamp_seconds", "pgbackrest_backup_error",
+    "citus_restore_point_last_timestamp_seconds", "citus_restore_point_interval_seconds",
   ],
   /** redis_exporter pointed at Memorystore */
   redis: ["up", "redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_connected_clients"],

@@ -48,9 +48,10 @@ function run(binary: string, args: string[]): string {
 
 /**
  * Starts a throwaway PostgreSQL 15 on loopback with its own data directory, fsync off (tests only), password
- * authentication over TCP so role passwords are exercised, and returns its connection strings.
+ * authentication over TCP so role passwords are exercised, and returns its connection strings. `standby` starts it
+ * in standby mode.
  */
-export async function startPostgres(options: { settings?: Record<string, string> } = {}): Promise<PostgresServer> {
+export async function startPostgres(options: { settings?: Record<string, string>; standby?: boolean } = {}): Promise<PostgresServer> {
   const unavailable = postgresUnavailable();
   if (unavailable) throw new Error(unavailable);
   const dir = mkdtempSync(join(tmpdir(), "platform-pg-"));
@@ -74,6 +75,9 @@ export async function startPostgres(options: { settings?: Record<string, string>
   };
   const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n");
   execFileSync("bash", ["-c", `cat >> '${join(data, "postgresql.conf")}'`], { input: `\n${conf}\n` });
+  // A standby with no primary to stream from stays in recovery and serves read-only queries: what a streaming
+  // standby looks like to a client.
+  if (options.standby) writeFileSync(join(data, "standby.signal"), "");
   run("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"]);
   const urlFor = (user: string, password?: string, database = "postgres"): string =>
     `postgresql://${encodeURIComponent(user)}${password === undefined ? "" : `:${encodeURIComponent(password)}`}@127.0.0.1:${port}/${database}`;

@@ -25,6 +25,8 @@ export interface CitusBootstrapProps {
   readonly stanza: string;
   readonly backupBucket: string;
   readonly fullBackupRetention: number;
+  /** Coordinator nodes: minutes between cluster-wide restore points. */
+  readonly restorePointIntervalMinutes: number;
   /** Cap on WAL a replication slot may hold back, e.g. "50GB". */
   readonly maxSlotWalKeepSize: string;
   /** Ranges allowed to connect to the application database (cluster nodes, pods, database subnet). */
@@ -105,6 +107,7 @@ export function citusStartupHeader(props: CitusBootstrapProps): string {
     STANZA: props.stanza,
     BACKUP_BUCKET: props.backupBucket,
     FULL_BACKUP_RETENTION: props.fullBackupRetention,
+    RESTORE_POINT_INTERVAL_MINUTES: props.restorePointIntervalMinutes,
     MAX_SLOT_WAL_KEEP: props.maxSlotWalKeepSize,
     CLIENT_CIDRS: props.clientCidrs.join(" "),
     DATA_CIDR: props.dataCidr,

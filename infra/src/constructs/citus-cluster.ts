@@ -122,6 +122,7 @@ export class CitusCluster extends Construct {
       shardCount: citus.shardCount,
       backupBucket: names.backupsBucket,
       fullBackupRetention: citus.fullBackupRetention,
+      restorePointIntervalMinutes: citus.restorePointIntervalMinutes,
       clientCidrs,
       dataCidr: config.network.dataCidr,
       coordinatorHost: coordinatorName.host,
