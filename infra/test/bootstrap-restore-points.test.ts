@@ -5,7 +5,7 @@
  * node's WAL with pg_walinspect, since a restore point that reached only the coordinator would restore nothing
  * consistent.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -153,16 +153,18 @@ describe.skipIf(skipReason !== undefined || !CITUS_URL)("a restore point on a re
     if (createdWalinspect) psql(coordinator.href, "DROP EXTENSION pg_walinspect");
   });
 
+  const coordinatorEnv = (): NodeJS.ProcessEnv => ({
+    PGHOST: coordinator.hostname,
+    PGPORT: coordinator.port || "5432",
+    PGDATABASE: decodeURIComponent(coordinator.pathname.slice(1)) || "postgres",
+    PGUSER: decodeURIComponent(coordinator.username) || "postgres",
+    ...(coordinator.password ? { PGPASSWORD: decodeURIComponent(coordinator.password) } : {}),
+  });
+
   it("writes one named record into the WAL of every node and reports it for node_exporter", () => {
     const before = nodes.map((url) => psql(url, "SELECT pg_current_wal_flush_lsn()"));
     const started = Math.floor(Date.now() / 1000);
-    const run = runCommand({
-      PGHOST: coordinator.hostname,
-      PGPORT: coordinator.port || "5432",
-      PGDATABASE: decodeURIComponent(coordinator.pathname.slice(1)) || "postgres",
-      PGUSER: decodeURIComponent(coordinator.username) || "postgres",
-      ...(coordinator.password ? { PGPASSWORD: decodeURIComponent(coordinator.password) } : {}),
-    });
+    const run = runCommand(coordinatorEnv());
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
 
@@ -190,4 +192,34 @@ describe.skipIf(skipReason !== undefined || !CITUS_URL)("a restore point on a re
       expect(check.status).toBe(0);
     }
   });
+
+  it("gives up after two seconds behind a lock holder instead of queueing every distributed commit behind it", async () => {
+    const lastGood = '# TYPE citus_restore_point_last_timestamp_seconds gauge\ncitus_restore_point_last_timestamp_seconds{name="citus-20261101T000000Z"} 1761955200\n';
+    writeFileSync(textfile(), lastGood);
+    // What a node addition or a table being distributed holds for its whole transaction.
+    const holder = spawn("psql", ["-X", "-q", coordinator.href], { stdio: ["pipe", "ignore", "ignore"] });
+    // It lets go after 20 seconds, so a command that waits for it comes back, late, and fails the test.
+    holder.stdin.end("BEGIN;\nLOCK TABLE pg_catalog.pg_dist_partition IN ROW EXCLUSIVE MODE;\nSELECT pg_sleep(20);\nCOMMIT;\n");
+    let holderPid = "";
+    try {
+      const held = "SELECT pid FROM pg_locks WHERE relation = 'pg_catalog.pg_dist_partition'::regclass AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()";
+      for (let i = 0; !(holderPid = psql(coordinator.href, held)); i++) {
+        if (i > 100) throw new Error("the lock holder never got its lock");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const started = Date.now();
+      const run = runCommand(coordinatorEnv());
+      const waitedMs = Date.now() - started;
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain("canceling statement due to lock timeout");
+      expect(run.stderr).toMatch(/citus_create_restore_point\('citus-\d{8}T\d{6}Z'\) failed/);
+      expect(waitedMs).toBeGreaterThanOrEqual(2_000);
+      expect(waitedMs).toBeLessThan(15_000);
+      expect(readFileSync(textfile(), "utf8")).toBe(lastGood);
+    } finally {
+      // Killing psql alone would leave its backend sleeping with the lock for the rest of its 20 seconds.
+      if (holderPid) psql(coordinator.href, `SELECT pg_terminate_backend(${holderPid})`);
+      holder.kill();
+    }
+  }, 60_000);
 });

@@ -537,7 +537,11 @@ if [[ "$recovery" == t ]]; then
 fi
 # The name is the restore target (pgbackrest restore --type=name); UTC to the second, so it is unique and sorts.
 name="citus-$(date -u +%Y%m%dT%H%M%SZ)"
-lsn="$("${psql[@]}" -v name="$name" <<'SQL'
+# citus_create_restore_point takes exclusive locks on pg_dist_node, pg_dist_partition and pg_dist_transaction, and
+# every distributed commit needs pg_dist_transaction. Waiting behind a long holder (a node addition, a table being
+# distributed) would queue every commit of the cluster behind this call, so it gives up after two seconds and the
+# next run tries again.
+lsn="$(PGOPTIONS='-c lock_timeout=2s' "${psql[@]}" -v name="$name" <<'SQL'
 SELECT citus_create_restore_point(:'name')
 SQL
 )" || {
