@@ -9,7 +9,7 @@
  * generated ones.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { appendFileSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -230,5 +230,75 @@ describe.skipIf(skipReason !== undefined)("a primary's backups and their metrics
     expect(boot.status, boot.stderr).toBe(0);
     expect(boot.stderr).toContain(`could not write the backup metrics to ${join(dir, "textfile")}`);
     expect(readFileSync(textfile(), "utf8")).toBe(before);
+  });
+
+  // Last: it rewinds this server. Citus writes a cluster-wide restore point with pg_create_restore_point on every
+  // node (citus_create_restore_point.c); on one node the restore is this, run on each with the same name.
+  describe("restoring the node to a cluster-wide restore point (citus-restore-to)", () => {
+    const data = () => join(dir, "data");
+    const restoreCommand = () => join(dir, "sbin", "citus-restore-to");
+    const sql = (query: string) => asPostgres("psql", ["-X", "-At", "-h", dir, "-p", String(port), "-d", "postgres", "-c", query]).trim();
+    const pgCtl = (...args: string[]) => asPostgres(join(PG_BIN, "pg_ctl"), ["-D", data(), ...args]);
+    const restore = (name: string) => spawnSync(restoreCommand(), [name], { encoding: "utf8", env, timeout: 120_000 });
+    const utcName = (d: Date) => `citus-${d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}`;
+
+    beforeAll(() => {
+      // The command finds the data directory where the VM has it, under the header's data mount; here the mount
+      // holds a link to this server's directory.
+      const mount = join(dir, "mnt");
+      execFileSync("mkdir", ["-p", join(mount, major)]);
+      symlinkSync(data(), join(mount, major, "main"));
+      const script = join(dir, "restore-bootstrap.sh");
+      const rendered = readFileSync(join(dir, "bootstrap.sh"), "utf8");
+      const vmMount = "readonly DATA_MOUNT='/var/lib/postgresql'";
+      expect(rendered).toContain(vmMount);
+      writeFileSync(script, rendered.replace(vmMount, `readonly DATA_MOUNT='${mount}'`));
+      const installed = spawnSync("bash", ["-c", `set -euo pipefail; source '${script}'; install_restore_command`], { encoding: "utf8", env });
+      if (installed.status !== 0) throw new Error(installed.stderr);
+    });
+
+    it("refuses a name that is not a restore point's, and a running server, changing nothing", () => {
+      expect(restore("yesterday").stderr).toContain("usage: citus-restore-to citus-YYYYMMDDTHHMMSSZ");
+      expect(restore("citus-20261399T000000Z").stderr).toContain("does not name a real time");
+      const running = restore(utcName(new Date()));
+      expect(running.status).toBe(2);
+      expect(running.stderr).toContain(`PostgreSQL is running on ${join(dir, "mnt", major, "main")}: stop it first`);
+      expect(sql("SELECT 1")).toBe("1");
+    });
+
+    it("brings the node back to the point: what committed before it is there, what committed after it is not", async () => {
+      sql("CREATE TABLE restore_probe (v text)");
+      sql("INSERT INTO restore_probe VALUES ('before')");
+      // Restore point names carry their time to the second; the newest backup finished at least a second earlier.
+      await new Promise((r) => setTimeout(r, 1_100));
+      const name = utcName(new Date());
+      sql(`SELECT pg_create_restore_point('${name}')`);
+      sql("INSERT INTO restore_probe VALUES ('after')");
+      // Switches WAL and waits until the repository has it, as archive_timeout does within a minute on the VMs.
+      pgbackrest("check");
+      // A backup that finished after the point: pgBackRest would restore the newest one unless told otherwise, and
+      // from it the point cannot be reached.
+      const beforePoint = backups().at(-1)!.label;
+      pgbackrest("--type=diff", "backup");
+      expect(backups().at(-1)!.label).not.toBe(beforePoint);
+      pgCtl("-m", "fast", "-w", "stop");
+
+      const tooEarly = restore("citus-20000101T000000Z");
+      expect(tooEarly.status).toBe(2);
+      expect(tooEarly.stderr).toContain(`no backup of ${stanza} finished before citus-20000101T000000Z`);
+
+      const run = restore(name);
+      expect(run.stderr).toBe("");
+      expect(run.status).toBe(0);
+      expect(run.stdout).toContain(`restoring ${stanza} from backup ${beforePoint}, then replaying WAL to restore point ${name}`);
+
+      pgCtl("-l", join(dir, "server.log"), "-w", "start");
+      for (let i = 0; sql("SELECT pg_is_in_recovery()") !== "f"; i++) {
+        if (i > 300) throw new Error("the restored server never left recovery");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(sql("SELECT string_agg(v, ',') FROM restore_probe")).toBe("before");
+      expect(readFileSync(join(dir, "server.log"), "utf8")).toContain(`recovery stopping at restore point "${name}"`);
+    }, 180_000);
   });
 });

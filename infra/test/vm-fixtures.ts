@@ -29,6 +29,7 @@ export function bootstrapEnv(root: string, paths: Partial<Record<VmPath, string>
     JOIN_WORKERS_BIN: join(root, "sbin", "citus-join-workers"),
     REBUILD_BIN: join(root, "sbin", "citus-rebuild-standby"),
     RESTORE_POINT_BIN: join(root, "sbin", "citus-restore-point"),
+    RESTORE_BIN: join(root, "sbin", "citus-restore-to"),
   };
   const env: NodeJS.ProcessEnv = { ...process.env, BOOTSTRAP_SOURCE_ONLY: "1" };
   for (const [name, path] of Object.entries({ ...under, ...paths })) env[`BOOTSTRAP_${name}`] = path;
@@ -37,7 +38,7 @@ export function bootstrapEnv(root: string, paths: Partial<Record<VmPath, string>
 
 export type VmPath =
   | "STATE_DIR" | "TLS_DIR" | "PGCONF_DIR" | "PGBACKREST_DIR" | "PGBACKREST_SPOOL_DIR" | "EXPORTER_DIR" | "EXPORTER_DEFAULTS"
-  | "SYSTEMD_DIR" | "TEXTFILE_DIR" | "BACKUP_METRICS_BIN" | "JOIN_WORKERS_BIN" | "REBUILD_BIN" | "RESTORE_POINT_BIN";
+  | "SYSTEMD_DIR" | "TEXTFILE_DIR" | "BACKUP_METRICS_BIN" | "JOIN_WORKERS_BIN" | "REBUILD_BIN" | "RESTORE_POINT_BIN" | "RESTORE_BIN";
 
 /** A self-signed server.crt / server.key / ca.crt in `tls`, where the bootstrap would have issued one from the CA. */
 export function throwawayServerCertificate(tls: string): void {
