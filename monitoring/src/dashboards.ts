@@ -76,6 +76,8 @@ function citusHealth(): Dashboard {
     // The age of each stanza's newest backup, worst first: CitusBackupTooOld fires past 36 hours.
     .withPanel(stat("Oldest latest backup", "s", "max(time() - max by (stanza) (pgbackrest_backup_last_completion_timestamp_seconds))"))
     .withPanel(stat("WAL archive failures (1 h)", "none", "sum(increase(pg_archiver_failed[1h]))"))
+    // How far back the newest consistent whole-cluster restore target is (docs/runbooks/restore-points.md).
+    .withPanel(stat("Newest restore point age", "s", "time() - max(citus_restore_point_last_timestamp_seconds)"))
     .withPanel(timeseries("Shard bytes per node", "bytes", query("citus_node_shard_bytes", "{{node}}")))
     .withPanel(timeseries("Shards per node", "none", query("citus_node_shards", "{{node}}")))
     .withPanel(timeseries("Replication lag", "s", query("pg_replication_lag_seconds", "{{instance}} → {{application_name}}")))

@@ -205,6 +205,33 @@ export const ALERT_RULES: RuleGroup = {
       },
     },
     {
+      alert: "CitusRestorePointTooOld",
+      // A whole-cluster restore is consistent only at a restore point, so it can go back no later than the newest
+      // one. Two intervals and ten minutes: one missed run does not alert. max: after a failover the fenced old
+      // coordinator may still show its last file; the interval comes from the coordinator, as configured.
+      expr: "time() - max(citus_restore_point_last_timestamp_seconds) > 2 * max(citus_restore_point_interval_seconds) + 600",
+      for: "15m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "The coordinator has written no cluster-wide restore point for two intervals",
+        description: "The newest restore point is {{ $value | humanizeDuration }} older than allowed: a consistent restore of the whole cluster would lose everything since it.",
+        runbook: runbook("restore-points"),
+      },
+    },
+    {
+      alert: "CitusRestorePointsMissing",
+      // A coordinator serving as the primary, and no node reports any restore point: the timer never wrote one, or
+      // node_exporter cannot read its file. CitusRestorePointTooOld cannot see this: it has no series to age.
+      expr: 'pg_recovery_active{job="citus-postgres",citus_role="coordinator"} == 0 unless on () group(citus_restore_point_last_timestamp_seconds)',
+      for: "2h",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "No Citus restore point is reported",
+        description: "{{ $labels.instance }} serves as the coordinator, but no node reports a cluster-wide restore point: a whole-cluster restore has no consistent target.",
+        runbook: runbook("restore-points"),
+      },
+    },
+    {
       alert: "CitusDiskFillingUp",
       expr: 'node_filesystem_avail_bytes{job="citus-node",mountpoint="/var/lib/postgresql"} / node_filesystem_size_bytes{job="citus-node",mountpoint="/var/lib/postgresql"} < 0.15',
       for: "10m",

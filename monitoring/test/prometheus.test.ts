@@ -256,6 +256,27 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ job: "citus-postgres", instance: "worker-3.db.internal", standby: "false", severity: "ticket" }],
     },
     {
+      alert: "CitusRestorePointTooOld",
+      // Hourly restore points: the newest was written at t=0 and none since. 2h10m of age plus 15m pending.
+      series: [
+        { series: 'citus_restore_point_last_timestamp_seconds{job="citus-node",instance="coordinator.db.internal",name="citus-19700101T000000Z"}', values: "0x200" },
+        { series: 'citus_restore_point_interval_seconds{job="citus-node",instance="coordinator.db.internal"}', values: "3600x200" },
+      ],
+      evalTime: "150m",
+      fires: [{ severity: "ticket" }],
+    },
+    {
+      alert: "CitusRestorePointsMissing",
+      // The coordinator serves (not in recovery) and nothing reports a restore point; its standby is in recovery.
+      series: [
+        { series: 'pg_recovery_active{job="citus-postgres",instance="coordinator.db.internal",citus_role="coordinator",standby="false"}', values: "0x200" },
+        { series: 'pg_recovery_active{job="citus-postgres",instance="coordinator-standby.db.internal",citus_role="coordinator",standby="true"}', values: "1x200" },
+        { series: 'pg_recovery_active{job="citus-postgres",instance="worker-1.db.internal",citus_role="worker",standby="false"}', values: "0x200" },
+      ],
+      evalTime: "150m",
+      fires: [{ job: "citus-postgres", instance: "coordinator.db.internal", citus_role: "coordinator", standby: "false", severity: "ticket" }],
+    },
+    {
       alert: "CitusDiskFillingUp",
       series: [
         { series: 'node_filesystem_avail_bytes{job="citus-node",instance="worker-1.db.internal",mountpoint="/var/lib/postgresql"}', values: "10x30" },
@@ -400,6 +421,19 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       ],
       alert_rule_test: ["CitusBackupTooOld", "CitusFullBackupTooOld", "CitusBackupRepositoryUnhealthy", "CitusBackupFoundCorruptPages", "CitusBackupMetricsMissing"].map((alertname) => ({ eval_time: "40h", alertname, exp_alerts: [] })),
     } as never);
+    // Healthy restore points after a coordinator failover: the promoted standby writes them every hour, while the
+    // fenced old coordinator (PostgreSQL down, node_exporter up) still shows its last file, a day old.
+    tests.push({
+      interval: "1m",
+      input_series: [
+        { series: 'citus_restore_point_last_timestamp_seconds{job="citus-node",instance="coordinator.db.internal",name="citus-19700101T000000Z"}', values: "0x1500" },
+        { series: 'citus_restore_point_interval_seconds{job="citus-node",instance="coordinator.db.internal"}', values: "3600x1500" },
+        { series: 'citus_restore_point_last_timestamp_seconds{job="citus-node",instance="coordinator-standby.db.internal",name="citus-19700102T000000Z"}', values: "_x1440 86400x60" },
+        { series: 'citus_restore_point_interval_seconds{job="citus-node",instance="coordinator-standby.db.internal"}', values: "_x1440 3600x60" },
+        { series: 'pg_recovery_active{job="citus-postgres",instance="coordinator-standby.db.internal",citus_role="coordinator",standby="true"}', values: "0x1500" },
+      ],
+      alert_rule_test: ["CitusRestorePointTooOld", "CitusRestorePointsMissing"].map((alertname) => ({ eval_time: "1490m", alertname, exp_alerts: [] })),
+    } as never);
     const testFile = join(dir, "unit-tests.yml");
     writeFileSync(testFile, stringify({ rule_files: [join(dir, "unit-rules.yml")], evaluation_interval: "1m", tests }, { lineWidth: 0 }));
     const r = promtool(["test", "rules", testFile]);
@@ -409,7 +443,7 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
 });
 
 describe("rules use only metrics that some target exports", () => {
-  const FUNCTIONS = new Set(["vector", "sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "predict_linear", "absent", "and", "or", "unless", "on", "ignoring", "without", "count", "increase", "humanizePercentage", "humanizeDuration", "time"]);
+  const FUNCTIONS = new Set(["vector", "sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "predict_linear", "absent", "and", "or", "unless", "on", "ignoring", "without", "count", "increase", "humanizePercentage", "humanizeDuration", "time", "group"]);
   const recorded = RECORDING_RULES.rules.map((r) => (r as RecordingRule).record);
   const known = knownMetrics(recorded);
   it.each(RULE_GROUPS.flatMap((g) => g.rules.map((r) => [("alert" in r ? r.alert : r.record) as string, r.expr])))("%s", (_name, expr) => {
