@@ -267,8 +267,10 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     expect(sql(basePort + 2, "SHOW primary_conninfo")).toBe("");
     // The throwaway cluster used for the registration is gone.
     expect(readdirSync(node.mount).filter((f) => f.startsWith("citus-register."))).toEqual([]);
-    // A worker adds no workers.
+    // A worker adds no workers and writes no cluster-wide restore points; every node can be restored to one.
     expect(existsSync(join(node.mount, "sbin", "citus-join-workers"))).toBe(false);
+    expect(existsSync(join(node.mount, "systemd", "citus-restore-point.timer"))).toBe(false);
+    expect(readFileSync(join(node.mount, "sbin", "citus-restore-to"), "utf8")).toContain(`readonly STANZA=${config.prefix}-worker-`);
     // Every boot installs the rebuild command, which runs this VM's own startup script from the metadata.
     const rebuildCommand = join(node.mount, "sbin", "citus-rebuild-standby");
     expect(spawnSync("bash", ["-n", rebuildCommand]).status).toBe(0);
@@ -288,6 +290,9 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     expect(joinScript).toContain(`citus_set_coordinator_host('${names.citus.coordinator.host}', ${names.postgresPort})`);
     expect(readFileSync(join(node.mount, "systemd", "citus-join-workers.service"), "utf8")).toContain(`ExecStart=${join(node.mount, "sbin", "citus-join-workers")}`);
     expect(spawnSync("bash", ["-n", join(node.mount, "sbin", "citus-join-workers")]).status).toBe(0);
+    // And it writes the cluster-wide restore points its old primary wrote.
+    expect(readFileSync(join(node.mount, "systemd", "citus-restore-point.timer"), "utf8")).toContain(`OnUnitActiveSec=${config.citus.restorePointIntervalMinutes}min`);
+    expect(spawnSync("bash", ["-n", join(node.mount, "sbin", "citus-restore-point")]).status).toBe(0);
     stopCluster(node.mount);
   });
 
