@@ -214,7 +214,7 @@ export const ALERT_RULES: RuleGroup = {
       labels: { severity: "ticket" },
       annotations: {
         summary: "The coordinator has written no cluster-wide restore point for two intervals",
-        description: "The newest restore point is {{ $value | humanizeDuration }} older than allowed: a consistent restore of the whole cluster would lose everything since it.",
+        description: "The newest restore point is {{ $value | humanizeDuration }} old, over two intervals: a consistent restore of the whole cluster would lose everything written since.",
         runbook: runbook("restore-points"),
       },
     },
