@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { platformNames } from "@platform/config";
 import { SCRAPE_JOBS } from "@platform/monitoring/catalog";
 import { hermeticConfigs, synthesizeAll } from "./helpers.js";
-import { bootstrapEnv, startupScriptOf, throwawayServerCertificate } from "./vm-fixtures.js";
+import { bootstrapEnv, exposedSamples, startupScriptOf, throwawayServerCertificate } from "./vm-fixtures.js";
 
 const config = hermeticConfigs().find((c) => c.name === "production")!;
 const names = platformNames(config);
@@ -71,12 +71,7 @@ async function scrapeNodeExporter(): Promise<{ samples: Map<string, number>; bod
     for (let attempt = 0; ; attempt++) {
       try {
         const body = await (await fetch(`http://127.0.0.1:${listen}/metrics`)).text();
-        const samples = new Map<string, number>();
-        for (const line of body.split("\n")) {
-          const m = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
-          if (m) samples.set(m[1]!, Number(m[2]));
-        }
-        return { samples, body };
+        return { samples: exposedSamples(body), body };
       } catch (error) {
         if (attempt > 50) throw error;
         await new Promise((r) => setTimeout(r, 100));

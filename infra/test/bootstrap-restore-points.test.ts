@@ -14,7 +14,7 @@ import { platformNames } from "@platform/config";
 import { SCRAPE_JOBS } from "@platform/monitoring/catalog";
 import { freePort, postgresUnavailable, startPostgres, type PostgresServer } from "@platform/testing";
 import { hermeticConfigs, synthesizeAll } from "./helpers.js";
-import { bootstrapEnv, startupScriptOf } from "./vm-fixtures.js";
+import { bootstrapEnv, exposedSamples, startupScriptOf } from "./vm-fixtures.js";
 
 const config = hermeticConfigs().find((c) => c.name === "production")!;
 const names = platformNames(config);
@@ -37,15 +37,8 @@ function runCommand(server: NodeJS.ProcessEnv) {
 
 const libpqEnv = (pg: PostgresServer): NodeJS.ProcessEnv => ({ PGHOST: pg.socketDir, PGPORT: String(pg.port), PGDATABASE: "postgres", PGUSER: "postgres" });
 
-/** The samples of a textfile, by metric name with labels. */
-function samples(file: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const m = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
+/** A file a successful run left earlier: a failed run must leave it as it is. */
+const LAST_GOOD = '# TYPE citus_restore_point_last_timestamp_seconds gauge\ncitus_restore_point_last_timestamp_seconds{name="citus-20261101T000000Z"} 1761955200\n';
 
 // Installed once, as the production coordinator's bootstrap installs it, for both suites below.
 beforeAll(() => {
@@ -99,28 +92,27 @@ describe.skipIf(skipReason !== undefined)("the coordinator's cluster-wide restor
 
   describe("when no restore point can be written", () => {
     let primary: PostgresServer;
-    const lastGood = '# TYPE citus_restore_point_last_timestamp_seconds gauge\ncitus_restore_point_last_timestamp_seconds{name="citus-20261101T000000Z"} 1761955200\n';
     beforeAll(async () => {
       primary = await startPostgres();
     }, 60_000);
     afterAll(() => primary?.stop());
 
     it("on a primary without Citus: fails, names the call, and keeps the last restore point's metrics whole", () => {
-      writeFileSync(textfile(), lastGood);
+      writeFileSync(textfile(), LAST_GOOD);
       const run = runCommand(libpqEnv(primary));
       expect(run.status).toBe(1);
       expect(run.stderr).toContain("function citus_create_restore_point(unknown) does not exist");
       expect(run.stderr).toMatch(/citus_create_restore_point\('citus-\d{8}T\d{6}Z'\) failed/);
-      expect(readFileSync(textfile(), "utf8")).toBe(lastGood);
+      expect(readFileSync(textfile(), "utf8")).toBe(LAST_GOOD);
       expect(readdirSync(join(dir, "textfile"))).toEqual([METRICS_FILE]);
     });
 
     it("with PostgreSQL down: fails and says so, keeping the metrics", async () => {
-      writeFileSync(textfile(), lastGood);
+      writeFileSync(textfile(), LAST_GOOD);
       const run = runCommand({ ...libpqEnv(primary), PGHOST: "127.0.0.1", PGPORT: String(await freePort()) });
       expect(run.status).toBe(1);
       expect(run.stderr).toContain("cannot reach PostgreSQL here");
-      expect(readFileSync(textfile(), "utf8")).toBe(lastGood);
+      expect(readFileSync(textfile(), "utf8")).toBe(LAST_GOOD);
     });
   });
 });
@@ -168,7 +160,7 @@ describe.skipIf(skipReason !== undefined || !CITUS_URL)("a restore point on a re
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
 
-    const written = samples(textfile());
+    const written = exposedSamples(readFileSync(textfile(), "utf8"));
     const [series, timestamp] = [...written].find(([k]) => k.startsWith("citus_restore_point_last_timestamp_seconds{"))!;
     const name = /name="([^"]+)"/.exec(series)![1]!;
     expect(name).toMatch(/^citus-\d{8}T\d{6}Z$/);
@@ -194,8 +186,7 @@ describe.skipIf(skipReason !== undefined || !CITUS_URL)("a restore point on a re
   });
 
   it("gives up after two seconds behind a lock holder instead of queueing every distributed commit behind it", async () => {
-    const lastGood = '# TYPE citus_restore_point_last_timestamp_seconds gauge\ncitus_restore_point_last_timestamp_seconds{name="citus-20261101T000000Z"} 1761955200\n';
-    writeFileSync(textfile(), lastGood);
+    writeFileSync(textfile(), LAST_GOOD);
     // What a node addition or a table being distributed holds for its whole transaction.
     const holder = spawn("psql", ["-X", "-q", coordinator.href], { stdio: ["pipe", "ignore", "ignore"] });
     // It lets go after 20 seconds, so a command that waits for it comes back, late, and fails the test.
@@ -215,7 +206,7 @@ describe.skipIf(skipReason !== undefined || !CITUS_URL)("a restore point on a re
       expect(run.stderr).toMatch(/citus_create_restore_point\('citus-\d{8}T\d{6}Z'\) failed/);
       expect(waitedMs).toBeGreaterThanOrEqual(2_000);
       expect(waitedMs).toBeLessThan(15_000);
-      expect(readFileSync(textfile(), "utf8")).toBe(lastGood);
+      expect(readFileSync(textfile(), "utf8")).toBe(LAST_GOOD);
     } finally {
       // Killing psql alone would leave its backend sleeping with the lock for the rest of its 20 seconds.
       if (holderPid) psql(coordinator.href, `SELECT pg_terminate_backend(${holderPid})`);

@@ -40,6 +40,16 @@ export type VmPath =
   | "STATE_DIR" | "TLS_DIR" | "PGCONF_DIR" | "PGBACKREST_DIR" | "PGBACKREST_SPOOL_DIR" | "EXPORTER_DIR" | "EXPORTER_DEFAULTS"
   | "SYSTEMD_DIR" | "TEXTFILE_DIR" | "BACKUP_METRICS_BIN" | "JOIN_WORKERS_BIN" | "REBUILD_BIN" | "RESTORE_POINT_BIN" | "RESTORE_BIN";
 
+/** The samples of a Prometheus text exposition (a textfile, or node_exporter's answer), by metric name with labels. */
+export function exposedSamples(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m) samples.set(m[1]!, Number(m[2]));
+  }
+  return samples;
+}
+
 /** A self-signed server.crt / server.key / ca.crt in `tls`, where the bootstrap would have issued one from the CA. */
 export function throwawayServerCertificate(tls: string): void {
   mkdirSync(tls, { recursive: true });
