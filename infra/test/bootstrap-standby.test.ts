@@ -274,7 +274,7 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     // Every boot installs the rebuild command, which runs this VM's own startup script from the metadata.
     const rebuildCommand = join(node.mount, "sbin", "citus-rebuild-standby");
     expect(spawnSync("bash", ["-n", rebuildCommand]).status).toBe(0);
-    expect(readFileSync(rebuildCommand, "utf8")).toMatch(/instance\/attributes\/startup-script\n[\s\S]*source "\$script"\nrebuild_as_standby\n$/);
+    expect(readFileSync(rebuildCommand, "utf8")).toMatch(/instance\/attributes\/startup-script\n[\s\S]*source "\$script"\nrebuild_as_standby "\$@"\n$/);
     stopCluster(node.mount);
   });
 
@@ -347,8 +347,8 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
       return old;
     }
 
-    const rebuild = (mount: string, fenced: string, source = newPort) =>
-      runStubbed("worker", mount, oldPort, "rebuild_as_standby", {
+    const rebuild = (mount: string, fenced: string, source = newPort, args = "") =>
+      runStubbed("worker", mount, oldPort, `rebuild_as_standby ${args}`, {
         stubs: ["mount_data_disk"],
         definitions: `fence_flag() { printf '%s' '${fenced}'; }`,
         env: { BOOTSTRAP_REBUILD_SOURCE: `host=${dir} port=${source} user=postgres sslmode=disable` },
@@ -408,6 +408,36 @@ esac
       expect(result.stderr).toContain(`streaming from ${names.citus.workers[0]!.host} as its standby`);
       expect(sql(oldPort, "SELECT pg_is_in_recovery()")).toBe("t");
       stopCluster(old.mount);
+      stopPromoted();
+    });
+
+    it("--reclone clones a standby copy again, fenced or not, as after a whole-cluster restore; it refuses anything else", () => {
+      const old = failedOverPair("reclone");
+      // A standby copy of the promoted node, then a write it never received: the copy is out of date, as a standby is
+      // once its primary was restored to an earlier point.
+      const standby = newMount("reclone-standby");
+      cloneInto(standby.pgdata, { standbySignal: true, from: newPort });
+      sql(newPort, "INSERT INTO failover_marker VALUES ('written after the copy was taken')");
+
+      // Not a standby copy (the old primary's cluster has no standby.signal): refused, fenced or not, nothing deleted.
+      const before = snapshot(old.pgdata);
+      const notStandby = rebuild(old.mount, "true", newPort, "--reclone");
+      expect(notStandby.status).not.toBe(0);
+      expect(notStandby.stderr).toContain(`--reclone: ${old.pgdata} holds no standby copy`);
+      expect(snapshot(old.pgdata)).toEqual(before);
+      const typo = rebuild(standby.mount, "", newPort, "--re-clone");
+      expect(typo.status).not.toBe(0);
+      expect(typo.stderr).toContain("usage: citus-rebuild-standby [--reclone]");
+
+      // Unfenced, as a standby VM is.
+      const result = rebuild(standby.mount, "", newPort, "--reclone");
+      started.push(standby.mount);
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stderr).toContain(`discarding the standby copy in ${standby.pgdata} (timeline 2)`);
+      expect(sql(oldPort, "SELECT pg_is_in_recovery()")).toBe("t");
+      expect(sql(oldPort, "SELECT count(*) FROM failover_marker WHERE note = 'written after the copy was taken'")).toBe("1");
+      expect(sql(newPort, "SELECT active FROM pg_replication_slots WHERE slot_name = 'standby'")).toBe("t");
+      stopCluster(standby.mount);
       stopPromoted();
     });
 
