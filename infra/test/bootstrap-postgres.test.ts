@@ -105,6 +105,25 @@ describe.skipIf(skipReason !== undefined)("bootstrap configuration on a real Pos
     expect(errors).toBe("");
   });
 
+  it("lets Citus split shards with its own output plugin where the server restricts output plugins, and only then", () => {
+    const knows = (setting: string) =>
+      spawnSync("bash", ["-c", `set -euo pipefail; source '${dir}/bootstrap.sh'; postgres_knows_setting ${setting}`], { env: bootstrapEnv }).status;
+    expect(knows("wal_level")).toBe(0);
+    expect(knows("no_such_setting")).toBe(1);
+    const generated = readFileSync(join(dir, "conf", "conf.d", "50-platform.conf"), "utf8");
+    if (knows("output_plugin_libraries") !== 0) {
+      // PostgreSQL before 15.19 decodes with any plugin and would not start with the line.
+      expect(generated).not.toContain("output_plugin_libraries");
+      return;
+    }
+    expect(sql("SHOW output_plugin_libraries")).toBe("pgoutput, citus");
+    // In effect, not only written: logical decoding with a plugin left off the list is refused, pgoutput is allowed.
+    expect(() => sql("SELECT pg_create_logical_replication_slot('probe_test_decoding', 'test_decoding', true)")).toThrow(
+      /may not be used as an output plugin/,
+    );
+    expect(sql("SELECT slot_name FROM pg_create_logical_replication_slot('probe_pgoutput', 'pgoutput', true)")).toBe("probe_pgoutput");
+  });
+
   it("parses pg_hba.conf without errors, superuser first restricted to the database subnet, everything else rejected last", () => {
     expect(sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL")).toBe("0");
     const rules = sql("SELECT type || ' ' || array_to_string(database, ',') || ' ' || array_to_string(user_name, ',') || ' ' || coalesce(address, '-') || ' ' || auth_method FROM pg_hba_file_rules ORDER BY line_number").split("\n");

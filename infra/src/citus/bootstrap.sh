@@ -210,6 +210,13 @@ ensure_password() {
   secret_put "$1" "$(openssl rand -base64 48 | tr -dc 'A-Za-z0-9' | head -c 40)"
 }
 
+# Whether the installed server has a setting: an unknown one in postgresql.conf stops it from starting.
+postgres_knows_setting() {
+  local settings
+  settings="$(runuser -u postgres -- "$PG_BIN/postgres" --describe-config)" || die "cannot list the settings of $PG_BIN/postgres"
+  awk -F '\t' -v name="$1" '$1 == name { found = 1 } END { exit !found }' <<<"$settings"
+}
+
 write_postgres_config() {
   local mem_mb shared_buffers cache maintenance
   mem_mb="$(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo)"
@@ -255,6 +262,13 @@ log_min_duration_statement = 1000
 log_lock_waits = on
 log_temp_files = 0
 CONF
+  # PostgreSQL 15.19, 16.15 and 17.11 decode only with the output plugins named here (by default pgoutput and
+  # test_decoding). Citus moves shards with pgoutput but splits them, as tenant isolation does, with its own "citus"
+  # plugin, which would fail with 'library "citus" may not be used as an output plugin'. An older minor does not know
+  # the setting and would refuse to start on it.
+  if postgres_knows_setting output_plugin_libraries; then
+    echo "output_plugin_libraries = 'pgoutput, citus'" >>"$PGCONF/conf.d/50-platform.conf"
+  fi
   if [[ "$ROLE" == standby && "$STANDBY_STATE" != promoted ]]; then
     cat >>"$PGCONF/conf.d/50-platform.conf" <<CONF
 primary_conninfo = 'host=$PRIMARY_HOST port=$PG_PORT user=replicator passfile=$PGUSER_HOME/.pgpass sslmode=verify-full sslrootcert=$TLS_DIR/ca.crt application_name=standby'
