@@ -174,11 +174,53 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     expect(await onNode(drainTarget)).toBeGreaterThan(0);
   });
 
+  /**
+   * A node that decodes only with pgoutput (PostgreSQL 15.19, 16.15 and 17.11 restrict output plugins) cannot split
+   * the tenant's shard: shardctl refuses before anything starts and says what to change. Skipped on an older server.
+   */
+  async function refusesWithoutCitusDecoder(tenant: { id: string; code: string }) {
+    const holder = (
+      await admin.query("SELECT nodename, nodeport FROM citus_shards WHERE shardid = get_shard_id_for_distribution_column('platform.users', $1::uuid)", [tenant.id])
+    ).rows[0] as { nodename: string; nodeport: number };
+    const onHolder = async (command: string) =>
+      (await admin.query("SELECT success, result FROM run_command_on_workers($1) WHERE nodename = $2 AND nodeport = $3", [command, holder.nodename, holder.nodeport]))
+        .rows[0] as { success: boolean; result: string };
+    const setting = await onHolder(
+      "SELECT coalesce((SELECT setting || '|' || coalesce(sourcefile, '') FROM pg_settings WHERE name = 'output_plugin_libraries'), '')",
+    );
+    if (!setting.result) {
+      console.warn(`skipping the output-plugin refusal: ${holder.nodename}:${holder.nodeport} predates output_plugin_libraries`);
+      return;
+    }
+    const [value, sourcefile] = setting.result.split("|");
+    expect((await onHolder("ALTER SYSTEM SET output_plugin_libraries = pgoutput")).success).toBe(true);
+    try {
+      await onHolder("SELECT pg_reload_conf()");
+      const refused = await shardctl("isolate-tenant", tenant.code);
+      expect(refused.code, refused.out).toBe(3);
+      expect(refused.out).toContain(`${holder.nodename}:${holder.nodeport}, which holds the tenant's shard, decodes only with the output plugins "pgoutput"`);
+      expect(refused.out).toMatch(/output_plugin_libraries = 'pgoutput, citus'.*Nothing was changed/s);
+      const isolated = await admin.query(
+        "SELECT shardminvalue = shardmaxvalue AS isolated FROM pg_dist_shard WHERE shardid = get_shard_id_for_distribution_column('platform.users', $1::uuid)",
+        [tenant.id],
+      );
+      expect(isolated.rows[0].isolated).toBe(false);
+    } finally {
+      // Back to where the value came from: postgresql.auto.conf (ALTER SYSTEM) or the server's own configuration.
+      const restore = sourcefile?.endsWith("postgresql.auto.conf")
+        ? `ALTER SYSTEM SET output_plugin_libraries = ${value!.split(",").map((name) => `'${name.trim()}'`).join(", ")}`
+        : "ALTER SYSTEM RESET output_plugin_libraries";
+      expect((await onHolder(restore)).success).toBe(true);
+      await onHolder("SELECT pg_reload_conf()");
+    }
+  }
+
   it("isolates a whale tenant to its own shard group and places it where asked, rows intact", { timeout: 600_000 }, async () => {
     const tenant = (await admin.query("SELECT id::text AS id, code FROM platform.tenants ORDER BY code LIMIT 1")).rows[0] as { id: string; code: string };
     const other = (await admin.query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid > 0 ORDER BY nodeport LIMIT 1")).rows[0];
     const users = async () => (await admin.query("SELECT count(*)::int AS n FROM platform.users WHERE tenant_id = $1", [tenant.id])).rows[0].n as number;
     const before = await users();
+    await refusesWithoutCitusDecoder(tenant);
     const dry = await shardctl("isolate-tenant", tenant.code, "--dry-run");
     expect(dry.out).toContain(`SELECT isolate_tenant_to_new_shard('platform.users', '${tenant.id}'::uuid, 'CASCADE'`);
     const r = await shardctl("isolate-tenant", tenant.code, "--to", `${other.nodename}:${other.nodeport}`);

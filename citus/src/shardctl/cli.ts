@@ -22,6 +22,7 @@ import { formatBytes, type NodeInfo, type ShardPlacement } from "./analysis.js";
 import { literal, readSnapshot } from "./catalog.js";
 import {
   bytesPerNode,
+  citusDecoderRefusal,
   drainSql,
   followJob,
   mutate,
@@ -275,6 +276,8 @@ mutation(
     if (target && !(await nodeExists(c, target.host, target.port))) throw new ShardctlError(`${o.to} is not a node of this cluster`, 2);
     const running = await runningJobId(c);
     if (running !== null) throw new ShardctlError(`rebalance job ${running} is running: isolate after it`, 3);
+    const refusal = await citusDecoderRefusal(c, o.table, tenantId);
+    if (refusal) throw new ShardctlError(`${refusal}. Nothing was changed.`, 3);
     const isolate = `SELECT isolate_tenant_to_new_shard(${literal(o.table)}, ${literal(tenantId)}::uuid, 'CASCADE', shard_transfer_mode := 'force_logical')`;
     const moveNote = `-- then citus_move_shard_placement(<new shard>, <its node>, ${target ? `${literal(target.host)}, ${target.port}` : "<least loaded worker>"}, shard_transfer_mode := 'force_logical') unless it is already there`;
     await mutate(c, out, "isolate-tenant", { tenant: tenantId, table: o.table, to: o.to ?? null }, [isolate, moveNote], { dryRun: o.dryRun ?? false, verify: o.verify, checksum: o.checksum ?? false }, async () => {

@@ -99,6 +99,50 @@ export async function preflight(client: ClientBase, snapshot: ClusterSnapshot): 
   return { ok: checks.every((c) => c.ok), checks };
 }
 
+/**
+ * Why the node holding a tenant's shard would refuse to split it, or null. PostgreSQL 15.19, 16.15 and 17.11 decode
+ * only with the output plugins named in output_plugin_libraries, and a Citus split (tenant isolation) decodes on the
+ * shard's node with Citus's own plugin, "citus"; moves use pgoutput. A server that predates the setting decodes with
+ * any plugin. Asked before the split, so that the refusal comes with what to do and nothing half done.
+ */
+export async function citusDecoderRefusal(client: ClientBase, table: string, tenantId: string): Promise<string | null> {
+  const placement = (
+    await client.query<{ nodename: string; nodeport: number; local: boolean; isolated: boolean }>(
+      `SELECT s.nodename, s.nodeport, n.groupid = (SELECT groupid FROM pg_dist_local_group) AS local,
+              d.shardminvalue = d.shardmaxvalue AS isolated
+         FROM citus_shards s JOIN pg_dist_shard d USING (shardid)
+         JOIN pg_dist_node n ON n.nodename = s.nodename AND n.nodeport = s.nodeport
+        WHERE s.shardid = get_shard_id_for_distribution_column($1::regclass, $2::uuid)`,
+      [table, tenantId],
+    )
+  ).rows[0];
+  // An isolated tenant is only placed: a move, which decodes with pgoutput.
+  if (!placement || placement.isolated) return null;
+  const ask = "SELECT coalesce(current_setting('output_plugin_libraries', true), '*') AS libraries";
+  let libraries: string;
+  if (placement.local) {
+    libraries = (await client.query<{ libraries: string }>(ask)).rows[0]!.libraries;
+  } else {
+    const answer = (
+      await client.query<{ success: boolean; result: string }>(
+        "SELECT success, result FROM run_command_on_workers($1) WHERE nodename = $2 AND nodeport = $3",
+        [ask.replace(" AS libraries", ""), placement.nodename, placement.nodeport],
+      )
+    ).rows[0];
+    if (!answer?.success) return `cannot ask ${nodeKey(placement.nodename, placement.nodeport)} which output plugins it allows: ${answer?.result ?? "no answer"}`;
+    libraries = answer.result;
+  }
+  if (libraries === "*") return null;
+  const allowed = libraries.split(",").map((name) => name.trim().replace(/^"(.*)"$/, "$1"));
+  if (allowed.includes("citus")) return null;
+  return (
+    `${nodeKey(placement.nodename, placement.nodeport)}, which holds the tenant's shard, decodes only with the output plugins "${libraries}" ` +
+    `(output_plugin_libraries), and isolating a tenant splits its shard with Citus's "citus" plugin. Add citus on every node ` +
+    `(output_plugin_libraries = 'pgoutput, citus', as the platform's bootstrap writes it at boot; then SELECT pg_reload_conf(): ` +
+    `docs/runbooks/whale-tenant.md) and run this again`
+  );
+}
+
 export interface MutationOptions {
   readonly dryRun: boolean;
   readonly verify: boolean;
