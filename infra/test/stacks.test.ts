@@ -1,7 +1,8 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { admittedImagePatterns, imageRepository, platformNames, type EnvironmentConfig } from "@platform/config";
 import { buildApp, type SynthesizedStack } from "../src/app.js";
@@ -437,6 +438,56 @@ describe("sizing flows from the tenant target into the stacks", () => {
   it("sizes a 1M-tenant production at 20 or more workers and dev at 3", () => {
     expect(configs.find((c) => c.name === "production")!.citus.workers).toBeGreaterThanOrEqual(20);
     expect(configs.find((c) => c.name === "dev")!.citus.workers).toBe(3);
+  });
+});
+
+describe("pnpm synth, as operators run it", () => {
+  const infraDir = join(dirname(fileURLToPath(import.meta.url)), "..");
+  const tsx = join(infraDir, "node_modules", ".bin", "tsx");
+  // No operator override file or PLATFORM_* variable from the shell, as hermeticConfigs loads them.
+  const hermeticEnv = (extra: Record<string, string>) => {
+    const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("PLATFORM_")));
+    const dir = mkdtempSync(join(tmpdir(), "platform-config-"));
+    writeFileSync(join(dir, "empty.json"), "{}");
+    return { dir, env: { ...env, PLATFORM_CONFIG: join(dir, "empty.json"), ...extra } };
+  };
+
+  it("writes through tsx the same Terraform JSON as the synthesis the tests read", { timeout: 120_000 }, () => {
+    const outdir = mkdtempSync(join(tmpdir(), "platform-synth-tsx-"));
+    const { dir, env } = hermeticEnv({ CDKTF_OUTDIR: outdir });
+    try {
+      const out = execFileSync(tsx, [join(infraDir, "src", "main.ts")], { cwd: infraDir, env, encoding: "utf8" });
+      for (const stack of stacks) {
+        expect(out).toContain(`synthesized ${stack.name}:`);
+        const written = JSON.parse(readFileSync(join(outdir, "stacks", stack.name, "cdk.tf.json"), "utf8")) as Record<string, unknown>;
+        expect(written, stack.name).toEqual(stack.json);
+      }
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("gives tsx's require hook back after loading the provider bindings past it", () => {
+    // src/google.ts loads the bindings with Node's own CommonJS loader; everything after must go through tsx again.
+    const probe = join(mkdtempSync(join(tmpdir(), "platform-loader-")), "probe.mts");
+    writeFileSync(
+      probe,
+      [
+        `import Module from "node:module";`,
+        `const loaders = (Module as unknown as { _extensions: Record<string, unknown> })._extensions;`,
+        `const before = loaders[".js"];`,
+        `await import(${JSON.stringify(join(infraDir, "src", "google.ts"))});`,
+        `process.stdout.write(JSON.stringify({ restored: loaders[".js"] === before, sourceMaps: process.sourceMapsEnabled }));`,
+      ].join("\n"),
+    );
+    try {
+      const result = JSON.parse(execFileSync(tsx, [probe], { cwd: infraDir, encoding: "utf8" })) as { restored: boolean; sourceMaps: boolean };
+      // tsx turns source maps on for TypeScript stack traces; the bindings load with them off, then they are back.
+      expect(result).toEqual({ restored: true, sourceMaps: true });
+    } finally {
+      rmSync(dirname(probe), { recursive: true, force: true });
+    }
   });
 });
 
