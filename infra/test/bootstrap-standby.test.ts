@@ -488,19 +488,37 @@ esac
   });
 
   describe("a fenced VM at boot", () => {
+    // systemctl is recorded, not run: the VM's units are not this machine's.
     const fencedBoot = (mount: string, role: CitusBootstrapRole = "worker") =>
-      runStubbed(role, mount, basePort + 1, "exit_if_fenced; echo 'not reached'", { stubs: ["mount_data_disk"], definitions: "fence_flag() { printf true; }" });
+      runStubbed(role, mount, basePort + 1, "exit_if_fenced; echo 'not reached'", {
+        stubs: ["mount_data_disk"],
+        definitions: `fence_flag() { printf true; }; systemctl() { echo "systemctl $*" >>'${join(mount, "calls")}'; }`,
+        host: role === "coordinator" ? names.citus.coordinator.host : undefined,
+      });
+    // The schedules a boot as a primary (or a promoted standby, or a coordinator) left installed.
+    const installedSchedules = (mount: string, timers: string[]) => {
+      const systemd = vmEnv(mount).BOOTSTRAP_SYSTEMD_DIR!;
+      mkdirSync(systemd, { recursive: true });
+      for (const timer of timers) writeFileSync(join(systemd, timer), "[Timer]\n");
+    };
 
     it("starts a standby copy on its disk, so a reboot does not leave the pair without its standby", () => {
       const node = newMount("fenced-standby");
       cloneInto(node.pgdata, { standbySignal: true });
       dropDataDirConfig(node.pgdata);
       expect(bootstrap("worker", node.mount, "register_cluster && write_postgres_config").status).toBe(0);
+      installedSchedules(node.mount, ["pgbackrest-full.timer", "pgbackrest-diff.timer"]);
       const result = fencedBoot(node.mount);
       started.push(node.mount);
       expect(result.status, result.stderr).toBe(0);
       expect(result.stdout).not.toContain("not reached");
-      expect(result.calls).toEqual(["mount_data_disk", "start_postgres"]);
+      // A former primary rebuilt as the standby no longer takes the pair's backups; its new primary does.
+      expect(result.calls).toEqual([
+        "systemctl disable --now pgbackrest-full.timer",
+        "systemctl disable --now pgbackrest-diff.timer",
+        "mount_data_disk",
+        "start_postgres",
+      ]);
       expect(sql(basePort + 1, "SELECT pg_is_in_recovery()")).toBe("t");
       stopCluster(node.mount);
     });
@@ -510,10 +528,18 @@ esac
       cloneInto(node.pgdata, { standbySignal: false });
       dropDataDirConfig(node.pgdata);
       expect(bootstrap("worker", node.mount, "register_cluster && write_postgres_config").status).toBe(0);
-      const result = fencedBoot(node.mount);
+      // A fenced coordinator: its hourly restore points stop with its backups.
+      installedSchedules(node.mount, ["pgbackrest-full.timer", "pgbackrest-diff.timer", "citus-restore-point.timer"]);
+      const result = fencedBoot(node.mount, "coordinator");
       expect(result.status, result.stderr).toBe(0);
       expect(result.stdout).not.toContain("not reached");
-      expect(result.calls).toEqual(["mount_data_disk"]);
+      expect(result.calls).toEqual([
+        "systemctl disable --now pgbackrest-full.timer",
+        "systemctl disable --now pgbackrest-diff.timer",
+        "systemctl disable --now citus-restore-point.timer",
+        "mount_data_disk",
+        `systemctl stop postgresql@${major}-main`,
+      ]);
       expect(result.stderr).toContain("PostgreSQL stays down");
     });
   });

@@ -899,11 +899,23 @@ SCRIPT
 # A fenced VM (docs/runbooks/citus-failover.md, step 2) never serves as a primary. Its data disk may hold a standby
 # copy of the pair's new primary (step 5, citus-rebuild-standby): that one is started, so a reboot does not leave the
 # pair without its standby. Anything else stays down.
+# A fenced VM serves as no primary, so none of a primary's schedules run on it: its backups would fail against a
+# stopped server or a standby copy, and so would its restore points, every hour. The boot that next configures
+# them (unfenced, or promoted) enables them again.
+stop_primary_schedules() {
+  local timer
+  for timer in pgbackrest-full.timer pgbackrest-diff.timer citus-restore-point.timer; do
+    [[ -f "$SYSTEMD_DIR/$timer" ]] || continue
+    systemctl disable --now "$timer" >/dev/null 2>&1 || log "could not stop $timer: run systemctl disable --now $timer"
+  done
+}
+
 exit_if_fenced() {
   # Assigned on its own line: a die inside fence_flag stops the boot here (set -e ignores it inside [[ ]]).
   local fenced
   fenced="$(fence_flag)"
   [[ "$fenced" == true ]] || return 0
+  stop_primary_schedules
   mount_data_disk
   if [[ -f "$PGDATA/standby.signal" && -f "$PGCONF/postgresql.conf" ]]; then
     log "fenced (instance metadata citus-fenced=true); its data disk holds a standby copy, started as a standby"
