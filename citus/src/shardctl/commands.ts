@@ -118,15 +118,16 @@ export async function citusDecoderRefusal(client: ClientBase, table: string, ten
   ).rows[0];
   // An isolated tenant is only placed: a move, which decodes with pgoutput.
   if (!placement || placement.isolated) return null;
-  const ask = "SELECT coalesce(current_setting('output_plugin_libraries', true), '*') AS libraries";
+  // '*': the server has no such setting.
+  const ask = "SELECT coalesce(current_setting('output_plugin_libraries', true), '*')";
   let libraries: string;
   if (placement.local) {
-    libraries = (await client.query<{ libraries: string }>(ask)).rows[0]!.libraries;
+    libraries = (await client.query<{ libraries: string }>(`${ask} AS libraries`)).rows[0]!.libraries;
   } else {
     const answer = (
       await client.query<{ success: boolean; result: string }>(
         "SELECT success, result FROM run_command_on_workers($1) WHERE nodename = $2 AND nodeport = $3",
-        [ask.replace(" AS libraries", ""), placement.nodename, placement.nodeport],
+        [ask, placement.nodename, placement.nodeport],
       )
     ).rows[0];
     if (!answer?.success) return `cannot ask ${nodeKey(placement.nodename, placement.nodeport)} which output plugins it allows: ${answer?.result ?? "no answer"}`;

@@ -896,9 +896,6 @@ SCRIPT
   mv "$REBUILD_BIN.new" "$REBUILD_BIN"
 }
 
-# A fenced VM (docs/runbooks/citus-failover.md, step 2) never serves as a primary. Its data disk may hold a standby
-# copy of the pair's new primary (step 5, citus-rebuild-standby): that one is started, so a reboot does not leave the
-# pair without its standby. Anything else stays down.
 # A fenced VM serves as no primary, so none of a primary's schedules run on it: its backups would fail against a
 # stopped server or a standby copy, and so would its restore points, every hour. The boot that next configures
 # them (unfenced, or promoted) enables them again.
@@ -910,6 +907,9 @@ stop_primary_schedules() {
   done
 }
 
+# A fenced VM (docs/runbooks/citus-failover.md, step 2) never serves as a primary. Its data disk may hold a standby
+# copy of the pair's new primary (step 5, citus-rebuild-standby): that one is started, so a reboot does not leave the
+# pair without its standby. Anything else stays down.
 exit_if_fenced() {
   # Assigned on its own line: a die inside fence_flag stops the boot here (set -e ignores it inside [[ ]]).
   local fenced
