@@ -20,7 +20,8 @@ import {
 } from "../src/shardctl/analysis.js";
 import { prepareCitusDatabase } from "../src/testing.js";
 
-const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "shared", "fixtures", "citus-13.2");
+// Real catalog output of a Citus 13.2.2 cluster, kept in the repository so that a clean clone tests the same (README.md there).
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "citus-13.2");
 const fixture = <T>(name: string): T => JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), "utf8")) as T;
 
 /** The fixture's citus_shards rows with their shard group, as shardctl's catalog query returns them. */
