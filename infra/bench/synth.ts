@@ -65,7 +65,8 @@ if (runs >= 3) {
 if (ratio.wall > 2 || ratio.rss > 2) {
   console.log(
     "ABOVE TARGET. Known causes: a barrel import of @cdktf/provider-google (load bindings through src/google.ts), " +
-      "token stack traces left on (src/app.ts withoutTokenStackTraces), or a noisy machine (raise BENCH_RUNS).",
+      "bindings loaded through tsx's require hook (src/google.ts load), token stack traces left on " +
+      "(src/app.ts withoutTokenStackTraces), or a noisy machine (raise BENCH_RUNS).",
   );
   process.exitCode = 1;
 }
