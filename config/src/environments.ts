@@ -88,6 +88,8 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   redis: { version: "REDIS_7_2" },
   citus: { postgresMajor: 15, citusVersion: "13.2", coordinatorMaxConnections: 400, workerMaxConnections: 800, restorePointIntervalMinutes: 60 },
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
+  // No proxy in front of Kong: the L4 load balancer passes clients' addresses through (docs/ARCHITECTURE.md, "The edge").
+  edge: { perAddressLimit: { second: 200, minute: 6_000 }, trustedProxyCidrs: [] },
   monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, alertReceiver: "pagerduty" },
   kubernetes: {
     tenantService: { namespace: "tenants", serviceAccount: "tenant-service" },

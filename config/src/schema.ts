@@ -167,6 +167,29 @@ export const EnvironmentConfigSchema = z
       /** The Slack channel, when alertReceiver is slack. */
       slackChannel: z.string().regex(/^#[a-z0-9._-]+$/, "must be a channel such as #platform-alerts").optional(),
     }),
+    /**
+     * What the public edge (Kong behind the L4 load balancer) believes about a client and limits it by; the design
+     * and its limits are in docs/ARCHITECTURE.md, "The edge".
+     */
+    edge: z.object({
+      /**
+       * Requests one client address may send through Kong, per second and per minute, across all of Kong's replicas.
+       * The only limit before authentication; each tenant's own limit is the tenant service's. Generous, because
+       * clients behind one NAT or an integration server acting for many tenants share an address.
+       */
+      perAddressLimit: z
+        .object({ second: z.number().int().positive(), minute: z.number().int().positive() })
+        .refine((l) => l.minute >= l.second, { message: "must be >= second (Kong refuses a minute limit below the second limit)", path: ["minute"] }),
+      /**
+       * Address ranges of proxies in front of Kong, whose X-Forwarded-For it believes. Empty while the L4 passthrough
+       * load balancer delivers clients' own addresses: then no header can change the address Kong limits and logs.
+       * Behind Google's external Application Load Balancer: its proxy ranges and its forwarding rule's own address
+       * (/32), which it appends after the client's. IPv4 only, like the load balancer.
+       */
+      trustedProxyCidrs: z.array(
+        cidr.refine((v) => prefixLength(v) >= 8, "must be a proxy's own range (/8 or narrower): a wider one lets clients choose their address"),
+      ),
+    }),
     kubernetes: z.object({
       tenantService: workloadIdentity,
       tenantWorker: workloadIdentity,

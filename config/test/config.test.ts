@@ -161,6 +161,21 @@ describe("invalid configuration fails at load, naming the field and the environm
     expect(errorOf(() => loadEnvironment("dev", { env: {}, overrideFile: file }))).toContain("network.authorizedNetworks.0.cidrBlock");
   });
 
+  it("refuses a trusted proxy range wide enough to let clients choose their address, naming the entry", () => {
+    const file = overrideFile({ production: { edge: { trustedProxyCidrs: ["130.211.0.0/22", "0.0.0.0/0"] } } });
+    const message = errorOf(() => loadEnvironment("production", { env: {}, overrideFile: file }));
+    expect(message).toContain("edge.trustedProxyCidrs.1");
+    expect(message).toContain("lets clients choose their address");
+    expect(message).toContain('"0.0.0.0/0"');
+    const notACidr = overrideFile({ dev: { edge: { trustedProxyCidrs: ["35.191.0.0"] } } });
+    expect(errorOf(() => loadEnvironment("dev", { env: {}, overrideFile: notACidr }))).toContain("edge.trustedProxyCidrs.0");
+  });
+
+  it("refuses a per-address minute limit below the per-second one, as Kong would", () => {
+    const file = overrideFile({ staging: { edge: { perAddressLimit: { second: 500, minute: 300 } } } });
+    expect(errorOf(() => loadEnvironment("staging", { env: {}, overrideFile: file }))).toContain("edge.perAddressLimit.minute");
+  });
+
   it("refuses production without standbys or HA Redis", () => {
     const file = overrideFile({ production: { citus: { standby: false }, redis: { tier: "BASIC", readReplicas: 0 } } });
     const message = errorOf(() => loadEnvironment("production", { env: {}, overrideFile: file }));
