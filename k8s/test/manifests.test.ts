@@ -104,11 +104,12 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(kong()).toContain("_format_version");
   });
 
-  it("enables correlation ids, request-size limits, CORS, Prometheus and Redis-backed per-tenant rate limiting", () => {
+  it("enables correlation ids, request-size limits, CORS, Prometheus and Redis-backed per-address rate limiting", () => {
     const plugins = (kongDeclarativeConfig(config, gatewayRoutes(config)) as any).plugins as any[];
     expect(plugins.map((p) => p.name).sort()).toEqual(["correlation-id", "cors", "prometheus", "rate-limiting", "request-size-limiting"]);
     const limit = plugins.find((p) => p.name === "rate-limiting").config;
-    expect(limit).toMatchObject({ policy: "redis", limit_by: "header", header_name: "X-Tenant-ID", redis: { host: names.redis.host, port: 6378, ssl: true } });
+    // What the edge limits on and which address it believes: test/edge.test.ts.
+    expect(limit).toMatchObject({ policy: "redis", limit_by: "ip", redis: { host: names.redis.host, port: 6378, ssl: true, ssl_verify: true } });
     expect(limit.redis.password).toMatch(/^\{vault:\/\/env\//);
   });
 

@@ -5,13 +5,21 @@ import { imageRef, platformNames, type EnvironmentConfig } from "@platform/confi
 import { IntOrString, KubeConfigMap, KubeNetworkPolicy, KubeService, type Volume } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
-import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
 const PROXY_PORT = 8000;
 const PROXY_TLS_PORT = 8443;
 const STATUS_PORT = PORTS.kongStatus;
+/** Memorystore's CA as Kong reads it: the same file the tenant service pins (MEMORYSTORE_FILES). */
+const REDIS_CA_FILE = `${SECRETS_DIR}/${MEMORYSTORE_FILES.ca}`;
+/**
+ * How many certificates above Memorystore's may Kong walk to the CA: Kong's default of 1 refuses a chain with an
+ * intermediate, which the instance's CA file may carry beside its root. Only that file is trusted, so a longer walk
+ * cannot reach any other CA.
+ */
+const REDIS_CA_VERIFY_DEPTH = 3;
 
 /**
  * The routes the gateway exposes: the single table the declarative configuration is generated from. Each entry is
@@ -87,14 +95,15 @@ export function kongDeclarativeConfig(config: EnvironmentConfig, routes: readonl
       },
       { name: "prometheus", config: { status_code_metrics: true, latency_metrics: true, upstream_health_metrics: true, bandwidth_metrics: false } },
       {
-        // Coarse per-tenant protection at the edge (tenant from X-Tenant-ID, else the client IP), shared by every
-        // Kong replica through Memorystore. The service enforces the exact per-tenant limit after authentication.
+        // Per client address, the one key here a client cannot forge: nothing authenticates a request before this
+        // plugin runs, so a tenant id or anything else from the request would let a client spend another tenant's
+        // quota or take a fresh bucket per request. The address is the TCP peer (see KONG_TRUSTED_IPS below).
+        // Each tenant's own limit is the tenant service's, after it has verified the token (docs/ARCHITECTURE.md,
+        // "The edge"). Counted in Memorystore, so the limit holds across every Kong replica.
         name: "rate-limiting",
         config: {
-          second: 200,
-          minute: 6000,
-          limit_by: "header",
-          header_name: "X-Tenant-ID",
+          ...config.edge.perAddressLimit,
+          limit_by: "ip",
           policy: "redis",
           fault_tolerant: true,
           hide_client_headers: false,
@@ -102,7 +111,11 @@ export function kongDeclarativeConfig(config: EnvironmentConfig, routes: readonl
             host: names.redis.host,
             port: names.redis.port,
             ssl: true,
-            ssl_verify: false,
+            // The chain is verified against Memorystore's per-instance CA, the only CA Kong trusts
+            // (KONG_LUA_SSL_TRUSTED_CERTIFICATE), so a certificate that verifies is this instance's: the chain is
+            // pinned, as the tenant service pins it. No server_name: the certificate names the instance's IP, not the
+            // DNS name used here, and Kong takes only a DNS name (not an IP) to check.
+            ssl_verify: true,
             password: "{vault://env/kong-redis-password}",
             timeout: 200,
           },
@@ -110,6 +123,17 @@ export function kongDeclarativeConfig(config: EnvironmentConfig, routes: readonl
       },
     ],
   };
+}
+
+/**
+ * Whose X-Forwarded-For Kong believes. With no proxy in front (the L4 passthrough load balancer, which keeps the
+ * client's address), nobody's: Kong's default, so the address it limits and logs is the TCP peer. With proxies, only
+ * theirs, reading the header from the right and skipping their own hops, so what a client wrote before the proxy's
+ * entry is never taken.
+ */
+export function forwardedAddressTrust(trustedProxyCidrs: readonly string[]): Record<string, string> {
+  if (trustedProxyCidrs.length === 0) return {};
+  return { KONG_TRUSTED_IPS: trustedProxyCidrs.join(","), KONG_REAL_IP_HEADER: "X-Forwarded-For", KONG_REAL_IP_RECURSIVE: "on" };
 }
 
 /** Kong, DB-less: 8000/8443 as a non-root user, a LoadBalancer, HPA and PDB, status and metrics on 8100. */
@@ -133,8 +157,8 @@ export class GatewayChart extends Chart {
       files: {
         [names.secrets.apiTlsCert]: "tls.crt",
         [names.secrets.apiTlsKey]: "tls.key",
-        [names.secrets.redisAuth]: "redis-auth",
-        [names.secrets.redisCa]: "redis-ca.crt",
+        [names.secrets.redisAuth]: MEMORYSTORE_FILES.auth,
+        [names.secrets.redisCa]: MEMORYSTORE_FILES.ca,
       },
     });
     const configVolume: Volume = { name: "declarative", configMap: { name: "kong-declarative" } };
@@ -168,7 +192,7 @@ export class GatewayChart extends Chart {
         // Kong reads its Redis password from the environment (the env vault: {vault://env/kong-redis-password});
         // the secret arrives as a file, so the shell exports it and execs Kong. No manifest holds the value.
         command: ["/bin/sh", "-c"],
-        args: [`export KONG_REDIS_PASSWORD="$(cat ${SECRETS_DIR}/redis-auth)" && exec /docker-entrypoint.sh kong docker-start`],
+        args: [`export KONG_REDIS_PASSWORD="$(cat ${SECRETS_DIR}/${MEMORYSTORE_FILES.auth})" && exec /docker-entrypoint.sh kong docker-start`],
         env: {
           KONG_DATABASE: "off",
           KONG_DECLARATIVE_CONFIG: "/kong/declarative/kong.yml",
@@ -178,12 +202,14 @@ export class GatewayChart extends Chart {
           KONG_ADMIN_LISTEN: "off",
           KONG_SSL_CERT: `${SECRETS_DIR}/tls.crt`,
           KONG_SSL_CERT_KEY: `${SECRETS_DIR}/tls.key`,
-          KONG_LUA_SSL_TRUSTED_CERTIFICATE: `system,${SECRETS_DIR}/redis-ca.crt`,
+          // Only Memorystore's CA, not the system bundle: Kong's one TLS client is the Redis connection, and with no
+          // host name checked any publicly trusted certificate would otherwise pass for Memorystore.
+          KONG_LUA_SSL_TRUSTED_CERTIFICATE: REDIS_CA_FILE,
+          KONG_LUA_SSL_VERIFY_DEPTH: String(REDIS_CA_VERIFY_DEPTH),
           KONG_PROXY_ACCESS_LOG: "/dev/stdout",
           KONG_PROXY_ERROR_LOG: "/dev/stderr",
-          KONG_TRUSTED_IPS: "0.0.0.0/0,::/0",
-          KONG_REAL_IP_HEADER: "X-Forwarded-For",
           KONG_NGINX_WORKER_PROCESSES: "2",
+          ...forwardedAddressTrust(config.edge.trustedProxyCidrs),
         },
       },
     });
@@ -197,6 +223,8 @@ export class GatewayChart extends Chart {
       },
       spec: {
         type: "LoadBalancer",
+        // A passthrough load balancer that delivers to a pod on the node it picked, without SNAT: Kong's TCP peer is
+        // the client itself, the address it limits and logs. Cluster would replace it with a node's address.
         externalTrafficPolicy: "Local",
         selector: gateway.selector,
         ports: [

@@ -19,7 +19,7 @@ import { IntOrString, Quantity, KubeClusterRole, KubeClusterRoleBinding, KubeCon
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { HardenedStatefulSet } from "../constructs/hardened-statefulset.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
-import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
 const GRAFANA_PORT = 3000;
@@ -262,10 +262,10 @@ export class MonitoringChart extends Chart {
       namespace,
       name: "redis-exporter-secrets",
       projectId: config.gcp.projectId,
-      files: { [names.secrets.redisAuth]: "redis-auth", [names.secrets.redisCa]: "redis-ca.crt" },
+      files: { [names.secrets.redisAuth]: MEMORYSTORE_FILES.auth, [names.secrets.redisCa]: MEMORYSTORE_FILES.ca },
     });
     const render = `const fs = require("node:fs");
-fs.writeFileSync("/rendered/password.json", JSON.stringify({ [process.env.REDIS_ADDR]: fs.readFileSync("${SECRETS_DIR}/redis-auth", "utf8").trim() }), { mode: 0o600 });`;
+fs.writeFileSync("/rendered/password.json", JSON.stringify({ [process.env.REDIS_ADDR]: fs.readFileSync("${SECRETS_DIR}/${MEMORYSTORE_FILES.auth}", "utf8").trim() }), { mode: 0o600 });`;
     const redisExporter = new HardenedDeployment(this, "RedisExporter", {
       namespace,
       name: "redis-exporter",
@@ -293,7 +293,7 @@ fs.writeFileSync("/rendered/password.json", JSON.stringify({ [process.env.REDIS_
         args: [
           `--redis.addr=${redisAddress}`,
           "--redis.password-file=/rendered/password.json",
-          `--tls-ca-cert-file=${SECRETS_DIR}/redis-ca.crt`,
+          `--tls-ca-cert-file=${SECRETS_DIR}/${MEMORYSTORE_FILES.ca}`,
           `--web.listen-address=:${REDIS_EXPORTER_PORT}`,
         ],
         ports: [{ name: "metrics", containerPort: REDIS_EXPORTER_PORT }],

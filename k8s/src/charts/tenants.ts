@@ -4,7 +4,7 @@ import { platformNames, tenantServicePoolSize, type EnvironmentConfig } from "@p
 import { IntOrString, KubeNetworkPolicy, type NetworkPolicyPeer } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
-import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
@@ -39,8 +39,8 @@ export class TenantsChart extends Chart {
     const secretFiles = {
       dbPassword: { secret: names.secrets.dbApp, file: "db-password" },
       dbCa: { secret: names.secrets.dbCaCert, file: "db-ca.crt" },
-      redisAuth: { secret: names.secrets.redisAuth, file: "redis-auth" },
-      redisCa: { secret: names.secrets.redisCa, file: "redis-ca.crt" },
+      redisAuth: { secret: names.secrets.redisAuth, file: MEMORYSTORE_FILES.auth },
+      redisCa: { secret: names.secrets.redisCa, file: MEMORYSTORE_FILES.ca },
     };
     const secrets = new SecretManagerFiles(this, "Secrets", {
       namespace,

@@ -5,6 +5,12 @@ import type { Volume } from "../k8s.js";
 /** Where every workload mounts its Secret Manager files. */
 export const SECRETS_DIR = "/var/run/secrets/platform";
 
+/**
+ * Memorystore's AUTH string and the instance's CA, as every Redis client (tenant service and worker, Kong,
+ * redis_exporter) mounts them: one file name each, so all of them pin the same CA.
+ */
+export const MEMORYSTORE_FILES = { auth: "redis-auth", ca: "redis-ca.crt" } as const;
+
 export interface SecretManagerFilesProps {
   readonly namespace: string;
   readonly name: string;
