@@ -5,6 +5,9 @@
  *   pnpm migrate --dry-run       list what would be applied; verify checksums of applied ones
  *   pnpm migrate status          applied and pending migrations
  *
+ * Each transactional migration runs with lock_timeout (--ddl-lock-timeout, 2 s) and is rolled back and tried again
+ * (--ddl-attempts, 30) when a table lock is busy, so it never queues the service's writes behind itself for long.
+ *
  * Exit codes: 0 done, 2 bad usage, 4 refused (an applied migration was edited, another runner holds the lock, no
  * database) or failed.
  */
@@ -24,6 +27,18 @@ function databaseUrl(option: string | undefined): string {
 const seconds = (value: string): number => {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`must be a number of seconds (got "${value}")`);
+  return n;
+};
+
+const positive = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`must be a number of seconds above 0 (got "${value}")`);
+  return n;
+};
+
+const whole = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a whole number from 1 (got "${value}")`);
   return n;
 };
 
@@ -47,9 +62,17 @@ const program = new Command()
   .option("--database-url <url>", "connection string (default: $DATABASE_URL)")
   .option("--dry-run", "show what would be applied, change nothing")
   .option("--lock-timeout <seconds>", "how long to wait for another runner", seconds, 60)
-  .action(async (opts: { databaseUrl?: string; dryRun?: boolean; lockTimeout: number }) => {
+  .option("--ddl-lock-timeout <seconds>", "how long a migration's statement may wait for a table lock before it rolls back and tries again", positive, 2)
+  .option("--ddl-attempts <n>", "tries per migration when its table locks are busy", whole, 30)
+  .action(async (opts: { databaseUrl?: string; dryRun?: boolean; lockTimeout: number; ddlLockTimeout: number; ddlAttempts: number }) => {
     const result = await withClient(databaseUrl(opts.databaseUrl), (client) =>
-      runMigrations(client, { dryRun: opts.dryRun, lockTimeoutMs: opts.lockTimeout * 1000, log: (line) => console.log(line) }),
+      runMigrations(client, {
+        dryRun: opts.dryRun,
+        lockTimeoutMs: opts.lockTimeout * 1000,
+        ddlLockTimeoutMs: opts.ddlLockTimeout * 1000,
+        ddlAttempts: opts.ddlAttempts,
+        log: (line) => console.log(line),
+      }),
     );
     console.log(`${result.citus ? "Citus" : "PostgreSQL"}: ${result.applied.length} applied${opts.dryRun ? `, ${result.pending.length} pending` : ""}`);
   });

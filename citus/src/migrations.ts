@@ -178,7 +178,19 @@ export async function acquireMigrationLock(client: ClientBase, timeoutMs: number
 
 export interface RunOptions {
   readonly dryRun?: boolean;
+  /** How long to wait for another runner's advisory lock. */
   readonly lockTimeoutMs?: number;
+  /**
+   * lock_timeout for each transactional migration: how long one of its statements may wait for a table lock before
+   * the migration rolls back and tries again. A DDL statement waiting in a lock queue makes every later query on that
+   * table wait behind it, so a short wait and a retry keeps the service's writes flowing on a live cluster.
+   * @default 2000
+   */
+  readonly ddlLockTimeoutMs?: number;
+  /** Tries per migration before the run gives up on lock_timeout. @default 30 */
+  readonly ddlAttempts?: number;
+  /** Waits between tries (the n-th wait, from 1); tests shorten it. @default 250 ms doubling to 5 s, with jitter */
+  readonly retryDelayMs?: (attempt: number) => number;
   readonly migrations?: readonly Migration[];
   /** Progress lines (one per migration). */
   readonly log?: (line: string) => void;
@@ -192,10 +204,15 @@ export interface RunResult {
   readonly ran: number[];
 }
 
+/** lock_not_available: lock_timeout expired (or NOWAIT), on the coordinator or relayed from a worker. */
+const LOCK_NOT_AVAILABLE = "55P03";
+const defaultRetryDelay = (attempt: number) => Math.min(5000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+
 /**
  * Applies pending migrations in order, each in its own transaction with its history row, under an advisory lock.
  * On Citus, each transaction first switches to sequential shard modification so DDL on reference and distributed
- * tables in one transaction (foreign keys between them) is allowed.
+ * tables in one transaction (foreign keys between them) is allowed. A transactional migration that cannot take a
+ * table lock within `ddlLockTimeoutMs` rolls back and is tried again, up to `ddlAttempts` times.
  */
 export async function runMigrations(client: ClientBase, options: RunOptions = {}): Promise<RunResult> {
   const log = options.log ?? (() => {});
@@ -211,27 +228,35 @@ export async function runMigrations(client: ClientBase, options: RunOptions = {}
     }
     await ensureHistoryTable(client);
     const ran: number[] = [];
+    const lockTimeoutMs = Math.round(options.ddlLockTimeoutMs ?? 2000);
+    const attempts = Math.max(1, Math.floor(options.ddlAttempts ?? 30));
+    const retryDelay = options.retryDelayMs ?? defaultRetryDelay;
     for (const m of plan.pending) {
       const started = Date.now();
-      try {
-        if (m.transactional) await client.query("BEGIN");
-        // Its own statement: Citus forwards SET LOCAL to the workers only when it is sent alone.
-        if (m.transactional && citus) await client.query("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'");
-        for (const statement of m.statements) await client.query(statement);
-        await client.query(`INSERT INTO ${HISTORY_TABLE} (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)`, [
-          m.version,
-          m.name,
-          m.checksum,
-          Date.now() - started,
-        ]);
-        if (m.transactional) await client.query("COMMIT");
-      } catch (error) {
-        if (m.transactional) await client.query("ROLLBACK").catch(() => {});
-        const detail = error as { message?: string; position?: string; hint?: string };
-        throw new MigrationError(
-          `${m.file} failed and was rolled back${m.transactional ? "" : " (it runs outside a transaction: check what it left behind)"}: ` +
-            `${detail.message ?? String(error)}${detail.hint ? ` (hint: ${detail.hint})` : ""}${detail.position ? ` at character ${detail.position}` : ""}`,
-        );
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await applyOnce(client, m, { citus, lockTimeoutMs, started });
+          break;
+        } catch (error) {
+          if (m.transactional) await client.query("ROLLBACK").catch(() => {});
+          const detail = error as { code?: string; message?: string; position?: string; hint?: string };
+          if (m.transactional && detail.code === LOCK_NOT_AVAILABLE) {
+            if (attempt < attempts) {
+              log(`${m.file}: a table lock was not free within ${lockTimeoutMs} ms (${detail.message}); rolled back, trying again (${attempt + 1}/${attempts})`);
+              await new Promise((resolve) => setTimeout(resolve, retryDelay(attempt)));
+              continue;
+            }
+            throw new MigrationError(
+              `${m.file} could not take its table locks within ${lockTimeoutMs} ms in ${attempts} tries (${detail.message}) and was rolled back: nothing changed. ` +
+                `Long transactions hold them: SELECT pid, now() - xact_start AS age, query FROM pg_stat_activity WHERE xact_start IS NOT NULL ORDER BY 2 DESC. ` +
+                `Run it again later, or with a longer --ddl-lock-timeout.`,
+            );
+          }
+          throw new MigrationError(
+            `${m.file} failed and was rolled back${m.transactional ? "" : " (it runs outside a transaction: check what it left behind)"}: ` +
+              `${detail.message ?? String(error)}${detail.hint ? ` (hint: ${detail.hint})` : ""}${detail.position ? ` at character ${detail.position}` : ""}`,
+          );
+        }
       }
       ran.push(m.version);
       log(`applied ${m.file} in ${Date.now() - started} ms`);
@@ -241,4 +266,17 @@ export async function runMigrations(client: ClientBase, options: RunOptions = {}
   } finally {
     await client.query("SELECT pg_advisory_unlock($1::bigint)", [MIGRATION_LOCK_KEY.toString()]).catch(() => {});
   }
+}
+
+/** One try at one migration: its statements and its history row, in a transaction unless it opts out. */
+async function applyOnce(client: ClientBase, m: Migration, o: { citus: boolean; lockTimeoutMs: number; started: number }): Promise<void> {
+  if (m.transactional) {
+    await client.query("BEGIN");
+    // Each its own statement: Citus forwards SET LOCAL to the workers only when it is sent alone.
+    await client.query(`SET LOCAL lock_timeout = ${o.lockTimeoutMs}`);
+    if (o.citus) await client.query("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'");
+  }
+  for (const statement of m.statements) await client.query(statement);
+  await client.query(`INSERT INTO ${HISTORY_TABLE} (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)`, [m.version, m.name, m.checksum, Date.now() - o.started]);
+  if (m.transactional) await client.query("COMMIT");
 }

@@ -176,6 +176,72 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
     }
   });
 
+  it("takes table locks in short tries, so the service's writes never queue behind a migration for long", async () => {
+    const db = await freshDatabase();
+    const all = await loadMigrations();
+    const client = await connect(server.urlFor(migrator, "migrator", db));
+    const holder = await connect(server.urlFor(app, "app", db));
+    const writer = await connect(server.urlFor(app, "app", db));
+    const A = "33333333-3333-4333-8333-333333333333";
+    const asTenant = async (c: pg.Client, sql: string, params: unknown[] = []) => {
+      await c.query("BEGIN");
+      await c.query(`SET LOCAL app.tenant_id = '${A}'`);
+      const r = await c.query(sql, params);
+      await c.query("COMMIT");
+      return r;
+    };
+    try {
+      // Everything before the migration that ALTERs tables the service writes (0004).
+      await runMigrations(client, { migrations: all.filter((m) => m.version < 4) });
+      await holder.query("BEGIN");
+      await holder.query("SET LOCAL app.platform_admin = 'on'");
+      await holder.query("INSERT INTO platform.tenants (id, code, name) VALUES ($1, 'lockco', 'Lock Co')", [A]);
+      await holder.query("COMMIT");
+      const owner = (await asTenant(holder, "INSERT INTO platform.users (tenant_id, email) VALUES ($1, 'o@lock.test') RETURNING id", [A])).rows[0].id;
+
+      // A long transaction of the service's holds items (as any read does) for 2.5 s.
+      await holder.query("BEGIN");
+      await holder.query(`SET LOCAL app.tenant_id = '${A}'`);
+      await holder.query("SELECT count(*) FROM platform.items");
+      const lines: string[] = [];
+      const migrating = runMigrations(client, { migrations: all, ddlLockTimeoutMs: 200, retryDelayMs: () => 100, log: (l) => lines.push(l) });
+      let longest = 0;
+      let writes = 0;
+      for (const until = Date.now() + 2500; Date.now() < until; writes++) {
+        const started = Date.now();
+        await asTenant(writer, "INSERT INTO platform.items (tenant_id, owner_id, title) VALUES ($1, $2, 'during the migration')", [A, owner]);
+        longest = Math.max(longest, Date.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await holder.query("COMMIT");
+      const result = await migrating;
+      expect(result.ran).toEqual(all.filter((m) => m.version >= 4).map((m) => m.version));
+      expect(lines.filter((l) => /0004_\w+\.sql: a table lock was not free within 200 ms .*rolled back, trying again/.test(l)).length).toBeGreaterThan(1);
+      // Each write waited at most about one lock_timeout behind the migration's queued lock, never the holder's 2.5 s.
+      expect(writes).toBeGreaterThan(5);
+      expect(longest).toBeLessThan(1000);
+
+      // A lock that never frees: the migration gives up, rolled back, and says what to look at.
+      const fresh = await freshDatabase();
+      const c2 = await connect(server.urlFor(migrator, "migrator", fresh));
+      const h2 = await connect(server.urlFor(migrator, "migrator", fresh));
+      try {
+        await runMigrations(c2, { migrations: all.filter((m) => m.version < 4) });
+        await h2.query("BEGIN");
+        await h2.query("LOCK TABLE platform.items IN ACCESS SHARE MODE");
+        await expect(runMigrations(c2, { migrations: all, ddlLockTimeoutMs: 100, ddlAttempts: 2, retryDelayMs: () => 10 })).rejects.toThrow(
+          /0004_\w+\.sql could not take its table locks within 100 ms in 2 tries .* rolled back: nothing changed\. Long transactions hold them/,
+        );
+        expect((await c2.query("SELECT max(version)::int AS v FROM platform_migrations.history")).rows[0].v).toBe(3);
+        expect((await c2.query("SELECT relforcerowsecurity AS f FROM pg_class WHERE oid = 'platform.tenants'::regclass")).rows[0].f).toBe(true);
+      } finally {
+        await Promise.all([c2.end(), h2.end()]);
+      }
+    } finally {
+      await Promise.all([client.end(), holder.end().catch(() => {}), writer.end()]);
+    }
+  });
+
   it("fails clearly when the service role does not exist yet", async () => {
     const db = await freshDatabase();
     await asAdmin((c) => c.query("ALTER ROLE platform_app RENAME TO platform_app_away"));
@@ -197,7 +263,7 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
       await client.end();
     });
 
-    it("enables and forces row-level security on every table, with USING and WITH CHECK", async () => {
+    it("enables row-level security on every table, with USING and WITH CHECK, without FORCE (shard moves need the owner exempt)", async () => {
       const { rows } = await asAdmin(
         (c) =>
           c.query(`SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
@@ -207,20 +273,41 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
         db,
       );
       expect(rows.map((r) => r.relname)).toEqual(["audit_log", "items", "tenant_metrics", "tenants", "users"]);
-      for (const r of rows) expect(r, r.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: true });
+      for (const r of rows) expect(r, r.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: false });
       for (const r of rows) expect(r.with_check, r.relname).toBeGreaterThan(0);
     });
 
-    it("lets the service role own nothing, bypass nothing, and not be a superuser", async () => {
+    it("lets the service role own nothing, bypass nothing, belong to no owner, and not be a superuser", async () => {
       const { rows } = await asAdmin(
         (c) =>
           c.query(`SELECT r.rolsuper, r.rolbypassrls,
                           (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                            WHERE n.nspname = 'platform' AND c.relowner = r.oid)::int AS owned
+                            WHERE n.nspname = 'platform' AND pg_has_role(r.oid, c.relowner, 'USAGE'))::int AS owned
                      FROM pg_roles r WHERE r.rolname = 'platform_app'`),
         db,
       );
       expect(rows[0]).toEqual({ rolsuper: false, rolbypassrls: false, owned: 0 });
+      // What PostgreSQL itself decides: row-level security is active for the service on every platform table.
+      const app = await connect(server.urlFor("platform_app", "app", db));
+      try {
+        const active = await app.query(
+          "SELECT c.relname, row_security_active(c.oid) AS on FROM pg_class c WHERE c.relnamespace = 'platform'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1",
+        );
+        expect(active.rows.length).toBe(5);
+        for (const r of active.rows) expect(r.on, r.relname).toBe(true);
+      } finally {
+        await app.end();
+      }
+    });
+
+    it("runs as the owner only the SECURITY DEFINER functions reviewed for it (the owner is not subject to row-level security)", async () => {
+      const { rows } = await asAdmin(
+        (c) => c.query("SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'platform'::regnamespace AND p.prosecdef ORDER BY 1"),
+        db,
+      );
+      // Both manage audit_log partitions and read no tenant rows. A new one must filter by tenant itself: add it here
+      // only after that review (docs/ARCHITECTURE.md, "Tenant isolation").
+      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions"]);
     });
 
     it("keeps tenants apart for the service role: no context sees nothing, a foreign tenant_id is refused", async () => {
