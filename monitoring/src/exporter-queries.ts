@@ -94,6 +94,59 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
       { safe_wal_ratio: { usage: "GAUGE", description: "share of max_slot_wal_keep_size still ahead of the standby (0: lost)" } },
     ],
   },
+  citus_move_subscription: {
+    coordinatorOnly: false,
+    // The subscription a shard move replicates the writes made during it through, on the move's target node. Citus
+    // creates it disabled and enables it after the copy; from then on an apply worker that keeps failing (apply_errors
+    // rising) or that receives nothing new means the move cannot finish, while its source keeps WAL for it.
+    query: `SELECT s.subname AS subscription, s.subenabled::int::float AS enabled, (st.pid IS NOT NULL)::int::float AS applying,
+                   coalesce(ss.apply_error_count, 0)::float AS apply_errors,
+                   coalesce(pg_wal_lsn_diff(st.latest_end_lsn, '0/0'), 0)::float AS received_lsn_bytes
+              FROM pg_subscription s
+              LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL
+              LEFT JOIN pg_stat_subscription_stats ss ON ss.subid = s.oid
+             WHERE s.subname LIKE 'citus\\_shard\\_%'`,
+    metrics: [
+      { subscription: { usage: "LABEL", description: "Citus's move or split subscription (exists only while the operation runs)" } },
+      { enabled: { usage: "GAUGE", description: "1 once the copy is done and the subscription applies the writes made during it" } },
+      { applying: { usage: "GAUGE", description: "1 while its apply worker runs" } },
+      { apply_errors: { usage: "COUNTER", description: "errors its apply worker hit (pg_stat_subscription_stats)" } },
+      { received_lsn_bytes: { usage: "GAUGE", description: "the last source WAL position it reported, in bytes: flat means no progress" } },
+    ],
+  },
+  citus_background_tasks: {
+    coordinatorOnly: true,
+    // The background rebalancer's tasks (one shard group move each). A task that fails is retried with a backoff,
+    // its error in pg_dist_background_task.message; the job looks 'running' all the while.
+    query: `SELECT status::text AS status, count(*)::float AS count, coalesce(max(retry_count), 0)::float AS max_retries
+              FROM pg_dist_background_task WHERE status NOT IN ('done', 'cancelled', 'unscheduled') GROUP BY status`,
+    metrics: [
+      { status: { usage: "LABEL", description: "task status (runnable, running, blocked, error, ...)" } },
+      { count: { usage: "GAUGE", description: "background tasks in this status" } },
+      { max_retries: { usage: "GAUGE", description: "the most times one of them has been retried" } },
+    ],
+  },
+  replication_slot: {
+    coordinatorOnly: false,
+    // Every replication slot but the standby's (standby_slot): a shard move's slot on its source node keeps WAL until
+    // the move's subscription has applied it. A move that does not catch up keeps it growing toward
+    // max_slot_wal_keep_size, after which the slot is lost and the move fails.
+    query: `SELECT slot_name AS slot, slot_type AS type, active::int::float AS active,
+                   coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::float AS retained_bytes,
+                   CASE WHEN wal_status = 'lost' THEN 0
+                        WHEN current_setting('max_slot_wal_keep_size') = '-1' THEN 1
+                        ELSE greatest(0, least(1, coalesce(safe_wal_size, 0)::float
+                                                  / pg_size_bytes(current_setting('max_slot_wal_keep_size'))))
+                   END AS safe_wal_ratio
+              FROM pg_replication_slots WHERE slot_name <> 'standby'`,
+    metrics: [
+      { slot: { usage: "LABEL", description: "slot name" } },
+      { type: { usage: "LABEL", description: "logical or physical" } },
+      { active: { usage: "GAUGE", description: "1 while something reads from the slot" } },
+      { retained_bytes: { usage: "GAUGE", description: "WAL the slot keeps on this node" } },
+      { safe_wal_ratio: { usage: "GAUGE", description: "share of max_slot_wal_keep_size still ahead of the slot (0: lost)" } },
+    ],
+  },
   pg_replication: {
     coordinatorOnly: false,
     query: `SELECT application_name, client_addr::text AS client,

@@ -273,6 +273,57 @@ export const ALERT_RULES: RuleGroup = {
       annotations: { summary: "A Citus rebalance job failed in the last 24 hours", description: "{{ $value }} failed job(s): shards may be mid-move.", runbook: runbook("rebalance") },
     },
     {
+      // A shard move's subscription, after its copy, that fails to apply or hears nothing for 15 minutes: the move
+      // cannot finish (forced row-level security did exactly this), and its source keeps WAL for it meanwhile.
+      alert: "CitusShardMoveNotProgressing",
+      expr:
+        "max by (instance, subscription) (increase(citus_move_subscription_apply_errors[10m])) > 0" +
+        " or max by (instance, subscription) (citus_move_subscription_enabled == 1 and citus_move_subscription_applying == 0)" +
+        " or max by (instance, subscription) (citus_move_subscription_enabled == 1 and changes(citus_move_subscription_received_lsn_bytes[15m]) == 0)",
+      for: "10m",
+      labels: { severity: "page" },
+      annotations: {
+        summary: "A Citus shard move is not catching up",
+        description: "{{ $labels.instance }}: subscription {{ $labels.subscription }} is not applying the writes made during the move; `pnpm shardctl status` names the cause.",
+        runbook: runbook("shard-move-stalled"),
+      },
+    },
+    {
+      alert: "CitusRebalanceTaskRetrying",
+      expr: 'max(citus_background_tasks_max_retries{status=~"runnable|running|blocked|error"}) > 0',
+      for: "30m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "A Citus rebalance task keeps failing and being retried",
+        description: "A background move has been retried {{ $value }} times; its error is in pg_dist_background_task.message (`pnpm shardctl status`).",
+        runbook: runbook("shard-move-stalled"),
+      },
+    },
+    {
+      // Paged: once the slot passes max_slot_wal_keep_size it is lost and the move must start over; without that cap
+      // the WAL would fill the node's disk.
+      alert: "CitusReplicationSlotRetainingWal",
+      expr: "min by (instance, slot) (replication_slot_safe_wal_ratio) < 0.5",
+      for: "10m",
+      labels: { severity: "page" },
+      annotations: {
+        summary: "A replication slot keeps too much WAL on a Citus node",
+        description: "{{ $labels.instance }}: slot {{ $labels.slot }} has {{ $value | humanizePercentage }} of max_slot_wal_keep_size left before it is lost.",
+        runbook: runbook("shard-move-stalled"),
+      },
+    },
+    {
+      alert: "CitusReplicationSlotInactive",
+      expr: "max by (instance, slot) (replication_slot_active == 0 and replication_slot_retained_bytes > 1073741824)",
+      for: "30m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "A replication slot with no reader keeps WAL on a Citus node",
+        description: "{{ $labels.instance }}: slot {{ $labels.slot }} has had no reader for 30 minutes and keeps {{ $value | humanize1024 }}B of WAL.",
+        runbook: runbook("shard-move-stalled"),
+      },
+    },
+    {
       alert: "WorkerJobsFailing",
       expr: 'sum by (task) (rate(worker_jobs_total{job="tenant-worker",outcome="failed"}[15m])) > 0.01',
       for: "15m",
