@@ -67,3 +67,94 @@ export async function prepareCitusDatabase(
   }
   return { appUrl: citusUrlAs(citusUrl, ...CITUS_TEST_ROLES.app), migratorUrl, release };
 }
+
+export interface WriteLoadReport {
+  /** Items whose COMMIT was acknowledged, with their tenant. */
+  readonly acknowledged: { tenantId: string; id: string }[];
+  /** Failed writes by SQLSTATE (or the message when there is none). */
+  readonly errors: Record<string, number>;
+  /** The longest time between two acknowledged writes, across all clients. */
+  readonly longestStallMs: number;
+  readonly durationMs: number;
+}
+
+/**
+ * Writers that do what the tenant service does for POST /v1/items, as its role: BEGIN, SET LOCAL app.tenant_id as
+ * its own statement, the item and its audit entry, COMMIT. `clients` connections round-robin over `tenants`, each at
+ * most `ratePerClient` writes a second, until stop() or `maxMs` (so a forgotten writer still ends).
+ */
+export function startTenantWriters(
+  appUrl: string,
+  tenants: readonly { id: string; ownerId: string }[],
+  options: { clients?: number; ratePerClient?: number; maxMs?: number } = {},
+): { stop(): Promise<WriteLoadReport>; acknowledgedSoFar(): number } {
+  const clients = options.clients ?? 6;
+  const pauseMs = 1000 / (options.ratePerClient ?? 40);
+  const deadline = Date.now() + (options.maxMs ?? 30 * 60_000);
+  const acknowledged: { tenantId: string; id: string }[] = [];
+  const errors: Record<string, number> = {};
+  const started = Date.now();
+  let lastAck = started;
+  let longestStallMs = 0;
+  let stopped = false;
+  let turn = 0;
+  const loops = Array.from({ length: clients }, async (_, n) => {
+    let client: pg.Client | undefined;
+    while (!stopped && Date.now() < deadline) {
+      const tenant = tenants[turn++ % tenants.length]!;
+      try {
+        if (!client) {
+          client = new pg.Client({ connectionString: appUrl, application_name: `test-writer-${n}` });
+          client.on("error", () => {});
+          await client.connect();
+        }
+        await client.query("BEGIN");
+        await client.query(`SET LOCAL app.tenant_id = '${tenant.id}'`);
+        const { rows } = await client.query<{ id: string }>(
+          "INSERT INTO platform.items (tenant_id, owner_id, title, body) VALUES ($1, $2, 'written during a shard operation', 'load') RETURNING id",
+          [tenant.id, tenant.ownerId],
+        );
+        await client.query(
+          "INSERT INTO platform.audit_log (tenant_id, actor, action, entity_type, entity_id) VALUES ($1, 'test-writer', 'item.created', 'item', $2)",
+          [tenant.id, rows[0]!.id],
+        );
+        await client.query("COMMIT");
+        const now = Date.now();
+        longestStallMs = Math.max(longestStallMs, now - lastAck);
+        lastAck = now;
+        acknowledged.push({ tenantId: tenant.id, id: rows[0]!.id });
+      } catch (error) {
+        const key = (error as { code?: string }).code ?? (error as Error).message;
+        errors[key] = (errors[key] ?? 0) + 1;
+        await client?.query("ROLLBACK").catch(() => {});
+        // A broken connection is replaced, as a pool would.
+        if (!(error as { code?: string }).code) {
+          await client?.end().catch(() => {});
+          client = undefined;
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+    await client?.end().catch(() => {});
+  });
+  return {
+    acknowledgedSoFar: () => acknowledged.length,
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      return { acknowledged, errors, longestStallMs: Math.max(longestStallMs, Date.now() - lastAck), durationMs: Date.now() - started };
+    },
+  };
+}
+
+/** The acknowledged items missing from the cluster, read as the superuser (no row-level security in the way). */
+export async function missingWrites(admin: pg.ClientBase, acknowledged: readonly { tenantId: string; id: string }[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (let i = 0; i < acknowledged.length; i += 5000) {
+    const batch = acknowledged.slice(i, i + 5000).map((w) => w.id);
+    const { rows } = await admin.query<{ id: string }>("SELECT id::text FROM platform.items WHERE id = ANY($1::uuid[])", [batch]);
+    const present = new Set(rows.map((r) => r.id));
+    missing.push(...batch.filter((id) => !present.has(id)));
+  }
+  return missing;
+}

@@ -144,7 +144,7 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
 
   // Moving every placement of a dozen tables one by one takes minutes on a small test cluster.
   it("drains a node to zero shards with row counts unchanged, and records the operation", { timeout: 900_000 }, async () => {
-    const r = await shardctl("drain", `${drainTarget.host}:${drainTarget.port}`);
+    const r = await shardctl("drain", `${drainTarget.host}:${drainTarget.port}`, "--yes");
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/verified: \d+ distributed table\(s\), row counts unchanged/);
     expect(await onNode(drainTarget)).toBe(0);
@@ -154,10 +154,10 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
 
   it("refuses to remove a node that holds shards, and a node twice added", async () => {
     const other = (await admin.query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid > 0 AND nodeport <> $1 LIMIT 1", [drainTarget.port])).rows[0];
-    const remove = await shardctl("remove-node", `${other.nodename}:${other.nodeport}`);
+    const remove = await shardctl("remove-node", `${other.nodename}:${other.nodeport}`, "--yes");
     expect(remove.code).toBe(3);
     expect(remove.out).toMatch(/still holds \d+ shard placements: drain it first/);
-    const add = await shardctl("add-node", `${other.nodename}:${other.nodeport}`);
+    const add = await shardctl("add-node", `${other.nodename}:${other.nodeport}`, "--yes");
     expect(add.code).toBe(3);
   });
 
@@ -197,7 +197,7 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     expect((await onHolder("ALTER SYSTEM SET output_plugin_libraries = pgoutput")).success).toBe(true);
     try {
       await onHolder("SELECT pg_reload_conf()");
-      const refused = await shardctl("isolate-tenant", tenant.code);
+      const refused = await shardctl("isolate-tenant", tenant.code, "--yes");
       expect(refused.code, refused.out).toBe(3);
       expect(refused.out).toContain(`${holder.nodename}:${holder.nodeport}, which holds the tenant's shard, decodes only with the output plugins "pgoutput"`);
       expect(refused.out).toMatch(/output_plugin_libraries = 'pgoutput, citus'.*Nothing was changed/s);
@@ -224,7 +224,7 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     await refusesWithoutCitusDecoder(tenant);
     const dry = await shardctl("isolate-tenant", tenant.code, "--dry-run");
     expect(dry.out).toContain(`SELECT isolate_tenant_to_new_shard('platform.users', '${tenant.id}'::uuid, 'CASCADE'`);
-    const r = await shardctl("isolate-tenant", tenant.code, "--to", `${other.nodename}:${other.nodeport}`);
+    const r = await shardctl("isolate-tenant", tenant.code, "--to", `${other.nodename}:${other.nodeport}`, "--yes");
     expect(r.code, r.out).toBe(0);
     const shard = (
       await admin.query(
@@ -236,9 +236,9 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     expect(shard).toEqual({ isolated: true, nodeport: other.nodeport });
     expect(await users()).toBe(before);
     // Again: already isolated, only placed.
-    const again = await shardctl("isolate-tenant", tenant.id, "--to", `${other.nodename}:${other.nodeport}`);
+    const again = await shardctl("isolate-tenant", tenant.id, "--to", `${other.nodename}:${other.nodeport}`, "--yes");
     expect(again.out).toMatch(/already has shard \d+ to itself/);
-    const empty = await shardctl("isolate-tenant", "00000000-0000-4000-8000-000000000000");
+    const empty = await shardctl("isolate-tenant", "00000000-0000-4000-8000-000000000000", "--yes");
     expect(empty.code).toBe(2);
     expect(empty.out).toMatch(/has no rows in platform.users: nothing to isolate/);
   });
@@ -252,7 +252,7 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     const wrong = await shardctl("move-shard", String(shard.shardid), to, from);
     expect(wrong.code).toBe(2);
     expect(wrong.out).toMatch(/has no placement on/);
-    const r = await shardctl("move-shard", String(shard.shardid), from, to);
+    const r = await shardctl("move-shard", String(shard.shardid), from, to, "--yes");
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/row counts unchanged/);
     const now = (await admin.query("SELECT nodeport FROM citus_shards WHERE shardid = $1", [shard.shardid])).rows[0];
@@ -264,7 +264,7 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     await holder.connect();
     try {
       await holder.query("SELECT pg_advisory_lock(7302615003)");
-      const r = await shardctl("drain", `${drainTarget.host}:${drainTarget.port}`);
+      const r = await shardctl("drain", `${drainTarget.host}:${drainTarget.port}`, "--yes");
       expect(r.code).toBe(3);
       expect(r.out).toMatch(/another shardctl is running \(pid \d+, postgres, other-shardctl\)/);
     } finally {
@@ -288,11 +288,28 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     expect(r.out).toMatch(/row counts unchanged/);
     expect(await onNode(added)).toBeGreaterThan(0);
     // Leave the cluster as it was.
-    const drain = await shardctl("drain", NEW_WORKER!);
+    const drain = await shardctl("drain", NEW_WORKER!, "--yes");
     expect(drain.code, drain.out).toBe(0);
-    const remove = await shardctl("remove-node", NEW_WORKER!);
+    const remove = await shardctl("remove-node", NEW_WORKER!, "--yes");
     expect(remove.code, remove.out).toBe(0);
     expect((await admin.query("SELECT 1 FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2", [added.host, added.port])).rows).toEqual([]);
+  });
+
+  it("asks before every change: without a terminal and without --yes it refuses and changes nothing", async () => {
+    const before = await placements();
+    const shard = (await admin.query("SELECT shardid, nodename, nodeport FROM citus_shards WHERE table_name = 'platform.users'::regclass ORDER BY shardid LIMIT 1")).rows[0];
+    const elsewhere = (await admin.query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid > 0 AND nodeport <> $1 LIMIT 1", [shard.nodeport])).rows[0];
+    const tenant = (await admin.query("SELECT code FROM platform.tenants ORDER BY code DESC LIMIT 1")).rows[0].code as string;
+    for (const args of [
+      ["drain", `${drainTarget.host}:${drainTarget.port}`],
+      ["move-shard", String(shard.shardid), `${shard.nodename}:${shard.nodeport}`, `${elsewhere.nodename}:${elsewhere.nodeport}`],
+      ["isolate-tenant", tenant],
+    ]) {
+      const r = await shardctl(...args);
+      expect(r.code, `${args.join(" ")}: ${r.out}`).toBe(2);
+      expect(r.out).toContain("confirmation needed: run in a terminal or pass --yes");
+    }
+    expect(await placements()).toBe(before);
   });
 
   it("says what is wrong with bad input and changes nothing", async () => {

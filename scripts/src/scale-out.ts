@@ -137,7 +137,7 @@ export function scaleOutSteps(o: ScaleOutOptions, plan: { override: object; targ
     {
       name: "add-nodes",
       title: `add the workers the coordinator does not have, of ${nodes.length} (${nodes[0]!.spec} ... ${nodes.at(-1)!.spec})`,
-      describe: `for each of the ${nodes.length} workers missing from pg_dist_node: pnpm shardctl add-node <host:port>`,
+      describe: `for each of the ${nodes.length} workers missing from pg_dist_node: pnpm shardctl add-node <host:port> --yes`,
       isDone: () => withCoordinator(o.citusUrl, async (c) => (await missingNodes(c, nodes.map((n) => n.spec))).length === 0),
       run: (log, exec) => addMissingNodes(o, nodes.map((n) => n.spec), log, exec),
     },
@@ -164,7 +164,9 @@ export async function addMissingNodes(
 ): Promise<void> {
   const missing = await withCoordinator(o.citusUrl, (c) => missingNodes(c, specs));
   log(`${missing.length} to add: ${missing.join(", ")} (a new VM needs its bootstrap to finish first: journalctl -u google-startup-scripts)`);
-  for (const spec of missing) await exec({ argv: pnpm("shardctl", "add-node", spec), cwd: o.root });
+  // The operator chose these nodes with --workers: adding one moves no data, so it is not asked again (the
+  // rebalance after it asks unless --yes).
+  for (const spec of missing) await exec({ argv: pnpm("shardctl", "add-node", spec, "--yes"), cwd: o.root });
 }
 
 async function missingNodes(c: pg.Client, specs: readonly string[]): Promise<string[]> {

@@ -124,7 +124,7 @@ describe.skipIf(!CITUS_URL)("scale-out's cluster steps on a real Citus cluster",
     };
     try {
       await addMissingNodes({ citusUrl: CITUS_URL!, root }, [...workers, NEW_WORKER!], () => {}, exec);
-      expect(commands).toEqual([`pnpm --silent shardctl add-node ${NEW_WORKER}`]);
+      expect(commands).toEqual([`pnpm --silent shardctl add-node ${NEW_WORKER} --yes`]);
       const present = await client.query("SELECT 1 FROM pg_dist_node WHERE nodename || ':' || nodeport = $1", [NEW_WORKER]);
       expect(present.rows).toHaveLength(1);
       await addMissingNodes({ citusUrl: CITUS_URL!, root }, [...workers, NEW_WORKER!], () => {}, exec);

@@ -1,0 +1,169 @@
+/**
+ * The frame every mutating shardctl command runs in: one shardctl at a time, the operations log, verification before
+ * and after, and a watch over the shard moves in flight so that a move that stops catching up is reported while the
+ * command waits, never in silence.
+ */
+import type { ClientBase } from "pg";
+import { SQL } from "./catalog.js";
+import { connect, type Output } from "./context.js";
+import { describeMoveHealth, readMoveHealth } from "./moves.js";
+import { ShardctlError, compareVerification, finishOperation, startOperation, takeLock, verifySnapshot } from "./operations.js";
+
+export interface MutateOptions {
+  readonly client: ClientBase;
+  /** The coordinator's connection string, for the watch's own connection. */
+  readonly url: string;
+  readonly out: Output;
+  /** The command's name in the operations log. */
+  readonly command: string;
+  readonly args: Record<string, unknown>;
+  /** What --dry-run prints; a line starting with -- is a comment. */
+  readonly sql: string[];
+  readonly dryRun?: boolean;
+  readonly verify: boolean;
+  readonly checksum?: boolean;
+  /** Watch the moves in flight while `run` waits (commands that call Citus's synchronous move functions). */
+  readonly watchMoves?: boolean;
+  readonly run: () => Promise<Record<string, unknown> | void>;
+}
+
+export async function mutate(o: MutateOptions): Promise<void> {
+  const { client, out, command } = o;
+  if (o.dryRun) {
+    out.line(`-- shardctl ${command} --dry-run: the SQL it would run on the coordinator`);
+    for (const statement of o.sql) out.line(statement.startsWith("--") ? statement : `${statement};`);
+    return;
+  }
+  await takeLock(client);
+  const id = await startOperation(client, command, o.args);
+  const tables = o.verify ? (await client.query<{ name: string }>(SQL.distributedTables)).rows.map((r) => r.name) : [];
+  const before = o.verify ? await verifySnapshot(client, tables, o.checksum ?? false) : {};
+  // Whether the application writes right now decides what "verified" can mean (see verifyAfter).
+  const live = o.verify ? await applicationWrites(client) : false;
+  const watch = o.watchMoves ? watchMoves(o.url, out) : undefined;
+  try {
+    const details = (await o.run().finally(() => watch?.stop())) ?? {};
+    if (o.verify) await verifyAfter(client, out, { id, command, details, tables, before, live, checksum: o.checksum ?? false });
+    await finishOperation(client, id, details.detached ? "detached" : "succeeded", details);
+    out.line(`recorded as operation ${id} in platform_ops.operations`);
+  } catch (error) {
+    if (!(error instanceof ShardctlError && error.exitCode === 5)) await finishOperation(client, id, "failed", { error: (error as Error).message }).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Inserts, updates and deletes on the distributed tables' shards, summed over every node, twice two seconds apart
+ * before anything moves: a difference is the application writing. (After a move has started the counters also count
+ * the move's own copy, so this is asked only before.)
+ */
+async function applicationWrites(client: ClientBase): Promise<boolean> {
+  const sql = `SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::text FROM pg_stat_user_tables
+                WHERE schemaname IN (SELECT DISTINCT relnamespace::regnamespace::text FROM pg_class WHERE oid IN (SELECT logicalrelid FROM pg_dist_partition))`;
+  const total = async () => {
+    const { rows } = await client.query<{ result: string; success: boolean }>("SELECT success, result FROM run_command_on_all_nodes($1)", [sql]);
+    return rows.filter((r) => r.success).reduce((sum, r) => sum + Number(r.result), 0);
+  };
+  const first = await total();
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  return (await total()) !== first;
+}
+
+interface VerifyContext {
+  readonly id: number;
+  readonly command: string;
+  readonly details: Record<string, unknown>;
+  readonly tables: string[];
+  readonly before: Record<string, { rows: number; checksum?: string }>;
+  readonly live: boolean;
+  readonly checksum: boolean;
+}
+
+/**
+ * In a quiet window row counts (and checksums) must be equal before and after. While the application writes they
+ * move with its writes, so the check is what still holds: every shard has exactly one placement, on an active node,
+ * and no move left a subscription or replication slot behind. That writes acknowledged during a move survive it is
+ * Citus's catch-up; citus/test/shard-moves.test.ts proves it with a writer running.
+ */
+async function verifyAfter(client: ClientBase, out: Output, v: VerifyContext): Promise<void> {
+  const after = await verifySnapshot(client, v.tables, v.checksum);
+  const problems = v.live ? [] : compareVerification(v.before, after);
+  if (v.live) {
+    const placements = await client.query<{ shardid: string; n: number }>(
+      `SELECT p.shardid, count(*) FILTER (WHERE n.isactive)::int AS n FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
+         JOIN pg_dist_shard s USING (shardid) JOIN pg_dist_partition d USING (logicalrelid)
+        WHERE d.partmethod = 'h' GROUP BY 1 HAVING count(*) FILTER (WHERE n.isactive) <> 1 LIMIT 5`,
+    );
+    for (const r of placements.rows) problems.push(`shard ${r.shardid} has ${r.n} active placements (expected 1)`);
+    const left = await readMoveHealth(client);
+    for (const s of left.subscriptions) problems.push(`subscription ${s.name} left on ${s.node}`);
+    for (const s of left.slots) problems.push(`replication slot ${s.name} left on ${s.node}`);
+  }
+  if (problems.length > 0) {
+    await finishOperation(client, v.id, "failed", { ...v.details, verification: problems });
+    throw new ShardctlError(
+      `verification failed after ${v.command}: ${problems.join("; ")}${v.live ? "" : ". No writes were seen when it started: if the application started writing since, counts move with it (docs/runbooks/rebalance.md)"}`,
+      5,
+    );
+  }
+  if (v.live) {
+    const moved = v.tables.map((t) => `${t} ${signed(after[t]!.rows - v.before[t]!.rows)}`).join(", ");
+    out.line(`verified under live writes: every shard has one active placement, no subscription or slot left behind; row counts moved with the writes (${moved})`);
+  } else {
+    out.line(`verified: ${v.tables.length} distributed table(s), row counts unchanged${v.checksum ? " and checksums equal" : ""}`);
+  }
+}
+
+const signed = (n: number) => (n >= 0 ? `+${n}` : String(n));
+
+/**
+ * Polls the moves in flight on a connection of its own while a synchronous Citus call holds the command's. Prints the
+ * moves when they change (on a terminal at most every 5 s, otherwise every 30 s) and every new problem at once.
+ */
+export function watchMoves(url: string, out: Output, pollMs = 5000): { stop(): void } {
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const reported = new Set<string>();
+  let lastPrinted = 0;
+  let lastMoves = "";
+  const quietMs = process.stdout.isTTY ? pollMs : 30_000;
+  const done = (async () => {
+    const client = await connect(url, "shardctl-watch").catch(() => undefined);
+    if (!client) return;
+    try {
+      while (!stopped) {
+        const health = await readMoveHealth(client).catch(() => undefined);
+        if (health && !stopped) {
+          const lines = describeMoveHealth(health);
+          const moves = lines.filter((l) => !l.startsWith("STALLED")).join("\n");
+          if (moves && (moves !== lastMoves || Date.now() - lastPrinted >= quietMs) && Date.now() - lastPrinted >= Math.min(quietMs, pollMs)) {
+            for (const l of lines.filter((x) => !x.startsWith("STALLED"))) out.line(l);
+            lastMoves = moves;
+            lastPrinted = Date.now();
+          }
+          for (const p of health.problems) {
+            if (reported.has(p)) continue;
+            reported.add(p);
+            out.line(`STALLED: ${p}`);
+          }
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, pollMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      await client.end().catch(() => {});
+    }
+  })();
+  return {
+    stop() {
+      stopped = true;
+      wake?.();
+      void done;
+    },
+  };
+}
