@@ -14,6 +14,7 @@ import type { ServiceConfig } from "./config.js";
 import type { Database } from "./db/database.js";
 import { AppError } from "./errors.js";
 import { createMetrics, type ServiceMetrics } from "./metrics.js";
+import { opsRoutes } from "./plugins/ops.js";
 import { leasedRedisStore } from "./rate-limit-store.js";
 import { tenantDataRoutes } from "./routes/tenant-data.js";
 import { tenantRoutes } from "./routes/tenants.js";
@@ -64,7 +65,9 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
-    trustProxy: true,
+    // One hop: Kong, which appends the address it saw to X-Forwarded-For. `true` would take the leftmost entry,
+    // which the client writes, so a client could choose the address its limit and logs are keyed on.
+    trustProxy: (_address: string, hop: number) => hop < 1,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   });
   // The API speaks JSON only: without this, text/plain bodies would be accepted as strings.
@@ -149,21 +152,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     transform: jsonSchemaTransform,
   });
 
-  // ---- unauthenticated operations endpoints
-  app.get("/health", { schema: { hide: true } }, async () => ({ status: "ok" }));
-  app.get("/ready", { schema: { hide: true } }, async (request, reply) => {
-    try {
-      await db.ping();
-      return { status: "ready", database: db.kind };
-    } catch (error) {
-      request.log.warn({ err: error }, "readiness check failed");
-      return reply.code(503).send({ error: { code: "not_ready", message: "the database is not reachable" } });
-    }
-  });
-  app.get("/metrics", { schema: { hide: true } }, async (_request, reply) =>
-    reply.header("content-type", metrics.registry.contentType).send(await metrics.registry.metrics()),
-  );
-  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  await opsRoutes(app, { db, metrics });
 
   // ---- authenticated API
   await app.register(async (api) => {

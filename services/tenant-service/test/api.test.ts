@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../src/app.js";
+import { createPostgresDatabase } from "../src/db/postgres.js";
 import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
 
 if (unavailable) console.warn(`skipping tenant-service API tests: ${unavailable}`);
@@ -38,6 +40,41 @@ describe.skipIf(unavailable !== undefined)("tenant service API on PostgreSQL 15 
       const doc = (await stack.request({ method: "GET", url: "/openapi.json" })).json();
       expect(doc.openapi).toMatch(/^3\./);
       expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/tenants", "/v1/tenants/{tenant}/items", "/v1/items/{id}"]));
+    });
+    it("GET /ready refuses traffic while row-level security does not apply to the service's role (a member of the owner)", async () => {
+      // A fresh replica: readiness, once it has held, is not asked again.
+      const replica = async () => {
+        const db = createPostgresDatabase({ url: stack.config.DATABASE_URL!, poolSize: 2 });
+        const app = await buildApp({ config: stack.config, db });
+        try {
+          return await app.inject({ method: "GET", url: "/ready" });
+        } finally {
+          await app.close();
+          await db.close();
+        }
+      };
+      await stack.admin.query("GRANT platform_migrator TO platform_app");
+      try {
+        const refused = await replica();
+        expect(refused.statusCode).toBe(503);
+        expect(refused.json().error.code).toBe("row_security_bypassed");
+      } finally {
+        await stack.admin.query("REVOKE platform_migrator FROM platform_app");
+      }
+      expect((await replica()).statusCode).toBe(200);
+    });
+    it("keys requests on the address Kong saw (the last X-Forwarded-For entry), not one the client wrote", async () => {
+      const db = createPostgresDatabase({ url: stack.config.DATABASE_URL!, poolSize: 1 });
+      const app = await buildApp({ config: stack.config, db });
+      app.get("/test-client-address", async (request) => ({ ip: request.ip }));
+      try {
+        const res = await app.inject({ method: "GET", url: "/test-client-address", remoteAddress: "10.8.0.7", headers: { "x-forwarded-for": "203.0.113.66, 198.51.100.20" } });
+        // 203.0.113.66 is what the client sent; Kong appended 198.51.100.20, the peer it accepted the connection from.
+        expect(res.json()).toEqual({ ip: "198.51.100.20" });
+      } finally {
+        await app.close();
+        await db.close();
+      }
     });
     it("echoes or assigns a request id", async () => {
       const res = await stack.request({ method: "GET", url: "/health", headers: { "x-request-id": "abc-123" } });
