@@ -18,6 +18,13 @@
 -- Each ALTER takes a short ACCESS EXCLUSIVE lock on the table and its shards. The runner sets a lock_timeout and
 -- retries, so on a live cluster this waits behind the service's transactions for moments at a time instead of
 -- queueing every later write behind itself.
+--
+-- All the locks first, in one statement, in the order the service's transactions take them: the table a request
+-- writes, the tables its foreign keys check, the audit log last. Taken one ALTER at a time instead, a write could hold
+-- one while waiting for another this migration held, and Citus's distributed deadlock detector cancelled those
+-- writes (6 of about 300 in a test on Citus 13.2). Holding the coordinator's locks, no new statement of the service
+-- starts, so the shards' locks are free by the time the ALTERs reach the workers.
+LOCK TABLE platform.items, platform.users, platform.tenants, platform.tenant_metrics, platform.audit_log IN ACCESS EXCLUSIVE MODE;
 
 ALTER TABLE platform.tenants NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE platform.users NO FORCE ROW LEVEL SECURITY;

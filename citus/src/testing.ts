@@ -1,5 +1,5 @@
 import pg from "pg";
-import { runMigrations } from "./migrations.js";
+import { loadMigrations, runMigrations } from "./migrations.js";
 
 export const CITUS_TEST_ROLES = { migrator: ["platform_migrator", "migrator"], app: ["platform_app", "app"] } as const;
 
@@ -18,6 +18,7 @@ export function citusUrlAs(citusUrl: string, user: string, password: string): st
  */
 export async function prepareCitusDatabase(
   citusUrl: string,
+  options: { migrateUpTo?: number } = {},
 ): Promise<{ appUrl: string; migratorUrl: string; release: () => Promise<void> }> {
   // Suites that reset the schema run one at a time: each holds this lock from setup to teardown (release()).
   const lock = new pg.Client({ connectionString: citusUrl, application_name: "platform-citus-test-lock" });
@@ -57,7 +58,8 @@ export async function prepareCitusDatabase(
   const migrator = new pg.Client({ connectionString: migratorUrl });
   await migrator.connect();
   try {
-    const result = await runMigrations(migrator);
+    const all = await loadMigrations();
+    const result = await runMigrations(migrator, { migrations: all.filter((m) => m.version <= (options.migrateUpTo ?? Infinity)) });
     if (!result.citus) throw new Error("CITUS_URL points at a database without the citus extension");
   } catch (error) {
     await release();
