@@ -1,3 +1,5 @@
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { loadMigrations, runMigrations } from "./migrations.js";
 
@@ -159,4 +161,20 @@ export async function missingWrites(admin: pg.ClientBase, acknowledged: readonly
     missing.push(...batch.filter((id) => !present.has(id)));
   }
   return missing;
+}
+
+/**
+ * `pnpm shardctl ...` as an SRE runs it (the real CLI, in its own process) against `citusUrl`, killed after
+ * `timeoutMs` (code -1): a hung move would otherwise hold a suite or a benchmark for hours.
+ */
+export function runShardctl(citusUrl: string, args: readonly string[], timeoutMs = 900_000): Promise<{ code: number; out: string; ms: number }> {
+  const cli = fileURLToPath(new URL("./shardctl/cli.ts", import.meta.url));
+  const tsx = fileURLToPath(new URL("../node_modules/.bin/tsx", import.meta.url));
+  const started = Date.now();
+  return new Promise((resolve) => {
+    execFile(tsx, [cli, ...args], { env: { ...process.env, CITUS_URL: citusUrl }, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const e = error as (Error & { code?: number; killed?: boolean }) | null;
+      resolve({ code: e ? (e.killed ? -1 : (e.code ?? 1)) : 0, out: `${stdout}${stderr}`, ms: Date.now() - started });
+    });
+  });
 }

@@ -7,13 +7,10 @@
  * On the schema before migration 0004 (row-level security FORCEd) these fail: the preflight refuses the move, and
  * the move itself never catches up (the last tests show both).
  */
-import { execFile } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { EXPORTER_QUERIES } from "@platform/monitoring";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { missingWrites, prepareCitusDatabase, startTenantWriters, type WriteLoadReport } from "../src/testing.js";
+import { missingWrites, prepareCitusDatabase, runShardctl, startTenantWriters, type WriteLoadReport } from "../src/testing.js";
 
 const CITUS_URL = process.env.CITUS_URL;
 const NEW_WORKER = process.env.CITUS_NEW_WORKER;
@@ -23,19 +20,8 @@ else if (!NEW_WORKER) console.warn("skipping add-node --rebalance under live wri
 /** How long one shard operation may take on a small test cluster with writers running. */
 const MOVE_BOUND_MS = 240_000;
 
-const cli = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "shardctl", "cli.ts");
-const tsx = join(dirname(fileURLToPath(import.meta.url)), "..", "node_modules", ".bin", "tsx");
-
-/** shardctl as an SRE runs it, killed at the bound (a hung move would otherwise hold the suite for hours). */
-function shardctl(...args: string[]): Promise<{ code: number; out: string; ms: number }> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    execFile(tsx, [cli, ...args], { env: { ...process.env, CITUS_URL }, timeout: MOVE_BOUND_MS, killSignal: "SIGKILL" }, (error, stdout, stderr) => {
-      const e = error as (Error & { code?: number; killed?: boolean }) | null;
-      resolve({ code: e ? (e.killed ? -1 : (e.code ?? 1)) : 0, out: `${stdout}${stderr}`, ms: Date.now() - started });
-    });
-  });
-}
+/** shardctl as an SRE runs it, killed at the bound. */
+const shardctl = (...args: string[]) => runShardctl(CITUS_URL!, args, MOVE_BOUND_MS);
 
 describe.skipIf(!CITUS_URL)("shard operations while the service writes (real Citus)", () => {
   let admin: pg.Client;

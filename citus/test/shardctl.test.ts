@@ -1,8 +1,6 @@
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -18,7 +16,7 @@ import {
   type PlanMove,
   type ShardPlacement,
 } from "../src/shardctl/analysis.js";
-import { prepareCitusDatabase } from "../src/testing.js";
+import { prepareCitusDatabase, runShardctl } from "../src/testing.js";
 
 // Real catalog output of a Citus 13.2.2 cluster, kept in the repository so that a clean clone tests the same (README.md there).
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "citus-13.2");
@@ -88,17 +86,7 @@ describe("shard analysis on a real Citus 13.2 catalog snapshot (4 nodes, a whale
 const CITUS_URL = process.env.CITUS_URL;
 if (!CITUS_URL) console.warn("skipping shardctl cluster tests: set CITUS_URL to a Citus 13 coordinator (superuser) with two or more workers");
 
-const cli = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "shardctl", "cli.ts");
-const tsx = join(dirname(fileURLToPath(import.meta.url)), "..", "node_modules", ".bin", "tsx");
-async function shardctl(...args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(tsx, [cli, ...args], { env: { ...process.env, CITUS_URL } });
-    return { code: 0, out: `${stdout}${stderr}` };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? 1, out: `${e.stdout ?? ""}${e.stderr ?? ""}` };
-  }
-}
+const shardctl = (...args: string[]) => runShardctl(CITUS_URL!, args);
 
 describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
   let admin: pg.Client;

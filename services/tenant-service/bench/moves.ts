@@ -10,25 +10,14 @@
  *
  *   CITUS_URL=postgresql://postgres@127.0.0.1:9700/platform BENCH_RATE=200 BENCH_ITEMS_PER_TENANT=1000 pnpm bench:moves
  */
-import { execFile } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { missingWrites, prepareCitusDatabase } from "@platform/citus/testing";
+import { missingWrites, prepareCitusDatabase, runShardctl } from "@platform/citus/testing";
 import { buildApp } from "../src/app.js";
 import { loadServiceConfig } from "../src/config.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 import { AUDIENCE, ISSUER, SECRET, token } from "../test/harness.js";
+import { positiveInteger } from "./env.js";
 
-function positiveInteger(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`${name} must be a positive integer (got "${raw}"); unset it for the default, ${fallback}`);
-    process.exit(2);
-  }
-  return value;
-}
 const CITUS_URL = process.env.CITUS_URL;
 if (!CITUS_URL) {
   console.error("bench:moves needs a Citus cluster: set CITUS_URL to a throwaway coordinator (superuser) with two or more workers");
@@ -41,18 +30,7 @@ const ITEMS_PER_TENANT = positiveInteger("BENCH_ITEMS_PER_TENANT", 1000);
 /** The bench stops by itself: a rebalance that has not ended by then is reported as such. */
 const LIMIT_MS = positiveInteger("BENCH_LIMIT_SECONDS", 900) * 1000;
 
-const here = dirname(fileURLToPath(import.meta.url));
-const shardctlCli = join(here, "..", "..", "..", "citus", "src", "shardctl", "cli.ts");
-const tsx = join(here, "..", "node_modules", ".bin", "tsx");
-function shardctl(...args: string[]): Promise<{ code: number; out: string; ms: number }> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    execFile(tsx, [shardctlCli, ...args], { env: { ...process.env, CITUS_URL }, timeout: LIMIT_MS, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const e = error as (Error & { code?: number; killed?: boolean }) | null;
-      resolve({ code: e ? (e.killed ? -1 : (e.code ?? 1)) : 0, out: `${stdout}${stderr}`, ms: Date.now() - started });
-    });
-  });
-}
+const shardctl = (...args: string[]) => runShardctl(CITUS_URL!, args, LIMIT_MS);
 
 console.log(`preparing: ${TENANTS} tenants with ${ITEMS_PER_TENANT} items each on ${CITUS_URL.replace(/\/\/[^@]*@/, "//")}`);
 const { appUrl, release } = await prepareCitusDatabase(CITUS_URL);

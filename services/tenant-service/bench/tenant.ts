@@ -19,17 +19,8 @@ import { redisConnection } from "../src/connections.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 import { AUDIENCE, ISSUER, SECRET, token } from "../test/harness.js";
 import { type Generator, type LoadRequest, load as loadWith, wrkInstalled } from "./load.js";
+import { positiveInteger } from "./env.js";
 
-// A typo here would otherwise run a benchmark of NaN seconds and print nonsense.
-function positiveInteger(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`${name} must be a positive integer (got "${raw}"); unset it for the default, ${fallback}`);
-    process.exit(2);
-  }
-  return value;
-}
 const DURATION = positiveInteger("BENCH_DURATION", 5);
 // Five rounds: on the 2-core build machine the median of three still moved by 15% from one invocation to the next.
 const ROUNDS = positiveInteger("BENCH_ROUNDS", 5);
