@@ -97,7 +97,9 @@ describe.skipIf(!CITUS_URL)("shard operations while the service writes (real Cit
 
   it("drain completes under writes and leaves the worker empty", { timeout: MOVE_BOUND_MS + 60_000 }, async () => {
     const last = (await workers()).at(-1)!;
-    await underWrites("drain", "drain", spec(last));
+    const { out } = await underWrites("drain", "drain", spec(last));
+    // The watch beside Citus's synchronous drain said what was moving while it waited.
+    expect(out).toMatch(new RegExp(`moving shard \\d+ \\(platform\\.\\w+ and colocated\\) ${last.nodename}:${last.nodeport} -> `));
     expect((await admin.query("SELECT count(*)::int AS n FROM citus_shards WHERE nodeport = $1 AND citus_table_type = 'distributed'", [last.nodeport])).rows[0].n).toBe(0);
   });
 

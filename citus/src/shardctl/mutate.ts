@@ -118,14 +118,14 @@ const signed = (n: number) => (n >= 0 ? `+${n}` : String(n));
 
 /**
  * Polls the moves in flight on a connection of its own while a synchronous Citus call holds the command's. Prints the
- * moves when they change (on a terminal at most every 5 s, otherwise every 30 s) and every new problem at once.
+ * moves when one starts or changes phase, and again every 5 s on a terminal or 30 s in a log; every new problem at once.
  */
 export function watchMoves(url: string, out: Output, pollMs = 5000): { stop(): void } {
   let stopped = false;
   let wake: (() => void) | undefined;
   const reported = new Set<string>();
   let lastPrinted = 0;
-  let lastMoves = "";
+  let lastPhase = "";
   const quietMs = process.stdout.isTTY ? pollMs : 30_000;
   const done = (async () => {
     const client = await connect(url, "shardctl-watch").catch(() => undefined);
@@ -134,11 +134,11 @@ export function watchMoves(url: string, out: Output, pollMs = 5000): { stop(): v
       while (!stopped) {
         const health = await readMoveHealth(client).catch(() => undefined);
         if (health && !stopped) {
-          const lines = describeMoveHealth(health);
-          const moves = lines.filter((l) => !l.startsWith("STALLED")).join("\n");
-          if (moves && (moves !== lastMoves || Date.now() - lastPrinted >= quietMs) && Date.now() - lastPrinted >= Math.min(quietMs, pollMs)) {
-            for (const l of lines.filter((x) => !x.startsWith("STALLED"))) out.line(l);
-            lastMoves = moves;
+          // Which moves, in which phase: a new line when that changes, else every quietMs (the lag in it moves always).
+          const phase = health.moves.map((m) => `${m.shardId}:${m.status}`).join(",");
+          if (phase && (phase !== lastPhase || Date.now() - lastPrinted >= quietMs)) {
+            for (const l of describeMoveHealth({ ...health, problems: [] })) out.line(l);
+            lastPhase = phase;
             lastPrinted = Date.now();
           }
           for (const p of health.problems) {
