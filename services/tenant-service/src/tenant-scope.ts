@@ -1,7 +1,8 @@
 import type { FastifyRequest } from "fastify";
 import type { Principal } from "./auth.js";
 import { AppError, badRequest, forbidden, notFound } from "./errors.js";
-import { CODE_PATTERN, UUID_PATTERN, type TenantDirectory, type TenantRecord } from "./tenants.js";
+import type { TenantRecord } from "./repositories/tenants.js";
+import { CODE_PATTERN, UUID_PATTERN, type TenantDirectory } from "./tenant-directory.js";
 
 export interface TenantReference {
   readonly source: "path" | "header" | "subdomain" | "token";

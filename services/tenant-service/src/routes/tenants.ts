@@ -1,11 +1,35 @@
-import type { FastifyInstance } from "fastify";
-import type { ZodTypeProvider } from "fastify-type-provider-zod";
+/** Tenant management: platform administrators create and change tenants; members read their own. */
 import { randomUUID } from "node:crypto";
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
 import { conflict, forbidden } from "../errors.js";
-import { TENANT_COLUMNS, toTenant, writeAudit, type TenantRecord } from "../tenants.js";
-import type { Services } from "../app.js";
-import { CreateTenantBody, PatchTenantBody, TenantParam } from "../schemas.js";
+import { AuditLogRepository } from "../repositories/audit.js";
+import { TenantRepository, type TenantRecord } from "../repositories/tenants.js";
+import { TenantParam } from "../schemas.js";
 import { enqueue, queueInstalled } from "../worker/queue.js";
+import type { RouteOptions } from "./context.js";
+
+const plan = z.enum(["free", "starter", "business", "enterprise"]);
+
+export const CreateTenantBody = z.object({
+  code: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen"),
+  name: z.string().trim().min(1).max(200),
+  plan: plan.optional(),
+  maxUsers: z.number().int().min(1).max(1_000_000).optional(),
+  maxStorageGb: z.number().int().min(1).max(100_000).optional(),
+  features: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const PatchTenantBody = z
+  .object({
+    name: z.string().trim().min(1).max(200).optional(),
+    status: z.enum(["active", "suspended"]).optional(),
+    plan: plan.optional(),
+    maxUsers: z.number().int().min(1).max(1_000_000).optional(),
+    maxStorageGb: z.number().int().min(1).max(100_000).optional(),
+    features: z.record(z.string(), z.unknown()).optional(),
+  })
+  .refine((b) => Object.keys(b).length > 0, "send at least one field to change");
 
 export const tenantView = (t: TenantRecord) => ({
   id: t.id,
@@ -20,53 +44,39 @@ export const tenantView = (t: TenantRecord) => ({
   updatedAt: t.updatedAt,
 });
 
-/** Tenant management: platform administrators create and change tenants; members read their own. */
-export async function tenantRoutes(app: FastifyInstance, services: Services): Promise<void> {
-  const r = app.withTypeProvider<ZodTypeProvider>();
+export const tenantRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }) => {
   const { db, directory } = services;
 
-  r.post("/v1/tenants", { schema: { body: CreateTenantBody, tags: ["tenants"] } }, async (request, reply) => {
+  app.post("/v1/tenants", { config: { tenantScoped: false }, schema: { body: CreateTenantBody, tags: ["tenants"] } }, async (request, reply) => {
     if (!request.principal!.isPlatformAdmin) throw forbidden("creating tenants needs the platform:admin scope");
     const b = request.body;
     const id = randomUUID();
-    const row = await db.transaction({ platformAdmin: true, tenantId: id }, async (tx) => {
-      const existing = await tx.query("SELECT 1 FROM platform.tenants WHERE code = $1", [b.code]);
-      if (existing.rows.length > 0) throw conflict(`tenant code "${b.code}" is taken`, "tenant_code_taken");
-      const { rows } = await tx.query(
-        `INSERT INTO platform.tenants (id, code, name, plan, max_users, max_storage_gb, features)
-         VALUES ($1, $2, $3, COALESCE($4, 'free'), COALESCE($5, 10), COALESCE($6, 1), COALESCE($7::jsonb, '{}'::jsonb)) RETURNING ${TENANT_COLUMNS}`,
-        [id, b.code, b.name, b.plan ?? null, b.maxUsers ?? null, b.maxStorageGb ?? null, b.features ? JSON.stringify(b.features) : null],
-      );
-      await writeAudit(tx, { tenantId: id, actor: request.principal!.subject, action: "tenant.create", entityType: "tenant", entityId: id, requestId: request.id, details: { code: b.code, plan: b.plan ?? "free" } });
+    const tenant = await db.transaction({ platformAdmin: true, tenantId: id }, async (tx) => {
+      const tenants = new TenantRepository(tx);
+      if (await tenants.codeTaken(b.code)) throw conflict(`tenant code "${b.code}" is taken`, "tenant_code_taken");
+      const created = await tenants.create({ id, ...b });
+      await new AuditLogRepository(tx, id).record({ actor: request.principal!.subject, action: "tenant.create", entityType: "tenant", entityId: id, requestId: request.id, details: { code: b.code, plan: b.plan ?? "free" } });
       // The follow-ups commit with the tenant or not at all.
       if (await queueInstalled(tx)) await enqueue(tx, "tenant.provision", { tenantId: id }, `tenant.provision:${id}`);
       else request.log.warn({ tenantId: id }, "queue not installed (worker --install-queue): provisioning follow-ups skipped");
-      return rows[0]!;
+      return created;
     });
-    const tenant = toTenant(row);
     directory.invalidate(tenant);
     return reply.code(201).header("location", `/v1/tenants/${tenant.id}`).send(tenantView(tenant));
   });
 
-  r.get("/v1/tenants/:tenant", { schema: { params: TenantParam, tags: ["tenants"] } }, async (request) => tenantView(request.tenant!));
+  app.get("/v1/tenants/:tenant", { config: { tenantScoped: true }, schema: { params: TenantParam, tags: ["tenants"] } }, async (request) => tenantView(request.tenant!));
 
-  r.patch("/v1/tenants/:tenant", { schema: { params: TenantParam, body: PatchTenantBody, tags: ["tenants"] } }, async (request) => {
+  app.patch("/v1/tenants/:tenant", { config: { tenantScoped: true }, schema: { params: TenantParam, body: PatchTenantBody, tags: ["tenants"] } }, async (request) => {
     if (!request.principal!.isPlatformAdmin) throw forbidden("changing a tenant needs the platform:admin scope");
     const b = request.body;
     const current = request.tenant!;
-    const row = await db.transaction({ platformAdmin: true, tenantId: current.id }, async (tx) => {
-      const { rows } = await tx.query(
-        `UPDATE platform.tenants SET name = COALESCE($2, name), status = COALESCE($3, status), plan = COALESCE($4, plan),
-                max_users = COALESCE($5, max_users), max_storage_gb = COALESCE($6, max_storage_gb),
-                features = COALESCE($7::jsonb, features), updated_at = now()
-          WHERE id = $1 RETURNING ${TENANT_COLUMNS}`,
-        [current.id, b.name ?? null, b.status ?? null, b.plan ?? null, b.maxUsers ?? null, b.maxStorageGb ?? null, b.features ? JSON.stringify(b.features) : null],
-      );
-      await writeAudit(tx, { tenantId: current.id, actor: request.principal!.subject, action: "tenant.update", entityType: "tenant", entityId: current.id, requestId: request.id, details: b });
-      return rows[0]!;
+    const tenant = await db.transaction({ platformAdmin: true, tenantId: current.id }, async (tx) => {
+      const updated = await new TenantRepository(tx).update(current.id, b);
+      await new AuditLogRepository(tx, current.id).record({ actor: request.principal!.subject, action: "tenant.update", entityType: "tenant", entityId: current.id, requestId: request.id, details: b });
+      return updated;
     });
-    const tenant = toTenant(row);
     directory.invalidate(tenant);
     return tenantView(tenant);
   });
-}
+};

@@ -1,6 +1,6 @@
 import type { Task, TaskList } from "graphile-worker";
 import type { Database } from "../db/database.js";
-import { writeAudit } from "../tenants.js";
+import { AuditLogRepository } from "../repositories/audit.js";
 import { enqueue } from "./queue.js";
 
 export interface WorkerOptions {
@@ -38,7 +38,7 @@ export function createTaskList(options: WorkerOptions): TaskList {
       );
       const done = await tx.query("SELECT 1 FROM platform.audit_log WHERE tenant_id = $1 AND action = 'tenant.provisioned' LIMIT 1", [tenantId]);
       if (done.rows.length === 0) {
-        await writeAudit(tx, { tenantId, actor: "worker", action: "tenant.provisioned", entityType: "tenant", entityId: tenantId, requestId: helpers.job.id });
+        await new AuditLogRepository(tx, tenantId).record({ actor: "worker", action: "tenant.provisioned", entityType: "tenant", entityId: tenantId, requestId: helpers.job.id });
       }
     });
   };

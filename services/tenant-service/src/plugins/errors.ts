@@ -1,0 +1,64 @@
+/**
+ * One error format for every answer that is not a success: `{ "error": { "code", "message" } }`. A 4xx says
+ * exactly what was wrong; a 5xx says only that it failed and the request id to quote, and is logged in full.
+ */
+import type { FastifyError } from "fastify";
+import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { AppError } from "../errors.js";
+import type { ServiceMetrics } from "../metrics.js";
+import { shared } from "./shared.js";
+
+/** PostgreSQL errors a client's input can cause (SQLSTATE → status, code, message); any other is ours (500). */
+export const PG_ERRORS: Record<string, [number, string, string]> = {
+  "23505": [409, "conflict", "a resource with these unique values already exists"],
+  "23503": [409, "conflict", "the change refers to something that does not exist or is still in use"],
+  "23514": [400, "validation_failed", "a value is outside its allowed range"],
+  "22P02": [400, "validation_failed", "a value has the wrong format"],
+  "22001": [400, "validation_failed", "a value is too long"],
+  "22021": [400, "validation_failed", "a value contains a NUL character or invalid UTF-8"],
+  "54000": [400, "validation_failed", "a value is too complex to process (e.g. a search query)"],
+};
+
+export interface ErrorsOptions {
+  readonly metrics: ServiceMetrics;
+  readonly bodyLimitBytes: number;
+}
+
+export const errors = shared<ErrorsOptions>("errors", async (app, { metrics, bodyLimitBytes }) => {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof AppError) {
+      if (error.statusCode === 403 || error.statusCode === 401) metrics.rejections.inc({ reason: error.code });
+      return reply.code(error.statusCode).headers(error.headers).send({ error: { code: error.code, message: error.message } });
+    }
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const details = error.validation.map((v) => {
+        const field = `${error.validationContext ?? "request"}${v.instancePath.replace(/\//g, ".")}`;
+        return `${field}: ${v.message}`;
+      });
+      return reply.code(400).send({ error: { code: "validation_failed", message: details.join("; ") } });
+    }
+    const pgCode = (error as { code?: string }).code;
+    if (pgCode && PG_ERRORS[pgCode]) {
+      const [status, code, message] = PG_ERRORS[pgCode];
+      request.log.info({ pgCode, detail: (error as { detail?: string }).detail }, "database rejected the change");
+      return reply.code(status).send({ error: { code, message } });
+    }
+    if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      return reply.code(413).send({ error: { code: "body_too_large", message: `the body is larger than ${bodyLimitBytes} bytes` } });
+    }
+    if (error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
+      return reply.code(415).send({ error: { code: "unsupported_media_type", message: "send JSON with Content-Type: application/json" } });
+    }
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      const code = ["FST_ERR_CTP_EMPTY_JSON_BODY", "FST_ERR_CTP_INVALID_JSON_BODY"].includes(error.code) || error instanceof SyntaxError ? "invalid_json" : "bad_request";
+      return reply.code(error.statusCode).send({ error: { code, message: code === "invalid_json" ? "the body is not valid JSON" : error.message } });
+    }
+    // Everything else is ours: log it in full, tell the client only that it failed and how to refer to it.
+    request.log.error({ err: error }, "request failed");
+    return reply.code(500).send({ error: { code: "internal", message: `internal error; quote request id ${request.id}` } });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}` } }),
+  );
+});

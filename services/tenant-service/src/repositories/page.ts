@@ -1,0 +1,21 @@
+import { encodeCursor } from "../cursor.js";
+
+/** One page of a list, newest first, and the cursor of the next page (null on the last one). */
+export interface Page<T> {
+  readonly data: T[];
+  readonly nextCursor: string | null;
+}
+
+/** Where the next page starts: the (created_at, id) of the last row of the previous one, from decodeCursor. */
+export interface After {
+  readonly createdAt: string;
+  readonly id: string;
+}
+
+/** Rows read with LIMIT limit + 1: the extra row says there is a next page, and is not returned. */
+export function toPage<T>(rows: Record<string, unknown>[], limit: number, map: (row: Record<string, unknown>) => T): Page<T> {
+  const more = rows.length > limit;
+  const visible = more ? rows.slice(0, limit) : rows;
+  const last = visible.at(-1);
+  return { data: visible.map(map), nextCursor: more && last ? encodeCursor(last.created_at as Date, last.id as string) : null };
+}

@@ -1,0 +1,87 @@
+/** A tenant's items: any member creates, reads, changes and deletes them. */
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Queryable } from "../db/database.js";
+import { AppError, notFound } from "../errors.js";
+import { decodeCursor } from "../cursor.js";
+import { ItemRepository } from "../repositories/items.js";
+import { UserRepository } from "../repositories/users.js";
+import { IdParam, ListQuery, clampLimit } from "../schemas.js";
+import { audit, inTenant, type RouteOptions } from "./context.js";
+
+const tags = z.array(z.string().trim().min(1).max(64)).max(50);
+
+export const CreateItemBody = z.object({
+  ownerId: z.uuid("must be the uuid of a user of this tenant"),
+  title: z.string().trim().min(1).max(500),
+  body: z.string().max(100_000).optional(),
+  tags: tags.optional(),
+});
+
+export const PatchItemBody = z
+  .object({
+    ownerId: z.uuid("must be the uuid of a user of this tenant").optional(),
+    title: z.string().trim().min(1).max(500).optional(),
+    body: z.string().max(100_000).optional(),
+    tags: tags.optional(),
+  })
+  .refine((b) => Object.keys(b).length > 0, "send at least one field to change");
+
+export const ListItemsQuery = ListQuery.extend({
+  ownerId: z.uuid("must be a uuid").optional(),
+  q: z.string().trim().min(1).max(200).optional(),
+});
+
+async function requireOwner(tx: Queryable, tenantId: string, ownerId: string): Promise<void> {
+  if (!(await new UserRepository(tx, tenantId).exists(ownerId))) throw new AppError(400, "validation_failed", "body.ownerId: is not a user of this tenant");
+}
+
+export const itemRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }) => {
+  const scoped = { tenantScoped: true };
+
+  app.post("/items", { config: scoped, schema: { body: CreateItemBody, tags: ["items"] } }, async (request, reply) => {
+    const b = request.body;
+    const item = await inTenant(services, request, async (tx, tenant) => {
+      await requireOwner(tx, tenant.id, b.ownerId);
+      const created = await new ItemRepository(tx, tenant.id).create({ ownerId: b.ownerId, title: b.title, body: b.body ?? "", tags: b.tags ?? [] });
+      await audit(tx, request, "item.create", "item", created.id, { title: b.title });
+      return created;
+    });
+    return reply.code(201).send(item);
+  });
+
+  app.get("/items", { config: scoped, schema: { querystring: ListItemsQuery, tags: ["items"] } }, async (request) => {
+    const limit = clampLimit(request.query.limit);
+    const after = request.query.cursor ? decodeCursor(request.query.cursor) : undefined;
+    const { ownerId, q } = request.query;
+    return inTenant(services, request, (tx, tenant) => new ItemRepository(tx, tenant.id).list({ limit, after, ownerId, q }));
+  });
+
+  app.get("/items/:id", { config: scoped, schema: { params: IdParam.passthrough(), tags: ["items"] } }, async (request) => {
+    const item = await inTenant(services, request, (tx, tenant) => new ItemRepository(tx, tenant.id).find(request.params.id));
+    if (!item) throw notFound("item");
+    return item;
+  });
+
+  app.patch("/items/:id", { config: scoped, schema: { params: IdParam.passthrough(), body: PatchItemBody, tags: ["items"] } }, async (request) => {
+    const b = request.body;
+    const item = await inTenant(services, request, async (tx, tenant) => {
+      if (b.ownerId) await requireOwner(tx, tenant.id, b.ownerId);
+      const updated = await new ItemRepository(tx, tenant.id).update(request.params.id, b);
+      if (updated) await audit(tx, request, "item.update", "item", request.params.id, { changed: Object.keys(b) });
+      return updated;
+    });
+    if (!item) throw notFound("item");
+    return item;
+  });
+
+  app.delete("/items/:id", { config: scoped, schema: { params: IdParam.passthrough(), tags: ["items"] } }, async (request, reply) => {
+    const deleted = await inTenant(services, request, async (tx, tenant) => {
+      const found = await new ItemRepository(tx, tenant.id).delete(request.params.id);
+      if (found) await audit(tx, request, "item.delete", "item", request.params.id);
+      return found;
+    });
+    if (!deleted) throw notFound("item");
+    return reply.code(204).send();
+  });
+};
