@@ -18,6 +18,9 @@ REQUIRED=(
   "jq:jq"
   "prometheus-node-exporter:prometheus-node-exporter"
   "systemd-analyze:systemd"
+  # Automatic failover: infra/test/patroni-failover.test.ts and pnpm bench:failover run a real Patroni group with etcd.
+  "/usr/bin/patroni:patroni"
+  "/usr/bin/etcd:etcd-server"
 )
 
 missing=()
@@ -46,7 +49,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 # The Debian packages start their own servers; the tests start theirs on free ports, so stop the defaults.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager etcd patroni >/dev/null 2>&1 || true; fi
+pkill -x etcd >/dev/null 2>&1 || true
 pkill -x prometheus >/dev/null 2>&1 || true
 pkill -f /usr/bin/prometheus-node-exporter >/dev/null 2>&1 || true
 pkill -f prometheus-alertmanager >/dev/null 2>&1 || true

@@ -1,0 +1,131 @@
+/**
+ * Patroni's configuration for one member of a Citus group: the file a Citus VM's boot will write instead of starting
+ * PostgreSQL itself (issue 21's design: each Citus group, the coordinator's 0 and each worker's, is a Patroni cluster
+ * with its leader lock in etcd; Patroni keeps pg_dist_node pointing at each group's primary).
+ *
+ * The same function serves the VMs and the failover tests, which run real Patroni 3.0 and etcd on loopback with it
+ * (infra/test/patroni-failover.test.ts): what the tests prove is the configuration production gets, not a copy.
+ * Rendered as JSON, which is YAML too.
+ */
+
+export interface PatroniMemberInput {
+  /** The Patroni cluster name all groups of one Citus formation share; groups are told apart by `citus.group`. */
+  readonly scope: string;
+  /** This member's name, unique in the group (the VM's name). */
+  readonly name: string;
+  /** Citus mode: the group (0 the coordinator) and the database Citus lives in. Absent: a plain PostgreSQL pair. */
+  readonly citus?: { readonly group: number; readonly database: string };
+  readonly etcd: {
+    readonly hosts: readonly string[];
+    /** TLS to etcd: the CA that signed etcd's certificates, and this member's client certificate. */
+    readonly tls?: { readonly cacert: string; readonly cert: string; readonly key: string };
+    readonly username?: string;
+    readonly password?: string;
+  };
+  readonly restApi: {
+    readonly listen: string;
+    readonly connectAddress: string;
+    /** Basic auth for the API's unsafe endpoints (switchover, restart, reinitialize). */
+    readonly username?: string;
+    readonly password?: string;
+    readonly tls?: { readonly certfile: string; readonly keyfile: string; readonly cafile?: string };
+  };
+  readonly postgres: {
+    readonly listen: string;
+    readonly connectAddress: string;
+    readonly dataDir: string;
+    readonly binDir: string;
+    readonly pgpass: string;
+    readonly superuser: { readonly username: string; readonly password: string };
+    readonly replication: { readonly username: string; readonly password: string };
+    /** Server settings; Patroni manages the ones replication needs (wal_level, hot_standby, ...) itself. */
+    readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+    /** pg_hba.conf lines, first match wins. */
+    readonly pgHba: readonly string[];
+  };
+  /**
+   * Production: a commit returns only once the group's synchronous standby has it, so a failover loses no
+   * acknowledged write. Not strict: with the standby gone the primary keeps accepting writes alone (availability over
+   * a second copy, docs/ARCHITECTURE.md) and `CitusStandbyNotStreaming` pages.
+   */
+  readonly synchronous: boolean;
+  /** Leader lock lifetime and loop timing, seconds. @default { ttl: 30, loopWait: 10, retryTimeout: 10 } */
+  readonly timing?: { readonly ttl: number; readonly loopWait: number; readonly retryTimeout: number };
+  /** /dev/watchdog (softdog): a member that cannot renew its lock in time is reset before another is promoted. */
+  readonly watchdog?: "required" | "automatic" | "off";
+}
+
+export function patroniMemberConfig(m: PatroniMemberInput): Record<string, unknown> {
+  const timing = m.timing ?? { ttl: 30, loopWait: 10, retryTimeout: 10 };
+  if (timing.loopWait + 2 * timing.retryTimeout > timing.ttl) {
+    // Patroni's own rule: otherwise a primary can lose its lock while still retrying the DCS, and two primaries overlap.
+    throw new Error(`Patroni timing for ${m.name}: loop_wait + 2 * retry_timeout (${timing.loopWait + 2 * timing.retryTimeout}) must not exceed ttl (${timing.ttl})`);
+  }
+  return {
+    scope: m.scope,
+    namespace: "/service/",
+    name: m.name,
+    ...(m.citus ? { citus: { group: m.citus.group, database: m.citus.database } } : {}),
+    etcd3: {
+      hosts: [...m.etcd.hosts],
+      protocol: m.etcd.tls ? "https" : "http",
+      ...(m.etcd.tls ? { cacert: m.etcd.tls.cacert, cert: m.etcd.tls.cert, key: m.etcd.tls.key } : {}),
+      ...(m.etcd.username ? { username: m.etcd.username, password: m.etcd.password } : {}),
+    },
+    restapi: {
+      listen: m.restApi.listen,
+      connect_address: m.restApi.connectAddress,
+      ...(m.restApi.username ? { authentication: { username: m.restApi.username, password: m.restApi.password } } : {}),
+      ...(m.restApi.tls ? { certfile: m.restApi.tls.certfile, keyfile: m.restApi.tls.keyfile, ...(m.restApi.tls.cafile ? { cafile: m.restApi.tls.cafile } : {}) } : {}),
+    },
+    bootstrap: {
+      dcs: {
+        ttl: timing.ttl,
+        loop_wait: timing.loopWait,
+        retry_timeout: timing.retryTimeout,
+        // A replica further behind than this is not promoted automatically (asynchronous groups only; a synchronous
+        // standby is always complete).
+        maximum_lag_on_failover: 16 * 1024 * 1024,
+        // A crashed primary is not restarted in place while a healthy standby could take over: fail over at once.
+        primary_start_timeout: 0,
+        synchronous_mode: m.synchronous,
+        synchronous_mode_strict: false,
+        postgresql: {
+          use_pg_rewind: true,
+          use_slots: true,
+          parameters: {
+            wal_level: "logical",
+            hot_standby: "on",
+            wal_log_hints: "on",
+            max_wal_senders: 10,
+            max_replication_slots: 10,
+            max_slot_wal_keep_size: "10GB",
+          },
+        },
+      },
+      initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
+    },
+    postgresql: {
+      listen: m.postgres.listen,
+      connect_address: m.postgres.connectAddress,
+      data_dir: m.postgres.dataDir,
+      bin_dir: m.postgres.binDir,
+      pgpass: m.postgres.pgpass,
+      authentication: {
+        superuser: { ...m.postgres.superuser },
+        replication: { ...m.postgres.replication },
+        // pg_rewind as the superuser: a rejoining old primary rewinds what it wrote after losing the lock.
+        rewind: { ...m.postgres.superuser },
+      },
+      parameters: { ...(m.postgres.parameters ?? {}) },
+      pg_hba: [...m.postgres.pgHba],
+    },
+    watchdog: { mode: m.watchdog ?? "off", device: "/dev/watchdog", safety_margin: 5 },
+    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
+  };
+}
+
+/** The file Patroni reads: JSON, which PyYAML reads as YAML. */
+export function renderPatroniConfig(m: PatroniMemberInput): string {
+  return `${JSON.stringify(patroniMemberConfig(m), null, 2)}\n`;
+}

@@ -1,0 +1,183 @@
+/**
+ * A two-member Patroni group of plain PostgreSQL 15 on loopback, configured by the platform's own
+ * patroniMemberConfig, with etcd as its DCS; a writer that follows the leader the way the internal load balancer
+ * does (Patroni's REST /primary), and the two events a failover test needs: a crashed primary and a planned
+ * switchover. Used by infra/test/patroni-failover.test.ts and `pnpm bench:failover`.
+ */
+import pg from "pg";
+import { POSTGRES_BIN, reserveMember, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
+import { renderPatroniConfig } from "../src/citus/patroni.js";
+
+const SUPERUSER = { username: "postgres", password: "test-superuser" };
+const REPLICATION = { username: "replicator", password: "test-replicator" };
+const API = { username: "patroni", password: "test-api" };
+
+export interface Pair {
+  readonly etcd: Etcd;
+  readonly members: PatroniMember[];
+  /** The member whose /primary answers 200, waiting up to `timeoutMs`. */
+  leader(timeoutMs?: number): Promise<PatroniMember>;
+  /** Waits until `member` streams as the synchronous standby (or, asynchronous, as a replica). */
+  replicaReady(member: PatroniMember, timeoutMs?: number): Promise<void>;
+  /** A planned switchover to `candidate` through the REST API, as `patronictl switchover` asks it. */
+  switchover(candidate: PatroniMember): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startPair(options: { synchronous: boolean; timing?: { ttl: number; loopWait: number; retryTimeout: number } }): Promise<Pair> {
+  const etcd = await startEtcd();
+  const members: PatroniMember[] = [];
+  // Both members in one scope: the second joins the first's cluster as its replica.
+  const scope = `test-${process.pid}-${Date.now()}`;
+  try {
+    for (const name of ["pg-a", "pg-b"]) {
+      const ports = await reserveMember();
+      const config = renderPatroniConfig({
+        scope,
+        name,
+        etcd: { hosts: [etcd.url.replace("http://", "")] },
+        restApi: { listen: `127.0.0.1:${ports.restPort}`, connectAddress: `127.0.0.1:${ports.restPort}`, ...API },
+        postgres: {
+          listen: `127.0.0.1:${ports.pgPort}`,
+          connectAddress: `127.0.0.1:${ports.pgPort}`,
+          dataDir: `${ports.dir}/data`,
+          binDir: POSTGRES_BIN,
+          pgpass: `${ports.dir}/pgpass`,
+          superuser: SUPERUSER,
+          replication: REPLICATION,
+          parameters: { unix_socket_directories: ports.dir, max_connections: 100, shared_buffers: "64MB" },
+          pgHba: ["local all all trust", "host replication replicator 127.0.0.1/32 scram-sha-256", "host all all 127.0.0.1/32 scram-sha-256"],
+        },
+        synchronous: options.synchronous,
+        timing: options.timing,
+      });
+      members.push(await startPatroniMember(name, ports, config, SUPERUSER));
+      if (members.length === 1) await waitLeader(members, 120_000);
+    }
+  } catch (error) {
+    for (const m of members) await m.stop();
+    await etcd.stop();
+    throw error;
+  }
+  const pair: Pair = {
+    etcd,
+    members,
+    leader: (timeoutMs = 60_000) => waitLeader(members, timeoutMs),
+    async replicaReady(member, timeoutMs = 120_000) {
+      const endpoint = options.synchronous ? "/sync" : "/replica";
+      const deadline = Date.now() + timeoutMs;
+      while ((await member.status(endpoint)) !== 200) {
+        if (Date.now() > deadline) throw new Error(`${member.name} did not become ${options.synchronous ? "the synchronous standby" : "a replica"} within ${timeoutMs} ms:\n${member.log().slice(-3000)}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    },
+    async switchover(candidate) {
+      const current = await waitLeader(members, 10_000);
+      const response = await fetch(`${current.restUrl}/switchover`, {
+        method: "POST",
+        headers: { authorization: `Basic ${Buffer.from(`${API.username}:${API.password}`).toString("base64")}`, "content-type": "application/json" },
+        body: JSON.stringify({ leader: current.name, candidate: candidate.name }),
+      });
+      if (response.status !== 200) throw new Error(`switchover to ${candidate.name} refused: ${response.status} ${await response.text()}`);
+    },
+    async stop() {
+      for (const m of members) await m.stop();
+      await etcd.stop();
+    },
+  };
+  return pair;
+}
+
+async function waitLeader(members: PatroniMember[], timeoutMs: number): Promise<PatroniMember> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const m of members) if ((await m.status("/primary")) === 200) return m;
+    if (Date.now() > deadline) throw new Error(`no Patroni leader within ${timeoutMs} ms:\n${members.map((m) => `--- ${m.name}\n${m.log().slice(-2000)}`).join("\n")}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+export interface WriteReport {
+  readonly acknowledged: number[];
+  /** Failed attempts by kind: the SQLSTATE, or the driver's error code (ECONNREFUSED, ...). */
+  readonly errors: Record<string, number>;
+}
+
+/**
+ * One client writing numbered rows to whichever member answers /primary, as a client behind the load balancer would:
+ * on an error it asks again which member leads, and carries on. `markAt(t)` later tells when the first write after
+ * `t` was acknowledged. Bounded by `maxMs`.
+ */
+export function startWriter(pair: Pair, options: { pauseMs?: number; maxMs?: number } = {}) {
+  const acknowledged: number[] = [];
+  const ackTimes: number[] = [];
+  const errors: Record<string, number> = {};
+  const deadline = Date.now() + (options.maxMs ?? 180_000);
+  let stopped = false;
+  // Ids unique across writers of one table: each writer starts from its own clock reading.
+  let next = Date.now() * 1000;
+  const loop = (async () => {
+    let client: pg.Client | undefined;
+    while (!stopped && Date.now() < deadline) {
+      try {
+        if (!client) {
+          const leader = await pair.leader(5_000);
+          client = new pg.Client({ connectionString: leader.url, connectionTimeoutMillis: 2000, query_timeout: 5000 });
+          client.on("error", () => {});
+          await client.connect();
+        }
+        const id = next++;
+        await client.query("INSERT INTO acked (id) VALUES ($1)", [id]);
+        acknowledged.push(id);
+        ackTimes.push(Date.now());
+      } catch (error) {
+        const kind = (error as { code?: string }).code ?? ((error as Error).message.includes("timeout") ? "timeout" : (error as Error).message.slice(0, 60));
+        errors[kind] = (errors[kind] ?? 0) + 1;
+        await client?.end().catch(() => {});
+        client = undefined;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await new Promise((resolve) => setTimeout(resolve, options.pauseMs ?? 10));
+    }
+    await client?.end().catch(() => {});
+  })();
+  return {
+    /** The first acknowledgement at or after `t`, or undefined. */
+    firstAckAfter: (t: number) => ackTimes.find((at) => at >= t),
+    /** The longest gap between two acknowledgements from `from` on: how long writes failed or waited. */
+    longestGapAfter(from: number): number {
+      let longest = 0;
+      for (let i = 1; i < ackTimes.length; i++) if (ackTimes[i]! >= from) longest = Math.max(longest, ackTimes[i]! - ackTimes[i - 1]!);
+      return longest;
+    },
+    acknowledgedSoFar: () => acknowledged.length,
+    async stop(): Promise<WriteReport> {
+      stopped = true;
+      await loop;
+      return { acknowledged, errors };
+    },
+  };
+}
+
+/** The acknowledged ids missing from `member`'s table. */
+export async function missingOn(member: PatroniMember, acknowledged: readonly number[]): Promise<number[]> {
+  const client = new pg.Client({ connectionString: member.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ id: string }>("SELECT id FROM acked WHERE id = ANY($1::bigint[])", [acknowledged]);
+    const present = new Set(rows.map((r) => Number(r.id)));
+    return acknowledged.filter((id) => !present.has(id));
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createTable(pair: Pair): Promise<void> {
+  const client = new pg.Client({ connectionString: (await pair.leader()).url });
+  await client.connect();
+  try {
+    await client.query("CREATE TABLE acked (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())");
+  } finally {
+    await client.end();
+  }
+}
