@@ -1,5 +1,6 @@
 import { Construct } from "constructs";
 import { KmsCryptoKey, KmsCryptoKeyIamMember, KmsKeyRing } from "../google.js";
+import { skipCheckov } from "../policy/checkov-skips.js";
 
 export type PlatformKeyId = "gkeSecrets" | "disks" | "backups" | "redis";
 
@@ -44,6 +45,14 @@ export class PlatformKeys extends Construct {
         labels: props.labels,
         lifecycle: { preventDestroy: props.preventDestroy },
       });
+      if (!props.preventDestroy) {
+        skipCheckov(cryptoKey, {
+          id: "CKV_GCP_82",
+          reason:
+            "This environment is torn down with `cdktf destroy` (docs/DEPLOYMENT.md, Tear down), which prevent_destroy " +
+            "would refuse; Google never deletes a key, it schedules its versions for destruction. Production's keys refuse destroy",
+        });
+      }
       grants[keyId] = new KmsCryptoKeyIamMember(this, `${keyId}Agent`, {
         cryptoKeyId: cryptoKey.id,
         role: "roles/cloudkms.cryptoKeyEncrypterDecrypter",

@@ -1,6 +1,7 @@
 import { Construct } from "constructs";
 import { ContainerCluster, ContainerNodePool } from "../google.js";
 import type { ITerraformDependable } from "cdktf";
+import { skipCheckov } from "../policy/checkov-skips.js";
 
 const CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform";
 
@@ -119,6 +120,20 @@ export class PrivateGkeCluster extends Construct {
       lifecycle: { ignoreChanges: ["node_config"] },
       dependsOn: props.dependsOn,
     });
+    skipCheckov(this.cluster, {
+      id: "CKV_GCP_65",
+      reason:
+        "The platform's Kubernetes RBAC binds only Kubernetes service accounts (k8s/); Google Groups for RBAC needs a " +
+        "gke-security-groups group in a Google Workspace or Cloud Identity domain, which the config does not name",
+    });
+    if (!props.binaryAuthorization) {
+      skipCheckov(this.cluster, {
+        id: "CKV_GCP_66",
+        reason:
+          "This environment's config turns Binary Authorization off (gke.binaryAuthorization); production enforces it " +
+          "with a deny-by-default policy of the platform's repositories (platform rule PLATFORM_BINAUTHZ_DENY_BY_DEFAULT)",
+      });
+    }
 
     const pool = props.nodePool;
     this.nodePool = new ContainerNodePool(this, "NodePool", {
