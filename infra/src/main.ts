@@ -3,9 +3,9 @@
  * `pnpm synth` runs it directly. Synthesis fails (exit 1) when the policy suite finds a violation, so a stack that
  * breaks a security invariant never reaches `terraform apply`.
  */
-import { ConfigError, ENVIRONMENT_NAMES, isEnvironmentName, loadEnvironment } from "@platform/config";
+import { ConfigError, ENVIRONMENT_NAMES, UNRESOLVED_DIGEST, admittedImagePatterns, isEnvironmentName, loadEnvironment, unresolvedImages } from "@platform/config";
 import { synthesize } from "./app.js";
-import { checkPolicies, formatViolations } from "./policy/index.js";
+import { POLICY_RULES, checkPolicies, formatViolations } from "./policy/index.js";
 
 function selectedEnvironments(): readonly string[] {
   // PLATFORM_ENVIRONMENTS=dev narrows synthesis, e.g. for an operator who only has dev's project configured.
@@ -36,10 +36,20 @@ try {
     console.error(formatViolations(violations));
     process.exit(1);
   }
-  for (const stack of stacks) {
+  // Says what was checked, and nothing more: Checkov's checks run in `pnpm test`, not here.
+  const unpinned = unresolvedImages();
+  for (const [i, stack] of stacks.entries()) {
     const resources = Object.values(stack.json.resource ?? {}).reduce((n, byName) => n + Object.keys(byName).length, 0);
-    console.log(`synthesized ${stack.name}: ${resources} resources, policy clean -> ${outdir}/stacks/${stack.name}/cdk.tf.json`);
+    console.log(`synthesized ${stack.name}: ${resources} resources, the ${POLICY_RULES.length} platform rules pass -> ${outdir}/stacks/${stack.name}/cdk.tf.json`);
+    const config = configs[i]!;
+    if (config.gke.binaryAuthorization && unpinned.length > 0) {
+      console.warn(
+        `warning: ${stack.name} is not pinned: Binary Authorization admits ${admittedImagePatterns(config).length} repositories, and ${unpinned.length} third-party images run ` +
+          `with the placeholder digest ${UNRESOLVED_DIGEST.slice(0, 13)}..., which pins nothing: ${unpinned.join(", ")} (config/src/images.ts)`,
+      );
+    }
   }
+  console.log("Checkov's Terraform checks are not run by synth: pnpm test runs them (infra/test/checkov.test.ts)");
 } catch (error) {
   if (error instanceof ConfigError) {
     console.error(error.message);

@@ -1,10 +1,10 @@
 import type { SynthesizedStack, TerraformJson } from "../app.js";
 
 /**
- * A policy suite over synthesized Terraform JSON, modelled on Checkov's Google checks (same ids and intent) plus the
- * platform's own invariants. It runs on every synthesis (src/main.ts) and in the tests, so a violation never reaches
- * `terraform apply`. Where Checkov passes on a provider default, these rules mostly ask for the explicit setting:
- * defaults change between provider versions, a written value does not.
+ * The platform's own rules over synthesized Terraform JSON: what no scanner checks (CMEK with the stack's own keys,
+ * the Binary Authorization policy's shape, references within the stack, Terraform template literals) or checks more
+ * loosely than the platform needs. They run on every synthesis (src/main.ts) and in the tests, so a violation never
+ * reaches `terraform apply`. Checkov's own Terraform checks run in the tests (src/policy/checkov.ts).
  */
 
 export interface TerraformResource {
@@ -67,11 +67,9 @@ export function resourcesOf(json: TerraformJson, type: string): TerraformResourc
 }
 
 const isTrue = (v: unknown): boolean => v === true || v === "true" || v === "TRUE" || v === "True";
-const isFalse = (v: unknown): boolean => v === false || v === "false" || v === "FALSE" || v === "False";
 const show = (v: unknown): string => (v === undefined ? "unset" : JSON.stringify(v));
 
 const DEFAULT_COMPUTE_SA = /-compute@developer\.gserviceaccount\.com$/;
-const CLOUD_PLATFORM_SCOPES = ["https://www.googleapis.com/auth/cloud-platform", "cloud-platform"];
 const OPEN_TO_WORLD = ["0.0.0.0/0", "::/0"];
 
 /** True when a firewall allow block opens `port` (protocol all, no port list, a single port or a range). */
@@ -97,120 +95,40 @@ function openIngress(resource: TerraformResource, port: number): string | undefi
   return opening ? `allows port ${port} from ${world.join(", ")}` : undefined;
 }
 
-/** node_config blocks of a cluster (the default pool) and of a node pool. */
-function nodeConfigs(resource: TerraformResource): Record<string, unknown>[] {
-  return blocks(resource.conf.node_config);
-}
-
 const GKE = ["google_container_cluster"];
-const POOLS = ["google_container_node_pool"];
-const GKE_AND_POOLS = [...GKE, ...POOLS];
-const VMS = ["google_compute_instance", "google_compute_instance_template"];
+const GKE_AND_POOLS = ["google_container_cluster", "google_container_node_pool"];
 
-function requireNodeConfig(resource: TerraformResource, test: (nc: Record<string, unknown>) => string | undefined): string | undefined {
-  const configs = nodeConfigs(resource);
-  if (configs.length === 0) {
-    // A node pool without node_config runs on provider defaults; a cluster without one has no default pool to check.
-    return resource.type === "google_container_node_pool" ? "has no node_config" : undefined;
-  }
-  for (const nc of configs) {
-    const reason = test(nc);
-    if (reason) return reason;
-  }
-  return undefined;
-}
+/** A reference to a key this stack creates: the platform's keys, never one typed in or another project's. */
+const PLATFORM_KEY = /^\$\{google_kms_crypto_key\.[A-Za-z0-9_-]+\.id\}$/;
 
+/**
+ * Every resource type of the platform that takes a customer-managed key, and where it names it. Checkov's
+ * encryption checks accept a raw customer-supplied key or any key name (CKV_GCP_37, CKV_GCP_38) or have no check for
+ * the type (Memorystore, buckets, GKE Secrets); the platform encrypts each kind of data with its own KMS key.
+ * Not listed: Secret Manager secrets, which use Google-managed keys (a CMEK there needs a key in the "global" location).
+ */
+const CMEK_ATTRIBUTES: Readonly<Record<string, readonly { readonly path: string; readonly key: (conf: Record<string, unknown>) => unknown; readonly when?: (conf: Record<string, unknown>) => boolean }[]>> = {
+  google_compute_disk: [{ path: "disk_encryption_key.kms_key_self_link", key: (c) => at(c, "disk_encryption_key", "kms_key_self_link") }],
+  google_compute_instance: [{ path: "boot_disk.kms_key_self_link", key: (c) => at(c, "boot_disk", "kms_key_self_link") }],
+  google_container_cluster: [
+    { path: "database_encryption.key_name (state ENCRYPTED)", key: (c) => (at(c, "database_encryption", "state") === "ENCRYPTED" ? at(c, "database_encryption", "key_name") : undefined) },
+    // The default pool's nodes, while it exists during creation.
+    { path: "node_config.boot_disk_kms_key", key: (c) => at(c, "node_config", "boot_disk_kms_key"), when: (c) => block(c.node_config) !== undefined },
+  ],
+  google_container_node_pool: [{ path: "node_config.boot_disk_kms_key", key: (c) => at(c, "node_config", "boot_disk_kms_key") }],
+  google_redis_instance: [{ path: "customer_managed_key", key: (c) => c.customer_managed_key }],
+  google_storage_bucket: [{ path: "encryption.default_kms_key_name", key: (c) => at(c, "encryption", "default_kms_key_name") }],
+};
+
+/**
+ * The platform's own invariants: what no scanner checks, or checks more loosely than the platform needs. Checkov's
+ * Terraform checks run on every environment in the tests (infra/test/checkov.test.ts); a rule Checkov now checks is
+ * not repeated here (infra/README.md, "Checks", maps each former rule to its Checkov check).
+ */
 export const POLICY_RULES: readonly PolicyRule[] = [
   {
-    id: "CKV_GCP_1",
-    title: "GKE clusters have Stackdriver logging enabled",
-    resourceTypes: GKE,
-    check: ({ conf }) => {
-      if (conf.logging_service === "none") return 'logging_service is "none"';
-      const components = at(conf, "logging_config", "enable_components") as unknown[] | undefined;
-      if (components !== undefined && components.length === 0) return "logging_config.enable_components is empty";
-      return undefined;
-    },
-  },
-  {
-    id: "CKV_GCP_7",
-    title: "GKE clusters have legacy authorization (ABAC) disabled",
-    resourceTypes: GKE,
-    check: ({ conf }) => (isTrue(conf.enable_legacy_abac) ? "enable_legacy_abac is true" : undefined),
-  },
-  {
-    id: "CKV_GCP_8",
-    title: "GKE clusters have Stackdriver monitoring enabled",
-    resourceTypes: GKE,
-    check: ({ conf }) => (conf.monitoring_service === "none" ? 'monitoring_service is "none"' : undefined),
-  },
-  {
-    id: "CKV_GCP_9",
-    title: "GKE node pools have auto-repair enabled",
-    resourceTypes: POOLS,
-    check: ({ conf }) => (isTrue(at(conf, "management", "auto_repair")) ? undefined : `management.auto_repair is ${show(at(conf, "management", "auto_repair"))}`),
-  },
-  {
-    id: "CKV_GCP_10",
-    title: "GKE node pools have auto-upgrade enabled",
-    resourceTypes: POOLS,
-    check: ({ conf }) => (isTrue(at(conf, "management", "auto_upgrade")) ? undefined : `management.auto_upgrade is ${show(at(conf, "management", "auto_upgrade"))}`),
-  },
-  {
-    id: "CKV_GCP_12",
-    title: "GKE clusters enforce network policy (Dataplane V2 or the network policy add-on)",
-    resourceTypes: GKE,
-    check: ({ conf }) => {
-      if (isTrue(at(conf, "network_policy", "enabled"))) return undefined;
-      if (conf.datapath_provider === "ADVANCED_DATAPATH" && block(conf.network_policy)) return undefined;
-      return `network_policy.enabled is ${show(at(conf, "network_policy", "enabled"))} and datapath_provider is ${show(conf.datapath_provider)}`;
-    },
-  },
-  {
-    id: "CKV_GCP_13",
-    title: "GKE clusters do not issue client certificates",
-    resourceTypes: GKE,
-    check: ({ conf }) => {
-      const issue = at(conf, "master_auth", "client_certificate_config", "issue_client_certificate");
-      return isFalse(issue) ? undefined : `master_auth.client_certificate_config.issue_client_certificate is ${show(issue)}`;
-    },
-  },
-  {
-    id: "CKV_GCP_18",
-    title: "GKE control plane is not open to the internet",
-    resourceTypes: GKE,
-    check: ({ conf }) => {
-      const open = blocks(at(conf, "master_authorized_networks_config", "cidr_blocks")).find((c) => OPEN_TO_WORLD.includes(String(c.cidr_block)));
-      return open ? `master_authorized_networks_config authorizes ${String(open.cidr_block)}` : undefined;
-    },
-  },
-  {
-    id: "CKV_GCP_20",
-    title: "GKE clusters have master authorized networks enabled",
-    resourceTypes: GKE,
-    check: ({ conf }) => (block(conf.master_authorized_networks_config) ? undefined : "master_authorized_networks_config is missing"),
-  },
-  {
-    id: "CKV_GCP_21",
-    title: "GKE clusters have labels",
-    resourceTypes: GKE,
-    check: ({ conf }) => (Object.keys(block(conf.resource_labels) ?? {}).length > 0 ? undefined : "resource_labels is empty"),
-  },
-  {
-    id: "CKV_GCP_23",
-    title: "GKE clusters are VPC-native (alias IP ranges)",
-    resourceTypes: GKE,
-    check: ({ conf }) => (block(conf.ip_allocation_policy) ? undefined : "ip_allocation_policy is missing"),
-  },
-  {
-    id: "CKV_GCP_25",
-    title: "GKE clusters are private clusters",
-    resourceTypes: GKE,
-    check: ({ conf }) => (block(conf.private_cluster_config) ? undefined : "private_cluster_config is missing"),
-  },
-  {
     id: "PLATFORM_GKE_PRIVATE_NODES",
-    title: "GKE nodes have no public IP (private nodes really enabled)",
+    title: "GKE nodes have no public IP (private nodes really enabled; Checkov's CKV_GCP_25 and CKV_GCP_64 only ask for private_cluster_config)",
     resourceTypes: GKE,
     check: ({ conf }) => {
       const enabled = at(conf, "private_cluster_config", "enable_private_nodes");
@@ -218,128 +136,24 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     },
   },
   {
-    id: "CKV_GCP_61",
-    title: "GKE clusters have intranode visibility (VPC flow logs for pod traffic)",
-    resourceTypes: GKE,
-    check: ({ conf }) => (isTrue(conf.enable_intranode_visibility) ? undefined : `enable_intranode_visibility is ${show(conf.enable_intranode_visibility)}`),
-  },
-  {
-    id: "CKV_GCP_66",
-    title: "GKE clusters enforce Binary Authorization (production)",
-    resourceTypes: GKE,
-    appliesTo: (ctx) => ctx.stack === "production",
-    check: ({ conf }) => {
-      const mode = at(conf, "binary_authorization", "evaluation_mode");
-      return mode === "PROJECT_SINGLETON_POLICY_ENFORCE" ? undefined : `binary_authorization.evaluation_mode is ${show(mode)}`;
-    },
-  },
-  {
-    id: "CKV_GCP_68",
-    title: "GKE nodes have Secure Boot enabled",
+    id: "PLATFORM_GKE_NODE_SERVICE_ACCOUNT",
+    title: "GKE nodes do not run as the Compute Engine default service account (Checkov's CKV2_GCP_1 reads only google_project_default_service_accounts)",
     resourceTypes: GKE_AND_POOLS,
-    check: (r) =>
-      requireNodeConfig(r, (nc) => {
-        const v = at(nc, "shielded_instance_config", "enable_secure_boot");
-        return isTrue(v) ? undefined : `node_config.shielded_instance_config.enable_secure_boot is ${show(v)}`;
-      }),
-  },
-  {
-    id: "CKV_GCP_69",
-    title: "GKE nodes use the GKE metadata server (Workload Identity)",
-    resourceTypes: GKE_AND_POOLS,
-    check: (r) =>
-      requireNodeConfig(r, (nc) => {
-        const mode = at(nc, "workload_metadata_config", "mode");
-        return mode === "GKE_METADATA" ? undefined : `node_config.workload_metadata_config.mode is ${show(mode)}`;
-      }),
-  },
-  {
-    id: "CKV_GCP_70",
-    title: "GKE clusters are on a release channel",
-    resourceTypes: GKE,
-    check: ({ conf }) => (at(conf, "release_channel", "channel") ? undefined : "release_channel.channel is unset"),
-  },
-  {
-    id: "CKV_GCP_71",
-    title: "GKE clusters have shielded nodes",
-    resourceTypes: GKE,
-    check: ({ conf }) => (isTrue(conf.enable_shielded_nodes) ? undefined : `enable_shielded_nodes is ${show(conf.enable_shielded_nodes)}`),
-  },
-  {
-    id: "CKV_GCP_72",
-    title: "GKE nodes have integrity monitoring",
-    resourceTypes: GKE_AND_POOLS,
-    check: (r) =>
-      requireNodeConfig(r, (nc) => {
-        const v = at(nc, "shielded_instance_config", "enable_integrity_monitoring");
-        return isTrue(v) ? undefined : `node_config.shielded_instance_config.enable_integrity_monitoring is ${show(v)}`;
-      }),
-  },
-  {
-    id: "CKV_GCP_123",
-    title: "GKE clusters do not use inline or default node pools",
-    resourceTypes: GKE,
-    check: ({ conf }) => {
-      if (blocks(conf.node_pool).length > 0) return "declares node_pool inline; use google_container_node_pool";
-      return isTrue(conf.remove_default_node_pool) ? undefined : `remove_default_node_pool is ${show(conf.remove_default_node_pool)}`;
-    },
-  },
-  {
-    id: "CKV2_GCP_1",
-    title: "GKE nodes do not run as the Compute Engine default service account",
-    resourceTypes: GKE_AND_POOLS,
-    check: (r) =>
-      requireNodeConfig(r, (nc) => {
+    check: (r) => {
+      const configs = blocks(r.conf.node_config);
+      // A node pool without node_config runs on provider defaults; a cluster without one has no default pool.
+      if (configs.length === 0) return r.type === "google_container_node_pool" ? "has no node_config (the default compute service account)" : undefined;
+      for (const nc of configs) {
         const sa = nc.service_account;
         if (sa === undefined) return "node_config.service_account is unset (the default compute service account)";
-        return DEFAULT_COMPUTE_SA.test(String(sa)) ? `node_config.service_account is the default ${String(sa)}` : undefined;
-      }),
-  },
-  {
-    id: "PLATFORM_GKE_SECRETS_ENCRYPTION",
-    title: "GKE encrypts Kubernetes Secrets with Cloud KMS (database_encryption)",
-    resourceTypes: GKE,
-    check: ({ conf }) => {
-      const state = at(conf, "database_encryption", "state");
-      const key = at(conf, "database_encryption", "key_name");
-      return state === "ENCRYPTED" && key ? undefined : `database_encryption is ${show(block(conf.database_encryption))}`;
+        if (DEFAULT_COMPUTE_SA.test(String(sa))) return `node_config.service_account is the default ${String(sa)}`;
+      }
+      return undefined;
     },
   },
   {
-    id: "CKV_GCP_30",
-    title: "VMs do not use the Compute Engine default service account",
-    resourceTypes: VMS,
-    check: ({ conf }) => {
-      const email = at(conf, "service_account", "email");
-      if (email === undefined) return "service_account.email is unset (the default compute service account)";
-      return DEFAULT_COMPUTE_SA.test(String(email)) ? `service_account.email is the default ${String(email)}` : undefined;
-    },
-  },
-  {
-    id: "CKV_GCP_31",
-    title: "VMs do not use the default service account with full API access",
-    resourceTypes: VMS,
-    check: ({ conf }) => {
-      const sa = block(conf.service_account);
-      if (!sa) return undefined;
-      const scopes = (sa.scopes as string[] | undefined) ?? [];
-      const fullAccess = scopes.some((s) => CLOUD_PLATFORM_SCOPES.includes(s));
-      const isDefault = sa.email === undefined || DEFAULT_COMPUTE_SA.test(String(sa.email));
-      return fullAccess && isDefault ? "the default service account with the cloud-platform scope" : undefined;
-    },
-  },
-  {
-    id: "CKV_GCP_32",
-    title: "VMs block project-wide SSH keys",
-    resourceTypes: VMS,
-    check: ({ conf }) => {
-      const v = block(conf.metadata)?.["block-project-ssh-keys"];
-      return isTrue(v) ? undefined : `metadata.block-project-ssh-keys is ${show(v)}`;
-    },
-  },
-  {
-    id: "CKV_GCP_33",
-    title: "OS Login is enabled project-wide",
+    id: "PLATFORM_PROJECT_OS_LOGIN",
+    title: "OS Login is enabled project-wide (Checkov's CKV_GCP_33 reads only google_compute_project_metadata, not the _item the stack writes)",
     resourceTypes: ["google_compute_project_metadata", "google_compute_project_metadata_item"],
     check: ({ type, conf }) => {
       if (type === "google_compute_project_metadata") {
@@ -355,70 +169,6 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     },
   },
   {
-    id: "CKV_GCP_34",
-    title: "VMs enforce OS Login",
-    resourceTypes: VMS,
-    check: ({ conf }) => {
-      const v = block(conf.metadata)?.["enable-oslogin"];
-      return v === "TRUE" ? undefined : `metadata.enable-oslogin is ${show(v)}`;
-    },
-  },
-  {
-    id: "CKV_GCP_35",
-    title: "VMs have the serial port disabled",
-    resourceTypes: VMS,
-    check: ({ conf }) => {
-      const v = block(conf.metadata)?.["serial-port-enable"];
-      return isTrue(v) ? `metadata.serial-port-enable is ${show(v)}` : undefined;
-    },
-  },
-  {
-    id: "CKV_GCP_36",
-    title: "VMs do not forward IP packets",
-    resourceTypes: VMS,
-    check: ({ conf }) => (isTrue(conf.can_ip_forward) ? "can_ip_forward is true" : undefined),
-  },
-  {
-    id: "CKV_GCP_38",
-    title: "VM boot disks are encrypted with a customer-managed key",
-    resourceTypes: ["google_compute_instance"],
-    check: ({ conf }) => (at(conf, "boot_disk", "kms_key_self_link") ? undefined : "boot_disk.kms_key_self_link is unset"),
-  },
-  {
-    id: "CKV_GCP_39",
-    title: "VMs are shielded (vTPM and integrity monitoring)",
-    resourceTypes: VMS,
-    check: ({ conf }) => {
-      const shielded = block(conf.shielded_instance_config);
-      if (!shielded) return "shielded_instance_config is missing";
-      for (const key of ["enable_secure_boot", "enable_vtpm", "enable_integrity_monitoring"]) {
-        if (!isTrue(shielded[key])) return `shielded_instance_config.${key} is ${show(shielded[key])}`;
-      }
-      return undefined;
-    },
-  },
-  {
-    id: "CKV_GCP_40",
-    title: "VMs have no public IP",
-    resourceTypes: VMS,
-    check: ({ conf }) => {
-      const i = blocks(conf.network_interface).findIndex((ni) => blocks(ni.access_config).length > 0 || blocks(ni.ipv6_access_config).length > 0);
-      return i >= 0 ? `network_interface[${i}] has an access_config (external IP)` : undefined;
-    },
-  },
-  {
-    id: "CKV_GCP_2",
-    title: "Firewall rules do not allow SSH (22) from the internet",
-    resourceTypes: ["google_compute_firewall"],
-    check: (r) => openIngress(r, 22),
-  },
-  {
-    id: "CKV_GCP_3",
-    title: "Firewall rules do not allow RDP (3389) from the internet",
-    resourceTypes: ["google_compute_firewall"],
-    check: (r) => openIngress(r, 3389),
-  },
-  {
     id: "PLATFORM_NO_PUBLIC_DATABASE_PORTS",
     title: "Firewall rules do not open PostgreSQL (5432) or Redis (6379, 6378) to the internet",
     resourceTypes: ["google_compute_firewall"],
@@ -429,49 +179,6 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     title: "Firewall rules log what they match",
     resourceTypes: ["google_compute_firewall"],
     check: ({ conf }) => (block(conf.log_config) ? undefined : "log_config is missing"),
-  },
-  {
-    id: "CKV_GCP_26",
-    title: "Subnets have VPC flow logs",
-    resourceTypes: ["google_compute_subnetwork"],
-    check: ({ conf }) => (block(conf.log_config) ? undefined : "log_config is missing"),
-  },
-  {
-    id: "CKV_GCP_74",
-    title: "Subnets have Private Google Access",
-    resourceTypes: ["google_compute_subnetwork"],
-    check: ({ conf }) => (isTrue(conf.private_ip_google_access) ? undefined : `private_ip_google_access is ${show(conf.private_ip_google_access)}`),
-  },
-  {
-    id: "CKV_GCP_95",
-    title: "Memorystore for Redis requires AUTH",
-    resourceTypes: ["google_redis_instance"],
-    check: ({ conf }) => (isTrue(conf.auth_enabled) ? undefined : `auth_enabled is ${show(conf.auth_enabled)}`),
-  },
-  {
-    id: "CKV_GCP_97",
-    title: "Memorystore for Redis encrypts in transit",
-    resourceTypes: ["google_redis_instance"],
-    check: ({ conf }) =>
-      conf.transit_encryption_mode === "SERVER_AUTHENTICATION" ? undefined : `transit_encryption_mode is ${show(conf.transit_encryption_mode)}`,
-  },
-  {
-    id: "CKV_GCP_29",
-    title: "Buckets use uniform bucket-level access",
-    resourceTypes: ["google_storage_bucket"],
-    check: ({ conf }) => (isTrue(conf.uniform_bucket_level_access) ? undefined : `uniform_bucket_level_access is ${show(conf.uniform_bucket_level_access)}`),
-  },
-  {
-    id: "CKV_GCP_78",
-    title: "Buckets have versioning enabled",
-    resourceTypes: ["google_storage_bucket"],
-    check: ({ conf }) => (isTrue(at(conf, "versioning", "enabled")) ? undefined : `versioning.enabled is ${show(at(conf, "versioning", "enabled"))}`),
-  },
-  {
-    id: "CKV_GCP_114",
-    title: "Buckets enforce public access prevention",
-    resourceTypes: ["google_storage_bucket"],
-    check: ({ conf }) => (conf.public_access_prevention === "enforced" ? undefined : `public_access_prevention is ${show(conf.public_access_prevention)}`),
   },
   {
     id: "PLATFORM_NO_SERVICE_ACCOUNT_KEYS",
@@ -492,10 +199,18 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     checkStack: ({ json }) => templateSyntaxErrors(json),
   },
   {
-    id: "PLATFORM_CMEK_DISKS",
-    title: "Persistent disks are encrypted with a customer-managed key",
-    resourceTypes: ["google_compute_disk"],
-    check: ({ conf }) => (at(conf, "disk_encryption_key", "kms_key_self_link") ? undefined : "disk_encryption_key.kms_key_self_link is unset"),
+    id: "PLATFORM_CMEK",
+    title: "Every resource that takes a customer-managed key is encrypted with one of the stack's own KMS keys",
+    resourceTypes: Object.keys(CMEK_ATTRIBUTES),
+    check: ({ type, conf }) => {
+      for (const { path, key, when } of CMEK_ATTRIBUTES[type] ?? []) {
+        if (when && !when(conf)) continue;
+        const value = key(conf);
+        if (!value) return `${path} is unset`;
+        if (!PLATFORM_KEY.test(String(value))) return `${path} is ${show(value)}, not a key of this stack (\${google_kms_crypto_key.<name>.id})`;
+      }
+      return undefined;
+    },
   },
   {
     id: "PLATFORM_BINAUTHZ_DENY_BY_DEFAULT",
@@ -519,12 +234,6 @@ export const POLICY_RULES: readonly PolicyRule[] = [
         return broad.length > 0 ? [[p.address, `allowlist patterns admit whole registries or paths: ${broad.join(", ")}`]] : [];
       });
     },
-  },
-  {
-    id: "PLATFORM_CMEK_REDIS",
-    title: "Memorystore for Redis encrypts data at rest (RDB snapshots included) with a customer-managed key",
-    resourceTypes: ["google_redis_instance"],
-    check: ({ conf }) => (conf.customer_managed_key ? undefined : "customer_managed_key is unset"),
   },
 ];
 
