@@ -135,6 +135,7 @@ install_packages() {
     return 0
   fi
   local codename
+  # shellcheck source=/dev/null # the VM image's own /etc/os-release (Debian), read for its release codename
   codename="$(. /etc/os-release && echo "$VERSION_CODENAME")"
   log "installing PostgreSQL $PG_MAJOR and $CITUS_PACKAGE from the PGDG and Citus repositories ($codename)"
   # The cluster is created below with data checksums and on the data disk, not by the package's postinst.
@@ -888,7 +889,9 @@ script="$(mktemp)"
 trap 'rm -f "$script"' EXIT
 curl -fsS -H 'Metadata-Flavor: Google' -o "$script" \
   http://metadata.google.internal/computeMetadata/v1/instance/attributes/startup-script
+# shellcheck disable=SC2034 # read by the startup script sourced below: it defines its functions and does not run main
 BOOTSTRAP_SOURCE_ONLY=1
+# shellcheck source=/dev/null # this VM's startup script, fetched from the instance metadata above
 source "$script"
 rebuild_as_standby "$@"
 SCRIPT
