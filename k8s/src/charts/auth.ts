@@ -6,6 +6,7 @@ import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { hardenedPodSecurityContext, hardenedTaskContainer } from "../constructs/hardened-container.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
+import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
 import { quotaFor } from "../quantities.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
@@ -36,8 +37,10 @@ export class AuthChart extends Chart {
     const dsn =
       `postgres://hydra:$(cat ${SECRETS_DIR}/db-password)@${names.citus.coordinator.host}:${names.postgresPort}/hydra` +
       `?sslmode=verify-full&sslrootcert=${SECRETS_DIR}/db-ca.crt&max_conns=10`;
+    // Assigned, then exported: a plain assignment fails when its `cat` does, so a missing file stops the start
+    // instead of starting Hydra with an empty secret (`export NAME="$(cat ...)"` succeeds either way, SC2155).
     const start = (command: string) =>
-      [`export DSN="${dsn}" SECRETS_SYSTEM="$(cat ${SECRETS_DIR}/system-secret)" && exec hydra ${command}`];
+      [`DSN="${dsn}" && SECRETS_SYSTEM="$(cat ${SECRETS_DIR}/system-secret)" && export DSN SECRETS_SYSTEM && exec hydra ${command}`];
     const issuer = `https://auth.${k.apiBaseDomain}/`;
     const env = {
       URLS_SELF_ISSUER: issuer,
@@ -106,6 +109,7 @@ export class AuthChart extends Chart {
         name: "hydra-migrate",
         namespace,
         labels: jobLabels,
+        annotations: engineExceptionAnnotations(PULL_POLICY_EXCEPTION),
       },
       spec: {
         ttlSecondsAfterFinished: 86400,
