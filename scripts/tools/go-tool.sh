@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Sourced by scripts/tools/install-{kube-score,polaris,trivy}.sh: builds one Go command from the Go module proxy,
+# once per version, into ${XDG_CACHE_HOME:-~/.cache}/platform-tools/<tool>/<version>/bin, and prints its path.
+#
+#   build_go_tool TOOL MODULE VERSION PACKAGE [go build flags...]
+#
+# PACKAGE is the main package inside the module ("." or "./cmd/x"). Extra arguments go to `go build` (e.g. -ldflags).
+# Environment for the build (CGO_ENABLED, GOEXPERIMENT) is the caller's.
+#
+# Exit codes: 0 built or already cached (path on stdout); 3 the tool cannot be had here (no Go, or the module proxy
+# does not serve the module or one it needs), said on stderr so tests skip with that reason; 1 a failed build.
+#
+# The module is downloaded, then built inside its own directory: a go.mod with replace directives is applied as the
+# tool's own build applies it, which `go install module@version` refuses to do. The build is niced and runs one
+# package at a time (the machines have two cores, shared with other builds), into a temporary file beside the cache
+# that is moved in whole, so two test runs at once never see half a binary; a lock beside it lets one build while the
+# others wait for its result.
+set -euo pipefail
+
+build_go_tool() {
+  local tool="$1" module="$2" version="$3" package="$4"
+  shift 4
+  local cache="${XDG_CACHE_HOME:-$HOME/.cache}/platform-tools/${tool}/${version}"
+  local binary="$cache/bin/$tool"
+
+  if [[ -x "$binary" ]]; then
+    echo "$binary"
+    return 0
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    echo "install-${tool}: no Go toolchain on PATH; ${tool} is built from source with it" >&2
+    return 3
+  fi
+
+  # One build at a time per tool and version: test files that need the same tool start together on a cold machine.
+  mkdir -p "$cache"
+  if command -v flock >/dev/null 2>&1; then
+    exec {lock}>"$cache/.lock"
+    flock "$lock"
+    if [[ -x "$binary" ]]; then
+      echo "$binary"
+      return 0
+    fi
+  fi
+
+  # A throwaway module directory keeps the download from touching any go.mod of ours.
+  local work
+  work="$(mktemp -d)"
+  # shellcheck disable=SC2064 # expand $work now: it is local to this function
+  trap "rm -rf '$work'" EXIT
+  (cd "$work" && go mod init "platform-tools/${tool}-download" >/dev/null 2>&1)
+
+  local started=$SECONDS download reason source_dir
+  if ! download="$(cd "$work" && go mod download -json "${module}@${version}" 2>&1)"; then
+    reason="$(printf '%s\n' "$download" | sed -n 's/^[[:space:]]*"Error": "\(.*\)"[,]*$/\1/p' | sed 's/\\n/ /g; s/\\t/ /g')"
+    echo "install-${tool}: the Go module proxy does not serve ${module}@${version}: ${reason:-$download}" >&2
+    return 3
+  fi
+  source_dir="$(printf '%s\n' "$download" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  if [[ -z "$source_dir" || ! -d "$source_dir" ]]; then
+    echo "install-${tool}: go mod download did not say where ${module}@${version} is:" >&2
+    printf '%s\n' "$download" >&2
+    return 1
+  fi
+
+  mkdir -p "$cache/bin"
+  local partial log="$work/build.log" refused
+  partial="$(mktemp "$cache/bin/.${tool}.XXXXXX")"
+  echo "install-${tool}: building ${module}@${version} (once per version; it takes minutes on two cores)" >&2
+  if ! (cd "$source_dir" && GOFLAGS="${GOFLAGS:-} -mod=readonly" nice -n 10 go build -p 1 -trimpath "$@" -o "$partial" "$package") >"$log" 2>&1; then
+    rm -f "$partial"
+    refused="$(sed -n 's/^go: \([^ ]*@[^ :]*\): reading .*: 4[0-9][0-9] .*/\1/p' "$log" | sort -u | paste -sd ' ' -)"
+    if [[ -n "$refused" ]]; then
+      echo "install-${tool}: the Go module proxy does not serve what ${module}@${version} needs: ${refused}" >&2
+      return 3
+    fi
+    grep -v '^go: downloading ' "$log" >&2 || true
+    echo "install-${tool}: building ${module}@${version} failed (output above)" >&2
+    return 1
+  fi
+  chmod 0755 "$partial"
+  mv -f "$partial" "$binary"
+  echo "install-${tool}: built in $((SECONDS - started)) s: $binary" >&2
+  echo "$binary"
+}
