@@ -9,7 +9,7 @@ import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod
 import type { Redis } from "ioredis";
 import type { ServiceConfig } from "./config.js";
 import type { Database } from "./db/database.js";
-import { errors } from "./plugins/errors.js";
+import { errors, routerErrors } from "./plugins/errors.js";
 import { observability } from "./plugins/observability.js";
 import { openapi } from "./plugins/openapi.js";
 import { opsRoutes } from "./plugins/ops.js";
@@ -42,7 +42,10 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     // One hop: Kong, which appends the address it saw to X-Forwarded-For. `true` would take the leftmost entry,
     // which the client writes, so a client could choose the address its limit and logs are keyed on.
     trustProxy: (_address: string, hop: number) => hop < 1,
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // A tenant code or id (at most 100 characters) percent-encoded takes at most 900; longer is refused by
+    // routerErrors with 400 like any other invalid value.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+    frameworkErrors: routerErrors,
   });
   // The API speaks JSON only: without this, text/plain bodies would be accepted as strings.
   app.removeContentTypeParser("text/plain");
@@ -62,9 +65,9 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     await api.register(tenantContext, { config, directory, metrics, redis: options.redis });
     await api.register(tenantRoutes, { services });
     // The tenant named in the path, or else by X-Tenant-ID, the subdomain or the token (tenant-scope.ts).
-    for (const prefix of ["/v1/tenants/:tenant", "/v1"]) {
+    for (const [prefix, tenantInPath] of [["/v1/tenants/:tenant", true], ["/v1", false]] as const) {
       await api.register(async (scoped) => {
-        for (const routes of TENANT_DATA_ROUTES) await scoped.register(routes, { services });
+        for (const routes of TENANT_DATA_ROUTES) await scoped.register(routes, { services, tenantInPath });
       }, { prefix });
     }
   });

@@ -1,7 +1,25 @@
-/** Schemas more than one resource's routes use; each resource's own are in its route file. */
+/**
+ * Schemas more than one resource's routes use; each resource's own request and response schemas are in its route
+ * file. Responses are declared through the zod type provider, so a handler's answer is checked and filtered by its
+ * schema before it is sent (an undeclared field never leaves), and /openapi.json describes exactly what is sent.
+ */
 import { z } from "zod";
 
-export const TenantParam = z.object({ tenant: z.string().min(1).max(100) });
+/** A tenant id (any uuid, in any case) or code, as tenant-scope.ts accepts them. */
+const TENANT_REFERENCE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
+
+export const TenantParam = z.object({
+  tenant: z.string().max(100).regex(new RegExp(`^(?:${TENANT_REFERENCE})$`), "must be a tenant's id or code"),
+});
+
+/** X-Tenant-ID: another place a request names its tenant (tenant-scope.ts); empty is the same as absent. */
+export const TenantHeaders = z.looseObject({
+  "x-tenant-id": z
+    .string()
+    .regex(new RegExp(`^(?:${TENANT_REFERENCE})?$`), "must be a tenant's id or code")
+    .optional()
+    .describe("The tenant's id or code. Where the path names one too, both must name the same tenant"),
+});
 export const IdParam = z.object({ id: z.uuid("must be a uuid").transform((v) => v.toLowerCase()) });
 
 export const ListQuery = z.object({
@@ -14,3 +32,42 @@ export function clampLimit(limit: number | undefined, max = 100, fallback = 20):
   if (limit === undefined || !Number.isFinite(limit)) return fallback;
   return Math.min(max, Math.max(1, Math.trunc(limit)));
 }
+
+/** A timestamp: a Date in the code, an ISO 8601 string in UTC on the wire (what JSON.stringify makes of a Date). */
+export const Timestamp = z.codec(z.iso.datetime(), z.date(), {
+  decode: (text) => new Date(text),
+  encode: (date) => date.toISOString(),
+});
+
+/** One page of a list, newest first; `nextCursor` is null on the last page. */
+export const pageOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), nextCursor: z.string().nullable() });
+
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string().describe("Stable, machine-readable: validation_failed, forbidden, not_found, rate_limited, ..."),
+      message: z.string().describe("For a person: on a 4xx what was wrong, on a 5xx only the request id to quote"),
+    }),
+  })
+  .meta({ id: "Error" });
+
+const ERRORS = {
+  400: "Invalid: a field, the JSON, the cursor or the tenant reference; the message says which",
+  401: "No valid bearer token (WWW-Authenticate says why)",
+  403: "The token may not do this, or not on this tenant, or the tenant is suspended",
+  404: "No such object in this tenant, or (platform administrators) no such tenant",
+  409: "Conflicts with the current state (a taken code or email, a quota, a user still owning items)",
+  413: "The body is larger than the service's limit (BODY_LIMIT_BYTES)",
+  415: "The body is not JSON (send Content-Type: application/json)",
+  429: "The tenant's rate limit is spent: retry after the Retry-After seconds",
+} as const;
+
+export type ErrorStatus = keyof typeof ERRORS;
+
+/** The error answers a route can give, each with the one error body. */
+export function errorResponses<S extends ErrorStatus>(...statuses: S[]): Record<S, z.ZodType> {
+  return Object.fromEntries(statuses.map((status) => [status, ErrorBody.describe(ERRORS[status])])) as unknown as Record<S, z.ZodType>;
+}
+
+/** A 204 answer: no body. */
+export const NoContent = z.undefined().describe("Done; no body");

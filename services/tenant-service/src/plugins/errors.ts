@@ -2,7 +2,7 @@
  * One error format for every answer that is not a success: `{ "error": { "code", "message" } }`. A 4xx says
  * exactly what was wrong; a 5xx says only that it failed and the request id to quote, and is logged in full.
  */
-import type { FastifyError } from "fastify";
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { AppError } from "../errors.js";
 import type { ServiceMetrics } from "../metrics.js";
@@ -16,8 +16,22 @@ export const PG_ERRORS: Record<string, [number, string, string]> = {
   "22P02": [400, "validation_failed", "a value has the wrong format"],
   "22001": [400, "validation_failed", "a value is too long"],
   "22021": [400, "validation_failed", "a value contains a NUL character or invalid UTF-8"],
+  // JSON (features) with \u0000 in a string or key: jsonb cannot store it.
+  "22P05": [400, "validation_failed", "a value contains a character the database cannot store (\\u0000)"],
   "54000": [400, "validation_failed", "a value is too complex to process (e.g. a search query)"],
 };
+
+/**
+ * The router's own refusals, before any route or hook runs (Fastify's `frameworkErrors`): a path that is not valid
+ * percent-encoding, or a path parameter longer than the router's maxParamLength. Answered in the error format like
+ * any other invalid value (Fastify's default is its own body, and 414 for the length).
+ */
+export function routerErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  reply.header("x-request-id", request.id);
+  const message =
+    error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path parameter is longer than any valid value" : "the path is not valid percent-encoded UTF-8";
+  reply.code(400).send({ error: { code: "validation_failed", message } });
+}
 
 export interface ErrorsOptions {
   readonly metrics: ServiceMetrics;

@@ -1,13 +1,25 @@
 /** What every tenant-scoped route file uses: its options, the tenant's transaction, the audit trail, the admin check. */
 import type { FastifyRequest } from "fastify";
+import { z } from "zod";
 import type { Queryable } from "../db/database.js";
 import { forbidden } from "../errors.js";
 import { AuditLogRepository } from "../repositories/audit.js";
 import type { TenantRecord } from "../repositories/tenants.js";
+import { TenantHeaders, TenantParam } from "../schemas.js";
 import type { Services } from "../services.js";
 
 export interface RouteOptions {
   readonly services: Services;
+  /** Registered under /v1/tenants/:tenant (true) or /v1 (false): the path then has a {tenant} parameter too. */
+  readonly tenantInPath?: boolean;
+}
+
+/**
+ * Where a tenant-scoped route's request names its tenant, for its schema: the {tenant} path parameter when the
+ * routes are registered under /v1/tenants/:tenant (next to the route's own `params`), and X-Tenant-ID.
+ */
+export function tenantRequest<Shape extends z.ZodRawShape>(options: RouteOptions, params: Shape) {
+  return { params: options.tenantInPath ? TenantParam.extend(params) : z.object(params), headers: TenantHeaders };
 }
 
 /**

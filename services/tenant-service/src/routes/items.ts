@@ -6,16 +6,16 @@ import { AppError, notFound } from "../errors.js";
 import { decodeCursor } from "../cursor.js";
 import { ItemRepository } from "../repositories/items.js";
 import { UserRepository } from "../repositories/users.js";
-import { IdParam, ListQuery, clampLimit } from "../schemas.js";
-import { audit, inTenant, type RouteOptions } from "./context.js";
+import { IdParam, ListQuery, NoContent, Timestamp, clampLimit, errorResponses, pageOf } from "../schemas.js";
+import { audit, inTenant, tenantRequest, type RouteOptions } from "./context.js";
 
-const tags = z.array(z.string().trim().min(1).max(64)).max(50);
+const tagList = z.array(z.string().trim().min(1).max(64)).max(50);
 
 export const CreateItemBody = z.object({
   ownerId: z.uuid("must be the uuid of a user of this tenant"),
   title: z.string().trim().min(1).max(500),
   body: z.string().max(100_000).optional(),
-  tags: tags.optional(),
+  tags: tagList.optional(),
 });
 
 export const PatchItemBody = z
@@ -23,7 +23,7 @@ export const PatchItemBody = z
     ownerId: z.uuid("must be the uuid of a user of this tenant").optional(),
     title: z.string().trim().min(1).max(500).optional(),
     body: z.string().max(100_000).optional(),
-    tags: tags.optional(),
+    tags: tagList.optional(),
   })
   .refine((b) => Object.keys(b).length > 0, "send at least one field to change");
 
@@ -36,10 +36,32 @@ async function requireOwner(tx: Queryable, tenantId: string, ownerId: string): P
   if (!(await new UserRepository(tx, tenantId).exists(ownerId))) throw new AppError(400, "validation_failed", "body.ownerId: is not a user of this tenant");
 }
 
-export const itemRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }) => {
-  const scoped = { tenantScoped: true };
+export const Item = z
+  .object({
+    id: z.uuid(),
+    ownerId: z.uuid(),
+    title: z.string(),
+    body: z.string(),
+    tags: z.array(z.string()),
+    sizeBytes: z.int().describe("Bytes of title and body, as stored"),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .meta({ id: "Item", description: "The item" });
 
-  app.post("/items", { config: scoped, schema: { body: CreateItemBody, tags: ["items"] } }, async (request, reply) => {
+export const ItemPage = pageOf(Item).meta({ id: "ItemPage", description: "A page of the tenant's items, newest first" });
+
+export const itemRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
+  const { services } = options;
+  const scoped = { tenantScoped: true };
+  const collection = tenantRequest(options, {});
+  const one = tenantRequest(options, IdParam.shape);
+  const tags = ["items"];
+
+  app.post("/items", {
+      config: scoped,
+      schema: { ...collection, body: CreateItemBody, tags, response: { 201: Item, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 429) } },
+    }, async (request, reply) => {
     const b = request.body;
     const item = await inTenant(services, request, async (tx, tenant) => {
       await requireOwner(tx, tenant.id, b.ownerId);
@@ -50,20 +72,26 @@ export const itemRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ser
     return reply.code(201).send(item);
   });
 
-  app.get("/items", { config: scoped, schema: { querystring: ListItemsQuery, tags: ["items"] } }, async (request) => {
+  app.get("/items", {
+      config: scoped,
+      schema: { ...collection, querystring: ListItemsQuery, tags, response: { 200: ItemPage, ...errorResponses(400, 401, 403, 404, 429) } },
+    }, async (request) => {
     const limit = clampLimit(request.query.limit);
     const after = request.query.cursor ? decodeCursor(request.query.cursor) : undefined;
     const { ownerId, q } = request.query;
     return inTenant(services, request, (tx, tenant) => new ItemRepository(tx, tenant.id).list({ limit, after, ownerId, q }));
   });
 
-  app.get("/items/:id", { config: scoped, schema: { params: IdParam.passthrough(), tags: ["items"] } }, async (request) => {
+  app.get("/items/:id", { config: scoped, schema: { ...one, tags, response: { 200: Item, ...errorResponses(400, 401, 403, 404, 429) } } }, async (request) => {
     const item = await inTenant(services, request, (tx, tenant) => new ItemRepository(tx, tenant.id).find(request.params.id));
     if (!item) throw notFound("item");
     return item;
   });
 
-  app.patch("/items/:id", { config: scoped, schema: { params: IdParam.passthrough(), body: PatchItemBody, tags: ["items"] } }, async (request) => {
+  app.patch("/items/:id", {
+      config: scoped,
+      schema: { ...one, body: PatchItemBody, tags, response: { 200: Item, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 429) } },
+    }, async (request) => {
     const b = request.body;
     const item = await inTenant(services, request, async (tx, tenant) => {
       if (b.ownerId) await requireOwner(tx, tenant.id, b.ownerId);
@@ -75,7 +103,11 @@ export const itemRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ser
     return item;
   });
 
-  app.delete("/items/:id", { config: scoped, schema: { params: IdParam.passthrough(), tags: ["items"] } }, async (request, reply) => {
+  app.delete("/items/:id", {
+      config: scoped,
+      schema: { ...one, tags, response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 429) } },
+    },
+    async (request, reply) => {
     const deleted = await inTenant(services, request, async (tx, tenant) => {
       const found = await new ItemRepository(tx, tenant.id).delete(request.params.id);
       if (found) await audit(tx, request, "item.delete", "item", request.params.id);

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { conflict, forbidden } from "../errors.js";
 import { AuditLogRepository } from "../repositories/audit.js";
 import { TenantRepository, type TenantRecord } from "../repositories/tenants.js";
-import { TenantParam } from "../schemas.js";
+import { Timestamp, TenantHeaders, TenantParam, errorResponses } from "../schemas.js";
 import { enqueue, queueInstalled } from "../worker/queue.js";
 import type { RouteOptions } from "./context.js";
 
@@ -31,12 +31,27 @@ export const PatchTenantBody = z
   })
   .refine((b) => Object.keys(b).length > 0, "send at least one field to change");
 
-export const tenantView = (t: TenantRecord) => ({
+export const Tenant = z
+  .object({
+    id: z.uuid(),
+    code: z.string(),
+    name: z.string(),
+    status: z.enum(["active", "suspended"]),
+    plan,
+    maxUsers: z.int(),
+    maxStorageGb: z.int(),
+    features: z.record(z.string(), z.unknown()),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .meta({ id: "Tenant", description: "The tenant" });
+
+export const tenantView = (t: TenantRecord): z.output<typeof Tenant> => ({
   id: t.id,
   code: t.code,
   name: t.name,
   status: t.status,
-  plan: t.plan,
+  plan: t.plan as z.output<typeof plan>,
   maxUsers: t.maxUsers,
   maxStorageGb: t.maxStorageGb,
   features: t.features,
@@ -47,7 +62,15 @@ export const tenantView = (t: TenantRecord) => ({
 export const tenantRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }) => {
   const { db, directory } = services;
 
-  app.post("/v1/tenants", { config: { tenantScoped: false }, schema: { body: CreateTenantBody, tags: ["tenants"] } }, async (request, reply) => {
+  app.post("/v1/tenants", {
+      config: { tenantScoped: false },
+      schema: {
+        body: CreateTenantBody,
+        tags: ["tenants"],
+        response: { 201: Tenant, ...errorResponses(400, 401, 403, 409, 413, 415, 429) },
+        responseHeaders: { 201: { location: "The new tenant's path: /v1/tenants/{id}" } },
+      },
+    }, async (request, reply) => {
     if (!request.principal!.isPlatformAdmin) throw forbidden("creating tenants needs the platform:admin scope");
     const b = request.body;
     const id = randomUUID();
@@ -65,9 +88,15 @@ export const tenantRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { s
     return reply.code(201).header("location", `/v1/tenants/${tenant.id}`).send(tenantView(tenant));
   });
 
-  app.get("/v1/tenants/:tenant", { config: { tenantScoped: true }, schema: { params: TenantParam, tags: ["tenants"] } }, async (request) => tenantView(request.tenant!));
+  app.get("/v1/tenants/:tenant", {
+      config: { tenantScoped: true },
+      schema: { params: TenantParam, headers: TenantHeaders, tags: ["tenants"], response: { 200: Tenant, ...errorResponses(400, 401, 403, 404, 429) } },
+    }, async (request) => tenantView(request.tenant!));
 
-  app.patch("/v1/tenants/:tenant", { config: { tenantScoped: true }, schema: { params: TenantParam, body: PatchTenantBody, tags: ["tenants"] } }, async (request) => {
+  app.patch("/v1/tenants/:tenant", {
+      config: { tenantScoped: true },
+      schema: { params: TenantParam, headers: TenantHeaders, body: PatchTenantBody, tags: ["tenants"], response: { 200: Tenant, ...errorResponses(400, 401, 403, 404, 413, 415, 429) } },
+    }, async (request) => {
     if (!request.principal!.isPlatformAdmin) throw forbidden("changing a tenant needs the platform:admin scope");
     const b = request.body;
     const current = request.tenant!;

@@ -5,8 +5,8 @@ import { conflict, notFound } from "../errors.js";
 import { decodeCursor } from "../cursor.js";
 import { ItemRepository } from "../repositories/items.js";
 import { UserRepository } from "../repositories/users.js";
-import { IdParam, ListQuery, clampLimit } from "../schemas.js";
-import { audit, inTenant, requireTenantAdmin, type RouteOptions } from "./context.js";
+import { IdParam, ListQuery, NoContent, Timestamp, clampLimit, errorResponses, pageOf } from "../schemas.js";
+import { audit, inTenant, tenantRequest, requireTenantAdmin, type RouteOptions } from "./context.js";
 
 export const CreateUserBody = z.object({
   email: z.email("must be an email address").max(320),
@@ -22,10 +22,31 @@ export const PatchUserBody = z
   })
   .refine((b) => Object.keys(b).length > 0, "send at least one field to change");
 
-export const userRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }) => {
-  const scoped = { tenantScoped: true };
+export const User = z
+  .object({
+    id: z.uuid(),
+    email: z.string(),
+    displayName: z.string(),
+    role: z.enum(["admin", "member"]),
+    status: z.enum(["active", "disabled"]),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .meta({ id: "User", description: "The user" });
 
-  app.post("/users", { config: scoped, schema: { body: CreateUserBody, tags: ["users"] } }, async (request, reply) => {
+export const UserPage = pageOf(User).meta({ id: "UserPage", description: "A page of the tenant's users, newest first" });
+
+export const userRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
+  const { services } = options;
+  const scoped = { tenantScoped: true };
+  const collection = tenantRequest(options, {});
+  const one = tenantRequest(options, IdParam.shape);
+  const tags = ["users"];
+
+  app.post("/users", {
+      config: scoped,
+      schema: { ...collection, body: CreateUserBody, tags, response: { 201: User, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 429) } },
+    }, async (request, reply) => {
     requireTenantAdmin(request);
     const created = await inTenant(services, request, async (tx, tenant) => {
       const users = new UserRepository(tx, tenant.id);
@@ -41,19 +62,25 @@ export const userRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ser
     return reply.code(201).send(created);
   });
 
-  app.get("/users", { config: scoped, schema: { querystring: ListQuery, tags: ["users"] } }, async (request) => {
+  app.get("/users", {
+      config: scoped,
+      schema: { ...collection, querystring: ListQuery, tags, response: { 200: UserPage, ...errorResponses(400, 401, 403, 404, 429) } },
+    }, async (request) => {
     const limit = clampLimit(request.query.limit);
     const after = request.query.cursor ? decodeCursor(request.query.cursor) : undefined;
     return inTenant(services, request, (tx, tenant) => new UserRepository(tx, tenant.id).list({ limit, after }));
   });
 
-  app.get("/users/:id", { config: scoped, schema: { params: IdParam.passthrough(), tags: ["users"] } }, async (request) => {
+  app.get("/users/:id", { config: scoped, schema: { ...one, tags, response: { 200: User, ...errorResponses(400, 401, 403, 404, 429) } } }, async (request) => {
     const user = await inTenant(services, request, (tx, tenant) => new UserRepository(tx, tenant.id).find(request.params.id));
     if (!user) throw notFound("user");
     return user;
   });
 
-  app.patch("/users/:id", { config: scoped, schema: { params: IdParam.passthrough(), body: PatchUserBody, tags: ["users"] } }, async (request) => {
+  app.patch("/users/:id", {
+      config: scoped,
+      schema: { ...one, body: PatchUserBody, tags, response: { 200: User, ...errorResponses(400, 401, 403, 404, 413, 415, 429) } },
+    }, async (request) => {
     requireTenantAdmin(request);
     const b = request.body;
     const user = await inTenant(services, request, async (tx, tenant) => {
@@ -65,7 +92,11 @@ export const userRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ser
     return user;
   });
 
-  app.delete("/users/:id", { config: scoped, schema: { params: IdParam.passthrough(), tags: ["users"] } }, async (request, reply) => {
+  app.delete("/users/:id", {
+      config: scoped,
+      schema: { ...one, tags, response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 409, 429) } },
+    },
+    async (request, reply) => {
     requireTenantAdmin(request);
     const deleted = await inTenant(services, request, async (tx, tenant) => {
       const owned = await new ItemRepository(tx, tenant.id).countOwnedBy(request.params.id);
