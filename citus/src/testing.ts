@@ -77,6 +77,8 @@ export interface WriteLoadReport {
   readonly acknowledged: { tenantId: string; id: string }[];
   /** Failed writes by SQLSTATE (or the message when there is none). */
   readonly errors: Record<string, number>;
+  /** The first message seen for each kind in `errors`. */
+  readonly messages: Record<string, string>;
   /** The longest time between two acknowledged writes, across all clients. */
   readonly longestStallMs: number;
   readonly durationMs: number;
@@ -97,6 +99,7 @@ export function startTenantWriters(
   const deadline = Date.now() + (options.maxMs ?? 30 * 60_000);
   const acknowledged: { tenantId: string; id: string }[] = [];
   const errors: Record<string, number> = {};
+  const messages: Record<string, string> = {};
   const started = Date.now();
   let lastAck = started;
   let longestStallMs = 0;
@@ -130,6 +133,7 @@ export function startTenantWriters(
       } catch (error) {
         const key = (error as { code?: string }).code ?? (error as Error).message;
         errors[key] = (errors[key] ?? 0) + 1;
+        messages[key] ??= (error as Error).message;
         await client?.query("ROLLBACK").catch(() => {});
         // A broken connection is replaced, as a pool would.
         if (!(error as { code?: string }).code) {
@@ -146,7 +150,7 @@ export function startTenantWriters(
     async stop() {
       stopped = true;
       await Promise.all(loops);
-      return { acknowledged, errors, longestStallMs: Math.max(longestStallMs, Date.now() - lastAck), durationMs: Date.now() - started };
+      return { acknowledged, errors, messages, longestStallMs: Math.max(longestStallMs, Date.now() - lastAck), durationMs: Date.now() - started };
     },
   };
 }

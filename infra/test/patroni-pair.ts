@@ -1,9 +1,11 @@
 /**
- * A two-member Patroni group of plain PostgreSQL 15 on loopback, configured by the platform's own
- * patroniMemberConfig, with etcd as its DCS; a writer that follows the leader the way the internal load balancer
+ * Patroni clusters on loopback, configured by the platform's own patroniMemberConfig, with etcd as their DCS: a
+ * two-member group of plain PostgreSQL 15, or a Citus formation of groups; a writer that follows the leader the way the internal load balancer
  * does (Patroni's REST /primary), and the two events a failover test needs: a crashed primary and a planned
  * switchover. Used by infra/test/patroni-failover.test.ts and `pnpm bench:failover`.
  */
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
 import pg from "pg";
 import { POSTGRES_BIN, reserveMember, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
 import { renderPatroniConfig } from "../src/citus/patroni.js";
@@ -24,50 +26,98 @@ export interface Pair {
   stop(): Promise<void>;
 }
 
-export async function startPair(options: { synchronous: boolean; timing?: { ttl: number; loopWait: number; retryTimeout: number } }): Promise<Pair> {
+export interface ClusterOptions {
+  readonly synchronous: boolean;
+  readonly timing?: { ttl: number; loopWait: number; retryTimeout: number };
+  /** Citus mode: Patroni creates the database and the extension, and keeps pg_dist_node on each group's primary. */
+  readonly citus?: { readonly database: string };
+  /** Members per group; group 0 is the coordinator in Citus mode. @default [2] (one group of two) */
+  readonly groups?: readonly number[];
+}
+
+/** A Patroni cluster in one scope: one group (a plain pair) or, in Citus mode, a coordinator group and worker groups. */
+export interface Cluster {
+  readonly etcd: Etcd;
+  /** Each group's Pair view (index = Citus group id). */
+  readonly groups: Pair[];
+  stop(): Promise<void>;
+}
+
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const etcd = await startEtcd();
-  const members: PatroniMember[] = [];
-  // Both members in one scope: the second joins the first's cluster as its replica.
   const scope = `test-${process.pid}-${Date.now()}`;
+  const all: PatroniMember[] = [];
+  const groups: Pair[] = [];
   try {
-    for (const name of ["pg-a", "pg-b"]) {
-      const ports = await reserveMember();
-      const config = renderPatroniConfig({
-        scope,
-        name,
-        etcd: { hosts: [etcd.url.replace("http://", "")] },
-        restApi: { listen: `127.0.0.1:${ports.restPort}`, connectAddress: `127.0.0.1:${ports.restPort}`, ...API },
-        postgres: {
-          listen: `127.0.0.1:${ports.pgPort}`,
-          connectAddress: `127.0.0.1:${ports.pgPort}`,
-          dataDir: `${ports.dir}/data`,
-          binDir: POSTGRES_BIN,
-          pgpass: `${ports.dir}/pgpass`,
-          superuser: SUPERUSER,
-          replication: REPLICATION,
-          parameters: { unix_socket_directories: ports.dir, max_connections: 100, shared_buffers: "64MB" },
-          pgHba: ["local all all trust", "host replication replicator 127.0.0.1/32 scram-sha-256", "host all all 127.0.0.1/32 scram-sha-256"],
-        },
-        synchronous: options.synchronous,
-        timing: options.timing,
-      });
-      members.push(await startPatroniMember(name, ports, config, SUPERUSER));
-      if (members.length === 1) await waitLeader(members, 120_000);
+    for (const [group, size] of (options.groups ?? [2]).entries()) {
+      const members: PatroniMember[] = [];
+      for (let n = 0; n < size; n++) {
+        const ports = await reserveMember();
+        const name = `g${group}-${String.fromCharCode(97 + n)}`;
+        const config = renderPatroniConfig({
+          scope,
+          name,
+          ...(options.citus ? { citus: { group, database: options.citus.database } } : {}),
+          etcd: { hosts: [etcd.url.replace("http://", "")] },
+          restApi: { listen: `127.0.0.1:${ports.restPort}`, connectAddress: `127.0.0.1:${ports.restPort}`, ...API },
+          postgres: {
+            listen: `127.0.0.1:${ports.pgPort}`,
+            connectAddress: `127.0.0.1:${ports.pgPort}`,
+            dataDir: `${ports.dir}/data`,
+            binDir: POSTGRES_BIN,
+            pgpass: `${ports.dir}/pgpass`,
+            superuser: SUPERUSER,
+            replication: REPLICATION,
+            parameters: { unix_socket_directories: ports.dir, max_connections: 100, shared_buffers: "64MB" },
+            // Citus's connections between nodes on loopback trust the test's own hosts; production uses TLS and
+            // passwords (the bootstrap's pg_hba and citus.node_conninfo).
+            pgHba: options.citus
+              ? ["local all all trust", "host replication replicator 127.0.0.1/32 scram-sha-256", "host all all 127.0.0.1/32 trust"]
+              : ["local all all trust", "host replication replicator 127.0.0.1/32 scram-sha-256", "host all all 127.0.0.1/32 scram-sha-256"],
+          },
+          synchronous: options.synchronous,
+          timing: options.timing,
+          outputPluginLibraries: options.citus !== undefined && postgresKnows("output_plugin_libraries"),
+        });
+        const member = await startPatroniMember(name, ports, config, SUPERUSER);
+        members.push(member);
+        all.push(member);
+        // The first member of a group bootstraps it; the next ones clone from it.
+        if (members.length === 1) await waitLeader(members, 180_000);
+      }
+      groups.push(pairOf(etcd, members, options.synchronous));
     }
   } catch (error) {
-    for (const m of members) await m.stop();
+    for (const m of all) await m.stop();
     await etcd.stop();
     throw error;
   }
-  const pair: Pair = {
+  return {
+    etcd,
+    groups,
+    async stop() {
+      for (const m of all) await m.stop();
+      await etcd.stop();
+    },
+  };
+}
+
+/** One group of two members of plain PostgreSQL. */
+export async function startPair(options: { synchronous: boolean; timing?: { ttl: number; loopWait: number; retryTimeout: number } }): Promise<Pair> {
+  const cluster = await startCluster({ ...options, groups: [2] });
+  return { ...cluster.groups[0]!, stop: () => cluster.stop() };
+}
+
+function pairOf(etcd: Etcd, members: PatroniMember[], synchronous: boolean): Pair {
+  return {
     etcd,
     members,
     leader: (timeoutMs = 60_000) => waitLeader(members, timeoutMs),
     async replicaReady(member, timeoutMs = 120_000) {
-      const endpoint = options.synchronous ? "/sync" : "/replica";
+      const endpoint = synchronous ? "/sync" : "/replica";
       const deadline = Date.now() + timeoutMs;
       while ((await member.status(endpoint)) !== 200) {
-        if (Date.now() > deadline) throw new Error(`${member.name} did not become ${options.synchronous ? "the synchronous standby" : "a replica"} within ${timeoutMs} ms:\n${member.log().slice(-3000)}`);
+        if (Date.now() > deadline) throw new Error(`${member.name} did not become ${synchronous ? "the synchronous standby" : "a replica"} within ${timeoutMs} ms:\n${member.log().slice(-3000)}`);
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     },
@@ -82,10 +132,8 @@ export async function startPair(options: { synchronous: boolean; timing?: { ttl:
     },
     async stop() {
       for (const m of members) await m.stop();
-      await etcd.stop();
     },
   };
-  return pair;
 }
 
 async function waitLeader(members: PatroniMember[], timeoutMs: number): Promise<PatroniMember> {
@@ -180,4 +228,10 @@ export async function createTable(pair: Pair): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/** Whether the installed server has a setting (postgres --describe-config), as the Citus boot asks it. */
+function postgresKnows(setting: string): boolean {
+  const described = execFileSync(join(POSTGRES_BIN, "postgres"), ["--describe-config"], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  return described.split("\n").some((line) => line.split("\t")[0] === setting);
 }

@@ -8,6 +8,17 @@
  * Rendered as JSON, which is YAML too.
  */
 
+/**
+ * The Citus settings tenant isolation and shard operations depend on, on every node (docs/ARCHITECTURE.md, "Tenant
+ * isolation"): without propagate_set_commands = 'local' a worker never sees the request's tenant, and row-level
+ * security refuses every write there (the Citus failover test saw exactly that before this was here).
+ */
+export const CITUS_SETTINGS: Readonly<Record<string, string | number>> = {
+  "citus.propagate_set_commands": "local",
+  "citus.stat_tenants_track": "all",
+  "citus.shard_replication_factor": 1,
+};
+
 export interface PatroniMemberInput {
   /** The Patroni cluster name all groups of one Citus formation share; groups are told apart by `citus.group`. */
   readonly scope: string;
@@ -53,6 +64,12 @@ export interface PatroniMemberInput {
   readonly timing?: { readonly ttl: number; readonly loopWait: number; readonly retryTimeout: number };
   /** /dev/watchdog (softdog): a member that cannot renew its lock in time is reset before another is promoted. */
   readonly watchdog?: "required" | "automatic" | "off";
+  /**
+   * The server restricts logical decoding to output_plugin_libraries (PostgreSQL 15.19, 16.15, 17.11 on): Citus
+   * splits shards with its own "citus" plugin, so it is added. The boot asks the installed server; an older minor
+   * refuses to start with the setting.
+   */
+  readonly outputPluginLibraries?: boolean;
 }
 
 export function patroniMemberConfig(m: PatroniMemberInput): Record<string, unknown> {
@@ -100,6 +117,8 @@ export function patroniMemberConfig(m: PatroniMemberInput): Record<string, unkno
             max_wal_senders: 10,
             max_replication_slots: 10,
             max_slot_wal_keep_size: "10GB",
+            ...(m.citus ? CITUS_SETTINGS : {}),
+            ...(m.outputPluginLibraries ? { output_plugin_libraries: "pgoutput, citus" } : {}),
           },
         },
       },
