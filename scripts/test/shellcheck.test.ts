@@ -34,6 +34,8 @@ interface Script {
   readonly name: string;
   readonly text: string;
   readonly shell?: "sh" | "bash";
+  /** The file itself, for a script of the repository: its `# shellcheck source=SCRIPTDIR/...` directives resolve beside it. */
+  readonly path?: string;
   /** Where line `n` of the text comes from, e.g. infra/src/citus/bootstrap.sh:412. */
   readonly source?: (line: number) => string | undefined;
 }
@@ -48,8 +50,8 @@ interface Comment {
 
 /** shellcheck's findings on a script, one line each: file and line (its source's, where known), SC code, message. */
 function shellcheck(script: Script): string[] {
-  const file = join(work, `script-${Math.random().toString(36).slice(2)}`);
-  writeFileSync(file, script.text);
+  const file = script.path ?? join(work, `script-${Math.random().toString(36).slice(2)}`);
+  if (!script.path) writeFileSync(file, script.text);
   const run = spawnSync("shellcheck", ["--format=json1", "--external-sources", ...(script.shell ? [`--shell=${script.shell}`] : []), file], { encoding: "utf8" });
   // 0: no finding, 1: findings; anything else is shellcheck refusing the input.
   if (run.status !== 0 && run.status !== 1) throw new Error(`shellcheck could not check ${script.name} (exit ${String(run.status)}): ${run.stderr}`);
@@ -61,12 +63,15 @@ function shellcheck(script: Script): string[] {
   });
 }
 
-/** `# shellcheck disable=...` directives without a reason after them. */
+/**
+ * Directives that silence shellcheck without a reason after them: `disable=`, and `source=/dev/null` (do not follow).
+ * `source=SCRIPTDIR/x.sh` only says where a file is, and shellcheck then checks it.
+ */
 function unexplainedDirectives(script: Script): string[] {
   return script.text
     .split("\n")
     .map((text, i) => ({ text, line: i + 1 }))
-    .filter(({ text }) => /#\s*shellcheck\s+(disable|source)=/.test(text) && !/#\s*shellcheck\s+\S+=\S+\s+#\s*\S.{10,}/.test(text))
+    .filter(({ text }) => /#\s*shellcheck\s+(disable=|source=\/dev\/null)/.test(text) && !/#\s*shellcheck\s+\S+=\S+\s+#\s*\S.{10,}/.test(text))
     .map(({ text, line }) => `${script.source?.(line) ?? `${script.name}:${line}`}: a shellcheck directive without its reason: ${text.trim()}`);
 }
 
@@ -83,7 +88,7 @@ function repositoryScripts(): Script[] {
         return []; // deleted in the work tree
       }
       const shebang = /^#!\s*(?:\/usr\/bin\/env\s+)?\S*?\b(bash|sh|dash)\b/.exec(text);
-      return f.endsWith(".sh") || shebang ? [{ name: f, text }] : [];
+      return f.endsWith(".sh") || shebang ? [{ name: f, text, path: join(ROOT, f) }] : [];
     });
 }
 
