@@ -175,6 +175,27 @@ describe.skipIf(unavailable !== undefined)("tenant service API on PostgreSQL 15 
     });
   });
 
+  it("pages through rows that share a millisecond without skipping any (the cursor keeps microseconds)", async () => {
+    const code = "same-ms";
+    const tenant = await createTenant(stack, code, platform);
+    // Three items created within one millisecond, as a busy tenant's can be: only the microseconds differ.
+    await stack.admin.query(
+      `INSERT INTO platform.items (tenant_id, owner_id, title, created_at)
+       SELECT $1, $2, 'same ms ' || n, '2026-01-01 00:00:00.123456+00'::timestamptz - n * interval '1 microsecond' FROM generate_series(1, 3) AS n`,
+      [tenant.id, tenant.userId],
+    );
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { data: { title: string }[]; nextCursor: string | null } = (
+        await stack.request({ method: "GET", url: `/v1/items?limit=1${cursor ? `&cursor=${cursor}` : ""}`, token: tenant.member })
+      ).json();
+      seen.push(...page.data.map((i) => i.title));
+      cursor = page.nextCursor;
+    } while (cursor && seen.length < 10);
+    expect(seen).toEqual([`${code} first item`, "same ms 1", "same ms 2", "same ms 3"]);
+  });
+
   describe("audit log and usage", () => {
     it("records every write with actor, action and request id, readable by tenant admins", async () => {
       const created = await stack.request({ method: "POST", url: "/v1/items", token: acme.member, headers: { "x-request-id": "req-audit-1" }, payload: { ownerId: acme.userId, title: "audited" } });

@@ -98,6 +98,21 @@ describe.skipIf(unavailable !== undefined)("authentication, limits and hostile i
       }
       expect((await stack.admin.query("SELECT to_regclass('platform.items') AS t")).rows[0].t).toBe("platform.items");
     });
+    it("a forged cursor: 400 invalid_cursor, whatever date or id it carries", async () => {
+      const forged = (createdAt: string, id: string) => Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
+      for (const cursor of [
+        forged("-271821-04-20T00:00:00.000Z", t.itemId), // a date JavaScript accepts and PostgreSQL cannot store
+        forged("2026-02-30T00:00:00.000Z", t.itemId), // a day the month does not have
+        forged("Tue Dec 01 2026", t.itemId), // not the format the API writes
+        forged("2026-12-01T00:00:00.000Z", "-".repeat(36)), // not a uuid
+      ]) {
+        for (const list of ["/v1/items", "/v1/users", "/v1/audit-log"]) {
+          const res = await stack.request({ method: "GET", url: `${list}?cursor=${cursor}`, token: t.admin });
+          expect(res.statusCode, `${list} ${Buffer.from(cursor, "base64url").toString()}: ${res.body}`).toBe(400);
+          expect(res.json().error.code).toBe("invalid_cursor");
+        }
+      }
+    });
     it("unknown routes: 404 in the error format", async () => {
       const res = await stack.request({ method: "GET", url: "/v2/nothing", token: t.member });
       expect(res.statusCode).toBe(404);

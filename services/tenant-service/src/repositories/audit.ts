@@ -1,5 +1,5 @@
 import type { Queryable } from "../db/database.js";
-import { toPage, type After, type Page } from "./page.js";
+import { cursorColumn, toPage, type After, type Page } from "./page.js";
 
 export interface AuditEntry {
   readonly actor: string;
@@ -48,13 +48,13 @@ export class AuditLogRepository {
       where.push(`(occurred_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
     const { rows } = await this.db.query(
-      `SELECT id, occurred_at AS created_at, actor, action, entity_type, entity_id, request_id, details FROM platform.audit_log
+      `SELECT id, occurred_at, actor, action, entity_type, entity_id, request_id, details, ${cursorColumn("occurred_at")} FROM platform.audit_log
         WHERE ${where.join(" AND ")} ORDER BY occurred_at DESC, id DESC LIMIT $2`,
       params,
     );
     return toPage(rows, options.limit, (e) => ({
       id: e.id as string,
-      occurredAt: e.created_at as Date,
+      occurredAt: e.occurred_at as Date,
       actor: e.actor as string,
       action: e.action as string,
       entityType: e.entity_type as string,

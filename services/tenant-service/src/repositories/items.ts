@@ -1,5 +1,5 @@
 import type { Queryable } from "../db/database.js";
-import { toPage, type After, type Page } from "./page.js";
+import { cursorColumn, toPage, type After, type Page } from "./page.js";
 
 export interface Item {
   readonly id: string;
@@ -56,7 +56,7 @@ export class ItemRepository {
       params.push(options.after.createdAt, options.after.id);
       where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
-    const { rows } = await this.db.query(`SELECT ${COLUMNS} FROM platform.items WHERE ${where.join(" AND ")} ORDER BY created_at DESC, id DESC LIMIT $2`, params);
+    const { rows } = await this.db.query(`SELECT ${COLUMNS}, ${cursorColumn("created_at")} FROM platform.items WHERE ${where.join(" AND ")} ORDER BY created_at DESC, id DESC LIMIT $2`, params);
     return toPage(rows, options.limit, toItem);
   }
 

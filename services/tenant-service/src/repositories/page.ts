@@ -12,10 +12,16 @@ export interface After {
   readonly id: string;
 }
 
-/** Rows read with LIMIT limit + 1: the extra row says there is a next page, and is not returned. */
+/**
+ * The select-list entry a list query adds for toPage: `column` in UTC to the microsecond, as text. A Date keeps
+ * only milliseconds, and a cursor made from one would skip the rows of the same millisecond.
+ */
+export const cursorColumn = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at`;
+
+/** Rows read with LIMIT limit + 1 and a cursorColumn: the extra row says there is a next page, and is not returned. */
 export function toPage<T>(rows: Record<string, unknown>[], limit: number, map: (row: Record<string, unknown>) => T): Page<T> {
   const more = rows.length > limit;
   const visible = more ? rows.slice(0, limit) : rows;
   const last = visible.at(-1);
-  return { data: visible.map(map), nextCursor: more && last ? encodeCursor(last.created_at as Date, last.id as string) : null };
+  return { data: visible.map(map), nextCursor: more && last ? encodeCursor(last.cursor_at as string, last.id as string) : null };
 }

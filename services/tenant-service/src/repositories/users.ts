@@ -1,5 +1,5 @@
 import type { Queryable } from "../db/database.js";
-import { toPage, type After, type Page } from "./page.js";
+import { cursorColumn, toPage, type After, type Page } from "./page.js";
 
 export interface User {
   readonly id: string;
@@ -55,7 +55,7 @@ export class UserRepository {
   async list(options: { limit: number; after?: After }): Promise<Page<User>> {
     const { limit, after } = options;
     const { rows } = await this.db.query(
-      `SELECT ${COLUMNS} FROM platform.users WHERE tenant_id = $1
+      `SELECT ${COLUMNS}, ${cursorColumn("created_at")} FROM platform.users WHERE tenant_id = $1
          ${after ? "AND (created_at, id) < ($3::timestamptz, $4::uuid)" : ""}
        ORDER BY created_at DESC, id DESC LIMIT $2`,
       after ? [this.tenantId, limit + 1, after.createdAt, after.id] : [this.tenantId, limit + 1],
