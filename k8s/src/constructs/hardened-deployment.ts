@@ -11,6 +11,7 @@ import {
   type Volume,
 } from "../k8s.js";
 import { hardenedContainer, hardenedPodSecurityContext, hardenedTaskContainer, type HardenedContainerProps, type HardenedTaskProps } from "./hardened-container.js";
+import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
 
 export interface HardenedDeploymentProps {
   readonly namespace: string;
@@ -122,7 +123,7 @@ export class HardenedDeployment extends Construct {
     });
 
     this.deployment = new KubeDeployment(this, "Deployment", {
-      metadata,
+      metadata: { ...metadata, annotations: engineExceptionAnnotations(PULL_POLICY_EXCEPTION) },
       spec: {
         // No replicas field: the HPA owns the count, and a server-side apply must not reset it.
         selector: { matchLabels: this.selector },

@@ -1,6 +1,7 @@
 import { Construct } from "constructs";
 import { IntOrString, KubePodDisruptionBudget, KubeService, KubeStatefulSet, Quantity } from "../k8s.js";
 import { hardenedPodTemplate, tokenExemption, type HardenedPodProps } from "./hardened-deployment.js";
+import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
 
 export interface HardenedStatefulSetProps extends HardenedPodProps {
   readonly namespace: string;
@@ -36,6 +37,7 @@ export class HardenedStatefulSet extends Construct {
           }
         : {}),
       ...tokenExemption(props),
+      ...engineExceptionAnnotations(PULL_POLICY_EXCEPTION),
     };
     const template = hardenedPodTemplate(
       { ...props, container: { ...props.container, persistentMounts: [{ volume: "data", mountPath: props.storage.mountPath }] } },
@@ -43,7 +45,7 @@ export class HardenedStatefulSet extends Construct {
       this.selector,
     );
     new KubeStatefulSet(this, "StatefulSet", {
-      metadata: { name: props.name, namespace: props.namespace, labels, annotations: Object.keys(exemptions).length > 0 ? exemptions : undefined },
+      metadata: { name: props.name, namespace: props.namespace, labels, annotations: exemptions },
       spec: {
         serviceName: `${props.name}-headless`,
         replicas: props.replicas,

@@ -1,5 +1,8 @@
+import { ApiObject, Chart, Lazy } from "cdk8s";
 import { Construct } from "constructs";
+import { cpuCores } from "@platform/config";
 import { IntOrString, KubeLimitRange, KubeNamespace, KubeNetworkPolicy, KubeResourceQuota, Quantity } from "../k8s.js";
+import { memoryMi } from "../quantities.js";
 
 export interface PlatformNamespaceProps {
   readonly name: string;
@@ -78,17 +81,62 @@ export class NamespaceBaseline extends Construct {
         },
       },
     });
+    // max and min are read at synthesis from the containers this chart runs in the namespace: a container applied
+    // from elsewhere may be no larger than the largest of ours and ask no less than the smallest.
+    const bounds = () => containerBounds(Chart.of(this), name);
     new KubeLimitRange(this, "Limits", {
       metadata: { name: "container-defaults", namespace: name },
       spec: {
         limits: [
           {
             type: "Container",
-            default: { cpu: Quantity.fromString("500m"), memory: Quantity.fromString("256Mi"), "ephemeral-storage": Quantity.fromString("256Mi") },
-            defaultRequest: { cpu: Quantity.fromString("100m"), memory: Quantity.fromString("128Mi"), "ephemeral-storage": Quantity.fromString("64Mi") },
+            default: { ...toQuantities(CONTAINER_DEFAULT), "ephemeral-storage": Quantity.fromString("256Mi") },
+            defaultRequest: { ...toQuantities(CONTAINER_DEFAULT_REQUEST), "ephemeral-storage": Quantity.fromString("64Mi") },
+            max: Lazy.any({ produce: () => toQuantities(bounds().max) }) as unknown as Record<string, Quantity>,
+            min: Lazy.any({ produce: () => toQuantities(bounds().min) }) as unknown as Record<string, Quantity>,
           },
         ],
       },
     });
   }
+}
+
+/** What a container without its own resources gets (every platform container sets its own). */
+const CONTAINER_DEFAULT = { cpu: 0.5, memoryMi: 256 };
+const CONTAINER_DEFAULT_REQUEST = { cpu: 0.1, memoryMi: 128 };
+const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"]);
+
+interface Size {
+  readonly cpu: number;
+  readonly memoryMi: number;
+}
+
+function toQuantities(size: Size): Record<string, Quantity> {
+  const cpu = Number.isInteger(size.cpu) ? String(size.cpu) : `${Math.round(size.cpu * 1000)}m`;
+  return { cpu: Quantity.fromString(cpu), memory: Quantity.fromString(`${Math.ceil(size.memoryMi)}Mi`) };
+}
+
+/**
+ * The largest limits and smallest requests among the containers (init containers included) that `chart` runs in
+ * `namespace`, widened to the defaults so that min <= defaultRequest and default <= max, as the API server requires.
+ */
+export function containerBounds(chart: Chart, namespace: string): { max: Size; min: Size } {
+  const max = { ...CONTAINER_DEFAULT };
+  const min = { ...CONTAINER_DEFAULT_REQUEST };
+  for (const object of chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && WORKLOAD_KINDS.has(c.kind))) {
+    if (object.metadata.namespace !== namespace) continue;
+    const spec = object.toJson().spec;
+    const pod = (object.kind === "CronJob" ? spec.jobTemplate.spec.template.spec : spec.template.spec) as { containers: ContainerResources[]; initContainers?: ContainerResources[] };
+    for (const { resources } of [...(pod.initContainers ?? []), ...pod.containers]) {
+      if (resources?.limits?.cpu) max.cpu = Math.max(max.cpu, cpuCores(resources.limits.cpu));
+      if (resources?.limits?.memory) max.memoryMi = Math.max(max.memoryMi, memoryMi(resources.limits.memory));
+      if (resources?.requests?.cpu) min.cpu = Math.min(min.cpu, cpuCores(resources.requests.cpu));
+      if (resources?.requests?.memory) min.memoryMi = Math.min(min.memoryMi, memoryMi(resources.requests.memory));
+    }
+  }
+  return { max, min };
+}
+
+interface ContainerResources {
+  readonly resources?: { readonly limits?: Record<string, string>; readonly requests?: Record<string, string> };
 }
