@@ -4,11 +4,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ENVIRONMENT_NAMES, admittedImagePatterns, imageAdmitted, loadEnvironment, platformNames, type EnvironmentConfig } from "@platform/config";
+import { ENVIRONMENT_NAMES, UNRESOLVED_DIGEST, admittedImagePatterns, imageAdmitted, loadEnvironment, platformNames, unresolvedImages, type EnvironmentConfig } from "@platform/config";
 import { ALERTMANAGER, alertmanagerPeers } from "@platform/monitoring";
 import { synthesizeEnvironment, validateObject, type KubernetesObject } from "../src/app.js";
 import { gatewayRoutes, kongDeclarativeConfig } from "../src/charts/gateway.js";
-import { MANIFEST_RULES, checkManifests } from "../src/policy/index.js";
+import { MANIFEST_RULES, checkManifests, type PolicyContext } from "../src/policy/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "k8s-synth-"));
 const emptyOverrides = join(dir, "empty.json");
@@ -21,6 +21,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+const contextOf = (env: string): PolicyContext => ({ admittedImages: admittedImagePatterns(configs.find((c) => c.name === env)!) });
 const find = (env: string, kind: string, name: string) => synthesized[env]!.objects.find((o) => o.kind === kind && o.metadata.name === name)!;
 
 describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%s manifests", (env, config) => {
@@ -34,9 +35,17 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     for (const o of synthesized[env]!.objects) if (o.metadata.namespace) expect(namespaces.has(o.metadata.namespace), `${o.kind}/${o.metadata.name}`).toBe(true);
   });
 
-  it.each(MANIFEST_RULES.map((r) => [`${r.id}: ${r.title}`, r.id]))("%s", (_label, id) => {
-    const violations = checkManifests(synthesized[env]!.objects, MANIFEST_RULES.filter((r) => r.id === id));
+  it.each(MANIFEST_RULES.filter((r) => r.blocks !== "deploy").map((r) => [`${r.id}: ${r.title}`, r.id]))("%s", (_label, id) => {
+    const violations = checkManifests(synthesized[env]!.objects, contextOf(env), MANIFEST_RULES.filter((r) => r.id === id));
     expect(violations).toEqual([]);
+  });
+
+  it("says that every image with the placeholder digest is not pinned, and stops only its deployment", () => {
+    const findings = checkManifests(synthesized[env]!.objects, contextOf(env)).filter((v) => v.rule === "IMAGE_DIGEST_RESOLVED");
+    expect(findings.every((f) => f.blocks === "deploy" && /placeholder digest, which is not a pin/.test(f.reason))).toBe(true);
+    const named = new Set(findings.map((f) => f.reason.replace(/^container [^:]+: image (\S+) .*$/, "$1")));
+    const expected = [...unresolvedImages().map((i) => i.replace(/^\S+ \((.*)\)$/, "$1")), ...(config.kubernetes.images.placeholder ? [config.kubernetes.images.tenantService.split("@")[0]!] : [])];
+    expect([...named].sort()).toEqual(expected.sort());
   });
 
   it("runs only images that the environment's Binary Authorization allowlist admits", () => {
@@ -224,35 +233,34 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
 });
 
 describe("the checks can fail", () => {
-  const base = () => structuredClone(synthesized.dev!.objects);
+  // dev's manifests with every placeholder digest replaced by a resolved one, so that each rule starts at no finding.
+  const base = () => JSON.parse(JSON.stringify(synthesized.dev!.objects).replaceAll(UNRESOLVED_DIGEST, `sha256:${"b".repeat(64)}`)) as KubernetesObject[];
   const deployment = (objects: KubernetesObject[]) => objects.find((o) => o.kind === "Deployment" && o.metadata.name === "tenant-service") as any;
   const container = (objects: KubernetesObject[]) => deployment(objects).spec.template.spec.containers[0];
+  const statefulSet = (objects: KubernetesObject[], name: string) => objects.find((o) => o.kind === "StatefulSet" && o.metadata.name === name) as any;
   const breaks: [string, (o: KubernetesObject[]) => void][] = [
     ["SCHEMA_VALID", (o) => { deployment(o).spec.replicas = "two"; }],
-    ["RESTRICTED_SECURITY_CONTEXT", (o) => { container(o).securityContext.runAsUser = 0; }],
-    ["RESTRICTED_SECURITY_CONTEXT", (o) => { container(o).securityContext.capabilities = { add: ["NET_ADMIN"], drop: ["ALL"] }; }],
-    ["READ_ONLY_ROOT_FILESYSTEM", (o) => { container(o).securityContext.readOnlyRootFilesystem = false; }],
-    ["RESOURCES_SET", (o) => { delete container(o).resources.limits["ephemeral-storage"]; }],
-    ["PROBES", (o) => { container(o).livenessProbe = container(o).readinessProbe; }],
     ["PROBES", (o) => { container(o).readinessProbe.httpGet.port = 9999; }],
     ["PROBES", (o) => { delete container(o).livenessProbe; }],
-    ["IMAGE_PINNED", (o) => { container(o).image = "ghcr.io/acme/tenant-service:latest"; }],
-    ["NO_HOST_ACCESS", (o) => { deployment(o).spec.template.spec.hostNetwork = true; }],
+    ["PROBES", (o) => { delete (o.find((x) => x.kind === "Deployment" && x.metadata.name === "tenant-worker") as any).spec.template.spec.containers[0].readinessProbe; }],
+    ["IMAGE_PINNED", (o) => { container(o).image = "ghcr.io/acme/tenant-service:1.0"; }],
+    ["IMAGE_DIGEST_RESOLVED", (o) => { container(o).image = `ghcr.io/acme/tenant-service:1.0@${UNRESOLVED_DIGEST}`; }],
+    ["IMAGE_ADMITTED", (o) => { container(o).image = `ghcr.io/acme/tenant-service:1.0@sha256:${"a".repeat(64)}`; }],
     ["SERVICE_ACCOUNT_TOKEN", (o) => { delete deployment(o).spec.template.spec.automountServiceAccountToken; }],
-    ["NO_NODEPORT", (o) => { (o.find((x) => x.kind === "Service") as any).spec.type = "NodePort"; }],
-    ["AVAILABILITY", (o) => { (o.find((x) => x.kind === "HorizontalPodAutoscaler") as any).spec.minReplicas = 1; }],
     ["AVAILABILITY", (o) => { delete deployment(o).spec.template.spec.topologySpreadConstraints; }],
+    ["AVAILABILITY", (o) => { statefulSet(o, "alertmanager").spec.replicas = 1; }],
     ["DISRUPTION_BUDGET", (o) => { (o.find((x) => x.kind === "PodDisruptionBudget") as any).spec.maxUnavailable = 0; }],
-    ["NETWORK_POLICY_COVERAGE", (o) => { o.splice(o.findIndex((x) => x.kind === "NetworkPolicy" && x.metadata.name === "default-deny"), 1); }],
-    ["SERVICE_SELECTS_PODS", (o) => { (o.find((x) => x.kind === "Service") as any).spec.selector = { "app.kubernetes.io/name": "nobody" }; }],
+    ["DISRUPTION_BUDGET", (o) => { delete (o.find((x) => x.kind === "PodDisruptionBudget") as any).spec.unhealthyPodEvictionPolicy; }],
+    ["DEFAULT_DENY", (o) => { o.splice(o.findIndex((x) => x.kind === "NetworkPolicy" && x.metadata.name === "default-deny" && x.metadata.namespace === "tenants"), 1); }],
+    ["SERVICE_TARGET_PORTS", (o) => { (o.find((x) => x.kind === "Service" && x.metadata.name === "tenant-service") as any).spec.ports[0].targetPort = "nowhere"; }],
     ["NAMESPACE_RESTRICTED", (o) => { (o.find((x) => x.kind === "Namespace") as any).metadata.labels["pod-security.kubernetes.io/enforce"] = "baseline"; }],
-    ["RBAC_NO_WILDCARDS", (o) => { o.push({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "too-much", namespace: "tenants" }, rules: [{ apiGroups: [""], resources: ["*"], verbs: ["get"] }] }); }],
   ];
 
   it.each(breaks)("%s fails on a manifest that breaks it, naming kind/namespace/name", (id, change) => {
     const objects = base();
     change(objects);
-    const violations = checkManifests(objects).filter((v) => v.rule === id);
+    expect(checkManifests(base(), contextOf("dev")).filter((v) => v.rule === id)).toEqual([]);
+    const violations = checkManifests(objects, contextOf("dev")).filter((v) => v.rule === id);
     expect(violations.length).toBeGreaterThan(0);
     expect(violations[0]!.object).toMatch(/^[A-Za-z]+\/[a-z0-9-]+\/[a-z0-9-]+$/);
   });
@@ -262,7 +270,7 @@ describe("the checks can fail", () => {
     expect(objects.some((o) => o.kind === "Job")).toBe(true);
     const pod = deployment(objects).spec.template.spec;
     pod.initContainers = [{ ...structuredClone(pod.containers[0]), name: "setup", readinessProbe: undefined, livenessProbe: undefined, startupProbe: undefined }];
-    expect(checkManifests(objects).filter((v) => v.rule === "PROBES")).toEqual([]);
+    expect(checkManifests(objects, contextOf("dev")).filter((v) => v.rule === "PROBES")).toEqual([]);
   });
 
   it("every rule has a failing example", () => {
@@ -271,11 +279,11 @@ describe("the checks can fail", () => {
 
   it("an exemption needs its reason written on the object", () => {
     const objects = base();
-    container(objects).securityContext.readOnlyRootFilesystem = false;
-    deployment(objects).metadata.annotations = { "policy.platform.io/exempt.READ_ONLY_ROOT_FILESYSTEM": "" };
-    expect(checkManifests(objects).filter((v) => v.rule === "READ_ONLY_ROOT_FILESYSTEM").length).toBe(1);
-    deployment(objects).metadata.annotations = { "policy.platform.io/exempt.READ_ONLY_ROOT_FILESYSTEM": "writes its cache to the image's /app/cache (upstream #123)" };
-    expect(checkManifests(objects).filter((v) => v.rule === "READ_ONLY_ROOT_FILESYSTEM")).toEqual([]);
+    deployment(objects).spec.template.spec.automountServiceAccountToken = true;
+    deployment(objects).metadata.annotations = { "policy.platform.io/exempt.SERVICE_ACCOUNT_TOKEN": "" };
+    expect(checkManifests(objects, contextOf("dev")).filter((v) => v.rule === "SERVICE_ACCOUNT_TOKEN").length).toBe(1);
+    deployment(objects).metadata.annotations = { "policy.platform.io/exempt.SERVICE_ACCOUNT_TOKEN": "watches its own ConfigMaps through the API (upstream #123)" };
+    expect(checkManifests(objects, contextOf("dev")).filter((v) => v.rule === "SERVICE_ACCOUNT_TOKEN")).toEqual([]);
   });
 
   it("schema validation names what is wrong", () => {

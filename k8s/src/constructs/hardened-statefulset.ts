@@ -33,7 +33,6 @@ export class HardenedStatefulSet extends Construct {
       ...(props.replicas < 2
         ? {
             "policy.platform.io/exempt.AVAILABILITY": props.singleReplicaReason!,
-            "policy.platform.io/exempt.DISRUPTION_BUDGET": props.singleReplicaReason!,
           }
         : {}),
       ...tokenExemption(props),

@@ -1,10 +1,13 @@
+import { UNRESOLVED_DIGEST, imageAdmitted } from "@platform/config";
 import type { KubernetesObject } from "../app.js";
 import { validateObject } from "../app.js";
 
 /**
- * The manifest policy suite: the checks kube-linter, kube-score, Polaris and the restricted Pod Security Standard
- * make, as named rules over the synthesized objects. An object may be exempted from one rule by an annotation
- * next to it, `policy.platform.io/exempt.<RULE>: <reason>`; the reason is required.
+ * The platform's own manifest rules: what none of the engines that `pnpm test` runs over the manifests checks
+ * (kube-score and Trivy at their defaults, Polaris where the module proxy serves it: k8s/test/engines.test.ts).
+ * k8s/README.md, "Which engine checks what", maps every rule this suite used to have to the check that replaced it.
+ * An object may be exempted from one rule by an annotation next to it, `policy.platform.io/exempt.<RULE>: <reason>`;
+ * the reason is required.
  */
 
 export interface ManifestViolation {
@@ -12,6 +15,14 @@ export interface ManifestViolation {
   /** kind/namespace/name */
   readonly object: string;
   readonly reason: string;
+  /** What the finding stops: synthesis itself, or only a deployment (scripts/deploy refuses it). */
+  readonly blocks: "synth" | "deploy";
+}
+
+/** What some rules compare the objects with: the environment's Binary Authorization allowlist. */
+export interface PolicyContext {
+  /** Allowlist name patterns (`admittedImagePatterns(config)`). */
+  readonly admittedImages: readonly string[];
 }
 
 type Json = Record<string, unknown>;
@@ -24,12 +35,13 @@ interface PodOwner {
 export interface ManifestRule {
   readonly id: string;
   readonly title: string;
-  readonly check: (objects: readonly KubernetesObject[]) => [KubernetesObject, string][];
+  /** "synth": a finding stops synthesis. "deploy": synthesis reports it and writes the manifests, which are not deployable. @default "synth" */
+  readonly blocks?: "synth" | "deploy";
+  readonly check: (objects: readonly KubernetesObject[], context: PolicyContext) => [KubernetesObject, string][];
 }
 
 const ref = (o: KubernetesObject) => `${o.kind}/${o.metadata.namespace ?? "-"}/${o.metadata.name}`;
 const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"]);
-const MIN_UID = 10000;
 const PIN = /^[a-z0-9][a-z0-9._/:-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$/;
 
 function podOwners(objects: readonly KubernetesObject[]): PodOwner[] {
@@ -60,6 +72,7 @@ function perContainer(objects: readonly KubernetesObject[], test: (c: Json, pod:
 
 export const MANIFEST_RULES: readonly ManifestRule[] = [
   {
+    // No engine here validates against the API schema (kube-score and Trivy read only the fields they check).
     id: "SCHEMA_VALID",
     title: "every object validates against the Kubernetes API schema",
     check: (objects) => objects.flatMap((o) => {
@@ -68,45 +81,9 @@ export const MANIFEST_RULES: readonly ManifestRule[] = [
     }),
   },
   {
-    id: "RESTRICTED_SECURITY_CONTEXT",
-    title: "containers run as a numeric non-root user, without privilege escalation or capabilities, with RuntimeDefault seccomp",
-    check: (objects) =>
-      perContainer(objects, (c, pod) => {
-        const sc = (c.securityContext ?? {}) as Json;
-        const podSc = (pod.securityContext ?? {}) as Json;
-        const uid = (sc.runAsUser ?? podSc.runAsUser) as number | undefined;
-        if ((sc.runAsNonRoot ?? podSc.runAsNonRoot) !== true) return "runAsNonRoot is not true";
-        if (typeof uid !== "number" || uid < MIN_UID) return `runAsUser is ${String(uid)}, not a numeric id >= ${MIN_UID}`;
-        if (sc.allowPrivilegeEscalation !== false) return "allowPrivilegeEscalation is not false";
-        if (sc.privileged === true) return "privileged";
-        const drop = ((sc.capabilities as Json)?.drop as string[]) ?? [];
-        if (!drop.includes("ALL")) return "capabilities do not drop ALL";
-        if (((sc.capabilities as Json)?.add as string[] | undefined)?.length) return "capabilities are added";
-        const seccomp = ((sc.seccompProfile ?? podSc.seccompProfile) as Json | undefined)?.type;
-        if (seccomp !== "RuntimeDefault" && seccomp !== "Localhost") return `seccompProfile is ${String(seccomp)}`;
-        return undefined;
-      }),
-  },
-  {
-    id: "READ_ONLY_ROOT_FILESYSTEM",
-    title: "containers have a read-only root filesystem",
-    check: (objects) => perContainer(objects, (c) => ((c.securityContext as Json)?.readOnlyRootFilesystem === true ? undefined : "readOnlyRootFilesystem is not true")),
-  },
-  {
-    id: "RESOURCES_SET",
-    title: "containers request and limit CPU, memory and ephemeral storage",
-    check: (objects) =>
-      perContainer(objects, (c) => {
-        const r = (c.resources ?? {}) as { requests?: Json; limits?: Json };
-        for (const kind of ["requests", "limits"] as const) {
-          for (const res of ["cpu", "memory", "ephemeral-storage"]) if (r[kind]?.[res] === undefined) return `${kind}.${res} is not set`;
-        }
-        return undefined;
-      }),
-  },
-  {
+    // kube-score asks for probes only on pods a Service targets, and grades a missing liveness probe "almost OK".
     id: "PROBES",
-    title: "long-running containers have distinct readiness and liveness probes on ports they declare",
+    title: "long-running containers have readiness and liveness probes on ports they declare, whether or not a Service targets them",
     check: (objects) =>
       perContainer(objects, (c, pod, owner) => {
         // Init containers and Jobs run to completion: nothing to be ready for (Kubernetes rejects init-container probes).
@@ -114,7 +91,6 @@ export const MANIFEST_RULES: readonly ManifestRule[] = [
         const readiness = c.readinessProbe as Json | undefined;
         const liveness = c.livenessProbe as Json | undefined;
         if (!readiness || !liveness) return "readiness and liveness probes are both required";
-        if (JSON.stringify(readiness) === JSON.stringify(liveness)) return "readiness and liveness probes are identical";
         const declared = new Set(((c.ports as Json[]) ?? []).flatMap((p) => [p.containerPort, p.name]));
         for (const [name, probe] of [["readiness", readiness], ["liveness", liveness], ["startup", c.startupProbe as Json | undefined]] as const) {
           const port = ((probe?.httpGet ?? probe?.tcpSocket) as Json | undefined)?.port;
@@ -124,111 +100,91 @@ export const MANIFEST_RULES: readonly ManifestRule[] = [
       }),
   },
   {
+    // kube-score (container-image-tag) and Trivy (KSV-0013) refuse latest and a missing tag; neither asks for a digest.
     id: "IMAGE_PINNED",
-    title: "images are pinned by tag and digest, never latest",
+    title: "images are pinned as registry/repository:tag@sha256:<digest>",
     check: (objects) =>
-      perContainer(objects, (c) => {
-        const image = String(c.image);
-        if (/:latest(@|$)/.test(image)) return `image ${image} uses latest`;
-        return PIN.test(image) ? undefined : `image ${image} is not registry/repository:tag@sha256:<digest>`;
-      }),
+      perContainer(objects, (c) => (PIN.test(String(c.image)) ? undefined : `image ${String(c.image)} is not registry/repository:tag@sha256:<digest>`)),
   },
   {
-    id: "NO_HOST_ACCESS",
-    title: "no host network, PID or IPC namespaces, hostPath volumes or host ports",
+    id: "IMAGE_DIGEST_RESOLVED",
+    title: "no image carries the placeholder digest sha256:000…, which pins nothing (synthesis writes such manifests; scripts/deploy refuses them)",
+    blocks: "deploy",
     check: (objects) =>
-      podOwners(objects).flatMap(({ object, pod }) => {
-        const problems: string[] = [];
-        for (const key of ["hostNetwork", "hostPID", "hostIPC"]) if (pod[key] === true) problems.push(`${key} is true`);
-        for (const v of (pod.volumes as Json[]) ?? []) if (v.hostPath) problems.push(`volume ${String(v.name)} is a hostPath`);
-        for (const c of containers(pod)) for (const p of (c.ports as Json[]) ?? []) if (p.hostPort) problems.push(`container ${String(c.name)} uses hostPort ${String(p.hostPort)}`);
-        return problems.map((p) => [object, p] as [KubernetesObject, string]);
-      }),
+      perContainer(objects, (c) => (String(c.image).endsWith(`@${UNRESOLVED_DIGEST}`) ? `image ${String(c.image).split("@")[0]} has the placeholder digest, which is not a pin` : undefined)),
   },
   {
+    id: "IMAGE_ADMITTED",
+    title: "every image is admitted by the environment's Binary Authorization allowlist",
+    check: (objects, context) =>
+      perContainer(objects, (c) => (imageAdmitted(String(c.image), context.admittedImages) ? undefined : `image ${String(c.image)} is not admitted by Binary Authorization (${context.admittedImages.join(", ")})`)),
+  },
+  {
+    // Trivy's KSV-0036 reads automountServiceAccountToken on the object's own spec, which only a bare Pod has;
+    // kube-score has no such check.
     id: "SERVICE_ACCOUNT_TOKEN",
     title: "pods do not mount a Kubernetes API token unless they need the API",
     check: (objects) => podOwners(objects).flatMap(({ object, pod }) => (pod.automountServiceAccountToken === false ? [] : [[object, "automountServiceAccountToken is not false"] as [KubernetesObject, string]])),
   },
   {
-    id: "NO_NODEPORT",
-    title: "no NodePort services",
-    check: (objects) => objects.filter((o) => o.kind === "Service" && (o.spec as Json)?.type === "NodePort").map((o) => [o, "type NodePort"] as [KubernetesObject, string]),
-  },
-  {
+    // kube-score checks replicas and host anti-affinity; the zone spread and StatefulSet replicas are ours.
     id: "AVAILABILITY",
-    title: "Deployments and StatefulSets run 2+ replicas (or an HPA with minReplicas 2+), roll without dropping capacity, spread across zones and hosts",
+    title: "Deployments and StatefulSets spread across zones, and StatefulSets run 2+ replicas",
     check: (objects) =>
       objects.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet").flatMap((o) => {
         const spec = o.spec as Json;
-        const hpa = objects.find((h) => h.kind === "HorizontalPodAutoscaler" && h.metadata.namespace === o.metadata.namespace && ((h.spec as Json).scaleTargetRef as Json).name === o.metadata.name);
         const problems: string[] = [];
-        if (hpa) {
-          const { minReplicas, maxReplicas } = hpa.spec as { minReplicas?: number; maxReplicas: number };
-          if ((minReplicas ?? 1) < 2) problems.push(`HPA minReplicas is ${minReplicas ?? 1}`);
-          if (maxReplicas < (minReplicas ?? 1)) problems.push("HPA maxReplicas < minReplicas");
-        } else if (((spec.replicas as number) ?? 1) < 2) problems.push("fewer than 2 replicas and no HPA");
-        const strategy = (o.kind === "StatefulSet" ? spec.updateStrategy : spec.strategy) as Json | undefined;
-        if (strategy?.type !== "RollingUpdate") problems.push("update strategy is not RollingUpdate");
+        if (o.kind === "StatefulSet" && ((spec.replicas as number) ?? 1) < 2) problems.push(`${String(spec.replicas ?? 1)} replica(s)`);
         const pod = (spec.template as Json).spec as Json;
         const spreads = ((pod.topologySpreadConstraints as Json[]) ?? []).map((t) => t.topologyKey);
         if (!spreads.includes("topology.kubernetes.io/zone")) problems.push("no topology spread across zones");
-        const anti = ((pod.affinity as Json)?.podAntiAffinity as Json) ?? {};
-        const antiKeys = [...((anti.preferredDuringSchedulingIgnoredDuringExecution as Json[]) ?? []).map((t) => (t.podAffinityTerm as Json).topologyKey), ...((anti.requiredDuringSchedulingIgnoredDuringExecution as Json[]) ?? []).map((t) => t.topologyKey)];
-        if (!antiKeys.includes("kubernetes.io/hostname")) problems.push("no anti-affinity across hosts");
         return problems.map((p) => [o, p] as [KubernetesObject, string]);
       }),
   },
   {
+    // kube-score checks that a PDB exists and has a policy; what the policy allows is ours.
     id: "DISRUPTION_BUDGET",
-    title: "every Deployment and StatefulSet has a PodDisruptionBudget that never blocks all disruptions and evicts unhealthy pods",
+    title: "PodDisruptionBudgets always allow one disruption and evict unhealthy pods, so a node drain makes progress",
     check: (objects) =>
-      podOwners(objects)
-        .filter(({ object }) => object.kind === "Deployment" || object.kind === "StatefulSet")
-        .flatMap(({ object, podLabels }) => {
-          const pdbs = objects.filter((p) => p.kind === "PodDisruptionBudget" && p.metadata.namespace === object.metadata.namespace && matches(((p.spec as Json).selector as Json)?.matchLabels as Record<string, string>, podLabels));
-          if (pdbs.length === 0) return [[object, "no PodDisruptionBudget selects its pods"] as [KubernetesObject, string]];
-          return pdbs.flatMap((p) => {
-            const spec = p.spec as Json;
-            const problems: string[] = [];
-            if (spec.maxUnavailable === 0 || spec.maxUnavailable === "0%") problems.push(`${ref(p)} has maxUnavailable 0`);
-            if (spec.minAvailable === "100%") problems.push(`${ref(p)} has minAvailable 100%`);
-            if (spec.maxUnavailable === undefined && spec.minAvailable === undefined) problems.push(`${ref(p)} sets neither maxUnavailable nor minAvailable`);
-            if (!spec.unhealthyPodEvictionPolicy) problems.push(`${ref(p)} does not set unhealthyPodEvictionPolicy`);
-            return problems.map((m) => [object, m] as [KubernetesObject, string]);
-          });
-        }),
+      objects.filter((p) => p.kind === "PodDisruptionBudget").flatMap((p) => {
+        const spec = p.spec as Json;
+        const problems: string[] = [];
+        if (spec.maxUnavailable === 0 || spec.maxUnavailable === "0%") problems.push("maxUnavailable is 0");
+        if (spec.minAvailable === "100%") problems.push("minAvailable is 100%");
+        if (!spec.unhealthyPodEvictionPolicy) problems.push("unhealthyPodEvictionPolicy is not set");
+        return problems.map((m) => [p, m] as [KubernetesObject, string]);
+      }),
   },
   {
-    id: "NETWORK_POLICY_COVERAGE",
-    title: "every pod is selected by NetworkPolicies for both ingress and egress, behind a namespace default deny",
+    // kube-score checks that some NetworkPolicy governs each pod's ingress and egress; the namespace default deny is ours.
+    id: "DEFAULT_DENY",
+    title: "every namespace that runs pods denies all ingress and egress by default",
     check: (objects) => {
-      const policies = objects.filter((o) => o.kind === "NetworkPolicy");
-      return podOwners(objects).flatMap(({ object, podLabels }) => {
-        const selecting = policies.filter((p) => p.metadata.namespace === object.metadata.namespace && matches(((p.spec as Json).podSelector as Json)?.matchLabels as Record<string, string>, podLabels));
-        const types = new Set(selecting.flatMap((p) => ((p.spec as Json).policyTypes as string[]) ?? []));
-        const problems: string[] = [];
-        if (!types.has("Ingress")) problems.push("no NetworkPolicy governs its ingress");
-        if (!types.has("Egress")) problems.push("no NetworkPolicy governs its egress");
-        const defaultDeny = selecting.some((p) => {
-          const spec = p.spec as Json;
-          return Object.keys(((spec.podSelector as Json)?.matchLabels as Json) ?? {}).length === 0 && !spec.ingress && !spec.egress;
-        });
-        if (!defaultDeny) problems.push("its namespace has no default-deny NetworkPolicy");
-        return problems.map((m) => [object, m] as [KubernetesObject, string]);
-      });
+      const denying = new Set(
+        objects
+          .filter((p) => p.kind === "NetworkPolicy")
+          .filter((p) => {
+            const spec = p.spec as Json;
+            const types = (spec.policyTypes as string[]) ?? [];
+            return Object.keys(((spec.podSelector as Json)?.matchLabels as Json) ?? {}).length === 0 && !spec.ingress && !spec.egress && types.includes("Ingress") && types.includes("Egress");
+          })
+          .map((p) => p.metadata.namespace),
+      );
+      return podOwners(objects)
+        .filter(({ object }) => !denying.has(object.metadata.namespace))
+        .map(({ object }) => [object, `namespace ${String(object.metadata.namespace)} has no default-deny NetworkPolicy`] as [KubernetesObject, string]);
     },
   },
   {
-    id: "SERVICE_SELECTS_PODS",
-    title: "every Service selects pods that exist, on a port they declare",
+    // kube-score checks that a Service's selector matches pods; the ports are ours.
+    id: "SERVICE_TARGET_PORTS",
+    title: "every Service port targets a port its pods declare",
     check: (objects) =>
       objects
         .filter((o) => o.kind === "Service" && (o.spec as Json).selector)
         .flatMap((s) => {
           const spec = s.spec as Json;
           const targets = podOwners(objects).filter(({ object, podLabels }) => object.metadata.namespace === s.metadata.namespace && matches(spec.selector as Record<string, string>, podLabels));
-          if (targets.length === 0) return [[s, "its selector matches no pods"] as [KubernetesObject, string]];
           const declared = new Set(targets.flatMap(({ pod }) => containers(pod).flatMap((c) => ((c.ports as Json[]) ?? []).flatMap((p) => [p.containerPort, p.name]))));
           return ((spec.ports as Json[]) ?? [])
             .filter((p) => !declared.has((p.targetPort ?? p.port) as string | number))
@@ -241,30 +197,18 @@ export const MANIFEST_RULES: readonly ManifestRule[] = [
     check: (objects) =>
       objects.filter((o) => o.kind === "Namespace" && o.metadata.labels?.["pod-security.kubernetes.io/enforce"] !== "restricted").map((o) => [o, "pod-security.kubernetes.io/enforce is not restricted"] as [KubernetesObject, string]),
   },
-  {
-    id: "RBAC_NO_WILDCARDS",
-    title: "RBAC rules name their resources and verbs (no *), and nothing binds cluster-admin",
-    check: (objects) =>
-      objects.flatMap((o) => {
-        if (o.kind === "Role" || o.kind === "ClusterRole") {
-          return ((o.rules as Json[]) ?? []).flatMap((r) => (["apiGroups", "resources", "verbs"] as const).some((k) => ((r[k] as string[]) ?? []).includes("*")) ? [[o, "a rule uses *"] as [KubernetesObject, string]] : []);
-        }
-        if ((o.kind === "RoleBinding" || o.kind === "ClusterRoleBinding") && (o.roleRef as Json)?.name === "cluster-admin") return [[o, "binds cluster-admin"] as [KubernetesObject, string]];
-        return [];
-      }),
-  },
 ];
 
 const EXEMPT_PREFIX = "policy.platform.io/exempt.";
 
-export function checkManifests(objects: readonly KubernetesObject[], rules: readonly ManifestRule[] = MANIFEST_RULES): ManifestViolation[] {
+export function checkManifests(objects: readonly KubernetesObject[], context: PolicyContext, rules: readonly ManifestRule[] = MANIFEST_RULES): ManifestViolation[] {
   return rules.flatMap((rule) =>
-    rule.check(objects)
+    rule.check(objects, context)
       .filter(([o]) => {
         const reason = o.metadata.annotations?.[`${EXEMPT_PREFIX}${rule.id}`];
         return !(reason && reason.trim().length > 0);
       })
-      .map(([o, reason]) => ({ rule: rule.id, object: ref(o), reason })),
+      .map(([o, reason]) => ({ rule: rule.id, object: ref(o), reason, blocks: rule.blocks ?? "synth" })),
   );
 }
 
