@@ -82,6 +82,13 @@ describe.skipIf(unavailable !== undefined)("authentication, limits and hostile i
       const res = await stack.request({ method: "POST", url: "/v1/items", token: t.member, headers: { "content-type": "text/plain" }, payload: "hello" });
       expect(res.statusCode).toBe(415);
     });
+    it("a body sent to DELETE is parsed too (413, 415), and the description says so", async () => {
+      const url = `/v1/items/${t.itemId}`;
+      expect((await stack.request({ method: "DELETE", url, token: t.member, headers: { "content-type": "text/plain" }, payload: "hello" })).statusCode).toBe(415);
+      expect((await stack.request({ method: "DELETE", url, token: t.member, payload: { body: "y".repeat(10_000) } })).statusCode).toBe(413);
+      const doc = (await stack.request({ method: "GET", url: "/openapi.json" })).json();
+      expect(Object.keys(doc.paths["/v1/items/{id}"].delete.responses)).toEqual(expect.arrayContaining(["413", "415"]));
+    });
     it.each(injections)("injection string %j in params, query, headers and body", async (evil) => {
       const e = encodeURIComponent(evil);
       const responses = await Promise.all([

@@ -105,7 +105,7 @@ export const itemRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, optio
 
   app.delete("/items/:id", {
       config: scoped,
-      schema: { ...one, tags, response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 429) } },
+      schema: { ...one, tags, response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 413, 415, 429) } },
     },
     async (request, reply) => {
     const deleted = await inTenant(services, request, async (tx, tenant) => {

@@ -94,7 +94,7 @@ export const userRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, optio
 
   app.delete("/users/:id", {
       config: scoped,
-      schema: { ...one, tags, response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 409, 429) } },
+      schema: { ...one, tags, response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 429) } },
     },
     async (request, reply) => {
     requireTenantAdmin(request);
