@@ -1,21 +1,26 @@
 /**
  * Every environment's synthesized stack, checked by the pinned Terraform CLI with the real Google provider at the
  * version the bindings were generated for (6.50.0), built from source and installed from a local filesystem mirror:
- * nothing comes from a registry and nothing talks to Google.
+ * nothing comes from a registry. Nothing needs Google: the one call toward it is the real provider's look-up of whose
+ * token it holds when it is configured (a log line; its failure is ignored), which no request log shows.
  *
  * - `terraform init -backend=false` from the mirror, then `terraform validate`: no error and no warning (a warning we
  *   keep is listed below with its reason). Validate checks the configuration against the provider's own schema
  *   (resource types, arguments, block nesting, types, required and conflicting arguments) and runs the provider's
  *   own validation of every value known before apply (enums, formats, ranges).
- * - `terraform test` with `mock_provider "google"` and the project data source overridden, `command = plan`: the
- *   whole plan is built, every expression and reference evaluated, every resource planned for creation.
+ * - `terraform test`, `command = plan`, the project data source overridden, twice:
+ *   - with `mock_provider "google"`: every expression and reference evaluated, every resource planned for creation,
+ *     and the provider's validation run again on the values the plan knows (validate saw them unknown);
+ *   - with the real provider, configured as the stack configures it plus a token that is not one: the provider's own
+ *     planning (its defaults, CustomizeDiff rules, default labels merged into effective_labels), which sends no request
+ *     to a Google API; its debug log, where it dumps every API request, is read to prove that.
  *
  * What only a real project shows (the API's own checks, quotas, org policies, IAM, service agents) is in
  * docs/DEPLOYMENT.md, "What the offline checks prove". The tools are built by scripts/tools/install-terraform.sh and
  * install-terraform-provider-google.sh; exit 3 from either (the tool cannot be had here) skips with the reason.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -93,13 +98,17 @@ let root: string;
 let cliConfig: string;
 
 /** Runs the pinned CLI in `dir` with the mirror-only CLI config; never a registry, never a checkpoint call. */
-function tf(dir: string, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+function tf(dir: string, ...args: string[]): { status: number | null; stdout: string; stderr: string };
+function tf(dir: string, extraEnv: Record<string, string>, ...args: string[]): { status: number | null; stdout: string; stderr: string };
+function tf(dir: string, ...rest: unknown[]): { status: number | null; stdout: string; stderr: string } {
+  const extraEnv = typeof rest[0] === "object" ? (rest.shift() as Record<string, string>) : {};
+  const args = rest as string[];
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TF_")));
   const run = spawnSync(terraform.path!, args, {
     cwd: dir,
     encoding: "utf8",
     maxBuffer: 1024 * 1024 * 1024,
-    env: { ...env, TF_CLI_CONFIG_FILE: cliConfig, TF_IN_AUTOMATION: "1", CHECKPOINT_DISABLE: "1", TF_INPUT: "0" },
+    env: { ...env, TF_CLI_CONFIG_FILE: cliConfig, TF_IN_AUTOMATION: "1", CHECKPOINT_DISABLE: "1", TF_INPUT: "0", ...extraEnv },
   });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
@@ -131,7 +140,7 @@ function validate(work: Workdir): Diagnostic[] {
 interface PlannedChange {
   address: string;
   type: string;
-  change: { actions: string[] };
+  change: { actions: string[]; after?: Record<string, unknown> | null };
 }
 
 /** Offline values for the stacks' data sources, by type: what the plan reads instead of calling Google. */
@@ -139,8 +148,14 @@ const OFFLINE_DATA: Record<string, (conf: Record<string, unknown>) => Record<str
   google_project: (conf) => ({ number: "123456789012", project_id: conf.project_id, name: conf.project_id }),
 };
 
-/** The test file for an offline plan: a mocked provider, every data source overridden, one plan run. */
-function offlinePlanTest(json: TerraformJson): string {
+/**
+ * The test file for an offline plan: every data source overridden, one plan run, and either
+ * - "mock": `mock_provider "google"`: Terraform plans every resource itself (computed attributes unknown) and asks the
+ *   real provider only to validate each resource's values, now that the plan knows them; or
+ * - "provider": the real provider, configured as the stack configures it but with a token that is not one, plans every
+ *   resource itself (its defaults, CustomizeDiff, labels), which it does without calling Google.
+ */
+function offlinePlanTest(json: TerraformJson, mode: "mock" | "provider"): string {
   const overrides = Object.entries(json.data ?? {}).flatMap(([type, byName]) =>
     Object.entries(byName).map(([name, conf]) => {
       const values = OFFLINE_DATA[type];
@@ -148,15 +163,33 @@ function offlinePlanTest(json: TerraformJson): string {
       return `override_data {\n  target = data.${type}.${name}\n  values = ${JSON.stringify(values(conf))}\n}\n`;
     }),
   );
-  // A JSON object is an HCL object constructor as it is.
-  return [`mock_provider "google" {}\n`, ...overrides, `run "plan" {\n  command = plan\n}\n`].join("\n");
+  // A JSON value is an HCL expression as it is; a nested block (a JSON array) would not be, so it is refused here.
+  const providerConfig = (): string => {
+    const configs = (json.provider?.google ?? [{}]) as Record<string, unknown>[];
+    if (configs.length !== 1) throw new Error(`terraform test: the stack configures the google provider ${configs.length} times; expected once`);
+    const attributes = Object.entries({ ...configs[0], access_token: OFFLINE_TOKEN }).map(([key, value]) => {
+      if (Array.isArray(value)) throw new Error(`terraform test: the google provider's ${key} is a block; write it into the offline plan's provider block`);
+      return `  ${key} = ${JSON.stringify(value)}\n`;
+    });
+    return `provider "google" {\n${attributes.join("")}}\n`;
+  };
+  return [mode === "mock" ? `mock_provider "google" {}\n` : providerConfig(), ...overrides, `run "plan" {\n  command = plan\n}\n`].join("\n");
 }
 
-/** `terraform test -json -verbose` on the offline-plan file: its diagnostics and the plan's resource changes. */
-function offlinePlan(work: Workdir, testFile: string): { passed: boolean; diagnostics: Diagnostic[]; changes: PlannedChange[]; output: string } {
+/** The real provider's credentials in the offline plan: a static token that nothing accepts, never a real one. */
+const OFFLINE_TOKEN = "offline-plan-not-a-token";
+
+/**
+ * `terraform test -json -verbose` on the offline-plan file: its diagnostics, the plan's resource changes and the
+ * provider's debug log, where every request it sends to a Google API is written (`---[ REQUEST ]---`).
+ */
+function offlinePlan(work: Workdir, testFile: string): { passed: boolean; diagnostics: Diagnostic[]; changes: PlannedChange[]; output: string; providerLog: string } {
   mkdirSync(join(work.dir, "tests"), { recursive: true });
   writeFileSync(join(work.dir, "tests", "offline-plan.tftest.hcl"), testFile);
-  const run = tf(work.dir, "test", "-json", "-verbose", "-no-color");
+  const logFile = join(work.dir, "provider.log");
+  rmSync(logFile, { force: true });
+  // TF_LOG, not TF_LOG_PROVIDER: the provider's SDK dumps requests only when TF_LOG itself is DEBUG.
+  const run = tf(work.dir, { TF_LOG: "DEBUG", TF_LOG_PATH: logFile }, "test", "-json", "-verbose", "-no-color");
   const diagnostics: Diagnostic[] = [];
   const changes: PlannedChange[] = [];
   let passed = false;
@@ -175,8 +208,22 @@ function offlinePlan(work: Workdir, testFile: string): { passed: boolean; diagno
     if (message.type === "test_plan") changes.push(...(message.test_plan?.resource_changes ?? []));
     if (message.type === "test_summary") passed = message.test_summary?.status === "pass" && run.status === 0;
   }
-  return { passed, diagnostics, changes, output: run.stderr + run.stdout.slice(0, 4000) };
+  const providerLog = existsSync(logFile) ? readFileSync(logFile, "utf8") : "";
+  return { passed, diagnostics, changes, output: run.stderr + run.stdout.slice(0, 4000), providerLog };
 }
+
+/** The API requests in a provider's debug log, each as its request line and host. */
+function apiRequests(log: string): string[] {
+  const lines = log.split("\n");
+  const strip = (line: string | undefined) => (line ?? "").replace(/^.*provider\.terraform-provider-google[^:]*: /, "").trim();
+  return lines.flatMap((line, i) => (line.includes("---[ REQUEST ]---") ? [`${strip(lines[i + 1])} (${strip(lines[i + 2])})`] : []));
+}
+
+/** The addresses of a stack's resources, as the plan names them (the stacks use neither count nor for_each). */
+const configuredAddresses = (json: TerraformJson): string[] =>
+  Object.entries(json.resource ?? {})
+    .flatMap(([type, byName]) => Object.keys(byName).map((name) => `${type}.${name}`))
+    .sort();
 
 describe("Terraform with the real Google provider: validate and an offline plan of every stack", () => {
   let stacks: SynthesizedStack[];
@@ -213,15 +260,39 @@ describe("Terraform with the real Google provider: validate and an offline plan 
     expect(diagnostics.map((d) => describeDiagnostic("terraform validate", env, d))).toEqual([]);
   });
 
-  it.for(ENVIRONMENT_NAMES)("%s: plans offline (mocked provider, project data overridden): every resource planned for creation", (env, ctx) => {
+  it.for(ENVIRONMENT_NAMES)("%s: plans offline with a mocked provider (project data overridden): every resource planned for creation", (env, ctx) => {
     if (unavailable()) ctx.skip(`Terraform or the Google provider unavailable: ${unavailable()!}`);
     const stack = stacks.find((s) => s.name === env)!;
-    const plan = offlinePlan(workdirs.get(env)!, offlinePlanTest(stack.json));
-    expect(plan.diagnostics.filter((d) => d.severity === "error").map((d) => describeDiagnostic("terraform test (offline plan)", env, d))).toEqual([]);
+    const plan = offlinePlan(workdirs.get(env)!, offlinePlanTest(stack.json, "mock"));
+    expect(plan.diagnostics.map((d) => describeDiagnostic("terraform test (mocked plan)", env, d))).toEqual([]);
     expect(plan.passed, plan.output).toBe(true);
-    const configured = Object.entries(stack.json.resource ?? {}).flatMap(([type, byName]) => Object.keys(byName).map((name) => `${type}.${name}`));
-    expect(plan.changes.map((c) => c.address).sort()).toEqual(configured.sort());
+    expect(plan.changes.map((c) => c.address).sort()).toEqual(configuredAddresses(stack.json));
     expect(plan.changes.filter((c) => c.change.actions.join() !== "create").map((c) => `${c.address}: ${c.change.actions.join()}`)).toEqual([]);
+  });
+
+  it.for(ENVIRONMENT_NAMES)("%s: plans offline with the provider's own planning (no credentials, no API request), every labelled resource carrying the environment's labels", (env, ctx) => {
+    if (unavailable()) ctx.skip(`Terraform or the Google provider unavailable: ${unavailable()!}`);
+    const stack = stacks.find((s) => s.name === env)!;
+    const plan = offlinePlan(workdirs.get(env)!, offlinePlanTest(stack.json, "provider"));
+    expect(plan.diagnostics.map((d) => describeDiagnostic("terraform test (provider's plan)", env, d))).toEqual([]);
+    expect(plan.passed, plan.output).toBe(true);
+    expect(plan.changes.map((c) => c.address).sort()).toEqual(configuredAddresses(stack.json));
+    expect(plan.changes.filter((c) => c.change.actions.join() !== "create").map((c) => `${c.address}: ${c.change.actions.join()}`)).toEqual([]);
+    // The provider was configured and planned (its log says so) without sending one request to a Google API.
+    expect(plan.providerLog).toContain("provider.terraform-provider-google_v6.50.0");
+    expect(apiRequests(plan.providerLog).map((r) => `terraform test (provider's plan) [${env}] sent a request to a Google API: ${r}`)).toEqual([]);
+    // Only the provider computes effective_labels (a mock leaves them unknown): the provider's default labels reach
+    // every resource that takes labels.
+    const defaultLabels = ((stack.json.provider?.google as Record<string, unknown>[])[0]!.default_labels ?? {}) as Record<string, string>;
+    expect(defaultLabels.environment).toBe(env);
+    const labelled = plan.changes.filter((c) => c.change.after && "effective_labels" in c.change.after);
+    expect(labelled.length).toBeGreaterThan(10);
+    const missing = labelled.flatMap((c) =>
+      Object.entries(defaultLabels)
+        .filter(([k, v]) => (c.change.after!.effective_labels as Record<string, string> | null)?.[k] !== v)
+        .map(([k, v]) => `terraform test (provider's plan) [${env}] ${c.address}: effective_labels lacks ${k}=${v}`),
+    );
+    expect(missing).toEqual([]);
   });
 
   describe("a broken stack fails, naming the environment, the resource and the rule", () => {
@@ -269,10 +340,28 @@ describe("Terraform with the real Google provider: validate and an offline plan 
         conf.rotation_period = "${data.google_project.Project.number}";
       });
       expect(validate(work).map((d) => describeDiagnostic("terraform validate", "dev", d))).toEqual([]);
-      const plan = offlinePlan(work, offlinePlanTest(stack.json));
+      const plan = offlinePlan(work, offlinePlanTest(stack.json, "mock"));
       expect(plan.passed).toBe(false);
       expect(plan.diagnostics.map((d) => describeDiagnostic("terraform test (offline plan)", "dev", d)).join("\n")).toMatch(
         new RegExp(`error at ${address.replace(".", "\\.")}: Invalid rotation period format: 123456789012`),
+      );
+    });
+
+    it("a rule only the provider's own plan checks (an ingress firewall rule without a source): validate and the mocked plan pass it, the provider's plan refuses", (ctx) => {
+      if (unavailable()) ctx.skip(`Terraform or the Google provider unavailable: ${unavailable()!}`);
+      const stack = stacks.find((s) => s.name === "dev")!;
+      let address = "";
+      const work = broken((json) => {
+        const [name, conf] = Object.entries(json.resource!.google_compute_firewall!).find(([, c]) => (c.direction ?? "INGRESS") === "INGRESS")!;
+        address = `google_compute_firewall.${name}`;
+        for (const source of ["source_ranges", "source_tags", "source_service_accounts"]) delete conf[source];
+      });
+      expect(validate(work).map((d) => describeDiagnostic("terraform validate", "dev", d))).toEqual([]);
+      expect(offlinePlan(work, offlinePlanTest(stack.json, "mock")).passed).toBe(true);
+      const plan = offlinePlan(work, offlinePlanTest(stack.json, "provider"));
+      expect(plan.passed).toBe(false);
+      expect(plan.diagnostics.map((d) => describeDiagnostic("terraform test (provider's plan)", "dev", d)).join("\n")).toMatch(
+        new RegExp(`error at ${address.replace(".", "\\.")}: .*one of source_tags, source_ranges, or source_service_accounts must be defined`),
       );
     });
   });
