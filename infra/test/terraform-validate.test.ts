@@ -16,8 +16,9 @@
  *     to a Google API; its debug log, where it dumps every API request, is read to prove that.
  *
  * What only a real project shows (the API's own checks, quotas, org policies, IAM, service agents) is in
- * docs/DEPLOYMENT.md, "What the offline checks prove". The tools are built by scripts/tools/install-terraform.sh and
- * install-terraform-provider-google.sh; exit 3 from either (the tool cannot be had here) skips with the reason.
+ * docs/DEPLOYMENT.md, "What the offline checks prove". scripts/tools/install-terraform.sh checks the CLI's version and
+ * install-terraform-provider-google.sh builds the provider; exit 3 from either (the tool cannot be had here) skips
+ * with the reason, any other failure (a terraform of another version, a failed build) fails.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -1,92 +1,41 @@
 #!/usr/bin/env bash
-# Prints the path of a Terraform CLI at the version the project pins. A `terraform` on PATH that reports exactly
-# that version is used as it is; otherwise Terraform is built from the Go module proxy (github.com/hashicorp/terraform
-# at the release tag), once per version, into a cache outside the repository. infra/test/terraform-validate.test.ts
-# validates and plans the synthesized stacks with it.
+# Prints the path of the Terraform CLI at the version the project pins, after checking that it is that version.
+# infra/test/terraform-validate.test.ts validates and plans the synthesized stacks with it.
 #
-#   scripts/tools/install-terraform.sh                   # prints e.g. /usr/local/bin/terraform
-#   TERRAFORM_FROM_SOURCE=1 scripts/tools/install-terraform.sh   # ignore PATH, use (or build) the cached build
+#   scripts/tools/install-terraform.sh          # prints e.g. /usr/local/bin/terraform
+#   TERRAFORM=/opt/tf/terraform scripts/tools/install-terraform.sh   # check and use that one instead of PATH's
 #
-# Why Terraform and not OpenTofu: `cdktf deploy` (docs/DEPLOYMENT.md) runs the terraform CLI, the stacks' lock and
-# state are Terraform's, and the machines come with this release; pinning the same one keeps tests and deploys on
-# one engine. `terraform test` with mock_provider and override_data needs 1.7 or later.
+# Why Terraform, and this release: `cdktf deploy` (docs/DEPLOYMENT.md) runs the terraform CLI, so the checks run on
+# the engine that deploys; the project's machines come with Terraform 1.11.4; `terraform test` with mock_provider and
+# override_data needs 1.7 or later.
 #
-# Exit codes: 0 found or built (path on stdout); 3 Terraform cannot be had here (no Go, or the module proxy does not
-# serve it or a module it needs), said on stderr, so callers skip; 1 anything else (a failed build).
+# Why it is not built here when missing: Terraform cannot be built from the Go module proxy. Its go.mod replaces its
+# state backends (internal/backend/remote-state/{azure,consul,cos,gcs,kubernetes,oss,pg,s3} and internal/legacy) with
+# directories that are modules of their own, which a module's download leaves out, and the proxy serves no version of
+# them. OpenTofu builds from the proxy, but it is another engine than the one that deploys. No prebuilt binary is
+# downloaded either.
+#
+# Exit codes: 0 the pinned version (path on stdout); 3 no terraform here, said on stderr, so callers skip; 1 a
+# terraform of another version, said on stderr, so callers fail: the checks would run on an engine the project does
+# not pin.
 set -euo pipefail
 
 TERRAFORM_VERSION="1.11.4"
-MODULE="github.com/hashicorp/terraform"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/platform-tools/terraform/${TERRAFORM_VERSION}"
-binary="$cache/bin/terraform"
 
-version_of() {
-  CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null "$1" version -json 2>/dev/null | sed -n 's/^[[:space:]]*"terraform_version": "\([^"]*\)",*$/\1/p'
-}
-
-if [[ -z "${TERRAFORM_FROM_SOURCE:-}" ]] && on_path="$(command -v terraform 2>/dev/null)"; then
-  found="$(version_of "$on_path")"
-  if [[ "$found" == "$TERRAFORM_VERSION" ]]; then
-    echo "$on_path"
-    exit 0
-  fi
-  echo "install-terraform: ${on_path} is Terraform ${found:-of unknown version}, not the pinned ${TERRAFORM_VERSION}; using a build of ${TERRAFORM_VERSION}" >&2
-fi
-
-if [[ -x "$binary" ]]; then
-  echo "$binary"
-  exit 0
-fi
-
-if ! command -v go >/dev/null 2>&1; then
-  echo "install-terraform: no Go toolchain on PATH; Terraform ${TERRAFORM_VERSION} is built from source with it" >&2
+candidate="${TERRAFORM:-$(command -v terraform 2>/dev/null || true)}"
+if [[ -z "$candidate" || ! -x "$candidate" ]]; then
+  echo "install-terraform: no terraform ${candidate:+at ${candidate} }on this machine; the project pins Terraform ${TERRAFORM_VERSION}," \
+    "which comes with the machine image (it cannot be built from the Go module proxy: the proxy does not serve its" \
+    "state backend modules)" >&2
   exit 3
 fi
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-go mod init platform-tools/terraform-download >/dev/null 2>&1
-
-started=$SECONDS
-if ! download="$(go mod download -json "${MODULE}@v${TERRAFORM_VERSION}" 2>&1)"; then
-  reason="$(printf '%s\n' "$download" | sed -n 's/^[[:space:]]*"Error": "\(.*\)"[,]*$/\1/p' | sed 's/\\n/ /g; s/\\t/ /g')"
-  echo "install-terraform: the Go module proxy does not serve ${MODULE}@v${TERRAFORM_VERSION}: ${reason:-$download}" >&2
-  exit 3
-fi
-source_dir="$(printf '%s\n' "$download" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-if [[ -z "$source_dir" || ! -d "$source_dir" ]]; then
-  echo "install-terraform: go mod download did not say where ${MODULE}@v${TERRAFORM_VERSION} is:" >&2
-  printf '%s\n' "$download" >&2
-  exit 1
-fi
-
-# Built inside the downloaded module, so its replace directives apply as in its own build (`go install module@version`
-# refuses them), with the release's flags (scripts/build.sh there): stripped, and not marked as a dev build.
-mkdir -p "$cache/bin"
-partial="$(mktemp "$cache/bin/.terraform.XXXXXX")"
-log="$work/build.log"
-parallelism="${GO_BUILD_PARALLELISM:-1}"
-echo "install-terraform: building ${MODULE}@v${TERRAFORM_VERSION} (once per version; several minutes on two cores, go build -p ${parallelism}, niced)" >&2
-if ! (cd "$source_dir" && GOFLAGS="${GOFLAGS:-} -mod=readonly" CGO_ENABLED=0 nice -n 10 go build -p "$parallelism" -trimpath \
-  -ldflags "-s -w -X '${MODULE}/version.dev=no'" -o "$partial" .) >"$log" 2>&1; then
-  rm -f "$partial"
-  refused="$(sed -n 's/^go: \([^ ]*@[^ :]*\): reading .*: 4[0-9][0-9] .*/\1/p; s/^.*: \([^ ]*@v[^ :]*\): reading .*: 4[0-9][0-9] .*/\1/p' "$log" | sort -u | paste -sd ' ' -)"
-  if [[ -n "$refused" ]]; then
-    echo "install-terraform: the Go module proxy does not serve what ${MODULE}@v${TERRAFORM_VERSION} needs: ${refused}" >&2
-    exit 3
-  fi
-  grep -v '^go: downloading ' "$log" >&2 || true
-  echo "install-terraform: building ${MODULE}@v${TERRAFORM_VERSION} failed (output above)" >&2
-  exit 1
-fi
-chmod 0755 "$partial"
-found="$(version_of "$partial")"
+found="$(CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null "$candidate" version -json 2>/dev/null |
+  sed -n 's/^[[:space:]]*"terraform_version": "\([^"]*\)",*$/\1/p')"
 if [[ "$found" != "$TERRAFORM_VERSION" ]]; then
-  rm -f "$partial"
-  echo "install-terraform: the build reports version '${found}', not ${TERRAFORM_VERSION}" >&2
+  echo "install-terraform: ${candidate} is Terraform ${found:-of unknown version}; the project pins ${TERRAFORM_VERSION}" \
+    "(scripts/tools/install-terraform.sh). Put Terraform ${TERRAFORM_VERSION} first on PATH (or in TERRAFORM=), or" \
+    "move the pin and check the stacks with the new version" >&2
   exit 1
 fi
-mv -f "$partial" "$binary"
-echo "install-terraform: built in $((SECONDS - started)) s: $binary" >&2
-echo "$binary"
+echo "$candidate"
