@@ -1,7 +1,7 @@
 import { Construct } from "constructs";
 import { StorageBucket } from "../google.js";
 import type { ITerraformDependable } from "cdktf";
-import { skipCheckov } from "../policy/checkov-skips.js";
+import { ignoreTrivy, skipCheckov } from "../policy/checkov-skips.js";
 
 export interface BackupsBucketProps {
   readonly projectId: string;
@@ -50,11 +50,11 @@ export class BackupsBucket extends Construct {
       labels: props.labels,
       dependsOn: props.dependsOn,
     });
-    skipCheckov(this.bucket, {
-      id: "CKV_GCP_62",
-      reason:
-        "Usage logs are Cloud Storage's legacy per-bucket access log; Google's record of object access is Data Access " +
-        "audit logs, set for the project or organization, not by this stack, which grants roles on this bucket only to the Citus nodes' service accounts",
-    });
+    // Checkov and Trivy ask the same thing (a usage-log bucket), for the same reason not done here.
+    const accessLogs =
+      "Usage logs are Cloud Storage's legacy per-bucket access log; Google's record of object access is Data Access " +
+      "audit logs, set for the project or organization, not by this stack, which grants roles on this bucket only to the Citus nodes' service accounts";
+    skipCheckov(this.bucket, { id: "CKV_GCP_62", reason: accessLogs });
+    ignoreTrivy(this.bucket, { id: "GCP-0077", reason: accessLogs });
   }
 }

@@ -37,3 +37,28 @@ export function checkovSkipsOf(conf: Record<string, unknown>): CheckovSkip[] {
   const comment = conf["//"] as { checkov?: { skip?: { id?: unknown; comment?: unknown }[] } } | undefined;
   return (comment?.checkov?.skip ?? []).map((s) => ({ id: String(s.id), reason: String(s.comment ?? "") }));
 }
+
+/** A Trivy check that does not apply to one resource, and why. */
+export interface TrivyIgnore {
+  /** Trivy's check id, e.g. GCP-0077. */
+  readonly id: string;
+  readonly reason: string;
+}
+
+const TRIVY_ID = /^[A-Z]+-\d{4}$/;
+const trivyWritten = new WeakMap<TerraformResource, TrivyIgnore[]>();
+
+/**
+ * Writes an exception to a Trivy check on the resource, beside its Checkov skips: `"//": { "trivy": { "ignore":
+ * [{ "id", "comment" }] } }`. Trivy reads cdktf's HCL rendering of the stack, where infra/test/trivy.test.ts turns it
+ * into Trivy's own `#trivy:ignore:<id>` above the resource.
+ */
+export function ignoreTrivy(resource: TerraformResource, ...ignores: TrivyIgnore[]): void {
+  for (const ignore of ignores) {
+    if (!TRIVY_ID.test(ignore.id)) throw new Error(`${resource.node.path}: "${ignore.id}" is not a Trivy check id (GCP-0077)`);
+    if (ignore.reason.trim().length < 20) throw new Error(`${resource.node.path}: the exception to ${ignore.id} needs its reason, a sentence a reviewer can check`);
+  }
+  const all = [...(trivyWritten.get(resource) ?? []), ...ignores];
+  trivyWritten.set(resource, all);
+  resource.addOverride("//.trivy.ignore", all.map((i) => ({ id: i.id, comment: i.reason })));
+}
