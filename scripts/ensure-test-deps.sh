@@ -21,6 +21,9 @@ REQUIRED=(
   # Automatic failover: infra/test/patroni-failover.test.ts and pnpm bench:failover run a real Patroni group with etcd.
   "/usr/bin/patroni:patroni"
   "/usr/bin/etcd:etcd-server"
+  # The engines: shellcheck from Debian; Checkov and Schemathesis are installed from PyPI into venvs.
+  "shellcheck:shellcheck"
+  "python3:python3"
 )
 
 missing=()
@@ -34,13 +37,22 @@ for entry in "${REQUIRED[@]}"; do
   fi
 done
 
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=("python3-venv")
+
+# After the Debian packages: the engines the tests run, at their pinned versions (Go builds and PyPI installs).
+engines() {
+  bash "$(dirname "$0")/tools/install-all.sh"
+}
+
 if [[ ${#missing[@]} -eq 0 ]]; then
+  engines
   exit 0
 fi
 
 if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
   echo "test dependencies missing: ${missing[*]}. Install them (sudo apt-get install ${missing[*]}); until then the" \
     "tests that need them are skipped with a reason (a benchmark falls back or says what it needs)." >&2
+  engines
   exit 0
 fi
 
@@ -58,3 +70,4 @@ if command -v redis-cli >/dev/null 2>&1; then redis-cli -p 6379 shutdown nosave 
 if command -v pg_lsclusters >/dev/null 2>&1; then
   pg_lsclusters -h | awk '{print $1, $2}' | while read -r version name; do pg_ctlcluster "$version" "$name" stop || true; done
 fi
+engines
