@@ -72,12 +72,18 @@ function addressesByLine(text: string): (line: number) => string | undefined {
       path.length = depth - 1;
       path[depth - 1] = JSON.parse(`"${key[2]!}"`) as string;
     }
-    const [top, type, name] = path;
-    byLine.push(
-      top === "resource" && name ? `${type}.${name}` : top === "data" && name ? `data.${type}.${name}` : top === "output" && type ? `output.${type}` : top === "provider" && type ? `provider.${type}` : top === "locals" && type ? `local.${type}` : top,
-    );
+    byLine.push(addressOf(path));
   }
   return (line) => byLine[line];
+}
+
+/** The address of a JSON path in a Terraform JSON file: its first three keys say what block it is in. */
+function addressOf([top, type, name]: string[]): string | undefined {
+  if (top === "resource" && name) return `${type}.${name}`;
+  if (top === "data" && name) return `data.${type}.${name}`;
+  if ((top === "output" || top === "provider") && type) return `${top}.${type}`;
+  if (top === "locals" && type) return `local.${type}`;
+  return top;
 }
 
 /** One line per diagnostic: the tool, the environment, the address (or file and line), the rule, Terraform's detail. */
@@ -98,12 +104,8 @@ const provider: Tool = {};
 let root: string;
 let cliConfig: string;
 
-/** Runs the pinned CLI in `dir` with the mirror-only CLI config; never a registry, never a checkpoint call. */
-function tf(dir: string, ...args: string[]): { status: number | null; stdout: string; stderr: string };
-function tf(dir: string, extraEnv: Record<string, string>, ...args: string[]): { status: number | null; stdout: string; stderr: string };
-function tf(dir: string, ...rest: unknown[]): { status: number | null; stdout: string; stderr: string } {
-  const extraEnv = typeof rest[0] === "object" ? (rest.shift() as Record<string, string>) : {};
-  const args = rest as string[];
+/** Runs the pinned CLI in `dir` with the mirror-only CLI config (no registry, no checkpoint call), TF_* of ours only. */
+function tf(dir: string, args: string[], extraEnv: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TF_")));
   const run = spawnSync(terraform.path!, args, {
     cwd: dir,
@@ -121,14 +123,14 @@ function initialized(env: string, json: TerraformJson, name = env): Workdir {
   mkdirSync(dir, { recursive: true });
   const text = JSON.stringify(json, null, 2);
   writeFileSync(join(dir, "cdk.tf.json"), text);
-  const init = tf(dir, "init", "-backend=false", "-input=false", "-no-color");
+  const init = tf(dir, ["init", "-backend=false", "-input=false", "-no-color"]);
   if (init.status !== 0) throw new Error(`terraform init [${env}] failed (provider from the mirror ${provider.path!}):\n${init.stderr}${init.stdout}`);
   return { env, dir, addressAt: addressesByLine(text) };
 }
 
 /** `terraform validate -json`: its diagnostics, each with the address of the resource it is about. */
 function validate(work: Workdir): Diagnostic[] {
-  const run = tf(work.dir, "validate", "-json", "-no-color");
+  const run = tf(work.dir, ["validate", "-json", "-no-color"]);
   let parsed: { diagnostics?: Diagnostic[] };
   try {
     parsed = JSON.parse(run.stdout) as { diagnostics?: Diagnostic[] };
@@ -190,7 +192,7 @@ function offlinePlan(work: Workdir, testFile: string): { passed: boolean; diagno
   const logFile = join(work.dir, "provider.log");
   rmSync(logFile, { force: true });
   // TF_LOG, not TF_LOG_PROVIDER: the provider's SDK dumps requests only when TF_LOG itself is DEBUG.
-  const run = tf(work.dir, { TF_LOG: "DEBUG", TF_LOG_PATH: logFile }, "test", "-json", "-verbose", "-no-color");
+  const run = tf(work.dir, ["test", "-json", "-verbose", "-no-color"], { TF_LOG: "DEBUG", TF_LOG_PATH: logFile });
   const diagnostics: Diagnostic[] = [];
   const changes: PlannedChange[] = [];
   let passed = false;

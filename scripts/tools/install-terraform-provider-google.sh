@@ -94,7 +94,7 @@ partial="$(mktemp "$package_dir/.provider.XXXXXX")"
 log="$work/build.log"
 parallelism="${GO_BUILD_PARALLELISM:-1}"
 echo "install-terraform-provider-google: building ${MODULE} v${PROVIDER_VERSION} (${PROVIDER_COMMIT:0:12}) for ${platform}," \
-  "once per version: a large build, tens of minutes on two cores (go build -p ${parallelism}, niced)" >&2
+  "once per version: about 12 minutes on two cores (go build -p ${parallelism}, niced)" >&2
 if ! (cd "$source_dir" && GOFLAGS="${GOFLAGS:-} -mod=readonly" CGO_ENABLED=0 nice -n 10 go build -p "$parallelism" -trimpath \
   -ldflags "-s -w -X ${MODULE}/version.ProviderVersion=${PROVIDER_VERSION}" -o "$partial" .) >"$log" 2>&1; then
   rm -f "$partial"
