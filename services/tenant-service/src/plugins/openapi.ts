@@ -5,6 +5,7 @@
  */
 import swagger from "@fastify/swagger";
 import { jsonSchemaTransform, jsonSchemaTransformObject } from "fastify-type-provider-zod";
+import { TENANT_HEADER } from "../schemas.js";
 import { shared } from "./shared.js";
 
 declare module "fastify" {
@@ -35,10 +36,17 @@ interface Components {
   paths?: Record<string, Record<string, { responses?: Record<string, Response> }>>;
 }
 
-/** The zod transform, plus each route's responseHeaders, which @fastify/swagger turns into response headers. */
+/**
+ * The zod transform, plus each route's responseHeaders (which @fastify/swagger turns into response headers), and
+ * X-Tenant-ID on every route whose config says it is tenant-scoped.
+ */
 const transform: Transform = (route) => {
   const { responseHeaders, ...schema } = route.schema ?? {};
   const result = jsonSchemaTransform({ ...route, schema } as Parameters<Transform>[0]);
+  const config = (route as { route?: { config?: { tenantScoped?: boolean } } }).route?.config;
+  if (config?.tenantScoped && !schema.hide) {
+    (result.schema as Record<string, unknown>).headers = { type: "object", properties: { "x-tenant-id": TENANT_HEADER } };
+  }
   const responses = (result.schema as { response?: Record<string, Record<string, unknown>> }).response;
   for (const [status, headers] of Object.entries(responseHeaders ?? {})) {
     const response = responses?.[status];

@@ -5,7 +5,7 @@ import type { Queryable } from "../db/database.js";
 import { forbidden } from "../errors.js";
 import { AuditLogRepository } from "../repositories/audit.js";
 import type { TenantRecord } from "../repositories/tenants.js";
-import { TenantHeaders, TenantParam } from "../schemas.js";
+import { TenantParam } from "../schemas.js";
 import type { Services } from "../services.js";
 
 export interface RouteOptions {
@@ -15,11 +15,11 @@ export interface RouteOptions {
 }
 
 /**
- * Where a tenant-scoped route's request names its tenant, for its schema: the {tenant} path parameter when the
- * routes are registered under /v1/tenants/:tenant (next to the route's own `params`), and X-Tenant-ID.
+ * A tenant-scoped route's path parameters: its own, and {tenant} when the routes are registered under
+ * /v1/tenants/:tenant. (X-Tenant-ID is documented for every tenant-scoped route by plugins/openapi.ts.)
  */
 export function tenantRequest<Shape extends z.ZodRawShape>(options: RouteOptions, params: Shape) {
-  return { params: options.tenantInPath ? TenantParam.extend(params) : z.object(params), headers: TenantHeaders };
+  return { params: options.tenantInPath ? TenantParam.extend(params) : z.object(params) };
 }
 
 /**

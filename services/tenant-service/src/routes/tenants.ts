@@ -5,7 +5,7 @@ import { z } from "zod";
 import { conflict, forbidden } from "../errors.js";
 import { AuditLogRepository } from "../repositories/audit.js";
 import { TenantRepository, type TenantRecord } from "../repositories/tenants.js";
-import { Timestamp, TenantHeaders, TenantParam, errorResponses } from "../schemas.js";
+import { Timestamp, TenantParam, errorResponses } from "../schemas.js";
 import { enqueue, queueInstalled } from "../worker/queue.js";
 import type { RouteOptions } from "./context.js";
 
@@ -90,12 +90,12 @@ export const tenantRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { s
 
   app.get("/v1/tenants/:tenant", {
       config: { tenantScoped: true },
-      schema: { params: TenantParam, headers: TenantHeaders, tags: ["tenants"], response: { 200: Tenant, ...errorResponses(400, 401, 403, 404, 429) } },
+      schema: { params: TenantParam, tags: ["tenants"], response: { 200: Tenant, ...errorResponses(400, 401, 403, 404, 429) } },
     }, async (request) => tenantView(request.tenant!));
 
   app.patch("/v1/tenants/:tenant", {
       config: { tenantScoped: true },
-      schema: { params: TenantParam, headers: TenantHeaders, body: PatchTenantBody, tags: ["tenants"], response: { 200: Tenant, ...errorResponses(400, 401, 403, 404, 413, 415, 429) } },
+      schema: { params: TenantParam, body: PatchTenantBody, tags: ["tenants"], response: { 200: Tenant, ...errorResponses(400, 401, 403, 404, 413, 415, 429) } },
     }, async (request) => {
     if (!request.principal!.isPlatformAdmin) throw forbidden("changing a tenant needs the platform:admin scope");
     const b = request.body;
