@@ -5,6 +5,8 @@ export interface ServiceMetrics {
   readonly requests: Counter<"method" | "route" | "status">;
   readonly duration: Histogram<"method" | "route" | "status">;
   readonly rejections: Counter<"reason">;
+  /** Requests answered 503 because a database node was away (a failover, a restart), by SQLSTATE or driver code. */
+  readonly databaseUnavailable: Counter<"cause">;
   readonly rateLimitRenewals: Counter<"result">;
 }
 
@@ -39,6 +41,7 @@ export function createMetrics(pool?: () => { total: number; idle: number; waitin
       registers: [registry],
     }),
     rejections: new Counter({ name: "tenant_requests_rejected_total", help: "Requests refused before reaching data, by reason", labelNames: ["reason"], registers: [registry] }),
+    databaseUnavailable: new Counter({ name: "db_unavailable_total", help: "Requests answered 503 because a database node was away, by cause", labelNames: ["cause"], registers: [registry] }),
     rateLimitRenewals: new Counter({
       name: "rate_limit_lease_renewals_total",
       help: "Rate-limit leases asked of Redis, by result (granted, exhausted: the tenant's window is used up, error)",

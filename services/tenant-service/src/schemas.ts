@@ -61,13 +61,14 @@ const ERRORS = {
   413: "The body is larger than the service's limit (BODY_LIMIT_BYTES)",
   415: "The body is not JSON (send Content-Type: application/json)",
   429: "The tenant's rate limit is spent: retry after the Retry-After seconds",
+  503: "A database node this request needs is unavailable (a failover or restart in progress): retry after the Retry-After seconds",
 } as const;
 
 export type ErrorStatus = keyof typeof ERRORS;
 
-/** The error answers a route can give, each with the one error body. */
-export function errorResponses<S extends ErrorStatus>(...statuses: S[]): Record<S, z.ZodType> {
-  return Object.fromEntries(statuses.map((status) => [status, ErrorBody.describe(ERRORS[status])])) as unknown as Record<S, z.ZodType>;
+/** The error answers a route can give, each with the one error body; every route reads the database, so 503 too. */
+export function errorResponses<S extends ErrorStatus>(...statuses: S[]): Record<S | 503, z.ZodType> {
+  return Object.fromEntries([...statuses, 503 as const].map((status) => [status, ErrorBody.describe(ERRORS[status])])) as unknown as Record<S | 503, z.ZodType>;
 }
 
 /** A 204 answer: no body. */

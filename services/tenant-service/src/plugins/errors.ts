@@ -22,6 +22,23 @@ export const PG_ERRORS: Record<string, [number, string, string]> = {
 };
 
 /**
+ * A database node the request needs is away, for a moment: a Citus worker or the coordinator failing over or
+ * restarting (08xxx: the connection to it failed; 57P01-57P03: it is shutting down or starting; 25006: a write reached
+ * a primary just demoted), or the service's own connection to the coordinator broke. The client may retry: 503 with
+ * Retry-After, a code that names the cause, and a counter (db_unavailable_total) instead of a 500 "internal".
+ */
+const DATABASE_UNAVAILABLE = new Set(["08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "25006"]);
+const CONNECTION_LOST = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE"]);
+/** Seconds a client waits before retrying: about one Patroni failover loop. */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+export function databaseUnavailable(error: { code?: string; message?: string }): string | undefined {
+  if (error.code && (DATABASE_UNAVAILABLE.has(error.code) || CONNECTION_LOST.has(error.code))) return error.code;
+  if (error.message === "Connection terminated unexpectedly" || error.message?.startsWith("Connection terminated due to connection timeout")) return "connection_lost";
+  return undefined;
+}
+
+/**
  * The router's own refusals, before any route or hook runs (Fastify's `frameworkErrors`): a path that is not valid
  * percent-encoding, or a path parameter longer than the router's maxParamLength. Answered in the error format like
  * any other invalid value (Fastify's default is its own body, and 414 for the length).
@@ -56,6 +73,15 @@ export const errors = shared<ErrorsOptions>("errors", async (app, { metrics, bod
       const [status, code, message] = PG_ERRORS[pgCode];
       request.log.info({ pgCode, detail: (error as { detail?: string }).detail }, "database rejected the change");
       return reply.code(status).send({ error: { code, message } });
+    }
+    const unavailable = databaseUnavailable(error as { code?: string; message?: string });
+    if (unavailable) {
+      metrics.databaseUnavailable.inc({ cause: unavailable });
+      request.log.warn({ err: error }, "a database node is unavailable: answered 503");
+      return reply
+        .code(503)
+        .header("retry-after", String(DATABASE_RETRY_AFTER_SECONDS))
+        .send({ error: { code: "database_unavailable", message: `a database node this request needs is unavailable for a moment; retry after ${DATABASE_RETRY_AFTER_SECONDS} s` } });
     }
     if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       return reply.code(413).send({ error: { code: "body_too_large", message: `the body is larger than ${bodyLimitBytes} bytes` } });
