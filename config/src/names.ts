@@ -1,3 +1,4 @@
+import { PORTS } from "./ports.js";
 import type { EnvironmentConfig } from "./schema.js";
 
 export interface ServiceAccountName {
@@ -82,9 +83,6 @@ export interface PlatformNames {
   readonly networkTags: { readonly citus: string; readonly gkeNodes: string };
 }
 
-/** Memorystore listens on 6378 when in-transit encryption is on (always, here). */
-export const MEMORYSTORE_TLS_PORT = 6378;
-export const POSTGRES_PORT = 5432;
 
 export function platformNames(config: EnvironmentConfig): PlatformNames {
   const p = config.prefix;
@@ -126,8 +124,8 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
     kmsKeyRing: `${p}-keyring`,
     kmsKeys: { gkeSecrets: "gke-secrets", disks: "disks", backups: "backups", redis: "redis" },
     backupsBucket: `${projectId}-${p}-db-backups`,
-    redis: { instance: `${p}-redis`, host: `redis.${dnsDomain}`, port: MEMORYSTORE_TLS_PORT },
-    postgresPort: POSTGRES_PORT,
+    redis: { instance: `${p}-redis`, host: `redis.${dnsDomain}`, port: PORTS.memorystoreTls },
+    postgresPort: PORTS.postgres,
     citusDatabase: "platform",
     citus: {
       coordinator: node("coordinator", 0, 0),

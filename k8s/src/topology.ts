@@ -13,15 +13,8 @@ export const PRIORITY_CLASSES = {
   batch: { name: "platform-batch", value: 10_000 },
 } as const;
 
-/** Ports one chart serves and another calls or scrapes: written once. */
-export const PORTS = {
-  tenantService: 8080,
-  tenantWorkerHealth: 9090,
-  kongStatus: 8100,
-  hydraAdmin: 4445,
-  hydraPublic: 4444,
-  jaegerOtlpHttp: 4318,
-} as const;
+/** Ports one chart serves and another calls or scrapes: the config's one table. */
+export { PORTS } from "@platform/config";
 
 /**
  * The pods other charts select in NetworkPolicies, and where they run. Grafana's namespace is the monitoring

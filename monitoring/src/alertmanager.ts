@@ -3,9 +3,9 @@
  * Prometheus replica sends to both, so one pod down loses nothing. The receiver's credential is a file from
  * Secret Manager (<prefix>-alert-receiver): PagerDuty's routing key or Slack's webhook URL, per the config.
  */
-import type { EnvironmentConfig } from "@platform/config";
+import { PORTS, type EnvironmentConfig } from "@platform/config";
 
-export const ALERTMANAGER = { replicas: 2, port: 9093, clusterPort: 9094, name: "alertmanager" } as const;
+export const ALERTMANAGER = { replicas: 2, port: PORTS.alertmanager, clusterPort: PORTS.alertmanagerCluster, name: "alertmanager" } as const;
 /** Where the chart mounts the receiver's secret. */
 export const ALERT_RECEIVER_FILE = "/var/run/secrets/platform/alert-receiver";
 /** Where the chart mounts the heartbeat URL (<prefix>-alert-heartbeat). */

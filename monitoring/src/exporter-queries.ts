@@ -3,11 +3,12 @@
  * named <query>_<column>; the alert rules and dashboards use exactly these names (src/catalog.ts).
  * Run on the coordinator; queries that only make sense there return nothing on workers.
  */
-/** Where the exporters on the Citus VMs listen: the bootstrap, the firewall and the scrape config read these. */
-export const POSTGRES_EXPORTER_PORT = 9187;
-export const NODE_EXPORTER_PORT = 9100;
-/** redis_exporter, in the monitoring namespace, pointed at Memorystore. */
-export const REDIS_EXPORTER_PORT = 9121;
+import { PORTS } from "@platform/config";
+
+/** Where the exporters listen: the bootstrap, the firewall and the scrape config read these (config's PORTS). */
+export const POSTGRES_EXPORTER_PORT = PORTS.postgresExporter;
+export const NODE_EXPORTER_PORT = PORTS.nodeExporter;
+export const REDIS_EXPORTER_PORT = PORTS.redisExporter;
 
 export interface ExporterQuery {
   readonly query: string;

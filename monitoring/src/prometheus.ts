@@ -1,10 +1,10 @@
-import { platformNames, type EnvironmentConfig } from "@platform/config";
+import { PORTS, platformNames, type EnvironmentConfig } from "@platform/config";
 import { ALERTMANAGER, alertmanagerPeers } from "./alertmanager.js";
 import type { ScrapeJob } from "./catalog.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT } from "./exporter-queries.js";
 
 export const RULES_DIR = "/etc/prometheus/rules";
-export const PROMETHEUS_PORT = 9090;
+export const PROMETHEUS_PORT = PORTS.prometheus;
 export { POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT, REDIS_EXPORTER_PORT };
 
 /** Pods that opt in with prometheus.io/scrape, in one namespace, one app label: the charts' annotations. */

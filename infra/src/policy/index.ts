@@ -1,3 +1,4 @@
+import { PORTS } from "@platform/config";
 import type { SynthesizedStack, TerraformJson } from "../app.js";
 
 /**
@@ -172,7 +173,7 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     id: "PLATFORM_NO_PUBLIC_DATABASE_PORTS",
     title: "Firewall rules do not open PostgreSQL (5432) or Redis (6379, 6378) to the internet",
     resourceTypes: ["google_compute_firewall"],
-    check: (r) => openIngress(r, 5432) ?? openIngress(r, 6379) ?? openIngress(r, 6378),
+    check: (r) => openIngress(r, PORTS.postgres) ?? openIngress(r, 6379) ?? openIngress(r, PORTS.memorystoreTls),
   },
   {
     id: "PLATFORM_FIREWALL_LOGGING",

@@ -10,8 +10,8 @@ import { engineExceptionAnnotations } from "../policy/exceptions.js";
 import { quotaFor } from "../quantities.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
-const PROXY_PORT = 8000;
-const PROXY_TLS_PORT = 8443;
+const PROXY_PORT = PORTS.kongProxy;
+const PROXY_TLS_PORT = PORTS.kongProxyTls;
 const STATUS_PORT = PORTS.kongStatus;
 /** Memorystore's CA as Kong reads it: the same file the tenant service pins (MEMORYSTORE_FILES). */
 const REDIS_CA_FILE = `${SECRETS_DIR}/${MEMORYSTORE_FILES.ca}`;

@@ -22,8 +22,8 @@ import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
 
-const GRAFANA_PORT = 3000;
-const JAEGER = { otlpHttp: PORTS.jaegerOtlpHttp, query: 16686, admin: 14269 };
+const GRAFANA_PORT = PORTS.grafana;
+const JAEGER = { otlpHttp: PORTS.jaegerOtlpHttp, query: PORTS.jaegerQuery, admin: PORTS.jaegerAdmin };
 
 const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(port) });
 const udp = (port: number) => ({ protocol: "UDP", port: IntOrString.fromNumber(port) });
