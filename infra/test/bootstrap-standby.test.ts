@@ -286,8 +286,8 @@ describe.skipIf(skipReason !== undefined)("a standby's data disk across reboots 
     expect(result.stderr).toContain(`promoted: serving as the primary for ${names.citus.coordinator.host}`);
     // The join script and its unit, as the coordinator has them: every configured worker, by DNS name.
     const joinScript = readFileSync(join(node.mount, "sbin", "citus-join-workers"), "utf8");
-    expect(joinScript).toContain(`for host in ${names.citus.workers.map((w) => w.host).join(" ")}; do`);
-    expect(joinScript).toContain(`citus_set_coordinator_host('${names.citus.coordinator.host}', ${names.postgresPort})`);
+    expect(joinScript).toContain(`readonly WORKER_HOSTS=( ${names.citus.workers.map((w) => w.host).join(" ")} )`);
+    expect(joinScript).toContain(`COORDINATOR_HOST=${names.citus.coordinator.host} PG_PORT=${names.postgresPort}`);
     expect(readFileSync(join(node.mount, "systemd", "citus-join-workers.service"), "utf8")).toContain(`ExecStart=${join(node.mount, "sbin", "citus-join-workers")}`);
     expect(spawnSync("bash", ["-n", join(node.mount, "sbin", "citus-join-workers")]).status).toBe(0);
     // And it writes the cluster-wide restore points its old primary wrote.

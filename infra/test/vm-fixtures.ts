@@ -11,7 +11,7 @@ import { renderedStartupScript, resourcesOf } from "./helpers.js";
 
 /**
  * The environment that runs the bootstrap's functions outside a VM: BOOTSTRAP_SOURCE_ONLY (source, do not run main)
- * and every VM path the bootstrap lets a test redirect (the BOOTSTRAP_* variables at the top of bootstrap.sh), each
+ * and every VM path the bootstrap lets a test redirect (the BOOTSTRAP_* variables at the top of bootstrap/lib/common.sh), each
  * under `root`. `paths` moves single ones elsewhere.
  */
 export function bootstrapEnv(root: string, paths: Partial<Record<VmPath, string>> = {}): NodeJS.ProcessEnv {

@@ -1,7 +1,8 @@
 /**
  * shellcheck (Debian's package) over every shell script the project ships, with all its checks: the repository's
- * scripts; the Citus VMs' startup scripts as Terraform renders them (header and infra/src/citus/bootstrap.sh, which
- * is no script on its own); the scripts that bootstrap installs on each VM; and the `sh -c` commands of the
+ * scripts; the Citus VMs' startup scripts as Terraform renders them (header, then infra/src/citus/bootstrap/'s
+ * libraries, programs and main script, which are no scripts on their own); the programs that bootstrap installs on
+ * each VM (bootstrap/bin, with the node's settings); and the `sh -c` commands of the
  * Kubernetes manifests. No finding is allowed unless disabled on its line with the reason
  * (`# shellcheck disable=SC2034 # why`). Without shellcheck the tests skip with the reason, except in CI.
  */
@@ -14,11 +15,13 @@ import { loadAllEnvironments } from "@platform/config";
 import type { SynthesizedStack } from "../../infra/src/app.js";
 import { renderedStartupScript, resourcesOf, synthesizeAll } from "../../infra/test/helpers.js";
 import { bootstrapEnv } from "../../infra/test/vm-fixtures.js";
+import { BOOTSTRAP_LIBRARIES, BOOTSTRAP_MAIN, BOOTSTRAP_PROGRAMS, CITUS_PROGRAMS, citusSharedScript } from "../../infra/src/citus/startup-script.js";
 import { synthesizeEnvironment, type KubernetesObject } from "../../k8s/src/app.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const BOOTSTRAP = "infra/src/citus/bootstrap.sh";
-const BOOTSTRAP_BODY = readFileSync(join(ROOT, BOOTSTRAP), "utf8");
+/** The bootstrap's sources: checked as they ship (assembled into a startup script, or installed), not one by one. */
+const BOOTSTRAP_DIR = "infra/src/citus/bootstrap/";
+const BOOTSTRAP_SOURCES = [...BOOTSTRAP_LIBRARIES, ...BOOTSTRAP_PROGRAMS, BOOTSTRAP_MAIN];
 const work = mkdtempSync(join(tmpdir(), "shellcheck-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -36,7 +39,7 @@ interface Script {
   readonly shell?: "sh" | "bash";
   /** The file itself, for a script of the repository: its `# shellcheck source=SCRIPTDIR/...` directives resolve beside it. */
   readonly path?: string;
-  /** Where line `n` of the text comes from, e.g. infra/src/citus/bootstrap.sh:412. */
+  /** Where line `n` of the text comes from, e.g. infra/src/citus/bootstrap/lib/postgres.sh:41. */
   readonly source?: (line: number) => string | undefined;
 }
 
@@ -75,11 +78,11 @@ function unexplainedDirectives(script: Script): string[] {
     .map(({ text, line }) => `${script.source?.(line) ?? `${script.name}:${line}`}: a shellcheck directive without its reason: ${text.trim()}`);
 }
 
-/** Tracked files that are shell scripts: a .sh name or a shell shebang. bootstrap.sh is checked as it ships, below. */
+/** Tracked files that are shell scripts: a .sh name or a shell shebang. The bootstrap is checked as it ships, below. */
 function repositoryScripts(): Script[] {
   const files = execFileSync("git", ["ls-files", "-z"], { cwd: ROOT, encoding: "utf8" }).split("\0").filter(Boolean);
   return files
-    .filter((f) => f !== BOOTSTRAP)
+    .filter((f) => !f.startsWith(BOOTSTRAP_DIR))
     .flatMap((f): Script[] => {
       let text: string;
       try {
@@ -92,19 +95,23 @@ function repositoryScripts(): Script[] {
     });
 }
 
-/** Maps a line of a text that embeds bootstrap.sh (whole, or a heredoc of it) back to bootstrap.sh's line. */
+/** Maps a line of a text that embeds the bootstrap's sources (a startup script, an installed program) back to its file and line. */
 function inBootstrap(text: string): (line: number) => string | undefined {
-  const start = text.indexOf(BOOTSTRAP_BODY);
-  const bodyLines = BOOTSTRAP_BODY.split("\n");
   const textLines = text.split("\n");
-  const offset = start >= 0 ? text.slice(0, start).split("\n").length - 1 : -1;
+  const spans = BOOTSTRAP_SOURCES.flatMap((source) => {
+    const start = text.indexOf(source.text);
+    if (start < 0) return [];
+    const first = text.slice(0, start).split("\n").length;
+    return [{ path: source.path, first, last: first + source.text.split("\n").length - 1, offset: /^# shellcheck shell=bash\n/.test(readFileSync(join(ROOT, source.path), "utf8")) ? 1 : 0 }];
+  });
   return (line) => {
-    if (offset >= 0 && line > offset) return `${BOOTSTRAP}:${line - offset}`;
-    // A script the bootstrap writes: find its line in the bootstrap's heredoc, when it is there verbatim and once.
+    const span = spans.find((s) => line >= s.first && line <= s.last);
+    if (span) return `${span.path}:${line - span.first + 1 + span.offset}`;
+    // An installed program: its settings line sits after the shebang; find the line in its file when it is there once.
     const wanted = textLines[line - 1];
     if (!wanted?.trim()) return undefined;
-    const hits = bodyLines.flatMap((l, i) => (l === wanted ? [i + 1] : []));
-    return hits.length === 1 ? `${BOOTSTRAP}:${hits[0]}` : undefined;
+    const hits = BOOTSTRAP_PROGRAMS.flatMap((p) => p.text.split("\n").flatMap((l, i) => (l === wanted ? [`${p.path}:${i + 1}`] : [])));
+    return hits.length === 1 ? hits[0] : undefined;
   };
 }
 
@@ -143,7 +150,7 @@ describe("the Citus VMs' scripts", () => {
   it("covers a coordinator, a worker and both kinds of standby", () => {
     const kinds = startupScripts.map((s) => /\((.*)\)$/.exec(s.name)![1]);
     expect(new Set(kinds)).toEqual(new Set(["coordinator coordinator", "worker worker", "standby coordinator", "standby worker"]));
-    expect(startupScripts.every((s) => s.text.startsWith("#!/bin/bash\n") && s.text.includes(BOOTSTRAP_BODY))).toBe(true);
+    expect(startupScripts.every((s) => s.text.startsWith("#!/bin/bash\n") && s.text.endsWith(citusSharedScript()))).toBe(true);
   });
 
   it("startup scripts, as Terraform renders them into instance metadata, have no finding", (ctx) => {
@@ -168,9 +175,7 @@ describe("the Citus VMs' scripts", () => {
         installed.push({ name: `${file} as installed by ${startup.name.replace(/^the startup script of /, "")}`, text, source: inBootstrap(text) });
       }
     }
-    expect(new Set(installed.map((s) => s.name.split(" ")[0]))).toEqual(
-      new Set(["citus-backup-metrics", "citus-join-workers", "citus-rebuild-standby", "citus-restore-point", "citus-restore-to"]),
-    );
+    expect(new Set(installed.map((s) => s.name.split(" ")[0]))).toEqual(new Set(CITUS_PROGRAMS));
     expect(installed.flatMap((s) => [...shellcheck(s), ...unexplainedDirectives(s)])).toEqual([]);
   });
 });

@@ -53,7 +53,62 @@ export interface CitusBootstrapProps {
   };
 }
 
-const BODY = readFileSync(new URL("./bootstrap.sh", import.meta.url), "utf8");
+/**
+ * The bootstrap's sources, in the order the startup script carries them: the libraries (one per concern, common
+ * first: it sets the shell options and the paths the others use), the citus-* programs, and the main script last.
+ */
+const BOOTSTRAP_DIR = new URL("./bootstrap/", import.meta.url);
+const LIBRARIES = ["common", "secrets", "disk-packages", "tls", "postgres", "roles", "exporters", "backups", "membership", "standby"] as const;
+/** The commands the bootstrap installs on each VM, each a real file in bootstrap/bin/. */
+export const CITUS_PROGRAMS = ["citus-backup-metrics", "citus-join-workers", "citus-rebuild-standby", "citus-restore-point", "citus-restore-to"] as const;
+
+/** One source file of the bootstrap, by its path in the repository, and the text the startup script carries of it. */
+export interface BootstrapSource {
+  readonly path: string;
+  readonly text: string;
+}
+
+const read = (relative: string): BootstrapSource => ({
+  path: `infra/src/citus/bootstrap/${relative}`,
+  text: readFileSync(new URL(relative, BOOTSTRAP_DIR), "utf8"),
+});
+
+/** A marker for editors and the file's own shellcheck run; in the assembled script it would repeat mid-file. */
+const withoutShellDirective = (s: BootstrapSource): BootstrapSource => ({ ...s, text: s.text.replace(/^# shellcheck shell=bash\n/, "") });
+
+export const BOOTSTRAP_LIBRARIES: readonly BootstrapSource[] = LIBRARIES.map((name) => withoutShellDirective(read(`lib/${name}.sh`)));
+export const BOOTSTRAP_PROGRAMS: readonly BootstrapSource[] = CITUS_PROGRAMS.map((name) => read(`bin/${name}`));
+export const BOOTSTRAP_MAIN: BootstrapSource = withoutShellDirective(read("main.sh"));
+
+const PROGRAM_END = "CITUS_PROGRAM_END";
+
+/**
+ * citus_program NAME prints a program's file. Each is a quoted here-document, so nothing in it expands when the
+ * startup script runs; install_program (lib/common.sh) writes it with the node's settings after its shebang.
+ */
+function programsFunction(): string {
+  const cases = BOOTSTRAP_PROGRAMS.map((program) => {
+    const name = program.path.split("/").pop()!;
+    if (program.text.split("\n").includes(PROGRAM_END)) {
+      throw new Error(`${program.path} has a line "${PROGRAM_END}", which would end its here-document in the startup script: rename that line`);
+    }
+    if (!program.text.startsWith("#!/bin/bash\n")) throw new Error(`${program.path} must start with #!/bin/bash: install_program keeps its first line as the shebang`);
+    return `    ${name}) cat <<'${PROGRAM_END}'\n${program.text.endsWith("\n") ? program.text : `${program.text}\n`}${PROGRAM_END}\n      ;;`;
+  });
+  return [
+    "# The citus-* programs (infra/src/citus/bootstrap/bin), carried verbatim for install_program.",
+    "citus_program() {",
+    '  case "$1" in',
+    ...cases,
+    '    *) die "no program $1 in this startup script" ;;',
+    "  esac",
+    "}",
+    "",
+  ].join("\n");
+}
+
+/** The bootstrap body every node shares: libraries, programs, main. */
+const BODY = [...BOOTSTRAP_LIBRARIES.map((s) => s.text), programsFunction(), BOOTSTRAP_MAIN.text].join("\n");
 
 /** Single-quotes a value for bash; the values are config-validated, but quoting keeps that from being load-bearing. */
 export function shellQuote(value: string | number): string {
@@ -62,7 +117,7 @@ export function shellQuote(value: string | number): string {
 
 /**
  * The part of the startup script that is the same on every node: the exporter settings and the bootstrap body
- * (bootstrap.sh). It follows the per-node header, so the header's variables are already set when it runs.
+ * (bootstrap/). It follows the per-node header, so the header's variables are already set when it runs.
  */
 export function citusSharedScript(): string {
   const shared = { POSTGRES_EXPORTER_PORT, EXPORTER_QUERIES: postgresExporterQueries() };
