@@ -29,6 +29,15 @@ export const SCRAPE_JOBS = {
     "pgbackrest_stanza_status_code", "pgbackrest_backup_last_completion_timestamp_seconds", "pgbackrest_backup_error",
     "citus_restore_point_last_timestamp_seconds", "citus_restore_point_interval_seconds",
   ],
+  /**
+   * Patroni 3.0's REST /metrics on each Citus VM (patroni/api.py, do_GET_metrics), labelled only with its scope;
+   * the scrape adds citus_group. monitoring/test/patroni-metrics.test.ts scrapes a real Patroni for these names.
+   */
+  patroni: [
+    "up", "patroni_postgres_running", "patroni_primary", "patroni_replica", "patroni_sync_standby",
+    "patroni_xlog_location", "patroni_xlog_received_location", "patroni_xlog_replayed_location",
+    "patroni_postgres_timeline", "patroni_cluster_unlocked", "patroni_is_paused", "patroni_dcs_last_seen",
+  ],
   /** redis_exporter pointed at Memorystore */
   redis: ["up", "redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_connected_clients"],
   hydra: ["up", ...histogram("http_request_duration_seconds")],

@@ -5,6 +5,7 @@ import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT } from 
 
 export const RULES_DIR = "/etc/prometheus/rules";
 export const PROMETHEUS_PORT = PORTS.prometheus;
+export const PATRONI_PORT = PORTS.patroniRestApi;
 export { POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT, REDIS_EXPORTER_PORT };
 
 /** Pods that opt in with prometheus.io/scrape, in one namespace, one app label: the charts' annotations. */
@@ -28,7 +29,28 @@ function podJob(job: ScrapeJob, namespace: string, app: string) {
   };
 }
 
-/** prometheus.yml for one environment: Kubernetes pod discovery for the workloads, the Citus VMs by DNS name. */
+/**
+ * Patroni's REST API on every Citus VM, found by GCE discovery rather than by DNS name: with Patroni any member of a
+ * group may lead, and the group a VM belongs to is its `citus-group` label (0 the coordinator), which becomes the
+ * `citus_group` label the rules group by. One discovery per zone of the region (GCE discovery lists one zone), and
+ * only this environment's Citus VMs: the API filter takes the labelled VMs, the relabelling keeps this prefix's.
+ * Prometheus needs compute.instances.list in the project for it (roles/compute.viewer).
+ */
+function patroniJob(config: EnvironmentConfig) {
+  return {
+    job_name: "patroni" satisfies ScrapeJob,
+    gce_sd_configs: config.gcp.zones.map((zone) => ({ project: config.gcp.projectId, zone, port: PATRONI_PORT, filter: "labels.citus-group:*" })),
+    relabel_configs: [
+      { source_labels: ["__meta_gce_instance_name"], regex: `${config.prefix}-citus-.+`, action: "keep" },
+      { source_labels: ["__meta_gce_label_citus_group"], target_label: "citus_group" },
+      // The VM's name is the Patroni member's name (patronictl list), so alerts name what the runbooks act on.
+      { source_labels: ["__meta_gce_instance_name"], target_label: "instance" },
+      { source_labels: ["__meta_gce_zone"], regex: ".*/zones/([^/]+)", target_label: "zone" },
+    ],
+  };
+}
+
+/** prometheus.yml for one environment: Kubernetes pod discovery for the workloads, the Citus VMs by DNS name, Patroni on them by GCE discovery. */
 export function prometheusConfig(config: EnvironmentConfig) {
   const names = platformNames(config);
   // citus_node (the primary's DNS name) is shared by a primary and its standby, so rules can join a pair.
@@ -53,6 +75,7 @@ export function prometheusConfig(config: EnvironmentConfig) {
       podJob("hydra", config.kubernetes.hydra.namespace, "hydra"),
       vmJob("citus-postgres", POSTGRES_EXPORTER_PORT),
       vmJob("citus-node", NODE_EXPORTER_PORT),
+      patroniJob(config),
       { job_name: "redis", static_configs: [{ targets: [`redis-exporter.${config.kubernetes.redisExporter.namespace}.svc.cluster.local:${REDIS_EXPORTER_PORT}`] }] },
       // The alert path itself: a Prometheus that cannot evaluate rules or reach Alertmanager, or an Alertmanager
       // whose receiver rejects it, is otherwise silent.

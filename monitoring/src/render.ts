@@ -4,7 +4,13 @@ import { alertmanagerConfig } from "./alertmanager.js";
 import { dashboards } from "./dashboards.js";
 import { postgresExporterQueries } from "./exporter-queries.js";
 import { prometheusConfig } from "./prometheus.js";
-import { RULE_GROUPS } from "./rules.js";
+import { citusHaAlerts } from "./citus-ha-rules.js";
+import { ALERT_RULES, RECORDING_RULES, type RuleGroup } from "./rules.js";
+
+/** Every rule group of one environment: the Citus availability alerts depend on its configured group size. */
+export function ruleGroups(config: EnvironmentConfig): readonly RuleGroup[] {
+  return [RECORDING_RULES, ALERT_RULES, citusHaAlerts(config)];
+}
 
 export interface RenderedMonitoring {
   /** file name → YAML text */
@@ -17,7 +23,7 @@ export function renderMonitoring(config: EnvironmentConfig): RenderedMonitoring 
     files: {
       "prometheus.yml": stringify(prometheusConfig(config), { lineWidth: 0 }),
       "alertmanager.yml": stringify(alertmanagerConfig(config), { lineWidth: 0 }),
-      "platform.rules.yml": stringify({ groups: RULE_GROUPS }, { lineWidth: 0 }),
+      "platform.rules.yml": stringify({ groups: ruleGroups(config) }, { lineWidth: 0 }),
       "postgres-exporter-queries.yml": postgresExporterQueries(),
       ...Object.fromEntries(dashboards().map((d) => [`dashboard-${d.uid}.json`, `${JSON.stringify(d, null, 2)}\n`])),
     },

@@ -25,7 +25,7 @@ export interface RuleGroup {
   readonly rules: readonly (RecordingRule | AlertRule)[];
 }
 
-const runbook = (name: string) => `docs/runbooks/${name}.md`;
+export const runbook = (name: string) => `docs/runbooks/${name}.md`;
 
 export const RECORDING_RULES: RuleGroup = {
   name: "platform.recording",
@@ -371,5 +371,3 @@ export const ALERT_RULES: RuleGroup = {
     },
   ],
 };
-
-export const RULE_GROUPS: readonly RuleGroup[] = [RECORDING_RULES, ALERT_RULES];

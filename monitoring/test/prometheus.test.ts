@@ -5,8 +5,8 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { ENVIRONMENT_NAMES, loadEnvironment, platformNames } from "@platform/config";
-import { ALERTMANAGER, ALERT_HEARTBEAT_FILE, ALERT_RECEIVER_FILE, HEARTBEAT_ALERT, ALERT_RULES, EXPORTER_QUERIES, alertmanagerPeers, RECORDING_RULES, RULE_GROUPS, knownMetrics, renderMonitoring, type AlertRule, type RecordingRule } from "../src/index.js";
+import { ENVIRONMENT_NAMES, PORTS, loadEnvironment, platformNames } from "@platform/config";
+import { ALERTMANAGER, ALERT_HEARTBEAT_FILE, ALERT_RECEIVER_FILE, HEARTBEAT_ALERT, ALERT_RULES, EXPORTER_QUERIES, alertmanagerPeers, RECORDING_RULES, citusHaAlerts, expectedGroupMembers, knownMetrics, renderMonitoring, ruleGroups, type AlertRule, type RecordingRule } from "../src/index.js";
 
 const promtoolMissing = spawnSync("promtool", ["--version"]).status === 0 ? undefined : "promtool not found (apt-get install prometheus)";
 if (promtoolMissing) console.warn(`skipping promtool checks: ${promtoolMissing}`);
@@ -16,6 +16,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const empty = join(dir, "empty.json");
 writeFileSync(empty, "{}");
 const configs = ENVIRONMENT_NAMES.map((n) => loadEnvironment(n, { env: {}, overrideFile: empty }));
+// Production renders every rule (the missing-standby alert exists only where a group has a standby).
+const production = configs.find((c) => c.name === "production")!;
+const RULE_GROUPS = ruleGroups(production);
+const EVERY_ALERT = RULE_GROUPS.flatMap((g) => g.rules.filter((r): r is AlertRule => "alert" in r));
 
 const amtoolMissing = spawnSync("amtool", ["--version"]).status === 0 ? undefined : "amtool not found (apt-get install prometheus-alertmanager)";
 if (amtoolMissing) console.warn(`skipping amtool checks: ${amtoolMissing}`);
@@ -365,6 +369,110 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ instance: "worker-1.db.internal", slot: "citus_shard_move_slot_1_10_1", severity: "ticket" }],
     },
     {
+      alert: "CitusNodeDown",
+      // worker-3's PostgreSQL is down behind a live exporter; worker-5's VM does not answer at all; worker-4 is fine.
+      series: [
+        { series: 'pg_up{job="citus-postgres",instance="worker-3.db.internal",citus_role="worker",standby="false",citus_node="worker-3.db.internal"}', values: "0x10" },
+        { series: 'up{job="citus-postgres",instance="worker-3.db.internal",citus_role="worker",standby="false",citus_node="worker-3.db.internal"}', values: "1x10" },
+        { series: 'pg_up{job="citus-postgres",instance="worker-4.db.internal",citus_role="worker",standby="false",citus_node="worker-4.db.internal"}', values: "1x10" },
+        { series: 'up{job="citus-postgres",instance="worker-4.db.internal",citus_role="worker",standby="false",citus_node="worker-4.db.internal"}', values: "1x10" },
+        { series: 'up{job="citus-postgres",instance="worker-5.db.internal",citus_role="worker",standby="false",citus_node="worker-5.db.internal"}', values: "0x10" },
+      ],
+      evalTime: "5m",
+      fires: [
+        { job: "citus-postgres", instance: "worker-3.db.internal", citus_role: "worker", standby: "false", citus_node: "worker-3.db.internal", severity: "page" },
+        { job: "citus-postgres", instance: "worker-5.db.internal", citus_role: "worker", standby: "false", citus_node: "worker-5.db.internal", severity: "page" },
+      ],
+    },
+    {
+      alert: "CitusGroupWithoutLeader",
+      // Group 1: one member answers as a replica, the other not at all. Group 2 has its leader. Group 3 lost its
+      // leader for one scrape only (a failover in flight): quiet.
+      series: [
+        { series: 'up{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "1x10" },
+        { series: 'patroni_primary{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "0x10" },
+        { series: 'up{job="patroni",instance="saas-prd-citus-worker-0-standby",citus_group="1"}', values: "0x10" },
+        { series: 'up{job="patroni",instance="saas-prd-citus-worker-1",citus_group="2"}', values: "1x10" },
+        { series: 'patroni_primary{job="patroni",instance="saas-prd-citus-worker-1",citus_group="2"}', values: "1x10" },
+        { series: 'up{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "1x10" },
+        { series: 'patroni_primary{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "0x10" },
+        { series: 'up{job="patroni",instance="saas-prd-citus-worker-2",citus_group="3"}', values: "1x10" },
+        { series: 'patroni_primary{job="patroni",instance="saas-prd-citus-worker-2",citus_group="3"}', values: "1 1 1 1 0 0 1x4" },
+      ],
+      evalTime: "5m",
+      fires: [{ citus_group: "1", severity: "page" }],
+    },
+    {
+      alert: "CitusFailoverHappened",
+      // Group 1: the primary's PostgreSQL was killed at 20m, the standby took timeline 2. Group 2: a replica was
+      // restarted (timeline 0 while it was down, then the same timeline): no promotion, quiet.
+      series: [
+        { series: 'patroni_postgres_timeline{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "1x20 0x40" },
+        { series: 'patroni_postgres_timeline{job="patroni",instance="saas-prd-citus-worker-0-standby",citus_group="1"}', values: "1x20 2x40" },
+        { series: 'patroni_postgres_timeline{job="patroni",instance="saas-prd-citus-worker-1",citus_group="2"}', values: "3x60" },
+        { series: 'patroni_postgres_timeline{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "3x10 0x5 3x45" },
+      ],
+      evalTime: "30m",
+      fires: [{ citus_group: "1", severity: "ticket" }],
+    },
+    {
+      alert: "CitusReplicaBehindFailoverLimit",
+      // Group 1's replica replays nothing while its leader writes on: 50 MB and more behind. Group 2's keeps up, and
+      // its second replica is being re-cloned (PostgreSQL not running, replayed 0): quiet, CitusGroupMissingStandby's.
+      series: [
+        { series: 'patroni_xlog_location{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "100000000+1000000x30" },
+        { series: 'patroni_xlog_replayed_location{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "0x30" },
+        { series: 'patroni_replica{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "0x30" },
+        { series: 'patroni_postgres_running{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "1x30" },
+        { series: 'patroni_xlog_location{job="patroni",instance="saas-prd-citus-worker-0-standby",citus_group="1"}', values: "0x30" },
+        { series: 'patroni_xlog_replayed_location{job="patroni",instance="saas-prd-citus-worker-0-standby",citus_group="1"}', values: "50000000x30" },
+        { series: 'patroni_replica{job="patroni",instance="saas-prd-citus-worker-0-standby",citus_group="1"}', values: "1x30" },
+        { series: 'patroni_postgres_running{job="patroni",instance="saas-prd-citus-worker-0-standby",citus_group="1"}', values: "1x30" },
+        { series: 'patroni_xlog_location{job="patroni",instance="saas-prd-citus-worker-1",citus_group="2"}', values: "100000000+1000000x30" },
+        { series: 'patroni_replica{job="patroni",instance="saas-prd-citus-worker-1",citus_group="2"}', values: "0x30" },
+        { series: 'patroni_xlog_replayed_location{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "100000000+1000000x30" },
+        { series: 'patroni_replica{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "1x30" },
+        { series: 'patroni_postgres_running{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "1x30" },
+        { series: 'patroni_xlog_location{job="patroni",instance="saas-prd-citus-worker-1-spare",citus_group="2"}', values: "0x30" },
+        { series: 'patroni_xlog_replayed_location{job="patroni",instance="saas-prd-citus-worker-1-spare",citus_group="2"}', values: "0x30" },
+        { series: 'patroni_replica{job="patroni",instance="saas-prd-citus-worker-1-spare",citus_group="2"}', values: "1x30" },
+        { series: 'patroni_postgres_running{job="patroni",instance="saas-prd-citus-worker-1-spare",citus_group="2"}', values: "0x30" },
+      ],
+      evalTime: "20m",
+      fires: [{ instance: "saas-prd-citus-worker-0-standby", job: "patroni", citus_group: "1", severity: "page" }],
+    },
+    {
+      alert: "CitusPatroniPaused",
+      // Group 1 was paused and left so; group 2's maintenance ended after half an hour.
+      series: [
+        { series: 'patroni_is_paused{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "1x150" },
+        { series: 'patroni_is_paused{job="patroni",instance="saas-prd-citus-worker-1",citus_group="2"}', values: "1x30 0x120" },
+      ],
+      evalTime: "150m",
+      fires: [{ citus_group: "1", severity: "ticket" }],
+    },
+    {
+      alert: "CitusGroupMissingStandby",
+      // Production configures two members per group. Group 1's standby VM is gone (no series at all); group 3's is
+      // there but its PostgreSQL does not run; group 2 is whole.
+      series: [
+        { series: 'patroni_primary{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "1x30" },
+        { series: 'patroni_replica{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "0x30" },
+        { series: 'patroni_primary{job="patroni",instance="saas-prd-citus-worker-1",citus_group="2"}', values: "1x30" },
+        { series: 'patroni_primary{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "0x30" },
+        { series: 'patroni_replica{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "1x30" },
+        { series: 'patroni_postgres_running{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "1x30" },
+        { series: 'patroni_primary{job="patroni",instance="saas-prd-citus-worker-2",citus_group="3"}', values: "1x30" },
+        { series: 'patroni_replica{job="patroni",instance="saas-prd-citus-worker-2-standby",citus_group="3"}', values: "1x30" },
+        { series: 'patroni_postgres_running{job="patroni",instance="saas-prd-citus-worker-2-standby",citus_group="3"}', values: "0x30" },
+      ],
+      evalTime: "20m",
+      fires: [
+        { citus_group: "1", severity: "ticket" },
+        { citus_group: "3", severity: "ticket" },
+      ],
+    },
+    {
       alert: "WorkerJobsFailing",
       series: [{ series: 'worker_jobs_total{job="tenant-worker",task="metrics.rollup-batch",outcome="failed"}', values: "0+6x60" }],
       evalTime: "45m",
@@ -410,7 +518,7 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
   ];
 
   it("has a firing case for every alert", () => {
-    expect(ALERT_RULES.rules.map((r) => (r as AlertRule).alert).filter((a) => !cases.some((c) => c.alert === a))).toEqual([]);
+    expect(EVERY_ALERT.map((r) => r.alert).filter((a) => !cases.some((c) => c.alert === a))).toEqual([]);
   });
 
   // promtool evaluates every rule at every step of every case (the backup cases span 40 hours): over a minute here.
@@ -486,6 +594,30 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       ],
       alert_rule_test: ["CitusRestorePointTooOld", "CitusRestorePointsMissing"].map((alertname) => ({ eval_time: "1490m", alertname, exp_alerts: [] })),
     } as never);
+    // A healthy production formation under Patroni: every group led, its standby streaming and caught up, one
+    // switchover more than an hour ago (group 1's timeline 1 -> 2 at 10m), no maintenance mode: no Citus alert.
+    const member = (vm: string, group: string, m: { primary: number; timeline: string; xlog: string; replayed: string }) => [
+      { series: `up{job="patroni",instance="${vm}",citus_group="${group}"}`, values: "1x100" },
+      { series: `patroni_primary{job="patroni",instance="${vm}",citus_group="${group}"}`, values: `${m.primary}x100` },
+      { series: `patroni_replica{job="patroni",instance="${vm}",citus_group="${group}"}`, values: `${1 - m.primary}x100` },
+      { series: `patroni_postgres_running{job="patroni",instance="${vm}",citus_group="${group}"}`, values: "1x100" },
+      { series: `patroni_postgres_timeline{job="patroni",instance="${vm}",citus_group="${group}"}`, values: m.timeline },
+      { series: `patroni_xlog_location{job="patroni",instance="${vm}",citus_group="${group}"}`, values: m.xlog },
+      { series: `patroni_xlog_replayed_location{job="patroni",instance="${vm}",citus_group="${group}"}`, values: m.replayed },
+      { series: `patroni_is_paused{job="patroni",instance="${vm}",citus_group="${group}"}`, values: "0x100" },
+    ];
+    tests.push({
+      interval: "1m",
+      input_series: [
+        ...member("saas-prd-citus-coordinator", "0", { primary: 1, timeline: "1x100", xlog: "5000000+100000x100", replayed: "0x100" }),
+        ...member("saas-prd-citus-coordinator-standby", "0", { primary: 0, timeline: "1x100", xlog: "0x100", replayed: "5000000+100000x100" }),
+        ...member("saas-prd-citus-worker-0", "1", { primary: 0, timeline: "1x10 2x90", xlog: "0x100", replayed: "9000000+200000x100" }),
+        ...member("saas-prd-citus-worker-0-standby", "1", { primary: 1, timeline: "1x10 2x90", xlog: "9000000+200000x100", replayed: "0x100" }),
+        { series: 'pg_up{job="citus-postgres",instance="worker-0.db.internal",citus_role="worker",standby="false",citus_node="worker-0.db.internal"}', values: "1x100" },
+        { series: 'up{job="citus-postgres",instance="worker-0.db.internal",citus_role="worker",standby="false",citus_node="worker-0.db.internal"}', values: "1x100" },
+      ],
+      alert_rule_test: citusHaAlerts(production).rules.map((r) => ({ eval_time: "90m", alertname: (r as AlertRule).alert, exp_alerts: [] })),
+    } as never);
     const testFile = join(dir, "unit-tests.yml");
     writeFileSync(testFile, stringify({ rule_files: [join(dir, "unit-rules.yml")], evaluation_interval: "1m", tests }, { lineWidth: 0 }));
     const r = promtool(["test", "rules", testFile]);
@@ -495,7 +627,7 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
 });
 
 describe("rules use only metrics that some target exports", () => {
-  const FUNCTIONS = new Set(["vector", "sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "predict_linear", "absent", "and", "or", "unless", "on", "ignoring", "without", "count", "increase", "changes", "humanizePercentage", "humanizeDuration", "time", "group"]);
+  const FUNCTIONS = new Set(["vector", "sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "predict_linear", "absent", "and", "or", "unless", "on", "ignoring", "without", "count", "increase", "changes", "humanizePercentage", "humanizeDuration", "time", "group", "group_right"]);
   const recorded = RECORDING_RULES.rules.map((r) => (r as RecordingRule).record);
   const known = knownMetrics(recorded);
   it.each(RULE_GROUPS.flatMap((g) => g.rules.map((r) => [("alert" in r ? r.alert : r.record) as string, r.expr])))("%s", (_name, expr) => {
@@ -504,7 +636,7 @@ describe("rules use only metrics that some target exports", () => {
       .replace(/\[[^\]]*\]/g, "")
       .replace(/"[^"]*"/g, "")
       .replace(/\b(by|without|on|ignoring)\s*\([^)]*\)/g, "");
-    const identifiers = [...withoutLabels.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)].map((m) => m[0]).filter((id) => !FUNCTIONS.has(id) && !/^(le|job|pod|task|instance|route|status|application_name)$/.test(id));
+    const identifiers = [...withoutLabels.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)].map((m) => m[0]).filter((id) => !FUNCTIONS.has(id) && !/^(le|job|pod|task|instance|route|status|application_name|citus_group)$/.test(id));
     expect(identifiers.filter((id) => !known.has(id))).toEqual([]);
   });
 });
@@ -547,8 +679,34 @@ it("the exporter query file is valid YAML with one entry per query", () => {
 });
 
 describe("every alert's runbook exists", () => {
-  it.each(ALERT_RULES.rules.map((r) => [(r as AlertRule).alert, (r as AlertRule).annotations.runbook]))("%s -> %s", async (_alert, path) => {
+  it.each(EVERY_ALERT.map((r) => [r.alert, r.annotations.runbook]))("%s -> %s", async (_alert, path) => {
     const { existsSync } = await import("node:fs");
     expect(existsSync(join(import.meta.dirname, "..", "..", path)), `${path} is missing`).toBe(true);
   });
+});
+
+it.each(configs.map((c) => [c.name, c] as const))("%s: Patroni is scraped on its REST port on every zone's Citus VMs, each labelled with its Citus group", (_env, config) => {
+  const doc = parse(renderMonitoring(config).files["prometheus.yml"]!) as {
+    scrape_configs: { job_name: string; gce_sd_configs?: { project: string; zone: string; port: number; filter: string }[]; relabel_configs: { source_labels: string[]; regex?: string; action?: string; target_label?: string }[] }[];
+  };
+  const job = doc.scrape_configs.find((j) => j.job_name === "patroni")!;
+  expect(job.gce_sd_configs!.map((sd) => sd.zone)).toEqual(config.gcp.zones);
+  for (const sd of job.gce_sd_configs!) expect(sd).toMatchObject({ project: config.gcp.projectId, port: PORTS.patroniRestApi, filter: "labels.citus-group:*" });
+  expect(job.relabel_configs).toContainEqual({ source_labels: ["__meta_gce_label_citus_group"], target_label: "citus_group" });
+  // Only this environment's Citus VMs: every instance name platformNames gives, and nothing of another prefix.
+  const keep = new RegExp(`^(?:${job.relabel_configs.find((r) => r.action === "keep")!.regex})$`);
+  const names = platformNames(config);
+  for (const n of [names.citus.coordinator, ...names.citus.workers]) {
+    expect(n.instance).toMatch(keep);
+    if (n.standby) expect(n.standby.instance).toMatch(keep);
+  }
+  expect(`other-${names.citus.coordinator.instance}`).not.toMatch(keep);
+});
+
+it.each(configs.map((c) => [c.name, c] as const))("%s: the missing-standby alert expects the group size the config gives", (_env, config) => {
+  const missing = citusHaAlerts(config).rules.find((r) => (r as AlertRule).alert === "CitusGroupMissingStandby") as AlertRule | undefined;
+  expect(expectedGroupMembers(config)).toBe(config.citus.standby ? 2 : 1);
+  // One member per group (dev, staging): nothing can be missing short of the leader, which CitusGroupWithoutLeader covers.
+  if (!config.citus.standby) return expect(missing).toBeUndefined();
+  expect(missing!.expr).toMatch(/ < 2$/);
 });
