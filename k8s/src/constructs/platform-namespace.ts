@@ -68,6 +68,10 @@ export class NamespaceBaseline extends Construct {
         ],
       },
     });
+    // Node ports and cloud load balancers are read at synthesis from the Services this chart declares in the
+    // namespace: exactly those, and none for anything applied from elsewhere. A LoadBalancer Service takes a node port
+    // per port on GKE, so a flat zero refuses the gateway's own Service (the API server said so: "exceeded quota").
+    const exposure = () => serviceExposure(Chart.of(this), name);
     new KubeResourceQuota(this, "Quota", {
       metadata: { name: "quota", namespace: name },
       spec: {
@@ -77,7 +81,8 @@ export class NamespaceBaseline extends Construct {
           "requests.memory": Quantity.fromString(props.quota.memory),
           "limits.memory": Quantity.fromString(props.quota.memory),
           pods: Quantity.fromNumber(props.quota.pods),
-          "services.nodeports": Quantity.fromNumber(0),
+          "services.nodeports": Lazy.any({ produce: () => Quantity.fromNumber(exposure().nodePorts) }) as unknown as Quantity,
+          "services.loadbalancers": Lazy.any({ produce: () => Quantity.fromNumber(exposure().loadBalancers) }) as unknown as Quantity,
         },
       },
     });
@@ -135,6 +140,28 @@ export function containerBounds(chart: Chart, namespace: string): { max: Size; m
     }
   }
   return { max, min };
+}
+
+/**
+ * The node ports and cloud load balancers the Services `chart` declares in `namespace` take: one load balancer per
+ * LoadBalancer Service, and a node port per port of it (unless it opts out with allocateLoadBalancerNodePorts) and of
+ * each NodePort Service.
+ */
+export function serviceExposure(chart: Chart, namespace: string): { nodePorts: number; loadBalancers: number } {
+  let nodePorts = 0;
+  let loadBalancers = 0;
+  for (const object of chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && c.kind === "Service")) {
+    if (object.metadata.namespace !== namespace) continue;
+    const spec = object.toJson().spec as { type?: string; ports?: unknown[]; allocateLoadBalancerNodePorts?: boolean };
+    const ports = spec.ports?.length ?? 0;
+    if (spec.type === "LoadBalancer") {
+      loadBalancers += 1;
+      if (spec.allocateLoadBalancerNodePorts !== false) nodePorts += ports;
+    } else if (spec.type === "NodePort") {
+      nodePorts += ports;
+    }
+  }
+  return { nodePorts, loadBalancers };
 }
 
 interface ContainerResources {
