@@ -24,9 +24,11 @@ install() {
   echo "$rc" >"$logs/${tool}.rc"
 }
 
-# The two long Go builds first, side by side; the short ones after; the Python installs in parallel with them.
+# The three long Go builds first, side by side (Trivy and the provider build one package at a time, the Kubernetes
+# control plane fills what is left); the short ones after; the Python installs in parallel with them.
 install trivy &
 install terraform-provider-google &
+install kubernetes &
 (install checkov; install schemathesis) &
 wait
 for tool in kube-score polaris deck terraform; do install "$tool"; done
