@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     projects: [
+      { test: { name: "cli", root: "./cli", include: ["test/**/*.test.ts"] } },
       { test: { name: "config", root: "./config", include: ["test/**/*.test.ts"] } },
       // The SRE entry points (deploy, scale-out); the scale-out checks against a real cluster run when CITUS_URL is set.
       { test: { name: "scripts", root: "./scripts", include: ["test/**/*.test.ts"], testTimeout: 60_000 } },

@@ -5,7 +5,7 @@
  * (config/src/throughput.ts: the same pool and HPA rules the charts apply).
  */
 import { Command, InvalidArgumentError } from "commander";
-import { main } from "@platform/config/cli-main";
+import { main } from "@platform/cli";
 import { DEFAULT_THROUGHPUT, ENVIRONMENT_NAMES, deriveSizing, isEnvironmentName, loadEnvironment, planForQps, tenantServicePoolSize, type EnvironmentConfig } from "@platform/config";
 
 const positive = (name: string) => (v: string) => {

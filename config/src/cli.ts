@@ -1,6 +1,6 @@
 /** Prints the resolved configuration of one environment (or all): `pnpm --filter @platform/config show production`. */
 import { Command } from "commander";
-import { main } from "./cli-main.js";
+import { main } from "@platform/cli";
 import { loadEnvironment } from "./load.js";
 import { ENVIRONMENT_NAMES } from "./schema.js";
 import { platformNames } from "./names.js";

@@ -10,6 +10,8 @@ export const DEFAULT_OVERRIDE_FILE = resolve(dirname(fileURLToPath(import.meta.u
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
+  /** Bad input: every platform CLI exits 2 on it (@platform/cli). */
+  readonly exitCode = 2;
 }
 
 export interface LoadOptions {

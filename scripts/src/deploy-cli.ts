@@ -8,8 +8,8 @@
  */
 import { Command } from "commander";
 import { ENVIRONMENT_NAMES, isEnvironmentName, loadEnvironment } from "@platform/config";
-import { main } from "@platform/config/cli-main";
-import { REPO_ROOT, stateFile } from "./cli.js";
+import { main } from "@platform/cli";
+import { REPO_ROOT, stateFile } from "./paths.js";
 import { deployPreflight, deploySteps } from "./deploy.js";
 import { WorkflowError, runWorkflow } from "./workflow.js";
 

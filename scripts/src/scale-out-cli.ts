@@ -9,8 +9,8 @@
  */
 import { Command, InvalidArgumentError } from "commander";
 import { ENVIRONMENT_NAMES, isEnvironmentName } from "@platform/config";
-import { main } from "@platform/config/cli-main";
-import { REPO_ROOT, overrideFile, stateFile } from "./cli.js";
+import { main } from "@platform/cli";
+import { REPO_ROOT, overrideFile, stateFile } from "./paths.js";
 import { planScaleOut, scaleOutSteps } from "./scale-out.js";
 import { WorkflowError, readState, runWorkflow } from "./workflow.js";
 

@@ -17,7 +17,7 @@
  * 3 refused (preflight, lock, state, not confirmed), 4 the operation failed, 5 verification failed.
  */
 import { Command } from "commander";
-import { main } from "@platform/config/cli-main";
+import { main } from "@platform/cli";
 import * as addNode from "./commands/add-node.js";
 import * as drain from "./commands/drain.js";
 import * as isolateTenant from "./commands/isolate-tenant.js";

@@ -8,7 +8,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { ENVIRONMENT_NAMES, isEnvironmentName } from "@platform/config";
-import { main } from "@platform/config/cli-main";
+import { main } from "@platform/cli";
 import { CostError, byComponent, estimateStack, priceTableSchema, type Range } from "./estimate.js";
 
 const infraDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");

@@ -1,14 +1,13 @@
 /**
  * How every command-line tool of the platform ends: one line on stderr and an exit code, whichever package it lives
- * in (shardctl in citus, deploy and scale-out in scripts, cost in infra). It lives in the config package because
- * that is the one the others all depend on, and ConfigError is one of the errors it maps.
+ * in (shardctl and migrate in citus, deploy and scale-out in scripts, cost in infra, show in config). A package of its
+ * own that depends on nothing of ours, so any package may use it without taking on the config.
  */
 import type { Command } from "commander";
-import { ConfigError } from "./load.js";
 
 /**
  * Parses and runs `program`, ending with one line on stderr. An error that carries its own `exitCode` (WorkflowError,
- * the cost estimate's CostError, ShardctlError) exits with it, a config error with 2, anything else with
+ * the cost estimate's CostError, ShardctlError, the config's ConfigError with 2) exits with it, anything else with
  * `otherErrorExit`; DEBUG=1 adds the stack. Output piped into a reader that stops early (`| head`) ends the tool with
  * 0, not a stack trace.
  */
@@ -26,7 +25,7 @@ export async function main(name: string, program: Command, otherErrorExit: 2 | 4
     if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") process.exit(0);
     if (code?.startsWith("commander.")) process.exit(2);
     const own = (error as { exitCode?: unknown }).exitCode;
-    const exit = typeof own === "number" ? own : error instanceof ConfigError ? 2 : otherErrorExit;
+    const exit = typeof own === "number" ? own : otherErrorExit;
     console.error(`${name}: ${(error as Error).message}`);
     // The one line is for the operator; DEBUG=1 adds the stack for whoever debugs the tool itself.
     if (process.env.DEBUG && error instanceof Error && error.stack) console.error(error.stack);

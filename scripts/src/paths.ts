@@ -1,4 +1,4 @@
-/** What the SRE entry points share: where state lives. How they end is `main` in @platform/config/cli-main. */
+/** Where the SRE entry points keep and read their files: the repository root, run state, the operator override file. */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_OVERRIDE_FILE } from "@platform/config";

@@ -13,7 +13,7 @@
  */
 import { Command, InvalidArgumentError } from "commander";
 import pg from "pg";
-import { main } from "@platform/config/cli-main";
+import { main } from "@platform/cli";
 import { MigrationError, loadMigrations, planMigrations, readApplied, runMigrations } from "./migrations.js";
 
 function databaseUrl(option: string | undefined): string {

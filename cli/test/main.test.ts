@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
-const tool = fileURLToPath(new URL("./fixtures/cli-main-tool.ts", import.meta.url));
+const tool = fileURLToPath(new URL("./fixtures/tool.ts", import.meta.url));
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
@@ -23,7 +23,7 @@ function run(args: string[], options: { env?: Record<string, string>; stopReadin
   });
 }
 
-describe("the shared CLI ending (config/src/cli-main.ts)", () => {
+describe("the shared CLI ending (@platform/cli)", () => {
   it("ends with 0 and no stack trace when the reader of its output stops early (| head)", async () => {
     const r = await run(["flood"], { stopReadingAfter: 100 });
     expect(r.code).toBe(0);
