@@ -32,6 +32,8 @@ export const ServiceConfigSchema = z
     BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
     /** How long a tenant's status and limits are cached per process. */
     TENANT_CACHE_TTL_MS: z.coerce.number().int().min(0).default(5_000),
+    /** Tenants one replica holds resolved at once (least recently used leave first): its memory bound, README. */
+    TENANT_CACHE_MAX: z.coerce.number().int().min(1).default(50_000),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
     OTEL_SERVICE_NAME: z.string().default("tenant-service"),

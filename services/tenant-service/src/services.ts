@@ -16,5 +16,5 @@ export interface Services {
 export function createServices(config: ServiceConfig, database: Database): Services {
   const db = tracedDatabase(database);
   const metrics = createMetrics(db.poolStats ? () => db.poolStats!() : undefined);
-  return { db, directory: new TenantDirectory(db, config.TENANT_CACHE_TTL_MS), metrics, config };
+  return { db, directory: new TenantDirectory(db, { ttlMs: config.TENANT_CACHE_TTL_MS, maxTenants: config.TENANT_CACHE_MAX }), metrics, config };
 }
