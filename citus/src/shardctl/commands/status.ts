@@ -1,12 +1,13 @@
-/** `shardctl status [--json]`: nodes, shard groups and bytes per node, skew and its lower bound, busiest tenants, the running job, and every move in flight with why it is not catching up. */
+/** `shardctl status [--json]`: nodes, shard groups and bytes per node, skew and its lower bound, busiest tenants, the running job, every move in flight with why it is not catching up, and each Citus group's primary with its streaming replicas. */
 import type { Command } from "commander";
 import type { ClientBase } from "pg";
 import { bytesPerNode, formatBytes, nodeKey, shardGroups, skew, skewLowerBound } from "../analysis.js";
 import { readSnapshot, type ClusterSnapshot } from "../catalog.js";
 import { out, withClient, type Output } from "../context.js";
 import { describeMoveHealth, readMoveHealth, type MoveHealth } from "../moves.js";
+import { describeGroupReplication, readGroupReplication, type GroupReplication } from "../replication.js";
 
-export function statusReport(snapshot: ClusterSnapshot, moves: MoveHealth) {
+export function statusReport(snapshot: ClusterSnapshot, moves: MoveHealth, replication: GroupReplication[] = []) {
   const load = bytesPerNode(snapshot.nodes, snapshot.shards);
   const groups = shardGroups(snapshot.shards);
   const groupsPerNode = new Map<string, number>();
@@ -22,11 +23,12 @@ export function statusReport(snapshot: ClusterSnapshot, moves: MoveHealth) {
     busiestTenants: snapshot.tenants,
     runningJob: snapshot.runningJob,
     moves,
+    groups: replication,
   };
 }
 
 async function status(client: ClientBase, out: Output, json: boolean): Promise<void> {
-  const report = statusReport(await readSnapshot(client), await readMoveHealth(client));
+  const report = statusReport(await readSnapshot(client), await readMoveHealth(client), await readGroupReplication(client));
   if (json) return out.json(report);
   out.line("node                         role         shards?  groups        bytes");
   for (const n of report.nodes) {
@@ -36,12 +38,14 @@ async function status(client: ClientBase, out: Output, json: boolean): Promise<v
   if (report.busiestTenants.length > 0) out.line(`busiest tenants: ${report.busiestTenants.map((t) => `${t.tenant} (${t.queries} queries)`).join(", ")}`);
   out.line(report.runningJob ? `rebalance job ${report.runningJob.job_id}: ${report.runningJob.state}` : "no rebalance running");
   for (const line of describeMoveHealth(report.moves)) out.line(line);
+  // Who leads each group and what would take over: the view `patronictl list` gives per group, from the database.
+  for (const line of describeGroupReplication(report.groups)) out.line(line);
 }
 
 export function register(program: Command): void {
   program
     .command("status")
-    .description("nodes, shard groups, skew, the running job and the moves in flight")
+    .description("nodes, shard groups, skew, the running job, the moves in flight, and each group's primary and replicas")
     .option("--json")
     .action((o: { json?: boolean }) => withClient(program, (c) => status(c, out, o.json ?? false)));
 }
