@@ -1,0 +1,254 @@
+/**
+ * `pnpm bench:tenant-scale`: does the service's cost grow with the tenant count? The service (its own process, as in
+ * production) on a real PostgreSQL 15 seeded with 20, then 100,000, then 1,000,000 tenants (one owner and two items
+ * each), under wrk with 50 connections and a platform admin's token, the rate limit out of the way. For each count:
+ * point reads, list reads and inserts, with tenants drawn uniformly and Zipf-skewed (s = 1.1), and the service's
+ * resident memory. Each figure is printed next to the 20-tenant one of the same run.
+ *
+ * Targets (issue 22): at 1M tenants with uniform access at least 0.9x the 20-tenant throughput with p99 at most
+ * 1.2x; the service's memory within its bound (README, "Tenant lookup").
+ *
+ *   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_SCALE_TENANTS=20,100000,1000000 pnpm bench:tenant-scale
+ */
+import { execFile, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import pg from "pg";
+import { runMigrations } from "@platform/citus";
+import { freePort, startPostgres } from "@platform/testing";
+import { AUDIENCE, ISSUER, SECRET, token } from "../test/harness.js";
+import { positiveInteger } from "./env.js";
+import { wrkInstalled } from "./load.js";
+
+const run = promisify(execFile);
+const DURATION = positiveInteger("BENCH_DURATION", 5);
+const ROUNDS = positiveInteger("BENCH_ROUNDS", 3);
+const CONNECTIONS = positiveInteger("BENCH_CONNECTIONS", 50);
+const SAMPLES = 50_000;
+const COUNTS = (process.env.BENCH_SCALE_TENANTS ?? "20,100000,1000000").split(",").map((v) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`BENCH_SCALE_TENANTS must be a comma-separated list of tenant counts (got "${v}")`);
+    process.exit(2);
+  }
+  return n;
+});
+if (!(await wrkInstalled())) {
+  console.error("bench:tenant-scale needs wrk (apt-get install wrk): the tenants are drawn by its Lua script");
+  process.exit(2);
+}
+
+const server = await startPostgres({ settings: { max_connections: "300", shared_buffers: "512MB" } });
+const admin = new pg.Client({ connectionString: server.url });
+await admin.connect();
+await admin.query("CREATE ROLE platform_migrator LOGIN PASSWORD 'migrator'");
+await admin.query("CREATE ROLE platform_app LOGIN PASSWORD 'app'");
+await admin.query("GRANT CREATE ON DATABASE postgres TO platform_migrator");
+const migrator = new pg.Client({ connectionString: server.urlFor("platform_migrator", "migrator") });
+await migrator.connect();
+await runMigrations(migrator);
+await migrator.end();
+
+/** Tenants scale-1 .. scale-n, each with an owner and two items; only the ones not there yet are written. */
+async function seedUpTo(n: number, from: number): Promise<void> {
+  const started = Date.now();
+  const batch = 100_000;
+  for (let lo = from + 1; lo <= n; lo += batch) {
+    const hi = Math.min(n, lo + batch - 1);
+    await admin.query("BEGIN");
+    await admin.query("INSERT INTO platform.tenants (code, name, max_users) SELECT 'scale-' || i, 'Scale ' || i, 1000 FROM generate_series($1::int, $2::int) i", [lo, hi]);
+    await admin.query(
+      "INSERT INTO platform.users (tenant_id, email) SELECT t.id, 'owner@' || t.code || '.test' FROM platform.tenants t WHERE t.code = ANY (SELECT 'scale-' || i FROM generate_series($1::int, $2::int) i)",
+      [lo, hi],
+    );
+    await admin.query(
+      "INSERT INTO platform.items (tenant_id, owner_id, title, body) SELECT u.tenant_id, u.id, 'item ' || k, 'a small item body' FROM platform.users u JOIN platform.tenants t ON t.id = u.tenant_id, generate_series(1, 2) k WHERE t.code = ANY (SELECT 'scale-' || i FROM generate_series($1::int, $2::int) i)",
+      [lo, hi],
+    );
+    await admin.query("COMMIT");
+  }
+  await admin.query("VACUUM ANALYZE platform.tenants, platform.users, platform.items");
+  if (n > from) console.log(`seeded ${n.toLocaleString("en")} tenants (${(n - from).toLocaleString("en")} new) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+/** SAMPLES tenant numbers in 1..n: uniform, or Zipf with exponent s by the inverse of its cumulative distribution. */
+function draw(n: number, distribution: "uniform" | "zipf"): number[] {
+  if (distribution === "uniform") return Array.from({ length: SAMPLES }, () => 1 + Math.floor(Math.random() * n));
+  const s = 1.1;
+  const cdf = new Float64Array(n);
+  let sum = 0;
+  for (let k = 1; k <= n; k++) cdf[k - 1] = sum += 1 / k ** s;
+  return Array.from({ length: SAMPLES }, () => {
+    const u = Math.random() * sum;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid]! < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo + 1;
+  });
+}
+
+interface Target { tenant: string; owner: string; item: string }
+async function targets(numbers: number[]): Promise<Target[]> {
+  const codes = [...new Set(numbers)].map((i) => `scale-${i}`);
+  const byCode = new Map<string, Target>();
+  for (let i = 0; i < codes.length; i += 20_000) {
+    const { rows } = await admin.query<{ code: string; tenant: string; owner: string; item: string }>(
+      "SELECT t.code, t.id AS tenant, u.id AS owner, (SELECT i.id FROM platform.items i WHERE i.tenant_id = t.id LIMIT 1) AS item FROM platform.tenants t JOIN platform.users u ON u.tenant_id = t.id WHERE t.code = ANY ($1)",
+      [codes.slice(i, i + 20_000)],
+    );
+    for (const r of rows) byCode.set(r.code, r);
+  }
+  return numbers.map((i) => byCode.get(`scale-${i}`)!);
+}
+
+type Operation = "point read" | "list read" | "insert";
+/** One request per line, "METHOD PATH BODY": read by wrk's Lua into a table (a script literal would exceed LuaJIT's constants). */
+function requestLines(op: Operation, ts: Target[]): string {
+  return ts
+    .map((t) =>
+      op === "point read"
+        ? `GET /v1/tenants/${t.tenant}/items/${t.item} -`
+        : op === "list read"
+          ? `GET /v1/tenants/${t.tenant}/items?limit=20 -`
+          : `POST /v1/tenants/${t.tenant}/items {"ownerId":"${t.owner}","title":"bench"}`,
+    )
+    .join("\n");
+}
+
+const WRK_SCRIPT = (file: string, authorization: string) => `
+local requests = {}
+function init(args)
+  for line in io.lines(${JSON.stringify(file)}) do
+    local method, path, body = line:match("^(%S+) (%S+) (.*)$")
+    local headers = { ["authorization"] = ${JSON.stringify(authorization)} }
+    if body == "-" then body = nil else headers["content-type"] = "application/json" end
+    requests[#requests + 1] = wrk.format(method, path, headers, body)
+  end
+end
+local next = 0
+function request()
+  next = next % #requests + 1
+  return requests[next]
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("\\nLOAD_RESULT {\\"requests\\":%d,\\"duration_us\\":%d,\\"p50_us\\":%d,\\"p99_us\\":%d,\\"socket_errors\\":%d,\\"status_errors\\":%d}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
+end
+`;
+
+interface Figures { rps: number; p50: number; p99: number; errors: number }
+async function wrk(url: string, lines: string, authorization: string, duration: number): Promise<Figures> {
+  const dir = await mkdtemp(join(tmpdir(), "bench-scale-"));
+  try {
+    await writeFile(join(dir, "requests.txt"), lines);
+    await writeFile(join(dir, "script.lua"), WRK_SCRIPT(join(dir, "requests.txt"), authorization));
+    const { stdout } = await run("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${duration}s`, "--timeout", "10s", "-s", join(dir, "script.lua"), url], { maxBuffer: 10 * 1024 * 1024 });
+    const line = stdout.split("\n").find((l) => l.startsWith("LOAD_RESULT "));
+    if (!line) throw new Error(`wrk printed no result line:\n${stdout}`);
+    const r = JSON.parse(line.slice("LOAD_RESULT ".length)) as { requests: number; duration_us: number; p50_us: number; p99_us: number; socket_errors: number; status_errors: number };
+    return { rps: r.requests / (r.duration_us / 1e6), p50: r.p50_us / 1000, p99: r.p99_us / 1000, errors: r.socket_errors + r.status_errors };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The service as production runs it: its own process (node with tsx's loader, no wrapper process), its own config. */
+async function startService(): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const here = dirname(fileURLToPath(import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", join(here, "..", "src", "server.ts")], {
+    cwd: join(here, ".."),
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DATABASE_URL: server.urlFor("platform_app", "app"),
+      DATABASE_POOL_SIZE: "20",
+      AUTH_JWT_SECRET: SECRET,
+      AUTH_ISSUER: ISSUER,
+      AUTH_AUDIENCE: AUDIENCE,
+      RATE_LIMIT_MAX: "100000000",
+      LOG_LEVEL: "silent",
+      // Not NODE_ENV=production: that refuses the shared-secret tokens a benchmark signs itself (Hydra is not here).
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode} before it listened`);
+    const ok = await fetch(`${url}/health`).then((r) => r.ok).catch(() => false);
+    if (ok) break;
+    if (i > 300) throw new Error("the service did not answer /health within 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    pid: child.pid!,
+    stop: () => new Promise((resolve) => { child.once("exit", () => resolve()); child.kill("SIGTERM"); }),
+  };
+}
+
+/** Resident and peak resident memory of a process, MiB (Linux). */
+function memory(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const platform = `Bearer ${await token({ scope: "platform:admin", sub: "bench-scale" })}`;
+console.log(`tenant service at scale: ${CONNECTIONS} connections, median of ${ROUNDS} rounds of ${DURATION}s, PostgreSQL 15 on loopback, the service in its own process, wrk; tenants drawn uniformly and Zipf (s=1.1), ${SAMPLES.toLocaleString("en")} draws each`);
+
+const operations: Operation[] = ["point read", "list read", "insert"];
+const results = new Map<string, Figures>();
+const key = (n: number, d: string, op: string) => `${n}|${d}|${op}`;
+const rows: string[] = [];
+let seeded = 0;
+let ok = true;
+for (const n of COUNTS) {
+  await seedUpTo(n, seeded);
+  seeded = Math.max(seeded, n);
+  // A fresh service per count: its cache and memory start from nothing, as after a deploy.
+  const service = await startService();
+  for (const distribution of ["uniform", "zipf"] as const) {
+    const ts = await targets(draw(n, distribution));
+    for (const op of operations) {
+      const lines = requestLines(op, ts);
+      await wrk(service.url, lines, platform, 2); // unmeasured: JIT, pool, cache warm-up
+      const runs: Figures[] = [];
+      for (let r = 0; r < ROUNDS; r++) runs.push(await wrk(service.url, lines, platform, DURATION));
+      const f = { rps: median(runs.map((x) => x.rps)), p50: median(runs.map((x) => x.p50)), p99: median(runs.map((x) => x.p99)), errors: runs.reduce((a, x) => a + x.errors, 0) };
+      results.set(key(n, distribution, op), f);
+      const base = results.get(key(COUNTS[0]!, distribution, op))!;
+      const tput = f.rps / base.rps;
+      const tail = f.p99 / base.p99;
+      const judged = n === 1_000_000 && distribution === "uniform" && op !== "insert";
+      if (f.errors > 0) ok = false;
+      if (judged && (tput < 0.9 || tail > 1.2)) ok = false;
+      rows.push(
+        `${n.toLocaleString("en").padStart(9)}  ${distribution.padEnd(7)}  ${op.padEnd(10)}  ${f.rps.toFixed(0).padStart(6)}/s  p50 ${f.p50.toFixed(1).padStart(5)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms` +
+          (n === COUNTS[0] ? "" : `  vs ${COUNTS[0]}: ${tput.toFixed(2)}x, p99 ${tail.toFixed(2)}x`) +
+          (f.errors > 0 ? `  ${f.errors} ERRORS` : "") +
+          (judged ? "  (target >= 0.90x, p99 <= 1.20x)" : ""),
+      );
+      console.log(rows.at(-1));
+    }
+  }
+  const m = memory(service.pid);
+  rows.push(`${n.toLocaleString("en").padStart(9)}  service memory: resident ${m.rss.toFixed(0)} MiB, peak ${m.peak.toFixed(0)} MiB`);
+  console.log(rows.at(-1));
+  await service.stop();
+}
+console.log(ok ? "within target" : "ABOVE TARGET: see the ratios above");
+await admin.end();
+server.stop();
+process.exitCode = ok ? 0 : 1;
