@@ -65,11 +65,13 @@ export function citusHaAlerts(config: EnvironmentConfig): RuleGroup {
     },
     {
       alert: "CitusReplicaBehindFailoverLimit",
-      // Bytes a running replica has yet to replay, against its group's leader (xlog_location is 0 on all but the
-      // leader). Past maximum_lag_on_failover Patroni will not promote it, so the group cannot fail over by itself.
+      // How far a running replica is behind its group's leader (xlog_location is 0 on all but the leader), measured
+      // as Patroni measures it before a promotion (Ha.is_lagging): from the further of what it received and what it
+      // replayed. Past maximum_lag_on_failover Patroni will not promote it, so the group cannot fail over by itself.
       expr:
         `max by (citus_group) (${patroni("patroni_xlog_location")}) - on (citus_group) group_right () ` +
-        `(${patroni("patroni_xlog_replayed_location")} and on (instance) ${patroni("patroni_replica")} == 1 and on (instance) ${patroni("patroni_postgres_running")} == 1)` +
+        `((${patroni("patroni_xlog_received_location")} > ${patroni("patroni_xlog_replayed_location")} or ${patroni("patroni_xlog_replayed_location")})` +
+        ` and on (instance) ${patroni("patroni_replica")} == 1 and on (instance) ${patroni("patroni_postgres_running")} == 1)` +
         ` > ${PATRONI_MAXIMUM_LAG_ON_FAILOVER_BYTES}`,
       for: "10m",
       labels: { severity: "page" },
@@ -92,6 +94,20 @@ export function citusHaAlerts(config: EnvironmentConfig): RuleGroup {
       },
     },
   ];
+  rules.push({
+    alert: "CitusPatroniNotScraped",
+    // The alerts above see only the members the patroni job discovers. Fewer Patroni targets than Citus VMs with an
+    // exporter means they are blind for some groups: the VM lacks its citus-group label, or Prometheus may not list
+    // the project's instances (GCE discovery needs compute.instances.list), which shows as no target at all.
+    expr: `count(up{job="citus-postgres"}) > (count(${patroni("up")}) or vector(0))`,
+    for: "15m",
+    labels: { severity: "ticket" },
+    annotations: {
+      summary: "Patroni is not scraped on every Citus VM",
+      description: "Prometheus scrapes {{ $value }} Citus VMs' exporters but Patroni on fewer of them: the failover alerts cannot see those groups.",
+      runbook: runbook("alerting-pipeline"),
+    },
+  });
   if (expected > 1) {
     rules.push({
       alert: "CitusGroupMissingStandby",

@@ -107,7 +107,8 @@ export const ALERT_RULES: RuleGroup = {
       alert: "CitusStandbyNotStreaming",
       // The serving primary of a pair that has a standby VM (production) with no standby streaming from it: the
       // standby is down, still cloning, or its slot was invalidated by max_slot_wal_keep_size. Lag alerts cannot see
-      // this: a standby that is gone has no lag series. After a failover it fires for the promoted node until step 5.
+      // this: a standby that is gone has no lag series. After a failover it fires for the new leader until the old
+      // primary rejoins as its standby (docs/runbooks/citus-reinit.md when it cannot).
       expr: 'pg_recovery_active{job="citus-postgres"} == 0 and on (citus_node) up{job="citus-postgres",standby="true"} unless on (instance) pg_replication_lag_seconds',
       for: "15m",
       labels: { severity: "ticket" },

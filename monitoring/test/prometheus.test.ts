@@ -417,7 +417,7 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
     },
     {
       alert: "CitusReplicaBehindFailoverLimit",
-      // Group 1's replica replays nothing while its leader writes on: 50 MB and more behind. Group 2's keeps up, and
+      // Group 1's replica replays nothing while its leader writes on: 50 MB and more behind. Group 2's receives all, and
       // its second replica is being re-cloned (PostgreSQL not running, replayed 0): quiet, CitusGroupMissingStandby's.
       series: [
         { series: 'patroni_xlog_location{job="patroni",instance="saas-prd-citus-worker-0",citus_group="1"}', values: "100000000+1000000x30" },
@@ -430,7 +430,9 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
         { series: 'patroni_postgres_running{job="patroni",instance="saas-prd-citus-worker-0-standby",citus_group="1"}', values: "1x30" },
         { series: 'patroni_xlog_location{job="patroni",instance="saas-prd-citus-worker-1",citus_group="2"}', values: "100000000+1000000x30" },
         { series: 'patroni_replica{job="patroni",instance="saas-prd-citus-worker-1",citus_group="2"}', values: "0x30" },
-        { series: 'patroni_xlog_replayed_location{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "100000000+1000000x30" },
+        // Group 2's replica has received everything but replays slowly: Patroni would promote it, so quiet.
+        { series: 'patroni_xlog_received_location{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "100000000+1000000x30" },
+        { series: 'patroni_xlog_replayed_location{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "60000000+1000000x30" },
         { series: 'patroni_replica{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "1x30" },
         { series: 'patroni_postgres_running{job="patroni",instance="saas-prd-citus-worker-1-standby",citus_group="2"}', values: "1x30" },
         { series: 'patroni_xlog_location{job="patroni",instance="saas-prd-citus-worker-1-spare",citus_group="2"}', values: "0x30" },
@@ -450,6 +452,17 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       ],
       evalTime: "150m",
       fires: [{ citus_group: "1", severity: "ticket" }],
+    },
+    {
+      alert: "CitusPatroniNotScraped",
+      // Three Citus VMs answer their exporter, and no Patroni target was discovered at all (no IAM for GCE discovery).
+      series: [
+        { series: 'up{job="citus-postgres",instance="coordinator.db.internal"}', values: "1x30" },
+        { series: 'up{job="citus-postgres",instance="worker-0.db.internal"}', values: "1x30" },
+        { series: 'up{job="citus-postgres",instance="worker-1.db.internal"}', values: "1x30" },
+      ],
+      evalTime: "20m",
+      fires: [{ severity: "ticket" }],
     },
     {
       alert: "CitusGroupMissingStandby",
