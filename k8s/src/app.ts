@@ -1,8 +1,5 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { join } from "node:path";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { App, YamlOutputType } from "cdk8s";
-import { parseAllDocuments } from "yaml";
 import type { EnvironmentConfig } from "@platform/config";
 import { SetupChart } from "./charts/setup.js";
 import { TenantsChart } from "./charts/tenants.js";
@@ -34,43 +31,18 @@ export function buildApp(config: EnvironmentConfig, outdir: string): App {
   return app;
 }
 
-/** Synthesizes into `outdir` (emptied first, so a removed object does not linger) and reads the result back. */
+/**
+ * Synthesizes into `outdir` (emptied first, so a removed object does not linger) and returns the objects written, in
+ * file order: each chart's own JSON, which is what its file holds (read back and parsed, it cost as much again as
+ * writing it).
+ */
 export function synthesizeEnvironment(config: EnvironmentConfig, outdir: string): SynthesisResult {
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
-  buildApp(config, outdir).synth();
+  const app = buildApp(config, outdir);
+  app.synth();
   const files = readdirSync(outdir).filter((f) => f.endsWith(".k8s.yaml")).sort();
-  const objects = files.flatMap((file) =>
-    parseAllDocuments(readFileSync(join(outdir, file), "utf8"))
-      .map((doc) => doc.toJSON() as KubernetesObject | null)
-      .filter((o): o is KubernetesObject => o !== null),
-  );
+  const charts = [...app.charts].sort((a, b) => a.node.id.localeCompare(b.node.id));
+  const objects = charts.flatMap((chart) => chart.toJson() as KubernetesObject[]);
   return { objects, files };
-}
-
-/** Custom resources the cluster's add-ons define; kubernetes-models has no schema for them. */
-export const CUSTOM_RESOURCES = new Set(["secrets-store.csi.x-k8s.io/v1/SecretProviderClass"]);
-
-const requireModel = createRequire(import.meta.url);
-
-/**
- * Validates an object against the Kubernetes OpenAPI schema (kubernetes-models). Returns the problem, or undefined.
- * Custom resources are checked only for their identity fields.
- */
-export function validateObject(object: KubernetesObject): string | undefined {
-  const key = `${object.apiVersion}/${object.kind}`;
-  if (CUSTOM_RESOURCES.has(key)) return object.metadata?.name ? undefined : "custom resource without metadata.name";
-  const [group, version] = object.apiVersion.includes("/") ? object.apiVersion.split("/") : ["", object.apiVersion];
-  let Model: new (data: unknown) => { validate(): void };
-  try {
-    Model = requireModel(`kubernetes-models/${group ? `${group}/` : ""}${version}/${object.kind}`)[object.kind];
-  } catch {
-    return `unknown kind ${key} (not in the Kubernetes API schemas)`;
-  }
-  try {
-    new Model(object).validate();
-    return undefined;
-  } catch (error) {
-    return (error as Error).message.split("\n").slice(0, 5).join(" ");
-  }
 }

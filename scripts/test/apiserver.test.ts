@@ -97,6 +97,12 @@ describe.skipIf(!binDir).each(environments)("the $name manifests on a real API s
     }
     console.log(`${name}: the API server accepted ${accepted} objects in ${files.length} files`);
     expect(accepted).toBeGreaterThan(50);
+    // And it is the server that would have said otherwise: the tenant service's Deployment with a field of the wrong type.
+    const deployment = objectsIn(files.find((f) => f.includes("20-tenants"))!).find((o) => o.kind === "Deployment" && o.metadata.name === "tenant-service");
+    deployment.spec.template.spec.containers[0].ports[0].containerPort = "http";
+    const refused = cluster.kubectl(["apply", "--server-side", "--dry-run=server", "-f", "-"], { input: JSON.stringify(deployment) });
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/containerPort/);
   });
 
   it("enforces Pod Security restricted on every namespace, and admits the pods of every workload", async () => {

@@ -1,6 +1,5 @@
 import { UNRESOLVED_DIGEST, imageAdmitted } from "@platform/config";
 import type { KubernetesObject } from "../app.js";
-import { validateObject } from "../app.js";
 
 /**
  * The platform's own manifest rules: what none of the engines that `pnpm test` runs over the manifests checks
@@ -71,15 +70,6 @@ function perContainer(objects: readonly KubernetesObject[], test: (c: Json, pod:
 }
 
 export const MANIFEST_RULES: readonly ManifestRule[] = [
-  {
-    // No engine here validates against the API schema (kube-score and Trivy read only the fields they check).
-    id: "SCHEMA_VALID",
-    title: "every object validates against the Kubernetes API schema",
-    check: (objects) => objects.flatMap((o) => {
-      const problem = validateObject(o);
-      return problem ? [[o, problem] as [KubernetesObject, string]] : [];
-    }),
-  },
   {
     // kube-score asks for probes only on pods a Service targets, and grades a missing liveness probe "almost OK".
     id: "PROBES",
@@ -190,12 +180,6 @@ export const MANIFEST_RULES: readonly ManifestRule[] = [
             .filter((p) => !declared.has((p.targetPort ?? p.port) as string | number))
             .map((p) => [s, `port ${String(p.name ?? p.port)} targets ${String(p.targetPort ?? p.port)}, which no selected container declares`] as [KubernetesObject, string]);
         }),
-  },
-  {
-    id: "NAMESPACE_RESTRICTED",
-    title: "namespaces enforce the restricted Pod Security Standard",
-    check: (objects) =>
-      objects.filter((o) => o.kind === "Namespace" && o.metadata.labels?.["pod-security.kubernetes.io/enforce"] !== "restricted").map((o) => [o, "pod-security.kubernetes.io/enforce is not restricted"] as [KubernetesObject, string]),
   },
 ];
 
