@@ -82,6 +82,21 @@ function citusHealth(): Dashboard {
     .withPanel(timeseries("Shards per node", "none", query("citus_node_shards", "{{node}}")))
     .withPanel(timeseries("Replication lag", "s", query("pg_replication_lag_seconds", "{{instance}} → {{application_name}}")))
     .withPanel(timeseries("Standby slot reserve (share of max_slot_wal_keep_size)", "percentunit", query("standby_slot_safe_wal_ratio", "{{instance}}")))
+    // Patroni (each Citus group a Patroni cluster): who leads each group, and how far each replica is behind its
+    // leader in the terms CitusReplicaBehindFailoverLimit uses (the further of received and replayed WAL).
+    .withPanel(stat("Groups without a leader", "none", 'count(group by (citus_group) (up{job="patroni"}) unless on (citus_group) (patroni_primary{job="patroni"} == 1)) or vector(0)'))
+    .withPanel(stat("Promotions (24 h)", "none", 'sum(changes((max by (citus_group) (patroni_postgres_timeline{job="patroni"} > 0))[24h:1m])) or vector(0)'))
+    .withPanel(timeseries("Patroni leader per group (1 = leads)", "none", query('patroni_primary{job="patroni"}', "group {{citus_group}} {{instance}}")))
+    .withPanel(
+      timeseries(
+        "Replica behind its group's leader",
+        "bytes",
+        query(
+          'max by (citus_group) (patroni_xlog_location{job="patroni"}) - on (citus_group) group_right () ((patroni_xlog_received_location{job="patroni"} > patroni_xlog_replayed_location{job="patroni"} or patroni_xlog_replayed_location{job="patroni"}) and on (instance) patroni_replica{job="patroni"} == 1)',
+          "group {{citus_group}} {{instance}}",
+        ),
+      ),
+    )
     .withPanel(
       timeseries(
         "Data disk free",

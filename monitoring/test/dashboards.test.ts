@@ -8,7 +8,7 @@ import { RECORDING_RULES, SCRAPE_JOBS, dashboards, knownMetrics, type RecordingR
 
 const all = dashboards();
 const known = knownMetrics(RECORDING_RULES.rules.map((r) => (r as RecordingRule).record));
-const PROMQL_WORDS = new Set(["sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "topk", "label_values", "and", "or", "on", "ignoring", "without", "count", "increase", "time"]);
+const PROMQL_WORDS = new Set(["sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "topk", "label_values", "and", "or", "on", "ignoring", "without", "count", "increase", "time", "group", "group_right", "unless", "changes", "vector"]);
 
 /** Metric names in a PromQL expression: identifiers outside label matchers, ranges, strings and grouping clauses. */
 function metricNames(expr: string): string[] {
