@@ -7,7 +7,7 @@
  * Safe to run in several replicas: jobs are taken with SKIP LOCKED and cron fires once per slot.
  */
 import { Command } from "commander";
-import { parseCrontab, run } from "graphile-worker";
+import { parseCronItems, run } from "graphile-worker";
 import pg from "pg";
 import { createServer } from "node:http";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
@@ -15,7 +15,7 @@ import { z } from "zod";
 import { postgresConnection } from "./connections.js";
 import { createPostgresDatabase } from "./db/postgres.js";
 import { installQueue } from "./worker/queue.js";
-import { CRONTAB, createTaskList } from "./worker/tasks.js";
+import { CRON_ITEMS, createTaskList } from "./worker/tasks.js";
 
 const WorkerEnv = z.object({
   DATABASE_URL: z.string().url("must be a postgresql:// URL (the worker needs a real database)"),
@@ -52,7 +52,7 @@ const program = new Command()
       concurrency: env.WORKER_CONCURRENCY,
       noHandleSignals: true,
       taskList: createTaskList({ db, auditRetentionMonths: env.AUDIT_RETENTION_MONTHS, rollupBatchSize: env.ROLLUP_BATCH_SIZE }),
-      parsedCronItems: parseCrontab(CRONTAB),
+      parsedCronItems: parseCronItems(CRON_ITEMS),
     });
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });

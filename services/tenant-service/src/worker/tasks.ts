@@ -1,4 +1,4 @@
-import type { Task, TaskList } from "graphile-worker";
+import type { CronItem, Task, TaskList } from "graphile-worker";
 import type { Database } from "../db/database.js";
 import { AuditLogRepository } from "../repositories/audit.js";
 import { enqueue } from "./queue.js";
@@ -99,9 +99,14 @@ export function createTaskList(options: WorkerOptions): TaskList {
   };
 }
 
-/** Daily schedules; `fill` re-runs a slot missed while no worker was up, `jobKey` keeps it to one job per slot. */
-export const CRONTAB = [
-  "0 2 * * * metrics.rollup ?fill=2d&jobKey=metrics.rollup&max=5",
-  "30 2 * * * audit.retention ?fill=2d&jobKey=audit.retention&max=5",
-].join("\n");
+const DAY_MS = 86_400_000;
 
+/**
+ * Daily schedules; `backfillPeriod` re-runs a slot missed while no worker was up, `jobKey` keeps it to one job per
+ * slot. Cron items, not a crontab string: graphile-worker's crontab syntax refuses a task name with a dot (every one
+ * of ours), and the worker then stopped at start with "Invalid command specification in line 1 of crontab".
+ */
+export const CRON_ITEMS: CronItem[] = [
+  { task: "metrics.rollup", match: "0 2 * * *", options: { backfillPeriod: 2 * DAY_MS, jobKey: "metrics.rollup", maxAttempts: 5 } },
+  { task: "audit.retention", match: "30 2 * * *", options: { backfillPeriod: 2 * DAY_MS, jobKey: "audit.retention", maxAttempts: 5 } },
+];
