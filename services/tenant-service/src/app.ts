@@ -20,6 +20,7 @@ import { tenantRoutes } from "./routes/tenants.js";
 import { usageRoutes } from "./routes/usage.js";
 import { userRoutes } from "./routes/users.js";
 import { createServices } from "./services.js";
+import { fastifyTracing } from "./tracing.js";
 
 export interface BuildOptions {
   readonly config: ServiceConfig;
@@ -55,6 +56,9 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   const services = createServices(config, options.db);
   const { db, metrics, directory } = services;
 
+  // First: it wraps the hooks and handlers registered after it in spans, and starts the request's span from its
+  // traceparent (tracing.ts; inert unless tracing was started).
+  await app.register(fastifyTracing.plugin());
   await app.register(observability, { metrics });
   await app.register(errors, { metrics, bodyLimitBytes: config.BODY_LIMIT_BYTES });
   await app.register(openapi);

@@ -10,7 +10,7 @@ import { ConfigError, loadServiceConfig } from "./config.js";
 import type { Database } from "./db/database.js";
 import { createEmbeddedDatabase } from "./db/pglite.js";
 import { createPostgresDatabase } from "./db/postgres.js";
-import { initTracing } from "./tracing.js";
+import { startTracing } from "./tracing.js";
 import { postgresConnection, redisConnection, watchRedis } from "./connections.js";
 
 let config;
@@ -31,7 +31,10 @@ function cannotStart(error: unknown): never {
   process.exit(1);
 }
 
-const stopTracing = initTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME });
+const tracing = config.OTEL_EXPORTER_OTLP_ENDPOINT ? startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME }) : undefined;
+if (tracing && !tracing.queriesTraced) {
+  console.warn("tracing: pg was loaded before its instrumentation, so statements are not traced; start with --import ./src/tracing-register.ts (package scripts, image entrypoint)");
+}
 const logger = { level: config.LOG_LEVEL, redact: ["req.headers.authorization"] };
 
 let db: Database;
@@ -77,7 +80,7 @@ async function shutdown(signal: string): Promise<void> {
     await app.close();
     await db.close();
     redis?.disconnect();
-    await stopTracing();
+    await tracing?.stop();
     process.exit(0);
   } catch (error) {
     app.log.error({ err: error }, "error during shutdown");
