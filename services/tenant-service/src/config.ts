@@ -1,6 +1,27 @@
+/**
+ * The environment of the service (server.ts) and of its worker (worker.ts), parsed once at start with zod. What both
+ * read (the database's secret files, logging, tracing) is written once, below, and spread into each schema.
+ */
 import { z } from "zod";
 
 const optionalUrl = z.string().url().optional();
+
+/** The database's credentials and CA as mounted files: they never travel in the environment or the URL. */
+const databaseFiles = {
+  /** Password as a mounted file (Secret Manager CSI volume). */
+  DATABASE_PASSWORD_FILE: z.string().optional(),
+  /** CA of the database's server certificates: enables TLS with full verification (sslmode=verify-full). */
+  DATABASE_CA_FILE: z.string().optional(),
+};
+
+/** Logs and traces, the same way in every process; `serviceName` is the default name traces carry. */
+const telemetry = (serviceName: string) => ({
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** OTLP/HTTP base URL (Jaeger's collector); unset: no tracing, and no cost. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
+  OTEL_SERVICE_NAME: z.string().default(serviceName),
+  NODE_ENV: z.string().default("development"),
+});
 
 export const ServiceConfigSchema = z
   .object({
@@ -8,10 +29,7 @@ export const ServiceConfigSchema = z
     DATABASE_URL: optionalUrl,
     /** Unset: an in-process rate limiter, correct only with a single replica. */
     REDIS_URL: optionalUrl,
-    /** Password as a mounted file (Secret Manager CSI volume), kept out of the environment and the URL. */
-    DATABASE_PASSWORD_FILE: z.string().optional(),
-    /** CA of the database's server certificates: enables TLS with full verification (sslmode=verify-full). */
-    DATABASE_CA_FILE: z.string().optional(),
+    ...databaseFiles,
     REDIS_PASSWORD_FILE: z.string().optional(),
     /** Memorystore's per-instance CA: enables TLS. */
     REDIS_CA_FILE: z.string().optional(),
@@ -34,10 +52,7 @@ export const ServiceConfigSchema = z
     TENANT_CACHE_TTL_MS: z.coerce.number().int().min(0).default(5_000),
     /** Tenants one replica holds resolved at once (least recently used leave first): its memory bound, README. */
     TENANT_CACHE_MAX: z.coerce.number().int().min(1).default(50_000),
-    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-    OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
-    OTEL_SERVICE_NAME: z.string().default("tenant-service"),
-    NODE_ENV: z.string().default("development"),
+    ...telemetry("tenant-service"),
   })
   .superRefine((c, ctx) => {
     if (!c.AUTH_JWKS_URL && !c.AUTH_JWT_SECRET) {
@@ -53,16 +68,39 @@ export const ServiceConfigSchema = z
 
 export type ServiceConfig = z.infer<typeof ServiceConfigSchema>;
 
+export const WorkerConfigSchema = z.object({
+  DATABASE_URL: z.string({ error: "must be set: the worker needs a real database" }).url("must be a postgresql:// URL (the worker needs a real database)"),
+  ...databaseFiles,
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
+  AUDIT_RETENTION_MONTHS: z.coerce.number().int().min(1).max(120).default(13),
+  ROLLUP_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Probes and metrics: /livez, /readyz, /metrics. */
+  HEALTH_PORT: z.coerce.number().int().min(1).max(65535).default(9090),
+  ...telemetry("tenant-worker"),
+});
+
+export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
+
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-/** Parses the environment once at boot; a bad value stops the process with the variable and the reason. */
-export function loadServiceConfig(env: Record<string, string | undefined> = process.env): ServiceConfig {
-  const result = ServiceConfigSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")));
+/** Empty values count as unset, as a Deployment's `value: ""` means to whoever wrote it. */
+function parseEnv<S extends z.ZodType>(schema: S, what: string, env: Record<string, string | undefined>): z.infer<S> {
+  const result = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")));
   if (!result.success) {
     const problems = result.error.issues.map((i) => `  ${i.path.join(".") || "(environment)"}: ${i.message}`).join("\n");
-    throw new ConfigError(`invalid tenant-service configuration:\n${problems}`);
+    throw new ConfigError(`invalid ${what} configuration:\n${problems}`);
   }
   return result.data;
+}
+
+/** Parses the environment once at boot; a bad value stops the process with the variable and the reason. */
+export function loadServiceConfig(env: Record<string, string | undefined> = process.env): ServiceConfig {
+  return parseEnv(ServiceConfigSchema, "tenant-service", env);
+}
+
+/** The worker's, the same way (exit 2 on a bad value, in worker.ts). */
+export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
+  return parseEnv(WorkerConfigSchema, "worker", env);
 }

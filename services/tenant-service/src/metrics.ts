@@ -10,8 +10,14 @@ export interface ServiceMetrics {
   readonly rateLimitRenewals: Counter<"result">;
 }
 
-/** RED metrics per route template (never the raw URL: tenant ids would explode cardinality). */
-export function createMetrics(pool?: () => { total: number; idle: number; waiting: number; max: number }): ServiceMetrics {
+type PoolStats = () => { total: number; idle: number; waiting: number; max: number };
+
+/**
+ * What every process of the service exports, the API and the worker alike: its own registry (never prom-client's
+ * global one, so two apps in one test process do not collide) with the default process metrics, and the database
+ * pool's occupancy when there is a pool.
+ */
+function processRegistry(pool?: PoolStats): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   if (pool) {
@@ -30,6 +36,12 @@ export function createMetrics(pool?: () => { total: number; idle: number; waitin
     new Gauge({ name: "db_pool_waiting_clients", help: "Requests waiting for a database connection", registers: [registry], collect() { this.set(pool().waiting); } });
     new Gauge({ name: "db_pool_max_connections", help: "Database pool size", registers: [registry], collect() { this.set(pool().max); } });
   }
+  return registry;
+}
+
+/** RED metrics per route template (never the raw URL: tenant ids would explode cardinality). */
+export function createMetrics(pool?: PoolStats): ServiceMetrics {
+  const registry = processRegistry(pool);
   return {
     registry,
     requests: new Counter({ name: "http_requests_total", help: "HTTP requests by route template and status", labelNames: ["method", "route", "status"], registers: [registry] }),
@@ -46,6 +58,29 @@ export function createMetrics(pool?: () => { total: number; idle: number; waitin
       name: "rate_limit_lease_renewals_total",
       help: "Rate-limit leases asked of Redis, by result (granted, exhausted: the tenant's window is used up, error)",
       labelNames: ["result"],
+      registers: [registry],
+    }),
+  };
+}
+
+export interface WorkerMetrics {
+  readonly registry: Registry;
+  /** Jobs finished, by task and outcome (success, failed: graphile-worker retries it later). */
+  readonly jobs: Counter<"task" | "outcome">;
+  readonly jobDuration: Histogram<"task" | "outcome">;
+}
+
+/** The worker's: per task (a handful, fixed by the task list), never per tenant or job. */
+export function createWorkerMetrics(pool?: PoolStats): WorkerMetrics {
+  const registry = processRegistry(pool);
+  return {
+    registry,
+    jobs: new Counter({ name: "worker_jobs_total", help: "Jobs finished by task and outcome", labelNames: ["task", "outcome"], registers: [registry] }),
+    jobDuration: new Histogram({
+      name: "worker_job_duration_seconds",
+      help: "Job run time by task and outcome",
+      labelNames: ["task", "outcome"],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
       registers: [registry],
     }),
   };

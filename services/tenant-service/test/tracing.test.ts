@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { freePort } from "@platform/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { installQueue } from "../src/worker/queue.js";
 import { AUDIENCE, ISSUER, SECRET, createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
 import { descendsFrom, startOtlpReceiver, startScript, waitUntilServing, type CapturedSpan, type OtlpReceiver } from "./processes.js";
 
@@ -15,6 +16,7 @@ function traceparent(): { header: string; traceId: string; spanId: string } {
 
 const SERVER = 2;
 const CLIENT = 3;
+const CONSUMER = 5;
 const isStatement = (s: CapturedSpan) => s.kind === CLIENT && s.attributes["db.system.name"] === "postgresql" && typeof s.attributes["db.query.text"] === "string";
 
 describe.skipIf(unavailable !== undefined)("traces from the real processes, over OTLP, on PostgreSQL 15", () => {
@@ -24,10 +26,12 @@ describe.skipIf(unavailable !== undefined)("traces from the real processes, over
   let platform: string;
   const read = traceparent();
   const create = traceparent();
+  let createdId: string;
   let serviceLog: string[];
 
   beforeAll(async () => {
     stack = await startStack();
+    await installQueue(stack.pg.urlFor("platform_migrator", "migrator"));
     otlp = await startOtlpReceiver();
     platform = await token({ scope: "platform:admin" });
     tenant = await createTenant(stack, "traced", platform);
@@ -54,6 +58,7 @@ describe.skipIf(unavailable !== undefined)("traces from the real processes, over
         body: JSON.stringify({ code: "linked", name: "Linked" }),
       });
       expect(created.status).toBe(201);
+      createdId = ((await created.json()) as { id: string }).id;
     } finally {
       const code = await service.stop();
       expect(code, [...service.stdout, ...service.stderr].join("\n")).toBe(0); // exits cleanly, having flushed its spans
@@ -98,5 +103,56 @@ describe.skipIf(unavailable !== undefined)("traces from the real processes, over
     const completed = lines.filter((l) => l.msg === "request completed" && l.traceId === read.traceId);
     expect(completed.length).toBe(1);
     expect(completed[0]!.spanId).toBe(requestSpan(read).spanId);
+  });
+
+  it("queues the job with the context of the request that queued it", async () => {
+    const { rows } = await stack.admin.query<{ payload: { tenantId: string; traceContext?: { traceparent?: string } } }>(
+      "SELECT payload FROM graphile_worker._private_jobs WHERE key = $1",
+      [`tenant.provision:${createdId}`],
+    );
+    expect(rows.length).toBe(1);
+    expect(rows[0]!.payload.tenantId).toBe(createdId);
+    expect(rows[0]!.payload.traceContext?.traceparent).toMatch(new RegExp(`^00-${create.traceId}-[0-9a-f]{16}-01$`));
+  });
+
+  it("traces the worker's job, linked to the request that queued it, with its statements under the job", async () => {
+    const healthPort = await freePort();
+    const worker = startScript("worker", { DATABASE_URL: stack.config.DATABASE_URL!, HEALTH_PORT: String(healthPort), OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint });
+    let metrics = "";
+    try {
+      await waitUntilServing(worker, `http://127.0.0.1:${healthPort}/livez`);
+      const deadline = Date.now() + 30_000;
+      const provisioned = async () =>
+        (await stack.admin.query("SELECT 1 FROM platform.audit_log WHERE tenant_id = $1 AND action = 'tenant.provisioned'", [createdId])).rows.length > 0;
+      while (!(await provisioned())) {
+        if (Date.now() > deadline) throw new Error(`the job did not run:\n${worker.stdout.join("\n")}\n${worker.stderr.join("\n")}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+    } finally {
+      const code = await worker.stop();
+      expect(code, [...worker.stdout, ...worker.stderr].join("\n")).toBe(0);
+    }
+
+    const spans = otlp.spans;
+    const jobs = spans.filter((s) => s.service === "tenant-worker" && s.kind === CONSUMER && s.name === "process tenant.provision");
+    const job = jobs.find((s) => s.links.some((l) => l.traceId === create.traceId));
+    expect(job).toBeDefined();
+    // Linked to the span that queued it, which is in the request's trace, under its request span.
+    const origin = serviceSpans().find((s) => s.spanId === job!.links[0]!.spanId);
+    expect(origin).toBeDefined();
+    expect(descendsFrom(origin!, requestSpan(create), serviceSpans())).toBe(true);
+    // A trace of its own (retries would otherwise stretch the request's), with the job's statements under it.
+    expect(job!.parentSpanId).toBe("");
+    expect(job!.traceId).not.toBe(create.traceId);
+    const statements = spans.filter((s) => s.traceId === job!.traceId && isStatement(s));
+    expect(statements.some((s) => (s.attributes["db.query.text"] as string).includes("platform.tenant_metrics"))).toBe(true);
+    for (const statement of statements) expect(descendsFrom(statement, job!, spans)).toBe(true);
+
+    // The worker's conventions: pino JSON lines only, and the service's metric conventions.
+    for (const line of worker.stdout) expect(() => JSON.parse(line)).not.toThrow();
+    expect(metrics).toMatch(/^worker_jobs_total\{task="tenant.provision",outcome="success"\} [1-9]/m);
+    expect(metrics).toMatch(/^worker_job_duration_seconds_count\{task="tenant.provision",outcome="success"\} [1-9]/m);
+    expect(metrics).toMatch(/^db_pool_max_connections 7$/m);
   });
 });

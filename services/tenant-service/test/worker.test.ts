@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runOnce } from "graphile-worker";
 import pg from "pg";
 import { createPostgresDatabase } from "../src/db/postgres.js";
+import { createWorkerMetrics } from "../src/metrics.js";
+import { instrumentTasks } from "../src/worker/instrument.js";
 import { installQueue } from "../src/worker/queue.js";
 import { createTaskList } from "../src/worker/tasks.js";
 import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
@@ -70,6 +72,22 @@ describe.skipIf(unavailable !== undefined)("queue worker on PostgreSQL 15", () =
     expect(await jobs()).toEqual([]);
     const rows = await stack.admin.query("SELECT count(*)::int AS n FROM platform.tenant_metrics WHERE day = '2026-01-01'");
     expect(rows.rows[0].n).toBe(3);
+  });
+
+  it("counts every job by task and outcome in the service's metric conventions", async () => {
+    const metrics = createWorkerMetrics();
+    const taskList = instrumentTasks(createTaskList({ db, auditRetentionMonths: 13, rollupBatchSize: 2 }), metrics);
+    await stack.admin.query("SELECT graphile_worker.add_job('metrics.rollup-batch', json_build_object('day', '2026-01-02', 'tenantIds', json_build_array($1::text)))", [tenants[0]!.id]);
+    // Not a date: the task's statement fails, the job is kept for a retry.
+    await stack.admin.query("SELECT graphile_worker.add_job('metrics.rollup-batch', json_build_object('day', 'not-a-day', 'tenantIds', json_build_array($1::text)))", [tenants[0]!.id]);
+    await runOnce({ pgPool: appPool, taskList });
+    const exposition = await metrics.registry.metrics();
+    expect(exposition).toMatch(/^worker_jobs_total\{task="metrics.rollup-batch",outcome="success"\} 1$/m);
+    expect(exposition).toMatch(/^worker_jobs_total\{task="metrics.rollup-batch",outcome="failed"\} 1$/m);
+    expect(exposition).toMatch(/^worker_job_duration_seconds_count\{task="metrics.rollup-batch",outcome="failed"\} 1$/m);
+    expect(exposition).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect((await jobs()).map((j) => [j.task, j.attempts, Boolean(j.last_error)])).toEqual([["metrics.rollup-batch", 1, true]]);
+    await stack.admin.query("DELETE FROM graphile_worker._private_jobs");
   });
 
   it("retention keeps partitions ahead and drops those past the retention window", async () => {

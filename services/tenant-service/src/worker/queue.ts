@@ -1,6 +1,7 @@
 import { runMigrations as installGraphileWorker } from "graphile-worker";
 import pg from "pg";
 import type { Queryable } from "../db/database.js";
+import { injectTraceContext } from "../tracing.js";
 
 /**
  * The queue is graphile-worker, in PostgreSQL (on Citus: local tables on the coordinator). Chosen over a Redis
@@ -49,7 +50,15 @@ export async function queueInstalled(tx: Queryable): Promise<boolean> {
   return rows[0]?.ok === true;
 }
 
+/**
+ * The payload field that carries the trace context of whoever queued the job (W3C `traceparent` and `tracestate`),
+ * so the job's span links to the request's (worker/instrument.ts). Tasks ignore it; no task may use the name.
+ */
+export const TRACE_CONTEXT_KEY = "traceContext";
+
 /** Enqueues inside the caller's transaction. The job key makes a repeated enqueue replace, not duplicate. */
 export async function enqueue(tx: Queryable, task: string, payload: Record<string, unknown>, jobKey: string): Promise<void> {
-  await tx.query("SELECT graphile_worker.add_job($1, $2::json, job_key := $3, max_attempts := 10)", [task, JSON.stringify(payload), jobKey]);
+  const traceContext = injectTraceContext();
+  const body = traceContext ? { ...payload, [TRACE_CONTEXT_KEY]: traceContext } : payload;
+  await tx.query("SELECT graphile_worker.add_job($1, $2::json, job_key := $3, max_attempts := 10)", [task, JSON.stringify(body), jobKey]);
 }
