@@ -99,6 +99,8 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
     grafana: { namespace: "monitoring", serviceAccount: "grafana" },
     redisExporter: { namespace: "monitoring", serviceAccount: "redis-exporter" },
     alertmanager: { namespace: "monitoring", serviceAccount: "alertmanager" },
+    prometheus: { namespace: "monitoring", serviceAccount: "prometheus" },
+    jaeger: { namespace: "monitoring", serviceAccount: "jaeger" },
     workloads: {
       tenantService: { minReplicas: 2, maxReplicas: 6, cpuRequest: "250m", cpuLimit: "1", memoryRequest: "256Mi", memoryLimit: "512Mi", ephemeralStorage: "256Mi" },
       tenantWorker: { minReplicas: 2, maxReplicas: 4, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "192Mi", memoryLimit: "384Mi", ephemeralStorage: "128Mi" },

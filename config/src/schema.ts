@@ -200,6 +200,9 @@ export const EnvironmentConfigSchema = z
       redisExporter: workloadIdentity,
       /** Alertmanager, which reads the receiver's webhook URL. */
       alertmanager: workloadIdentity,
+      /** Prometheus and Jaeger: no Google identity, but their namespace and account are named here like the rest's. */
+      prometheus: workloadIdentity,
+      jaeger: workloadIdentity,
       /** Public host name of the API (the gateway's TLS host); tenants also get <code>.<apiBaseDomain>. */
       apiHostname: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS name such as api.example.com"),
       apiBaseDomain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS domain such as app.example.com"),
@@ -253,6 +256,14 @@ export const EnvironmentConfigSchema = z
     }
     if (config.monitoring.alertReceiver === "slack" && !config.monitoring.slackChannel) {
       ctx.addIssue({ code: "custom", path: ["monitoring", "slackChannel"], message: "alertReceiver slack needs the channel, e.g. #platform-alerts" });
+    }
+    // The monitoring chart runs these side by side behind one namespace's quota and default-deny.
+    const k8s = config.kubernetes;
+    const monitoring = { prometheus: k8s.prometheus, grafana: k8s.grafana, jaeger: k8s.jaeger, alertmanager: k8s.alertmanager, redisExporter: k8s.redisExporter };
+    for (const [key, identity] of Object.entries(monitoring)) {
+      if (identity.namespace !== k8s.prometheus.namespace) {
+        ctx.addIssue({ code: "custom", path: ["kubernetes", key, "namespace"], message: `must be the monitoring namespace "${k8s.prometheus.namespace}" (kubernetes.prometheus.namespace): the monitoring components share one` });
+      }
     }
     if (config.name === "production" && redis.tier !== "STANDARD_HA") {
       ctx.addIssue({ code: "custom", path: ["redis", "tier"], message: "production requires STANDARD_HA Memorystore" });

@@ -5,7 +5,8 @@ import { SetupChart } from "./charts/setup.js";
 import { TenantsChart } from "./charts/tenants.js";
 import { GatewayChart } from "./charts/gateway.js";
 import { AuthChart } from "./charts/auth.js";
-import { MonitoringChart } from "./charts/monitoring.js";
+import { MonitoringChart } from "./charts/monitoring/index.js";
+import { chartContext } from "./topology.js";
 
 export interface KubernetesObject {
   readonly apiVersion: string;
@@ -23,11 +24,12 @@ export interface SynthesisResult {
 export function buildApp(config: EnvironmentConfig, outdir: string): App {
   const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART, outputFileExtension: ".k8s.yaml" });
   // File names sort in apply order: the setup file (namespaces, priority classes) first.
-  new SetupChart(app, "00-setup", config);
-  new AuthChart(app, "10-auth", config);
-  new GatewayChart(app, "10-gateway", config);
-  new TenantsChart(app, "20-tenants", config);
-  new MonitoringChart(app, "30-monitoring", config);
+  const ctx = chartContext(config);
+  new SetupChart(app, "00-setup", ctx);
+  new AuthChart(app, "10-auth", ctx);
+  new GatewayChart(app, "10-gateway", ctx);
+  new TenantsChart(app, "20-tenants", ctx);
+  new MonitoringChart(app, "30-monitoring", ctx);
   return app;
 }
 

@@ -1,8 +1,10 @@
 /**
- * What the charts share about each other: ports, pod labels and priority classes. Namespaces are not here: they
- * come from the environment config (`config.kubernetes.*.namespace`), like every other name.
+ * What the charts share about each other: ports, priority classes, and each workload's identity (name, component,
+ * the application it is part of), from which its pods' selector follows. Namespaces and service accounts are not
+ * here: they come from the environment config (`config.kubernetes.<workload>`), like every other name.
  */
-import type { EnvironmentConfig } from "@platform/config";
+import { platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
+import type { PodPeer } from "./constructs/network-policy.js";
 
 export const PRIORITY_CLASSES = {
   /** The gateway: every request passes through it. */
@@ -16,16 +18,51 @@ export const PRIORITY_CLASSES = {
 /** Ports one chart serves and another calls or scrapes: the config's one table. */
 export { PORTS } from "@platform/config";
 
-/**
- * The pods other charts select in NetworkPolicies, and where they run. Grafana's namespace is the monitoring
- * namespace: Prometheus and Jaeger run beside it.
- */
-export function peers(config: EnvironmentConfig) {
+export interface WorkloadIdentity {
+  /** app.kubernetes.io/name: the Deployment's or StatefulSet's name. */
+  readonly name: string;
+  /** app.kubernetes.io/component */
+  readonly component: string;
+  /** app.kubernetes.io/part-of */
+  readonly partOf: string;
+}
+
+/** Every workload the charts run. The hardened constructs label and select their pods from these (`selectorOf`). */
+export const WORKLOADS = {
+  gateway: { name: "kong", component: "proxy", partOf: "api-gateway" },
+  hydra: { name: "hydra", component: "server", partOf: "auth" },
+  tenantService: { name: "tenant-service", component: "api", partOf: "tenant-platform" },
+  tenantWorker: { name: "tenant-worker", component: "worker", partOf: "tenant-platform" },
+  prometheus: { name: "prometheus", component: "server", partOf: "monitoring" },
+  grafana: { name: "grafana", component: "ui", partOf: "monitoring" },
+  jaeger: { name: "jaeger", component: "tracing", partOf: "monitoring" },
+  alertmanager: { name: "alertmanager", component: "alerting", partOf: "monitoring" },
+  redisExporter: { name: "redis-exporter", component: "exporter", partOf: "monitoring" },
+} as const satisfies Record<string, WorkloadIdentity>;
+
+export type WorkloadKey = keyof typeof WORKLOADS;
+
+/** The labels a workload's controller selects its pods by. */
+export const selectorOf = (w: Pick<WorkloadIdentity, "name" | "component">): Record<string, string> => ({
+  "app.kubernetes.io/name": w.name,
+  "app.kubernetes.io/component": w.component,
+});
+
+/** Each workload's pods as another chart's NetworkPolicy names them: its namespace from the config, its selector. */
+export function peers(config: EnvironmentConfig): Record<WorkloadKey, PodPeer> {
   const k = config.kubernetes;
-  return {
-    gateway: { namespace: k.gateway.namespace, labels: { "app.kubernetes.io/name": "kong" } },
-    prometheus: { namespace: k.grafana.namespace, labels: { "app.kubernetes.io/name": "prometheus" } },
-    jaeger: { namespace: k.grafana.namespace, labels: { "app.kubernetes.io/name": "jaeger" } },
-    hydra: { namespace: k.hydra.namespace, labels: { "app.kubernetes.io/name": "hydra" } },
-  };
+  return Object.fromEntries(
+    (Object.keys(WORKLOADS) as WorkloadKey[]).map((key) => [key, { namespace: k[key].namespace, selector: selectorOf(WORKLOADS[key]) }]),
+  ) as Record<WorkloadKey, PodPeer>;
+}
+
+/** What every chart of one environment is built from, made once per environment (src/app.ts). */
+export interface ChartContext {
+  readonly config: EnvironmentConfig;
+  readonly names: PlatformNames;
+  readonly peers: Record<WorkloadKey, PodPeer>;
+}
+
+export function chartContext(config: EnvironmentConfig): ChartContext {
+  return { config, names: platformNames(config), peers: peers(config) };
 }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES, UNRESOLVED_DIGEST, admittedImagePatterns, imageAdmitted, loadEnvironment, platformNames, unresolvedImages, type EnvironmentConfig } from "@platform/config";
 import { ALERTMANAGER, alertmanagerPeers } from "@platform/monitoring";
 import { synthesizeEnvironment, type KubernetesObject } from "../src/app.js";
+import { WORKLOADS, selectorOf } from "../src/topology.js";
 import { gatewayRoutes, kongDeclarativeConfig } from "../src/charts/gateway.js";
 import { MANIFEST_RULES, checkManifests, type PolicyContext } from "../src/policy/index.js";
 
@@ -147,7 +148,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
   it("keeps the admin API inside its namespace and opens the public port to the gateway and the tenant service", () => {
     const ingress = (find(env, "NetworkPolicy", "hydra").spec as any).ingress as any[];
     const admin = ingress.filter((i) => i.ports[0].port === 4445);
-    expect(admin.map((i) => i.from[0])).toEqual([{ podSelector: {} }, expect.objectContaining({ podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } } })]);
+    expect(admin.map((i) => i.from[0])).toEqual([{ podSelector: {} }, expect.objectContaining({ podSelector: { matchLabels: selectorOf(WORKLOADS.prometheus) } })]);
     const publicFrom = ingress.find((i) => i.ports[0].port === 4444).from.map((f: any) => f.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]);
     expect(publicFrom.sort()).toEqual(["gateway", config.kubernetes.tenantService.namespace].sort());
   });
@@ -225,7 +226,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
   it("accepts traces only from the tenant service and lets Grafana reach only Prometheus and Jaeger", () => {
     const jaeger = (find(env, "NetworkPolicy", "jaeger").spec as any).ingress[0];
     expect(jaeger.ports[0].port).toBe(4318);
-    expect(jaeger.from[0].podSelector.matchLabels).toEqual({ "app.kubernetes.io/name": "tenant-service" });
+    expect(jaeger.from[0].podSelector.matchLabels).toEqual(selectorOf(WORKLOADS.tenantService));
     const grafana = find(env, "NetworkPolicy", "grafana").spec as any;
     expect(grafana.ingress).toBeUndefined();
     expect(grafana.egress.map((e: any) => e.ports[0].port)).toEqual([9090, 16686]);

@@ -1,14 +1,15 @@
 import { Chart } from "cdk8s";
 import type { Construct } from "constructs";
-import { imageRef, platformNames, type EnvironmentConfig } from "@platform/config";
-import { IntOrString, KubeJob, KubeNetworkPolicy, KubeService, KubeServiceAccount, type NetworkPolicyPeer, type Volume } from "../k8s.js";
+import { imageRef } from "@platform/config";
+import { IntOrString, KubeJob, KubeService, KubeServiceAccount, type Volume } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { hardenedPodSecurityContext, hardenedTaskContainer } from "../constructs/hardened-container.js";
+import { WorkloadNetworkPolicy, addresses, localPods, podsOf, tcp } from "../constructs/network-policy.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
 import { quotaFor } from "../quantities.js";
-import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../topology.js";
 
 export const HYDRA_PUBLIC_PORT = PORTS.hydraPublic;
 export const HYDRA_ADMIN_PORT = PORTS.hydraAdmin;
@@ -19,11 +20,10 @@ export const HYDRA_ADMIN_PORT = PORTS.hydraAdmin;
  * database on the Citus coordinator; the DSN is assembled at start from mounted files, so no manifest holds it.
  */
 export class AuthChart extends Chart {
-  constructor(scope: Construct, id: string, config: EnvironmentConfig) {
+  constructor(scope: Construct, id: string, ctx: ChartContext) {
     super(scope, id, { disableResourceNameHashes: true });
-    const names = platformNames(config);
+    const { config, names, peers } = ctx;
     const k = config.kubernetes;
-    const peerPods = peers(config);
     const namespace = k.hydra.namespace;
     const size = k.workloads.hydra;
     new NamespaceBaseline(this, "Baseline", { namespace, quota: quotaFor([size, { maxReplicas: 1, cpuLimit: size.cpuLimit, memoryLimit: size.memoryLimit }]) });
@@ -54,9 +54,7 @@ export class AuthChart extends Chart {
 
     const hydra = new HardenedDeployment(this, "Hydra", {
       namespace,
-      name: "hydra",
-      partOf: "auth",
-      component: "server",
+      ...WORKLOADS.hydra,
       priorityClassName: PRIORITY_CLASSES.api.name,
       replicas: { min: size.minReplicas, max: size.maxReplicas },
       serviceAccount: { name: k.hydra.serviceAccount, googleServiceAccount: names.serviceAccounts.hydra.email },
@@ -89,7 +87,7 @@ export class AuthChart extends Chart {
     service("hydra-admin", HYDRA_ADMIN_PORT, "admin");
 
     // Schema migrations before the rollout; the finished Job removes itself after a day.
-    const jobLabels = { "app.kubernetes.io/name": "hydra", "app.kubernetes.io/component": "migrate", "app.kubernetes.io/part-of": "auth" };
+    const jobLabels = { "app.kubernetes.io/name": WORKLOADS.hydra.name, "app.kubernetes.io/component": "migrate", "app.kubernetes.io/part-of": WORKLOADS.hydra.partOf };
     new KubeServiceAccount(this, "MigrateAccount", {
       metadata: { name: "hydra-migrate", namespace, annotations: { "iam.gke.io/gcp-service-account": names.serviceAccounts.hydra.email } },
       automountServiceAccountToken: false,
@@ -131,28 +129,19 @@ export class AuthChart extends Chart {
       },
     });
 
-    const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(port) });
-    const from = (p: { namespace: string; labels: Record<string, string> }): NetworkPolicyPeer => ({
-      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": p.namespace } },
-      podSelector: { matchLabels: { ...p.labels } },
-    });
-    new KubeNetworkPolicy(this, "HydraPolicy", {
-      metadata: { name: "hydra", namespace },
-      spec: {
-        podSelector: { matchLabels: { "app.kubernetes.io/name": "hydra" } },
-        policyTypes: ["Ingress", "Egress"],
-        ingress: [
-          // Public endpoints: the gateway (OAuth2 flows) and the tenant service (JWKS).
-          {
-            from: [from(peerPods.gateway), from({ namespace: k.tenantService.namespace, labels: { "app.kubernetes.io/name": "tenant-service" } })],
-            ports: [tcp(HYDRA_PUBLIC_PORT)],
-          },
-          // Admin API: only from inside this namespace, and metrics for Prometheus.
-          { from: [{ podSelector: {} }], ports: [tcp(HYDRA_ADMIN_PORT)] },
-          { from: [from(peerPods.prometheus)], ports: [tcp(HYDRA_ADMIN_PORT)] },
-        ],
-        egress: [{ to: [{ ipBlock: { cidr: config.network.dataCidr } }], ports: [tcp(names.postgresPort)] }],
-      },
+    new WorkloadNetworkPolicy(this, "HydraPolicy", {
+      namespace,
+      name: WORKLOADS.hydra.name,
+      // Every Hydra pod, the server's and the migration Job's (component "migrate"): both reach the database.
+      selector: { "app.kubernetes.io/name": WORKLOADS.hydra.name },
+      ingress: [
+        // Public endpoints: the gateway (OAuth2 flows) and the tenant service (JWKS).
+        { peers: [podsOf(peers.gateway), podsOf(peers.tenantService)], ports: [tcp(HYDRA_PUBLIC_PORT)] },
+        // Admin API: only from inside this namespace, and metrics for Prometheus.
+        { peers: [localPods({})], ports: [tcp(HYDRA_ADMIN_PORT)] },
+        { peers: [podsOf(peers.prometheus)], ports: [tcp(HYDRA_ADMIN_PORT)] },
+      ],
+      egress: [{ peers: [addresses(config.network.dataCidr)], ports: [tcp(names.postgresPort)] }],
     });
   }
 }

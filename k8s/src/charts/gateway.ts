@@ -2,13 +2,14 @@ import { Chart } from "cdk8s";
 import type { Construct } from "constructs";
 import { stringify } from "yaml";
 import { imageRef, platformNames, type EnvironmentConfig } from "@platform/config";
-import { IntOrString, KubeConfigMap, KubeNetworkPolicy, KubeService, type Volume } from "../k8s.js";
+import { IntOrString, KubeConfigMap, KubeService, type Volume } from "../k8s.js";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { engineExceptionAnnotations } from "../policy/exceptions.js";
 import { quotaFor } from "../quantities.js";
-import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, WORKLOADS, peers, type ChartContext } from "../topology.js";
+import { WorkloadNetworkPolicy, addresses, podsOf, tcp, type PodPeer } from "../constructs/network-policy.js";
 
 const PROXY_PORT = PORTS.kongProxy;
 const PROXY_TLS_PORT = PORTS.kongProxyTls;
@@ -29,7 +30,7 @@ const REDIS_CA_VERIFY_DEPTH = 3;
 export interface GatewayRoute {
   readonly name: string;
   /** The Service Kong calls, and the name label of the pods behind it (for the egress NetworkPolicy). */
-  readonly upstream: { readonly namespace: string; readonly service: string; readonly port: number; readonly podName: string };
+  readonly upstream: { readonly namespace: string; readonly service: string; readonly port: number; readonly pods: PodPeer };
   /** @default the API host and every tenant subdomain */
   readonly hosts?: readonly string[];
   readonly paths: readonly string[];
@@ -37,8 +38,9 @@ export interface GatewayRoute {
 }
 
 export function gatewayRoutes(config: EnvironmentConfig): GatewayRoute[] {
-  const tenants = { namespace: config.kubernetes.tenantService.namespace, service: "tenant-service", port: PORTS.tenantService, podName: "tenant-service" };
-  const hydra = { namespace: config.kubernetes.hydra.namespace, service: "hydra-public", port: PORTS.hydraPublic, podName: "hydra" };
+  const pods = peers(config);
+  const tenants = { namespace: pods.tenantService.namespace, service: "tenant-service", port: PORTS.tenantService, pods: pods.tenantService };
+  const hydra = { namespace: pods.hydra.namespace, service: "hydra-public", port: PORTS.hydraPublic, pods: pods.hydra };
   return [
     { name: "tenant-api", upstream: tenants, paths: ["/v1/"], methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"] },
     { name: "tenant-api-docs", upstream: tenants, paths: ["/openapi.json"], methods: ["GET"] },
@@ -139,9 +141,9 @@ export function forwardedAddressTrust(trustedProxyCidrs: readonly string[]): Rec
 
 /** Kong, DB-less: 8000/8443 as a non-root user, a LoadBalancer, HPA and PDB, status and metrics on 8100. */
 export class GatewayChart extends Chart {
-  constructor(scope: Construct, id: string, config: EnvironmentConfig) {
+  constructor(scope: Construct, id: string, ctx: ChartContext) {
     super(scope, id, { disableResourceNameHashes: true });
-    const names = platformNames(config);
+    const { config, names } = ctx;
     const k = config.kubernetes;
     const namespace = k.gateway.namespace;
     const size = k.workloads.gateway;
@@ -176,9 +178,7 @@ export class GatewayChart extends Chart {
 
     const gateway = new HardenedDeployment(this, "Kong", {
       namespace,
-      name: "kong",
-      partOf: "api-gateway",
-      component: "proxy",
+      ...WORKLOADS.gateway,
       priorityClassName: PRIORITY_CLASSES.edge.name,
       replicas: { min: size.minReplicas, max: size.maxReplicas },
       serviceAccount: { name: k.gateway.serviceAccount, googleServiceAccount: names.serviceAccounts.gateway.email },
@@ -246,25 +246,19 @@ export class GatewayChart extends Chart {
       },
     });
 
-    const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(port) });
-    new KubeNetworkPolicy(this, "KongPolicy", {
-      metadata: { name: "kong", namespace },
-      spec: {
-        podSelector: { matchLabels: gateway.selector },
-        policyTypes: ["Ingress", "Egress"],
-        ingress: [
-          // Internet traffic through the load balancer (externalTrafficPolicy Local keeps client addresses).
-          { ports: [tcp(PROXY_PORT), tcp(PROXY_TLS_PORT)] },
-          { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": peers(config).prometheus.namespace } }, podSelector: { matchLabels: { ...peers(config).prometheus.labels } } }], ports: [tcp(STATUS_PORT)] },
-        ],
-        egress: [
-          ...routes.map((r) => ({
-            to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": r.upstream.namespace } }, podSelector: { matchLabels: { "app.kubernetes.io/name": r.upstream.podName } } }],
-            ports: [tcp(r.upstream.port)],
-          })),
-          { to: [{ ipBlock: { cidr: config.network.privateServiceAccessCidr } }], ports: [tcp(names.redis.port)] },
-        ],
-      },
+    new WorkloadNetworkPolicy(this, "KongPolicy", {
+      namespace,
+      name: WORKLOADS.gateway.name,
+      selector: gateway.selector,
+      ingress: [
+        // Internet traffic through the load balancer (externalTrafficPolicy Local keeps client addresses).
+        { ports: [tcp(PROXY_PORT), tcp(PROXY_TLS_PORT)] },
+        { peers: [podsOf(ctx.peers.prometheus)], ports: [tcp(STATUS_PORT)] },
+      ],
+      egress: [
+        ...routes.map((r) => ({ peers: [podsOf(r.upstream.pods)], ports: [tcp(r.upstream.port)] })),
+        { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
+      ],
     });
   }
 }

@@ -1,21 +1,16 @@
 import { Chart } from "cdk8s";
 import type { Construct } from "constructs";
-import { platformNames, tenantServicePoolSize, type EnvironmentConfig } from "@platform/config";
-import { IntOrString, KubeNetworkPolicy, type NetworkPolicyPeer } from "../k8s.js";
+import { tenantServicePoolSize } from "@platform/config";
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
-import { PORTS, PRIORITY_CLASSES, peers } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../topology.js";
+import { WorkloadNetworkPolicy, addresses, podsOf, tcp } from "../constructs/network-policy.js";
 
 const SERVICE_PORT = PORTS.tenantService;
 const WORKER_HEALTH_PORT = PORTS.tenantWorkerHealth;
 
-const peer = (p: { namespace: string; labels: Record<string, string> }): NetworkPolicyPeer => ({
-  namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": p.namespace } },
-  podSelector: { matchLabels: { ...p.labels } },
-});
-const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(port) });
 
 /**
  * The tenant service and its worker in one namespace: Deployments from the hardened helper, secrets mounted as
@@ -23,11 +18,10 @@ const tcp = (port: number) => ({ protocol: "TCP", port: IntOrString.fromNumber(p
  * paths they use (gateway and Prometheus in; Citus, Memorystore, Hydra and Jaeger out).
  */
 export class TenantsChart extends Chart {
-  constructor(scope: Construct, id: string, config: EnvironmentConfig) {
+  constructor(scope: Construct, id: string, ctx: ChartContext) {
     super(scope, id, { disableResourceNameHashes: true });
-    const names = platformNames(config);
+    const { config, names, peers } = ctx;
     const k = config.kubernetes;
-    const peerPods = peers(config);
     const namespace = k.tenantService.namespace;
     if (k.tenantWorker.namespace !== namespace) throw new Error("the tenant service and worker share one namespace (config kubernetes.*.namespace)");
     const service = k.workloads.tenantService;
@@ -59,9 +53,7 @@ export class TenantsChart extends Chart {
     const poolSize = tenantServicePoolSize(config);
     const api = new HardenedDeployment(this, "TenantService", {
       namespace,
-      name: "tenant-service",
-      partOf: "tenant-platform",
-      component: "api",
+      ...WORKLOADS.tenantService,
       priorityClassName: PRIORITY_CLASSES.api.name,
       replicas: { min: service.minReplicas, max: service.maxReplicas },
       serviceAccount: { name: k.tenantService.serviceAccount, googleServiceAccount: names.serviceAccounts.tenantService.email },
@@ -87,11 +79,11 @@ export class TenantsChart extends Chart {
           REDIS_URL: `rediss://${names.redis.host}:${names.redis.port}`,
           REDIS_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.redisAuth.file}`,
           REDIS_CA_FILE: `${SECRETS_DIR}/${secretFiles.redisCa.file}`,
-          AUTH_JWKS_URL: `http://hydra-public.${peerPods.hydra.namespace}.svc.cluster.local:${PORTS.hydraPublic}/.well-known/jwks.json`,
+          AUTH_JWKS_URL: `http://hydra-public.${peers.hydra.namespace}.svc.cluster.local:${PORTS.hydraPublic}/.well-known/jwks.json`,
           AUTH_ISSUER: `https://auth.${k.apiBaseDomain}/`,
           AUTH_AUDIENCE: "tenant-service",
           BASE_DOMAIN: k.apiBaseDomain,
-          OTEL_EXPORTER_OTLP_ENDPOINT: `http://jaeger-collector.${peerPods.jaeger.namespace}.svc.cluster.local:${PORTS.jaegerOtlpHttp}`,
+          OTEL_EXPORTER_OTLP_ENDPOINT: `http://jaeger-collector.${peers.jaeger.namespace}.svc.cluster.local:${PORTS.jaegerOtlpHttp}`,
           LOG_LEVEL: "info",
         },
       },
@@ -99,9 +91,7 @@ export class TenantsChart extends Chart {
 
     const workerDeployment = new HardenedDeployment(this, "TenantWorker", {
       namespace,
-      name: "tenant-worker",
-      partOf: "tenant-platform",
-      component: "worker",
+      ...WORKLOADS.tenantWorker,
       priorityClassName: PRIORITY_CLASSES.batch.name,
       replicas: { min: worker.minReplicas, max: worker.maxReplicas },
       serviceAccount: { name: k.tenantWorker.serviceAccount, googleServiceAccount: names.serviceAccounts.tenantWorker.email },
@@ -123,33 +113,28 @@ export class TenantsChart extends Chart {
       },
     });
 
-    const citus = { ipBlock: { cidr: config.network.dataCidr } };
-    const memorystore = { ipBlock: { cidr: config.network.privateServiceAccessCidr } };
-    new KubeNetworkPolicy(this, "TenantServicePolicy", {
-      metadata: { name: "tenant-service", namespace },
-      spec: {
-        podSelector: { matchLabels: api.selector },
-        policyTypes: ["Ingress", "Egress"],
-        ingress: [
-          { from: [peer(peerPods.gateway)], ports: [tcp(SERVICE_PORT)] },
-          { from: [peer(peerPods.prometheus)], ports: [tcp(SERVICE_PORT)] },
-        ],
-        egress: [
-          { to: [citus], ports: [tcp(names.postgresPort)] },
-          { to: [memorystore], ports: [tcp(names.redis.port)] },
-          { to: [peer(peerPods.hydra)], ports: [tcp(PORTS.hydraPublic)] },
-          { to: [peer(peerPods.jaeger)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
-        ],
-      },
+    const citus = addresses(config.network.dataCidr);
+    new WorkloadNetworkPolicy(this, "TenantServicePolicy", {
+      namespace,
+      name: WORKLOADS.tenantService.name,
+      selector: api.selector,
+      ingress: [
+        { peers: [podsOf(peers.gateway)], ports: [tcp(SERVICE_PORT)] },
+        { peers: [podsOf(peers.prometheus)], ports: [tcp(SERVICE_PORT)] },
+      ],
+      egress: [
+        { peers: [citus], ports: [tcp(names.postgresPort)] },
+        { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
+        { peers: [podsOf(peers.hydra)], ports: [tcp(PORTS.hydraPublic)] },
+        { peers: [podsOf(peers.jaeger)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
+      ],
     });
-    new KubeNetworkPolicy(this, "TenantWorkerPolicy", {
-      metadata: { name: "tenant-worker", namespace },
-      spec: {
-        podSelector: { matchLabels: workerDeployment.selector },
-        policyTypes: ["Ingress", "Egress"],
-        ingress: [{ from: [peer(peerPods.prometheus)], ports: [tcp(WORKER_HEALTH_PORT)] }],
-        egress: [{ to: [citus], ports: [tcp(names.postgresPort)] }],
-      },
+    new WorkloadNetworkPolicy(this, "TenantWorkerPolicy", {
+      namespace,
+      name: WORKLOADS.tenantWorker.name,
+      selector: workerDeployment.selector,
+      ingress: [{ peers: [podsOf(peers.prometheus)], ports: [tcp(WORKER_HEALTH_PORT)] }],
+      egress: [{ peers: [citus], ports: [tcp(names.postgresPort)] }],
     });
   }
 }

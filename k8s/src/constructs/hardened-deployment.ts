@@ -12,6 +12,7 @@ import {
 } from "../k8s.js";
 import { hardenedContainer, hardenedPodSecurityContext, hardenedTaskContainer, type HardenedContainerProps, type HardenedTaskProps } from "./hardened-container.js";
 import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
+import { selectorOf } from "../topology.js";
 
 export interface HardenedDeploymentProps {
   readonly namespace: string;
@@ -108,7 +109,7 @@ export class HardenedDeployment extends Construct {
     super(scope, id);
     if (props.replicas.min < 2) throw new Error(`${props.name}: minReplicas must be 2 or more (got ${props.replicas.min})`);
     if (props.replicas.max < props.replicas.min) throw new Error(`${props.name}: maxReplicas ${props.replicas.max} < minReplicas ${props.replicas.min}`);
-    this.selector = { "app.kubernetes.io/name": props.name, "app.kubernetes.io/component": props.component };
+    this.selector = selectorOf(props);
     const labels = { ...this.selector, "app.kubernetes.io/part-of": props.partOf, "app.kubernetes.io/managed-by": "cdk8s" };
     const metadata = { name: props.name, namespace: props.namespace, labels };
 

@@ -2,6 +2,7 @@ import { Construct } from "constructs";
 import { IntOrString, KubePodDisruptionBudget, KubeService, KubeStatefulSet, Quantity } from "../k8s.js";
 import { hardenedPodTemplate, tokenExemption, type HardenedPodProps } from "./hardened-deployment.js";
 import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
+import { selectorOf } from "../topology.js";
 
 export interface HardenedStatefulSetProps extends HardenedPodProps {
   readonly namespace: string;
@@ -27,7 +28,7 @@ export class HardenedStatefulSet extends Construct {
     if (props.replicas < 2 && !props.singleReplicaReason) {
       throw new Error(`${props.name}: one replica needs singleReplicaReason (it is written on the object as the policy exemption)`);
     }
-    this.selector = { "app.kubernetes.io/name": props.name, "app.kubernetes.io/component": props.component };
+    this.selector = selectorOf(props);
     const labels = { ...this.selector, "app.kubernetes.io/part-of": props.partOf, "app.kubernetes.io/managed-by": "cdk8s" };
     const exemptions = {
       ...(props.replicas < 2
