@@ -86,7 +86,7 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
     nodePool: { diskSizeGb: 100, maxSurge: 1, maxUnavailable: 0 },
   },
   redis: { version: "REDIS_7_2" },
-  citus: { postgresMajor: 15, citusVersion: "13.2", coordinatorMaxConnections: 400, workerMaxConnections: 800, restorePointIntervalMinutes: 60 },
+  citus: { postgresMajor: 15, citusVersion: "13.2", coordinatorMaxConnections: 400, workerMaxConnections: 800, restorePointIntervalMinutes: 60, etcd: { machineType: "e2-small", diskGb: 10 } },
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
   // No proxy in front of Kong: the L4 load balancer passes clients' addresses through (docs/ARCHITECTURE.md, "The edge").
   edge: { perAddressLimit: { second: 200, minute: 6_000 }, trustedProxyCidrs: [] },

@@ -147,6 +147,11 @@ export const EnvironmentConfigSchema = z
       coordinatorMaxConnections: z.number().int().min(50).max(5000),
       /** Workers take the coordinator's executor connections for every client session, hence more. */
       workerMaxConnections: z.number().int().min(50).max(10000),
+      /**
+       * The three etcd VMs Patroni keeps its leader locks in (one per zone). Small: the DCS holds a few keys per Citus
+       * group and is written every loop_wait, but a member that misses its heartbeats costs a leader election.
+       */
+      etcd: z.object({ machineType, diskGb: z.number().int().min(10) }),
     }),
     backups: z.object({
       /** Objects older than this are deleted by lifecycle: a safety net behind pgBackRest's own expiry. */

@@ -102,8 +102,11 @@ describe.skipIf(skipReason !== undefined)("a primary's backups and their metrics
       PGBACKREST_PG1_PORT: String(port),
       PGBACKREST_LOCK_PATH: join(dir, "lock"),
       PGBACKREST_LOG_PATH: join(dir, "log"),
+      // citus-is-leader asks this server, not the VM's default socket.
+      PGHOST: dir,
+      PGPORT: String(port),
     };
-    const rendered = spawnSync("bash", ["-c", `set -euo pipefail; source '${join(dir, "bootstrap.sh")}'; write_postgres_config`], { encoding: "utf8", env });
+    const rendered = spawnSync("bash", ["-c", `set -euo pipefail; source '${join(dir, "bootstrap.sh")}'; write_pgbackrest_config`], { encoding: "utf8", env });
     if (rendered.status !== 0) throw new Error(rendered.stderr);
     throwawayServerCertificate(join(dir, "tls"));
     execFileSync("mkdir", ["-p", join(dir, "repo"), join(dir, "lock"), join(dir, "log")]);
@@ -112,8 +115,12 @@ describe.skipIf(skipReason !== undefined)("a primary's backups and their metrics
     // The cluster as the bootstrap creates it (data checksums on, which pgBackRest verifies page by page), on the
     // generated settings with archive_mode and archive_command as written; Citus is not installed here.
     asPostgres(join(PG_BIN, "initdb"), ["-D", data, "--data-checksums", "--auth-local=trust", "-U", "postgres"]);
+    // The WAL settings Patroni gives the member, from its rendered configuration (bootstrap-patroni.test.ts runs
+    // Patroni itself on it).
+    const patroni = JSON.parse(/^readonly PATRONI_CONFIG='(.*)'$/m.exec(readFileSync(join(dir, "bootstrap.sh"), "utf8"))![1]!.replace(/'\\''/g, "'"));
+    const parameters = { ...patroni.bootstrap.dcs.postgresql.parameters, ...patroni.postgresql.parameters } as Record<string, string | number>;
     appendFileSync(join(data, "postgresql.conf"), [
-      `include '${join(dir, "conf", "conf.d", "50-platform.conf")}'`,
+      ...["wal_level", "archive_mode", "archive_command", "archive_timeout", "wal_compression"].map((name) => `${name} = '${String(parameters[name]).replace(/'/g, "''")}'`),
       "shared_preload_libraries = 'pg_stat_statements'",
       `port = ${port}`,
       "listen_addresses = ''",
@@ -167,6 +174,14 @@ describe.skipIf(skipReason !== undefined)("a primary's backups and their metrics
     expect(diff.start).toEqual(["/usr/bin/pgbackrest", `--stanza=${stanza}`, "--type=diff", "backup"]);
     // "+": run as root, which may write node_exporter's directory, although the unit's User= is postgres.
     expect(diff.stopPost).toBe(`+${metricsScript()}`);
+    // Installed on every member of the group; it runs only where the leader is (a replica skips it, not fails it).
+    const leaderCheck = join(dir, "sbin", "citus-is-leader");
+    expect(readFileSync(join(dir, "systemd", "pgbackrest-diff.service"), "utf8")).toContain(`ExecCondition=${leaderCheck}`);
+    const onLeader = spawnSync("runuser", ["-u", "postgres", "--", leaderCheck], { encoding: "utf8", env });
+    expect(onLeader.status, onLeader.stdout + onLeader.stderr).toBe(0);
+    const elsewhere = spawnSync("runuser", ["-u", "postgres", "--", leaderCheck], { encoding: "utf8", env: { ...env, PGPORT: "1" } });
+    expect(elsewhere.status).toBe(1);
+    expect(elsewhere.stdout).toContain("not this group's leader (pg_is_in_recovery: no answer); skipped");
     expect(readFileSync(join(dir, "systemd", "pgbackrest-diff.timer"), "utf8")).toContain("OnCalendar=Mon..Sat *-*-* 01:00:00");
     expect(readFileSync(join(dir, "systemd", "pgbackrest-full.timer"), "utf8")).toContain("OnCalendar=Sun *-*-* 01:00:00");
     const verify = spawnSync("systemd-analyze", ["verify", join(dir, "systemd", "pgbackrest-diff.service"), join(dir, "systemd", "pgbackrest-diff.timer")], { encoding: "utf8" });
@@ -257,7 +272,7 @@ describe.skipIf(skipReason !== undefined)("a primary's backups and their metrics
       expect(restore("citus-20261399T000000Z").stderr).toContain("does not name a real time");
       const running = restore(utcName(new Date()));
       expect(running.status).toBe(2);
-      expect(running.stderr).toContain(`PostgreSQL is running on ${join(dir, "mnt", major, "main")}: stop it first`);
+      expect(running.stderr).toContain(`PostgreSQL is running on ${join(dir, "mnt", major, "main")}: stop Patroni first`);
       expect(sql("SELECT 1")).toBe("1");
     });
 

@@ -46,7 +46,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "citus-restore-points-"));
   chmodSync(dir, 0o755);
   const [production] = synthesizeAll([config]);
-  writeFileSync(join(dir, "bootstrap.sh"), startupScriptOf(production!.json, "coordinator", names.citus.coordinator.host));
+  writeFileSync(join(dir, "bootstrap.sh"), startupScriptOf(production!.json, "coordinator", names.citus.coordinator.member.host));
   const installed = spawnSync("bash", ["-c", `set -euo pipefail; source '${join(dir, "bootstrap.sh")}'; install_restore_points`], { encoding: "utf8", env: bootstrapEnv(dir) });
   if (installed.status !== 0) throw new Error(installed.stderr);
 }, 120_000);

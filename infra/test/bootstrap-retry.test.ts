@@ -133,51 +133,6 @@ printf 'install ok installed'
   });
 });
 
-describe("reading the fencing flag fails closed", () => {
-  /**
-   * A `curl` for the metadata server answering from a scripted list, one answer per call (the last repeating):
-   * "200 <body>", "404", "500", or "down" (connection refused). It prints what `-w '\n%{http_code}'` would.
-   */
-  function fakeMetadata(answers: string[]): NodeJS.ProcessEnv {
-    const fake = mkdtempSync(join(dir, "metadata-"));
-    mkdirSync(join(fake, "bin"));
-    writeFileSync(join(fake, "answers"), answers.join("\n") + "\n");
-    writeFileSync(
-      join(fake, "bin", "curl"),
-      `#!/bin/bash
-line="$(head -n1 '${fake}/answers')"; if (( $(wc -l <'${fake}/answers') > 1 )); then sed -i 1d '${fake}/answers'; fi
-case "$line" in
-  down) printf '\n000'; exit 7 ;;
-  "200 "*) printf '%s\n200' "\${line#200 }" ;;
-  *) printf 'error page\n%s' "$line" ;;
-esac
-`,
-    );
-    chmodSync(join(fake, "bin", "curl"), 0o755);
-    return { PATH: `${join(fake, "bin")}:${process.env.PATH}`, BOOTSTRAP_FENCE_RETRY_DELAY: "0" };
-  }
-
-  it("reads the flag, and an unset flag as not fenced", () => {
-    expect(bash("fence_flag", fakeMetadata(["200 true"])).stdout).toBe("true");
-    const unset = bash("fence_flag; echo \"[$?]\"", fakeMetadata(["404"]));
-    expect(unset.stdout).toBe("[0]\n");
-  });
-
-  it("retries a metadata server that does not answer, and reads the flag once it does", () => {
-    const result = bash("fence_flag", fakeMetadata(["down", "500", "200 true"]));
-    expect(result.stdout).toBe("true");
-    expect(result.stderr).toContain("cannot read citus-fenced from the metadata server (HTTP 000, attempt 1/30)");
-    expect(result.stderr).toContain("(HTTP 500, attempt 2/30)");
-  });
-
-  it("stops the boot before PostgreSQL when the flag cannot be read at all", () => {
-    const result = bash("exit_if_fenced; echo 'PostgreSQL would start here'", fakeMetadata(["500"]));
-    expect(result.status).not.toBe(0);
-    expect(result.stdout).not.toContain("PostgreSQL would start here");
-    expect(result.stderr).toContain("FATAL: the metadata server did not say whether this VM is fenced; PostgreSQL was not started");
-  });
-});
-
 describe("Secret Manager errors never regenerate a secret", () => {
   it("keeps the existing password when reads fail for a while (permission still propagating)", () => {
     const gcloud = fakeGcloud({ access: ["denied", "denied", "ok:the-password"] });

@@ -101,8 +101,9 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       const zone = only(stack(), "google_dns_managed_zone").conf;
       expect(zone).toMatchObject({ dns_name: config.network.privateDnsDomain, visibility: "private" });
       const records = all("google_dns_record_set").map((r) => r.conf.name);
-      const hosts = [names.citus.coordinator, ...names.citus.workers].flatMap((n) => [n.host, ...(n.standby ? [n.standby.host] : [])]);
-      expect(records.sort()).toEqual([...hosts, names.redis.host].map((h) => `${h}.`).sort());
+      // Each Citus VM's own name, and the coordinator's client name (its members' names differ from it).
+      const hosts = [names.citus.coordinator, ...names.citus.workers].flatMap((n) => [n.member.host, ...(n.standby ? [n.standby.host] : [])]);
+      expect(records.sort()).toEqual([names.citus.coordinator.host, ...hosts, names.redis.host].map((h) => `${h}.`).sort());
     });
   });
 
@@ -289,25 +290,44 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
         if (node.standby) expect(node.standby.zone).not.toBe(node.zone);
       }
     });
-    it("generates startup scripts that bash parses, install Citus and configure PostgreSQL as required", () => {
+    it("generates startup scripts that bash parses, install Citus and Patroni, and hand Patroni its configuration", () => {
       for (const vm of instances()) {
         const text = renderedStartupScript(stack().json, vm.conf);
         execFileSync("bash", ["-n"], { input: text });
         expect(text).toContain(`readonly CITUS_PACKAGE='postgresql-${config.citus.postgresMajor}-citus-${config.citus.citusVersion}'`);
+        expect(text).toContain("readonly PATRONI_CONFIG=");
       }
       const body = script(names.citus.coordinator.instance);
-      for (const line of [
-        "shared_preload_libraries = 'citus,pg_stat_statements'",
-        "wal_level = logical",
-        "ssl = on",
-        "password_encryption = 'scram-sha-256'",
-        "archive_command = 'pgbackrest --stanza=$STANZA archive-push %p'",
-        "citus.propagate_set_commands = 'local'",
-        "packagecloud.io/citusdata/community",
-      ]) {
-        expect(body).toContain(line);
+      for (const line of ["packagecloud.io/citusdata/community", "pgbackrest patroni python3-idna", "install_patroni_unit", "write_patroni_config"]) expect(body).toContain(line);
+    });
+    it("gives each group's members Patroni's Citus mode: the same scope, their group, their own name; one member generates the secrets", () => {
+      const patroniOf = (instance: string) => {
+        const text = script(instance);
+        return JSON.parse(/^readonly PATRONI_CONFIG='(.*)'$/m.exec(text)![1]!.replace(/'\\''/g, "'")) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+      };
+      for (const node of [names.citus.coordinator, ...names.citus.workers]) {
+        for (const m of [node.member, ...(node.standby ? [node.standby] : [])]) {
+          const c = patroniOf(m.instance);
+          expect(c.scope, m.instance).toBe(names.patroni.scope);
+          expect(c.name, m.instance).toBe(m.instance);
+          expect(c.citus, m.instance).toEqual({ group: node.group, database: names.citusDatabase });
+          expect(c.postgresql.connect_address, m.instance).toBe(`${m.host}:${names.postgresPort}`);
+          expect(c.bootstrap.dcs.synchronous_mode, m.instance).toBe(config.citus.standby);
+          expect(c.watchdog.mode, m.instance).toBe(config.citus.standby ? "required" : "automatic");
+          expect(JSON.stringify(c), m.instance).not.toMatch(/"password"/);
+          expect(script(m.instance)).toContain(`readonly GENERATES_SECRETS='${m === names.citus.coordinator.member ? 1 : 0}'`);
+        }
       }
-      expect(body).toContain(`readonly CLIENT_CIDRS='${config.network.gkeNodesCidr} ${config.network.podsCidr} ${config.network.dataCidr}'`);
+      // Clients verify the coordinator's load-balanced name: both coordinator members carry it.
+      expect(script(names.citus.coordinator.instance)).toContain(`readonly CERT_HOSTS='${names.citus.coordinator.member.host} ${names.citus.coordinator.host}'`);
+    });
+    it("labels each Citus VM with its group, which Prometheus's Patroni job reads", () => {
+      for (const node of [names.citus.coordinator, ...names.citus.workers]) {
+        for (const m of [node.member, ...(node.standby ? [node.standby] : [])]) {
+          const vm = instances().find((i) => i.conf.name === m.instance)!;
+          expect((vm.conf.labels as Record<string, string>)["citus-group"], m.instance).toBe(String(node.group));
+        }
+      }
     });
     it("keeps each VM's metadata within Compute Engine's limits (256 KB a value, 512 KB in all)", () => {
       // A startup script over the limit fails the apply, not the synth: this keeps the bootstrap's growth visible.
@@ -321,9 +341,6 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     it("boots every VM only after Cloud NAT exists: the bootstrap installs packages from the internet", () => {
       const nat = only(stack(), "google_compute_router_nat").address;
       expect(instances().filter((vm) => !(vm.conf.depends_on as string[]).includes(nat)).map((vm) => vm.address)).toEqual([]);
-    });
-    it("has the coordinator join every worker by DNS name", () => {
-      expect(script(names.citus.coordinator.instance)).toContain(`readonly WORKER_HOSTS='${names.citus.workers.map((w) => w.host).join(" ")}'`);
     });
     it("keeps database passwords out of the synthesized JSON: Secret Manager secrets without versions", () => {
       const ids = all("google_secret_manager_secret").map((s) => s.conf.secret_id);
@@ -345,13 +362,10 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       expect(literals).toEqual([]);
     });
     if (config.citus.standby) {
-      it("streams each standby from its primary and carries the primary's name for failover", () => {
+      it("puts each group's second member in another zone, with its own DNS name", () => {
         for (const node of [names.citus.coordinator, ...names.citus.workers]) {
-          const text = script(node.standby!.instance);
-          expect(text).toContain("readonly ROLE='standby'");
-          expect(text).toContain(`readonly PRIMARY_HOST='${node.host}'`);
-          expect(text).toContain(`readonly CERT_HOSTS='${node.standby!.host} ${node.host}'`);
-          expect(script(node.instance)).toContain(`readonly STANDBY_HOST='${node.standby!.host}'`);
+          expect(node.standby!.zone).not.toBe(node.member.zone);
+          expect(script(node.standby!.instance)).toContain(`readonly NODE_HOST='${node.standby!.host}'`);
         }
       });
     }
@@ -407,12 +421,12 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
           .sort();
       };
       const worker = names.serviceAccounts.citusWorker.accountId;
-      const { dbSuperuser, dbReplication, dbMigrator, dbApp, dbCaKey, dbCaCert, hydraDbPassword, hydraSystemSecret, grafanaAdminPassword } = names.secrets;
-      expect(grants(worker, "roles/secretmanager.secretAccessor")).toEqual([dbSuperuser, dbReplication, dbMigrator, dbApp, dbCaKey, dbCaCert].sort());
+      const { dbSuperuser, dbReplication, dbMigrator, dbApp, dbCaKey, dbCaCert, hydraDbPassword, hydraSystemSecret, grafanaAdminPassword, etcdRootPassword, etcdPatroniPassword, patroniRestApiPassword } = names.secrets;
+      expect(grants(worker, "roles/secretmanager.secretAccessor")).toEqual([dbSuperuser, dbReplication, dbMigrator, dbApp, dbCaKey, dbCaCert, etcdPatroniPassword, patroniRestApiPassword].sort());
       expect(grants(worker, "roles/secretmanager.secretVersionAdder")).toEqual([]);
       // The coordinator generates every Citus-made secret, Hydra's and Grafana's included.
       const coordinator = names.serviceAccounts.citusCoordinator.accountId;
-      const generated = [dbSuperuser, dbReplication, dbMigrator, dbApp, dbCaKey, dbCaCert, hydraDbPassword, hydraSystemSecret, grafanaAdminPassword].sort();
+      const generated = [dbSuperuser, dbReplication, dbMigrator, dbApp, dbCaKey, dbCaCert, hydraDbPassword, hydraSystemSecret, grafanaAdminPassword, etcdRootPassword, etcdPatroniPassword, patroniRestApiPassword].sort();
       expect(grants(coordinator, "roles/secretmanager.secretAccessor")).toEqual(generated);
       expect(grants(coordinator, "roles/secretmanager.secretVersionAdder")).toEqual(generated);
     });

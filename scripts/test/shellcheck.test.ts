@@ -139,7 +139,7 @@ describe("the Citus VMs' scripts", () => {
       const seen = new Set<string>();
       for (const vm of resourcesOf(stack.json, "google_compute_instance")) {
         const text = renderedStartupScript(stack.json, vm.conf);
-        const kind = `${/readonly ROLE='(\w+)'/.exec(text)?.[1]} ${/readonly NODE_KIND='(\w+)'/.exec(text)?.[1]}`;
+        const kind = `${/readonly ROLE='(\w+)'/.exec(text)?.[1]} ${/readonly GENERATES_SECRETS='(\d)'/.exec(text)?.[1] === "1" ? "generating secrets" : "member"}`;
         if (seen.has(kind)) continue;
         seen.add(kind);
         startupScripts.push({ name: `the startup script of ${stack.name}'s ${vm.address} (${kind})`, text, source: inBootstrap(text) });
@@ -147,9 +147,9 @@ describe("the Citus VMs' scripts", () => {
     }
   }, 300_000);
 
-  it("covers a coordinator, a worker and both kinds of standby", () => {
+  it("covers the coordinator member that generates the secrets, the coordinator's other member and a worker member", () => {
     const kinds = startupScripts.map((s) => /\((.*)\)$/.exec(s.name)![1]);
-    expect(new Set(kinds)).toEqual(new Set(["coordinator coordinator", "worker worker", "standby coordinator", "standby worker"]));
+    expect(new Set(kinds)).toEqual(new Set(["coordinator generating secrets", "coordinator member", "worker member"]));
     expect(startupScripts.every((s) => s.text.startsWith("#!/bin/bash\n") && s.text.endsWith(citusSharedScript()))).toBe(true);
   });
 
@@ -166,7 +166,7 @@ describe("the Citus VMs' scripts", () => {
       const script = join(work, `startup-${i}.sh`);
       writeFileSync(script, startup.text);
       // The bootstrap's own install functions write them, under a temporary root instead of the VM's paths.
-      execFileSync("bash", ["-c", `source "$1"; install_backup_metrics; install_restore_points; install_restore_command; install_worker_join_unit; install_rebuild_command`, "bootstrap", script], {
+      execFileSync("bash", ["-c", `source "$1"; install_backup_metrics; install_leader_check; install_restore_points; install_restore_command`, "bootstrap", script], {
         env: bootstrapEnv(root),
         stdio: "pipe",
       });

@@ -23,10 +23,14 @@ export function patroniUnavailable(): string | undefined {
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let last: unknown;
   for (;;) {
-    const value = await probe().catch(() => undefined);
+    const value = await probe().catch((error: unknown) => {
+      last = error;
+      return undefined;
+    });
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; the last attempt: ${String((last as { stderr?: string }).stderr ?? last)}` : ""}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
@@ -40,31 +44,71 @@ function stopGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+export const ETCDCTL_BIN = process.env.ETCDCTL_BIN ?? "/usr/bin/etcdctl";
+
 export interface Etcd {
-  /** The client URL (http://127.0.0.1:port). */
+  /** The client URL (http://127.0.0.1:port, or https:// with TLS). */
   readonly url: string;
+  /** Runs etcdctl against it (v3 API, with the client certificate when TLS is on, as root when auth is on). */
+  etcdctl(...args: string[]): string;
   stop(): Promise<void>;
 }
 
-export async function startEtcd(): Promise<Etcd> {
+export interface EtcdOptions {
+  /**
+   * TLS on the client and peer ports; peers always present certificates, clients only with
+   * `requireClientCertificates` (--client-cert-auth). `cert`/`key` serve both as etcd's own and as etcdctl's client
+   * certificate: one signed by `ca` with serverAuth and clientAuth and 127.0.0.1 among its names.
+   */
+  readonly tls?: { readonly ca: string; readonly cert: string; readonly key: string; readonly requireClientCertificates?: boolean };
+  /**
+   * Turns authentication on after start: the root user with this password, then `enable(etcdctl)` creates the users
+   * and roles (e.g. the etcd VMs' own setup, run against this server) before `auth enable`.
+   */
+  readonly auth?: { readonly rootPassword: string; readonly setup: (etcdctl: (...args: string[]) => string) => void };
+}
+
+export async function startEtcd(options: EtcdOptions = {}): Promise<Etcd> {
   const dir = mkdtempSync(join(tmpdir(), "platform-etcd-"));
   const [client, peer] = [await freePort(), await freePort()];
-  const url = `http://127.0.0.1:${client}`;
+  const scheme = options.tls ? "https" : "http";
+  const url = `${scheme}://127.0.0.1:${client}`;
+  const tlsArgs = options.tls
+    ? [
+        "--cert-file", options.tls.cert, "--key-file", options.tls.key,
+        // etcd turns client certificate authentication on whenever it has a client CA (--trusted-ca-file).
+        ...(options.tls.requireClientCertificates ? ["--trusted-ca-file", options.tls.ca, "--client-cert-auth"] : []),
+        "--peer-cert-file", options.tls.cert, "--peer-key-file", options.tls.key, "--peer-trusted-ca-file", options.tls.ca, "--peer-client-cert-auth",
+      ]
+    : [];
   const child = spawn(
     ETCD_BIN,
     [
       "--name", "test", "--data-dir", join(dir, "data"),
       "--listen-client-urls", url, "--advertise-client-urls", url,
-      "--listen-peer-urls", `http://127.0.0.1:${peer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
-      "--initial-cluster", `test=http://127.0.0.1:${peer}`,
+      "--listen-peer-urls", `${scheme}://127.0.0.1:${peer}`, "--initial-advertise-peer-urls", `${scheme}://127.0.0.1:${peer}`,
+      "--initial-cluster", `test=${scheme}://127.0.0.1:${peer}`,
       // Patroni 3.0 speaks etcd's v3 API through its JSON gateway.
       "--enable-v2=false",
+      ...tlsArgs,
     ],
     { detached: true, stdio: ["ignore", "ignore", "ignore"] },
   );
-  await waitFor("etcd to answer", 30_000, async () => ((await fetch(`${url}/health`)).ok ? true : undefined));
+  const clientTls = options.tls ? ["--cacert", options.tls.ca, "--cert", options.tls.cert, "--key", options.tls.key] : [];
+  let user: string[] = [];
+  const etcdctl = (...args: string[]) =>
+    execFileSync(ETCDCTL_BIN, ["--endpoints", url, ...clientTls, ...user, ...args], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" }, stdio: ["ignore", "pipe", "pipe"] });
+  // endpoint health prints its verdict on stderr and exits non-zero when unhealthy.
+  await waitFor("etcd to answer", 30_000, async () => (etcdctl("endpoint", "health"), true));
+  if (options.auth) {
+    etcdctl("user", "add", `root:${options.auth.rootPassword}`);
+    options.auth.setup(etcdctl);
+    etcdctl("auth", "enable");
+    user = ["--user", `root:${options.auth.rootPassword}`];
+  }
   return {
     url,
+    etcdctl,
     async stop() {
       stopGroup(child, "SIGKILL");
       rmSync(dir, { recursive: true, force: true });
@@ -152,6 +196,13 @@ export async function startPatroniMember(name: string, ports: MemberPorts, confi
       rmSync(ports.dir, { recursive: true, force: true });
     },
   };
-  await waitFor(`Patroni ${name}'s REST API`, 60_000, async () => ((await member.status("/health")) !== 0 ? true : undefined));
+  try {
+    await waitFor(`Patroni ${name}'s REST API`, 60_000, async () => ((await member.status("/health")) !== 0 ? true : undefined));
+  } catch (error) {
+    // Leave nothing running behind a member that never came up; its log says why.
+    const log = member.log().slice(-3000);
+    await member.stop();
+    throw new Error(`${(error as Error).message}; Patroni's log ends:\n${log}`);
+  }
   return member;
 }

@@ -28,8 +28,8 @@ export interface PatroniMemberInput {
   readonly citus?: { readonly group: number; readonly database: string };
   readonly etcd: {
     readonly hosts: readonly string[];
-    /** TLS to etcd: the CA that signed etcd's certificates, and this member's client certificate. */
-    readonly tls?: { readonly cacert: string; readonly cert: string; readonly key: string };
+    /** TLS to etcd: the CA that signed etcd's certificates, and optionally this member's client certificate. */
+    readonly tls?: { readonly cacert: string; readonly cert?: string; readonly key?: string };
     readonly username?: string;
     readonly password?: string;
   };
@@ -47,10 +47,26 @@ export interface PatroniMemberInput {
     readonly dataDir: string;
     readonly binDir: string;
     readonly pgpass: string;
-    readonly superuser: { readonly username: string; readonly password: string };
-    readonly replication: { readonly username: string; readonly password: string };
+    /**
+     * Passwords may be left out of the file: the VMs give them to Patroni as PATRONI_SUPERUSER_PASSWORD,
+     * PATRONI_REPLICATION_PASSWORD and PATRONI_REWIND_PASSWORD from Secret Manager, so the configuration (in
+     * instance metadata and Terraform) carries none.
+     */
+    readonly superuser: { readonly username: string; readonly password?: string };
+    readonly replication: { readonly username: string; readonly password?: string };
+    /** TLS for the connections Patroni makes to other members (replication, pg_rewind): e.g. verify-full and the CA. */
+    readonly ssl?: { readonly sslmode: string; readonly sslrootcert?: string };
     /** Server settings; Patroni manages the ones replication needs (wal_level, hot_standby, ...) itself. */
     readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+    /**
+     * Settings every member of a group must share, which Patroni takes from the DCS only (max_connections, ...), and
+     * overrides of the defaults below (max_slot_wal_keep_size).
+     */
+    readonly clusterParameters?: Readonly<Record<string, string | number | boolean>>;
+    /** A postgresql.conf Patroni includes before its own settings: what the VM sizes at boot (memory). */
+    readonly customConf?: string;
+    /** Patroni's own connection over the local socket (peer authentication as postgres) instead of TCP. */
+    readonly useUnixSocket?: boolean;
     /** pg_hba.conf lines, first match wins. */
     readonly pgHba: readonly string[];
   };
@@ -86,7 +102,7 @@ export function patroniMemberConfig(m: PatroniMemberInput): Record<string, unkno
     etcd3: {
       hosts: [...m.etcd.hosts],
       protocol: m.etcd.tls ? "https" : "http",
-      ...(m.etcd.tls ? { cacert: m.etcd.tls.cacert, cert: m.etcd.tls.cert, key: m.etcd.tls.key } : {}),
+      ...(m.etcd.tls ? { cacert: m.etcd.tls.cacert, ...(m.etcd.tls.cert ? { cert: m.etcd.tls.cert, key: m.etcd.tls.key } : {}) } : {}),
       ...(m.etcd.username ? { username: m.etcd.username, password: m.etcd.password } : {}),
     },
     restapi: {
@@ -119,6 +135,7 @@ export function patroniMemberConfig(m: PatroniMemberInput): Record<string, unkno
             max_slot_wal_keep_size: "10GB",
             ...(m.citus ? CITUS_SETTINGS : {}),
             ...(m.outputPluginLibraries ? { output_plugin_libraries: "pgoutput, citus" } : {}),
+            ...(m.postgres.clusterParameters ?? {}),
           },
         },
       },
@@ -130,11 +147,13 @@ export function patroniMemberConfig(m: PatroniMemberInput): Record<string, unkno
       data_dir: m.postgres.dataDir,
       bin_dir: m.postgres.binDir,
       pgpass: m.postgres.pgpass,
+      ...(m.postgres.useUnixSocket ? { use_unix_socket: true, use_unix_socket_repl: false } : {}),
+      ...(m.postgres.customConf ? { custom_conf: m.postgres.customConf } : {}),
       authentication: {
-        superuser: { ...m.postgres.superuser },
-        replication: { ...m.postgres.replication },
+        superuser: { ...m.postgres.superuser, ...m.postgres.ssl },
+        replication: { ...m.postgres.replication, ...m.postgres.ssl },
         // pg_rewind as the superuser: a rejoining old primary rewinds what it wrote after losing the lock.
-        rewind: { ...m.postgres.superuser },
+        rewind: { ...m.postgres.superuser, ...m.postgres.ssl },
       },
       parameters: { ...(m.postgres.parameters ?? {}) },
       pg_hba: [...m.postgres.pgHba],

@@ -1,16 +1,25 @@
 import { readFileSync } from "node:fs";
 import { POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
+import { CITUS_VM_PATHS, citusPatroniConfig } from "./patroni-vm.js";
 
-export type CitusBootstrapRole = "coordinator" | "worker" | "standby";
+export type CitusBootstrapRole = "coordinator" | "worker";
 
 /** What one Citus VM needs to know at boot. Everything here ends up in instance metadata: no secrets. */
 export interface CitusBootstrapProps {
+  /** The group this VM is a member of: the coordinator's (0) or a worker's. Every member of a group is alike. */
   readonly role: CitusBootstrapRole;
-  /** The logical node this VM serves: a standby of the coordinator is still a coordinator node. */
-  readonly nodeKind: "coordinator" | "worker";
   /** This VM's own DNS name. */
   readonly nodeHost: string;
-  /** Names the server certificate carries: a standby also carries its primary's, for failover. */
+  /** This VM's instance name: its Patroni member name. */
+  readonly memberName: string;
+  /** The Citus group (0 the coordinator). */
+  readonly group: number;
+  /**
+   * The one VM that generates every database secret and the CA on its first boot (the coordinator group's first
+   * member); the others wait for them.
+   */
+  readonly generatesSecrets: boolean;
+  /** Names the server certificate carries: its own, and on the coordinator's members the load balancer's name. */
   readonly certificateHosts: readonly string[];
   readonly prefix: string;
   readonly projectId: string;
@@ -19,9 +28,9 @@ export interface CitusBootstrapProps {
   readonly port: number;
   readonly database: string;
   readonly shardCount: number;
-  /** max_connections of this node. */
+  /** max_connections of this group. */
   readonly maxConnections: number;
-  /** pgBackRest stanza: one per logical node, shared by its primary and standby. */
+  /** pgBackRest stanza: one per group, shared by its members (only the leader archives and backs up). */
   readonly stanza: string;
   readonly backupBucket: string;
   readonly fullBackupRetention: number;
@@ -33,13 +42,14 @@ export interface CitusBootstrapProps {
   readonly clientCidrs: readonly string[];
   /** The database subnet: the only source for superuser and replication connections. */
   readonly dataCidr: string;
-  readonly coordinatorHost: string;
-  /** Coordinator nodes only (the coordinator, and its standby, which adds them after a failover): the workers. */
-  readonly workerHosts?: readonly string[];
-  /** Primaries with a standby create its replication slot. */
-  readonly standbyHost?: string;
-  /** Standbys only: the primary they stream from. */
-  readonly primaryHost?: string;
+  readonly patroni: {
+    readonly scope: string;
+    /** etcd members, host:port. */
+    readonly etcdHosts: readonly string[];
+    readonly restApiPort: number;
+    readonly synchronous: boolean;
+    readonly watchdog: "required" | "automatic" | "off";
+  };
   readonly secrets: {
     readonly superuser: string;
     readonly replication: string;
@@ -50,6 +60,9 @@ export interface CitusBootstrapProps {
     readonly hydraDbPassword: string;
     readonly hydraSystemSecret: string;
     readonly grafanaAdminPassword: string;
+    readonly etcdRootPassword: string;
+    readonly etcdPatroniPassword: string;
+    readonly patroniRestApiPassword: string;
   };
 }
 
@@ -58,14 +71,19 @@ export interface CitusBootstrapProps {
  * first: it sets the shell options and the paths the others use), the citus-* programs, and the main script last.
  */
 const BOOTSTRAP_DIR = new URL("./bootstrap/", import.meta.url);
-const LIBRARIES = ["common", "secrets", "disk-packages", "tls", "postgres", "roles", "exporters", "backups", "membership", "standby"] as const;
+const LIBRARIES = ["common", "paths", "secrets", "disk-packages", "tls", "patroni", "roles", "exporters", "backups"] as const;
 /** The commands the bootstrap installs on each VM, each a real file in bootstrap/bin/. */
-export const CITUS_PROGRAMS = ["citus-backup-metrics", "citus-join-workers", "citus-rebuild-standby", "citus-restore-point", "citus-restore-to"] as const;
+export const CITUS_PROGRAMS = ["citus-backup-metrics", "citus-is-leader", "citus-restore-point", "citus-restore-to"] as const;
 
 /** One source file of the bootstrap, by its path in the repository, and the text the startup script carries of it. */
 export interface BootstrapSource {
   readonly path: string;
   readonly text: string;
+}
+
+/** A library of the Citus bootstrap by name (lib/<name>.sh), as the startup scripts carry it: the etcd VMs share some. */
+export function bootstrapLibrary(name: string): BootstrapSource {
+  return withoutShellDirective(read(`lib/${name}.sh`));
 }
 
 const read = (relative: string): BootstrapSource => ({
@@ -136,40 +154,51 @@ export function citusStartupScript(props: CitusBootstrapProps): string {
 
 /** The per-node part of the startup script: the shebang and the node's variables, ending in a blank line. */
 export function citusStartupHeader(props: CitusBootstrapProps): string {
-  if (props.role === "standby" && !props.primaryHost) {
-    throw new Error(`standby ${props.nodeHost} needs primaryHost: the primary it streams from`);
+  if (!props.certificateHosts.includes(props.nodeHost)) {
+    throw new Error(`${props.memberName}: certificateHosts (${props.certificateHosts.join(", ")}) must include its own name ${props.nodeHost}, which Patroni and Citus connect to with verify-full`);
   }
-  if (props.nodeKind === "coordinator" && !props.workerHosts) {
-    throw new Error(`coordinator node ${props.nodeHost} needs workerHosts: the workers it adds to the cluster`);
+  if ((props.role === "coordinator") !== (props.group === 0)) {
+    throw new Error(`${props.memberName}: a ${props.role} cannot be in Citus group ${props.group} (the coordinator's group is 0, a worker's is 1 or more)`);
   }
-  if (props.role !== "standby" && props.primaryHost) {
-    throw new Error(`${props.role} ${props.nodeHost} is a primary and cannot stream from ${props.primaryHost}`);
-  }
+  const patroniConfig = citusPatroniConfig({
+    scope: props.patroni.scope,
+    memberName: props.memberName,
+    memberHost: props.nodeHost,
+    group: props.group,
+    database: props.database,
+    postgresMajor: props.postgresMajor,
+    port: props.port,
+    restApiPort: props.patroni.restApiPort,
+    etcdHosts: props.patroni.etcdHosts,
+    maxConnections: props.maxConnections,
+    shardCount: props.shardCount,
+    stanza: props.stanza,
+    maxSlotWalKeepSize: props.maxSlotWalKeepSize,
+    clientCidrs: props.clientCidrs,
+    dataCidr: props.dataCidr,
+    synchronous: props.patroni.synchronous,
+    watchdog: props.patroni.watchdog,
+  });
   const vars: Record<string, string | number> = {
     ROLE: props.role,
-    NODE_KIND: props.nodeKind,
     NODE_HOST: props.nodeHost,
+    MEMBER_NAME: props.memberName,
+    CITUS_GROUP: props.group,
+    GENERATES_SECRETS: props.generatesSecrets ? 1 : 0,
     CERT_HOSTS: props.certificateHosts.join(" "),
     PREFIX: props.prefix,
     PROJECT_ID: props.projectId,
     PG_MAJOR: props.postgresMajor,
     PG_PORT: props.port,
+    PATRONI_REST_PORT: props.patroni.restApiPort,
     CITUS_PACKAGE: `postgresql-${props.postgresMajor}-citus-${props.citusVersion}`,
-    DATA_MOUNT: "/var/lib/postgresql",
+    DATA_MOUNT: CITUS_VM_PATHS.dataMount,
     DB_NAME: props.database,
-    SHARD_COUNT: props.shardCount,
-    MAX_CONNECTIONS: props.maxConnections,
     STANZA: props.stanza,
     BACKUP_BUCKET: props.backupBucket,
     FULL_BACKUP_RETENTION: props.fullBackupRetention,
     RESTORE_POINT_INTERVAL_MINUTES: props.restorePointIntervalMinutes,
-    MAX_SLOT_WAL_KEEP: props.maxSlotWalKeepSize,
-    CLIENT_CIDRS: props.clientCidrs.join(" "),
-    DATA_CIDR: props.dataCidr,
-    COORDINATOR_HOST: props.coordinatorHost,
-    WORKER_HOSTS: (props.workerHosts ?? []).join(" "),
-    STANDBY_HOST: props.standbyHost ?? "",
-    PRIMARY_HOST: props.primaryHost ?? "",
+    WATCHDOG_MODE: props.patroni.watchdog,
     SECRET_DB_SUPERUSER: props.secrets.superuser,
     SECRET_DB_REPLICATION: props.secrets.replication,
     SECRET_DB_MIGRATOR: props.secrets.migrator,
@@ -179,6 +208,11 @@ export function citusStartupHeader(props: CitusBootstrapProps): string {
     SECRET_HYDRA_DB: props.secrets.hydraDbPassword,
     SECRET_HYDRA_SYSTEM: props.secrets.hydraSystemSecret,
     SECRET_GRAFANA_ADMIN: props.secrets.grafanaAdminPassword,
+    SECRET_ETCD_ROOT: props.secrets.etcdRootPassword,
+    SECRET_ETCD_PATRONI: props.secrets.etcdPatroniPassword,
+    SECRET_PATRONI_API: props.secrets.patroniRestApiPassword,
+    // Patroni's configuration, from patroniMemberConfig: the bootstrap adds the passwords and writes it as it is.
+    PATRONI_CONFIG: patroniConfig,
   };
   const header = Object.entries(vars)
     .map(([name, value]) => `readonly ${name}=${shellQuote(value)}`)

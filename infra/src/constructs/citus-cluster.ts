@@ -1,11 +1,12 @@
 import { Construct } from "constructs";
-import { ComputeResourcePolicy, SecretManagerSecret, SecretManagerSecretIamMember, StorageBucketIamMember } from "../google.js";
+import { ComputeResourcePolicy, DnsRecordSet, SecretManagerSecret, SecretManagerSecretIamMember, StorageBucketIamMember } from "../google.js";
 import { TerraformLocal, type ITerraformDependable } from "cdktf";
 import type { EnvironmentConfig, PlatformNames } from "@platform/config";
 import { CitusNode } from "./citus-node.js";
 import { DedicatedServiceAccount } from "./service-account.js";
 import { citusSharedScript, citusStartupHeader, type CitusBootstrapProps } from "../citus/startup-script.js";
 import { terraformLiteral } from "../terraform-literal.js";
+import { PORTS } from "@platform/config";
 
 export interface CitusClusterProps {
   readonly config: EnvironmentConfig;
@@ -17,6 +18,11 @@ export interface CitusClusterProps {
   readonly labels: Record<string, string>;
   /** E.g. the Compute service agent's grant on the disk key. */
   readonly dependsOn?: ITerraformDependable[];
+  /**
+   * The address clients reach the coordinator at (the internal load balancer's, which follows the group's leader).
+   * @default the first coordinator member's own address
+   */
+  readonly coordinatorAddress?: string;
   /** Cloud NAT: the VMs' bootstrap installs PostgreSQL and Citus from the internet, so they boot after it exists. */
   readonly egress: ITerraformDependable;
 }
@@ -24,7 +30,7 @@ export interface CitusClusterProps {
 const VM_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWriter"];
 
 /** The secrets a worker's bootstrap reads (and a worker's standby's, which uses the same account). */
-const WORKER_SECRETS: readonly (keyof CitusCluster["secrets"])[] = ["dbSuperuser", "dbReplication", "dbMigrator", "dbApp", "dbCaKey", "dbCaCert"];
+const WORKER_SECRETS: readonly (keyof CitusCluster["secrets"])[] = ["dbSuperuser", "dbReplication", "dbMigrator", "dbApp", "dbCaKey", "dbCaCert", "etcdPatroniPassword", "patroniRestApiPassword"];
 
 /**
  * The Citus coordinator and workers, each with an optional streaming standby in another zone, their service
@@ -35,8 +41,13 @@ export class CitusCluster extends Construct {
   readonly coordinator: CitusNode;
   readonly workers: CitusNode[];
   readonly standbys: CitusNode[];
-  readonly secrets: Record<"dbSuperuser" | "dbReplication" | "dbMigrator" | "dbApp" | "dbCaKey" | "dbCaCert" | "hydraDbPassword" | "hydraSystemSecret" | "grafanaAdminPassword", SecretManagerSecret>;
+  readonly secrets: Record<
+    | "dbSuperuser" | "dbReplication" | "dbMigrator" | "dbApp" | "dbCaKey" | "dbCaCert" | "hydraDbPassword" | "hydraSystemSecret"
+    | "grafanaAdminPassword" | "etcdRootPassword" | "etcdPatroniPassword" | "patroniRestApiPassword",
+    SecretManagerSecret
+  >;
   readonly coordinatorAccount: DedicatedServiceAccount;
+  readonly coordinatorRecord: DnsRecordSet;
   readonly workerAccount: DedicatedServiceAccount;
 
   constructor(scope: Construct, id: string, props: CitusClusterProps) {
@@ -70,10 +81,13 @@ export class CitusCluster extends Construct {
       hydraDbPassword: secret("HydraDbPassword", names.secrets.hydraDbPassword),
       hydraSystemSecret: secret("HydraSystemSecret", names.secrets.hydraSystemSecret),
       grafanaAdminPassword: secret("GrafanaAdminPassword", names.secrets.grafanaAdminPassword),
+      etcdRootPassword: secret("EtcdRootPassword", names.secrets.etcdRootPassword),
+      etcdPatroniPassword: secret("EtcdPatroniPassword", names.secrets.etcdPatroniPassword),
+      patroniRestApiPassword: secret("PatroniRestApiPassword", names.secrets.patroniRestApiPassword),
     };
     // The coordinator generates every secret here, so it reads (to find one already made) and adds versions to all.
     // Workers read only what their own bootstrap does: the database roles for .pgpass, since Citus connects node to
-    // node as the client's own role, and the CA, to sign their server certificate. Beyond the coordinator, Hydra's and
+    // node as the client's own role, the CA, to sign their server certificate, and Patroni's etcd and REST passwords. Beyond the coordinator, Hydra's and
     // Grafana's secrets are read by those workloads only.
     for (const [key, s] of Object.entries(this.secrets) as [keyof CitusCluster["secrets"], SecretManagerSecret][]) {
       const readers = [["Coordinator", this.coordinatorAccount]] as Array<[string, DedicatedServiceAccount]>;
@@ -112,7 +126,7 @@ export class CitusCluster extends Construct {
 
     const coordinatorName = names.citus.coordinator;
     const clientCidrs = [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr];
-    const baseScript: Omit<CitusBootstrapProps, "role" | "nodeKind" | "nodeHost" | "certificateHosts" | "stanza" | "maxSlotWalKeepSize" | "maxConnections"> = {
+    const baseScript: Omit<CitusBootstrapProps, "role" | "nodeHost" | "memberName" | "group" | "generatesSecrets" | "certificateHosts" | "stanza" | "maxSlotWalKeepSize" | "maxConnections"> = {
       prefix: config.prefix,
       projectId: project,
       postgresMajor: citus.postgresMajor,
@@ -125,7 +139,16 @@ export class CitusCluster extends Construct {
       restorePointIntervalMinutes: citus.restorePointIntervalMinutes,
       clientCidrs,
       dataCidr: config.network.dataCidr,
-      coordinatorHost: coordinatorName.host,
+      patroni: {
+        scope: names.patroni.scope,
+        etcdHosts: names.patroni.etcd.map((e) => `${e.host}:${PORTS.etcdClient}`),
+        restApiPort: PORTS.patroniRestApi,
+        // Production's groups have two members: a commit waits for the synchronous standby (no acknowledged write
+        // lost in a failover), and a leader without its watchdog does not lead. One-member groups (dev, staging) have
+        // no one to fail over to: asynchronous, and the watchdog used where the VM has it.
+        synchronous: citus.standby,
+        watchdog: citus.standby ? "required" : "automatic",
+      },
       secrets: {
         superuser: names.secrets.dbSuperuser,
         replication: names.secrets.dbReplication,
@@ -136,6 +159,9 @@ export class CitusCluster extends Construct {
         hydraDbPassword: names.secrets.hydraDbPassword,
         hydraSystemSecret: names.secrets.hydraSystemSecret,
         grafanaAdminPassword: names.secrets.grafanaAdminPassword,
+        etcdRootPassword: names.secrets.etcdRootPassword,
+        etcdPatroniPassword: names.secrets.etcdPatroniPassword,
+        patroniRestApiPassword: names.secrets.patroniRestApiPassword,
       },
     };
 
@@ -143,13 +169,13 @@ export class CitusCluster extends Construct {
     // Most of the script is the same on every node: one Terraform local, which each instance's script ends with.
     const body = new TerraformLocal(this, "citus_bootstrap_body", terraformLiteral(citusSharedScript()));
     const script = (bootstrap: CitusBootstrapProps) => ({ header: citusStartupHeader(bootstrap), sharedBody: body.asString });
-    const node = (name: PlatformNames["citus"]["coordinator"], spec: { machineType: string; dataDiskGb: number }): CitusNode => {
+    /** One Citus group: its first member and, in production, a second in another zone. Patroni decides which leads. */
+    const group = (name: PlatformNames["citus"]["coordinator"], spec: { machineType: string; dataDiskGb: number }): CitusNode => {
       const account = name.role === "coordinator" ? this.coordinatorAccount : this.workerAccount;
       const stanza = `${config.prefix}-${name.role === "coordinator" ? "coordinator" : `worker-${name.index}`}`;
       // A slot may hold back at most a tenth of the disk: a dead standby costs a re-clone, never a full primary.
       const maxSlotWalKeepSize = `${Math.max(5, Math.floor(spec.dataDiskGb / 10))}GB`;
-      // A coordinator's standby gets the worker list too: once promoted, it keeps adding the configured workers.
-      const workerHosts = name.role === "coordinator" ? names.citus.workers.map((w) => w.host) : undefined;
+      const id = name.role === "coordinator" ? "Coordinator" : `Worker${name.index}`;
       const common = {
         projectId: project,
         region: config.gcp.region,
@@ -162,54 +188,43 @@ export class CitusCluster extends Construct {
         diskKey: props.diskKey,
         snapshotPolicyName: snapshots.name,
         deletionProtection: citus.deletionProtection,
-        labels: { ...props.labels, "citus-role": name.role },
+        // citus-group: Prometheus's Patroni job reads it (__meta_gce_label_citus_group) to group members by Citus group.
+        labels: { ...props.labels, "citus-role": name.role, "citus-group": String(name.group) },
         dependsOn: props.dependsOn,
         bootAfter: [props.egress],
       };
-      const primary = new CitusNode(this, name.role === "coordinator" ? "Coordinator" : `Worker${name.index}`, {
-        ...common,
-        zone: name.zone,
-        instanceName: name.instance,
-        host: name.host,
+      const member = (m: { instance: string; zone: string; host: string }, first: boolean) => ({
+        zone: m.zone,
+        instanceName: m.instance,
+        host: m.host,
         startupScript: script({
           ...baseScript,
           role: name.role,
-          nodeKind: name.role,
-          nodeHost: name.host,
-          certificateHosts: [name.host],
+          nodeHost: m.host,
+          memberName: m.instance,
+          group: name.group,
+          generatesSecrets: name.role === "coordinator" && first,
+          // The coordinator's members also answer for the load balancer's name, which clients verify (verify-full).
+          certificateHosts: name.role === "coordinator" ? [m.host, name.host] : [m.host],
           stanza,
           maxSlotWalKeepSize,
           maxConnections: name.role === "coordinator" ? citus.coordinatorMaxConnections : citus.workerMaxConnections,
-          workerHosts,
-          standbyHost: name.standby?.host,
         }),
       });
-      if (name.standby) {
-        this.standbys.push(
-          new CitusNode(this, `${name.role === "coordinator" ? "Coordinator" : `Worker${name.index}`}Standby`, {
-            ...common,
-            zone: name.standby.zone,
-            instanceName: name.standby.instance,
-            host: name.standby.host,
-            labels: { ...common.labels, "citus-standby": "true" },
-            startupScript: script({
-              ...baseScript,
-              role: "standby",
-              nodeKind: name.role,
-              nodeHost: name.standby.host,
-              certificateHosts: [name.standby.host, name.host],
-              stanza,
-              maxSlotWalKeepSize,
-              maxConnections: name.role === "coordinator" ? citus.coordinatorMaxConnections : citus.workerMaxConnections,
-              workerHosts,
-              primaryHost: name.host,
-            }),
-          }),
-        );
-      }
-      return primary;
+      const first = new CitusNode(this, id, { ...common, ...member(name.member, true) });
+      if (name.standby) this.standbys.push(new CitusNode(this, `${id}Standby`, { ...common, ...member(name.standby, false) }));
+      return first;
     };
-    this.coordinator = node(coordinatorName, citus.coordinator);
-    this.workers = names.citus.workers.map((w) => node(w, citus.worker));
+    this.coordinator = group(coordinatorName, citus.coordinator);
+    this.workers = names.citus.workers.map((w) => group(w, citus.worker));
+    // The name every client uses for the coordinator, apart from its members' own names.
+    this.coordinatorRecord = new DnsRecordSet(this, "CoordinatorClientName", {
+      project,
+      managedZone: props.dnsZoneName,
+      name: `${coordinatorName.host}.`,
+      type: "A",
+      ttl: 60,
+      rrdatas: [props.coordinatorAddress ?? this.coordinator.address.address],
+    });
   }
 }

@@ -41,7 +41,7 @@ export interface CitusNodeProps {
 }
 
 /**
- * One PostgreSQL/Citus VM: a static internal address, a separate CMEK-encrypted SSD data disk on a snapshot
+ * One PostgreSQL/Citus VM (a Patroni member of its Citus group): a static internal address, a separate CMEK-encrypted SSD data disk on a snapshot
  * schedule, a shielded VM without a public IP, reachable by SSH only through IAP with OS Login, and its DNS name.
  * The data disk outlives the VM: replacing the instance (a new image, a new machine type) keeps the database.
  */
@@ -103,9 +103,8 @@ export class CitusNode extends Construct {
       scheduling: { onHostMaintenance: "MIGRATE", automaticRestart: true, preemptible: false },
       deletionProtection: props.deletionProtection,
       allowStoppingForUpdate: true,
-      // A new Debian point release must not replace a database VM; image upgrades are a runbook step. The fencing
-      // flag is set by hand during failover and must survive later deploys.
-      lifecycle: { ignoreChanges: ["boot_disk[0].initialize_params[0].image", 'metadata["citus-fenced"]'] },
+      // A new Debian point release must not replace a database VM; image upgrades are a runbook step.
+      lifecycle: { ignoreChanges: ["boot_disk[0].initialize_params[0].image"] },
       dependsOn: [...(props.dependsOn ?? []), ...(props.bootAfter ?? [])],
     });
     ignoreTrivy(this.instance, {
@@ -121,10 +120,8 @@ export class CitusNode extends Construct {
       name: `${props.host}.`,
       type: "A",
       ttl: 60,
+      // The VM's own name, which never moves: Patroni follows the leader (pg_dist_node, the load balancer), not DNS.
       rrdatas: [this.address.address],
-      // Failover repoints this record at the promoted standby (docs/runbooks/citus-failover.md); a later deploy
-      // must not silently point clients back at the failed primary.
-      lifecycle: { ignoreChanges: ["rrdatas"] },
     });
   }
 }

@@ -11,9 +11,47 @@ install_backup_metrics() {
   install_program citus-backup-metrics "$BACKUP_METRICS_BIN" "$(printf 'readonly STANZA=%q TEXTFILE_DIR=%q' "$STANZA" "$TEXTFILE_DIR")"
 }
 
+install_leader_check() {
+  install_program citus-is-leader "$IS_LEADER_BIN" "$(printf 'readonly PG_PORT=%q' "$PG_PORT")"
+}
+
+# pgBackRest's configuration: the same on every member of a group (one stanza per group; only its leader archives
+# and backs up, whichever member that is).
+write_pgbackrest_config() {
+  install -d -m 0750 -o postgres -g postgres "$PGBACKREST_SPOOL_DIR"
+  install -d -m 0755 "$PGBACKREST_CONF_DIR"
+  cat >"$PGBACKREST_CONF_DIR/pgbackrest.conf" <<CONF
+[global]
+repo1-type=gcs
+repo1-gcs-bucket=$BACKUP_BUCKET
+repo1-gcs-key-type=auto
+repo1-path=/pgbackrest
+repo1-retention-full-type=count
+repo1-retention-full=$FULL_BACKUP_RETENTION
+compress-type=zst
+process-max=2
+start-fast=y
+archive-async=y
+spool-path=$PGBACKREST_SPOOL_DIR
+log-level-console=info
+log-level-file=detail
+
+[$STANZA]
+pg1-path=$PGDATA
+pg1-port=$PG_PORT
+CONF
+  chmod 0644 "$PGBACKREST_CONF_DIR/pgbackrest.conf"
+}
+
+# On every member of a group: the schedules, which run only where the group's leader is at that moment
+# (citus-is-leader, ExecCondition: elsewhere the run is skipped, not failed), so a failover needs no step. The stanza
+# and its first backup are made by the leader, once.
 configure_backups() {
+  install_leader_check
   # runuser, unlike sudo, keeps the environment: the tests point pgBackRest at a local repository through it.
-  if ! runuser -u postgres -- pgbackrest --stanza="$STANZA" info --output=json | grep -q '"status":{"code":0'; then
+  if ! runuser -u postgres -- "$IS_LEADER_BIN" >/dev/null; then
+    log "a replica of group $CITUS_GROUP: its leader made the stanza; the backup schedules run here once this member leads"
+  elif ! runuser -u postgres -- pgbackrest --stanza="$STANZA" info --output=json | grep -q '"status":{"code":0'; then
     log "creating pgBackRest stanza $STANZA in gs://$BACKUP_BUCKET/pgbackrest"
     runuser -u postgres -- pgbackrest --stanza="$STANZA" stanza-create
     runuser -u postgres -- pgbackrest --stanza="$STANZA" --type=full backup
@@ -27,11 +65,12 @@ configure_backups() {
     cat >"$SYSTEMD_DIR/pgbackrest-$kind.service" <<UNIT
 [Unit]
 Description=pgBackRest $kind backup of $STANZA
-After=postgresql@$PG_MAJOR-main.service
+After=patroni.service
 
 [Service]
 Type=oneshot
 User=postgres
+ExecCondition=$IS_LEADER_BIN
 ExecStart=/usr/bin/pgbackrest --stanza=$STANZA --type=$kind backup
 ExecStopPost=+$BACKUP_METRICS_BIN
 UNIT
@@ -60,8 +99,8 @@ UNIT
 # Cluster-wide restore points (docs/runbooks/restore-points.md). Restoring each node to the same time does not give
 # a consistent cluster: a distributed transaction may be committed on one node and not yet on another at that
 # instant. citus_create_restore_point blocks distributed commits for a moment and writes one named record into every
-# node's WAL; restoring every node to that name is consistent. Installed on both coordinator VMs of a pair: on a
-# standby the command does nothing, so after a promotion (which does not reboot) the new primary carries on.
+# node's WAL; restoring every node to that name is consistent. Installed on every member of the coordinator's group:
+# on a replica the command does nothing, so after a failover (which reboots nothing) the new leader carries on.
 install_restore_points() {
   install -d -m 0755 "$SYSTEMD_DIR" "$TEXTFILE_DIR"
   install_program citus-restore-point "$RESTORE_POINT_BIN" \
@@ -70,7 +109,7 @@ install_restore_points() {
   cat >"$SYSTEMD_DIR/citus-restore-point.service" <<UNIT
 [Unit]
 Description=Write a cluster-wide Citus restore point
-After=postgresql@$PG_MAJOR-main.service
+After=patroni.service
 
 [Service]
 Type=oneshot
@@ -102,5 +141,5 @@ UNIT
 # and picking it by hand on each of dozens of nodes at 3 a.m. is where a restore goes wrong.
 install_restore_command() {
   install_program citus-restore-to "$RESTORE_BIN" \
-    "$(printf 'readonly STANZA=%q PGDATA=%q PG_BIN=%q PG_MAJOR=%q' "$STANZA" "$PGDATA" "$PG_BIN" "$PG_MAJOR")"
+    "$(printf 'readonly STANZA=%q PGDATA=%q PG_BIN=%q' "$STANZA" "$PGDATA" "$PG_BIN")"
 }

@@ -1,37 +1,16 @@
 # shellcheck shell=bash
-# Shared by every step: the paths a VM uses (and the tests redirect), logging, retries.
-# Part of the Citus startup script: infra/src/citus/startup-script.ts assembles it after the node's variables.
+# Shared by every step and by the etcd VMs' bootstrap (infra/src/etcd): shell options, logging, retries, programs.
+# The first part of the startup script after the node's variables (infra/src/citus/startup-script.ts).
 set -euo pipefail
 umask 022
 
-# Paths can be redirected only so the tests can render the configuration against a real PostgreSQL in a temporary
-# directory (infra/test/bootstrap-postgres.test.ts); on a VM nothing sets them.
+# Paths can be redirected (BOOTSTRAP_*) only so the tests can run the bootstrap's functions in a temporary directory;
+# on a VM nothing sets them.
 STATE_DIR="${BOOTSTRAP_STATE_DIR:-/var/lib/citus-bootstrap}"
-TLS_DIR="${BOOTSTRAP_TLS_DIR:-/etc/postgresql/tls}"
-PGDATA="$DATA_MOUNT/$PG_MAJOR/main"
-PGCONF="${BOOTSTRAP_PGCONF_DIR:-/etc/postgresql/$PG_MAJOR/main}"
-PGBACKREST_CONF_DIR="${BOOTSTRAP_PGBACKREST_DIR:-/etc/pgbackrest}"
-PGBACKREST_SPOOL_DIR="${BOOTSTRAP_PGBACKREST_SPOOL_DIR:-/var/spool/pgbackrest}"
-EXPORTER_CONF_DIR="${BOOTSTRAP_EXPORTER_DIR:-/etc/prometheus-postgres-exporter}"
-EXPORTER_DEFAULTS="${BOOTSTRAP_EXPORTER_DEFAULTS:-/etc/default/prometheus-postgres-exporter}"
 SYSTEMD_DIR="${BOOTSTRAP_SYSTEMD_DIR:-/etc/systemd/system}"
-# node_exporter's textfile collector reads *.prom files here (Debian's default --collector.textfile.directory).
-TEXTFILE_DIR="${BOOTSTRAP_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}"
-BACKUP_METRICS_BIN="${BOOTSTRAP_BACKUP_METRICS_BIN:-/usr/local/sbin/citus-backup-metrics}"
-JOIN_WORKERS_BIN="${BOOTSTRAP_JOIN_WORKERS_BIN:-/usr/local/sbin/citus-join-workers}"
-REBUILD_BIN="${BOOTSTRAP_REBUILD_BIN:-/usr/local/sbin/citus-rebuild-standby}"
-RESTORE_POINT_BIN="${BOOTSTRAP_RESTORE_POINT_BIN:-/usr/local/sbin/citus-restore-point}"
-RESTORE_BIN="${BOOTSTRAP_RESTORE_BIN:-/usr/local/sbin/citus-restore-to}"
-# Seconds between reads of the fencing flag when the metadata server does not answer; only the tests shorten it.
-FENCE_RETRY_DELAY="${BOOTSTRAP_FENCE_RETRY_DELAY:-2}"
-PGUSER_HOME=/var/lib/postgresql
-PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
-# On a standby VM, what its data disk holds (standby_data_state); main sets it before anything touches the disk.
-STANDBY_STATE=""
-PSQL=(sudo -u postgres psql -X -v ON_ERROR_STOP=1 --quiet --no-align --tuples-only)
 
 # Logs go to stderr: stdout of helpers such as secret_wait is their value.
-log() { echo "citus-bootstrap[$ROLE $NODE_HOST]: $*" >&2; }
+log() { echo "${BOOTSTRAP_NAME:-citus-bootstrap}[$ROLE $NODE_HOST]: $*" >&2; }
 
 die() { log "FATAL: $*"; exit 1; }
 

@@ -3,7 +3,7 @@
 # Part of the Citus startup script: infra/src/citus/startup-script.ts assembles it after the node's variables.
 
 mount_data_disk() {
-  local device=/dev/disk/by-id/google-pgdata uuid
+  local device="/dev/disk/by-id/google-${DATA_DISK_NAME:-pgdata}" uuid
   for _ in $(seq 1 60); do [[ -e "$device" ]] && break; sleep 2; done
   [[ -e "$device" ]] || die "data disk $device is not attached"
   if ! blkid "$device" >/dev/null 2>&1; then
@@ -20,7 +20,13 @@ mount_data_disk() {
 
 install_packages() {
   local marker="$STATE_DIR/packages-$PG_MAJOR-$CITUS_PACKAGE"
-  local packages=("postgresql-$PG_MAJOR" "$CITUS_PACKAGE" pgbackrest prometheus-postgres-exporter prometheus-node-exporter jq)
+  # python3-idna: urllib3 suggests it only, but Patroni cannot reach etcd over https without it (found by
+  # infra/test/bootstrap-patroni.test.ts: "No module named 'idna'").
+  local packages=("postgresql-$PG_MAJOR" "$CITUS_PACKAGE" pgbackrest patroni python3-idna prometheus-postgres-exporter prometheus-node-exporter jq)
+  # Debian's Patroni (3.0 on bookworm), the release the failover tests run (infra/test/patroni-*.test.ts), not the
+  # newer one in the PGDG repository: written before any install, so a node installed before Patroni gets it too.
+  install -d -m 0755 /etc/apt/preferences.d
+  printf 'Package: patroni\nPin: release o=Debian\nPin-Priority: 900\n' >/etc/apt/preferences.d/patroni-debian
   if [[ -f "$marker" ]]; then
     # A package added to the list reaches the nodes installed before it on their next boot. Only the missing ones
     # are named: naming an installed, held package would make apt-get refuse once a newer version is published.
@@ -38,7 +44,7 @@ install_packages() {
   # shellcheck source=/dev/null # the VM image's own /etc/os-release (Debian), read for its release codename
   codename="$(. /etc/os-release && echo "$VERSION_CODENAME")"
   log "installing PostgreSQL $PG_MAJOR and $CITUS_PACKAGE from the PGDG and Citus repositories ($codename)"
-  # The cluster is created below with data checksums and on the data disk, not by the package's postinst.
+  # Patroni creates the cluster (with data checksums, on the data disk), not the package's postinst.
   mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/00-platform.conf
   retry 30 10 apt-get update -q
@@ -55,7 +61,7 @@ install_packages() {
   retry 30 10 apt-get update -q
   retry 30 10 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}"
   # Database upgrades are planned operations (docs/runbooks), never a side effect of unattended-upgrades.
-  apt-mark hold "postgresql-$PG_MAJOR" "$CITUS_PACKAGE" pgbackrest >/dev/null
+  apt-mark hold "postgresql-$PG_MAJOR" "$CITUS_PACKAGE" pgbackrest patroni >/dev/null
   mkdir -p "$STATE_DIR"
   touch "$marker"
 }

@@ -12,12 +12,15 @@ ALTER ROLE :"role" PASSWORD :'password';
 SQL
 }
 
-configure_primary() {
+# On a group's leader, at boot: what Patroni does not make. Patroni creates the superuser's and the replication
+# role's passwords when it initialises a group, the Citus database and extension (Citus mode); the rest replicates to
+# the group's other members, and a later leader finds it done. Idempotent: the passwords are set from Secret Manager
+# again, so a secret is the truth on every boot.
+configure_leader() {
   local superuser replication
   superuser="$(secret_wait "$SECRET_DB_SUPERUSER")"
   replication="$(secret_wait "$SECRET_DB_REPLICATION")"
   set_role_password postgres "$superuser"
-  # Workers create the replication role locally: it must exist before the coordinator knows the node.
   "${PSQL[@]}" <<'SQL'
 SELECT 'CREATE ROLE replicator WITH REPLICATION LOGIN'
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'replicator') \gexec
@@ -29,14 +32,11 @@ SELECT format('CREATE DATABASE %I', :'db')
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
 SQL
   "${PSQL[@]}" -d "$DB_NAME" -c "CREATE EXTENSION IF NOT EXISTS citus" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
-  if [[ -n "$STANDBY_HOST" ]]; then
-    "${PSQL[@]}" -c "SELECT pg_create_physical_replication_slot('standby') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'standby')" >/dev/null
-  fi
 }
 
 # postgres_exporter (Debian's package) runs as the OS user prometheus and connects over the local socket with peer
 # authentication, as the database role of the same name: no password anywhere, and only pg_monitor's reads.
-# Each node creates it for itself, like the replication role (standbys get it through replication).
+# Each group's leader creates it for itself, like the replication role (its replicas get it through replication).
 create_monitoring_role() {
   "${PSQL[@]}" <<'SQL'
 SET citus.enable_ddl_propagation TO off;

@@ -18,12 +18,12 @@ ensure_ca() {
 }
 
 issue_server_certificate() {
-  install -d -m 0700 -o postgres -g postgres "$TLS_DIR"
+  install -d -m 0700 -o "$TLS_OWNER" -g "$TLS_OWNER" "$TLS_DIR"
   secret_wait "$SECRET_DB_CA_CERT" >"$TLS_DIR/ca.crt"
   if [[ -f "$TLS_DIR/server.crt" ]] && [[ -f "$STATE_DIR/cert-hosts" ]] && [[ "$(cat "$STATE_DIR/cert-hosts")" == "$CERT_HOSTS" ]] \
     && openssl x509 -checkend 2592000 -noout -in "$TLS_DIR/server.crt" >/dev/null \
     && openssl verify -CAfile "$TLS_DIR/ca.crt" "$TLS_DIR/server.crt" >/dev/null 2>&1; then
-    chown postgres:postgres "$TLS_DIR"/*
+    chown "$TLS_OWNER:$TLS_OWNER" "$TLS_DIR"/*
     return 0
   fi
   log "issuing the server certificate for $NODE_HOST"
@@ -33,14 +33,14 @@ issue_server_certificate() {
   secret_wait "$SECRET_DB_CA_KEY" >"$work/ca.key"
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$NODE_HOST" \
     -keyout "$TLS_DIR/server.key" -out "$work/server.csr" 2>/dev/null
-  # A standby also carries its primary's name: failover repoints that DNS record to it (docs/runbooks).
+  # Every name the node answers for (a coordinator member also the load balancer's), and its address.
   local san="IP:$ip" host
   for host in $CERT_HOSTS; do san="$san,DNS:$host"; done
   printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" >"$work/ext"
   openssl x509 -req -in "$work/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
     -days 825 -extfile "$work/ext" -out "$TLS_DIR/server.crt" 2>/dev/null
   rm -rf "$work"
-  chown postgres:postgres "$TLS_DIR"/*
+  chown "$TLS_OWNER:$TLS_OWNER" "$TLS_DIR"/*
   chmod 0600 "$TLS_DIR/server.key"
   echo "$CERT_HOSTS" >"$STATE_DIR/cert-hosts"
 }
