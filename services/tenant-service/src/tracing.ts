@@ -14,7 +14,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { registerInstrumentations } from "@opentelemetry/instrumentation";
 import { PgInstrumentation } from "@opentelemetry/instrumentation-pg";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchSpanProcessor, NodeTracerProvider, type SpanExporter } from "@opentelemetry/sdk-trace-node";
+import { BatchSpanProcessor, NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import { createRequire } from "node:module";
 import { FastifyOtelInstrumentation } from "@fastify/otel";
@@ -24,7 +24,7 @@ const UNTRACED_PATHS = new Set(["/health", "/ready", "/metrics"]);
 
 /**
  * The Fastify plugin (app.ts registers `fastifyTracing.plugin()` before anything else, so it wraps every hook and
- * handler). Disabled until `startTracing` enables it: with no OTLP endpoint a request costs one boolean check.
+ * handler). Disabled until `enableInstrumentation` runs: with no OTLP endpoint a hook costs one boolean check.
  */
 export const fastifyTracing = new FastifyOtelInstrumentation({
   enabled: false,
@@ -43,8 +43,6 @@ export interface TracingOptions {
   /** OTLP/HTTP base URL (Jaeger's collector in the cluster); `/v1/traces` is appended. */
   readonly endpoint: string;
   readonly serviceName: string;
-  /** Instead of OTLP: tests hand in an in-memory exporter. */
-  readonly exporter?: SpanExporter;
 }
 
 let instrumented: { queriesTraced: boolean } | undefined;
@@ -67,7 +65,7 @@ export function enableInstrumentation(): { queriesTraced: boolean } {
  * instrumentation if tracing-register.ts did not. `queriesTraced` is false when pg was loaded first.
  */
 export function startTracing(options: TracingOptions): { stop: () => Promise<void>; queriesTraced: boolean } {
-  const exporter = options.exporter ?? new OTLPTraceExporter({ url: `${options.endpoint.replace(/\/$/, "")}/v1/traces` });
+  const exporter = new OTLPTraceExporter({ url: `${options.endpoint.replace(/\/$/, "")}/v1/traces` });
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }),
     spanProcessors: [new BatchSpanProcessor(exporter)],
