@@ -64,13 +64,15 @@ const program = new Command()
   .option("--lock-timeout <seconds>", "how long to wait for another runner", seconds, 60)
   .option("--ddl-lock-timeout <seconds>", "how long a migration's statement may wait for a table lock before it rolls back and tries again", positive, 2)
   .option("--ddl-attempts <n>", "tries per migration when its table locks are busy", whole, 30)
-  .action(async (opts: { databaseUrl?: string; dryRun?: boolean; lockTimeout: number; ddlLockTimeout: number; ddlAttempts: number }) => {
+  .option("--allow-blocking-index", "apply a plain CREATE INDEX on a table with rows (it blocks the table's writes for the whole build): for a maintenance window")
+  .action(async (opts: { databaseUrl?: string; dryRun?: boolean; lockTimeout: number; ddlLockTimeout: number; ddlAttempts: number; allowBlockingIndex?: boolean }) => {
     const result = await withClient(databaseUrl(opts.databaseUrl), (client) =>
       runMigrations(client, {
         dryRun: opts.dryRun,
         lockTimeoutMs: opts.lockTimeout * 1000,
         ddlLockTimeoutMs: opts.ddlLockTimeout * 1000,
         ddlAttempts: opts.ddlAttempts,
+        allowBlockingIndex: opts.allowBlockingIndex,
         log: (line) => console.log(line),
       }),
     );

@@ -192,6 +192,12 @@ export interface RunOptions {
   /** Waits between tries (the n-th wait, from 1); tests shorten it. @default 250 ms doubling to 5 s, with jitter */
   readonly retryDelayMs?: (attempt: number) => number;
   readonly migrations?: readonly Migration[];
+  /**
+   * Apply a plain CREATE INDEX on a table that already holds rows. Refused by default: it blocks every write to the
+   * table for the whole build (minutes at millions of rows), where CREATE INDEX CONCURRENTLY does not.
+   * @default false
+   */
+  readonly allowBlockingIndex?: boolean;
   /** Progress lines (one per migration). */
   readonly log?: (line: string) => void;
 }
@@ -232,6 +238,7 @@ export async function runMigrations(client: ClientBase, options: RunOptions = {}
     const attempts = Math.max(1, Math.floor(options.ddlAttempts ?? 30));
     const retryDelay = options.retryDelayMs ?? defaultRetryDelay;
     for (const m of plan.pending) {
+      if (!options.allowBlockingIndex) await refuseBlockingIndexes(client, m);
       const started = Date.now();
       for (let attempt = 1; ; attempt++) {
         try {
@@ -265,6 +272,29 @@ export async function runMigrations(client: ClientBase, options: RunOptions = {}
     return { citus, applied: await readApplied(client), pending: [], ran };
   } finally {
     await client.query("SELECT pg_advisory_unlock($1::bigint)", [MIGRATION_LOCK_KEY.toString()]).catch(() => {});
+  }
+}
+
+/**
+ * Refuses a migration that would build an index the blocking way on a table that already has rows: CREATE INDEX
+ * holds a SHARE lock, so every INSERT, UPDATE and DELETE on the table waits until the build ends (on Citus, on every
+ * shard). An index on a table the same run creates, or an empty one, costs nothing and is allowed.
+ */
+export async function refuseBlockingIndexes(client: ClientBase, m: Migration): Promise<void> {
+  for (const statement of m.statements) {
+    const tree = (await parse(statement)) as { stmts?: { stmt?: { IndexStmt?: { concurrent?: boolean; relation?: { schemaname?: string; relname?: string } } } }[] };
+    const index = tree.stmts?.[0]?.stmt?.IndexStmt;
+    if (!index || index.concurrent || !index.relation?.relname) continue;
+    const table = index.relation.schemaname ? `${index.relation.schemaname}.${index.relation.relname}` : index.relation.relname;
+    const { rows } = await client.query<{ regclass: string | null }>("SELECT to_regclass($1)::text AS regclass", [table]);
+    if (!rows[0]?.regclass) continue;
+    const { rows: any } = await client.query(`SELECT 1 FROM ${rows[0].regclass} LIMIT 1`);
+    if (any.length === 0) continue;
+    throw new MigrationError(
+      `${m.file}: CREATE INDEX on ${table}, which holds rows, blocks every write to it until the build ends. ` +
+        "Use CREATE INDEX CONCURRENTLY in a migration of its own that starts with the line `-- migrate:no-transaction` " +
+        "(docs: citus/README.md, \"Changing the schema of a live cluster\"), or pass --allow-blocking-index during a maintenance window.",
+    );
   }
 }
 

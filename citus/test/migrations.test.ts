@@ -242,6 +242,32 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
     }
   });
 
+  it("refuses a blocking CREATE INDEX on a table with rows, and applies the concurrent one", async () => {
+    const db = await freshDatabase();
+    const client = await connect(server.urlFor(migrator, "migrator", db));
+    const dir = mkdtempSync(join(tmpdir(), "migrations-"));
+    try {
+      cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+      const shipped = await loadMigrations(dir);
+      // The shipped 0003 builds plain indexes on tables just created and still empty: allowed, it blocks no one.
+      await runMigrations(client, { migrations: shipped });
+      const next = String(shipped.length + 1).padStart(4, "0");
+      await asAdmin((c) => c.query("INSERT INTO platform.tenants (code, name) SELECT 'idx-' || i, 'I' || i FROM generate_series(1, 50) i"), db);
+      writeFileSync(join(dir, `${next}_tenants_by_name.sql`), "CREATE INDEX tenants_by_name ON platform.tenants (name);\n");
+      await expect(runMigrations(client, { migrations: await loadMigrations(dir) })).rejects.toThrow(
+        new RegExp(`${next}_tenants_by_name\\.sql: CREATE INDEX on platform\\.tenants, which holds rows, blocks every write to it until the build ends\\. Use CREATE INDEX CONCURRENTLY`),
+      );
+      expect((await client.query("SELECT to_regclass('platform.tenants_by_name') AS i")).rows[0].i).toBeNull();
+      writeFileSync(join(dir, `${next}_tenants_by_name.sql`), "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY tenants_by_name ON platform.tenants (name);\n");
+      const result = await runMigrations(client, { migrations: await loadMigrations(dir) });
+      expect(result.ran).toEqual([shipped.length + 1]);
+      expect((await client.query("SELECT to_regclass('platform.tenants_by_name')::text AS i")).rows[0].i).toBe("platform.tenants_by_name");
+    } finally {
+      await client.end();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("fails clearly when the service role does not exist yet", async () => {
     const db = await freshDatabase();
     await asAdmin((c) => c.query("ALTER ROLE platform_app RENAME TO platform_app_away"));
