@@ -34,6 +34,8 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
       deletionProtection: false,
     },
     backups: { maxAgeDays: 30, nearlineAfterDays: 14, noncurrentVersionDays: 7 },
+    // Little traffic: trace all of it, or a developer never finds the request they just made.
+    monitoring: { traceSamplingRate: 1 },
     kubernetes: { apiHostname: "api.dev.example.com", apiBaseDomain: "dev.example.com" },
   },
   staging: {
@@ -45,6 +47,7 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
     redis: { tier: "STANDARD_HA", readReplicas: 1 },
     citus: { dataDiskType: "pd-ssd", standby: false, snapshotRetentionDays: 14, fullBackupRetention: 2, deletionProtection: false },
     backups: { maxAgeDays: 60, nearlineAfterDays: 30, noncurrentVersionDays: 14 },
+    monitoring: { traceSamplingRate: 0.1 },
     kubernetes: { apiHostname: "api.staging.example.com", apiBaseDomain: "staging.example.com" },
   },
   production: {
@@ -90,7 +93,7 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
   // No proxy in front of Kong: the L4 load balancer passes clients' addresses through (docs/ARCHITECTURE.md, "The edge").
   edge: { perAddressLimit: { second: 200, minute: 6_000 }, trustedProxyCidrs: [] },
-  monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, alertReceiver: "pagerduty" },
+  monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, traceSamplingRate: 0.01, alertReceiver: "pagerduty" },
   kubernetes: {
     tenantService: { namespace: "tenants", serviceAccount: "tenant-service" },
     tenantWorker: { namespace: "tenants", serviceAccount: "tenant-worker" },

@@ -167,6 +167,11 @@ export const EnvironmentConfigSchema = z
       /** Jaeger keeps traces on one badger volume: sampled diagnostics, not a system of record. */
       jaegerStorageGi: z.number().int().min(5),
       jaegerRetentionHours: z.number().int().min(1).max(720),
+      /**
+       * The share of requests traced. Every trace starts at Kong (it ignores clients' trace headers) and the services
+       * follow its decision, so this one number sets the tracing load on Jaeger's single writer.
+       */
+      traceSamplingRate: z.number().min(0).max(1),
       /** Where alerts go: the secret <prefix>-alert-receiver holds PagerDuty's routing key or Slack's webhook URL. */
       alertReceiver: z.enum(["pagerduty", "slack"]),
       /** The Slack channel, when alertReceiver is slack. */

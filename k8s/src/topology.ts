@@ -3,7 +3,7 @@
  * the application it is part of), from which its pods' selector follows. Namespaces and service accounts are not
  * here: they come from the environment config (`config.kubernetes.<workload>`), like every other name.
  */
-import { platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
+import { PORTS, platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
 import type { PodPeer } from "./constructs/network-policy.js";
 
 export const PRIORITY_CLASSES = {
@@ -65,4 +65,9 @@ export interface ChartContext {
 
 export function chartContext(config: EnvironmentConfig): ChartContext {
   return { config, names: platformNames(config), peers: peers(config) };
+}
+
+/** Jaeger's OTLP/HTTP receiver (its collector Service, charts/monitoring/jaeger.ts), where every traced workload sends. */
+export function jaegerOtlpEndpoint(config: EnvironmentConfig): string {
+  return `http://jaeger-collector.${config.kubernetes.jaeger.namespace}.svc.cluster.local:${PORTS.jaegerOtlpHttp}`;
 }

@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { ENVIRONMENT_NAMES, UNRESOLVED_DIGEST, admittedImagePatterns, imageAdmitted, loadEnvironment, platformNames, unresolvedImages, type EnvironmentConfig } from "@platform/config";
 import { ALERTMANAGER, alertmanagerPeers } from "@platform/monitoring";
 import { synthesizeEnvironment, type KubernetesObject } from "../src/app.js";
@@ -114,9 +115,9 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(kong()).toContain("_format_version");
   });
 
-  it("enables correlation ids, request-size limits, CORS, Prometheus and Redis-backed per-address rate limiting", () => {
+  it("enables correlation ids, request-size limits, CORS, Prometheus, tracing and Redis-backed per-address rate limiting", () => {
     const plugins = (kongDeclarativeConfig(config, gatewayRoutes(config)) as any).plugins as any[];
-    expect(plugins.map((p) => p.name).sort()).toEqual(["correlation-id", "cors", "prometheus", "rate-limiting", "request-size-limiting"]);
+    expect(plugins.map((p) => p.name).sort()).toEqual(["correlation-id", "cors", "opentelemetry", "prometheus", "rate-limiting", "request-size-limiting"]);
     const limit = plugins.find((p) => p.name === "rate-limiting").config;
     // What the edge limits on and which address it believes: test/edge.test.ts.
     expect(limit).toMatchObject({ policy: "redis", limit_by: "ip", redis: { host: names.redis.host, port: 6378, ssl: true, ssl_verify: true } });
@@ -134,12 +135,28 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(lb.ports.map((p: any) => p.port)).toEqual([80, 443]);
   });
 
-  it("lets Kong reach only the routed services and Redis", () => {
+  it("lets Kong reach only the routed services, Redis and Jaeger's collector", () => {
     const egress = (find(env, "NetworkPolicy", "kong").spec as any).egress as any[];
     expect(egress.map((e) => e.to[0].ipBlock?.cidr ?? e.to[0].namespaceSelector.matchLabels["kubernetes.io/metadata.name"])).toEqual([
       ...gatewayRoutes(config).map((r) => r.upstream.namespace),
       config.network.privateServiceAccessCidr,
+      config.kubernetes.jaeger.namespace,
     ]);
+    expect(egress.at(-1).ports).toEqual([{ port: 4318, protocol: "TCP" }]);
+  });
+
+  it("starts every request's trace at Kong, sends it to Jaeger and passes it upstream as W3C, ignoring the client's", () => {
+    const kong = parse((find(env, "ConfigMap", "kong-declarative") as any).data["kong.yml"]);
+    const otel = kong.plugins.find((p: any) => p.name === "opentelemetry").config;
+    expect(otel.traces_endpoint).toBe(`http://jaeger-collector.${config.kubernetes.jaeger.namespace}.svc.cluster.local:4318/v1/traces`);
+    expect(otel.propagation).toEqual({ extract: [], clear: ["traceparent", "tracestate", "baggage"], inject: ["w3c"], default_format: "w3c" });
+    const container = (find(env, "Deployment", "kong").spec as any).template.spec.containers[0];
+    const vars = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
+    // Without tracing_instrumentations Kong makes no spans at all (its default is off).
+    expect(vars.KONG_TRACING_INSTRUMENTATIONS).toBe("all");
+    // The environment's sampling share, in the plugin and in Kong's own tracer alike.
+    expect(otel.sampling_rate).toBe(config.monitoring.traceSamplingRate);
+    expect(Number(vars.KONG_TRACING_SAMPLING_RATE)).toBe(config.monitoring.traceSamplingRate);
   });
 });
 
@@ -151,6 +168,21 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(admin.map((i) => i.from[0])).toEqual([{ podSelector: {} }, expect.objectContaining({ podSelector: { matchLabels: selectorOf(WORKLOADS.prometheus) } })]);
     const publicFrom = ingress.find((i) => i.ports[0].port === 4444).from.map((f: any) => f.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]);
     expect(publicFrom.sort()).toEqual(["gateway", config.kubernetes.tenantService.namespace].sort());
+  });
+  it("sends its spans to Jaeger over OTLP/HTTP, and may reach it", () => {
+    const container = (find(env, "Deployment", "hydra").spec as any).template.spec.containers[0];
+    const vars = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
+    expect(vars).toMatchObject({
+      TRACING_PROVIDER: "otel",
+      TRACING_PROVIDERS_OTLP_SERVER_URL: `jaeger-collector.${config.kubernetes.jaeger.namespace}.svc.cluster.local:4318`,
+      TRACING_PROVIDERS_OTLP_INSECURE: "true",
+    });
+    const egress = (find(env, "NetworkPolicy", "hydra").spec as any).egress as any[];
+    expect(egress.some((e) => e.to[0].namespaceSelector?.matchLabels["kubernetes.io/metadata.name"] === config.kubernetes.jaeger.namespace && e.ports[0].port === 4318)).toBe(true);
+    const jaegerIngress = (find(env, "NetworkPolicy", "jaeger").spec as any).ingress.find((i: any) => i.ports[0].port === 4318);
+    expect(jaegerIngress.from.map((f: any) => f.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]).sort()).toEqual(
+      [config.kubernetes.gateway.namespace, config.kubernetes.hydra.namespace, config.kubernetes.tenantService.namespace, config.kubernetes.tenantWorker.namespace].sort(),
+    );
   });
   it("migrates its schema in a Job that cleans itself up", () => {
     const job = find(env, "Job", "hydra-migrate").spec as any;
@@ -223,10 +255,10 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     const policy = find(env, "NetworkPolicy", "redis-exporter").spec as any;
     expect(policy.egress).toEqual([{ to: [{ ipBlock: { cidr: config.network.privateServiceAccessCidr } }], ports: [{ protocol: "TCP", port: names.redis.port }] }]);
   });
-  it("accepts traces only from the tenant service and lets Grafana reach only Prometheus and Jaeger", () => {
+  it("accepts traces only from Kong, Hydra, the tenant service and its worker, and lets Grafana reach only Prometheus and Jaeger", () => {
     const jaeger = (find(env, "NetworkPolicy", "jaeger").spec as any).ingress[0];
     expect(jaeger.ports[0].port).toBe(4318);
-    expect(jaeger.from[0].podSelector.matchLabels).toEqual(selectorOf(WORKLOADS.tenantService));
+    expect(jaeger.from.map((f: any) => f.podSelector.matchLabels)).toEqual([WORKLOADS.gateway, WORKLOADS.hydra, WORKLOADS.tenantService, WORKLOADS.tenantWorker].map(selectorOf));
     const grafana = find(env, "NetworkPolicy", "grafana").spec as any;
     expect(grafana.ingress).toBeUndefined();
     expect(grafana.egress.map((e: any) => e.ports[0].port)).toEqual([9090, 16686]);

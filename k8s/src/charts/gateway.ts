@@ -8,7 +8,7 @@ import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { engineExceptionAnnotations } from "../policy/exceptions.js";
 import { quotaFor } from "../quantities.js";
-import { PORTS, PRIORITY_CLASSES, WORKLOADS, peers, type ChartContext } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, WORKLOADS, jaegerOtlpEndpoint, peers, type ChartContext } from "../topology.js";
 import { WorkloadNetworkPolicy, addresses, podsOf, tcp, type PodPeer } from "../constructs/network-policy.js";
 
 const PROXY_PORT = PORTS.kongProxy;
@@ -22,7 +22,6 @@ const REDIS_CA_FILE = `${SECRETS_DIR}/${MEMORYSTORE_FILES.ca}`;
  * cannot reach any other CA.
  */
 const REDIS_CA_VERIFY_DEPTH = 3;
-
 /**
  * The routes the gateway exposes: the single table the declarative configuration is generated from. Each entry is
  * one upstream service and the paths Kong sends to it.
@@ -97,6 +96,18 @@ export function kongDeclarativeConfig(config: EnvironmentConfig, routes: readonl
         },
       },
       { name: "prometheus", config: { status_code_metrics: true, latency_metrics: true, upstream_health_metrics: true, bandwidth_metrics: false } },
+      {
+        // Kong starts each request's trace and hands it upstream as a W3C traceparent, which the tenant service and
+        // Hydra continue: one trace from the edge to the database. A client's own trace headers are neither believed
+        // nor forwarded (extract nothing, clear them), so no client picks trace ids, forces sampling or sends baggage.
+        name: "opentelemetry",
+        config: {
+          traces_endpoint: `${jaegerOtlpEndpoint(config)}/v1/traces`,
+          resource_attributes: { "service.name": "kong" },
+          sampling_rate: config.monitoring.traceSamplingRate,
+          propagation: { extract: [], clear: ["traceparent", "tracestate", "baggage"], inject: ["w3c"], default_format: "w3c" },
+        },
+      },
       {
         // Per client address, the one key here a client cannot forge: nothing authenticates a request before this
         // plugin runs, so a tenant id or anything else from the request would let a client spend another tenant's
@@ -221,6 +232,9 @@ export class GatewayChart extends Chart {
           KONG_PROXY_ACCESS_LOG: "/dev/stdout",
           KONG_PROXY_ERROR_LOG: "/dev/stderr",
           KONG_NGINX_WORKER_PROCESSES: "2",
+          // Spans for the request and each phase (router, plugins, balancer, DNS); the opentelemetry plugin sends them.
+          KONG_TRACING_INSTRUMENTATIONS: "all",
+          KONG_TRACING_SAMPLING_RATE: String(config.monitoring.traceSamplingRate),
           ...forwardedAddressTrust(config.edge.trustedProxyCidrs),
         },
       },
@@ -258,6 +272,7 @@ export class GatewayChart extends Chart {
       egress: [
         ...routes.map((r) => ({ peers: [podsOf(r.upstream.pods)], ports: [tcp(r.upstream.port)] })),
         { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
+        { peers: [podsOf(ctx.peers.jaeger)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
       ],
     });
   }

@@ -5,7 +5,7 @@ import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
-import { PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, WORKLOADS, jaegerOtlpEndpoint, type ChartContext } from "../topology.js";
 import { WorkloadNetworkPolicy, addresses, podsOf, tcp } from "../constructs/network-policy.js";
 
 const SERVICE_PORT = PORTS.tenantService;
@@ -83,7 +83,7 @@ export class TenantsChart extends Chart {
           AUTH_ISSUER: `https://auth.${k.apiBaseDomain}/`,
           AUTH_AUDIENCE: "tenant-service",
           BASE_DOMAIN: k.apiBaseDomain,
-          OTEL_EXPORTER_OTLP_ENDPOINT: `http://jaeger-collector.${peers.jaeger.namespace}.svc.cluster.local:${PORTS.jaegerOtlpHttp}`,
+          OTEL_EXPORTER_OTLP_ENDPOINT: jaegerOtlpEndpoint(config),
           LOG_LEVEL: "info",
         },
       },
@@ -109,7 +109,8 @@ export class TenantsChart extends Chart {
         liveness: { path: "/livez", port: WORKER_HEALTH_PORT },
         writableDirs: ["/tmp"],
         readOnlyMounts: [{ volume: secrets.volume.name, mountPath: SECRETS_DIR }],
-        env: { NODE_ENV: "production", ...database, HEALTH_PORT: String(WORKER_HEALTH_PORT), WORKER_CONCURRENCY: "5" },
+        // Its jobs' spans link to the requests that queued them (services/tenant-service/README.md, Tracing).
+        env: { NODE_ENV: "production", ...database, HEALTH_PORT: String(WORKER_HEALTH_PORT), WORKER_CONCURRENCY: "5", OTEL_EXPORTER_OTLP_ENDPOINT: jaegerOtlpEndpoint(config) },
       },
     });
 
@@ -134,7 +135,10 @@ export class TenantsChart extends Chart {
       name: WORKLOADS.tenantWorker.name,
       selector: workerDeployment.selector,
       ingress: [{ peers: [podsOf(peers.prometheus)], ports: [tcp(WORKER_HEALTH_PORT)] }],
-      egress: [{ peers: [citus], ports: [tcp(names.postgresPort)] }],
+      egress: [
+        { peers: [citus], ports: [tcp(names.postgresPort)] },
+        { peers: [podsOf(peers.jaeger)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
+      ],
     });
   }
 }

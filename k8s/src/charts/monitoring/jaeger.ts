@@ -6,7 +6,7 @@ import { WorkloadNetworkPolicy, localPods, podsOf, tcp } from "../../constructs/
 import { PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../../topology.js";
 
 /**
- * Jaeger collecting OTLP from the tenant service: one replica on badger storage, retention and size from
+ * Jaeger collecting OTLP from Kong, Hydra, the tenant service and its worker: one replica on badger storage, retention and size from
  * `config.monitoring`, a collector Service for the senders and a query Service for Grafana.
  */
 export class Jaeger extends Construct {
@@ -62,7 +62,8 @@ export class Jaeger extends Construct {
       name: WORKLOADS.jaeger.name,
       selector: this.selector,
       ingress: [
-        { peers: [podsOf(peers.tenantService)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
+        // The senders: Kong, Hydra, the tenant service and its worker.
+        { peers: [podsOf(peers.gateway), podsOf(peers.hydra), podsOf(peers.tenantService), podsOf(peers.tenantWorker)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
         { peers: [localPods(peers.grafana.selector)], ports: [tcp(PORTS.jaegerQuery)] },
         { peers: [localPods(peers.prometheus.selector)], ports: [tcp(PORTS.jaegerAdmin)] },
       ],
