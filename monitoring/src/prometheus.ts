@@ -30,38 +30,28 @@ function podJob(job: ScrapeJob, namespace: string, app: string) {
 }
 
 /**
- * Patroni's REST API on every Citus VM, found by GCE discovery rather than by DNS name: with Patroni any member of a
- * group may lead, and the group a VM belongs to is its `citus-group` label (0 the coordinator), which becomes the
- * `citus_group` label the rules group by. One discovery per zone of the region (GCE discovery lists one zone), and
- * only this environment's Citus VMs: the API filter takes the labelled VMs, the relabelling keeps this prefix's.
- * Prometheus needs compute.instances.list in the project for it (roles/compute.viewer).
+ * prometheus.yml for one environment: Kubernetes pod discovery for the workloads; every Citus VM by its own DNS name
+ * for its exporters and for Patroni's REST API.
+ *
+ * Each VM is a member of a Patroni group, and either member may lead, so the targets are the members' own names, never
+ * a node's client name (the coordinator's is its load balancer's, which forwards PostgreSQL only). The members are
+ * known from the config, so no discovery (and no Google permission for Prometheus) is needed. Labels: `citus_group`
+ * (0 the coordinator, as Patroni's Citus mode numbers them), `citus_node` (the node's client name, shared by its
+ * members, so rules can join a pair), `standby` ("true" on the second VM of a pair: which one, not its role now) and
+ * `instance` (the VM's name, which is the Patroni member's name in patronictl, so alerts name what runbooks act on).
  */
-function patroniJob(config: EnvironmentConfig) {
-  return {
-    job_name: "patroni" satisfies ScrapeJob,
-    gce_sd_configs: config.gcp.zones.map((zone) => ({ project: config.gcp.projectId, zone, port: PATRONI_PORT, filter: "labels.citus-group:*" })),
-    relabel_configs: [
-      { source_labels: ["__meta_gce_instance_name"], regex: `${config.prefix}-citus-.+`, action: "keep" },
-      { source_labels: ["__meta_gce_label_citus_group"], target_label: "citus_group" },
-      // The VM's name is the Patroni member's name (patronictl list), so alerts name what the runbooks act on.
-      { source_labels: ["__meta_gce_instance_name"], target_label: "instance" },
-      { source_labels: ["__meta_gce_zone"], regex: ".*/zones/([^/]+)", target_label: "zone" },
-    ],
-  };
-}
-
-/** prometheus.yml for one environment: Kubernetes pod discovery for the workloads, the Citus VMs by DNS name, Patroni on them by GCE discovery. */
 export function prometheusConfig(config: EnvironmentConfig) {
   const names = platformNames(config);
-  // citus_node (the primary's DNS name) is shared by a primary and its standby, so rules can join a pair.
-  const nodes = [names.citus.coordinator, ...names.citus.workers].flatMap((n) => [
-    { host: n.host, role: n.role, standby: "false", node: n.host },
-    ...(n.standby ? [{ host: n.standby.host, role: n.role, standby: "true", node: n.host }] : []),
+  const members = [names.citus.coordinator, ...names.citus.workers].flatMap((n) => [
+    { vm: n.member, role: n.role, group: n.group, standby: "false", node: n.host },
+    ...(n.standby ? [{ vm: n.standby, role: n.role, group: n.group, standby: "true", node: n.host }] : []),
   ]);
   const vmJob = (job: ScrapeJob, port: number) => ({
     job_name: job,
-    static_configs: nodes.map((n) => ({ targets: [`${n.host}:${port}`], labels: { citus_role: n.role, standby: n.standby, citus_node: n.node } })),
-    relabel_configs: [{ source_labels: ["__address__"], regex: "([^:]+):\\d+", target_label: "instance" }],
+    static_configs: members.map((m) => ({
+      targets: [`${m.vm.host}:${port}`],
+      labels: { instance: m.vm.instance, citus_role: m.role, citus_group: String(m.group), standby: m.standby, citus_node: m.node },
+    })),
   });
   return {
     global: { scrape_interval: "30s", scrape_timeout: "10s", evaluation_interval: "30s", external_labels: { environment: config.name } },
@@ -75,7 +65,7 @@ export function prometheusConfig(config: EnvironmentConfig) {
       podJob("hydra", config.kubernetes.hydra.namespace, "hydra"),
       vmJob("citus-postgres", POSTGRES_EXPORTER_PORT),
       vmJob("citus-node", NODE_EXPORTER_PORT),
-      patroniJob(config),
+      vmJob("patroni", PATRONI_PORT),
       { job_name: "redis", static_configs: [{ targets: [`redis-exporter.${config.kubernetes.redisExporter.namespace}.svc.cluster.local:${REDIS_EXPORTER_PORT}`] }] },
       // The alert path itself: a Prometheus that cannot evaluate rules or reach Alertmanager, or an Alertmanager
       // whose receiver rejects it, is otherwise silent.

@@ -6,7 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { ENVIRONMENT_NAMES, PORTS, loadEnvironment, platformNames } from "@platform/config";
-import { ALERTMANAGER, ALERT_HEARTBEAT_FILE, ALERT_RECEIVER_FILE, HEARTBEAT_ALERT, ALERT_RULES, EXPORTER_QUERIES, alertmanagerPeers, RECORDING_RULES, citusHaAlerts, expectedGroupMembers, knownMetrics, renderMonitoring, ruleGroups, type AlertRule, type RecordingRule } from "../src/index.js";
+import { ALERTMANAGER, ALERT_HEARTBEAT_FILE, ALERT_RECEIVER_FILE, HEARTBEAT_ALERT, ALERT_RULES, EXPORTER_QUERIES, NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT, alertmanagerPeers, RECORDING_RULES, citusHaAlerts, expectedGroupMembers, knownMetrics, renderMonitoring, ruleGroups, type AlertRule, type RecordingRule } from "../src/index.js";
 
 const promtoolMissing = spawnSync("promtool", ["--version"]).status === 0 ? undefined : "promtool not found (apt-get install prometheus)";
 if (promtoolMissing) console.warn(`skipping promtool checks: ${promtoolMissing}`);
@@ -670,20 +670,28 @@ describe.skipIf(!CITUS_URL)("postgres_exporter queries on a real Citus coordinat
   });
 });
 
-it.each(configs.map((c) => [c.name, c] as const))("%s: every Citus target carries the labels the standby rules join on", (_env, config) => {
-  // CitusStandbyNotStreaming joins a primary to its standby on citus_node and picks standbys by standby="true": a
-  // target without them would make the rule fire for every node, or never.
-  const doc = parse(renderMonitoring(config).files["prometheus.yml"]!) as { scrape_configs: { job_name: string; static_configs?: { targets: string[]; labels: Record<string, string> }[] }[] };
+it.each(configs.map((c) => [c.name, c] as const))("%s: every Citus VM is scraped by its own name, with the labels the rules join on", (_env, config) => {
+  // Exporters and Patroni on each member VM, never on a node's client name: the coordinator's is its load balancer's,
+  // which forwards PostgreSQL only. citus_node joins a pair, standby="true" marks its second VM, citus_group is
+  // Patroni's group, instance the VM (Patroni's member name).
+  const doc = parse(renderMonitoring(config).files["prometheus.yml"]!) as { scrape_configs: { job_name: string; static_configs?: { targets: string[]; labels: Record<string, string> }[]; gce_sd_configs?: unknown }[] };
   const names = platformNames(config);
   const expected = [names.citus.coordinator, ...names.citus.workers].flatMap((n) => [
-    { host: n.host, standby: "false", citus_node: n.host },
-    ...(n.standby ? [{ host: n.standby.host, standby: "true", citus_node: n.host }] : []),
+    { host: n.member.host, instance: n.member.instance, standby: "false", citus_node: n.host, citus_group: String(n.group) },
+    ...(n.standby ? [{ host: n.standby.host, instance: n.standby.instance, standby: "true", citus_node: n.host, citus_group: String(n.group) }] : []),
   ]);
-  for (const job of ["citus-postgres", "citus-node"]) {
-    const targets = doc.scrape_configs.find((j) => j.job_name === job)!.static_configs!;
-    expect(targets.map((t) => ({ host: t.targets[0]!.split(":")[0], standby: t.labels.standby, citus_node: t.labels.citus_node })), job).toEqual(expected);
+  for (const [job, port] of [["citus-postgres", POSTGRES_EXPORTER_PORT], ["citus-node", NODE_EXPORTER_PORT], ["patroni", PORTS.patroniRestApi]] as const) {
+    const scrape = doc.scrape_configs.find((j) => j.job_name === job)!;
+    expect(scrape.gce_sd_configs, `${job}: no discovery (Prometheus has no Google identity)`).toBeUndefined();
+    const targets = scrape.static_configs!;
+    expect(targets.map((t) => t.targets[0]!.endsWith(`:${port}`)), job).toEqual(expected.map(() => true));
+    expect(
+      targets.map((t) => ({ host: t.targets[0]!.split(":")[0], instance: t.labels.instance, standby: t.labels.standby, citus_node: t.labels.citus_node, citus_group: t.labels.citus_group })),
+      job,
+    ).toEqual(expected);
   }
   expect(expected.some((t) => t.standby === "true")).toBe(config.citus.standby);
+  expect(expected.map((t) => t.host)).not.toContain(names.citus.coordinator.host);
 });
 
 it("the exporter query file is valid YAML with one entry per query", () => {
@@ -696,24 +704,6 @@ describe("every alert's runbook exists", () => {
     const { existsSync } = await import("node:fs");
     expect(existsSync(join(import.meta.dirname, "..", "..", path)), `${path} is missing`).toBe(true);
   });
-});
-
-it.each(configs.map((c) => [c.name, c] as const))("%s: Patroni is scraped on its REST port on every zone's Citus VMs, each labelled with its Citus group", (_env, config) => {
-  const doc = parse(renderMonitoring(config).files["prometheus.yml"]!) as {
-    scrape_configs: { job_name: string; gce_sd_configs?: { project: string; zone: string; port: number; filter: string }[]; relabel_configs: { source_labels: string[]; regex?: string; action?: string; target_label?: string }[] }[];
-  };
-  const job = doc.scrape_configs.find((j) => j.job_name === "patroni")!;
-  expect(job.gce_sd_configs!.map((sd) => sd.zone)).toEqual(config.gcp.zones);
-  for (const sd of job.gce_sd_configs!) expect(sd).toMatchObject({ project: config.gcp.projectId, port: PORTS.patroniRestApi, filter: "labels.citus-group:*" });
-  expect(job.relabel_configs).toContainEqual({ source_labels: ["__meta_gce_label_citus_group"], target_label: "citus_group" });
-  // Only this environment's Citus VMs: every instance name platformNames gives, and nothing of another prefix.
-  const keep = new RegExp(`^(?:${job.relabel_configs.find((r) => r.action === "keep")!.regex})$`);
-  const names = platformNames(config);
-  for (const n of [names.citus.coordinator, ...names.citus.workers]) {
-    expect(n.instance).toMatch(keep);
-    if (n.standby) expect(n.standby.instance).toMatch(keep);
-  }
-  expect(`other-${names.citus.coordinator.instance}`).not.toMatch(keep);
 });
 
 it.each(configs.map((c) => [c.name, c] as const))("%s: the missing-standby alert expects the group size the config gives", (_env, config) => {
