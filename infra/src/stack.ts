@@ -1,7 +1,7 @@
 import { Construct } from "constructs";
 import { ComputeProjectMetadataItem, DataGoogleProject, GoogleProvider } from "./google.js";
 import { Aspects, GcsBackend, TerraformOutput, TerraformStack } from "cdktf";
-import { admittedImagePatterns, platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
+import { PORTS, admittedImagePatterns, platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
 import { EnabledApisFirst, ProjectServices } from "./constructs/project-services.js";
 import { PlatformNetwork } from "./constructs/network.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "@platform/monitoring/exporter-queries";
@@ -112,7 +112,8 @@ export class PlatformStack extends TerraformStack {
       postgresPort: names.postgresPort,
       postgresSources: [config.network.gkeNodesCidr, config.network.podsCidr, config.network.dataCidr],
       // Prometheus runs in a pod; with Dataplane V2 its packets keep the pod address.
-      metrics: { sources: [config.network.podsCidr], ports: [POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT] },
+      // Prometheus scrapes the exporters and Patroni's REST API (its /metrics) on every Citus VM.
+      metrics: { sources: [config.network.podsCidr], ports: [POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT, PORTS.patroniRestApi] },
       controlPlaneCidr: config.network.controlPlaneCidr,
       tags: names.networkTags,
     });
