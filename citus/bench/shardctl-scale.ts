@@ -52,6 +52,10 @@ try {
   console.log(`seeded ${TENANTS.toLocaleString("en")} tenants (a user and an item each) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  // The floor: the same process started and ended without a query (node, tsx, the CLI's modules).
+  const floor: number[] = [];
+  for (let i = 0; i < RUNS; i++) floor.push((await runShardctl(CITUS_URL, ["--help"], 60_000)).ms);
+  console.log(`shardctl --help (process start, no query): median ${median(floor).toFixed(0)} ms`);
   let ok = true;
   for (const args of [["status"], ["plan"]]) {
     const times: number[] = [];
