@@ -32,3 +32,20 @@ export async function main(name: string, program: Command, otherErrorExit: 2 | 4
     process.exit(exit);
   }
 }
+
+/**
+ * Runs an entry point that is not a commander program (the synthesis of each layer, `pnpm synth`) and ends it the same
+ * way: `work` returning false (it has reported why) exits 1; an error that carries its own `exitCode` (the config's
+ * ConfigError: 2) exits with it after one line, anything else with 1; DEBUG=1 adds the stack.
+ */
+export async function runEntry(name: string, work: () => boolean | Promise<boolean>): Promise<void> {
+  try {
+    if (!(await work())) process.exit(1);
+  } catch (error) {
+    const own = (error as { exitCode?: unknown }).exitCode;
+    // A construct refusing its input (a name too long, a replica count below 2) names the problem in its message.
+    console.error(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+    if (process.env.DEBUG && error instanceof Error && error.stack) console.error(error.stack);
+    process.exit(typeof own === "number" ? own : 1);
+  }
+}

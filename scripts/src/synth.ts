@@ -11,7 +11,8 @@
  * CDKTF_OUTDIR, MONITORING_OUTDIR and K8S_OUTDIR move an output, relative to its package as before.
  */
 import { relative, resolve } from "node:path";
-import { ConfigError, loadAllEnvironments } from "@platform/config";
+import { runEntry } from "@platform/cli";
+import { loadAllEnvironments } from "@platform/config";
 import { selectedEnvironments, synthesizeStacks } from "@platform/infra/src/synth.js";
 import { synthesizeManifests } from "@platform/k8s/src/synth.js";
 import { writeMonitoring } from "@platform/monitoring/synth";
@@ -20,20 +21,11 @@ import { REPO_ROOT } from "./paths.js";
 /** An output directory, as a path from where synth runs (so its summary lines read "infra/cdktf.out/..."). */
 const under = (pkg: string, variable: string, fallback: string) => relative(process.cwd(), resolve(REPO_ROOT, pkg, process.env[variable] ?? fallback)) || ".";
 
-try {
+await runEntry("synth", () => {
   const configs = loadAllEnvironments();
   const stacks = selectedEnvironments();
-  let ok = synthesizeStacks(configs.filter((c) => stacks.includes(c.name)), under("infra", "CDKTF_OUTDIR", "cdktf.out"));
+  const infraOk = synthesizeStacks(configs.filter((c) => stacks.includes(c.name)), under("infra", "CDKTF_OUTDIR", "cdktf.out"));
   writeMonitoring(configs, under("monitoring", "MONITORING_OUTDIR", "dist"));
-  ok = synthesizeManifests(configs, under("k8s", "K8S_OUTDIR", "dist")) && ok;
-  if (!ok) process.exit(1);
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(2);
-  }
-  // A construct refusing its input (a name too long, a replica count below 2) names the problem in its message.
-  console.error(`synth: ${error instanceof Error ? error.message : String(error)}`);
-  if (process.env.DEBUG) console.error(error);
-  process.exit(1);
-}
+  // Every layer runs even when one is refused, so every refusal is listed at once.
+  return synthesizeManifests(configs, under("k8s", "K8S_OUTDIR", "dist")) && infraOk;
+});

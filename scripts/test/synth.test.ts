@@ -56,6 +56,6 @@ describe("pnpm synth", () => {
       encoding: "utf8",
     });
     expect(run.status).toBe(2);
-    expect(run.stderr.trim()).toBe("PLATFORM_ENVIRONMENTS names unknown environment(s) prod; use any of dev, staging, production");
+    expect(run.stderr.trim()).toBe("synth: PLATFORM_ENVIRONMENTS names unknown environment(s) prod; use any of dev, staging, production");
   }, 60_000);
 });
