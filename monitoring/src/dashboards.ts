@@ -3,6 +3,7 @@ import { DataqueryBuilder, PromQueryFormat } from "@grafana/grafana-foundation-s
 import { PanelBuilder as StatPanel } from "@grafana/grafana-foundation-sdk/stat";
 import { PanelBuilder as TablePanel } from "@grafana/grafana-foundation-sdk/table";
 import { PanelBuilder as TimeseriesPanel } from "@grafana/grafana-foundation-sdk/timeseries";
+import { SLOW_QUERY } from "./rules.js";
 
 /** The provisioned Prometheus datasource's uid (the Grafana chart provisions it with this uid). */
 export const PROMETHEUS_DATASOURCE = { type: "prometheus", uid: "prometheus" };
@@ -108,7 +109,46 @@ function citusHealth(): Dashboard {
       timeseries("Age of the newest backup", "s", query("time() - max by (stanza) (pgbackrest_backup_last_completion_timestamp_seconds)", "{{stanza}}")),
     )
     .withPanel(timeseries("Connections", "none", query('sum by (instance) (pg_stat_database_numbackends{job="citus-postgres"})', "{{instance}}")))
+    // Each node's heaviest statements (pg_top_statements, 20 per node): where its execution time goes now, and which
+    // are slow per call (CitusSlowQuery). The text is on the node: docs/runbooks/slow-query.md.
+    .withPanel(
+      new TablePanel()
+        .title("Top statements by execution time (share of a second, per node)")
+        .datasource(PROMETHEUS_DATASOURCE)
+        .height(10)
+        .span(24)
+        .withTarget(query(`topk(20, ${SLOW_QUERY.byStatement('rate(pg_top_statements_exec_seconds{job="citus-postgres"}[$__rate_interval])')})`).format(PromQueryFormat.Table).instant()),
+    )
+    .withPanel(
+      timeseries(
+        "Mean time per call of the top statements",
+        "s",
+        query(
+          `${SLOW_QUERY.byStatement('rate(pg_top_statements_exec_seconds{job="citus-postgres"}[$__rate_interval])')} / ${SLOW_QUERY.byStatement('rate(pg_top_statements_calls{job="citus-postgres"}[$__rate_interval])')}`,
+          "{{instance}} {{queryid}}",
+        ),
+      ),
+    )
     .withPanel(timeseries("Redis memory used", "percentunit", query('redis_memory_used_bytes{job="redis"} / redis_memory_max_bytes{job="redis"}', "redis")))
+    .build();
+}
+
+/**
+ * The business view: tenants by plan and status, and how many arrive (platform_tenants, from the coordinator; a
+ * worker holds the same reference table, and a standby the same data, hence max).
+ */
+function business(): Dashboard {
+  // max by (plan, status): one value per combination however many nodes report it.
+  const counts = (metric: string, status?: string) =>
+    `max by (plan, status) (platform_tenants_${metric}{job="citus-postgres",citus_role="coordinator"${status ? `,status="${status}"` : ""}})`;
+  return base("platform-business", "Platform / Business", ["business"])
+    .withPanel(stat("Tenants", "none", `sum(${counts("tenants")})`))
+    .withPanel(stat("Active tenants", "none", `sum(${counts("tenants", "active")})`))
+    .withPanel(stat("Suspended tenants", "none", `sum(${counts("tenants", "suspended")})`))
+    .withPanel(stat("Tenants created (24 h)", "none", `sum(${counts("created_last_day")})`))
+    .withPanel(timeseries("Active tenants per plan", "none", query(`sum by (plan) (${counts("tenants", "active")})`, "{{plan}}")))
+    .withPanel(timeseries("Suspended tenants per plan", "none", query(`sum by (plan) (${counts("tenants", "suspended")})`, "{{plan}}")))
+    .withPanel(timeseries("Tenants created in the last hour, per plan", "none", query(`sum by (plan) (${counts("created_last_hour")})`, "{{plan}}")))
     .build();
 }
 
@@ -124,5 +164,5 @@ function gateway(): Dashboard {
 }
 
 export function dashboards(): Dashboard[] {
-  return [apiOverview(), tenants(), citusHealth(), gateway()];
+  return [apiOverview(), tenants(), citusHealth(), business(), gateway()];
 }

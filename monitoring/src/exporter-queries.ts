@@ -148,6 +148,45 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
       { safe_wal_ratio: { usage: "GAUGE", description: "share of max_slot_wal_keep_size still ahead of the slot (0: lost)" } },
     ],
   },
+  pg_top_statements: {
+    coordinatorOnly: false,
+    // The statements that took the most execution time on this node since pg_stat_statements was last reset: 20 at
+    // most, so the series stay bounded whatever the workload. The queryid names a statement (its text is in
+    // pg_stat_statements on that node, docs/runbooks/slow-query.md); the text itself is never a label: it can carry
+    // tenant data and is unbounded. On a worker these are the shard queries Citus sends, on the coordinator the
+    // distributed ones the service sends. One row per statement, database and role: the view keeps top-level and
+    // nested executions apart, summed here so that no two rows carry the same labels.
+    query: `SELECT s.queryid::text AS queryid, d.datname AS database, coalesce(r.rolname, s.userid::text) AS "user",
+                   sum(s.calls)::float AS calls, (sum(s.total_exec_time) / 1000)::float AS exec_seconds, sum(s.rows)::float AS rows
+              FROM pg_stat_statements s
+              JOIN pg_database d ON d.oid = s.dbid
+              LEFT JOIN pg_roles r ON r.oid = s.userid
+             WHERE s.queryid IS NOT NULL
+             GROUP BY s.queryid, d.datname, r.rolname, s.userid
+             ORDER BY sum(s.total_exec_time) DESC LIMIT 20`,
+    metrics: [
+      { queryid: { usage: "LABEL", description: "pg_stat_statements' queryid (the text: SELECT query FROM pg_stat_statements WHERE queryid = ...)" } },
+      { database: { usage: "LABEL", description: "database the statement ran in" } },
+      { user: { usage: "LABEL", description: "role that ran it" } },
+      { calls: { usage: "COUNTER", description: "times it was executed" } },
+      { exec_seconds: { usage: "COUNTER", description: "execution time spent in it, in seconds" } },
+      { rows: { usage: "COUNTER", description: "rows it returned or changed" } },
+    ],
+  },
+  platform_tenants: {
+    coordinatorOnly: true,
+    // The business view: tenants by plan and status (platform.tenant_counts, migration 0005, readable by pg_monitor
+    // without reading any tenant's row). A handful of series: four plans times two statuses. On Citus the tenants
+    // table is a reference table, so a worker reports the same counts: dashboards read the coordinator's.
+    query: "SELECT plan, status, tenants::float AS tenants, created_last_hour::float AS created_last_hour, created_last_day::float AS created_last_day FROM platform.tenant_counts",
+    metrics: [
+      { plan: { usage: "LABEL", description: "the tenant's plan (free, starter, business, enterprise)" } },
+      { status: { usage: "LABEL", description: "active or suspended" } },
+      { tenants: { usage: "GAUGE", description: "tenants with this plan and status" } },
+      { created_last_hour: { usage: "GAUGE", description: "of which created in the last hour" } },
+      { created_last_day: { usage: "GAUGE", description: "of which created in the last 24 hours" } },
+    ],
+  },
   pg_replication: {
     coordinatorOnly: false,
     query: `SELECT application_name, client_addr::text AS client,

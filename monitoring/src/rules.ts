@@ -27,6 +27,12 @@ export interface RuleGroup {
 
 export const runbook = (name: string) => `docs/runbooks/${name}.md`;
 
+/** CitusSlowQuery's threshold and grouping: one series per node and statement (pg_top_statements' labels). */
+export const SLOW_QUERY = {
+  meanSeconds: 0.5,
+  byStatement: (expr: string) => `sum by (instance, citus_role, queryid, database, user) (${expr})`,
+} as const;
+
 export const RECORDING_RULES: RuleGroup = {
   name: "platform.recording",
   rules: [
@@ -254,6 +260,32 @@ export const ALERT_RULES: RuleGroup = {
       annotations: { summary: "Memorystore is above 90% of its memory", description: "Used {{ $value | humanizePercentage }}; rate-limit keys will be evicted first.", runbook: runbook("redis-memory") },
     },
     {
+      // redis_exporter answers but cannot reach Memorystore (auth, TLS, network, or the instance itself). Both
+      // rate limiters fail open (the service's and Kong's): the API still answers, but no tenant is limited. Three
+      // minutes outlasts a Standard-tier failover.
+      alert: "RedisDown",
+      expr: 'redis_up{job="redis"} == 0',
+      for: "3m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "Memorystore cannot be reached: per-tenant rate limits are not enforced",
+        description: "redis_exporter ({{ $labels.instance }}) has not reached Memorystore for 3 minutes; requests are admitted unlimited until it answers.",
+        runbook: runbook("redis-down"),
+      },
+    },
+    {
+      // Without the exporter nothing watches Memorystore: RedisDown and RedisMemoryHigh have no series to fire on.
+      alert: "RedisExporterDown",
+      expr: 'up{job="redis"} == 0 or absent(up{job="redis"})',
+      for: "10m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "redis_exporter is not scraped: Memorystore is unwatched",
+        description: "Prometheus has not scraped redis_exporter for 10 minutes; the Redis alerts cannot fire.",
+        runbook: runbook("redis-down"),
+      },
+    },
+    {
       // Both limiters fail open when Memorystore is unreachable (the service's and Kong's): the API keeps answering,
       // but no tenant is limited, so one tenant can take the database. The service's failed lease renewals say so.
       alert: "RateLimitNotEnforced",
@@ -322,6 +354,22 @@ export const ALERT_RULES: RuleGroup = {
         summary: "A replication slot with no reader keeps WAL on a Citus node",
         description: "{{ $labels.instance }}: slot {{ $labels.slot }} has had no reader for 30 minutes and keeps {{ $value | humanize1024 }}B of WAL.",
         runbook: runbook("shard-move-stalled"),
+      },
+    },
+    {
+      // One of a node's top statements (pg_top_statements: the 20 with the most execution time) averaging over half
+      // a second per call over 15 minutes while it runs at least once a minute: slow, and not a one-off. Per node,
+      // so a shard query slow on one worker (a hot tenant, a missing index on its shards) is named there.
+      alert: "CitusSlowQuery",
+      expr:
+        `${SLOW_QUERY.byStatement("rate(pg_top_statements_exec_seconds[15m])")} / ${SLOW_QUERY.byStatement("rate(pg_top_statements_calls[15m])")} > ${SLOW_QUERY.meanSeconds}` +
+        ` and ${SLOW_QUERY.byStatement("rate(pg_top_statements_calls[15m])")} > 1 / 60`,
+      for: "15m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "A statement on a Citus node is slow",
+        description: "{{ $labels.instance }} ({{ $labels.citus_role }}): queryid {{ $labels.queryid }} in {{ $labels.database }} as {{ $labels.user }} takes {{ $value | humanizeDuration }} per call on average.",
+        runbook: runbook("slow-query"),
       },
     },
     {

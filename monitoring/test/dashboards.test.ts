@@ -28,7 +28,7 @@ const panels = all.flatMap((d) =>
 describe("Grafana dashboards", () => {
   it("have stable, unique uids", () => {
     const uids = all.map((d) => d.uid);
-    expect(uids).toEqual(["platform-api-overview", "platform-tenants", "platform-citus", "platform-gateway"]);
+    expect(uids).toEqual(["platform-api-overview", "platform-tenants", "platform-citus", "platform-business", "platform-gateway"]);
     expect(new Set(uids).size).toBe(uids.length);
   });
 

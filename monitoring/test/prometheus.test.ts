@@ -486,6 +486,37 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       ],
     },
     {
+      alert: "RedisDown",
+      // The exporter answers but has not reached Memorystore since minute 2; a one-minute blip at 20m is not paged.
+      series: [{ series: 'redis_up{job="redis",instance="redis-exporter:9121"}', values: "1x2 0x10" }],
+      evalTime: "8m",
+      fires: [{ job: "redis", instance: "redis-exporter:9121", severity: "ticket" }],
+    },
+    {
+      alert: "RedisExporterDown",
+      // Scraped for five minutes, then the target vanished (its pod gone, the Service with no endpoints).
+      // Gone from the 5-minute lookback at 11m, then 10 minutes of for.
+      series: [{ series: 'up{job="redis",instance="redis-exporter:9121"}', values: "1x5" }],
+      evalTime: "25m",
+      // absent() carries the selector's equality matchers.
+      fires: [{ job: "redis", severity: "ticket" }],
+    },
+    {
+      alert: "CitusSlowQuery",
+      // On worker-0, statement 42 runs twice a second at 0.8 s each; statement 7 once a second at 0.1 s; statement 9
+      // is slow (5 s) but ran once in the window: not a pattern. Only 42 fires.
+      series: [
+        { series: 'pg_top_statements_calls{job="citus-postgres",instance="worker-0.db.internal",citus_role="worker",queryid="42",database="platform",user="platform_app"}', values: "0+120x40" },
+        { series: 'pg_top_statements_exec_seconds{job="citus-postgres",instance="worker-0.db.internal",citus_role="worker",queryid="42",database="platform",user="platform_app"}', values: "0+96x40" },
+        { series: 'pg_top_statements_calls{job="citus-postgres",instance="worker-0.db.internal",citus_role="worker",queryid="7",database="platform",user="platform_app"}', values: "0+60x40" },
+        { series: 'pg_top_statements_exec_seconds{job="citus-postgres",instance="worker-0.db.internal",citus_role="worker",queryid="7",database="platform",user="platform_app"}', values: "0+6x40" },
+        { series: 'pg_top_statements_calls{job="citus-postgres",instance="worker-0.db.internal",citus_role="worker",queryid="9",database="platform",user="platform_app"}', values: "0x20 1x20" },
+        { series: 'pg_top_statements_exec_seconds{job="citus-postgres",instance="worker-0.db.internal",citus_role="worker",queryid="9",database="platform",user="platform_app"}', values: "0x20 5x20" },
+      ],
+      evalTime: "40m",
+      fires: [{ instance: "worker-0.db.internal", citus_role: "worker", queryid: "42", database: "platform", user: "platform_app", severity: "ticket" }],
+    },
+    {
       alert: "WorkerJobsFailing",
       series: [{ series: 'worker_jobs_total{job="tenant-worker",task="metrics.rollup-batch",outcome="failed"}', values: "0+6x60" }],
       evalTime: "45m",
@@ -557,12 +588,14 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
         { series: 'http_requests_total{job="tenant-service",route="/v1/items",status="200"}', values: "0+600x30" },
         { series: 'up{job="tenant-service",pod="a"}', values: "1x30" },
         { series: 'up{job="tenant-service",pod="b"}', values: "1x30" },
+        { series: 'up{job="redis",instance="redis-exporter:9121"}', values: "1x30" },
+        { series: 'redis_up{job="redis",instance="redis-exporter:9121"}', values: "1x30" },
         // Leases granted and windows used up are the limiter working; only errors mean it is not.
         { series: 'rate_limit_lease_renewals_total{job="tenant-service",pod="a",result="granted"}', values: "0+50x30" },
         { series: 'rate_limit_lease_renewals_total{job="tenant-service",pod="a",result="exhausted"}', values: "0+5x30" },
         { series: 'rate_limit_lease_renewals_total{job="tenant-service",pod="a",result="error"}', values: "0x30" },
       ],
-      alert_rule_test: ["TenantServiceErrorRateHigh", "TenantServiceReplicasDown", "RateLimitNotEnforced"].map((alertname) => ({ eval_time: "20m", alertname, exp_alerts: [] })),
+      alert_rule_test: ["TenantServiceErrorRateHigh", "TenantServiceReplicasDown", "RateLimitNotEnforced", "RedisDown", "RedisExporterDown"].map((alertname) => ({ eval_time: "20m", alertname, exp_alerts: [] })),
     } as never);
     // A healthy alert path: both Alertmanagers found and clustered, rules evaluating, notifications delivered.
     tests.push({
