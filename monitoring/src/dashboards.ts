@@ -129,7 +129,7 @@ function citusHealth(): Dashboard {
         ),
       ),
     )
-    .withPanel(timeseries("Redis memory used", "percentunit", query('redis_memory_used_bytes{job="redis"} / redis_memory_max_bytes{job="redis"}', "redis")))
+    .withPanel(timeseries("Redis memory used", "percentunit", query('redis_memory_used_bytes{job="redis"} / (redis_memory_max_bytes{job="redis"} > 0)', "redis")))
     .build();
 }
 

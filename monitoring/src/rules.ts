@@ -37,7 +37,12 @@ export const RECORDING_RULES: RuleGroup = {
   name: "platform.recording",
   rules: [
     { record: "job:http_requests:rate5m", expr: 'sum by (job) (rate(http_requests_total{job="tenant-service"}[5m]))' },
-    { record: "job:http_requests_errors:rate5m", expr: 'sum by (job) (rate(http_requests_total{job="tenant-service",status=~"5.."}[5m]))' },
+    {
+      // 0, not nothing, while requests succeed: a service with no 5xx has no status=~"5.." series at all, and the
+      // error ratio (and its panel) would be empty instead of 0 (found by test/live-prometheus.test.ts).
+      record: "job:http_requests_errors:rate5m",
+      expr: 'sum by (job) (rate(http_requests_total{job="tenant-service",status=~"5.."}[5m])) or 0 * sum by (job) (rate(http_requests_total{job="tenant-service"}[5m]))',
+    },
     { record: "job:http_requests:error_ratio_rate5m", expr: "job:http_requests_errors:rate5m / job:http_requests:rate5m" },
     {
       record: "job:http_request_duration_seconds:p99_rate5m",
@@ -254,7 +259,9 @@ export const ALERT_RULES: RuleGroup = {
     },
     {
       alert: "RedisMemoryHigh",
-      expr: 'redis_memory_used_bytes{job="redis"} / redis_memory_max_bytes{job="redis"} > 0.9',
+      // Without a maxmemory (0) the ratio is +Inf and fired on a healthy Redis (test/live-prometheus.test.ts);
+      // Memorystore always has one, so a 0 means the exporter read no limit, not that memory is short.
+      expr: 'redis_memory_used_bytes{job="redis"} / (redis_memory_max_bytes{job="redis"} > 0) > 0.9',
       for: "10m",
       labels: { severity: "ticket" },
       annotations: { summary: "Memorystore is above 90% of its memory", description: "Used {{ $value | humanizePercentage }}; rate-limit keys will be evicted first.", runbook: runbook("redis-memory") },

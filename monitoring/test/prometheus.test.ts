@@ -590,12 +590,17 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
         { series: 'up{job="tenant-service",pod="b"}', values: "1x30" },
         { series: 'up{job="redis",instance="redis-exporter:9121"}', values: "1x30" },
         { series: 'redis_up{job="redis",instance="redis-exporter:9121"}', values: "1x30" },
+        // A Redis with no maxmemory (0): no limit to be near, not an infinite ratio (a live Redis showed it).
+        { series: 'redis_memory_used_bytes{job="redis",instance="redis-exporter:9121"}', values: "1000000x30" },
+        { series: 'redis_memory_max_bytes{job="redis",instance="redis-exporter:9121"}', values: "0x30" },
         // Leases granted and windows used up are the limiter working; only errors mean it is not.
         { series: 'rate_limit_lease_renewals_total{job="tenant-service",pod="a",result="granted"}', values: "0+50x30" },
         { series: 'rate_limit_lease_renewals_total{job="tenant-service",pod="a",result="exhausted"}', values: "0+5x30" },
         { series: 'rate_limit_lease_renewals_total{job="tenant-service",pod="a",result="error"}', values: "0x30" },
       ],
-      alert_rule_test: ["TenantServiceErrorRateHigh", "TenantServiceReplicasDown", "RateLimitNotEnforced", "RedisDown", "RedisExporterDown"].map((alertname) => ({ eval_time: "20m", alertname, exp_alerts: [] })),
+      alert_rule_test: ["TenantServiceErrorRateHigh", "TenantServiceReplicasDown", "RateLimitNotEnforced", "RedisDown", "RedisExporterDown", "RedisMemoryHigh"].map((alertname) => ({ eval_time: "20m", alertname, exp_alerts: [] })),
+      // No 5xx at all is an error ratio of 0, not an empty series.
+      promql_expr_test: [{ expr: "job:http_requests:error_ratio_rate5m", eval_time: "20m", exp_samples: [{ labels: 'job:http_requests:error_ratio_rate5m{job="tenant-service"}', value: 0 }] }],
     } as never);
     // A healthy alert path: both Alertmanagers found and clustered, rules evaluating, notifications delivered.
     tests.push({

@@ -1,0 +1,324 @@
+/**
+ * The platform's monitored processes, real and on loopback, for test/live-prometheus.test.ts: PostgreSQL 15 with
+ * pg_stat_statements, migrated as `pnpm migrate` does; Redis; the tenant service and its worker started by their
+ * package scripts' own command lines; postgres_exporter (with the platform's queries), redis_exporter and
+ * node_exporter from Debian's packages; Alertmanager; and a Prometheus server that scrapes them all under the job
+ * names and target labels of the rendered prometheus.yml, with the project's rules.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { parse, stringify } from "yaml";
+import type { EnvironmentConfig } from "@platform/config";
+import { freePort, postgresUnavailable, redisUnavailable, startPostgres, startRedis, type PostgresServer, type RedisServer } from "../../testing/src/index.js";
+import { postgresExporterQueries, renderMonitoring, ruleGroups } from "../src/index.js";
+
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const SERVICE_DIR = join(REPO, "services/tenant-service");
+const CITUS_DIR = join(REPO, "citus");
+
+export const BINARIES = {
+  prometheus: "prometheus",
+  postgresExporter: "prometheus-postgres-exporter",
+  redisExporter: "prometheus-redis-exporter",
+  nodeExporter: "prometheus-node-exporter",
+  alertmanager: "prometheus-alertmanager",
+} as const;
+
+/** Why the live stack cannot run here, or undefined when it can. */
+export function liveStackUnavailable(): string | undefined {
+  for (const [what, binary] of Object.entries(BINARIES)) {
+    if (spawnSync(binary, ["--version"]).error) return `${binary} not found (${what}; apt-get install ${binary === "prometheus" ? "prometheus" : binary})`;
+  }
+  return postgresUnavailable() ?? redisUnavailable();
+}
+
+/** Scrape and evaluation interval of the test's Prometheus: short, so that rules see a few points within seconds. */
+export const INTERVAL_SECONDS = 2;
+
+export const JWT = { secret: "live-prometheus-test-secret-0123456789", issuer: "https://auth.test/", audience: "tenant-service" } as const;
+
+/** An HS256 token as the service accepts in development (AUTH_JWT_SECRET). */
+export function token(claims: Record<string, unknown>): string {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: "live-test", iss: JWT.issuer, aud: JWT.audience, iat: now, exp: now + 3600, scope: "", ...claims })}`;
+  return `${body}.${createHmac("sha256", JWT.secret).update(body).digest("base64url")}`;
+}
+
+interface Running {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly output: string[];
+  stop(): Promise<void>;
+}
+
+function run(name: string, command: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Running {
+  const child = spawn(command, args, { cwd: options.cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const output: string[] = [];
+  // Kept bounded: the last lines are what a failure message needs.
+  const keep = (chunk: Buffer) => {
+    output.push(...chunk.toString().split("\n").filter(Boolean));
+    if (output.length > 400) output.splice(0, output.length - 400);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return {
+    name,
+    child,
+    output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Polls `url` until it answers 2xx, within `timeoutMs`; fails with the process's last output if it exits first. */
+async function waitFor(process: Running, url: string, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (process.child.exitCode !== null) throw new Error(`${process.name} exited with ${process.child.exitCode}:\n${process.output.slice(-30).join("\n")}`);
+    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`${process.name}: ${url} did not answer within ${timeoutMs} ms:\n${process.output.slice(-30).join("\n")}`);
+}
+
+function runToEnd(name: string, command: string, args: string[], options: { cwd?: string; env?: Record<string, string> }): void {
+  const r = spawnSync(command, args, { cwd: options.cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...options.env }, encoding: "utf8", timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`${name} failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
+}
+
+/** One command to Redis over RESP; resolves with the first reply line. */
+function redisCommand(port: number, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.setTimeout(10_000, () => socket.destroy(new Error("redis: no reply within 10 s")));
+    socket.once("data", (chunk) => {
+      socket.end();
+      const reply = chunk.toString().split("\r\n")[0]!;
+      if (reply.startsWith("-")) reject(new Error(`redis ${args.join(" ")}: ${reply}`));
+      else resolve(reply);
+    });
+    socket.once("error", reject);
+    socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`);
+  });
+}
+
+/** `node <args>` of a package.json script that starts with node (the service's start and worker scripts). */
+function nodeScript(dir: string, script: string): string[] {
+  const command = (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts[script]!;
+  const [node, ...args] = command.split(" ");
+  if (node !== "node") throw new Error(`${dir}/package.json script ${script} no longer starts with node: ${command}`);
+  return args;
+}
+
+/** The Prometheus jobs this stack runs, and why the others of the rendered configuration are not here. */
+export const JOBS_NOT_RUN: Record<string, string> = {
+  kong: "Kong is in no package registry reachable here (k8s/README.md); its metrics are Kong's Prometheus plugin's",
+  hydra: "Ory Hydra is not packaged here; no rule or panel reads its metrics",
+  patroni: "Patroni runs on the Citus VMs; test/patroni-metrics.test.ts scrapes a real Patroni 3.0 for every metric the rules read",
+};
+
+export interface LiveStack {
+  readonly prometheusUrl: string;
+  readonly alertmanagerUrl: string;
+  readonly serviceUrl: string;
+  readonly postgres: PostgresServer;
+  readonly redis: RedisServer;
+  /** The jobs scraped, as in the rendered prometheus.yml. */
+  readonly jobs: readonly string[];
+  /** The rules file Prometheus loaded. */
+  readonly rulesFile: string;
+  /** Superuser pool on the PostgreSQL server (closed by stop). */
+  readonly admin: pg.Pool;
+  readonly processes: readonly Running[];
+  /** Stops PostgreSQL (and the exporters keep running): what a node down looks like to the rules. */
+  stopPostgres(): void;
+  stopRedis(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts everything. `config` gives the rules (ruleGroups) and the scrape configuration whose job names, target
+ * labels and relabelling the test's prometheus.yml keeps; only the targets change, to loopback.
+ */
+export async function startLiveStack(config: EnvironmentConfig): Promise<LiveStack> {
+  const dir = mkdtempSync(join(tmpdir(), "live-prometheus-"));
+  const processes: Running[] = [];
+  let postgres: PostgresServer | undefined;
+  let redis: RedisServer | undefined;
+  let admin: pg.Pool | undefined;
+  let postgresStopped = false;
+  let redisStopped = false;
+  const stopAll = async () => {
+    for (const p of [...processes].reverse()) await p.stop();
+    await admin?.end().catch(() => {});
+    if (postgres && !postgresStopped) postgres.stop();
+    if (redis && !redisStopped) await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    // pg_stat_statements as on the Citus VMs (infra/src/citus/patroni-vm.ts: shared_preload_libraries).
+    [postgres, redis] = await Promise.all([startPostgres({ settings: { shared_preload_libraries: "'pg_stat_statements'" } }), startRedis()]);
+    admin = new pg.Pool({ connectionString: postgres.url, max: 2 });
+    // Its idle connections end when the node-down test stops PostgreSQL: expected, not an error of the test.
+    admin.on("error", () => {});
+    // The roles the Citus bootstrap creates (infra/src/citus/bootstrap/lib/roles.sh), as services/tenant-service's
+    // test harness does; prometheus is postgres_exporter's, pg_monitor and nothing more.
+    for (const statement of [
+      "CREATE EXTENSION pg_stat_statements",
+      "CREATE ROLE platform_migrator LOGIN PASSWORD 'migrator'",
+      "CREATE ROLE platform_app LOGIN PASSWORD 'app'",
+      "GRANT CREATE ON DATABASE postgres TO platform_migrator",
+      "CREATE ROLE platform_queue NOLOGIN",
+      "GRANT platform_queue TO platform_app, platform_migrator",
+      "GRANT CREATE ON DATABASE postgres TO platform_queue",
+      "CREATE ROLE prometheus LOGIN PASSWORD 'prometheus' NOSUPERUSER NOBYPASSRLS",
+      "GRANT pg_monitor TO prometheus",
+    ]) await admin.query(statement);
+    // Memorystore always runs with maxmemory (the instance's size); a bare redis-server has none (0).
+    await redisCommand(redis.port, ["CONFIG", "SET", "maxmemory", String(64 * 1024 * 1024)]);
+    const migratorUrl = postgres.urlFor("platform_migrator", "migrator");
+    // The schema as `pnpm migrate` applies it, and the queue as `worker --install-queue` installs it.
+    runToEnd("pnpm migrate", process.execPath, ["--import", "tsx", "src/migrate-cli.ts"], { cwd: CITUS_DIR, env: { DATABASE_URL: migratorUrl } });
+    runToEnd("worker --install-queue", process.execPath, [...nodeScript(SERVICE_DIR, "worker"), "--install-queue"], { cwd: SERVICE_DIR, env: { DATABASE_URL: migratorUrl } });
+
+    const appUrl = postgres.urlFor("platform_app", "app");
+    const [servicePort, workerPort, pgExporterPort, redisExporterPort, nodeExporterPort, alertmanagerPort, alertmanagerClusterPort, prometheusPort] = await Promise.all(
+      Array.from({ length: 8 }, () => freePort()),
+    );
+    const service = run("tenant-service", process.execPath, nodeScript(SERVICE_DIR, "start"), {
+      cwd: SERVICE_DIR,
+      env: { DATABASE_URL: appUrl, REDIS_URL: redis.url, AUTH_JWT_SECRET: JWT.secret, AUTH_ISSUER: JWT.issuer, AUTH_AUDIENCE: JWT.audience, HOST: "127.0.0.1", PORT: String(servicePort), LOG_LEVEL: "warn" },
+    });
+    processes.push(service);
+    const worker = run("tenant-worker", process.execPath, nodeScript(SERVICE_DIR, "worker"), { cwd: SERVICE_DIR, env: { DATABASE_URL: appUrl, HEALTH_PORT: String(workerPort), LOG_LEVEL: "warn" } });
+    processes.push(worker);
+
+    const queriesFile = join(dir, "queries.yaml");
+    writeFileSync(queriesFile, postgresExporterQueries());
+    // As the bootstrap runs it (infra/src/citus/bootstrap/lib/exporters.sh), but over TCP with a password: the VMs
+    // use peer authentication on the socket, which needs an OS user of the same name.
+    const pgExporter = run("postgres_exporter", BINARIES.postgresExporter, [`--web.listen-address=127.0.0.1:${pgExporterPort}`, `--extend.query-path=${queriesFile}`], {
+      env: { DATA_SOURCE_NAME: `${postgres.urlFor("prometheus", "prometheus")}?sslmode=disable` },
+    });
+    processes.push(pgExporter);
+    const redisExporter = run("redis_exporter", BINARIES.redisExporter, [`--redis.addr=redis://127.0.0.1:${redis.port}`, `--web.listen-address=127.0.0.1:${redisExporterPort}`]);
+    processes.push(redisExporter);
+    const nodeExporter = run("node_exporter", BINARIES.nodeExporter, [`--web.listen-address=127.0.0.1:${nodeExporterPort}`]);
+    processes.push(nodeExporter);
+
+    const alertmanagerConfig = join(dir, "alertmanager.yml");
+    // Receivers are not what is tested here (amtool checks the real configuration): alerts only need to arrive.
+    writeFileSync(alertmanagerConfig, stringify({ route: { receiver: "none", group_wait: "1s" }, receivers: [{ name: "none" }] }));
+    const alertmanager = run("alertmanager", BINARIES.alertmanager, [
+      `--config.file=${alertmanagerConfig}`,
+      `--storage.path=${join(dir, "alertmanager-data")}`,
+      `--web.listen-address=127.0.0.1:${alertmanagerPort}`,
+      `--cluster.listen-address=127.0.0.1:${alertmanagerClusterPort}`,
+    ]);
+    processes.push(alertmanager);
+
+    // The rendered configuration, its discovery swapped for the loopback targets: the same job names, the labels
+    // the Citus jobs give their targets (citus_role, standby, citus_node) and their relabelling (instance without
+    // the port), and for the pod jobs the labels their relabelling would give (pod, namespace).
+    const rendered = parse(renderMonitoring(config).files["prometheus.yml"]!) as { scrape_configs: Record<string, unknown>[] };
+    const loopback: Record<string, { target: string; labels?: Record<string, string> }> = {
+      "tenant-service": { target: `127.0.0.1:${servicePort}`, labels: { pod: "tenant-service-0", namespace: config.kubernetes.tenantService.namespace } },
+      "tenant-worker": { target: `127.0.0.1:${workerPort}`, labels: { pod: "tenant-worker-0", namespace: config.kubernetes.tenantWorker.namespace } },
+      "citus-postgres": { target: `127.0.0.1:${pgExporterPort}` },
+      "citus-node": { target: `127.0.0.1:${nodeExporterPort}` },
+      redis: { target: `127.0.0.1:${redisExporterPort}` },
+      prometheus: { target: `127.0.0.1:${prometheusPort}` },
+      alertmanager: { target: `127.0.0.1:${alertmanagerPort}` },
+    };
+    const scrapeConfigs = rendered.scrape_configs.flatMap((job) => {
+      const name = String(job.job_name);
+      const here = loopback[name];
+      if (!here) {
+        if (!JOBS_NOT_RUN[name]) throw new Error(`the rendered prometheus.yml has a job ${name} this test neither runs nor lists in JOBS_NOT_RUN`);
+        return [];
+      }
+      const staticConfigs = job.static_configs as { labels?: Record<string, string> }[] | undefined;
+      const isPodJob = job.kubernetes_sd_configs !== undefined;
+      return [
+        {
+          job_name: name,
+          // The Citus jobs: the coordinator's target labels (the first target), on the loopback exporter.
+          static_configs: [{ targets: [here.target], labels: { ...(staticConfigs?.[0]?.labels ?? {}), ...here.labels } }],
+          ...(isPodJob ? {} : job.relabel_configs ? { relabel_configs: job.relabel_configs } : {}),
+          ...(job.metrics_path ? { metrics_path: job.metrics_path } : {}),
+        },
+      ];
+    });
+    const rulesFile = join(dir, "platform.rules.yml");
+    writeFileSync(rulesFile, stringify({ groups: ruleGroups(config) }, { lineWidth: 0 }));
+    const prometheusConfig = join(dir, "prometheus.yml");
+    writeFileSync(
+      prometheusConfig,
+      stringify(
+        {
+          global: { scrape_interval: `${INTERVAL_SECONDS}s`, scrape_timeout: `${INTERVAL_SECONDS}s`, evaluation_interval: `${INTERVAL_SECONDS}s`, external_labels: { environment: config.name } },
+          rule_files: [rulesFile],
+          alerting: { alertmanagers: [{ static_configs: [{ targets: [`127.0.0.1:${alertmanagerPort}`] }] }] },
+          scrape_configs: scrapeConfigs,
+        },
+        { lineWidth: 0 },
+      ),
+    );
+    const prometheus = run("prometheus", BINARIES.prometheus, [
+      `--config.file=${prometheusConfig}`,
+      `--storage.tsdb.path=${join(dir, "prometheus-data")}`,
+      `--web.listen-address=127.0.0.1:${prometheusPort}`,
+      // Alerts leave as soon as they fire, not on the next minute's resend.
+      "--rules.alert.resend-delay=1s",
+    ]);
+    processes.push(prometheus);
+
+    const serviceUrl = `http://127.0.0.1:${servicePort}`;
+    await Promise.all([
+      waitFor(service, `${serviceUrl}/health`),
+      waitFor(worker, `http://127.0.0.1:${workerPort}/metrics`),
+      waitFor(pgExporter, `http://127.0.0.1:${pgExporterPort}/metrics`),
+      waitFor(redisExporter, `http://127.0.0.1:${redisExporterPort}/metrics`),
+      waitFor(nodeExporter, `http://127.0.0.1:${nodeExporterPort}/metrics`),
+      waitFor(alertmanager, `http://127.0.0.1:${alertmanagerPort}/-/ready`),
+      waitFor(prometheus, `http://127.0.0.1:${prometheusPort}/-/ready`),
+    ]);
+    const pgServer = postgres;
+    return {
+      prometheusUrl: `http://127.0.0.1:${prometheusPort}`,
+      alertmanagerUrl: `http://127.0.0.1:${alertmanagerPort}`,
+      serviceUrl,
+      postgres,
+      redis,
+      admin,
+      jobs: scrapeConfigs.map((j) => j.job_name),
+      rulesFile,
+      processes,
+      stopPostgres() {
+        postgresStopped = true;
+        pgServer.stop();
+      },
+      async stopRedis() {
+        redisStopped = true;
+        await redis!.stop();
+      },
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
