@@ -15,6 +15,10 @@ import type * as ComputeDiskModule from "@cdktf/provider-google/lib/compute-disk
 import type * as ComputeDiskResourcePolicyAttachmentModule from "@cdktf/provider-google/lib/compute-disk-resource-policy-attachment/index.js";
 import type * as ComputeFirewallModule from "@cdktf/provider-google/lib/compute-firewall/index.js";
 import type * as ComputeGlobalAddressModule from "@cdktf/provider-google/lib/compute-global-address/index.js";
+import type * as ComputeForwardingRuleModule from "@cdktf/provider-google/lib/compute-forwarding-rule/index.js";
+import type * as ComputeInstanceGroupModule from "@cdktf/provider-google/lib/compute-instance-group/index.js";
+import type * as ComputeRegionBackendServiceModule from "@cdktf/provider-google/lib/compute-region-backend-service/index.js";
+import type * as ComputeRegionHealthCheckModule from "@cdktf/provider-google/lib/compute-region-health-check/index.js";
 import type * as ComputeInstanceModule from "@cdktf/provider-google/lib/compute-instance/index.js";
 import type * as ComputeNetworkModule from "@cdktf/provider-google/lib/compute-network/index.js";
 import type * as ComputeProjectMetadataItemModule from "@cdktf/provider-google/lib/compute-project-metadata-item/index.js";
@@ -93,6 +97,14 @@ export const { ComputeFirewall } = load("@cdktf/provider-google/lib/compute-fire
 export type ComputeFirewall = ComputeFirewallModule.ComputeFirewall;
 export const { ComputeGlobalAddress } = load("@cdktf/provider-google/lib/compute-global-address") as typeof ComputeGlobalAddressModule;
 export type ComputeGlobalAddress = ComputeGlobalAddressModule.ComputeGlobalAddress;
+export const { ComputeForwardingRule } = load("@cdktf/provider-google/lib/compute-forwarding-rule") as typeof ComputeForwardingRuleModule;
+export type ComputeForwardingRule = ComputeForwardingRuleModule.ComputeForwardingRule;
+export const { ComputeInstanceGroup } = load("@cdktf/provider-google/lib/compute-instance-group") as typeof ComputeInstanceGroupModule;
+export type ComputeInstanceGroup = ComputeInstanceGroupModule.ComputeInstanceGroup;
+export const { ComputeRegionBackendService } = load("@cdktf/provider-google/lib/compute-region-backend-service") as typeof ComputeRegionBackendServiceModule;
+export type ComputeRegionBackendService = ComputeRegionBackendServiceModule.ComputeRegionBackendService;
+export const { ComputeRegionHealthCheck } = load("@cdktf/provider-google/lib/compute-region-health-check") as typeof ComputeRegionHealthCheckModule;
+export type ComputeRegionHealthCheck = ComputeRegionHealthCheckModule.ComputeRegionHealthCheck;
 export const { ComputeInstance } = load("@cdktf/provider-google/lib/compute-instance") as typeof ComputeInstanceModule;
 export type ComputeInstance = ComputeInstanceModule.ComputeInstance;
 export const { ComputeNetwork } = load("@cdktf/provider-google/lib/compute-network") as typeof ComputeNetworkModule;

@@ -12,6 +12,7 @@ import { PrivateGkeCluster } from "./constructs/private-gke-cluster.js";
 import { MemorystoreRedis } from "./constructs/memorystore-redis.js";
 import { BackupsBucket } from "./constructs/backups-bucket.js";
 import { CitusCluster } from "./constructs/citus-cluster.js";
+import { EtcdCluster } from "./constructs/etcd-cluster.js";
 import { WorkloadIdentityAccount } from "./constructs/workload-identity.js";
 import { ImageAdmissionPolicy } from "./constructs/image-admission-policy.js";
 import { SecretManagerSecret } from "./google.js";
@@ -115,6 +116,11 @@ export class PlatformStack extends TerraformStack {
       // Prometheus scrapes the exporters and Patroni's REST API (its /metrics) on every Citus VM.
       metrics: { sources: [config.network.podsCidr], ports: [POSTGRES_EXPORTER_PORT, NODE_EXPORTER_PORT, PORTS.patroniRestApi] },
       controlPlaneCidr: config.network.controlPlaneCidr,
+      patroni: {
+        restApiPort: PORTS.patroniRestApi,
+        etcdClientPort: PORTS.etcdClient,
+        etcdPeerPort: PORTS.etcdPeer,
+      },
       tags: names.networkTags,
     });
 
@@ -190,12 +196,24 @@ export class PlatformStack extends TerraformStack {
     const citus = new CitusCluster(this, "Citus", {
       config,
       names,
+      network: network.network.id,
       subnetwork: network.dataSubnet.id,
       dnsZoneName: network.dnsZone.name,
       diskKey: keys.disks.id,
       backupsBucket: backups.bucket.name,
       egress: network.nat,
       labels,
+      dependsOn: [keys.grants.disks],
+    });
+    new EtcdCluster(this, "Etcd", {
+      config,
+      names,
+      subnetwork: network.dataSubnet.id,
+      dnsZoneName: network.dnsZone.name,
+      diskKey: keys.disks.id,
+      labels,
+      secrets: { caKey: citus.secrets.dbCaKey, caCert: citus.secrets.dbCaCert, rootPassword: citus.secrets.etcdRootPassword, patroniPassword: citus.secrets.etcdPatroniPassword },
+      egress: network.nat,
       dependsOn: [keys.grants.disks],
     });
 
@@ -243,7 +261,8 @@ export class PlatformStack extends TerraformStack {
       cluster_location: gke.cluster.location,
       workload_pool: names.workloadPool,
       coordinator_host: names.citus.coordinator.host,
-      coordinator_ip: citus.coordinator.address.address,
+      // The load balancer's: what coordinator_host resolves to, whichever member leads.
+      coordinator_ip: citus.coordinatorLoadBalancer.address.address,
       worker_hosts: names.citus.workers.map((w) => w.host),
       postgres_port: names.postgresPort,
       database: names.citusDatabase,

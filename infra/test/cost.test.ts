@@ -43,6 +43,25 @@ describe("pnpm cost", () => {
     expect(workerVms[0]!.monthly.min).toBeCloseTo(hourly * table.hoursPerMonth + Number(boot[1]) * region.diskGbPerMonth[boot[2]!]!, 6);
   });
 
+  it("prices what failover adds: the three etcd VMs (e2-small) with their disks and the coordinator load balancer's forwarding rule", () => {
+    for (const config of configs) {
+      const estimate = estimateStack(json(config.name), table);
+      const region = table.regions[config.gcp.region]!;
+      const failover = estimate.lines.filter((l) => l.component === "Failover (etcd, coordinator load balancer)");
+      const vms = failover.filter((l) => l.address.startsWith("google_compute_instance."));
+      expect(vms, config.name).toHaveLength(3);
+      // e2-small: 0.5 vCPU and 2 GB at the e2 rates, plus its 10 GB pd-balanced boot disk.
+      const e2 = region.machineFamilies.e2!;
+      expect(vms[0]!.what).toBe(`${config.citus.etcd.machineType}, 10 GB pd-balanced boot disk`);
+      expect(vms[0]!.monthly.min).toBeCloseTo((0.5 * e2.vcpuPerHour + 2 * e2.memoryGbPerHour) * table.hoursPerMonth + 10 * region.diskGbPerMonth["pd-balanced"]!, 6);
+      expect(failover.filter((l) => l.address.startsWith("google_compute_disk."))).toHaveLength(3);
+      const rule = failover.filter((l) => l.address.startsWith("google_compute_forwarding_rule."));
+      expect(rule).toHaveLength(1);
+      expect(rule[0]!.monthly.min).toBeCloseTo(table.global.forwardingRulePerHour * table.hoursPerMonth, 6);
+      expect(estimate.usageBased).toContain("the coordinator load balancer's data processing (per GB)");
+    }
+  });
+
   it("gives the GKE node pool a range from its autoscaling bounds over the cluster's zones", () => {
     const config = configs.find((c) => c.name === "staging")!;
     const pool = estimateStack(json("staging"), table).lines.find((l) => l.address.startsWith("google_container_node_pool."))!;

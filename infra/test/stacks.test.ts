@@ -4,12 +4,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { admittedImagePatterns, imageRepository, platformNames, type EnvironmentConfig } from "@platform/config";
+import { PORTS, admittedImagePatterns, imageRepository, platformNames, type EnvironmentConfig } from "@platform/config";
 import { buildApp, type SynthesizedStack } from "../src/app.js";
 import { at, block, blocks, allowsPort } from "../src/policy/index.js";
 import { StackOutputsSchema } from "../src/outputs.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "@platform/monitoring/exporter-queries";
-import { IAP_TCP_FORWARDING_RANGE } from "../src/constructs/firewall.js";
+import { GOOGLE_HEALTH_CHECK_RANGES, IAP_TCP_FORWARDING_RANGE } from "../src/constructs/firewall.js";
 import { TERRAFORM_REQUIRED_VERSION } from "../src/stack.js";
 import { hermeticConfigs, only, renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js";
 
@@ -101,9 +101,10 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       const zone = only(stack(), "google_dns_managed_zone").conf;
       expect(zone).toMatchObject({ dns_name: config.network.privateDnsDomain, visibility: "private" });
       const records = all("google_dns_record_set").map((r) => r.conf.name);
-      // Each Citus VM's own name, and the coordinator's client name (its members' names differ from it).
+      // Each Citus and etcd VM's own name, and the coordinator's client name (its members' names differ from it).
       const hosts = [names.citus.coordinator, ...names.citus.workers].flatMap((n) => [n.member.host, ...(n.standby ? [n.standby.host] : [])]);
-      expect(records.sort()).toEqual([names.citus.coordinator.host, ...hosts, names.redis.host].map((h) => `${h}.`).sort());
+      const etcd = names.patroni.etcd.map((m) => m.host);
+      expect(records.sort()).toEqual([names.citus.coordinator.host, ...hosts, ...etcd, names.redis.host].map((h) => `${h}.`).sort());
     });
   });
 
@@ -129,8 +130,35 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
         expect(metrics[0]!.target_tags).toEqual([names.networkTags.citus]);
       }
     });
+    it("opens etcd's client port to the Citus VMs only and its peer port between the members only", () => {
+      const client = allowing(PORTS.etcdClient).filter((r) => (r.source_tags as string[]).includes(names.networkTags.citus));
+      expect(client).toHaveLength(1);
+      expect(client[0]).toMatchObject({ source_tags: [names.networkTags.citus], target_tags: [names.networkTags.etcd] });
+      expect(client[0]!.source_ranges).toBeUndefined();
+      const peer = allowing(PORTS.etcdPeer);
+      expect(peer).toHaveLength(1);
+      expect(peer[0]).toMatchObject({ source_tags: [names.networkTags.etcd], target_tags: [names.networkTags.etcd] });
+      // Nothing else reaches the etcd VMs but SSH through IAP.
+      const toEtcd = rules().filter((r) => r.allow && (r.target_tags as string[] | undefined)?.includes(names.networkTags.etcd));
+      expect(toEtcd.flatMap((r) => blocks(r.allow).flatMap((a) => a.ports as string[])).sort()).toEqual(["22", String(PORTS.etcdClient), String(PORTS.etcdClient), String(PORTS.etcdPeer)].sort());
+    });
+    it("opens Patroni's REST API to the Citus VMs and Prometheus's pod range, and Google's health checkers to that port only", () => {
+      const rest = allowing(PORTS.patroniRestApi);
+      const health = rest.find((r) => (r.source_ranges as string[] | undefined)?.includes(GOOGLE_HEALTH_CHECK_RANGES[0]))!;
+      expect(health.source_ranges).toEqual([...GOOGLE_HEALTH_CHECK_RANGES]);
+      expect(blocks(health.allow)).toEqual([{ protocol: "tcp", ports: [String(PORTS.patroniRestApi)] }]);
+      // Every other rule to the REST port admits only the Citus VMs (Patroni's peers) and the pod range (Prometheus).
+      const others = rest.filter((r) => r !== health);
+      for (const r of others) {
+        expect([...((r.source_ranges as string[] | undefined) ?? [])].every((s) => s === config.network.podsCidr), String(r.name)).toBe(true);
+        expect([...((r.source_tags as string[] | undefined) ?? [])].every((s) => s === names.networkTags.citus), String(r.name)).toBe(true);
+        expect(r.target_tags, String(r.name)).toEqual([names.networkTags.citus]);
+      }
+      expect(others.some((r) => (r.source_tags as string[] | undefined)?.includes(names.networkTags.citus))).toBe(true);
+      expect(others.some((r) => (r.source_ranges as string[] | undefined)?.includes(config.network.podsCidr))).toBe(true);
+    });
     it("never allows anything from 0.0.0.0/0, and denies the rest with logging", () => {
-      for (const rule of rules().filter((r) => r.allow)) expect(rule.source_ranges, String(rule.name)).not.toContain("0.0.0.0/0");
+      for (const rule of rules().filter((r) => r.allow)) expect(rule.source_ranges ?? [], String(rule.name)).not.toContain("0.0.0.0/0");
       const deny = rules().find((r) => r.deny)!;
       expect(deny).toMatchObject({ priority: 65534, source_ranges: ["0.0.0.0/0"], deny: [{ protocol: "all" }] });
       for (const rule of rules()) expect(block(rule.log_config), String(rule.name)).toBeDefined();
@@ -245,7 +273,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
   });
 
   describe("Citus", () => {
-    const instances = () => all("google_compute_instance");
+    const instances = () => all("google_compute_instance").filter((i) => (i.conf.labels as Record<string, string>)["citus-role"]);
     const primaries = () => instances().filter((i) => !String(i.conf.name).endsWith("-standby"));
     const script = (instance: string) => renderedStartupScript(stack().json, instances().find((i) => i.conf.name === instance)!.conf);
     it(`runs a coordinator and ${config.citus.workers} workers${config.citus.standby ? ", each with a standby" : ""}`, () => {
@@ -269,7 +297,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       }
     });
     it("keeps data on a separate CMEK SSD disk with a snapshot schedule", () => {
-      const disks = all("google_compute_disk");
+      const disks = all("google_compute_disk").filter((d) => (d.conf.labels as Record<string, string>)["citus-role"]);
       expect(disks.length).toBe(instances().length);
       for (const disk of disks) {
         expect(disk.conf.type, disk.address).toBe(config.citus.dataDiskType);
@@ -369,6 +397,56 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
         }
       });
     }
+  });
+
+  describe("Patroni's DCS: etcd", () => {
+    const members = () => all("google_compute_instance").filter((i) => (i.conf.labels as Record<string, string>)["etcd-member"]);
+    it("runs three members, one per zone, on the configured machine type", () => {
+      expect(members().map((m) => m.conf.name).sort()).toEqual(names.patroni.etcd.map((m) => m.instance).sort());
+      expect(new Set(members().map((m) => m.conf.zone))).toEqual(new Set(config.gcp.zones));
+      for (const m of members()) expect(m.conf.machine_type).toBe(config.citus.etcd.machineType);
+    });
+    it("has no public address, is shielded, uses OS Login, and keeps its data on a CMEK disk of its own", () => {
+      for (const vm of members()) {
+        expect(blocks(vm.conf.network_interface).every((ni) => ni.access_config === undefined), vm.address).toBe(true);
+        expect(block(vm.conf.shielded_instance_config), vm.address).toEqual({ enable_secure_boot: true, enable_vtpm: true, enable_integrity_monitoring: true });
+        expect(metadataOf(vm.conf), vm.address).toMatchObject({ "enable-oslogin": "TRUE", "block-project-ssh-keys": "true", "serial-port-enable": "false" });
+        expect(at(vm.conf, "boot_disk", "kms_key_self_link"), vm.address).toMatch(/google_kms_crypto_key\..*\.id/);
+      }
+      const disks = all("google_compute_disk").filter((d) => String(d.conf.name).includes("-etcd-"));
+      expect(disks).toHaveLength(3);
+      for (const d of disks) expect(at(d.conf, "disk_encryption_key", "kms_key_self_link"), d.address).toMatch(/google_kms_crypto_key\..*\.id/);
+    });
+    it("runs as its own service account: logs and metrics in the project, and only the CA and etcd's two secrets", () => {
+      const account = all("google_service_account").find((s) => s.conf.account_id === names.serviceAccounts.etcd.accountId)!;
+      const member = `\${${account.address}.member}`;
+      expect(all("google_project_iam_member").filter((m) => m.conf.member === member).map((m) => m.conf.role).sort()).toEqual(["roles/logging.logWriter", "roles/monitoring.metricWriter"]);
+      const secretAddress = Object.fromEntries(all("google_secret_manager_secret").map((s) => [`\${${s.address}.secret_id}`, s.conf.secret_id]));
+      const readable = all("google_secret_manager_secret_iam_member").filter((m) => m.conf.member === member).map((m) => `${m.conf.role} ${secretAddress[String(m.conf.secret_id)]}`);
+      const { dbCaKey, dbCaCert, etcdRootPassword, etcdPatroniPassword } = names.secrets;
+      expect(readable.sort()).toEqual([dbCaKey, dbCaCert, etcdRootPassword, etcdPatroniPassword].map((s) => `roles/secretmanager.secretAccessor ${s}`).sort());
+      for (const vm of members()) expect(at(vm.conf, "service_account", "email")).toBe(`\${${account.address}.email}`);
+    });
+  });
+
+  describe("the coordinator's load balancer", () => {
+    it("is an internal TCP forwarding rule for PostgreSQL, with the address the coordinator's client name points at", () => {
+      const rule = only(stack(), "google_compute_forwarding_rule").conf;
+      expect(rule).toMatchObject({ load_balancing_scheme: "INTERNAL", ip_protocol: "TCP", ports: [String(names.postgresPort)], allow_global_access: false });
+      const record = all("google_dns_record_set").find((r) => r.conf.name === `${names.citus.coordinator.host}.`)!;
+      expect(record.conf.rrdatas).toEqual([rule.ip_address]);
+    });
+    it("health-checks Patroni's /primary over HTTP on the REST port, so only the group's leader receives connections", () => {
+      const check = only(stack(), "google_compute_region_health_check").conf;
+      expect(block(check.http_health_check)).toMatchObject({ port: PORTS.patroniRestApi, request_path: "/primary" });
+      const backend = only(stack(), "google_compute_region_backend_service").conf;
+      expect(backend).toMatchObject({ load_balancing_scheme: "INTERNAL", protocol: "TCP" });
+      const groups = all("google_compute_instance_group");
+      expect(blocks(backend.backend).length).toBe(groups.length);
+      // Every coordinator member, and nothing else, behind it.
+      const coordinatorVms = all("google_compute_instance").filter((i) => String(i.conf.name).startsWith(names.citus.coordinator.instance));
+      expect(groups.flatMap((g) => g.conf.instances as string[]).sort()).toEqual(coordinatorVms.map((vm) => `\${${vm.address}.self_link}`).sort());
+    });
   });
 
   describe("backups bucket", () => {

@@ -16,12 +16,13 @@ import type { SynthesizedStack } from "../../infra/src/app.js";
 import { renderedStartupScript, resourcesOf, synthesizeAll } from "../../infra/test/helpers.js";
 import { bootstrapEnv } from "../../infra/test/vm-fixtures.js";
 import { BOOTSTRAP_LIBRARIES, BOOTSTRAP_MAIN, BOOTSTRAP_PROGRAMS, CITUS_PROGRAMS, citusSharedScript } from "../../infra/src/citus/startup-script.js";
+import { ETCD_BOOTSTRAP_SOURCES, etcdSharedScript } from "../../infra/src/etcd/startup-script.js";
 import { synthesizeEnvironment, type KubernetesObject } from "../../k8s/src/app.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 /** The bootstrap's sources: checked as they ship (assembled into a startup script, or installed), not one by one. */
-const BOOTSTRAP_DIR = "infra/src/citus/bootstrap/";
-const BOOTSTRAP_SOURCES = [...BOOTSTRAP_LIBRARIES, ...BOOTSTRAP_PROGRAMS, BOOTSTRAP_MAIN];
+const BOOTSTRAP_DIRS = ["infra/src/citus/bootstrap/", "infra/src/etcd/bootstrap/"];
+const BOOTSTRAP_SOURCES = [...BOOTSTRAP_LIBRARIES, ...BOOTSTRAP_PROGRAMS, BOOTSTRAP_MAIN, ...ETCD_BOOTSTRAP_SOURCES.filter((s) => s.path.startsWith("infra/src/etcd/"))];
 const work = mkdtempSync(join(tmpdir(), "shellcheck-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -82,7 +83,7 @@ function unexplainedDirectives(script: Script): string[] {
 function repositoryScripts(): Script[] {
   const files = execFileSync("git", ["ls-files", "-z"], { cwd: ROOT, encoding: "utf8" }).split("\0").filter(Boolean);
   return files
-    .filter((f) => !f.startsWith(BOOTSTRAP_DIR))
+    .filter((f) => !BOOTSTRAP_DIRS.some((d) => f.startsWith(d)))
     .flatMap((f): Script[] => {
       let text: string;
       try {
@@ -139,7 +140,8 @@ describe("the Citus VMs' scripts", () => {
       const seen = new Set<string>();
       for (const vm of resourcesOf(stack.json, "google_compute_instance")) {
         const text = renderedStartupScript(stack.json, vm.conf);
-        const kind = `${/readonly ROLE='(\w+)'/.exec(text)?.[1]} ${/readonly GENERATES_SECRETS='(\d)'/.exec(text)?.[1] === "1" ? "generating secrets" : "member"}`;
+        const role = /readonly ROLE='(\w+)'/.exec(text)?.[1];
+        const kind = role === "etcd" ? "etcd member" : `${role} ${/readonly GENERATES_SECRETS='(\d)'/.exec(text)?.[1] === "1" ? "generating secrets" : "member"}`;
         if (seen.has(kind)) continue;
         seen.add(kind);
         startupScripts.push({ name: `the startup script of ${stack.name}'s ${vm.address} (${kind})`, text, source: inBootstrap(text) });
@@ -147,10 +149,10 @@ describe("the Citus VMs' scripts", () => {
     }
   }, 300_000);
 
-  it("covers the coordinator member that generates the secrets, the coordinator's other member and a worker member", () => {
+  it("covers the coordinator member that generates the secrets, the coordinator's other member, a worker member and an etcd member", () => {
     const kinds = startupScripts.map((s) => /\((.*)\)$/.exec(s.name)![1]);
-    expect(new Set(kinds)).toEqual(new Set(["coordinator generating secrets", "coordinator member", "worker member"]));
-    expect(startupScripts.every((s) => s.text.startsWith("#!/bin/bash\n") && s.text.endsWith(citusSharedScript()))).toBe(true);
+    expect(new Set(kinds)).toEqual(new Set(["coordinator generating secrets", "coordinator member", "worker member", "etcd member"]));
+    expect(startupScripts.every((s) => s.text.startsWith("#!/bin/bash\n") && s.text.endsWith(s.name.endsWith("(etcd member)") ? etcdSharedScript() : citusSharedScript()))).toBe(true);
   });
 
   it("startup scripts, as Terraform renders them into instance metadata, have no finding", (ctx) => {
@@ -162,6 +164,7 @@ describe("the Citus VMs' scripts", () => {
     needShellcheck(ctx);
     const installed: Script[] = [];
     for (const [i, startup] of startupScripts.entries()) {
+      if (startup.name.endsWith("(etcd member)")) continue; // installs no program
       const root = join(work, `vm-${i}`);
       const script = join(work, `startup-${i}.sh`);
       writeFileSync(script, startup.text);

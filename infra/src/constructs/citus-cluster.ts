@@ -3,6 +3,7 @@ import { ComputeResourcePolicy, DnsRecordSet, SecretManagerSecret, SecretManager
 import { TerraformLocal, type ITerraformDependable } from "cdktf";
 import type { EnvironmentConfig, PlatformNames } from "@platform/config";
 import { CitusNode } from "./citus-node.js";
+import { CoordinatorLoadBalancer } from "./coordinator-load-balancer.js";
 import { DedicatedServiceAccount } from "./service-account.js";
 import { citusSharedScript, citusStartupHeader, type CitusBootstrapProps } from "../citus/startup-script.js";
 import { terraformLiteral } from "../terraform-literal.js";
@@ -18,11 +19,8 @@ export interface CitusClusterProps {
   readonly labels: Record<string, string>;
   /** E.g. the Compute service agent's grant on the disk key. */
   readonly dependsOn?: ITerraformDependable[];
-  /**
-   * The address clients reach the coordinator at (the internal load balancer's, which follows the group's leader).
-   * @default the first coordinator member's own address
-   */
-  readonly coordinatorAddress?: string;
+  /** The VPC: the coordinator's internal load balancer and its instance groups live in it. */
+  readonly network: string;
   /** Cloud NAT: the VMs' bootstrap installs PostgreSQL and Citus from the internet, so they boot after it exists. */
   readonly egress: ITerraformDependable;
 }
@@ -48,6 +46,7 @@ export class CitusCluster extends Construct {
   >;
   readonly coordinatorAccount: DedicatedServiceAccount;
   readonly coordinatorRecord: DnsRecordSet;
+  readonly coordinatorLoadBalancer: CoordinatorLoadBalancer;
   readonly workerAccount: DedicatedServiceAccount;
 
   constructor(scope: Construct, id: string, props: CitusClusterProps) {
@@ -166,6 +165,7 @@ export class CitusCluster extends Construct {
     };
 
     this.standbys = [];
+    const coordinatorMembers: CitusNode[] = [];
     // Most of the script is the same on every node: one Terraform local, which each instance's script ends with.
     const body = new TerraformLocal(this, "citus_bootstrap_body", terraformLiteral(citusSharedScript()));
     const script = (bootstrap: CitusBootstrapProps) => ({ header: citusStartupHeader(bootstrap), sharedBody: body.asString });
@@ -212,19 +212,36 @@ export class CitusCluster extends Construct {
         }),
       });
       const first = new CitusNode(this, id, { ...common, ...member(name.member, true) });
-      if (name.standby) this.standbys.push(new CitusNode(this, `${id}Standby`, { ...common, ...member(name.standby, false) }));
+      if (name.standby) {
+        const second = new CitusNode(this, `${id}Standby`, { ...common, ...member(name.standby, false) });
+        this.standbys.push(second);
+        if (name.role === "coordinator") coordinatorMembers.push(second);
+      }
+      if (name.role === "coordinator") coordinatorMembers.unshift(first);
       return first;
     };
     this.coordinator = group(coordinatorName, citus.coordinator);
     this.workers = names.citus.workers.map((w) => group(w, citus.worker));
-    // The name every client uses for the coordinator, apart from its members' own names.
+    // Clients follow the coordinator group's leader through one address: the load balancer health-checks Patroni's
+    // /primary on every member. The name every client uses points at it, apart from the members' own names.
+    this.coordinatorLoadBalancer = new CoordinatorLoadBalancer(this, "CoordinatorLoadBalancer", {
+      projectId: project,
+      region: config.gcp.region,
+      network: props.network,
+      subnetwork: props.subnetwork,
+      names: names.coordinatorLoadBalancer,
+      members: coordinatorMembers.map((m) => m.instance),
+      zones: [coordinatorName.member.zone, ...(coordinatorName.standby ? [coordinatorName.standby.zone] : [])],
+      postgresPort: names.postgresPort,
+      patroniRestApiPort: PORTS.patroniRestApi,
+    });
     this.coordinatorRecord = new DnsRecordSet(this, "CoordinatorClientName", {
       project,
       managedZone: props.dnsZoneName,
       name: `${coordinatorName.host}.`,
       type: "A",
       ttl: 60,
-      rrdatas: [props.coordinatorAddress ?? this.coordinator.address.address],
+      rrdatas: [this.coordinatorLoadBalancer.address.address],
     });
   }
 }

@@ -4,6 +4,9 @@ import { ComputeFirewall } from "../google.js";
 /** Google's IAP TCP-forwarding range: the only source SSH is ever accepted from. */
 export const IAP_TCP_FORWARDING_RANGE = "35.235.240.0/20";
 
+/** Where Google's health checkers (of the coordinator's internal load balancer) connect from. */
+export const GOOGLE_HEALTH_CHECK_RANGES = ["35.191.0.0/16", "130.211.0.0/22"] as const;
+
 export interface PlatformFirewallProps {
   readonly projectId: string;
   readonly network: string;
@@ -14,7 +17,17 @@ export interface PlatformFirewallProps {
   /** The exporters on the database VMs, and who may scrape them (the pod range, where Prometheus runs). */
   readonly metrics: { readonly sources: readonly string[]; readonly ports: readonly number[] };
   readonly controlPlaneCidr: string;
-  readonly tags: { readonly citus: string; readonly gkeNodes: string };
+  /**
+   * Patroni and its DCS: Patroni's REST API on the Citus VMs from the other members and Google's health checkers
+   * (Prometheus reaches it through `metrics`); etcd's client port from the Citus VMs only, its peer port between the
+   * etcd members only.
+   */
+  readonly patroni: {
+    readonly restApiPort: number;
+    readonly etcdClientPort: number;
+    readonly etcdPeerPort: number;
+  };
+  readonly tags: { readonly citus: string; readonly gkeNodes: string; readonly etcd: string };
 }
 
 /**
@@ -29,11 +42,11 @@ export class PlatformFirewall extends Construct {
     new ComputeFirewall(this, "IapSsh", {
       ...common,
       name: `${props.namePrefix}-allow-iap-ssh`,
-      description: "SSH to database VMs through IAP TCP forwarding only (gcloud compute ssh --tunnel-through-iap)",
+      description: "SSH to database and etcd VMs through IAP TCP forwarding only (gcloud compute ssh --tunnel-through-iap)",
       direction: "INGRESS",
       priority: 1000,
       sourceRanges: [IAP_TCP_FORWARDING_RANGE],
-      targetTags: [props.tags.citus],
+      targetTags: [props.tags.citus, props.tags.etcd],
       allow: [{ protocol: "tcp", ports: ["22"] }],
     });
     new ComputeFirewall(this, "Postgres", {
@@ -55,6 +68,46 @@ export class PlatformFirewall extends Construct {
       sourceRanges: [...props.metrics.sources],
       targetTags: [props.tags.citus],
       allow: [{ protocol: "tcp", ports: props.metrics.ports.map(String) }],
+    });
+    new ComputeFirewall(this, "PatroniRestApi", {
+      ...common,
+      name: `${props.namePrefix}-allow-patroni-api`,
+      description: "Patroni's REST API between the Citus VMs: members of a group, and the Citus calls between groups",
+      direction: "INGRESS",
+      priority: 1000,
+      sourceTags: [props.tags.citus],
+      targetTags: [props.tags.citus],
+      allow: [{ protocol: "tcp", ports: [String(props.patroni.restApiPort)] }],
+    });
+    new ComputeFirewall(this, "PatroniHealthChecks", {
+      ...common,
+      name: `${props.namePrefix}-allow-patroni-health-checks`,
+      description: "Google's health checkers to Patroni's REST API only (the coordinator load balancer's check of /primary)",
+      direction: "INGRESS",
+      priority: 1000,
+      sourceRanges: [...GOOGLE_HEALTH_CHECK_RANGES],
+      targetTags: [props.tags.citus],
+      allow: [{ protocol: "tcp", ports: [String(props.patroni.restApiPort)] }],
+    });
+    new ComputeFirewall(this, "EtcdClients", {
+      ...common,
+      name: `${props.namePrefix}-allow-etcd-clients`,
+      description: "etcd's client port, from the Citus VMs (Patroni) only",
+      direction: "INGRESS",
+      priority: 1000,
+      sourceTags: [props.tags.citus],
+      targetTags: [props.tags.etcd],
+      allow: [{ protocol: "tcp", ports: [String(props.patroni.etcdClientPort)] }],
+    });
+    new ComputeFirewall(this, "EtcdPeers", {
+      ...common,
+      name: `${props.namePrefix}-allow-etcd-peers`,
+      description: "etcd's peer port, between the etcd members only (and their own client port, for the health checks etcdctl runs there)",
+      direction: "INGRESS",
+      priority: 1000,
+      sourceTags: [props.tags.etcd],
+      targetTags: [props.tags.etcd],
+      allow: [{ protocol: "tcp", ports: [String(props.patroni.etcdPeerPort), String(props.patroni.etcdClientPort)] }],
     });
     new ComputeFirewall(this, "ControlPlaneWebhooks", {
       ...common,

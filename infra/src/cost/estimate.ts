@@ -19,6 +19,8 @@ export const priceTableSchema = z.object({
     dnsManagedZonePerMonth: rate,
     natPerVmHour: rate,
     natMaxPerHour: rate,
+    /** One forwarding rule (the coordinator's internal load balancer); data processed is usage. */
+    forwardingRulePerHour: rate,
   }),
   regions: z.record(
     z.string(),
@@ -83,6 +85,9 @@ const FREE = new Set([
   "google_compute_global_address",
   "google_compute_project_metadata_item",
   "google_compute_disk_resource_policy_attachment",
+  "google_compute_instance_group",
+  "google_compute_region_backend_service",
+  "google_compute_region_health_check",
   "google_dns_record_set",
   "google_kms_key_ring",
   "google_kms_crypto_key_iam_member",
@@ -104,6 +109,7 @@ const USAGE_BASED: Record<string, string> = {
 };
 const ALWAYS_USAGE_BASED = [
   "Cloud NAT data processing (per GB) and internet egress",
+  "the coordinator load balancer's data processing (per GB)",
   "VPC flow logs, Cloud Logging and Cloud Monitoring ingestion beyond the free allotments",
   "the Kong LoadBalancer (created by Kubernetes, not Terraform: a forwarding rule per hour plus data)",
   "Prometheus, Grafana and Jaeger volumes (PersistentVolumeClaims created by Kubernetes, see k8s/dist)",
@@ -216,6 +222,9 @@ export function estimateStack(stack: TerraformJson, table: PriceTable): Estimate
         case "google_dns_managed_zone":
           add("Cloud DNS managed zone", fixed(table.global.dnsManagedZonePerMonth));
           break;
+        case "google_compute_forwarding_rule":
+          add("internal load balancer forwarding rule", fixed(table.global.forwardingRulePerHour * hours));
+          break;
         case "google_compute_router_nat":
           // Priced after the loop, from the number of VMs that can use it.
           break;
@@ -246,7 +255,10 @@ export function estimateStack(stack: TerraformJson, table: PriceTable): Estimate
 
 function componentOf(type: string, r: Record<string, unknown>): string {
   // The Citus constructs label every VM and disk with its role.
-  if ((r.labels as Record<string, string> | undefined)?.["citus-role"]) return "Citus (coordinator, workers, standbys, disks)";
+  const labels = r.labels as Record<string, string> | undefined;
+  if (labels?.["citus-role"]) return "Citus (coordinator, workers, standbys, disks)";
+  // What automatic failover costs on top: the DCS and the load balancer that follows the coordinator's leader.
+  if (labels?.["etcd-member"] || type === "google_compute_forwarding_rule") return "Failover (etcd, coordinator load balancer)";
   if (type.startsWith("google_container_")) return "GKE (cluster fee, nodes)";
   if (type === "google_redis_instance") return "Memorystore Redis";
   if (type === "google_dns_managed_zone") return "Network (NAT, DNS)";

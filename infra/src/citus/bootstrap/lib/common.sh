@@ -7,7 +7,6 @@ umask 022
 # Paths can be redirected (BOOTSTRAP_*) only so the tests can run the bootstrap's functions in a temporary directory;
 # on a VM nothing sets them.
 STATE_DIR="${BOOTSTRAP_STATE_DIR:-/var/lib/citus-bootstrap}"
-SYSTEMD_DIR="${BOOTSTRAP_SYSTEMD_DIR:-/etc/systemd/system}"
 
 # Logs go to stderr: stdout of helpers such as secret_wait is their value.
 log() { echo "${BOOTSTRAP_NAME:-citus-bootstrap}[$ROLE $NODE_HOST]: $*" >&2; }

@@ -3,6 +3,7 @@
 # Part of the Citus startup script: infra/src/citus/startup-script.ts assembles it after the node's variables.
 
 # Redirected (BOOTSTRAP_*) only by the tests.
+SYSTEMD_DIR="${BOOTSTRAP_SYSTEMD_DIR:-/etc/systemd/system}"
 TLS_DIR="${BOOTSTRAP_TLS_DIR:-/etc/postgresql/tls}"
 PGDATA="$DATA_MOUNT/$PG_MAJOR/main"
 # Patroni's configuration (config.yml, with the passwords: postgres only) and the VM's sizing file it includes.
