@@ -192,12 +192,16 @@ describe.skipIf(unavailable !== undefined)("a Citus VM's Patroni configuration, 
     expect(superuser.status).toBe(0);
   });
 
-  it("gives postgres_exporter a role with pg_monitor only, created by the leader and replicated, and its config", () => {
+  it("makes on the leader what Patroni does not (idempotently): postgres_exporter's role with pg_monitor only, pg_stat_statements; and the exporter's config", () => {
     const leader = members[0]!;
     const socket = leader.dataDir.replace(/\/data$/, "");
     const psql = `PSQL=(runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 --quiet --no-align --tuples-only -h '${socket}' -p ${leader.pgPort})`;
     const root = join(dir, "exporter-vm");
-    execFileSync("bash", ["-c", `set -euo pipefail; source '${join(dir, "startup-0.sh")}'; ${psql}; create_monitoring_role; create_monitoring_role; configure_exporters`], { env: bootstrapEnv(root), stdio: "pipe" });
+    // What the leader does at boot (twice: every boot), then the exporter's configuration.
+    execFileSync("bash", ["-c", `set -euo pipefail; source '${join(dir, "startup-0.sh")}'; ${psql}; configure_leader; configure_leader; configure_exporters`], {
+      env: { ...bootstrapEnv(root), ...fakeSecretManager(root, secrets) },
+      stdio: "pipe",
+    });
     expect(sql(leader, "SELECT rolsuper::text || rolcreaterole::text || rolbypassrls::text || rolcanlogin::text FROM pg_roles WHERE rolname = 'prometheus'")).toBe("falsefalsefalsetrue");
     expect(sql(leader, "SELECT string_agg(b.rolname, ',') FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = 'prometheus'")).toBe("pg_monitor");
     for (const [name, q] of Object.entries(EXPORTER_QUERIES).filter(([, q]) => !q.coordinatorOnly && !q.query.includes("pg_replication_slots"))) {
@@ -216,6 +220,23 @@ describe.skipIf(unavailable !== undefined)("a Citus VM's Patroni configuration, 
     };
     expect(role(0)).toBe("primary");
     expect(role(1)).toBe("replica");
+  });
+
+  it("waits for a majority of etcd over TLS before it stops anything (wait_for_dcs), and says which members did not answer", () => {
+    const etcdHost = etcd.url.replace(/^https:\/\//, "");
+    const probe = (hosts: string[]) => {
+      const config = JSON.stringify({ ...rendered[0]!.written, etcd3: { hosts } }).replace(/'/g, "'\\''");
+      const script = rendered[0]!.script.replace(/^readonly PATRONI_CONFIG='.*'$/m, `readonly PATRONI_CONFIG='${config}'`);
+      writeFileSync(join(dir, "dcs.sh"), script);
+      return spawnSync("bash", ["-c", `set -euo pipefail; source '${join(dir, "dcs.sh")}'; wait_for_dcs`], {
+        encoding: "utf8",
+        env: { ...bootstrapEnv(join(dir, "dcs")), BOOTSTRAP_TLS_DIR: join(dir, "tls"), DCS_WAIT_ATTEMPTS: "1" },
+      });
+    };
+    expect(probe([etcdHost, etcdHost, "127.0.0.1:1"]).status).toBe(0);
+    const minority = probe([etcdHost, "127.0.0.1:1", "127.0.0.1:2"]);
+    expect(minority.status).toBe(1);
+    expect(minority.stderr).toContain(`etcd has no majority answering after 30 minutes (${etcdHost} 127.0.0.1:1 127.0.0.1:2); PostgreSQL was left as it is`);
   });
 
   it("a switchover with the REST API's password moves the leader (and /primary with it); without it Patroni refuses", async () => {

@@ -21,6 +21,7 @@ main() {
     ensure_ca
   fi
   issue_server_certificate
+  wait_for_dcs
   retire_debian_cluster
   write_pgpass
   write_sizing_conf

@@ -89,6 +89,23 @@ configure_watchdog() {
   chown postgres:postgres /dev/watchdog
 }
 
+# Waits until a majority of the etcd members answer over TLS, before anything stops a PostgreSQL that runs: on a VM
+# moving to Patroni (docs/runbooks/migrate-to-patroni.md) the database keeps serving while the etcd VMs still boot.
+wait_for_dcs() {
+  local hosts=() host up attempt
+  mapfile -t hosts < <(jq -r '.etcd3.hosts[]' <<<"$PATRONI_CONFIG")
+  for attempt in $(seq 1 "${DCS_WAIT_ATTEMPTS:-360}"); do
+    up=0
+    for host in "${hosts[@]}"; do
+      curl -fsS -o /dev/null --max-time 5 --cacert "$TLS_DIR/ca.crt" "https://$host/version" 2>/dev/null && up=$((up + 1))
+    done
+    ((up * 2 > ${#hosts[@]})) && return 0
+    ((attempt % 12)) || log "waiting for etcd: $up of ${#hosts[@]} members answer (${hosts[*]})"
+    sleep 5
+  done
+  die "etcd has no majority answering after 30 minutes (${hosts[*]}); PostgreSQL was left as it is"
+}
+
 # A VM that ran PostgreSQL through postgresql-common before Patroni (docs/runbooks/migrate-to-patroni.md) must never
 # start it that way again: two postmasters on one data directory is what Patroni exists to prevent.
 retire_debian_cluster() {
