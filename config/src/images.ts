@@ -23,6 +23,7 @@ export const IMAGES = {
   jaeger: { repository: "docker.io/jaegertracing/all-in-one", tag: "1.72.0", digest: UNRESOLVED_DIGEST },
   alertmanager: { repository: "quay.io/prometheus/alertmanager", tag: "v0.28.1", digest: UNRESOLVED_DIGEST },
   redisExporter: { repository: "docker.io/oliver006/redis_exporter", tag: "v1.74.0", digest: UNRESOLVED_DIGEST },
+  kubeStateMetrics: { repository: "registry.k8s.io/kube-state-metrics/kube-state-metrics", tag: "v2.15.0", digest: UNRESOLVED_DIGEST },
 } as const satisfies Record<string, ImageEntry>;
 
 export function imageRef(name: keyof typeof IMAGES): string {

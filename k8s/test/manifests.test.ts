@@ -212,7 +212,14 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
   });
   it("provisions Grafana with every dashboard and the Prometheus datasource by uid", () => {
     const dashboards = Object.keys((find(env, "ConfigMap", "grafana-dashboards") as any).data).sort();
-    expect(dashboards).toEqual(["dashboard-platform-api-overview.json", "dashboard-platform-citus.json", "dashboard-platform-gateway.json", "dashboard-platform-tenants.json"]);
+    expect(dashboards).toEqual([
+      "dashboard-platform-api-overview.json",
+      "dashboard-platform-business.json",
+      "dashboard-platform-citus.json",
+      "dashboard-platform-gateway.json",
+      "dashboard-platform-kubernetes.json",
+      "dashboard-platform-tenants.json",
+    ]);
     expect((find(env, "ConfigMap", "grafana-provisioning") as any).data["datasources.yaml"]).toContain("uid: prometheus");
   });
   it("writes each exemption on its object with a reason: Prometheus's API token, Jaeger's single replica", () => {

@@ -41,6 +41,17 @@ export const SCRAPE_JOBS = {
   /** redis_exporter pointed at Memorystore */
   redis: ["up", "redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_connected_clients"],
   hydra: ["up", ...histogram("http_request_duration_seconds")],
+  /** kube-state-metrics 2.x (k8s/src/charts/monitoring/kube-state-metrics.ts), the resources it is given */
+  "kube-state-metrics": [
+    "up", "kube_pod_container_status_waiting_reason", "kube_pod_container_status_restarts_total", "kube_pod_status_phase", "kube_pod_status_ready", "kube_pod_owner",
+    "kube_deployment_spec_replicas", "kube_deployment_status_replicas_available", "kube_deployment_status_replicas_updated",
+    "kube_statefulset_status_replicas", "kube_statefulset_status_replicas_ready", "kube_statefulset_status_replicas_updated",
+    "kube_horizontalpodautoscaler_status_current_replicas", "kube_horizontalpodautoscaler_spec_max_replicas", "kube_job_failed", "kube_node_status_condition",
+  ],
+  /** Each node's kubelet /metrics: the volumes mounted there */
+  kubelet: ["up", "kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes", "kubelet_volume_stats_used_bytes"],
+  /** Each node's cAdvisor, only what src/kubernetes-scrape.ts keeps */
+  cadvisor: ["up", "container_cpu_usage_seconds_total", "container_memory_working_set_bytes"],
   /** Each Prometheus replica scraping itself: whether rules evaluate and alerts leave */
   prometheus: ["up", "prometheus_rule_evaluation_failures_total", "prometheus_notifications_alertmanagers_discovered", "prometheus_notifications_errors_total", "prometheus_notifications_dropped_total", "prometheus_notifications_sent_total"],
   /** Alertmanager's replicas: whether notifications reach the receiver */

@@ -152,6 +152,55 @@ function business(): Dashboard {
     .build();
 }
 
+/**
+ * The Kubernetes layer for the platform's namespaces ($namespace): what is not ready or crashing, replicas against
+ * what each controller wants, autoscalers against their maximum, CPU and memory per pod, volumes (kube-state-metrics,
+ * the kubelets, cAdvisor).
+ */
+function kubernetesWorkloads(): Dashboard {
+  const ksm = (metric: string, extra = "") => `${metric}{job="kube-state-metrics",namespace=~"$namespace"${extra}}`;
+  const kubelet = (metric: string) => `${metric}{job="kubelet",namespace=~"$namespace"}`;
+  return base("platform-kubernetes", "Platform / Kubernetes workloads", ["kubernetes"])
+    .withVariable(
+      new QueryVariableBuilder("namespace").label("Namespace").query('label_values(kube_deployment_spec_replicas{job="kube-state-metrics"}, namespace)').datasource(PROMETHEUS_DATASOURCE).multi(true).includeAll(true),
+    )
+    .withPanel(stat("Pods not ready", "none", `sum(${ksm("kube_pod_status_ready", ',condition="false"')}) or vector(0)`))
+    .withPanel(stat("Containers crash looping", "none", `count(${ksm("kube_pod_container_status_waiting_reason", ',reason="CrashLoopBackOff"')} == 1) or vector(0)`))
+    .withPanel(stat("Failed Jobs", "none", `sum(${ksm("kube_job_failed")}) or vector(0)`))
+    .withPanel(stat("Nodes not ready", "none", 'count(kube_node_status_condition{job="kube-state-metrics",condition="Ready",status="true"} == 0) or vector(0)'))
+    .withPanel(
+      timeseries(
+        "Deployments: available of desired replicas",
+        "percentunit",
+        query(`${ksm("kube_deployment_status_replicas_available")} / on (namespace, deployment) ${ksm("kube_deployment_spec_replicas")}`, "{{namespace}}/{{deployment}}"),
+      ),
+    )
+    .withPanel(
+      timeseries(
+        "StatefulSets: ready of their replicas",
+        "percentunit",
+        query(`${ksm("kube_statefulset_status_replicas_ready")} / on (namespace, statefulset) ${ksm("kube_statefulset_status_replicas")}`, "{{namespace}}/{{statefulset}}"),
+      ),
+    )
+    // KubeHpaMaxedOut fires when this stays at 1 for 15 minutes.
+    .withPanel(
+      timeseries(
+        "Autoscalers: replicas of their maximum",
+        "percentunit",
+        query(`${ksm("kube_horizontalpodautoscaler_status_current_replicas")} / on (namespace, horizontalpodautoscaler) ${ksm("kube_horizontalpodautoscaler_spec_max_replicas")}`, "{{namespace}}/{{horizontalpodautoscaler}}"),
+      ),
+    )
+    .withPanel(timeseries("Container restarts (1 h)", "none", query(`sum by (namespace, pod) (increase(${ksm("kube_pod_container_status_restarts_total")}[1h]))`, "{{namespace}}/{{pod}}")))
+    .withPanel(
+      timeseries("CPU per pod", "cores", query('sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{job="cadvisor",namespace=~"$namespace",container!=""}[$__rate_interval]))', "{{namespace}}/{{pod}}")),
+    )
+    .withPanel(timeseries("Memory per pod (working set)", "bytes", query('sum by (namespace, pod) (container_memory_working_set_bytes{job="cadvisor",namespace=~"$namespace",container!=""})', "{{namespace}}/{{pod}}")))
+    .withPanel(
+      timeseries("Persistent volumes used", "percentunit", query(`${kubelet("kubelet_volume_stats_used_bytes")} / ${kubelet("kubelet_volume_stats_capacity_bytes")}`, "{{namespace}}/{{persistentvolumeclaim}}")),
+    )
+    .build();
+}
+
 /** Traffic through Kong. */
 function gateway(): Dashboard {
   return base("platform-gateway", "Platform / Gateway", ["gateway"])
@@ -164,5 +213,5 @@ function gateway(): Dashboard {
 }
 
 export function dashboards(): Dashboard[] {
-  return [apiOverview(), tenants(), citusHealth(), business(), gateway()];
+  return [apiOverview(), tenants(), citusHealth(), business(), kubernetesWorkloads(), gateway()];
 }

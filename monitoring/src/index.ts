@@ -6,3 +6,5 @@ export { renderMonitoring, ruleGroups, type RenderedMonitoring } from "./render.
 export { citusHaAlerts, expectedGroupMembers, PATRONI_MAXIMUM_LAG_ON_FAILOVER_BYTES } from "./citus-ha-rules.js";
 export { dashboards, PROMETHEUS_DATASOURCE } from "./dashboards.js";
 export { alertmanagerConfig, alertmanagerPeers, ALERTMANAGER, ALERT_HEARTBEAT_FILE, ALERT_RECEIVER_FILE, HEARTBEAT_ALERT } from "./alertmanager.js";
+export { kubernetesAlerts, platformNamespaces } from "./kubernetes-rules.js";
+export { kubernetesScrapeJobs, KUBE_STATE_METRICS_PORT, KUBELET_PORT, CADVISOR_KEPT } from "./kubernetes-scrape.js";

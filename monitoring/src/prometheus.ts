@@ -2,6 +2,7 @@ import { PORTS, platformNames, type EnvironmentConfig } from "@platform/config";
 import { ALERTMANAGER, alertmanagerPeers } from "./alertmanager.js";
 import type { ScrapeJob } from "./catalog.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT } from "./exporter-queries.js";
+import { kubernetesScrapeJobs } from "./kubernetes-scrape.js";
 
 export const RULES_DIR = "/etc/prometheus/rules";
 export const PROMETHEUS_PORT = PORTS.prometheus;
@@ -71,6 +72,8 @@ export function prometheusConfig(config: EnvironmentConfig) {
       // whose receiver rejects it, is otherwise silent.
       { job_name: "prometheus", static_configs: [{ targets: [`localhost:${PROMETHEUS_PORT}`] }] },
       { job_name: "alertmanager", static_configs: [{ targets: alertmanagerPeers(config, ALERTMANAGER.port) }] },
+      // The cluster itself: kube-state-metrics, the kubelets and cAdvisor (src/kubernetes-scrape.ts).
+      ...kubernetesScrapeJobs(config),
     ],
   };
 }

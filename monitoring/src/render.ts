@@ -5,11 +5,15 @@ import { dashboards } from "./dashboards.js";
 import { postgresExporterQueries } from "./exporter-queries.js";
 import { prometheusConfig } from "./prometheus.js";
 import { citusHaAlerts } from "./citus-ha-rules.js";
+import { kubernetesAlerts } from "./kubernetes-rules.js";
 import { ALERT_RULES, RECORDING_RULES, type RuleGroup } from "./rules.js";
 
-/** Every rule group of one environment: the Citus availability alerts depend on its configured group size. */
+/**
+ * Every rule group of one environment: the Citus availability alerts depend on its configured group size, the
+ * Kubernetes ones on its namespaces.
+ */
 export function ruleGroups(config: EnvironmentConfig): readonly RuleGroup[] {
-  return [RECORDING_RULES, ALERT_RULES, citusHaAlerts(config)];
+  return [RECORDING_RULES, ALERT_RULES, citusHaAlerts(config), kubernetesAlerts(config)];
 }
 
 export interface RenderedMonitoring {

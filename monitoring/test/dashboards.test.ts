@@ -28,7 +28,7 @@ const panels = all.flatMap((d) =>
 describe("Grafana dashboards", () => {
   it("have stable, unique uids", () => {
     const uids = all.map((d) => d.uid);
-    expect(uids).toEqual(["platform-api-overview", "platform-tenants", "platform-citus", "platform-business", "platform-gateway"]);
+    expect(uids).toEqual(["platform-api-overview", "platform-tenants", "platform-citus", "platform-business", "platform-kubernetes", "platform-gateway"]);
     expect(new Set(uids).size).toBe(uids.length);
   });
 
@@ -54,7 +54,7 @@ describe("Grafana dashboards", () => {
   if (promtoolMissing) console.warn(`skipping the PromQL parse of dashboard queries: ${promtoolMissing}`);
   it.skipIf(promtoolMissing !== undefined)("query PromQL that Prometheus parses (promtool check rules, one recording rule per query)", () => {
     // Grafana substitutes its variables before a query reaches Prometheus; sample values stand in for them here.
-    const samples: Record<string, string> = { $__rate_interval: "2m", $tenant: "sample-tenant" };
+    const samples: Record<string, string> = { $__rate_interval: "2m", $tenant: "sample-tenant", $namespace: "tenants|monitoring" };
     const exprs = panels.flatMap(({ panel }) => (panel.targets ?? []).map((t) => (t.expr ?? "").replace(/\$[A-Za-z_]+/g, (v) => samples[v] ?? v)));
     expect(exprs.filter((e) => e.includes("$")), "a variable without a sample value").toEqual([]);
     const dir = mkdtempSync(join(tmpdir(), "dashboards-"));

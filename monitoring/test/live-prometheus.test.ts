@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnvironment } from "@platform/config";
-import { dashboards, ruleGroups, type AlertRule } from "../src/index.js";
+import { SCRAPE_JOBS, dashboards, ruleGroups, type AlertRule } from "../src/index.js";
 import { INTERVAL_SECONDS, JOBS_NOT_RUN, liveStackUnavailable, startLiveStack, token, type LiveStack } from "./live-stack.js";
 import { nameAndJob, selectors, type Selector } from "./promql-selectors.js";
 
@@ -28,7 +28,7 @@ const RULES = ruleGroups(production).flatMap((g) => g.rules.map((r) => ({ name: 
 const ALERTS = RULES.flatMap((r) => ("alert" in r.rule ? [r.rule as AlertRule] : []));
 
 /** Grafana's variables, as it substitutes them before a query reaches Prometheus. */
-const PANEL_VARIABLES: Record<string, string> = { $__rate_interval: "1m", $tenant: "no-tenant-here" };
+const PANEL_VARIABLES: Record<string, string> = { $__rate_interval: "1m", $tenant: "no-tenant-here", $namespace: ".+" };
 const PANELS = dashboards().flatMap((d) =>
   (d.panels ?? [])
     .filter((p) => (p as { type?: string }).type !== "row")
@@ -83,6 +83,10 @@ const ONLY_WHEN: Record<string, string> = {
   'http_requests_total{job="tenant-service",status=~"5.."}': "only once a request has failed with a 5xx",
   'rate_limit_lease_renewals_total{job="tenant-service",result="error"}': "only once Redis failed a lease renewal",
   'worker_jobs_total{job="tenant-worker",outcome="failed"}': "only once a job has failed",
+  // The Kubernetes layer: kube-state-metrics, the kubelets and cAdvisor need a cluster.
+  ...Object.fromEntries(
+    [...SCRAPE_JOBS["kube-state-metrics"], ...SCRAPE_JOBS.kubelet, ...SCRAPE_JOBS.cadvisor].filter((m) => m !== "up").map((m) => [m, JOBS_NOT_RUN["kube-state-metrics"]!]),
+  ),
   // Kong's Prometheus plugin.
   kong_http_requests_total: JOBS_NOT_RUN.kong!,
   kong_request_latency_ms_bucket: JOBS_NOT_RUN.kong!,

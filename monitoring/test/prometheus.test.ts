@@ -61,11 +61,27 @@ describe.skipIf(promtoolMissing !== undefined).each(configs.map((c) => [c.name, 
   it("promtool check config (Kubernetes discovery checked structurally: Debian's promtool is built without it)", () => {
     const doc = parse(files["prometheus.yml"]!) as { scrape_configs: Record<string, unknown>[]; rule_files: string[] };
     for (const job of doc.scrape_configs) {
-      const sd = job.kubernetes_sd_configs as { role: string; namespaces: { names: string[] } }[] | undefined;
+      const sd = job.kubernetes_sd_configs as { role: string; namespaces?: { names: string[] } }[] | undefined;
       if (!sd) continue;
-      expect(sd, String(job.job_name)).toEqual([{ role: "pod", namespaces: { names: [expect.stringMatching(/^[a-z0-9-]+$/)] } }]);
+      // The workloads' pods, one namespace each; the kubelets and cAdvisor on every node.
+      if (["kubelet", "cadvisor"].includes(String(job.job_name))) expect(sd, String(job.job_name)).toEqual([{ role: "node" }]);
+      else expect(sd, String(job.job_name)).toEqual([{ role: "pod", namespaces: { names: [expect.stringMatching(/^[a-z0-9-]+$/)] } }]);
       delete job.kubernetes_sd_configs;
       job.static_configs = [{ targets: ["placeholder:8080"] }];
+      // The kubelets' jobs authenticate with the pod's mounted token and CA, which promtool checks exist: the same
+      // paths are asserted, then swapped for files here.
+      const auth = job.authorization as { credentials_file?: string } | undefined;
+      const tls = job.tls_config as { ca_file?: string } | undefined;
+      if (auth?.credentials_file) {
+        expect(auth.credentials_file).toBe("/var/run/secrets/kubernetes.io/serviceaccount/token");
+        auth.credentials_file = join(dir, "token");
+        writeFileSync(auth.credentials_file, "token\n");
+      }
+      if (tls?.ca_file) {
+        expect(tls.ca_file).toBe("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
+        tls.ca_file = join(dir, "ca.crt");
+        writeFileSync(tls.ca_file, "");
+      }
     }
     doc.rule_files = [join(dir, `${env}-platform.rules.yml`)];
     const path = join(dir, `${env}-prometheus-check.yml`);
@@ -516,6 +532,110 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       evalTime: "40m",
       fires: [{ instance: "worker-0.db.internal", citus_role: "worker", queryid: "42", database: "platform", user: "platform_app", severity: "ticket" }],
     },
+    // The Kubernetes layer (src/kubernetes-rules.ts), on series as kube-state-metrics and the kubelet name them. Each
+    // has a platform namespace that should fire and kube-system, which is Google's to watch, that should not.
+    {
+      alert: "KubePodCrashLooping",
+      series: [
+        { series: 'kube_pod_container_status_waiting_reason{job="kube-state-metrics",namespace="tenants",pod="tenant-service-abc",container="tenant-service",reason="CrashLoopBackOff"}', values: "1 0 1 0 1x30" },
+        { series: 'kube_pod_container_status_waiting_reason{job="kube-state-metrics",namespace="kube-system",pod="dns",container="dns",reason="CrashLoopBackOff"}', values: "1x30" },
+      ],
+      evalTime: "25m",
+      fires: [{ job: "kube-state-metrics", namespace: "tenants", pod: "tenant-service-abc", container: "tenant-service", reason: "CrashLoopBackOff", severity: "ticket" }],
+    },
+    {
+      alert: "KubePodNotReady",
+      // A Deployment's pod stuck Pending; a Job's pod that Failed (by design) is not reported.
+      series: [
+        { series: 'kube_pod_status_phase{job="kube-state-metrics",namespace="tenants",pod="tenant-service-abc",phase="Pending"}', values: "1x30" },
+        { series: 'kube_pod_owner{job="kube-state-metrics",namespace="tenants",pod="tenant-service-abc",owner_kind="ReplicaSet"}', values: "1x30" },
+        { series: 'kube_pod_status_phase{job="kube-state-metrics",namespace="auth",pod="hydra-migrate-x",phase="Failed"}', values: "1x30" },
+        { series: 'kube_pod_owner{job="kube-state-metrics",namespace="auth",pod="hydra-migrate-x",owner_kind="Job"}', values: "1x30" },
+      ],
+      evalTime: "20m",
+      fires: [{ namespace: "tenants", pod: "tenant-service-abc", severity: "ticket" }],
+    },
+    {
+      alert: "KubeDeploymentReplicasMismatch",
+      // tenant-service wants 3 and has 2, with no rollout moving; kong is mid-rollout (its updated count moves).
+      series: [
+        { series: 'kube_deployment_spec_replicas{job="kube-state-metrics",namespace="tenants",deployment="tenant-service"}', values: "3x30" },
+        { series: 'kube_deployment_status_replicas_available{job="kube-state-metrics",namespace="tenants",deployment="tenant-service"}', values: "2x30" },
+        { series: 'kube_deployment_status_replicas_updated{job="kube-state-metrics",namespace="tenants",deployment="tenant-service"}', values: "3x30" },
+        { series: 'kube_deployment_spec_replicas{job="kube-state-metrics",namespace="gateway",deployment="kong"}', values: "3x30" },
+        { series: 'kube_deployment_status_replicas_available{job="kube-state-metrics",namespace="gateway",deployment="kong"}', values: "2x30" },
+        { series: 'kube_deployment_status_replicas_updated{job="kube-state-metrics",namespace="gateway",deployment="kong"}', values: "0+1x30" },
+      ],
+      evalTime: "25m",
+      fires: [{ job: "kube-state-metrics", namespace: "tenants", deployment: "tenant-service", severity: "ticket" }],
+    },
+    {
+      alert: "KubeStatefulSetReplicasMismatch",
+      series: [
+        { series: 'kube_statefulset_status_replicas{job="kube-state-metrics",namespace="monitoring",statefulset="prometheus"}', values: "2x30" },
+        { series: 'kube_statefulset_status_replicas_ready{job="kube-state-metrics",namespace="monitoring",statefulset="prometheus"}', values: "1x30" },
+        { series: 'kube_statefulset_status_replicas_updated{job="kube-state-metrics",namespace="monitoring",statefulset="prometheus"}', values: "2x30" },
+      ],
+      evalTime: "25m",
+      fires: [{ job: "kube-state-metrics", namespace: "monitoring", statefulset: "prometheus", severity: "ticket" }],
+    },
+    {
+      alert: "KubeHpaMaxedOut",
+      // tenant-service has sat at its maximum of 10 since minute 5; kong touched its maximum for two minutes.
+      series: [
+        { series: 'kube_horizontalpodautoscaler_status_current_replicas{job="kube-state-metrics",namespace="tenants",horizontalpodautoscaler="tenant-service"}', values: "4x5 10x30" },
+        { series: 'kube_horizontalpodautoscaler_spec_max_replicas{job="kube-state-metrics",namespace="tenants",horizontalpodautoscaler="tenant-service"}', values: "10x35" },
+        { series: 'kube_horizontalpodautoscaler_status_current_replicas{job="kube-state-metrics",namespace="gateway",horizontalpodautoscaler="kong"}', values: "3x10 6x2 3x23" },
+        { series: 'kube_horizontalpodautoscaler_spec_max_replicas{job="kube-state-metrics",namespace="gateway",horizontalpodautoscaler="kong"}', values: "6x35" },
+      ],
+      evalTime: "30m",
+      fires: [{ job: "kube-state-metrics", namespace: "tenants", horizontalpodautoscaler: "tenant-service", severity: "ticket" }],
+    },
+    {
+      alert: "KubePersistentVolumeFillingUp",
+      series: [
+        { series: 'kubelet_volume_stats_available_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-prometheus-0"}', values: "2x10" },
+        { series: 'kubelet_volume_stats_capacity_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-prometheus-0"}', values: "100x10" },
+        { series: 'kubelet_volume_stats_used_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-prometheus-0"}', values: "98x10" },
+        { series: 'kubelet_volume_stats_available_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-prometheus-1"}', values: "50x10" },
+        { series: 'kubelet_volume_stats_capacity_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-prometheus-1"}', values: "100x10" },
+        { series: 'kubelet_volume_stats_used_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-prometheus-1"}', values: "50x10" },
+      ],
+      evalTime: "5m",
+      fires: [{ job: "kubelet", namespace: "monitoring", persistentvolumeclaim: "data-prometheus-0", severity: "page" }],
+    },
+    {
+      alert: "KubePersistentVolumeWillFill",
+      // 14% free and losing 1% of its capacity every 10 minutes; its neighbour is as full but steady.
+      series: [
+        { series: 'kubelet_volume_stats_available_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-alertmanager-0"}', values: "14000-10x500" },
+        { series: 'kubelet_volume_stats_capacity_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-alertmanager-0"}', values: "100000x500" },
+        { series: 'kubelet_volume_stats_used_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-alertmanager-0"}', values: "86000+10x500" },
+        { series: 'kubelet_volume_stats_available_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-alertmanager-1"}', values: "9000x500" },
+        { series: 'kubelet_volume_stats_capacity_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-alertmanager-1"}', values: "100000x500" },
+        { series: 'kubelet_volume_stats_used_bytes{job="kubelet",namespace="monitoring",persistentvolumeclaim="data-alertmanager-1"}', values: "91000x500" },
+      ],
+      evalTime: "8h",
+      fires: [{ job: "kubelet", namespace: "monitoring", persistentvolumeclaim: "data-alertmanager-0", severity: "ticket" }],
+    },
+    {
+      alert: "KubeJobFailed",
+      series: [
+        { series: 'kube_job_failed{job="kube-state-metrics",namespace="auth",job_name="hydra-migrate",condition="true"}', values: "1x30" },
+        { series: 'kube_job_failed{job="kube-state-metrics",namespace="auth",job_name="hydra-migrate",condition="false"}', values: "0x30" },
+      ],
+      evalTime: "20m",
+      fires: [{ job: "kube-state-metrics", namespace: "auth", job_name: "hydra-migrate", condition: "true", severity: "ticket" }],
+    },
+    {
+      alert: "KubeNodeNotReady",
+      series: [
+        { series: 'kube_node_status_condition{job="kube-state-metrics",node="gke-a",condition="Ready",status="true"}', values: "0x30" },
+        { series: 'kube_node_status_condition{job="kube-state-metrics",node="gke-b",condition="Ready",status="true"}', values: "1x30" },
+      ],
+      evalTime: "20m",
+      fires: [{ job: "kube-state-metrics", node: "gke-a", condition: "Ready", status: "true", severity: "ticket" }],
+    },
     {
       alert: "WorkerJobsFailing",
       series: [{ series: 'worker_jobs_total{job="tenant-worker",task="metrics.rollup-batch",outcome="failed"}', values: "0+6x60" }],
@@ -678,7 +798,7 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
 });
 
 describe("rules use only metrics that some target exports", () => {
-  const FUNCTIONS = new Set(["vector", "sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "predict_linear", "absent", "and", "or", "unless", "on", "ignoring", "without", "count", "increase", "changes", "humanizePercentage", "humanizeDuration", "time", "group", "group_right"]);
+  const FUNCTIONS = new Set(["max_over_time", "topk", "vector", "sum", "rate", "max", "min", "avg", "by", "histogram_quantile", "predict_linear", "absent", "and", "or", "unless", "on", "ignoring", "without", "count", "increase", "changes", "humanizePercentage", "humanizeDuration", "time", "group", "group_right"]);
   const recorded = RECORDING_RULES.rules.map((r) => (r as RecordingRule).record);
   const known = knownMetrics(recorded);
   it.each(RULE_GROUPS.flatMap((g) => g.rules.map((r) => [("alert" in r ? r.alert : r.record) as string, r.expr])))("%s", (_name, expr) => {
@@ -686,7 +806,7 @@ describe("rules use only metrics that some target exports", () => {
       .replace(/\{[^}]*\}/g, "")
       .replace(/\[[^\]]*\]/g, "")
       .replace(/"[^"]*"/g, "")
-      .replace(/\b(by|without|on|ignoring)\s*\([^)]*\)/g, "");
+      .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, "");
     const identifiers = [...withoutLabels.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)].map((m) => m[0]).filter((id) => !FUNCTIONS.has(id) && !/^(le|job|pod|task|instance|route|status|application_name|citus_group)$/.test(id));
     expect(identifiers.filter((id) => !known.has(id))).toEqual([]);
   });

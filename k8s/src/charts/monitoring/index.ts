@@ -6,12 +6,14 @@ import type { ChartContext } from "../../topology.js";
 import { Alertmanager } from "./alertmanager.js";
 import { Grafana } from "./grafana.js";
 import { Jaeger } from "./jaeger.js";
+import { KubeStateMetrics } from "./kube-state-metrics.js";
+import { KubernetesScraping } from "./kubernetes-scraping.js";
 import { Prometheus } from "./prometheus.js";
 import { RedisExporter } from "./redis-exporter.js";
 
 /**
  * The monitoring namespace: Prometheus (the rules and scrape configuration from monitoring/), Grafana (its
- * datasources and dashboards), Jaeger collecting OTLP, Alertmanager and the Redis exporter. One construct per
+ * datasources and dashboards), Jaeger collecting OTLP, Alertmanager, the Redis exporter and kube-state-metrics. One construct per
  * component, each owning its accounts, its NetworkPolicy and its sizes from the environment config.
  */
 export class MonitoringChart extends Chart {
@@ -25,5 +27,8 @@ export class MonitoringChart extends Chart {
     new Jaeger(this, "Jaeger", ctx);
     new Alertmanager(this, "Alertmanager", ctx, { files });
     new RedisExporter(this, "RedisExporter", ctx);
+    // The Kubernetes layer: the objects' state, and Prometheus's access to it and to the kubelets.
+    new KubeStateMetrics(this, "KubeStateMetrics", ctx);
+    new KubernetesScraping(this, "KubernetesScraping", ctx);
   }
 }
