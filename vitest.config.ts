@@ -9,7 +9,9 @@ export default defineConfig({
       { test: { name: "scripts", root: "./scripts", include: ["test/**/*.test.ts"], testTimeout: 60_000 } },
       // Synthesis of three stacks happens once per file in beforeAll: give it room on a 2-core CI machine.
       // Starts its own PostgreSQL servers; runs the Citus suite too when CITUS_URL is set.
-      { test: { name: "citus", root: "./citus", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
+      // One file at a time: with CITUS_URL the files share one cluster and its platform schema, and one file's writers
+      // would make another's shard operation see live writes it did not start (and verify it as such).
+      { test: { name: "citus", root: "./citus", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000, fileParallelism: false } },
       { test: { name: "tenant-service", root: "./services/tenant-service", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
       { test: { name: "k8s", root: "./k8s", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
       { test: { name: "monitoring", root: "./monitoring", include: ["test/**/*.test.ts"], testTimeout: 60_000 } },

@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runMigrations } from "../src/migrations.js";
+import { loadMigrations, runMigrations } from "../src/migrations.js";
 import { missingWrites, prepareCitusDatabase, startTenantWriters } from "../src/testing.js";
 
 const CITUS_URL = process.env.CITUS_URL;
@@ -39,7 +39,8 @@ describe.skipIf(!CITUS_URL)("migration 0004 on a live Citus cluster", () => {
     const started = Date.now();
     let ran: number[];
     try {
-      ran = (await runMigrations(migrator, { log: (l) => lines.push(l) })).ran;
+      // 0004 alone: the migrations after it are not what this test is about.
+      ran = (await runMigrations(migrator, { migrations: (await loadMigrations()).filter((m) => m.version <= 4), log: (l) => lines.push(l) })).ran;
     } finally {
       await migrator.end();
     }
