@@ -21,6 +21,14 @@ REQUIRED=(
   # Automatic failover: infra/test/patroni-failover.test.ts and pnpm bench:failover run a real Patroni group with etcd.
   "/usr/bin/patroni:patroni"
   "/usr/bin/etcd:etcd-server"
+  # The Citus VMs' etcd bootstrap (infra/test/etcd-bootstrap.test.ts) turns auth on with etcdctl; Patroni reaches
+  # etcd over https only with python3-idna.
+  "etcdctl:etcd-client"
+  "/usr/lib/python3/dist-packages/idna:python3-idna"
+  # The live Prometheus test (monitoring/test/live-prometheus.test.ts) scrapes Debian's exporters.
+  "prometheus:prometheus"
+  "prometheus-postgres-exporter:prometheus-postgres-exporter"
+  "prometheus-redis-exporter:prometheus-redis-exporter"
   # The engines: shellcheck from Debian; Checkov and Schemathesis are installed from PyPI into venvs.
   "shellcheck:shellcheck"
   "python3:python3"
@@ -61,7 +69,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 # The Debian packages start their own servers; the tests start theirs on free ports, so stop the defaults.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager etcd patroni >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter etcd patroni >/dev/null 2>&1 || true; fi
 pkill -x etcd >/dev/null 2>&1 || true
 pkill -x prometheus >/dev/null 2>&1 || true
 pkill -f /usr/bin/prometheus-node-exporter >/dev/null 2>&1 || true
