@@ -175,10 +175,11 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
   },
   platform_tenants: {
     coordinatorOnly: true,
-    // The business view: tenants by plan and status (platform.tenant_counts, migration 0005, readable by pg_monitor
-    // without reading any tenant's row). A handful of series: four plans times two statuses. On Citus the tenants
-    // table is a reference table, so a worker reports the same counts: dashboards read the coordinator's.
-    query: "SELECT plan, status, tenants::float AS tenants, created_last_hour::float AS created_last_hour, created_last_day::float AS created_last_day FROM platform.tenant_counts",
+    // The business view: tenants by plan and status (platform.tenant_counts(), migration 0006: a SECURITY DEFINER
+    // function pg_monitor may execute, which returns counts and no tenant's row). A handful of series: four plans
+    // times two statuses. On Citus the tenants table is a reference table, so a worker reports the same counts:
+    // dashboards read the coordinator's.
+    query: "SELECT plan, status, tenants::float AS tenants, created_last_hour::float AS created_last_hour, created_last_day::float AS created_last_day FROM platform.tenant_counts()",
     metrics: [
       { plan: { usage: "LABEL", description: "the tenant's plan (free, starter, business, enterprise)" } },
       { status: { usage: "LABEL", description: "active or suspended" } },

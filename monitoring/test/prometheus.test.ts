@@ -815,10 +815,19 @@ describe("rules use only metrics that some target exports", () => {
 const CITUS_URL = process.env.CITUS_URL;
 if (!CITUS_URL) console.warn("skipping the postgres_exporter queries on Citus: set CITUS_URL to a Citus 13 coordinator (superuser) with two or more workers");
 describe.skipIf(!CITUS_URL)("postgres_exporter queries on a real Citus coordinator", () => {
-  it.each(Object.entries(EXPORTER_QUERIES))("%s returns its declared columns", async (_name, q) => {
+  it.each(Object.entries(EXPORTER_QUERIES))("%s returns its declared columns, run as a pg_monitor-only role as the exporter is", async (name, q) => {
     const client = new pg.Client({ connectionString: CITUS_URL });
     await client.connect();
     try {
+      // The business counts need the platform's schema (pnpm migrate on this database).
+      if (name === "platform_tenants" && !(await client.query("SELECT to_regproc('platform.tenant_counts') IS NOT NULL AS ok")).rows[0].ok) {
+        console.warn("skipping platform_tenants on CITUS_URL: no platform.tenant_counts() there (run pnpm migrate on it)");
+        return;
+      }
+      // As the superuser CITUS_URL names, a permission the exporter lacks would go unseen: on Citus a view over the
+      // tenants reference table was refused for pg_monitor (its shard is checked as the querying role).
+      await client.query("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'monitoring_test_exporter') THEN CREATE ROLE monitoring_test_exporter NOLOGIN IN ROLE pg_monitor; END IF; END $$");
+      await client.query("SET ROLE monitoring_test_exporter");
       const result = await client.query(q.query);
       const declared = q.metrics.flatMap((m) => Object.keys(m)).sort();
       expect(result.fields.map((f) => f.name).sort()).toEqual(declared);
