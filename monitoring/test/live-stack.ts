@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { parse, stringify } from "yaml";
 import type { EnvironmentConfig } from "@platform/config";
-import { freePort, postgresUnavailable, redisUnavailable, startPostgres, startRedis, type PostgresServer, type RedisServer } from "../../testing/src/index.js";
+import { POSTGRES_BIN, freePort, postgresUnavailable, redisUnavailable, startPostgres, startRedis, type PostgresServer, type RedisServer } from "../../testing/src/index.js";
 import { postgresExporterQueries, renderMonitoring, ruleGroups } from "../src/index.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -37,6 +37,9 @@ export function liveStackUnavailable(): string | undefined {
   }
   return postgresUnavailable() ?? redisUnavailable();
 }
+
+/** Whether Citus 13 is installed for the PostgreSQL the helper runs (Debian's postgresql-15-citus-13.x). */
+export const citusInstalled = (): boolean => existsSync(join(POSTGRES_BIN, "..", "lib", "citus.so"));
 
 /** Scrape and evaluation interval of the test's Prometheus: short, so that rules see a few points within seconds. */
 export const INTERVAL_SECONDS = 2;
@@ -156,7 +159,8 @@ export interface LiveStack {
  * Starts everything. `config` gives the rules (ruleGroups) and the scrape configuration whose job names, target
  * labels and relabelling the test's prometheus.yml keeps; only the targets change, to loopback.
  */
-export async function startLiveStack(config: EnvironmentConfig): Promise<LiveStack> {
+export async function startLiveStack(config: EnvironmentConfig, options: { citus: boolean }): Promise<LiveStack> {
+  const { citus } = options;
   const dir = mkdtempSync(join(tmpdir(), "live-prometheus-"));
   const processes: Running[] = [];
   let postgres: PostgresServer | undefined;
@@ -173,12 +177,25 @@ export async function startLiveStack(config: EnvironmentConfig): Promise<LiveSta
   };
   try {
     // pg_stat_statements as on the Citus VMs (infra/src/citus/patroni-vm.ts: shared_preload_libraries).
-    [postgres, redis] = await Promise.all([startPostgres({ settings: { shared_preload_libraries: "'pg_stat_statements'" } }), startRedis()]);
+    // With Citus installed, the node is a single-node Citus coordinator holding its own shards, as the Citus VMs'
+    // settings have it (citus and pg_stat_statements preloaded, every tenant's statements tracked); without, plain
+    // PostgreSQL 15 and the citus_* series are ONLY_WHEN's.
+    const settings: Record<string, string> = citus
+      ? { shared_preload_libraries: "'citus,pg_stat_statements'", "citus.stat_tenants_track": "'all'", "citus.stat_tenants_period": "10" }
+      : { shared_preload_libraries: "'pg_stat_statements'" };
+    [postgres, redis] = await Promise.all([startPostgres({ settings }), startRedis()]);
     admin = new pg.Pool({ connectionString: postgres.url, max: 2 });
     // Its idle connections end when the node-down test stops PostgreSQL: expected, not an error of the test.
     admin.on("error", () => {});
     // The roles the Citus bootstrap creates (infra/src/citus/bootstrap/lib/roles.sh), as services/tenant-service's
     // test harness does; prometheus is postgres_exporter's, pg_monitor and nothing more.
+    if (citus) {
+      // Citus reaches the node it places shards on as the session's own role; over the socket directory, where
+      // authentication is trust, it needs no password for itself.
+      await admin.query("CREATE EXTENSION citus");
+      await admin.query("SELECT citus_set_coordinator_host($1, $2)", [postgres.socketDir, postgres.port]);
+      await admin.query("SELECT citus_set_node_property($1, $2, 'shouldhaveshards', true)", [postgres.socketDir, postgres.port]);
+    }
     for (const statement of [
       "CREATE EXTENSION pg_stat_statements",
       "CREATE ROLE platform_migrator LOGIN PASSWORD 'migrator'",
