@@ -17,6 +17,23 @@
 # others wait for its result.
 set -euo pipefail
 
+# Says on stderr why a go command whose output is in LOG failed, and returns 3 when the Go module proxy refused a
+# module it needed (callers exit 3, so tests skip with that reason), 1 for anything else (with the log, less its
+# download lines).
+#
+#   go_failure WHO SUBJECT DOING LOG      # e.g. go_failure install-trivy github.com/aquasecurity/trivy@v0.74.0 building "$log"
+go_failure() {
+  local who="$1" subject="$2" doing="$3" log="$4" refused
+  refused="$(sed -n 's/^go: \([^ ]*@[^ :]*\): reading .*: 4[0-9][0-9] .*/\1/p; s/^.*: \([^ ]*@v[^ :]*\): reading .*: 4[0-9][0-9] .*/\1/p' "$log" | sort -u | paste -sd ' ' -)"
+  if [[ -n "$refused" ]]; then
+    echo "${who}: the Go module proxy does not serve what ${subject} needs: ${refused}" >&2
+    return 3
+  fi
+  grep -v '^go: downloading ' "$log" >&2 || true
+  echo "${who}: ${doing} ${subject} failed (output above)" >&2
+  return 1
+}
+
 build_go_tool() {
   local tool="$1" module="$2" version="$3" package="$4"
   shift 4
@@ -69,14 +86,9 @@ build_go_tool() {
   echo "install-${tool}: building ${module}@${version} (once per version; it takes minutes on two cores)" >&2
   if ! (cd "$source_dir" && GOFLAGS="${GOFLAGS:-} -mod=readonly" nice -n 10 go build -p 1 -trimpath "$@" -o "$partial" "$package") >"$log" 2>&1; then
     rm -f "$partial"
-    refused="$(sed -n 's/^go: \([^ ]*@[^ :]*\): reading .*: 4[0-9][0-9] .*/\1/p' "$log" | sort -u | paste -sd ' ' -)"
-    if [[ -n "$refused" ]]; then
-      echo "install-${tool}: the Go module proxy does not serve what ${module}@${version} needs: ${refused}" >&2
-      return 3
-    fi
-    grep -v '^go: downloading ' "$log" >&2 || true
-    echo "install-${tool}: building ${module}@${version} failed (output above)" >&2
-    return 1
+    local rc=0
+    go_failure "install-${tool}" "${module}@${version}" building "$log" || rc=$?
+    return "$rc"
   fi
   chmod 0755 "$partial"
   mv -f "$partial" "$binary"

@@ -24,6 +24,8 @@
 # Exit codes: 0 built or cached (directory on stdout); 3 cannot be had here (no Go, or the proxy does not serve
 # what the build needs), said on stderr so tests skip with the reason; 1 a failed build.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/go-tool.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-tool.sh"
 KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.35.4}"
 SECRETS_STORE_CSI_DRIVER_VERSION="${SECRETS_STORE_CSI_DRIVER_VERSION:-v1.4.8}"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/platform-tools/kubernetes/${KUBERNETES_VERSION}"
@@ -100,14 +102,9 @@ EOF
 
 log="$work/build.log"
 if ! go mod tidy >"$log" 2>&1; then
-  refused="$(sed -n 's/^go: \([^ ]*@[^ :]*\): reading .*: 4[0-9][0-9] .*/\1/p' "$log" | sort -u | paste -sd ' ' -)"
-  if [[ -n "$refused" ]]; then
-    echo "install-kubernetes: the Go module proxy does not serve what k8s.io/kubernetes@${KUBERNETES_VERSION} needs: ${refused}" >&2
-    exit 3
-  fi
-  grep -v '^go: downloading ' "$log" >&2 || true
-  echo "install-kubernetes: resolving k8s.io/kubernetes@${KUBERNETES_VERSION}'s modules failed (output above)" >&2
-  exit 1
+  rc=0
+  go_failure install-kubernetes "k8s.io/kubernetes@${KUBERNETES_VERSION}" "resolving the modules of" "$log" || rc=$?
+  exit "$rc"
 fi
 
 echo "install-kubernetes: building kube-apiserver, kube-controller-manager, kubectl ${KUBERNETES_VERSION} and etcd ${etcd_version} (once per version; about 15 minutes on two cores)" >&2
@@ -115,18 +112,18 @@ mkdir -p "$cache/bin" "$work/out"
 # As Kubernetes' release build: static, no cgo, the version stamped in where kubectl version and the API's /version
 # read it.
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION} -X k8s.io/client-go/pkg/version.gitVersion=${KUBERNETES_VERSION}"
+# build SUBJECT go-build-arguments...: one program, or the script ends the way go_failure says.
+build() {
+  local subject="$1" rc=0
+  shift
+  CGO_ENABLED=0 nice -n 10 go build -trimpath "$@" >>"$log" 2>&1 && return 0
+  go_failure install-kubernetes "$subject" building "$log" || rc=$?
+  exit "$rc"
+}
 for program in kube-apiserver kube-controller-manager kubectl; do
-  if ! CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$work/out/$program" "k8s.io/kubernetes/cmd/$program" >>"$log" 2>&1; then
-    grep -v '^go: downloading ' "$log" >&2 || true
-    echo "install-kubernetes: building ${program} failed (output above)" >&2
-    exit 1
-  fi
+  build "${program} ${KUBERNETES_VERSION}" -ldflags "$ldflags" -o "$work/out/$program" "k8s.io/kubernetes/cmd/$program"
 done
-if ! CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w" -o "$work/out/etcd" go.etcd.io/etcd/server/v3 >>"$log" 2>&1; then
-  grep -v '^go: downloading ' "$log" >&2 || true
-  echo "install-kubernetes: building etcd ${etcd_version} failed (output above)" >&2
-  exit 1
-fi
+build "etcd ${etcd_version}" -ldflags "-s -w" -o "$work/out/etcd" go.etcd.io/etcd/server/v3
 csi="$(go mod download -json "sigs.k8s.io/secrets-store-csi-driver@${SECRETS_STORE_CSI_DRIVER_VERSION}" 2>&1)" || {
   echo "install-kubernetes: the Go module proxy does not serve sigs.k8s.io/secrets-store-csi-driver@${SECRETS_STORE_CSI_DRIVER_VERSION}" >&2
   exit 3

@@ -23,6 +23,8 @@
 # The build is niced and runs one package at a time (GO_BUILD_PARALLELISM to change): the machines have two cores,
 # shared with other builds. Measured on one of them, cold (empty Go build and module caches): see docs/DEPLOYMENT.md.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/go-tool.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-tool.sh"
 
 # @cdktf/provider-google 16.12.1 was generated for hashicorp/google 6.50.0 (its package.json, cdktf.provider.version;
 # the stacks' required_providers say the same). Tag v6.50.0 is this commit.
@@ -98,14 +100,9 @@ echo "install-terraform-provider-google: building ${MODULE} v${PROVIDER_VERSION}
 if ! (cd "$source_dir" && GOFLAGS="${GOFLAGS:-} -mod=readonly" CGO_ENABLED=0 nice -n 10 go build -p "$parallelism" -trimpath \
   -ldflags "-s -w -X ${MODULE}/version.ProviderVersion=${PROVIDER_VERSION}" -o "$partial" .) >"$log" 2>&1; then
   rm -f "$partial"
-  refused="$(sed -n 's/^go: \([^ ]*@[^ :]*\): reading .*: 4[0-9][0-9] .*/\1/p; s/^.*: \([^ ]*@v[^ :]*\): reading .*: 4[0-9][0-9] .*/\1/p' "$log" | sort -u | paste -sd ' ' -)"
-  if [[ -n "$refused" ]]; then
-    echo "install-terraform-provider-google: the Go module proxy does not serve what ${MODULE} v${PROVIDER_VERSION} needs: ${refused}" >&2
-    exit 3
-  fi
-  grep -v '^go: downloading ' "$log" >&2 || true
-  echo "install-terraform-provider-google: building ${MODULE} v${PROVIDER_VERSION} failed (output above)" >&2
-  exit 1
+  rc=0
+  go_failure install-terraform-provider-google "${MODULE} v${PROVIDER_VERSION}" building "$log" || rc=$?
+  exit "$rc"
 fi
 chmod 0755 "$partial"
 mv -f "$partial" "$binary"
