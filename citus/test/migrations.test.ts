@@ -331,9 +331,13 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
         (c) => c.query("SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'platform'::regnamespace AND p.prosecdef ORDER BY 1"),
         db,
       );
-      // Both manage audit_log partitions and read no tenant rows. A new one must filter by tenant itself: add it here
-      // only after that review (docs/ARCHITECTURE.md, "Tenant isolation").
-      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions"]);
+      // Two manage audit_log partitions and read no tenant rows. tenant_counts (0006, reviewed): counts by plan and
+      // status only, no tenant's row, name or code; executable by pg_monitor alone (revoked from PUBLIC), search_path
+      // pinned. A new one must filter by tenant itself: add it here only after that review (docs/ARCHITECTURE.md,
+      // "Tenant isolation").
+      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions", "tenant_counts"]);
+      const granted = await asAdmin((c) => c.query("SELECT has_function_privilege('platform_app', 'platform.tenant_counts()', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.tenant_counts()', 'EXECUTE') AS monitor"), db);
+      expect(granted.rows[0]).toEqual({ app: false, monitor: true });
     });
 
     it("keeps tenants apart for the service role: no context sees nothing, a foreign tenant_id is refused", async () => {
