@@ -79,18 +79,21 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
   },
   standby_slot: {
     coordinatorOnly: false,
-    // The slot a primary keeps for its standby. max_slot_wal_keep_size caps the WAL it holds back; when the standby
-    // falls that far behind, the primary drops WAL it still needs ('lost') and it must be cloned again, which takes
-    // hours on a large worker. safe_wal_ratio is the share of that cap still ahead of the standby: 1 healthy, 0 lost.
-    query: `SELECT active::int::float AS active,
+    // The slots a group's leader keeps for its other members: Patroni makes one physical slot per member, named
+    // after it. max_slot_wal_keep_size caps the WAL each holds back; when a replica falls that far behind, the leader
+    // drops WAL it still needs ('lost') and the replica must be rebuilt (patronictl reinit), which takes hours on a
+    // large worker. safe_wal_ratio is the share of that cap still ahead of the replica: 1 healthy, 0 lost.
+    query: `SELECT slot_name AS slot,
+                   active::int::float AS active,
                    CASE WHEN wal_status = 'lost' THEN 0
                         WHEN current_setting('max_slot_wal_keep_size') = '-1' THEN 1
                         ELSE greatest(0, least(1, coalesce(safe_wal_size, 0)::float
                                                   / pg_size_bytes(current_setting('max_slot_wal_keep_size'))))
                    END AS safe_wal_ratio
               FROM pg_replication_slots
-             WHERE slot_name = 'standby' AND slot_type = 'physical'`,
+             WHERE slot_type = 'physical' AND NOT temporary`,
     metrics: [
+      { slot: { usage: "LABEL", description: "the slot: Patroni names it after the member it keeps WAL for" } },
       { active: { usage: "GAUGE", description: "1 while the standby streams through the slot" } },
       { safe_wal_ratio: { usage: "GAUGE", description: "share of max_slot_wal_keep_size still ahead of the standby (0: lost)" } },
     ],
@@ -129,7 +132,7 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
   },
   replication_slot: {
     coordinatorOnly: false,
-    // Every replication slot but the standby's (standby_slot): a shard move's slot on its source node keeps WAL until
+    // Every slot but the members' physical ones (standby_slot): a shard move's logical slot on its source node keeps WAL until
     // the move's subscription has applied it. A move that does not catch up keeps it growing toward
     // max_slot_wal_keep_size, after which the slot is lost and the move fails.
     query: `SELECT slot_name AS slot, slot_type AS type, active::int::float AS active,
@@ -139,7 +142,7 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
                         ELSE greatest(0, least(1, coalesce(safe_wal_size, 0)::float
                                                   / pg_size_bytes(current_setting('max_slot_wal_keep_size'))))
                    END AS safe_wal_ratio
-              FROM pg_replication_slots WHERE slot_name <> 'standby'`,
+              FROM pg_replication_slots WHERE NOT (slot_type = 'physical' AND NOT temporary)`,
     metrics: [
       { slot: { usage: "LABEL", description: "slot name" } },
       { type: { usage: "LABEL", description: "logical or physical" } },
