@@ -67,7 +67,13 @@ export function chartContext(config: EnvironmentConfig): ChartContext {
   return { config, names: platformNames(config), peers: peers(config) };
 }
 
-/** Jaeger's OTLP/HTTP receiver (its collector Service, charts/monitoring/jaeger.ts), where every traced workload sends. */
+/** Jaeger's two Services (charts/monitoring/jaeger.ts): OTLP in from the workloads, queries from Grafana. */
+export const JAEGER_SERVICES = { collector: "jaeger-collector", query: "jaeger-query" } as const;
+
+/** A Service's in-cluster URL. */
+export const serviceUrl = (name: string, namespace: string, port: number): string => `http://${name}.${namespace}.svc.cluster.local:${port}`;
+
+/** Jaeger's OTLP/HTTP receiver (its collector Service), where every traced workload sends. */
 export function jaegerOtlpEndpoint(config: EnvironmentConfig): string {
-  return `http://jaeger-collector.${config.kubernetes.jaeger.namespace}.svc.cluster.local:${PORTS.jaegerOtlpHttp}`;
+  return serviceUrl(JAEGER_SERVICES.collector, config.kubernetes.jaeger.namespace, PORTS.jaegerOtlpHttp);
 }

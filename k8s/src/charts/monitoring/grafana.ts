@@ -6,7 +6,7 @@ import { KubeConfigMap } from "../../k8s.js";
 import { HardenedDeployment } from "../../constructs/hardened-deployment.js";
 import { WorkloadNetworkPolicy, localPods, tcp } from "../../constructs/network-policy.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../../constructs/secret-manager-files.js";
-import { PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../../topology.js";
+import { JAEGER_SERVICES, PORTS, PRIORITY_CLASSES, WORKLOADS, serviceUrl, type ChartContext } from "../../topology.js";
 
 export interface GrafanaProps {
   /** The dashboards rendered by @platform/monitoring (files named dashboard-*.json). */
@@ -39,8 +39,8 @@ export class Grafana extends Construct {
         "datasources.yaml": stringify({
           apiVersion: 1,
           datasources: [
-            { name: "Prometheus", type: "prometheus", uid: PROMETHEUS_DATASOURCE.uid, url: `http://prometheus.${peers.prometheus.namespace}.svc.cluster.local:${PROMETHEUS_PORT}`, access: "proxy", isDefault: true, editable: false },
-            { name: "Jaeger", type: "jaeger", uid: "jaeger", url: `http://jaeger-query.${peers.jaeger.namespace}.svc.cluster.local:${PORTS.jaegerQuery}`, access: "proxy", editable: false },
+            { name: "Prometheus", type: "prometheus", uid: PROMETHEUS_DATASOURCE.uid, url: serviceUrl(WORKLOADS.prometheus.name, peers.prometheus.namespace, PROMETHEUS_PORT), access: "proxy", isDefault: true, editable: false },
+            { name: "Jaeger", type: "jaeger", uid: "jaeger", url: serviceUrl(JAEGER_SERVICES.query, peers.jaeger.namespace, PORTS.jaegerQuery), access: "proxy", editable: false },
           ],
         }),
         "dashboards.yaml": stringify({

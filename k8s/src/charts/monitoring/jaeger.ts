@@ -3,7 +3,7 @@ import { imageRef } from "@platform/config";
 import { IntOrString, KubeService, KubeServiceAccount } from "../../k8s.js";
 import { HardenedStatefulSet } from "../../constructs/hardened-statefulset.js";
 import { WorkloadNetworkPolicy, localPods, podsOf, tcp } from "../../constructs/network-policy.js";
-import { PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../../topology.js";
+import { JAEGER_SERVICES, PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../../topology.js";
 
 /**
  * Jaeger collecting OTLP from Kong, Hydra, the tenant service and its worker: one replica on badger storage, retention and size from
@@ -51,7 +51,7 @@ export class Jaeger extends Construct {
     });
     this.selector = server.selector;
     new KubeServiceAccount(this, "Account", { metadata: { name: serviceAccount, namespace }, automountServiceAccountToken: false });
-    for (const [name, port, target] of [["jaeger-collector", PORTS.jaegerOtlpHttp, "otlp-http"], ["jaeger-query", PORTS.jaegerQuery, "query"]] as const) {
+    for (const [name, port, target] of [[JAEGER_SERVICES.collector, PORTS.jaegerOtlpHttp, "otlp-http"], [JAEGER_SERVICES.query, PORTS.jaegerQuery, "query"]] as const) {
       new KubeService(this, name, {
         metadata: { name, namespace, labels: { "app.kubernetes.io/name": WORKLOADS.jaeger.name, "app.kubernetes.io/part-of": WORKLOADS.jaeger.partOf } },
         spec: { type: "ClusterIP", selector: this.selector, ports: [{ name: "http", port, targetPort: IntOrString.fromString(target), protocol: "TCP" }] },
