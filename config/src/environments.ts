@@ -34,8 +34,9 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
       deletionProtection: false,
     },
     backups: { maxAgeDays: 30, nearlineAfterDays: 14, noncurrentVersionDays: 7 },
-    // Little traffic: trace all of it, or a developer never finds the request they just made.
-    monitoring: { traceSamplingRate: 1 },
+    // Little traffic: trace all of it, or a developer never finds the request they just made. Jaeger in the cluster:
+    // traces next to the code that made them, and a lost pod loses only a developer's traces.
+    monitoring: { traceSamplingRate: 1, traceBackend: "jaeger" },
     kubernetes: { apiHostname: "api.dev.example.com", apiBaseDomain: "dev.example.com" },
   },
   staging: {
@@ -59,7 +60,7 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
     redis: { tier: "STANDARD_HA", readReplicas: 2 },
     citus: { dataDiskType: "pd-ssd", standby: true, snapshotRetentionDays: 30, fullBackupRetention: 4, deletionProtection: true },
     backups: { maxAgeDays: 90, nearlineAfterDays: 30, noncurrentVersionDays: 30 },
-    monitoring: { prometheusStorageGi: 500, prometheusRetentionDays: 30, jaegerStorageGi: 200, jaegerRetentionHours: 168 },
+    monitoring: { prometheusStorageGi: 500, prometheusRetentionDays: 30 },
     kubernetes: {
       apiHostname: "api.example.com",
       apiBaseDomain: "app.example.com",
@@ -67,6 +68,9 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
         tenantService: { minReplicas: 6, maxReplicas: 60, cpuRequest: "1", cpuLimit: "2", memoryRequest: "512Mi", memoryLimit: "1Gi", ephemeralStorage: "512Mi" },
         tenantWorker: { minReplicas: 3, maxReplicas: 20, cpuRequest: "500m", cpuLimit: "1", memoryRequest: "384Mi", memoryLimit: "768Mi", ephemeralStorage: "256Mi" },
         gateway: { minReplicas: 3, maxReplicas: 30, cpuRequest: "1", cpuLimit: "2", memoryRequest: "512Mi", memoryLimit: "1Gi", ephemeralStorage: "256Mi" },
+        // One per zone. At the 20,000 requests/s of docs/SCALING.md sampled at 1%, about 3,000 spans/s (some 15 a trace): a
+        // small share of one core each; the rest is headroom for a higher sampling rate while an incident lasts.
+        otelCollector: { minReplicas: 3, maxReplicas: 6, cpuRequest: "250m", cpuLimit: "1", memoryRequest: "512Mi", memoryLimit: "1Gi", ephemeralStorage: "64Mi" },
       },
     },
   },
@@ -93,7 +97,7 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
   // No proxy in front of Kong: the L4 load balancer passes clients' addresses through (docs/ARCHITECTURE.md, "The edge").
   edge: { perAddressLimit: { second: 200, minute: 6_000 }, trustedProxyCidrs: [] },
-  monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, traceSamplingRate: 0.01, alertReceiver: "pagerduty" },
+  monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, traceSamplingRate: 0.01, traceBackend: "cloudTrace", alertReceiver: "pagerduty" },
   kubernetes: {
     tenantService: { namespace: "tenants", serviceAccount: "tenant-service" },
     tenantWorker: { namespace: "tenants", serviceAccount: "tenant-worker" },
@@ -104,12 +108,14 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
     alertmanager: { namespace: "monitoring", serviceAccount: "alertmanager" },
     prometheus: { namespace: "monitoring", serviceAccount: "prometheus" },
     jaeger: { namespace: "monitoring", serviceAccount: "jaeger" },
+    otelCollector: { namespace: "monitoring", serviceAccount: "otel-collector" },
     workloads: {
       tenantService: { minReplicas: 2, maxReplicas: 6, cpuRequest: "250m", cpuLimit: "1", memoryRequest: "256Mi", memoryLimit: "512Mi", ephemeralStorage: "256Mi" },
       tenantWorker: { minReplicas: 2, maxReplicas: 4, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "192Mi", memoryLimit: "384Mi", ephemeralStorage: "128Mi" },
       gateway: { minReplicas: 2, maxReplicas: 6, cpuRequest: "250m", cpuLimit: "1", memoryRequest: "256Mi", memoryLimit: "512Mi", ephemeralStorage: "256Mi" },
       hydra: { minReplicas: 2, maxReplicas: 4, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "128Mi", memoryLimit: "256Mi", ephemeralStorage: "128Mi" },
       grafana: { minReplicas: 2, maxReplicas: 3, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "192Mi", memoryLimit: "384Mi", ephemeralStorage: "256Mi" },
+      otelCollector: { minReplicas: 2, maxReplicas: 4, cpuRequest: "100m", cpuLimit: "500m", memoryRequest: "256Mi", memoryLimit: "512Mi", ephemeralStorage: "64Mi" },
     },
     images: { tenantService: EXAMPLE_TENANT_SERVICE_IMAGE },
   },

@@ -24,6 +24,9 @@ export const IMAGES = {
   alertmanager: { repository: "quay.io/prometheus/alertmanager", tag: "v0.28.1", digest: UNRESOLVED_DIGEST },
   redisExporter: { repository: "docker.io/oliver006/redis_exporter", tag: "v1.74.0", digest: UNRESOLVED_DIGEST },
   kubeStateMetrics: { repository: "registry.k8s.io/kube-state-metrics/kube-state-metrics", tag: "v2.15.0", digest: UNRESOLVED_DIGEST },
+  // The contrib distribution: the googlecloud exporter is not in the core one. scripts/tools/install-otelcol.sh builds
+  // the same version's components to validate the configuration.
+  otelCollector: { repository: "docker.io/otel/opentelemetry-collector-contrib", tag: "0.165.0", digest: UNRESOLVED_DIGEST },
 } as const satisfies Record<string, ImageEntry>;
 
 export function imageRef(name: keyof typeof IMAGES): string {

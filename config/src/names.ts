@@ -87,6 +87,8 @@ export interface PlatformNames {
     readonly grafana: ServiceAccountName;
     readonly redisExporter: ServiceAccountName;
     readonly alertmanager: ServiceAccountName;
+    /** The OpenTelemetry Collector, which writes spans to Cloud Trace (where monitoring.traceBackend is cloudTrace). */
+    readonly otelCollector: ServiceAccountName;
   };
   /** Secret Manager secret ids. Values are created on the nodes or from resource attributes, never synthesized. */
   readonly secrets: {
@@ -195,6 +197,7 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
       grafana: sa("grafana"),
       redisExporter: sa("redis-exporter"),
       alertmanager: sa("alertmanager"),
+      otelCollector: sa("otel-collector"),
     },
     secrets: {
       dbSuperuser: `${p}-db-superuser-password`,

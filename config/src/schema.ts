@@ -164,12 +164,20 @@ export const EnvironmentConfigSchema = z
       prometheusReplicas: z.number().int().min(1).max(3),
       prometheusStorageGi: z.number().int().min(10),
       prometheusRetentionDays: z.number().int().min(1).max(90),
-      /** Jaeger keeps traces on one badger volume: sampled diagnostics, not a system of record. */
+      /**
+       * Where traces are kept (docs/OBSERVABILITY.md, "Where traces go"). jaeger: one Jaeger all-in-one pod on a badger
+       * volume that Kong, Hydra, the service and the worker write to directly; a single writer, for an environment
+       * whose traces are a developer's tool. cloudTrace: an OpenTelemetry Collector Deployment
+       * (kubernetes.workloads.otelCollector) receives them and exports them to Google Cloud Trace as its own Google
+       * service account; no trace store runs in the cluster.
+       */
+      traceBackend: z.enum(["jaeger", "cloudTrace"]),
+      /** Jaeger keeps traces on one badger volume: sampled diagnostics, not a system of record. Read where traceBackend is jaeger. */
       jaegerStorageGi: z.number().int().min(5),
       jaegerRetentionHours: z.number().int().min(1).max(720),
       /**
        * The share of requests traced. Every trace starts at Kong (it ignores clients' trace headers) and the services
-       * follow its decision, so this one number sets the tracing load on Jaeger's single writer.
+       * follow its decision, so this one number sets the tracing load on the collector and the trace backend.
        */
       traceSamplingRate: z.number().min(0).max(1),
       /** Where alerts go: the secret <prefix>-alert-receiver holds PagerDuty's routing key or Slack's webhook URL. */
@@ -213,10 +221,12 @@ export const EnvironmentConfigSchema = z
       /** Prometheus and Jaeger: no Google identity, but their namespace and account are named here like the rest's. */
       prometheus: workloadIdentity,
       jaeger: workloadIdentity,
+      /** The OpenTelemetry Collector (where monitoring.traceBackend is cloudTrace): its Google identity writes to Cloud Trace. */
+      otelCollector: workloadIdentity,
       /** Public host name of the API (the gateway's TLS host); tenants also get <code>.<apiBaseDomain>. */
       apiHostname: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS name such as api.example.com"),
       apiBaseDomain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS domain such as app.example.com"),
-      workloads: z.object({ tenantService: workloadSize, tenantWorker: workloadSize, gateway: workloadSize, hydra: workloadSize, grafana: workloadSize }),
+      workloads: z.object({ tenantService: workloadSize, tenantWorker: workloadSize, gateway: workloadSize, hydra: workloadSize, grafana: workloadSize, otelCollector: workloadSize }),
       images: z.object({
         tenantService: pinnedImage,
         /** True while tenantService is the checked-in example; the release pipeline sets the real digest. */
@@ -269,11 +279,14 @@ export const EnvironmentConfigSchema = z
     }
     // The monitoring chart runs these side by side behind one namespace's quota and default-deny.
     const k8s = config.kubernetes;
-    const monitoring = { prometheus: k8s.prometheus, grafana: k8s.grafana, jaeger: k8s.jaeger, alertmanager: k8s.alertmanager, redisExporter: k8s.redisExporter };
+    const monitoring = { prometheus: k8s.prometheus, grafana: k8s.grafana, jaeger: k8s.jaeger, alertmanager: k8s.alertmanager, redisExporter: k8s.redisExporter, otelCollector: k8s.otelCollector };
     for (const [key, identity] of Object.entries(monitoring)) {
       if (identity.namespace !== k8s.prometheus.namespace) {
         ctx.addIssue({ code: "custom", path: ["kubernetes", key, "namespace"], message: `must be the monitoring namespace "${k8s.prometheus.namespace}" (kubernetes.prometheus.namespace): the monitoring components share one` });
       }
+    }
+    if (config.name === "production" && config.monitoring.traceBackend !== "cloudTrace") {
+      ctx.addIssue({ code: "custom", path: ["monitoring", "traceBackend"], message: "production requires cloudTrace: Jaeger's badger storage has one writer, which no availability rule admits" });
     }
     if (config.name === "production" && redis.tier !== "STANDARD_HA") {
       ctx.addIssue({ code: "custom", path: ["redis", "tier"], message: "production requires STANDARD_HA Memorystore" });

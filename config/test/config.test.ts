@@ -183,6 +183,14 @@ describe("invalid configuration fails at load, naming the field and the environm
     expect(message).toContain("redis.tier");
   });
 
+  it("refuses production traces on Jaeger's single writer, and keeps dev on it", () => {
+    const file = overrideFile({ production: { monitoring: { traceBackend: "jaeger" } } });
+    expect(errorOf(() => loadEnvironment("production", { env: {}, overrideFile: file }))).toContain("monitoring.traceBackend");
+    const [dev, staging, production] = ENVIRONMENT_NAMES.map((name) => loadEnvironment(name, { env: {}, overrideFile: overrideFile({}) }));
+    expect([dev!.monitoring.traceBackend, staging!.monitoring.traceBackend, production!.monitoring.traceBackend]).toEqual(["jaeger", "cloudTrace", "cloudTrace"]);
+    expect(production!.kubernetes.workloads.otelCollector.minReplicas).toBeGreaterThanOrEqual(2);
+  });
+
   it("refuses a backup lifecycle that would delete backups pgBackRest still keeps", () => {
     const file = overrideFile({ production: { backups: { maxAgeDays: 20, nearlineAfterDays: 10 } } });
     expect(errorOf(() => loadEnvironment("production", { env: {}, overrideFile: file }))).toContain("backups.maxAgeDays");
