@@ -69,7 +69,11 @@ export class PlatformStack extends TerraformStack {
 
     const services = new ProjectServices(this, "Services", {
       projectId: project,
-      services: [...REQUIRED_SERVICES, ...(config.gke.binaryAuthorization ? ["binaryauthorization.googleapis.com"] : [])],
+      services: [
+        ...REQUIRED_SERVICES,
+        ...(config.gke.binaryAuthorization ? ["binaryauthorization.googleapis.com"] : []),
+        ...(config.monitoring.traceBackend === "cloudTrace" ? ["cloudtrace.googleapis.com"] : []),
+      ],
     });
     Aspects.of(this).add(new EnabledApisFirst(services));
     // OS Login for every VM in the project, not only ours: a VM created by hand must not accept metadata SSH keys.
@@ -218,7 +222,7 @@ export class PlatformStack extends TerraformStack {
     });
 
     // One Google service account per workload, bound to its Kubernetes service account, reading only its secrets.
-    type Workload = "tenantService" | "tenantWorker" | "gateway" | "hydra" | "grafana" | "redisExporter" | "alertmanager";
+    type Workload = "tenantService" | "tenantWorker" | "gateway" | "hydra" | "grafana" | "redisExporter" | "alertmanager" | "otelCollector";
     const identity = (id: string, workload: Workload, displayName: string, secretIds: string[], projectRoles?: string[]) =>
       new WorkloadIdentityAccount(this, id, {
         projectId: project,
@@ -252,6 +256,9 @@ export class PlatformStack extends TerraformStack {
     identity("GrafanaIdentity", "grafana", "Grafana", [citus.secrets.grafanaAdminPassword.secretId]);
     identity("RedisExporterIdentity", "redisExporter", "redis_exporter", [redis.authSecret.secretId, redis.caSecret.secretId]);
     identity("AlertmanagerIdentity", "alertmanager", "Alertmanager", [alertReceiver.secretId, alertHeartbeat.secretId]);
+    // Where traces go to Cloud Trace (monitoring.traceBackend), the OpenTelemetry Collector's replicas write them as
+    // this account: span writes only, no secret (docs/OBSERVABILITY.md, "Where traces go").
+    if (config.monitoring.traceBackend === "cloudTrace") identity("OtelCollectorIdentity", "otelCollector", "OpenTelemetry Collector", [], ["roles/cloudtrace.agent"]);
 
     const outputs: Record<StackOutputName, unknown> = {
       environment: config.name,

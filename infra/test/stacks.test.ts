@@ -489,6 +489,21 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
         expect(roles).toEqual(["roles/cloudtrace.agent"]);
       }
     });
+    it("lets the OpenTelemetry Collector's account write spans to Cloud Trace and nothing else, where the environment traces there", () => {
+      const account = all("google_service_account").find((s) => s.conf.account_id === names.serviceAccounts.otelCollector.accountId);
+      const traceApi = all("google_project_service").some((s) => s.conf.service === "cloudtrace.googleapis.com");
+      if (config.monitoring.traceBackend !== "cloudTrace") {
+        expect([account, traceApi]).toEqual([undefined, false]);
+        return;
+      }
+      expect(traceApi).toBe(true);
+      const binding = all("google_service_account_iam_member").find((b) => b.conf.service_account_id === `\${${account!.address}.name}`)!;
+      const k8s = config.kubernetes.otelCollector;
+      expect(binding.conf).toMatchObject({ role: "roles/iam.workloadIdentityUser", member: `serviceAccount:${config.gcp.projectId}.svc.id.goog[${k8s.namespace}/${k8s.serviceAccount}]` });
+      const member = `\${${account!.address}.member}`;
+      expect(all("google_project_iam_member").filter((m) => m.conf.member === member).map((m) => m.conf.role)).toEqual(["roles/cloudtrace.agent"]);
+      expect(all("google_secret_manager_secret_iam_member").filter((m) => m.conf.member === member)).toEqual([]);
+    });
     it("lets Citus workers read only the secrets their bootstrap reads, and add versions to none", () => {
       const secretAddress = Object.fromEntries(all("google_secret_manager_secret").map((s) => [`\${${s.address}.secret_id}`, s.conf.secret_id]));
       const grants = (accountId: string, role: string) => {
