@@ -31,11 +31,17 @@ export const DEFAULT_DIRECTORY_OPTIONS: TenantDirectoryOptions = { ttlMs: 5_000,
  *   random names (a client's bug, or an attacker) cannot evict the tenants that are working.
  *
  * Changes made through this process apply at once (invalidate); through another replica within `ttlMs`.
+ *
+ * A request that names its tenant by id does not wait for this lookup on a miss: its own transaction reads the row
+ * (TenantAccess in tenant-scope.ts) and hands it back here (remember). resolve() serves the names that must be
+ * compared with a row first: codes, in the path, the header or the subdomain.
  */
 export class TenantDirectory {
   private readonly known: LRUCache<string, TenantRecord> | undefined;
   private readonly unknown: LRUCache<string, true> | undefined;
   private readonly inFlight = new Map<string, Promise<TenantRecord | undefined>>();
+  /** Counts invalidations: a row read before one may be stale, and is not remembered (remember()). */
+  private invalidations = 0;
 
   constructor(
     private readonly db: Database,
@@ -64,6 +70,33 @@ export class TenantDirectory {
     return lookup;
   }
 
+  /** What this process holds for `ref`, without a lookup: its row, null if it is known to name no tenant, or undefined. */
+  peek(ref: string): TenantRecord | null | undefined {
+    const key = ref.toLowerCase();
+    return this.known?.get(key) ?? (this.unknown?.has(key) ? null : undefined);
+  }
+
+  /** A mark to hand back to remember(): it tells whether an invalidation happened in between. */
+  get mark(): number {
+    return this.invalidations;
+  }
+
+  /**
+   * Caches a tenant's row read elsewhere (in a request's own transaction, see routes/context.ts), unless a change
+   * made through this process since `mark` may have overtaken that read.
+   */
+  remember(ref: string, tenant: TenantRecord | undefined, mark: number): void {
+    if (mark !== this.invalidations) return;
+    if (!tenant) {
+      this.unknown?.set(ref.toLowerCase(), true);
+      return;
+    }
+    this.known?.set(tenant.id, tenant);
+    this.known?.set(tenant.code, tenant);
+    this.unknown?.delete(tenant.id);
+    this.unknown?.delete(tenant.code);
+  }
+
   /** `current` says whether this lookup still counts: an invalidate() while it ran means its answer may be stale. */
   private async lookup(key: string, current: () => boolean): Promise<TenantRecord | undefined> {
     const byId = UUID_PATTERN.test(key);
@@ -80,6 +113,7 @@ export class TenantDirectory {
 
   /** Forget a tenant after a change made through this process. */
   invalidate(tenant: Pick<TenantRecord, "id" | "code">): void {
+    this.invalidations++;
     for (const key of [tenant.id, tenant.code]) {
       this.known?.delete(key);
       this.unknown?.delete(key);

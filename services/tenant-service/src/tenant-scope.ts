@@ -39,6 +39,25 @@ export function tenantReferences(request: FastifyRequest, principal: Principal, 
 }
 
 /**
+ * The tenant a request acts on. Its id is always known before the route runs; its row may not be.
+ *
+ * When the request names its tenant by id only (a tenant's token, or an id in the path or header) and this process
+ * has not cached that tenant, the row is not looked up in a transaction of its own: the route's transaction reads it,
+ * pipelined with the route's first statement (routes/context.ts, inTenant), and `admit` judges it there. At a million
+ * tenants with uniform access nearly every request misses any cache a replica can afford, and a lookup transaction of
+ * its own halved throughput (issue 22). Nothing is answered before `admit` has passed, and the transaction rolls back
+ * when it fails, so a suspended or missing tenant is refused as before, and its row-level-security context meanwhile
+ * confines the statement to that tenant's id.
+ */
+export interface TenantAccess {
+  readonly id: string;
+  /** The row, when it was known before the route ran (cached, or looked up because a code named the tenant). */
+  readonly record?: TenantRecord;
+  /** Judges the tenant's row (or its absence) for this request: returns it, or throws the error the request gets. */
+  admit(record: TenantRecord | undefined): TenantRecord;
+}
+
+/**
  * Decides which tenant a request acts on, or refuses. A tenant's token can only ever act on its own tenant, and
  * learns nothing about others: a foreign id or code, existing or not, is 403 before anything is read.
  */
@@ -47,7 +66,7 @@ export async function resolveRequestTenant(
   principal: Principal,
   directory: TenantDirectory,
   baseDomain: string,
-): Promise<TenantRecord> {
+): Promise<TenantAccess> {
   const refs = tenantReferences(request, principal, baseDomain);
   if (refs.length === 0) {
     throw badRequest("no tenant: name it in the path (/v1/tenants/{tenant}/...), the X-Tenant-ID header or the subdomain", "tenant_required");
@@ -57,13 +76,24 @@ export async function resolveRequestTenant(
     for (const ref of refs) {
       if (UUID_PATTERN.test(ref.value) && ref.value.toLowerCase() !== own) throw forbidden(`the token does not grant access to the tenant named by the ${ref.source}`);
     }
-    const tenant = await directory.resolve(own);
-    if (!tenant) throw forbidden("the token's tenant does not exist");
-    for (const ref of refs) {
-      if (!UUID_PATTERN.test(ref.value) && ref.value !== tenant.code) throw forbidden(`the token does not grant access to the tenant named by the ${ref.source}`);
-    }
-    if (tenant.status === "suspended") throw forbidden(`tenant ${tenant.code} is suspended`, "tenant_suspended");
-    return tenant;
+    const admit = (tenant: TenantRecord | undefined): TenantRecord => {
+      if (!tenant) throw forbidden("the token's tenant does not exist");
+      for (const ref of refs) {
+        if (!UUID_PATTERN.test(ref.value) && ref.value !== tenant.code) throw forbidden(`the token does not grant access to the tenant named by the ${ref.source}`);
+      }
+      if (tenant.status === "suspended") throw forbidden(`tenant ${tenant.code} is suspended`, "tenant_suspended");
+      return tenant;
+    };
+    return accessTo(own, admit, directory, refs.some((ref) => !UUID_PATTERN.test(ref.value)));
+  }
+  const ids = new Set(refs.filter((ref) => UUID_PATTERN.test(ref.value)).map((ref) => ref.value.toLowerCase()));
+  if (ids.size === 1 && ids.size === refs.length) {
+    const [id] = ids as unknown as [string];
+    const ref = refs[0]!;
+    return accessTo(id, (tenant) => {
+      if (!tenant) throw notFound(`tenant "${ref.value}" (named by the ${ref.source})`);
+      return tenant;
+    }, directory, false);
   }
   let resolved: TenantRecord | undefined;
   for (const ref of refs) {
@@ -74,5 +104,19 @@ export async function resolveRequestTenant(
     }
     resolved = tenant;
   }
-  return resolved!;
+  const record = resolved!;
+  return { id: record.id, record, admit: () => record };
+}
+
+/**
+ * The access for tenant `id`: judged now when this process holds its row or `lookupNow` (a code must be compared
+ * with the row), otherwise left to the route's transaction.
+ */
+async function accessTo(id: string, admit: TenantAccess["admit"], directory: TenantDirectory, lookupNow: boolean): Promise<TenantAccess> {
+  const cached = directory.peek(id);
+  if (cached !== undefined || lookupNow) {
+    const record = admit(cached === undefined ? await directory.resolve(id) : (cached ?? undefined));
+    return { id, record, admit };
+  }
+  return { id, admit };
 }

@@ -6,6 +6,7 @@ import { runMigrations } from "@platform/citus";
 import { postgresUnavailable, redisUnavailable, startPostgres, startRedis, type PostgresServer, type RedisServer } from "@platform/testing";
 import { buildApp } from "../src/app.js";
 import { loadServiceConfig, type ServiceConfig } from "../src/config.js";
+import type { Database } from "../src/db/database.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 
 export const SECRET = "test-secret-test-secret-test-secret-0123";
@@ -49,6 +50,8 @@ export interface Stack {
 export interface StackOptions {
   readonly poolSize?: number;
   readonly env?: Record<string, string>;
+  /** Wraps the service's database, to watch what reaches it. */
+  readonly database?: (db: Database) => Database;
 }
 
 /** A real PostgreSQL 15, migrated as the migration role; a real Redis; the app connected as the service role. */
@@ -79,7 +82,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   });
   const db = createPostgresDatabase({ url: config.DATABASE_URL!, poolSize: options.poolSize ?? config.DATABASE_POOL_SIZE });
   const redis = new Redis(config.REDIS_URL!, { maxRetriesPerRequest: 1 });
-  const app = await buildApp({ config, db, redis });
+  const app = await buildApp({ config, db: options.database ? options.database(db) : db, redis });
   await app.ready();
   return {
     app,

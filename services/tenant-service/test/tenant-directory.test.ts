@@ -111,4 +111,19 @@ describe.skipIf(unavailable)("the tenant directory", () => {
     await stale;
     expect(await lookupsDuring(() => directory.resolve(ids[7]!))).toBe(1);
   });
+
+  it("does not remember a row read in a request's transaction when a change made here overtook it", async () => {
+    const directory = new TenantDirectory(counted, { ttlMs: 60_000 });
+    const row = await new TenantDirectory(db, { ttlMs: 0 }).resolve(ids[6]!);
+    const mark = directory.mark;
+    directory.invalidate(row!);
+    directory.remember(ids[6]!, row, mark);
+    expect(directory.peek(ids[6]!)).toBeUndefined();
+    directory.remember(ids[6]!, row, directory.mark);
+    expect(directory.peek(ids[6]!)?.id).toBe(ids[6]);
+    expect(directory.peek("tenant-7")?.id, "and under its code").toBe(ids[6]);
+    const nobody = "00000000-0000-4000-8000-000000000000";
+    directory.remember(nobody, undefined, directory.mark);
+    expect(directory.peek(nobody), "an id that names no tenant is held apart").toBeNull();
+  });
 });

@@ -13,17 +13,19 @@ import type { ServiceConfig } from "../config.js";
 import { AppError } from "../errors.js";
 import type { ServiceMetrics } from "../metrics.js";
 import { leasedRedisStore } from "../rate-limit-store.js";
-import type { TenantRecord } from "../repositories/tenants.js";
 import type { TenantDirectory } from "../tenant-directory.js";
-import { resolveRequestTenant } from "../tenant-scope.js";
+import { resolveRequestTenant, type TenantAccess } from "../tenant-scope.js";
 import { shared } from "./shared.js";
 
 declare module "fastify" {
   interface FastifyRequest {
     /** Set for every request in the API's scope (401 otherwise). */
     principal?: Principal;
-    /** Set for every request to a tenant-scoped route (400, 403 or 404 otherwise). */
-    tenant?: TenantRecord;
+    /**
+     * Set for every request to a tenant-scoped route (400, 403 or 404 otherwise). Its row may still be judged in
+     * the route's transaction (TenantAccess): read it through routes/context.ts.
+     */
+    tenant?: TenantAccess;
   }
   interface FastifyContextConfig {
     /** The route acts on one tenant's data: the request must name a tenant its token may act on. */

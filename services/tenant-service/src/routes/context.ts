@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Queryable } from "../db/database.js";
 import { forbidden } from "../errors.js";
 import { AuditLogRepository } from "../repositories/audit.js";
-import type { TenantRecord } from "../repositories/tenants.js";
+import { TenantRepository, type TenantRecord } from "../repositories/tenants.js";
 import { TenantParam } from "../schemas.js";
 import type { Services } from "../services.js";
 
@@ -22,13 +22,53 @@ export function tenantRequest<Shape extends z.ZodRawShape>(options: RouteOptions
   return { params: options.tenantInPath ? TenantParam.extend(params) : z.object(params) };
 }
 
+/** The request's tenant inside its transaction: the id at once, the row when the work needs it. */
+export interface TenantInTransaction {
+  readonly id: string;
+  record(): Promise<TenantRecord>;
+}
+
 /**
  * Runs `work` in one transaction in the request's tenant context (set by the tenant-context plugin): row-level
  * security then holds as well as the repositories' tenant predicate.
+ *
+ * When the tenant's row was not known before (TenantAccess), the transaction reads it first, and the read goes out
+ * with the work's first statement, in the same round trip (the pg pipeline, db/postgres.ts). No statement's answer
+ * reaches the work before the row has been admitted, and a refusal rolls the transaction back.
  */
-export function inTenant<T>(services: Services, request: FastifyRequest, work: (tx: Queryable, tenant: TenantRecord) => Promise<T>): Promise<T> {
-  const tenant = request.tenant!;
-  return services.db.transaction({ tenantId: tenant.id }, (tx) => work(tx, tenant));
+export function inTenant<T>(services: Services, request: FastifyRequest, work: (tx: Queryable, tenant: TenantInTransaction) => Promise<T>): Promise<T> {
+  const access = request.tenant!;
+  const { db, directory } = services;
+  if (access.record) {
+    const record = access.record;
+    return db.transaction({ tenantId: access.id }, (tx) => work(tx, { id: access.id, record: async () => record }));
+  }
+  const mark = directory.mark;
+  return db.transaction({ tenantId: access.id }, async (tx) => {
+    // Row-level security (tenant_self) lets a tenant's transaction read its own row and no other.
+    const admitted = new TenantRepository(tx).find({ id: access.id }).then((row) => {
+      directory.remember(access.id, row, mark);
+      return access.admit(row);
+    });
+    admitted.catch(() => {}); // awaited below, by every statement and before the commit
+    const guarded: Queryable = {
+      async query(sql, params) {
+        const result = tx.query(sql, params);
+        result.catch(() => {}); // a refused tenant is the error to report, not this statement's
+        await admitted;
+        return result;
+      },
+    } as Queryable;
+    const result = await work(guarded, { id: access.id, record: () => admitted });
+    await admitted;
+    return result;
+  });
+}
+
+/** The request's tenant row, outside a transaction: known already, or looked up (and judged) now. */
+export async function tenantRecord(services: Services, request: FastifyRequest): Promise<TenantRecord> {
+  const access = request.tenant!;
+  return access.record ?? access.admit(await services.directory.resolve(access.id));
 }
 
 /** Records a change made for `request` in its tenant's audit log, in the transaction `tx` that makes it. */

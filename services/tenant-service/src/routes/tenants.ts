@@ -7,7 +7,7 @@ import { AuditLogRepository } from "../repositories/audit.js";
 import { TenantRepository, type TenantRecord } from "../repositories/tenants.js";
 import { Timestamp, TenantParam, errorResponses } from "../schemas.js";
 import { enqueue, queueInstalled } from "../worker/queue.js";
-import type { RouteOptions } from "./context.js";
+import { tenantRecord, type RouteOptions } from "./context.js";
 
 const plan = z.enum(["free", "starter", "business", "enterprise"]);
 
@@ -91,7 +91,7 @@ export const tenantRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { s
   app.get("/v1/tenants/:tenant", {
       config: { tenantScoped: true },
       schema: { params: TenantParam, tags: ["tenants"], response: { 200: Tenant, ...errorResponses(400, 401, 403, 404, 429) } },
-    }, async (request) => tenantView(request.tenant!));
+    }, async (request) => tenantView(await tenantRecord(services, request)));
 
   app.patch("/v1/tenants/:tenant", {
       config: { tenantScoped: true },
@@ -99,7 +99,7 @@ export const tenantRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { s
     }, async (request) => {
     if (!request.principal!.isPlatformAdmin) throw forbidden("changing a tenant needs the platform:admin scope");
     const b = request.body;
-    const current = request.tenant!;
+    const current = await tenantRecord(services, request);
     const tenant = await db.transaction({ platformAdmin: true, tenantId: current.id }, async (tx) => {
       const updated = await new TenantRepository(tx).update(current.id, b);
       await new AuditLogRepository(tx, current.id).record({ actor: request.principal!.subject, action: "tenant.update", entityType: "tenant", entityId: current.id, requestId: request.id, details: b });

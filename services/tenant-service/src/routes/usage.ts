@@ -18,8 +18,9 @@ export const usageRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
   const { services } = options;
   const schema = { ...tenantRequest(options, {}), tags: ["usage"], response: { 200: Usage, ...errorResponses(400, 401, 403, 404, 429) } };
   app.get("/usage", { config: { tenantScoped: true }, schema }, async (request) =>
-    inTenant(services, request, async (tx, tenant) => {
-      const used = await new UsageRepository(tx, tenant.id).counts();
+    inTenant(services, request, async (tx, inTx) => {
+      const used = await new UsageRepository(tx, inTx.id).counts();
+      const tenant = await inTx.record();
       const maxBytes = tenant.maxStorageGb * 1024 ** 3;
       return {
         tenant: { id: tenant.id, code: tenant.code, plan: tenant.plan, status: tenant.status },

@@ -48,9 +48,11 @@ export const userRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, optio
       schema: { ...collection, body: CreateUserBody, tags, response: { 201: User, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 429) } },
     }, async (request, reply) => {
     requireTenantAdmin(request);
-    const created = await inTenant(services, request, async (tx, tenant) => {
-      const users = new UserRepository(tx, tenant.id);
-      const maxUsers = (await users.lockMaxUsers()) ?? tenant.maxUsers;
+    const created = await inTenant(services, request, async (tx, inTx) => {
+      const users = new UserRepository(tx, inTx.id);
+      const locked = await users.lockMaxUsers();
+      const tenant = await inTx.record();
+      const maxUsers = locked ?? tenant.maxUsers;
       if ((await users.count()) >= maxUsers) {
         throw conflict(`tenant ${tenant.code} already has its maximum of ${maxUsers} users (plan ${tenant.plan})`, "user_quota_exceeded");
       }
