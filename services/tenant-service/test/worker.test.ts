@@ -113,4 +113,67 @@ describe.skipIf(unavailable !== undefined)("queue worker on PostgreSQL 15", () =
     expect(after).toContain(month(0).name);
     expect(after).toContain(month(6).name);
   });
+
+  it("a rollup batch retried after a crash skips the tenants already final, and redoes the ones that were not", async () => {
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const [done, open, fresh] = tenants as [TenantFixture, TenantFixture, TenantFixture];
+    // "done" was finished before the crash (computed after the day ended); "open" was computed during the day.
+    await stack.admin.query(
+      `INSERT INTO platform.tenant_metrics (tenant_id, day, users, items, storage_bytes, writes, computed_at)
+       VALUES ($1, $3, 999, 999, 999, 999, now()), ($2, $3, 999, 999, 999, 999, $3::date + interval '12 hours')
+       ON CONFLICT (tenant_id, day) DO UPDATE SET users = 999, computed_at = EXCLUDED.computed_at`,
+      [done.id, open.id, yesterday],
+    );
+    const before = (await stack.admin.query("SELECT computed_at FROM platform.tenant_metrics WHERE tenant_id = $1 AND day = $2", [done.id, yesterday])).rows[0].computed_at;
+    await stack.admin.query("SELECT graphile_worker.add_job('metrics.rollup-batch', json_build_object('day', $1::text, 'tenantIds', json_build_array($2::text, $3::text, $4::text)))", [
+      yesterday, done.id, open.id, fresh.id,
+    ]);
+    await work();
+    expect(await jobs()).toEqual([]);
+    const rows = new Map(
+      (await stack.admin.query("SELECT tenant_id, users, computed_at FROM platform.tenant_metrics WHERE day = $1", [yesterday])).rows.map((r) => [r.tenant_id as string, r]),
+    );
+    expect(rows.get(done.id)).toMatchObject({ users: 999, computed_at: before });
+    expect(rows.get(open.id)?.users, "a row computed before the day ended is recomputed").toBe(1);
+    expect(rows.get(fresh.id)?.users).toBe(1);
+  });
+
+  it("retention gives its lock up while a long transaction writes the audit log, so the service's writes do not queue behind it", async () => {
+    const now = new Date();
+    const old = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 30, 1));
+    const name = `audit_log_${old.getUTCFullYear()}_${String(old.getUTCMonth() + 1).padStart(2, "0")}`;
+    const to = new Date(Date.UTC(old.getUTCFullYear(), old.getUTCMonth() + 1, 1));
+    await stack.admin.query(`CREATE TABLE platform.${name} PARTITION OF platform.audit_log FOR VALUES FROM ('${old.toISOString().slice(0, 10)}') TO ('${to.toISOString().slice(0, 10)}')`);
+    const record = (client: pg.Pool | pg.PoolClient) =>
+      client.query("INSERT INTO platform.audit_log (tenant_id, actor, action, entity_type, entity_id) VALUES ($1, 'test', 'test.write', 'test', $1)", [tenants[0]!.id]);
+    // A long transaction (an export, a slow request) that has written to the audit log and not yet committed.
+    const long = await stack.admin.connect();
+    // The service's writes, which would wait for as long as retention waits if it queued them (bounded here).
+    const writer = new pg.Pool({ connectionString: stack.pg.url, max: 1, statement_timeout: 3_000 });
+    const writes: number[] = [];
+    let retention: Promise<void> | undefined;
+    try {
+      await long.query("BEGIN");
+      await record(long);
+      await stack.admin.query("SELECT graphile_worker.add_job('audit.retention', '{}'::json)");
+      retention = runOnce({ pgPool: appPool, taskList: createTaskList({ db, auditRetentionMonths: 13, rollupBatchSize: 2, retentionLockTimeoutMs: 200 }) });
+      await new Promise((resolve) => setTimeout(resolve, 300)); // retention is waiting for its lock by now
+      for (let i = 0; i < 10; i++) {
+        const started = Date.now();
+        await record(writer);
+        writes.push(Date.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      await long.query("COMMIT").catch(() => {});
+      long.release();
+      await writer.end();
+    }
+    await retention;
+    await work(); // a retry, had the first run given up
+    expect(await jobs()).toEqual([]);
+    expect(Math.max(...writes), `writes took ${writes.join(", ")} ms`).toBeLessThan(1_000);
+    const { rows } = await stack.admin.query("SELECT to_regclass($1) AS still", [`platform.${name}`]);
+    expect(rows[0].still, "the old partition was dropped once the long transaction ended").toBeNull();
+  });
 });

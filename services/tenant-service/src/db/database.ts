@@ -15,6 +15,11 @@ export interface TenantContext {
   readonly tenantId?: string;
   readonly platformAdmin?: boolean;
   readonly tenantLookup?: boolean;
+  /**
+   * lock_timeout for the transaction, in milliseconds: a statement that waits longer for a lock fails (55P03)
+   * instead of queueing every later writer of that table behind its own request (DDL on a live table).
+   */
+  readonly lockTimeoutMs?: number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -32,6 +37,10 @@ export function contextStatements(context: TenantContext): string[] {
   }
   if (context.platformAdmin) statements.push("SET LOCAL app.platform_admin = 'on'");
   if (context.tenantLookup) statements.push("SET LOCAL app.tenant_lookup = 'on'");
+  if (context.lockTimeoutMs !== undefined) {
+    if (!Number.isInteger(context.lockTimeoutMs) || context.lockTimeoutMs < 1) throw new Error(`refusing lock_timeout "${context.lockTimeoutMs}": not a positive whole number of milliseconds`);
+    statements.push(`SET LOCAL lock_timeout = ${context.lockTimeoutMs}`);
+  }
   return statements;
 }
 

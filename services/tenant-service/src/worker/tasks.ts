@@ -1,5 +1,5 @@
-import type { CronItem, Task, TaskList } from "graphile-worker";
-import type { Database } from "../db/database.js";
+import type { CronItem, JobHelpers, Task, TaskList } from "graphile-worker";
+import type { Database, Queryable } from "../db/database.js";
 import { AuditLogRepository } from "../repositories/audit.js";
 import { enqueue } from "./queue.js";
 
@@ -10,6 +10,13 @@ export interface WorkerOptions {
   /** Tenants per metrics batch job. */
   readonly rollupBatchSize: number;
   readonly now?: () => Date;
+  /**
+   * Retention's DDL waits at most this long for its lock on audit_log, then lets the service's writes through and
+   * tries again (`retentionAttempts` times, backing off). @default 500
+   */
+  readonly retentionLockTimeoutMs?: number;
+  /** @default 20 */
+  readonly retentionAttempts?: number;
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
@@ -60,11 +67,17 @@ export function createTaskList(options: WorkerOptions): TaskList {
     helpers.logger.info(`metrics rollup for ${day}: ${batches} batch job(s)`);
   };
 
-  const rollupBatch: Task = async (payload) => {
+  /**
+   * One router transaction per tenant (the tenant's rows are on one shard), taking only row locks on
+   * tenant_metrics: the service's writes never wait on it. A tenant whose row for the day was computed after the
+   * day ended is final and skipped before anything is counted, so a batch retried after a crash (or a rollup fanned
+   * out again) does only the tenants it had not finished.
+   */
+  const rollupBatch: Task = async (payload, helpers) => {
     const { day, tenantIds } = payload as { day: string; tenantIds: string[] };
+    let computed = 0;
     for (const tenantId of tenantIds) {
-      // One router transaction per tenant: the tenant's rows are on one shard.
-      await db.transaction({ tenantId }, (tx) =>
+      const { rowCount } = await db.transaction({ tenantId }, (tx) =>
         tx.query(
           `INSERT INTO platform.tenant_metrics (tenant_id, day, users, items, storage_bytes, writes, computed_at)
            SELECT $1, $2::date,
@@ -73,23 +86,45 @@ export function createTaskList(options: WorkerOptions): TaskList {
                   (SELECT coalesce(sum(size_bytes), 0) FROM platform.items WHERE tenant_id = $1),
                   (SELECT count(*) FROM platform.audit_log WHERE tenant_id = $1 AND occurred_at >= $2::date AND occurred_at < $2::date + 1),
                   now()
+            WHERE NOT EXISTS (SELECT 1 FROM platform.tenant_metrics m WHERE m.tenant_id = $1 AND m.day = $2::date
+                                 AND m.computed_at >= ($2::date + 1)::timestamp AT TIME ZONE 'UTC')
            ON CONFLICT (tenant_id, day) DO UPDATE SET users = EXCLUDED.users, items = EXCLUDED.items,
              storage_bytes = EXCLUDED.storage_bytes, writes = EXCLUDED.writes, computed_at = EXCLUDED.computed_at`,
           [tenantId, day],
         ),
       );
+      computed += rowCount;
     }
+    if (computed < tenantIds.length) helpers.logger.info(`metrics for ${day}: ${tenantIds.length - computed} of ${tenantIds.length} tenant(s) already final, skipped`);
   };
 
+  /**
+   * Creating or dropping a partition takes an ACCESS EXCLUSIVE lock on audit_log, which every service write
+   * appends to. Waiting for it behind a long transaction would queue all of those writes behind the wait, so each
+   * step waits at most `retentionLockTimeoutMs`, gives the lock up, and tries again after a growing pause in which
+   * the queued writes go through. Each step is its own transaction, and a rerun skips what exists or is gone.
+   */
   const retention: Task = async (_payload, helpers) => {
     const cutoff = new Date(Date.UTC(now().getUTCFullYear(), now().getUTCMonth() - options.auditRetentionMonths, 1));
-    const result = await db.transaction({}, async (tx) => {
-      const created = (await tx.query<{ n: number }>("SELECT platform.ensure_audit_log_partitions(6) AS n")).rows[0]!.n;
-      const dropped = (await tx.query<{ n: number }>("SELECT platform.drop_audit_log_partitions_before($1::date) AS n", [dayOf(cutoff)])).rows[0]!.n;
-      return { created, dropped };
-    });
-    helpers.logger.info(`audit_log partitions: ${result.created} created, ${result.dropped} dropped (keeping from ${dayOf(cutoff)})`);
+    const created = await underShortLocks((tx) => tx.query<{ n: number }>("SELECT platform.ensure_audit_log_partitions(6) AS n"), helpers);
+    const dropped = await underShortLocks((tx) => tx.query<{ n: number }>("SELECT platform.drop_audit_log_partitions_before($1::date) AS n", [dayOf(cutoff)]), helpers);
+    helpers.logger.info(`audit_log partitions: ${created.rows[0]!.n} created, ${dropped.rows[0]!.n} dropped (keeping from ${dayOf(cutoff)})`);
   };
+
+  const lockTimeoutMs = options.retentionLockTimeoutMs ?? 500;
+  const attempts = options.retentionAttempts ?? 20;
+  async function underShortLocks<T>(work: (tx: Queryable) => Promise<T>, helpers: JobHelpers): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await db.transaction({ lockTimeoutMs }, work);
+      } catch (error) {
+        if ((error as { code?: string }).code !== "55P03" || attempt >= attempts) throw error;
+        const pause = Math.min(5_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        helpers.logger.info(`audit_log busy (lock not granted in ${lockTimeoutMs} ms, attempt ${attempt} of ${attempts}): trying again in ${Math.round(pause)} ms`);
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
+  }
 
   return {
     "tenant.provision": provision,
