@@ -36,6 +36,31 @@ export interface EtcdMemberName {
 }
 
 /**
+ * The database roles, named once. The Citus bootstrap creates them from these names (variables of its startup
+ * script), Patroni's configuration and pg_hba.conf name them, the charts connect as them, and the migrations
+ * (citus/migrations) grant to them: infra/test/database-roles.test.ts holds the migrations and the bootstrap to this
+ * table. The same in every environment.
+ */
+export const DATABASE_ROLES = {
+  /** The superuser: Patroni's and the bootstrap's. Also the OS user they run as (peer authentication maps the two one to one). */
+  superuser: "postgres",
+  /** Streaming replication between a group's members; from the database subnet only. */
+  replication: "replicator",
+  /** postgres_exporter's role, a member of pg_monitor only: the OS user Debian's package runs it as (peer authentication). */
+  monitoring: "prometheus",
+  /** Owns the platform schema: the migrations run as it. Row-level security does not filter it, so it serves no request. */
+  migrator: "platform_migrator",
+  /** The tenant service and worker: the migrations' grants only, no ownership, no BYPASSRLS. */
+  app: "platform_app",
+  /** NOLOGIN: owns the job queue's schema; app and migrator are its members. */
+  queue: "platform_queue",
+  /** Ory Hydra, owner of its own database (hydraDatabase) on the coordinator. */
+  hydra: "hydra",
+} as const;
+
+export type DatabaseRole = keyof typeof DATABASE_ROLES;
+
+/**
  * Every name that more than one layer needs, derived once from the environment config: the CDKTF stacks create
  * resources with these names and the Kubernetes charts and ops tools refer to them, so a name is written once.
  */
@@ -59,6 +84,9 @@ export interface PlatformNames {
   readonly redis: { readonly instance: string; readonly host: string; readonly port: number };
   readonly postgresPort: number;
   readonly citusDatabase: string;
+  /** Hydra's own plain PostgreSQL database on the coordinator: named after its owner, databaseRoles.hydra (the bootstrap and pg_hba.conf rely on it). */
+  readonly hydraDatabase: string;
+  readonly databaseRoles: typeof DATABASE_ROLES;
   readonly citus: { readonly coordinator: CitusNodeName; readonly workers: readonly CitusNodeName[] };
   /**
    * Patroni in Citus mode: the scope every group of the formation shares (groups are told apart by citus.group) and
@@ -170,6 +198,8 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
     redis: { instance: `${p}-redis`, host: `redis.${dnsDomain}`, port: PORTS.memorystoreTls },
     postgresPort: PORTS.postgres,
     citusDatabase: "platform",
+    hydraDatabase: DATABASE_ROLES.hydra,
+    databaseRoles: DATABASE_ROLES,
     citus: {
       coordinator: node("coordinator", 0, 0),
       workers: Array.from({ length: config.citus.workers }, (_, i) => node("worker", i, i + 1)),

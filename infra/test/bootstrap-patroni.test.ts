@@ -16,7 +16,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { platformNames } from "@platform/config";
+import { DATABASE_ROLES, platformNames } from "@platform/config";
 import { EXPORTER_QUERIES, POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
 import { patroniUnavailable, reserveMember, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
 import { CITUS_ROLES, CITUS_VM_PATHS, citusPgHba } from "../src/citus/patroni-vm.js";
@@ -37,6 +37,7 @@ const secrets: Record<string, string> = {
   [names.secrets.dbReplication]: "test-replication-pw",
   [names.secrets.dbMigrator]: "test-migrator-pw",
   [names.secrets.dbApp]: "test-app-pw",
+  [names.secrets.hydraDbPassword]: "test-hydra-pw",
   [names.secrets.patroniRestApiPassword]: "test-api-pw",
   [names.secrets.etcdPatroniPassword]: "test-etcd-pw",
 };
@@ -209,6 +210,23 @@ describe.skipIf(unavailable !== undefined)("a Citus VM's Patroni configuration, 
     }
     expect(readFileSync(join(root, "exporter", "queries.yaml"), "utf8").trim()).toBe(postgresExporterQueries().trim());
     expect(readFileSync(join(root, "exporter.defaults"), "utf8")).toContain(`--web.listen-address=:${POSTGRES_EXPORTER_PORT}`);
+  });
+
+  it("creates every database role of the config's table by its name (twice, as every boot does), and Hydra's database", () => {
+    const leader = members[0]!;
+    const socket = leader.dataDir.replace(/\/data$/, "");
+    const psql = `PSQL=(runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 --quiet --no-align --tuples-only -h '${socket}' -p ${leader.pgPort})`;
+    const root = join(dir, "roles-vm");
+    execFileSync("bash", ["-c", `set -euo pipefail; source '${join(dir, "startup-0.sh")}'; ${psql}; configure_leader; create_application_roles; create_hydra_database; create_application_roles; create_hydra_database`], {
+      env: { ...bootstrapEnv(root), ...fakeSecretManager(root, secrets) },
+      stdio: "pipe",
+    });
+    const roles = Object.values(DATABASE_ROLES);
+    expect(sql(leader, `SELECT string_agg(rolname || ':' || rolcanlogin, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN (${roles.map((r) => `'${r}'`).join(",")})`).split(","))
+      .toEqual(roles.map((r) => `${r}:${r !== DATABASE_ROLES.queue}`).sort());
+    const membersOfQueue = sql(leader, `SELECT string_agg(r.rolname, ',' ORDER BY r.rolname) FROM pg_auth_members m JOIN pg_roles q ON q.oid = m.roleid JOIN pg_roles r ON r.oid = m.member WHERE q.rolname = '${DATABASE_ROLES.queue}'`);
+    expect(membersOfQueue.split(",")).toEqual([DATABASE_ROLES.app, DATABASE_ROLES.migrator].sort());
+    expect(sql(leader, `SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '${names.hydraDatabase}'`)).toBe(DATABASE_ROLES.hydra);
   });
 
   it("the bootstrap's wait sees this member's role on its REST API", () => {

@@ -69,7 +69,8 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(container.image).toBe(config.kubernetes.images.tenantService);
     const envVars = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
     expect(envVars.BASE_DOMAIN).toBe(config.kubernetes.apiBaseDomain);
-    expect(envVars.DATABASE_URL).toBe(`postgresql://platform_app@${names.citus.coordinator.host}:5432/platform`);
+    expect(envVars.DATABASE_URL).toBe(`postgresql://${names.databaseRoles.app}@${names.citus.coordinator.host}:5432/platform`);
+    expect(names.databaseRoles.app).toBe("platform_app");
     // All replicas' pools together stay within 60% of the coordinator's connections.
     expect(Number(envVars.DATABASE_POOL_SIZE) * config.kubernetes.workloads.tenantService.maxReplicas).toBeLessThanOrEqual(config.citus.coordinatorMaxConnections * 0.6);
     expect(JSON.stringify(container.env)).not.toMatch(/password=|:[^/@]+@coordinator/i);
@@ -191,7 +192,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
   });
   it("builds the DSN and system secret from mounted files at start: no credential in any manifest", () => {
     const args = (find(env, "Deployment", "hydra").spec as any).template.spec.containers[0].args[0] as string;
-    expect(args).toContain(`$(cat /var/run/secrets/platform/db-password)@${names.citus.coordinator.host}:5432/hydra`);
+    expect(args).toContain(`postgres://${names.databaseRoles.hydra}:$(cat /var/run/secrets/platform/db-password)@${names.citus.coordinator.host}:5432/${names.hydraDatabase}?`);
     expect(args).toContain("sslmode=verify-full");
     const spc = find(env, "SecretProviderClass", "hydra-secrets") as any;
     expect(spc.spec.parameters.secrets).toContain(names.secrets.hydraDbPassword);

@@ -4,6 +4,7 @@
  * passwords, read from Secret Manager at boot (write_patroni_config in bootstrap/lib/patroni.sh), and the sizes that
  * depend on the VM's memory (the custom_conf file).
  */
+import { DATABASE_ROLES } from "@platform/config";
 import { CITUS_SETTINGS, patroniMemberConfig, type PatroniMemberInput } from "./patroni.js";
 
 /** Where things are on a Citus VM. bootstrap/lib/paths.sh uses the same paths; infra/test/bootstrap-patroni.test.ts checks they agree. */
@@ -14,8 +15,11 @@ export const CITUS_VM_PATHS = {
   postgresHome: "/var/lib/postgresql",
 } as const;
 
-/** The database roles the bootstrap and Patroni refer to by name. */
-export const CITUS_ROLES = { superuser: "postgres", replication: "replicator", patroniRestApi: "patroni", etcdUser: "patroni" } as const;
+/**
+ * The users Patroni connects and authenticates as: the database roles from the config's table (DATABASE_ROLES), its
+ * REST API's basic-auth user and its etcd user.
+ */
+export const CITUS_ROLES = { superuser: DATABASE_ROLES.superuser, replication: DATABASE_ROLES.replication, patroniRestApi: "patroni", etcdUser: "patroni" } as const;
 
 export interface CitusPatroniProps {
   /** The Patroni scope all groups of the formation share. */
@@ -49,15 +53,18 @@ export interface CitusPatroniProps {
  * the exporter connect over the local socket (peer).
  */
 export function citusPgHba(database: string, dataCidr: string, clientCidrs: readonly string[]): string[] {
+  const { superuser, monitoring, replication, hydra } = DATABASE_ROLES;
+  // Hydra's database is named after its role (names.hydraDatabase). Padded as the file always was.
+  const col = (value: string, width: number) => value.padEnd(width);
   return [
-    "local   all          postgres                 peer",
-    "local   all          prometheus               peer",
+    `local   all          ${col(superuser, 25)}peer`,
+    `local   all          ${col(monitoring, 25)}peer`,
     "local   all          all                      scram-sha-256",
-    `hostssl replication  replicator  ${dataCidr}   scram-sha-256`,
-    `hostssl all          postgres    ${dataCidr}   scram-sha-256`,
-    "hostssl all          postgres    0.0.0.0/0    reject",
-    "hostssl all          replicator  0.0.0.0/0    reject",
-    ...clientCidrs.flatMap((cidr) => [`hostssl ${database}     all         ${cidr}   scram-sha-256`, `hostssl hydra        hydra       ${cidr}   scram-sha-256`]),
+    `hostssl replication  ${col(replication, 12)}${dataCidr}   scram-sha-256`,
+    `hostssl all          ${col(superuser, 12)}${dataCidr}   scram-sha-256`,
+    `hostssl all          ${col(superuser, 12)}0.0.0.0/0    reject`,
+    `hostssl all          ${col(replication, 12)}0.0.0.0/0    reject`,
+    ...clientCidrs.flatMap((cidr) => [`hostssl ${database}     all         ${cidr}   scram-sha-256`, `hostssl ${col(hydra, 13)}${col(hydra, 12)}${cidr}   scram-sha-256`]),
     "host    all          all         0.0.0.0/0    reject",
     "host    all          all         ::/0         reject",
   ];

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { DATABASE_ROLES } from "@platform/config";
 import { POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
 import { CITUS_VM_PATHS, citusPatroniConfig } from "./patroni-vm.js";
 
@@ -133,12 +134,17 @@ export function shellQuote(value: string | number): string {
   return `'${String(value).replace(/'/g, `'\\''`)}'`;
 }
 
+/** The startup script's variable for a database role: DB_ROLE_APP for DATABASE_ROLES.app. */
+export const databaseRoleVariable = (key: keyof typeof DATABASE_ROLES): string => `DB_ROLE_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+
 /**
- * The part of the startup script that is the same on every node: the exporter settings and the bootstrap body
- * (bootstrap/). It follows the per-node header, so the header's variables are already set when it runs.
+ * The part of the startup script that is the same on every node: the exporter settings, the database roles' names
+ * (config: DATABASE_ROLES) and the bootstrap body (bootstrap/). It follows the per-node header, so the header's
+ * variables are already set when it runs.
  */
 export function citusSharedScript(): string {
-  const shared = { POSTGRES_EXPORTER_PORT, EXPORTER_QUERIES: postgresExporterQueries() };
+  const roles = Object.fromEntries(Object.entries(DATABASE_ROLES).map(([key, role]) => [databaseRoleVariable(key as keyof typeof DATABASE_ROLES), role]));
+  const shared = { POSTGRES_EXPORTER_PORT, EXPORTER_QUERIES: postgresExporterQueries(), ...roles };
   const lines = Object.entries(shared).map(([name, value]) => `readonly ${name}=${shellQuote(value)}`);
   return `${lines.join("\n")}\n\n${BODY}`;
 }

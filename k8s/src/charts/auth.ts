@@ -35,7 +35,7 @@ export class AuthChart extends Chart {
       files: { [names.secrets.hydraDbPassword]: "db-password", [names.secrets.hydraSystemSecret]: "system-secret", [names.secrets.dbCaCert]: "db-ca.crt" },
     });
     const dsn =
-      `postgres://hydra:$(cat ${SECRETS_DIR}/db-password)@${names.citus.coordinator.host}:${names.postgresPort}/hydra` +
+      `postgres://${names.databaseRoles.hydra}:$(cat ${SECRETS_DIR}/db-password)@${names.citus.coordinator.host}:${names.postgresPort}/${names.hydraDatabase}` +
       `?sslmode=verify-full&sslrootcert=${SECRETS_DIR}/db-ca.crt&max_conns=10`;
     // Assigned, then exported: a plain assignment fails when its `cat` does, so a missing file stops the start
     // instead of starting Hydra with an empty secret (`export NAME="$(cat ...)"` succeeds either way, SC2155).

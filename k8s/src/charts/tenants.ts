@@ -44,7 +44,7 @@ export class TenantsChart extends Chart {
     });
 
     const database = {
-      DATABASE_URL: `postgresql://platform_app@${names.citus.coordinator.host}:${names.postgresPort}/${names.citusDatabase}`,
+      DATABASE_URL: `postgresql://${names.databaseRoles.app}@${names.citus.coordinator.host}:${names.postgresPort}/${names.citusDatabase}`,
       DATABASE_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.dbPassword.file}`,
       DATABASE_CA_FILE: `${SECRETS_DIR}/${secretFiles.dbCa.file}`,
     };

@@ -55,8 +55,8 @@ write_patroni_config() {
   mv "$PATRONI_DIR/config.yml.new" "$PATRONI_DIR/config.yml"
 }
 
-# Citus opens node-to-node connections as the client's own role (a query by platform_app on the coordinator reaches
-# the workers as platform_app), and Patroni's Citus mode connects as postgres: libpq finds their passwords here.
+# Citus opens node-to-node connections as the client's own role (a query by the service's role on the coordinator
+# reaches the workers as that role), and Patroni's Citus mode connects as the superuser: libpq finds their passwords here.
 # Patroni keeps its own file for replication (.pgpass.patroni).
 write_pgpass() {
   local superuser replication migrator app
@@ -66,10 +66,10 @@ write_pgpass() {
   app="$(secret_wait "$SECRET_DB_APP")"
   install -m 0600 -o postgres -g postgres /dev/null "$PGUSER_HOME/.pgpass"
   {
-    printf '*:%s:replication:replicator:%s\n' "$PG_PORT" "$replication"
-    printf '*:%s:*:postgres:%s\n' "$PG_PORT" "$superuser"
-    printf '*:%s:*:platform_migrator:%s\n' "$PG_PORT" "$migrator"
-    printf '*:%s:*:platform_app:%s\n' "$PG_PORT" "$app"
+    printf '*:%s:replication:%s:%s\n' "$PG_PORT" "$DB_ROLE_REPLICATION" "$replication"
+    printf '*:%s:*:%s:%s\n' "$PG_PORT" "$DB_ROLE_SUPERUSER" "$superuser"
+    printf '*:%s:*:%s:%s\n' "$PG_PORT" "$DB_ROLE_MIGRATOR" "$migrator"
+    printf '*:%s:*:%s:%s\n' "$PG_PORT" "$DB_ROLE_APP" "$app"
   } >"$PGUSER_HOME/.pgpass"
 }
 
