@@ -87,6 +87,11 @@ export interface PlatformNames {
   /** Hydra's own plain PostgreSQL database on the coordinator: named after its owner, databaseRoles.hydra (the bootstrap and pg_hba.conf rely on it). */
   readonly hydraDatabase: string;
   readonly databaseRoles: typeof DATABASE_ROLES;
+  /**
+   * Ory Hydra's public host and the issuer of the tokens it signs: Hydra says so (URLS_SELF_ISSUER), the gateway
+   * routes the host to it, and the tenant service accepts only tokens from it (AUTH_ISSUER).
+   */
+  readonly auth: { readonly host: string; readonly issuer: string };
   readonly citus: { readonly coordinator: CitusNodeName; readonly workers: readonly CitusNodeName[] };
   /**
    * Patroni in Citus mode: the scope every group of the formation shares (groups are told apart by citus.group) and
@@ -200,6 +205,7 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
     citusDatabase: "platform",
     hydraDatabase: DATABASE_ROLES.hydra,
     databaseRoles: DATABASE_ROLES,
+    auth: { host: `auth.${config.kubernetes.apiBaseDomain}`, issuer: `https://auth.${config.kubernetes.apiBaseDomain}/` },
     citus: {
       coordinator: node("coordinator", 0, 0),
       workers: Array.from({ length: config.citus.workers }, (_, i) => node("worker", i, i + 1)),

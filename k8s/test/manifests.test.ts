@@ -25,6 +25,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const contextOf = (env: string): PolicyContext => ({ admittedImages: admittedImagePatterns(configs.find((c) => c.name === env)!) });
 const find = (env: string, kind: string, name: string) => synthesized[env]!.objects.find((o) => o.kind === kind && o.metadata.name === name)!;
+/** The first container's environment variables of a Deployment, by name. */
+const envOf = (env: string, deployment: string): Record<string, string> =>
+  Object.fromEntries((find(env, "Deployment", deployment).spec as any).template.spec.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]));
 
 describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%s manifests", (env, config) => {
   const names = platformNames(config);
@@ -76,6 +79,13 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(JSON.stringify(container.env)).not.toMatch(/password=|:[^/@]+@coordinator/i);
   });
 
+  it("has one token issuer (names.auth): Hydra issues as it, the gateway routes its host to Hydra, the service accepts only it", () => {
+    expect(names.auth.issuer).toBe(`https://auth.${config.kubernetes.apiBaseDomain}/`);
+    expect(envOf(env, "hydra").URLS_SELF_ISSUER).toBe(names.auth.issuer);
+    expect(envOf(env, "tenant-service").AUTH_ISSUER).toBe(names.auth.issuer);
+    expect(gatewayRoutes(config).find((r) => r.name === "oauth2")!.hosts).toEqual([new URL(names.auth.issuer).host]);
+  });
+
   it("binds each ServiceAccount to its Google service account from the infra names (Workload Identity)", () => {
     expect(find(env, "ServiceAccount", "tenant-service").metadata.annotations?.["iam.gke.io/gcp-service-account"]).toBe(names.serviceAccounts.tenantService.email);
     expect(find(env, "ServiceAccount", "tenant-worker").metadata.annotations?.["iam.gke.io/gcp-service-account"]).toBe(names.serviceAccounts.tenantWorker.email);
@@ -111,7 +121,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     }
     const oauth = generated.services.find((s: any) => s.name === "oauth2");
     expect(oauth.url).toBe(`http://hydra-public.${config.kubernetes.hydra.namespace}.svc.cluster.local:4444`);
-    expect(oauth.routes[0].hosts).toEqual([`auth.${config.kubernetes.apiBaseDomain}`]);
+    expect(oauth.routes[0].hosts).toEqual([names.auth.host]);
     expect(JSON.stringify(generated)).not.toContain("4445");
     expect(kong()).toContain("_format_version");
   });

@@ -41,9 +41,8 @@ export class AuthChart extends Chart {
     // instead of starting Hydra with an empty secret (`export NAME="$(cat ...)"` succeeds either way, SC2155).
     const start = (command: string) =>
       [`DSN="${dsn}" && SECRETS_SYSTEM="$(cat ${SECRETS_DIR}/system-secret)" && export DSN SECRETS_SYSTEM && exec hydra ${command}`];
-    const issuer = `https://auth.${k.apiBaseDomain}/`;
     const env = {
-      URLS_SELF_ISSUER: issuer,
+      URLS_SELF_ISSUER: names.auth.issuer,
       URLS_LOGIN: `https://${k.apiBaseDomain}/login`,
       URLS_CONSENT: `https://${k.apiBaseDomain}/consent`,
       SERVE_PUBLIC_PORT: String(HYDRA_PUBLIC_PORT),

@@ -38,6 +38,7 @@ export interface GatewayRoute {
 
 export function gatewayRoutes(config: EnvironmentConfig): GatewayRoute[] {
   const pods = peers(config);
+  const names = platformNames(config);
   const tenants = { namespace: pods.tenantService.namespace, service: "tenant-service", port: PORTS.tenantService, pods: pods.tenantService };
   const hydra = { namespace: pods.hydra.namespace, service: "hydra-public", port: PORTS.hydraPublic, pods: pods.hydra };
   return [
@@ -47,7 +48,7 @@ export function gatewayRoutes(config: EnvironmentConfig): GatewayRoute[] {
     {
       name: "oauth2",
       upstream: hydra,
-      hosts: [`auth.${config.kubernetes.apiBaseDomain}`],
+      hosts: [names.auth.host],
       paths: ["/oauth2/", "/.well-known/", "/userinfo"],
       methods: ["GET", "POST", "OPTIONS"],
     },

@@ -80,7 +80,7 @@ export class TenantsChart extends Chart {
           REDIS_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.redisAuth.file}`,
           REDIS_CA_FILE: `${SECRETS_DIR}/${secretFiles.redisCa.file}`,
           AUTH_JWKS_URL: `http://hydra-public.${peers.hydra.namespace}.svc.cluster.local:${PORTS.hydraPublic}/.well-known/jwks.json`,
-          AUTH_ISSUER: `https://auth.${k.apiBaseDomain}/`,
+          AUTH_ISSUER: names.auth.issuer,
           AUTH_AUDIENCE: "tenant-service",
           BASE_DOMAIN: k.apiBaseDomain,
           OTEL_EXPORTER_OTLP_ENDPOINT: jaegerOtlpEndpoint(config),
