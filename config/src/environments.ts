@@ -96,7 +96,7 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   citus: { postgresMajor: 15, citusVersion: "13.2", coordinatorMaxConnections: 400, workerMaxConnections: 800, restorePointIntervalMinutes: 60, etcd: { machineType: "e2-small", diskGb: 10 } },
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
   // No proxy in front of Kong: the L4 load balancer passes clients' addresses through (docs/ARCHITECTURE.md, "The edge").
-  edge: { perAddressLimit: { second: 200, minute: 6_000 }, trustedProxyCidrs: [] },
+  edge: { perAddressLimit: { second: 200, minute: 6_000 }, requestBodyLimitKib: 256, trustedProxyCidrs: [] },
   monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, traceSamplingRate: 0.01, traceBackend: "cloudTrace", alertReceiver: "pagerduty" },
   kubernetes: {
     tenantService: { namespace: "tenants", serviceAccount: "tenant-service" },

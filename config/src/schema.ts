@@ -204,6 +204,11 @@ export const EnvironmentConfigSchema = z
        * Behind Google's external Application Load Balancer: its proxy ranges and its forwarding rule's own address
        * (/32), which it appends after the client's. IPv4 only, like the load balancer.
        */
+      /**
+       * The largest request body, in KiB: Kong refuses a larger one at the edge (request-size-limiting) and the tenant
+       * service behind it (BODY_LIMIT_BYTES) refuses one from inside the cluster, both with 413.
+       */
+      requestBodyLimitKib: z.number().int().min(1).max(10_240),
       trustedProxyCidrs: z.array(
         cidr.refine((v) => prefixLength(v) >= 8, "must be a proxy's own range (/8 or narrower): a wider one lets clients choose their address"),
       ),

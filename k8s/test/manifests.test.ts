@@ -86,6 +86,15 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(gatewayRoutes(config).find((r) => r.name === "oauth2")!.hosts).toEqual([new URL(names.auth.issuer).host]);
   });
 
+  it("refuses the same body size at Kong and at the tenant service (edge.requestBodyLimitKib)", () => {
+    const plugins = (kongDeclarativeConfig(config, gatewayRoutes(config)) as any).plugins as any[];
+    const kong = plugins.find((p) => p.name === "request-size-limiting").config;
+    // Kong's "kilobytes" are 1,024 bytes.
+    expect(kong).toMatchObject({ allowed_payload_size: config.edge.requestBodyLimitKib, size_unit: "kilobytes" });
+    expect(Number(envOf(env, "tenant-service").BODY_LIMIT_BYTES)).toBe(kong.allowed_payload_size * 1024);
+    expect(config.edge.requestBodyLimitKib).toBe(256);
+  });
+
   it("binds each ServiceAccount to its Google service account from the infra names (Workload Identity)", () => {
     expect(find(env, "ServiceAccount", "tenant-service").metadata.annotations?.["iam.gke.io/gcp-service-account"]).toBe(names.serviceAccounts.tenantService.email);
     expect(find(env, "ServiceAccount", "tenant-worker").metadata.annotations?.["iam.gke.io/gcp-service-account"]).toBe(names.serviceAccounts.tenantWorker.email);

@@ -84,7 +84,8 @@ export function kongDeclarativeConfig(config: EnvironmentConfig, routes: readonl
     })),
     plugins: [
       { name: "correlation-id", config: { header_name: "X-Request-ID", generator: "uuid#counter", echo_downstream: true } },
-      { name: "request-size-limiting", config: { allowed_payload_size: 256, size_unit: "kilobytes", require_content_length: false } },
+      // Kong's kilobytes are KiB; the tenant service refuses the same size (BODY_LIMIT_BYTES, tenants chart).
+      { name: "request-size-limiting", config: { allowed_payload_size: config.edge.requestBodyLimitKib, size_unit: "kilobytes", require_content_length: false } },
       {
         name: "cors",
         config: {

@@ -83,6 +83,8 @@ export class TenantsChart extends Chart {
           AUTH_ISSUER: names.auth.issuer,
           AUTH_AUDIENCE: "tenant-service",
           BASE_DOMAIN: k.apiBaseDomain,
+          // The edge's limit (Kong's request-size-limiting), so a caller inside the cluster meets the same one.
+          BODY_LIMIT_BYTES: String(config.edge.requestBodyLimitKib * 1024),
           OTEL_EXPORTER_OTLP_ENDPOINT: jaegerOtlpEndpoint(config),
           LOG_LEVEL: "info",
         },
