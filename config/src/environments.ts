@@ -92,7 +92,7 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
     maintenanceWindow: { startTime: "2025-01-04T02:00:00Z", endTime: "2025-01-04T06:00:00Z", recurrence: "FREQ=WEEKLY;BYDAY=SA,SU" },
     nodePool: { diskSizeGb: 100, maxSurge: 1, maxUnavailable: 0 },
   },
-  redis: { version: "REDIS_7_2" },
+  redis: { version: "REDIS_7_2", maintenanceWindow: { day: "SUNDAY", hour: 3 } },
   citus: { postgresMajor: 15, citusVersion: "13.2", coordinatorMaxConnections: 400, workerMaxConnections: 800, restorePointIntervalMinutes: 60, etcd: { machineType: "e2-small", diskGb: 10 } },
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
   // No proxy in front of Kong: the L4 load balancer passes clients' addresses through (docs/ARCHITECTURE.md, "The edge").

@@ -122,6 +122,11 @@ export const EnvironmentConfigSchema = z
       memorySizeGb: z.number().int().min(1).max(300),
       version: z.enum(["REDIS_6_X", "REDIS_7_0", "REDIS_7_2"]),
       readReplicas: z.number().int().min(0).max(5),
+      /** The weekly hour (UTC) Google may update the instance in: a STANDARD_HA instance fails over to its replica then. */
+      maintenanceWindow: z.object({
+        day: z.enum(["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]),
+        hour: z.number().int().min(0).max(23),
+      }),
     }),
     citus: z.object({
       postgresMajor: z.union([z.literal(15), z.literal(16), z.literal(17)]),

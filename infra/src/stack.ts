@@ -175,7 +175,7 @@ export class PlatformStack extends TerraformStack {
       memorySizeGb: config.redis.memorySizeGb,
       version: config.redis.version,
       readReplicas: config.redis.readReplicas,
-      maintenanceWindow: { day: "SUNDAY", hour: 3 },
+      maintenanceWindow: config.redis.maintenanceWindow,
       authSecretId: names.secrets.redisAuth,
       caSecretId: names.secrets.redisCa,
       dnsZone: network.dnsZone,

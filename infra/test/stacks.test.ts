@@ -266,6 +266,11 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       expect(grant.conf.member).toMatch(/^serviceAccount:service-\$\{data\.google_project\.[A-Za-z0-9_]+\.number\}@cloud-redis\.iam\.gserviceaccount\.com$/);
       expect(redis().conf.depends_on).toContain(grant.address);
     });
+    it("is updated by Google only in the configured weekly window (redis.maintenanceWindow)", () => {
+      const { day, hour } = config.redis.maintenanceWindow;
+      expect(at(redis().conf, "maintenance_policy", "weekly_maintenance_window")).toEqual([{ day, start_time: { hours: hour, minutes: 0 } }]);
+      expect(config.redis.maintenanceWindow).toEqual({ day: "SUNDAY", hour: 3 });
+    });
     it("publishes the AUTH string and CA to Secret Manager by reference, never as a literal", () => {
       const versions = all("google_secret_manager_secret_version").map((v) => v.conf.secret_data);
       expect(versions.sort()).toEqual([`\${${redis().address}.auth_string}`, `\${${redis().address}.server_ca_certs[0].cert}`].sort());
