@@ -33,7 +33,7 @@ export function withoutTokenStackTraces<T>(run: () => T): T {
   process.setSourceMapsEnabled(false);
   Error.prepareStackTrace = () => "";
   // cdktf raises the limit to "unlimited" around each capture; an accessor that reads 0 and ignores writes makes
-  // V8 skip walking the stack altogether.
+  // V8 skip walking the stack altogether. V8 and cdktf behaviour, not an API: test/internals.test.ts checks both.
   Object.defineProperty(Error, "stackTraceLimit", { configurable: true, get: () => 0, set: () => {} });
   try {
     return run();

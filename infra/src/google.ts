@@ -49,6 +49,9 @@ import type * as StorageBucketIamMemberModule from "@cdktf/provider-google/lib/s
 
 const requireModule = createRequire(import.meta.url);
 
+// Module._extensions and module._compile are Node internals (no supported synchronous hook on Node 20):
+// test/internals.test.ts fails, saying what to do, when Node no longer loads a .js file through them.
+
 type JsLoader = (module: { _compile(code: string, filename: string): void }, filename: string) => void;
 // Node's table of loaders by file extension: deprecated for applications, still what every require hook (tsx's
 // among them) uses, and the only way to load a file without them.

@@ -290,7 +290,9 @@ export class PlatformStack extends TerraformStack {
    * cdktf resolves every resource once before synthesis only to discover references to other stacks, which it then
    * wires through remote state. Each environment here is self-contained and must stay so (one environment's deploy
    * never reads another's state), so that pass is skipped: it was a quarter of synthesis time. Should a reference
-   * to another stack creep in, the "references stay within the stack" test fails on the synthesized JSON.
+   * to another stack creep in, the policy rule PLATFORM_REFERENCES_IN_STACK fails synthesis. It overrides cdktf's
+   * own method, not a supported hook: test/internals.test.ts fails, saying so, when cdktf's pass would change the
+   * synthesized JSON or App.synth stops calling it.
    */
   override prepareStack(): void {
     this.ensureBackendExists();
