@@ -29,7 +29,8 @@ export const PORTS = {
   alertmanager: 9093,
   alertmanagerCluster: 9094,
   grafana: 3000,
-  jaegerOtlpHttp: 4318,
+  /** OTLP over HTTP: where the traced workloads send spans (the OpenTelemetry Collector, or Jaeger where it is the store). */
+  otlpHttp: 4318,
   jaegerQuery: 16686,
   jaegerAdmin: 14269,
 } as const;

@@ -36,6 +36,7 @@ export const WORKLOADS = {
   prometheus: { name: "prometheus", component: "server", partOf: "monitoring" },
   grafana: { name: "grafana", component: "ui", partOf: "monitoring" },
   jaeger: { name: "jaeger", component: "tracing", partOf: "monitoring" },
+  otelCollector: { name: "otel-collector", component: "collector", partOf: "monitoring" },
   alertmanager: { name: "alertmanager", component: "alerting", partOf: "monitoring" },
   redisExporter: { name: "redis-exporter", component: "exporter", partOf: "monitoring" },
 } as const satisfies Record<string, WorkloadIdentity>;
@@ -73,7 +74,23 @@ export const JAEGER_SERVICES = { collector: "jaeger-collector", query: "jaeger-q
 /** A Service's in-cluster URL. */
 export const serviceUrl = (name: string, namespace: string, port: number): string => `http://${name}.${namespace}.svc.cluster.local:${port}`;
 
-/** Jaeger's OTLP/HTTP receiver (its collector Service), where every traced workload sends. */
-export function jaegerOtlpEndpoint(config: EnvironmentConfig): string {
-  return serviceUrl(JAEGER_SERVICES.collector, config.kubernetes.jaeger.namespace, PORTS.jaegerOtlpHttp);
+/** Where the traced workloads (Kong, Hydra, the tenant service and its worker) send OTLP/HTTP. */
+export interface TraceReceiver {
+  /** The base URL; OTLP/HTTP's paths (/v1/traces) follow it. */
+  readonly url: string;
+  /** The receiving pods, for the senders' NetworkPolicies, and the port they listen on. */
+  readonly pods: PodPeer;
+  readonly port: number;
+}
+
+/**
+ * The OpenTelemetry Collector's Service (charts/monitoring/otel-collector.ts) where the environment exports traces
+ * through it (monitoring.traceBackend cloudTrace), Jaeger's collector Service where Jaeger is the store. Decided
+ * here once, so every sender and its NetworkPolicy follow the config together.
+ */
+export function traceReceiver(config: EnvironmentConfig): TraceReceiver {
+  const key = config.monitoring.traceBackend === "cloudTrace" ? "otelCollector" : "jaeger";
+  const service = key === "otelCollector" ? WORKLOADS.otelCollector.name : JAEGER_SERVICES.collector;
+  const { namespace } = config.kubernetes[key];
+  return { url: serviceUrl(service, namespace, PORTS.otlpHttp), pods: { namespace, selector: selectorOf(WORKLOADS[key]) }, port: PORTS.otlpHttp };
 }

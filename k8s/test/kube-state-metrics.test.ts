@@ -1,7 +1,7 @@
 /**
  * The Kubernetes layer's objects (src/charts/monitoring/kube-state-metrics.ts, kubernetes-scraping.ts) against what
- * monitoring/ scrapes: kube-state-metrics reads only what the alerts use and never Secrets, Prometheus reaches it and
- * the kubelets and may read the kubelets' metrics but not proxy to them, and the scrape target is this Service.
+ * monitoring/ scrapes: kube-state-metrics reads only what the alerts use and never Secrets, Prometheus reaches it,
+ * reads the kubelets through the API server's node proxy (read-only), and the scrape target is this Service.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { ENVIRONMENT_NAMES, loadEnvironment } from "@platform/config";
-import { KUBELET_PORT, KUBE_STATE_METRICS_PORT, renderMonitoring } from "@platform/monitoring";
+import { API_SERVER_ADDRESS, KUBE_STATE_METRICS_PORT, renderMonitoring } from "@platform/monitoring";
 import { synthesizeEnvironment } from "../src/app.js";
 import { WORKLOADS, selectorOf } from "../src/topology.js";
 
@@ -48,7 +48,7 @@ describe.each(ENVIRONMENT_NAMES)("%s: the Kubernetes layer", (name) => {
     expect(find("Deployment", "kube-state-metrics").spec.replicas).toBeGreaterThanOrEqual(2);
   });
 
-  it("only Prometheus may reach kube-state-metrics, and Prometheus may reach it and the kubelets", () => {
+  it("only Prometheus may reach kube-state-metrics, and Prometheus may reach it but not the nodes' addresses", () => {
     const ksmPolicy = objects.find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "kube-state-metrics");
     expect(ksmPolicy.spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: selectorOf(WORKLOADS.prometheus) } }], ports: [{ protocol: "TCP", port: KUBE_STATE_METRICS_PORT }] }]);
     const prometheus = objects.find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "prometheus-kubernetes");
@@ -56,15 +56,30 @@ describe.each(ENVIRONMENT_NAMES)("%s: the Kubernetes layer", (name) => {
     expect(prometheus.spec.ingress).toBeUndefined();
     expect(prometheus.spec.egress).toEqual([
       { to: [{ podSelector: { matchLabels: ksmPolicy.spec.podSelector.matchLabels } }], ports: [{ protocol: "TCP", port: KUBE_STATE_METRICS_PORT }] },
-      { to: [{ ipBlock: { cidr: config.network.gkeNodesCidr } }], ports: [{ protocol: "TCP", port: KUBELET_PORT }] },
     ]);
+    // No policy of Prometheus names the nodes' range: GKE Dataplane V2 would not honour it; the API server path is
+    // the control plane's, which its own policy opens.
+    const policies = objects.filter((o) => o.kind === "NetworkPolicy" && o.metadata.namespace === config.kubernetes.prometheus.namespace);
+    expect(JSON.stringify(policies)).not.toContain(config.network.gkeNodesCidr);
+    const own = policies.find((o) => o.metadata.name === "prometheus").spec.egress;
+    expect(own).toContainEqual({ to: [{ ipBlock: { cidr: config.network.controlPlaneCidr } }], ports: [{ protocol: "TCP", port: 443 }] });
   });
 
-  it("Prometheus may read the kubelets' metrics, not proxy through them", () => {
+  it("Prometheus reads the kubelets and cAdvisor through the API server's node proxy, read-only, verifying the API server", () => {
     const role = find("ClusterRole", "platform-prometheus-kubelet");
-    const resources = role.rules.flatMap((r: Obj) => r.resources);
-    expect(resources).toContain("nodes/metrics");
-    expect(resources).not.toContain("nodes/proxy");
+    expect(role.rules).toEqual([
+      { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
+      { apiGroups: [""], resources: ["nodes/proxy"], verbs: ["get"] },
+    ]);
+    const jobs = (parse(renderMonitoring(config).files["prometheus.yml"]!) as { scrape_configs: Obj[] }).scrape_configs.filter((j) => ["kubelet", "cadvisor"].includes(j.job_name));
+    expect(jobs.map((j) => j.job_name)).toEqual(["kubelet", "cadvisor"]);
+    for (const job of jobs) {
+      expect(job.tls_config).toEqual({ ca_file: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt" });
+      const address = job.relabel_configs.find((r: Obj) => r.target_label === "__address__");
+      expect(address.replacement).toBe(API_SERVER_ADDRESS);
+      const path = job.relabel_configs.find((r: Obj) => r.target_label === "__metrics_path__");
+      expect(path).toMatchObject({ source_labels: ["__meta_kubernetes_node_name"], replacement: `/api/v1/nodes/$1/proxy${job.job_name === "kubelet" ? "/metrics" : "/metrics/cadvisor"}` });
+    }
     const binding = find("ClusterRoleBinding", "platform-prometheus-kubelet");
     expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: config.kubernetes.prometheus.serviceAccount, namespace: config.kubernetes.prometheus.namespace }]);
   });

@@ -8,7 +8,7 @@ import { parse } from "yaml";
 import { ENVIRONMENT_NAMES, UNRESOLVED_DIGEST, admittedImagePatterns, imageAdmitted, loadEnvironment, platformNames, unresolvedImages, type EnvironmentConfig } from "@platform/config";
 import { ALERTMANAGER, alertmanagerPeers } from "@platform/monitoring";
 import { synthesizeEnvironment, type KubernetesObject } from "../src/app.js";
-import { WORKLOADS, selectorOf } from "../src/topology.js";
+import { WORKLOADS, selectorOf, traceReceiver } from "../src/topology.js";
 import { gatewayRoutes, kongDeclarativeConfig } from "../src/charts/gateway.js";
 import { MANIFEST_RULES, checkManifests, type PolicyContext } from "../src/policy/index.js";
 
@@ -49,7 +49,12 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     const findings = checkManifests(synthesized[env]!.objects, contextOf(env)).filter((v) => v.rule === "IMAGE_DIGEST_RESOLVED");
     expect(findings.every((f) => f.blocks === "deploy" && /placeholder digest, which is not a pin/.test(f.reason))).toBe(true);
     const named = new Set(findings.map((f) => f.reason.replace(/^container [^:]+: image (\S+) .*$/, "$1")));
-    const expected = [...unresolvedImages().map((i) => i.replace(/^\S+ \((.*)\)$/, "$1")), ...(config.kubernetes.images.placeholder ? [config.kubernetes.images.tenantService.split("@")[0]!] : [])];
+    // The trace receiver's image runs only where it is the environment's (monitoring.traceBackend).
+    const notRun = config.monitoring.traceBackend === "cloudTrace" ? "jaeger" : "otelCollector";
+    const expected = [
+      ...unresolvedImages().filter((i) => !i.startsWith(`${notRun} `)).map((i) => i.replace(/^\S+ \((.*)\)$/, "$1")),
+      ...(config.kubernetes.images.placeholder ? [config.kubernetes.images.tenantService.split("@")[0]!] : []),
+    ];
     expect([...named].sort()).toEqual(expected.sort());
   });
 
@@ -155,20 +160,20 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(lb.ports.map((p: any) => p.port)).toEqual([80, 443]);
   });
 
-  it("lets Kong reach only the routed services, Redis and Jaeger's collector", () => {
+  it("lets Kong reach only the routed services, Redis and the trace receiver", () => {
     const egress = (find(env, "NetworkPolicy", "kong").spec as any).egress as any[];
     expect(egress.map((e) => e.to[0].ipBlock?.cidr ?? e.to[0].namespaceSelector.matchLabels["kubernetes.io/metadata.name"])).toEqual([
       ...gatewayRoutes(config).map((r) => r.upstream.namespace),
       config.network.privateServiceAccessCidr,
-      config.kubernetes.jaeger.namespace,
+      traceReceiver(config).pods.namespace,
     ]);
     expect(egress.at(-1).ports).toEqual([{ port: 4318, protocol: "TCP" }]);
   });
 
-  it("starts every request's trace at Kong, sends it to Jaeger and passes it upstream as W3C, ignoring the client's", () => {
+  it("starts every request's trace at Kong, sends it to the trace receiver and passes it upstream as W3C, ignoring the client's", () => {
     const kong = parse((find(env, "ConfigMap", "kong-declarative") as any).data["kong.yml"]);
     const otel = kong.plugins.find((p: any) => p.name === "opentelemetry").config;
-    expect(otel.traces_endpoint).toBe(`http://jaeger-collector.${config.kubernetes.jaeger.namespace}.svc.cluster.local:4318/v1/traces`);
+    expect(otel.traces_endpoint).toBe(`${traceReceiver(config).url}/v1/traces`);
     expect(otel.propagation).toEqual({ extract: [], clear: ["traceparent", "tracestate", "baggage"], inject: ["w3c"], default_format: "w3c" });
     const container = (find(env, "Deployment", "kong").spec as any).template.spec.containers[0];
     const vars = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
@@ -189,18 +194,19 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     const publicFrom = ingress.find((i) => i.ports[0].port === 4444).from.map((f: any) => f.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]);
     expect(publicFrom.sort()).toEqual(["gateway", config.kubernetes.tenantService.namespace].sort());
   });
-  it("sends its spans to Jaeger over OTLP/HTTP, and may reach it", () => {
+  it("sends its spans to the trace receiver over OTLP/HTTP, and may reach it", () => {
     const container = (find(env, "Deployment", "hydra").spec as any).template.spec.containers[0];
     const vars = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
     expect(vars).toMatchObject({
       TRACING_PROVIDER: "otel",
-      TRACING_PROVIDERS_OTLP_SERVER_URL: `jaeger-collector.${config.kubernetes.jaeger.namespace}.svc.cluster.local:4318`,
+      TRACING_PROVIDERS_OTLP_SERVER_URL: new URL(traceReceiver(config).url).host,
       TRACING_PROVIDERS_OTLP_INSECURE: "true",
     });
     const egress = (find(env, "NetworkPolicy", "hydra").spec as any).egress as any[];
-    expect(egress.some((e) => e.to[0].namespaceSelector?.matchLabels["kubernetes.io/metadata.name"] === config.kubernetes.jaeger.namespace && e.ports[0].port === 4318)).toBe(true);
-    const jaegerIngress = (find(env, "NetworkPolicy", "jaeger").spec as any).ingress.find((i: any) => i.ports[0].port === 4318);
-    expect(jaegerIngress.from.map((f: any) => f.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]).sort()).toEqual(
+    expect(egress.some((e) => e.to[0].namespaceSelector?.matchLabels["kubernetes.io/metadata.name"] === traceReceiver(config).pods.namespace && e.ports[0].port === 4318)).toBe(true);
+    const receiverPolicy = config.monitoring.traceBackend === "cloudTrace" ? WORKLOADS.otelCollector.name : WORKLOADS.jaeger.name;
+    const receiverIngress = (find(env, "NetworkPolicy", receiverPolicy).spec as any).ingress.find((i: any) => i.ports[0].port === 4318);
+    expect(receiverIngress.from.map((f: any) => f.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]).sort()).toEqual(
       [config.kubernetes.gateway.namespace, config.kubernetes.hydra.namespace, config.kubernetes.tenantService.namespace, config.kubernetes.tenantWorker.namespace].sort(),
     );
   });
@@ -242,9 +248,11 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     ]);
     expect((find(env, "ConfigMap", "grafana-provisioning") as any).data["datasources.yaml"]).toContain("uid: prometheus");
   });
-  it("writes each exemption on its object with a reason: Prometheus's API token, Jaeger's single replica", () => {
+  it("writes each exemption on its object with a reason: Prometheus's API token, and Jaeger's single replica only where Jaeger keeps the traces", () => {
     expect(find(env, "StatefulSet", "prometheus").metadata.annotations?.["policy.platform.io/exempt.SERVICE_ACCOUNT_TOKEN"]).toMatch(/service discovery/);
-    expect(find(env, "StatefulSet", "jaeger").metadata.annotations?.["policy.platform.io/exempt.AVAILABILITY"]).toMatch(/badger/);
+    const availability = synthesized[env]!.objects.filter((o) => o.metadata.annotations?.["policy.platform.io/exempt.AVAILABILITY"]).map((o) => `${o.kind}/${o.metadata.name}`);
+    expect(availability).toEqual(config.monitoring.traceBackend === "jaeger" ? ["StatefulSet/jaeger"] : []);
+    if (config.monitoring.traceBackend === "jaeger") expect(find(env, "StatefulSet", "jaeger").metadata.annotations?.["policy.platform.io/exempt.AVAILABILITY"]).toMatch(/badger/);
     const role = find(env, "ClusterRole", "platform-prometheus") as any;
     expect(role.rules).toEqual([{ apiGroups: [""], resources: ["pods", "services", "endpoints"], verbs: ["get", "list", "watch"] }]);
   });
@@ -282,13 +290,14 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     const policy = find(env, "NetworkPolicy", "redis-exporter").spec as any;
     expect(policy.egress).toEqual([{ to: [{ ipBlock: { cidr: config.network.privateServiceAccessCidr } }], ports: [{ protocol: "TCP", port: names.redis.port }] }]);
   });
-  it("accepts traces only from Kong, Hydra, the tenant service and its worker, and lets Grafana reach only Prometheus and Jaeger", () => {
-    const jaeger = (find(env, "NetworkPolicy", "jaeger").spec as any).ingress[0];
-    expect(jaeger.ports[0].port).toBe(4318);
-    expect(jaeger.from.map((f: any) => f.podSelector.matchLabels)).toEqual([WORKLOADS.gateway, WORKLOADS.hydra, WORKLOADS.tenantService, WORKLOADS.tenantWorker].map(selectorOf));
+  it("accepts traces only from Kong, Hydra, the tenant service and its worker, and lets Grafana reach only Prometheus and Jaeger where it runs", () => {
+    const jaegerRuns = config.monitoring.traceBackend === "jaeger";
+    const receiver = (find(env, "NetworkPolicy", jaegerRuns ? WORKLOADS.jaeger.name : WORKLOADS.otelCollector.name).spec as any).ingress[0];
+    expect(receiver.ports[0].port).toBe(4318);
+    expect(receiver.from.map((f: any) => f.podSelector.matchLabels)).toEqual([WORKLOADS.gateway, WORKLOADS.hydra, WORKLOADS.tenantService, WORKLOADS.tenantWorker].map(selectorOf));
     const grafana = find(env, "NetworkPolicy", "grafana").spec as any;
     expect(grafana.ingress).toBeUndefined();
-    expect(grafana.egress.map((e: any) => e.ports[0].port)).toEqual([9090, 16686]);
+    expect(grafana.egress.map((e: any) => e.ports[0].port)).toEqual(jaegerRuns ? [9090, 16686] : [9090]);
   });
 });
 

@@ -7,4 +7,4 @@ export { citusHaAlerts, expectedGroupMembers, PATRONI_MAXIMUM_LAG_ON_FAILOVER_BY
 export { dashboards, PROMETHEUS_DATASOURCE } from "./dashboards.js";
 export { alertmanagerConfig, alertmanagerPeers, ALERTMANAGER, ALERT_HEARTBEAT_FILE, ALERT_RECEIVER_FILE, HEARTBEAT_ALERT } from "./alertmanager.js";
 export { kubernetesAlerts, platformNamespaces } from "./kubernetes-rules.js";
-export { kubernetesScrapeJobs, KUBE_STATE_METRICS_PORT, KUBELET_PORT, CADVISOR_KEPT } from "./kubernetes-scrape.js";
+export { kubernetesScrapeJobs, KUBE_STATE_METRICS_PORT, API_SERVER_ADDRESS, CADVISOR_KEPT } from "./kubernetes-scrape.js";

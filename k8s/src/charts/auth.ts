@@ -9,7 +9,7 @@ import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
 import { quotaFor } from "../quantities.js";
-import { PORTS, PRIORITY_CLASSES, WORKLOADS, jaegerOtlpEndpoint, type ChartContext } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, WORKLOADS, traceReceiver, type ChartContext } from "../topology.js";
 
 export const HYDRA_PUBLIC_PORT = PORTS.hydraPublic;
 export const HYDRA_ADMIN_PORT = PORTS.hydraAdmin;
@@ -49,11 +49,11 @@ export class AuthChart extends Chart {
       SERVE_ADMIN_PORT: String(HYDRA_ADMIN_PORT),
       STRATEGIES_ACCESS_TOKEN: "jwt",
       LOG_FORMAT: "json",
-      // Spans over OTLP/HTTP to Jaeger (Ory's otelx). Hydra continues a W3C traceparent (Kong's), following Kong's
-      // sampling; only its own root traces (in-cluster JWKS fetches, few) use this ratio.
+      // Spans over OTLP/HTTP to the trace receiver (Ory's otelx). Hydra continues a W3C traceparent (Kong's),
+      // following Kong's sampling; only its own root traces (in-cluster JWKS fetches, few) use this ratio.
       TRACING_PROVIDER: "otel",
       TRACING_SERVICE_NAME: "hydra",
-      TRACING_PROVIDERS_OTLP_SERVER_URL: new URL(jaegerOtlpEndpoint(config)).host,
+      TRACING_PROVIDERS_OTLP_SERVER_URL: new URL(traceReceiver(config).url).host,
       TRACING_PROVIDERS_OTLP_INSECURE: "true",
       TRACING_PROVIDERS_OTLP_SAMPLING_SAMPLING_RATIO: "1",
     };
@@ -149,7 +149,7 @@ export class AuthChart extends Chart {
       ],
       egress: [
         { peers: [addresses(config.network.dataCidr)], ports: [tcp(names.postgresPort)] },
-        { peers: [podsOf(peers.jaeger)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
+        { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
       ],
     });
   }

@@ -8,7 +8,7 @@ import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { engineExceptionAnnotations } from "../policy/exceptions.js";
 import { quotaFor } from "../quantities.js";
-import { PORTS, PRIORITY_CLASSES, WORKLOADS, jaegerOtlpEndpoint, peers, type ChartContext } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, WORKLOADS, peers, traceReceiver, type ChartContext } from "../topology.js";
 import { WorkloadNetworkPolicy, addresses, podsOf, tcp, type PodPeer } from "../constructs/network-policy.js";
 
 const PROXY_PORT = PORTS.kongProxy;
@@ -104,7 +104,7 @@ export function kongDeclarativeConfig(config: EnvironmentConfig, routes: readonl
         // nor forwarded (extract nothing, clear them), so no client picks trace ids, forces sampling or sends baggage.
         name: "opentelemetry",
         config: {
-          traces_endpoint: `${jaegerOtlpEndpoint(config)}/v1/traces`,
+          traces_endpoint: `${traceReceiver(config).url}/v1/traces`,
           resource_attributes: { "service.name": "kong" },
           sampling_rate: config.monitoring.traceSamplingRate,
           propagation: { extract: [], clear: ["traceparent", "tracestate", "baggage"], inject: ["w3c"], default_format: "w3c" },
@@ -274,7 +274,7 @@ export class GatewayChart extends Chart {
       egress: [
         ...routes.map((r) => ({ peers: [podsOf(r.upstream.pods)], ports: [tcp(r.upstream.port)] })),
         { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
-        { peers: [podsOf(ctx.peers.jaeger)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
+        { peers: [podsOf(traceReceiver(ctx.config).pods)], ports: [tcp(traceReceiver(ctx.config).port)] },
       ],
     });
   }

@@ -5,7 +5,7 @@ import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
-import { PORTS, PRIORITY_CLASSES, WORKLOADS, jaegerOtlpEndpoint, type ChartContext } from "../topology.js";
+import { PORTS, PRIORITY_CLASSES, WORKLOADS, traceReceiver, type ChartContext } from "../topology.js";
 import { WorkloadNetworkPolicy, addresses, podsOf, tcp } from "../constructs/network-policy.js";
 
 const SERVICE_PORT = PORTS.tenantService;
@@ -15,7 +15,7 @@ const WORKER_HEALTH_PORT = PORTS.tenantWorkerHealth;
 /**
  * The tenant service and its worker in one namespace: Deployments from the hardened helper, secrets mounted as
  * files by the GKE Secret Manager CSI driver through Workload Identity, and NetworkPolicies that open exactly the
- * paths they use (gateway and Prometheus in; Citus, Memorystore, Hydra and Jaeger out).
+ * paths they use (gateway and Prometheus in; Citus, Memorystore, Hydra and the trace receiver out).
  */
 export class TenantsChart extends Chart {
   constructor(scope: Construct, id: string, ctx: ChartContext) {
@@ -85,7 +85,7 @@ export class TenantsChart extends Chart {
           BASE_DOMAIN: k.apiBaseDomain,
           // The edge's limit (Kong's request-size-limiting), so a caller inside the cluster meets the same one.
           BODY_LIMIT_BYTES: String(config.edge.requestBodyLimitKib * 1024),
-          OTEL_EXPORTER_OTLP_ENDPOINT: jaegerOtlpEndpoint(config),
+          OTEL_EXPORTER_OTLP_ENDPOINT: traceReceiver(config).url,
           LOG_LEVEL: "info",
         },
       },
@@ -112,7 +112,7 @@ export class TenantsChart extends Chart {
         writableDirs: ["/tmp"],
         readOnlyMounts: [{ volume: secrets.volume.name, mountPath: SECRETS_DIR }],
         // Its jobs' spans link to the requests that queued them (services/tenant-service/README.md, Tracing).
-        env: { NODE_ENV: "production", ...database, HEALTH_PORT: String(WORKER_HEALTH_PORT), WORKER_CONCURRENCY: "5", OTEL_EXPORTER_OTLP_ENDPOINT: jaegerOtlpEndpoint(config) },
+        env: { NODE_ENV: "production", ...database, HEALTH_PORT: String(WORKER_HEALTH_PORT), WORKER_CONCURRENCY: "5", OTEL_EXPORTER_OTLP_ENDPOINT: traceReceiver(config).url },
       },
     });
 
@@ -129,7 +129,7 @@ export class TenantsChart extends Chart {
         { peers: [citus], ports: [tcp(names.postgresPort)] },
         { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
         { peers: [podsOf(peers.hydra)], ports: [tcp(PORTS.hydraPublic)] },
-        { peers: [podsOf(peers.jaeger)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
+        { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
       ],
     });
     new WorkloadNetworkPolicy(this, "TenantWorkerPolicy", {
@@ -139,7 +139,7 @@ export class TenantsChart extends Chart {
       ingress: [{ peers: [podsOf(peers.prometheus)], ports: [tcp(WORKER_HEALTH_PORT)] }],
       egress: [
         { peers: [citus], ports: [tcp(names.postgresPort)] },
-        { peers: [podsOf(peers.jaeger)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
+        { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
       ],
     });
   }

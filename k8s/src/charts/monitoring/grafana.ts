@@ -14,7 +14,7 @@ export interface GrafanaProps {
 }
 
 /**
- * Grafana: replicas and sizes from `config.kubernetes.workloads.grafana`, the Prometheus and Jaeger datasources and
+ * Grafana: replicas and sizes from `config.kubernetes.workloads.grafana`, the Prometheus and (where it runs) Jaeger datasources and
  * the dashboards provisioned read-only, the admin password from Secret Manager, and no way in but port-forward.
  */
 export class Grafana extends Construct {
@@ -25,6 +25,7 @@ export class Grafana extends Construct {
     const { config, names, peers } = ctx;
     const k = config.kubernetes;
     const { namespace, serviceAccount } = k.grafana;
+    const jaeger = config.monitoring.traceBackend === "jaeger";
     const secrets = new SecretManagerFiles(this, "Secrets", {
       namespace,
       name: "grafana-secrets",
@@ -40,7 +41,8 @@ export class Grafana extends Construct {
           apiVersion: 1,
           datasources: [
             { name: "Prometheus", type: "prometheus", uid: PROMETHEUS_DATASOURCE.uid, url: serviceUrl(WORKLOADS.prometheus.name, peers.prometheus.namespace, PROMETHEUS_PORT), access: "proxy", isDefault: true, editable: false },
-            { name: "Jaeger", type: "jaeger", uid: "jaeger", url: serviceUrl(JAEGER_SERVICES.query, peers.jaeger.namespace, PORTS.jaegerQuery), access: "proxy", editable: false },
+            // Traces kept in Cloud Trace are read in the Cloud console's Trace Explorer (docs/OBSERVABILITY.md).
+            ...(jaeger ? [{ name: "Jaeger", type: "jaeger", uid: "jaeger", url: serviceUrl(JAEGER_SERVICES.query, peers.jaeger.namespace, PORTS.jaegerQuery), access: "proxy", editable: false }] : []),
           ],
         }),
         "dashboards.yaml": stringify({
@@ -89,7 +91,7 @@ export class Grafana extends Construct {
       // No ingress rule: operators reach Grafana with kubectl port-forward, which NetworkPolicy does not govern.
       egress: [
         { peers: [localPods(peers.prometheus.selector)], ports: [tcp(PROMETHEUS_PORT)] },
-        { peers: [localPods(peers.jaeger.selector)], ports: [tcp(PORTS.jaegerQuery)] },
+        ...(jaeger ? [{ peers: [localPods(peers.jaeger.selector)], ports: [tcp(PORTS.jaegerQuery)] }] : []),
       ],
     });
   }

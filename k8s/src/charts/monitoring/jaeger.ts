@@ -6,8 +6,12 @@ import { WorkloadNetworkPolicy, localPods, podsOf, tcp } from "../../constructs/
 import { JAEGER_SERVICES, PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../../topology.js";
 
 /**
- * Jaeger collecting OTLP from Kong, Hydra, the tenant service and its worker: one replica on badger storage, retention and size from
- * `config.monitoring`, a collector Service for the senders and a query Service for Grafana.
+ * Jaeger collecting OTLP from Kong, Hydra, the tenant service and its worker, where it is the environment's trace
+ * store (monitoring.traceBackend jaeger: dev): one replica on badger storage, retention and size from
+ * `config.monitoring`, a collector Service for the senders and a query Service for Grafana. Badger has one writer,
+ * so this replica is the single point the availability rule exempts; environments whose traces must survive a node
+ * drain send them to Cloud Trace through the OpenTelemetry Collector instead (otel-collector.ts), and the config
+ * refuses Jaeger in production.
  */
 export class Jaeger extends Construct {
   readonly selector: Record<string, string>;
@@ -32,7 +36,7 @@ export class Jaeger extends Construct {
         image: imageRef("jaeger"),
         ports: [
           { name: "query", containerPort: PORTS.jaegerQuery },
-          { name: "otlp-http", containerPort: PORTS.jaegerOtlpHttp },
+          { name: "otlp-http", containerPort: PORTS.otlpHttp },
           { name: "admin", containerPort: PORTS.jaegerAdmin },
         ],
         resources: { cpuRequest: "250m", cpuLimit: "1", memoryRequest: "512Mi", memoryLimit: "1Gi", ephemeralStorage: "256Mi" },
@@ -51,7 +55,7 @@ export class Jaeger extends Construct {
     });
     this.selector = server.selector;
     new KubeServiceAccount(this, "Account", { metadata: { name: serviceAccount, namespace }, automountServiceAccountToken: false });
-    for (const [name, port, target] of [[JAEGER_SERVICES.collector, PORTS.jaegerOtlpHttp, "otlp-http"], [JAEGER_SERVICES.query, PORTS.jaegerQuery, "query"]] as const) {
+    for (const [name, port, target] of [[JAEGER_SERVICES.collector, PORTS.otlpHttp, "otlp-http"], [JAEGER_SERVICES.query, PORTS.jaegerQuery, "query"]] as const) {
       new KubeService(this, name, {
         metadata: { name, namespace, labels: { "app.kubernetes.io/name": WORKLOADS.jaeger.name, "app.kubernetes.io/part-of": WORKLOADS.jaeger.partOf } },
         spec: { type: "ClusterIP", selector: this.selector, ports: [{ name: "http", port, targetPort: IntOrString.fromString(target), protocol: "TCP" }] },
@@ -63,7 +67,7 @@ export class Jaeger extends Construct {
       selector: this.selector,
       ingress: [
         // The senders: Kong, Hydra, the tenant service and its worker.
-        { peers: [podsOf(peers.gateway), podsOf(peers.hydra), podsOf(peers.tenantService), podsOf(peers.tenantWorker)], ports: [tcp(PORTS.jaegerOtlpHttp)] },
+        { peers: [podsOf(peers.gateway), podsOf(peers.hydra), podsOf(peers.tenantService), podsOf(peers.tenantWorker)], ports: [tcp(PORTS.otlpHttp)] },
         { peers: [localPods(peers.grafana.selector)], ports: [tcp(PORTS.jaegerQuery)] },
         { peers: [localPods(peers.prometheus.selector)], ports: [tcp(PORTS.jaegerAdmin)] },
       ],

@@ -5,6 +5,7 @@ import { KubeClusterRole, KubeClusterRoleBinding, KubeConfigMap, KubeServiceAcco
 import { HardenedStatefulSet } from "../../constructs/hardened-statefulset.js";
 import { WorkloadNetworkPolicy, addresses, localPods, namespaceOf, tcp } from "../../constructs/network-policy.js";
 import { PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../../topology.js";
+import { OTEL_COLLECTOR_METRICS_PORT } from "./otel-collector.js";
 
 export interface PrometheusProps {
   /** prometheus.yml and the rules file, rendered by @platform/monitoring. */
@@ -87,7 +88,10 @@ export class Prometheus extends Construct {
       ingress: [{ peers: [localPods(peers.grafana.selector)], ports: [tcp(PROMETHEUS_PORT)] }],
       egress: [
         ...scrapeTargets.map((t) => ({ peers: [namespaceOf(t.namespace)], ports: t.ports.map(tcp) })),
-        { peers: [localPods(peers.jaeger.selector)], ports: [tcp(PORTS.jaegerAdmin)] },
+        // The trace receiver's own metrics: Jaeger's admin port, or the OpenTelemetry Collector's telemetry.
+        config.monitoring.traceBackend === "jaeger"
+          ? { peers: [localPods(peers.jaeger.selector)], ports: [tcp(PORTS.jaegerAdmin)] }
+          : { peers: [localPods(peers.otelCollector.selector)], ports: [tcp(OTEL_COLLECTOR_METRICS_PORT)] },
         { peers: [localPods(peers.alertmanager.selector)], ports: [tcp(PORTS.alertmanager)] },
         { peers: [localPods(peers.redisExporter.selector)], ports: [tcp(PORTS.redisExporter)] },
         // The Citus VMs' exporters, and Patroni's REST API for its metrics.
