@@ -333,9 +333,15 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
       );
       // Two manage audit_log partitions and read no tenant rows. tenant_counts (0006, reviewed): counts by plan and
       // status only, no tenant's row, name or code; executable by pg_monitor alone (revoked from PUBLIC), search_path
-      // pinned. A new one must filter by tenant itself: add it here only after that review (docs/ARCHITECTURE.md,
-      // "Tenant isolation").
-      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions", "tenant_counts"]);
+      // pinned. rollup_tenant_metrics (0007, reviewed): writes counts to tenant_metrics for the tenants it is given,
+      // returns a row count only; executable by the service role alone, search_path pinned. A new one must filter by
+      // tenant itself: add it here only after that review (docs/ARCHITECTURE.md, "Tenant isolation").
+      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions", "rollup_tenant_metrics", "tenant_counts"]);
+      const rollup = await asAdmin(
+        (c) => c.query("SELECT has_function_privilege('platform_app', 'platform.rollup_tenant_metrics(date, uuid[])', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.rollup_tenant_metrics(date, uuid[])', 'EXECUTE') AS monitor, (SELECT proconfig FROM pg_proc WHERE proname = 'rollup_tenant_metrics') AS config"),
+        db,
+      );
+      expect(rollup.rows[0]).toEqual({ app: true, monitor: false, config: ["search_path=pg_catalog, pg_temp"] });
       const granted = await asAdmin((c) => c.query("SELECT has_function_privilege('platform_app', 'platform.tenant_counts()', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.tenant_counts()', 'EXECUTE') AS monitor"), db);
       expect(granted.rows[0]).toEqual({ app: false, monitor: true });
     });

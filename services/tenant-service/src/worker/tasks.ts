@@ -23,8 +23,9 @@ const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
 
 /**
  * Every task is idempotent: a retried or duplicated job converges to the same state (upserts, existence checks,
- * partition DDL that skips what exists). Each tenant's work runs in that tenant's context, so row-level security
- * holds in the worker as in the API.
+ * partition DDL that skips what exists). A tenant's own work runs in that tenant's context, so row-level security
+ * holds in the worker as in the API; what spans tenants goes through a reviewed SECURITY DEFINER function that
+ * returns no tenant's data (the rollup, migration 0007).
  */
 export function createTaskList(options: WorkerOptions): TaskList {
   const { db } = options;
@@ -68,34 +69,17 @@ export function createTaskList(options: WorkerOptions): TaskList {
   };
 
   /**
-   * One router transaction per tenant (the tenant's rows are on one shard), taking only row locks on
-   * tenant_metrics: the service's writes never wait on it. A tenant whose row for the day was computed after the
-   * day ended is final and skipped before anything is counted, so a batch retried after a crash (or a rollup fanned
-   * out again) does only the tenants it had not finished.
+   * One statement per batch (platform.rollup_tenant_metrics, migration 0007): the batch's tenants counted together,
+   * grouped by tenant, taking only row locks on tenant_metrics, so the service's writes never wait on it. A tenant
+   * whose row for the day was computed after the day ended is final and left alone, so a batch retried after a crash
+   * (or a rollup fanned out again) computes only the tenants it had not finished.
    */
   const rollupBatch: Task = async (payload, helpers) => {
     const { day, tenantIds } = payload as { day: string; tenantIds: string[] };
-    let computed = 0;
-    for (const tenantId of tenantIds) {
-      const { rowCount } = await db.transaction({ tenantId }, (tx) =>
-        tx.query(
-          `INSERT INTO platform.tenant_metrics (tenant_id, day, users, items, storage_bytes, writes, computed_at)
-           SELECT $1, $2::date,
-                  (SELECT count(*) FROM platform.users WHERE tenant_id = $1),
-                  (SELECT count(*) FROM platform.items WHERE tenant_id = $1),
-                  (SELECT coalesce(sum(size_bytes), 0) FROM platform.items WHERE tenant_id = $1),
-                  (SELECT count(*) FROM platform.audit_log WHERE tenant_id = $1 AND occurred_at >= $2::date AND occurred_at < $2::date + 1),
-                  now()
-            WHERE NOT EXISTS (SELECT 1 FROM platform.tenant_metrics m WHERE m.tenant_id = $1 AND m.day = $2::date
-                                 AND m.computed_at >= ($2::date + 1)::timestamp AT TIME ZONE 'UTC')
-           ON CONFLICT (tenant_id, day) DO UPDATE SET users = EXCLUDED.users, items = EXCLUDED.items,
-             storage_bytes = EXCLUDED.storage_bytes, writes = EXCLUDED.writes, computed_at = EXCLUDED.computed_at`,
-          [tenantId, day],
-        ),
-      );
-      computed += rowCount;
-    }
-    if (computed < tenantIds.length) helpers.logger.info(`metrics for ${day}: ${tenantIds.length - computed} of ${tenantIds.length} tenant(s) already final, skipped`);
+    const written = await db.transaction({}, async (tx) =>
+      (await tx.query<{ n: number }>("SELECT platform.rollup_tenant_metrics($1::date, $2::uuid[]) AS n", [day, tenantIds])).rows[0]!.n,
+    );
+    if (written < tenantIds.length) helpers.logger.info(`metrics for ${day}: ${tenantIds.length - written} of ${tenantIds.length} tenant(s) final already or gone, skipped`);
   };
 
   /**
