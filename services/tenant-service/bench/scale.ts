@@ -10,18 +10,14 @@
  *
  *   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_SCALE_TENANTS=20,100000,1000000 pnpm bench:tenant-scale
  */
-import { execFile, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { promisify } from "node:util";
-import pg from "pg";
-import { runMigrations } from "@platform/citus";
-import { freePort, startPostgres } from "@platform/testing";
-import { AUDIENCE, ISSUER, SECRET, token } from "../test/harness.js";
+import { token } from "../test/harness.js";
 import { positiveInteger } from "./env.js";
+import { median, memory, seedTenants, startBenchDatabase, startServiceProcess, targets, type Target } from "./fixture.js";
 import { wrkInstalled } from "./load.js";
 
 const run = promisify(execFile);
@@ -42,38 +38,7 @@ if (!(await wrkInstalled())) {
   process.exit(2);
 }
 
-const server = await startPostgres({ settings: { max_connections: "300", shared_buffers: "512MB" } });
-const admin = new pg.Client({ connectionString: server.url });
-await admin.connect();
-await admin.query("CREATE ROLE platform_migrator LOGIN PASSWORD 'migrator'");
-await admin.query("CREATE ROLE platform_app LOGIN PASSWORD 'app'");
-await admin.query("GRANT CREATE ON DATABASE postgres TO platform_migrator");
-const migrator = new pg.Client({ connectionString: server.urlFor("platform_migrator", "migrator") });
-await migrator.connect();
-await runMigrations(migrator);
-await migrator.end();
-
-/** Tenants scale-1 .. scale-n, each with an owner and two items; only the ones not there yet are written. */
-async function seedUpTo(n: number, from: number): Promise<void> {
-  const started = Date.now();
-  const batch = 100_000;
-  for (let lo = from + 1; lo <= n; lo += batch) {
-    const hi = Math.min(n, lo + batch - 1);
-    await admin.query("BEGIN");
-    await admin.query("INSERT INTO platform.tenants (code, name, max_users) SELECT 'scale-' || i, 'Scale ' || i, 1000 FROM generate_series($1::int, $2::int) i", [lo, hi]);
-    await admin.query(
-      "INSERT INTO platform.users (tenant_id, email) SELECT t.id, 'owner@' || t.code || '.test' FROM platform.tenants t WHERE t.code = ANY (SELECT 'scale-' || i FROM generate_series($1::int, $2::int) i)",
-      [lo, hi],
-    );
-    await admin.query(
-      "INSERT INTO platform.items (tenant_id, owner_id, title, body) SELECT u.tenant_id, u.id, 'item ' || k, 'a small item body' FROM platform.users u JOIN platform.tenants t ON t.id = u.tenant_id, generate_series(1, 2) k WHERE t.code = ANY (SELECT 'scale-' || i FROM generate_series($1::int, $2::int) i)",
-      [lo, hi],
-    );
-    await admin.query("COMMIT");
-  }
-  await admin.query("VACUUM ANALYZE platform.tenants, platform.users, platform.items");
-  if (n > from) console.log(`seeded ${n.toLocaleString("en")} tenants (${(n - from).toLocaleString("en")} new) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-}
+const { server, admin, close } = await startBenchDatabase();
 
 /** SAMPLES tenant numbers in 1..n: uniform, or Zipf with exponent s by the inverse of its cumulative distribution. */
 function draw(n: number, distribution: "uniform" | "zipf"): number[] {
@@ -93,20 +58,6 @@ function draw(n: number, distribution: "uniform" | "zipf"): number[] {
     }
     return lo + 1;
   });
-}
-
-interface Target { tenant: string; owner: string; item: string }
-async function targets(numbers: number[]): Promise<Target[]> {
-  const codes = [...new Set(numbers)].map((i) => `scale-${i}`);
-  const byCode = new Map<string, Target>();
-  for (let i = 0; i < codes.length; i += 20_000) {
-    const { rows } = await admin.query<{ code: string; tenant: string; owner: string; item: string }>(
-      "SELECT t.code, t.id AS tenant, u.id AS owner, (SELECT i.id FROM platform.items i WHERE i.tenant_id = t.id LIMIT 1) AS item FROM platform.tenants t JOIN platform.users u ON u.tenant_id = t.id WHERE t.code = ANY ($1)",
-      [codes.slice(i, i + 20_000)],
-    );
-    for (const r of rows) byCode.set(r.code, r);
-  }
-  return numbers.map((i) => byCode.get(`scale-${i}`)!);
 }
 
 type Operation = "point read" | "list read" | "insert";
@@ -161,50 +112,6 @@ async function wrk(url: string, lines: string, authorization: string, duration: 
   }
 }
 
-/** The service as production runs it: its own process (node with tsx's loader, no wrapper process), its own config. */
-async function startService(): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const here = dirname(fileURLToPath(import.meta.url));
-  const child = spawn(process.execPath, ["--import", "tsx", join(here, "..", "src", "server.ts")], {
-    cwd: join(here, ".."),
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      DATABASE_URL: server.urlFor("platform_app", "app"),
-      DATABASE_POOL_SIZE: "20",
-      AUTH_JWT_SECRET: SECRET,
-      AUTH_ISSUER: ISSUER,
-      AUTH_AUDIENCE: AUDIENCE,
-      RATE_LIMIT_MAX: "100000000",
-      LOG_LEVEL: "silent",
-      // Not NODE_ENV=production: that refuses the shared-secret tokens a benchmark signs itself (Hydra is not here).
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode} before it listened`);
-    const ok = await fetch(`${url}/health`).then((r) => r.ok).catch(() => false);
-    if (ok) break;
-    if (i > 300) throw new Error("the service did not answer /health within 30 s");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    pid: child.pid!,
-    stop: () => new Promise((resolve) => { child.once("exit", () => resolve()); child.kill("SIGTERM"); }),
-  };
-}
-
-/** Resident and peak resident memory of a process, MiB (Linux). */
-function memory(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
-  return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const platform = `Bearer ${await token({ scope: "platform:admin", sub: "bench-scale" })}`;
 console.log(`tenant service at scale: ${CONNECTIONS} connections, median of ${ROUNDS} rounds of ${DURATION}s, PostgreSQL 15 on loopback, the service in its own process, wrk; tenants drawn uniformly and Zipf (s=1.1), ${SAMPLES.toLocaleString("en")} draws each`);
 
@@ -215,12 +122,12 @@ const rows: string[] = [];
 let seeded = 0;
 let ok = true;
 for (const n of COUNTS) {
-  await seedUpTo(n, seeded);
+  await seedTenants(admin, n, seeded);
   seeded = Math.max(seeded, n);
   // A fresh service per count: its cache and memory start from nothing, as after a deploy.
-  const service = await startService();
+  const service = await startServiceProcess(server);
   for (const distribution of ["uniform", "zipf"] as const) {
-    const ts = await targets(draw(n, distribution));
+    const ts = await targets(admin, draw(n, distribution));
     for (const op of operations) {
       const lines = requestLines(op, ts);
       await wrk(service.url, lines, platform, 2); // unmeasured: JIT, pool, cache warm-up
@@ -249,6 +156,5 @@ for (const n of COUNTS) {
   await service.stop();
 }
 console.log(ok ? "within target" : "ABOVE TARGET: see the ratios above");
-await admin.end();
-server.stop();
+await close();
 process.exitCode = ok ? 0 : 1;

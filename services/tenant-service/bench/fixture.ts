@@ -1,0 +1,165 @@
+/**
+ * What the benchmarks at scale share: a real PostgreSQL 15 migrated as in production, tenants seeded in bulk, and
+ * the service and the worker in processes of their own, started as production starts them.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { runMigrations } from "@platform/citus";
+import { freePort, startPostgres, type PostgresServer } from "@platform/testing";
+import { installQueue } from "../src/worker/queue.js";
+import { AUDIENCE, ISSUER, SECRET } from "../test/harness.js";
+
+const PACKAGE = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+export interface BenchDatabase {
+  readonly server: PostgresServer;
+  /** The superuser: seeds and checks. */
+  readonly admin: pg.Client;
+  close(): Promise<void>;
+}
+
+/** PostgreSQL 15 with the platform's roles, migrated by the migration role; with the worker's queue when asked. */
+export async function startBenchDatabase(options: { queue?: boolean } = {}): Promise<BenchDatabase> {
+  const server = await startPostgres({ settings: { max_connections: "300", shared_buffers: "512MB" } });
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  await admin.query("CREATE ROLE platform_migrator LOGIN PASSWORD 'migrator'");
+  await admin.query("CREATE ROLE platform_app LOGIN PASSWORD 'app'");
+  await admin.query("GRANT CREATE ON DATABASE postgres TO platform_migrator");
+  if (options.queue) {
+    await admin.query("CREATE ROLE platform_queue NOLOGIN");
+    await admin.query("GRANT platform_queue TO platform_app, platform_migrator");
+    await admin.query("GRANT CREATE ON DATABASE postgres TO platform_queue");
+  }
+  const migrator = new pg.Client({ connectionString: server.urlFor("platform_migrator", "migrator") });
+  await migrator.connect();
+  await runMigrations(migrator);
+  await migrator.end();
+  if (options.queue) await installQueue(server.urlFor("platform_migrator", "migrator"));
+  return {
+    server,
+    admin,
+    async close() {
+      await admin.end();
+      server.stop();
+    },
+  };
+}
+
+/** Tenants scale-1 .. scale-n, each with an owner and two items; only the ones above `from` are written. */
+export async function seedTenants(admin: pg.Client, n: number, from = 0): Promise<void> {
+  const started = Date.now();
+  const batch = 100_000;
+  for (let lo = from + 1; lo <= n; lo += batch) {
+    const hi = Math.min(n, lo + batch - 1);
+    await admin.query("BEGIN");
+    await admin.query("INSERT INTO platform.tenants (code, name, max_users) SELECT 'scale-' || i, 'Scale ' || i, 1000 FROM generate_series($1::int, $2::int) i", [lo, hi]);
+    await admin.query(
+      "INSERT INTO platform.users (tenant_id, email) SELECT t.id, 'owner@' || t.code || '.test' FROM platform.tenants t WHERE t.code = ANY (SELECT 'scale-' || i FROM generate_series($1::int, $2::int) i)",
+      [lo, hi],
+    );
+    await admin.query(
+      "INSERT INTO platform.items (tenant_id, owner_id, title, body) SELECT u.tenant_id, u.id, 'item ' || k, 'a small item body' FROM platform.users u JOIN platform.tenants t ON t.id = u.tenant_id, generate_series(1, 2) k WHERE t.code = ANY (SELECT 'scale-' || i FROM generate_series($1::int, $2::int) i)",
+      [lo, hi],
+    );
+    await admin.query("COMMIT");
+  }
+  await admin.query("VACUUM ANALYZE platform.tenants, platform.users, platform.items");
+  if (n > from) console.log(`seeded ${n.toLocaleString("en")} tenants (${(n - from).toLocaleString("en")} new) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+export interface Target { tenant: string; owner: string; item: string }
+
+/** Each tenant number's id, owner and first item, in the order given. */
+export async function targets(admin: pg.Client, numbers: number[]): Promise<Target[]> {
+  const codes = [...new Set(numbers)].map((i) => `scale-${i}`);
+  const byCode = new Map<string, Target>();
+  for (let i = 0; i < codes.length; i += 20_000) {
+    const { rows } = await admin.query<{ code: string; tenant: string; owner: string; item: string }>(
+      "SELECT t.code, t.id AS tenant, u.id AS owner, (SELECT i.id FROM platform.items i WHERE i.tenant_id = t.id LIMIT 1) AS item FROM platform.tenants t JOIN platform.users u ON u.tenant_id = t.id WHERE t.code = ANY ($1)",
+      [codes.slice(i, i + 20_000)],
+    );
+    for (const r of rows) byCode.set(r.code, r);
+  }
+  return numbers.map((i) => byCode.get(`scale-${i}`)!);
+}
+
+export interface Process {
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** SIGTERM, and wait for the exit. */
+  stop(): Promise<void>;
+}
+
+/** One of the package's entry points in its own process: node with tsx's loader, no wrapper, as the image runs it. */
+function startEntry(entry: string, env: Record<string, string>): Process {
+  const child = spawn(process.execPath, ["--import", "tsx", join(PACKAGE, "src", entry)], {
+    cwd: PACKAGE,
+    env: { ...process.env, LOG_LEVEL: "silent", ...env },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  return {
+    pid: child.pid!,
+    child,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+/** The service, answering on loopback, with the rate limit out of the way. */
+export async function startServiceProcess(server: PostgresServer): Promise<Process & { url: string }> {
+  const port = await freePort();
+  const service = startEntry("server.ts", {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    DATABASE_URL: server.urlFor("platform_app", "app"),
+    DATABASE_POOL_SIZE: "20",
+    AUTH_JWT_SECRET: SECRET,
+    AUTH_ISSUER: ISSUER,
+    AUTH_AUDIENCE: AUDIENCE,
+    RATE_LIMIT_MAX: "100000000",
+    // Not NODE_ENV=production: that refuses the shared-secret tokens a benchmark signs itself (Hydra is not here).
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (service.child.exitCode !== null) throw new Error(`the service exited with ${service.child.exitCode} before it listened`);
+    const ok = await fetch(`${url}/health`).then((r) => r.ok).catch(() => false);
+    if (ok) break;
+    if (i > 300) throw new Error("the service did not answer /health within 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { ...service, url };
+}
+
+/** The queue worker as the service role, ready once its health port answers. */
+export async function startWorkerProcess(server: PostgresServer, env: Record<string, string> = {}): Promise<Process> {
+  const port = await freePort();
+  const worker = startEntry("worker.ts", { DATABASE_URL: server.urlFor("platform_app", "app"), HEALTH_PORT: String(port), ...env });
+  for (let i = 0; ; i++) {
+    if (worker.child.exitCode !== null) throw new Error(`the worker exited with ${worker.child.exitCode} before it was ready`);
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false);
+    if (ok) break;
+    if (i > 300) throw new Error("the worker was not ready within 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return worker;
+}
+
+/** Resident and peak resident memory of a process, MiB (Linux). */
+export function memory(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
+}
+
+export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/** The q-quantile (0..1) of `values`, by rank. */
+export const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))]!;
