@@ -5,6 +5,10 @@
  * point reads, list reads and inserts, with tenants drawn uniformly and Zipf-skewed (s = 1.1), and the service's
  * resident memory. Each figure is printed next to the 20-tenant one of the same run.
  *
+ * Each count has its own database and its own service, all up at once, and the rounds alternate between the counts
+ * (20, 1M, 20, 1M, ...): on a shared machine whose load moves by 2x within minutes, measuring one count after the
+ * other compared two different machines, not two tenant counts.
+ *
  * Targets (issue 22): at 1M tenants with uniform access at least 0.9x the 20-tenant throughput with p99 at most
  * 1.2x; the service's memory within its bound (README, "Tenant lookup").
  *
@@ -17,7 +21,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { token } from "../test/harness.js";
 import { positiveInteger } from "./env.js";
-import { median, memory, seedTenants, startBenchDatabase, startServiceProcess, targets, type Target } from "./fixture.js";
+import { median, memory, seedTenants, startBenchDatabase, startServiceProcess, targets, type BenchDatabase, type Target } from "./fixture.js";
 import { wrkInstalled } from "./load.js";
 
 const run = promisify(execFile);
@@ -38,7 +42,6 @@ if (!(await wrkInstalled())) {
   process.exit(2);
 }
 
-const { server, admin, close } = await startBenchDatabase();
 
 /** SAMPLES tenant numbers in 1..n: uniform, or Zipf with exponent s by the inverse of its cumulative distribution. */
 function draw(n: number, distribution: "uniform" | "zipf"): number[] {
@@ -113,48 +116,59 @@ async function wrk(url: string, lines: string, authorization: string, duration: 
 }
 
 const platform = `Bearer ${await token({ scope: "platform:admin", sub: "bench-scale" })}`;
-console.log(`tenant service at scale: ${CONNECTIONS} connections, median of ${ROUNDS} rounds of ${DURATION}s, PostgreSQL 15 on loopback, the service in its own process, wrk; tenants drawn uniformly and Zipf (s=1.1), ${SAMPLES.toLocaleString("en")} draws each`);
 
-const operations: Operation[] = ["point read", "list read", "insert"];
-const results = new Map<string, Figures>();
-const key = (n: number, d: string, op: string) => `${n}|${d}|${op}`;
-const rows: string[] = [];
-let seeded = 0;
+interface Scale { readonly n: number; readonly database: BenchDatabase; readonly service: Awaited<ReturnType<typeof startServiceProcess>> }
+const scales: Scale[] = [];
 let ok = true;
-for (const n of COUNTS) {
-  await seedTenants(admin, n, seeded);
-  seeded = Math.max(seeded, n);
-  // A fresh service per count: its cache and memory start from nothing, as after a deploy.
-  const service = await startServiceProcess(server);
+try {
+  for (const n of COUNTS) {
+    const database = await startBenchDatabase();
+    await seedTenants(database.admin, n);
+    // A fresh service per count: its cache and memory start from nothing, as after a deploy.
+    scales.push({ n, database, service: await startServiceProcess(database.server) });
+  }
+  console.log(`tenant service at scale: ${CONNECTIONS} connections, median of ${ROUNDS} rounds of ${DURATION}s per count, the counts' rounds alternating, PostgreSQL 15 on loopback (one per count), the service in its own process (one per count), wrk; tenants drawn uniformly and Zipf (s=1.1), ${SAMPLES.toLocaleString("en")} draws each`);
+  const operations: Operation[] = ["point read", "list read", "insert"];
   for (const distribution of ["uniform", "zipf"] as const) {
-    const ts = await targets(admin, draw(n, distribution));
+    const drawn = new Map<number, Target[]>();
+    for (const { n, database } of scales) drawn.set(n, await targets(database.admin, draw(n, distribution)));
     for (const op of operations) {
-      const lines = requestLines(op, ts);
-      await wrk(service.url, lines, platform, 2); // unmeasured: JIT, pool, cache warm-up
-      const runs: Figures[] = [];
-      for (let r = 0; r < ROUNDS; r++) runs.push(await wrk(service.url, lines, platform, DURATION));
-      const f = { rps: median(runs.map((x) => x.rps)), p50: median(runs.map((x) => x.p50)), p99: median(runs.map((x) => x.p99)), errors: runs.reduce((a, x) => a + x.errors, 0) };
-      results.set(key(n, distribution, op), f);
-      const base = results.get(key(COUNTS[0]!, distribution, op))!;
-      const tput = f.rps / base.rps;
-      const tail = f.p99 / base.p99;
-      const judged = n === 1_000_000 && distribution === "uniform" && op !== "insert";
-      if (f.errors > 0) ok = false;
-      if (judged && (tput < 0.9 || tail > 1.2)) ok = false;
-      rows.push(
-        `${n.toLocaleString("en").padStart(9)}  ${distribution.padEnd(7)}  ${op.padEnd(10)}  ${f.rps.toFixed(0).padStart(6)}/s  p50 ${f.p50.toFixed(1).padStart(5)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms` +
-          (n === COUNTS[0] ? "" : `  vs ${COUNTS[0]}: ${tput.toFixed(2)}x, p99 ${tail.toFixed(2)}x`) +
-          (f.errors > 0 ? `  ${f.errors} ERRORS` : "") +
-          (judged ? "  (target >= 0.90x, p99 <= 1.20x)" : ""),
-      );
-      console.log(rows.at(-1));
+      const runs = new Map<number, Figures[]>(scales.map(({ n }) => [n, []]));
+      const lines = new Map(scales.map(({ n }) => [n, requestLines(op, drawn.get(n)!)]));
+      for (const { n, service } of scales) await wrk(service.url, lines.get(n)!, platform, 2); // unmeasured: JIT, pool, cache warm-up
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const { n, service } of scales) runs.get(n)!.push(await wrk(service.url, lines.get(n)!, platform, DURATION));
+      }
+      const figures = (n: number): Figures => {
+        const x = runs.get(n)!;
+        return { rps: median(x.map((f) => f.rps)), p50: median(x.map((f) => f.p50)), p99: median(x.map((f) => f.p99)), errors: x.reduce((a, f) => a + f.errors, 0) };
+      };
+      const base = figures(COUNTS[0]!);
+      for (const { n } of scales) {
+        const f = figures(n);
+        const tput = f.rps / base.rps;
+        const tail = f.p99 / base.p99;
+        const judged = n === 1_000_000 && distribution === "uniform" && op !== "insert";
+        if (f.errors > 0) ok = false;
+        if (judged && (tput < 0.9 || tail > 1.2)) ok = false;
+        console.log(
+          `${n.toLocaleString("en").padStart(9)}  ${distribution.padEnd(7)}  ${op.padEnd(10)}  ${f.rps.toFixed(0).padStart(6)}/s  p50 ${f.p50.toFixed(1).padStart(5)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms` +
+            (n === COUNTS[0] ? "" : `  vs ${COUNTS[0]}: ${tput.toFixed(2)}x, p99 ${tail.toFixed(2)}x`) +
+            (f.errors > 0 ? `  ${f.errors} ERRORS` : "") +
+            (judged ? "  (target >= 0.90x, p99 <= 1.20x)" : ""),
+        );
+      }
     }
   }
-  const m = memory(service.pid);
-  rows.push(`${n.toLocaleString("en").padStart(9)}  service memory: resident ${m.rss.toFixed(0)} MiB, peak ${m.peak.toFixed(0)} MiB`);
-  console.log(rows.at(-1));
-  await service.stop();
+  for (const { n, service } of scales) {
+    const m = memory(service.pid);
+    console.log(`${n.toLocaleString("en").padStart(9)}  service memory: resident ${m.rss.toFixed(0)} MiB, peak ${m.peak.toFixed(0)} MiB`);
+  }
+} finally {
+  for (const { service, database } of scales) {
+    await service.stop();
+    await database.close();
+  }
 }
 console.log(ok ? "within target" : "ABOVE TARGET: see the ratios above");
-await close();
 process.exitCode = ok ? 0 : 1;
