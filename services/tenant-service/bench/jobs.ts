@@ -60,7 +60,8 @@ const utils = await makeWorkerUtils({ connectionString: server.url });
 const authorization = `Bearer ${await token({ scope: "platform:admin", sub: "bench-jobs" })}`;
 const pool = await targets(admin, Array.from({ length: 20_000 }, () => 1 + Math.floor(Math.random() * TENANTS)));
 const latencies: { at: number; ms: number }[] = [];
-let failures = 0;
+/** Failed writes by status (or "no answer"), so a failure says what it was. */
+const failures = new Map<string, number>();
 let writing = true;
 const writers = Array.from({ length: WRITERS }, async () => {
   while (writing) {
@@ -72,7 +73,10 @@ const writers = Array.from({ length: WRITERS }, async () => {
       body: JSON.stringify({ ownerId: t.owner, title: "bench" }),
     }).catch(() => undefined);
     if (response) await response.arrayBuffer();
-    if (response?.status !== 201) failures++;
+    if (response?.status !== 201) {
+      const status = response ? String(response.status) : "no answer";
+      failures.set(status, (failures.get(status) ?? 0) + 1);
+    }
     latencies.push({ at: Date.now(), ms: performance.now() - started });
   }
 });
@@ -135,8 +139,9 @@ try {
   console.log(`metrics.rollup: ${seconds.toFixed(0)} s for ${TENANTS.toLocaleString("en")} tenants (${(TENANTS / seconds).toFixed(0)} tenants/s, kill and restart included); writes meanwhile: ${writesBetween(rollupFrom, rollupTo)}`);
   console.log(`after the crash: ${redone} of ${doneAtKill.toLocaleString("en")} finished tenants computed again (must be 0); ${rows.toLocaleString("en")} rows for ${day} (must be ${TENANTS.toLocaleString("en")})`);
   if (redone !== 0 || rows !== TENANTS) ok = false;
-  console.log(`failed writes over the whole run: ${failures} (must be 0)`);
-  if (failures !== 0) ok = false;
+  const failed = [...failures.values()].reduce((a, b) => a + b, 0);
+  console.log(`failed writes over the whole run: ${failed} (must be 0)${failed ? `: ${[...failures].map(([status, n]) => `${n} answered ${status}`).join(", ")}` : ""}`);
+  if (failed !== 0) ok = false;
 } finally {
   writing = false;
   await Promise.all(writers);
