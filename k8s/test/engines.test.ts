@@ -226,10 +226,10 @@ describe("Trivy's misconfiguration checks (trivy config, offline, the checks in 
   });
 
   // dev runs Jaeger, production the OpenTelemetry Collector (monitoring.traceBackend): between them, every exception.
-  it.each([
+  it.for<[string, readonly string[]]>([
     ["dev", ["ClusterRole/-/platform-prometheus-kubelet KSV-0047", "ConfigMap/gateway/kong-declarative KSV-0109"]],
     ["production", ["ClusterRole/-/platform-prometheus-kubelet KSV-0047", "ConfigMap/gateway/kong-declarative KSV-0109", "ConfigMap/monitoring/otel-collector-config KSV-01010"]],
-  ] as const)("%s: each exception answers a finding Trivy makes without it", (env, expected, ctx) => {
+  ])("%s: each exception answers a finding Trivy makes without it", ([env, expected], ctx) => {
     if (!tool.path) ctx.skip(`Trivy unavailable: ${tool.unavailable}`);
     const objects = synthesized[env]!.objects;
     const exceptions = objects
