@@ -13,7 +13,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { ENVIRONMENT_NAMES, loadEnvironment, platformNames } from "@platform/config";
 import { synthesizeEnvironment } from "../src/app.js";
-import { otelCollectorConfig } from "../src/charts/monitoring/otel-collector.js";
+import { renderMonitoring } from "@platform/monitoring";
+import { OTEL_COLLECTOR_METRICS_PORT, otelCollectorConfig } from "../src/charts/monitoring/otel-collector.js";
 import { PORTS, WORKLOADS, selectorOf, traceReceiver } from "../src/topology.js";
 
 const dir = mkdtempSync(join(tmpdir(), "k8s-otel-"));
@@ -93,6 +94,20 @@ describe.each(configs.map((c) => [c.name, c] as const))("%s: the trace receiver"
     expect(mounted).toEqual(otelCollectorConfig(config));
     expect(mounted.exporters.googlecloud.project).toBe(config.gcp.projectId);
     expect(mounted.service.pipelines.traces).toEqual({ receivers: ["otlp"], processors: ["memory_limiter", "batch"], exporters: ["googlecloud"] });
+  });
+
+  it.runIf(cloudTrace)("Prometheus scrapes the collector's pods, on the port their annotations name and its telemetry serves, and may reach it", () => {
+    const job = (parse(renderMonitoring(config).files["prometheus.yml"]!) as { scrape_configs: Obj[] }).scrape_configs.find((j) => j.job_name === "otel-collector");
+    expect(job.kubernetes_sd_configs).toEqual([{ role: "pod", namespaces: { names: [config.kubernetes.otelCollector.namespace] } }]);
+    const pod = find("Deployment", WORKLOADS.otelCollector.name).spec.template;
+    expect(job.relabel_configs[0]).toMatchObject({ source_labels: ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], action: "keep" });
+    expect(pod.metadata.labels["app.kubernetes.io/name"]).toMatch(new RegExp(`^(?:${job.relabel_configs[0].regex})$`));
+    expect(pod.metadata.annotations).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": String(OTEL_COLLECTOR_METRICS_PORT), "prometheus.io/path": "/metrics" });
+    expect((otelCollectorConfig(config) as Obj).service.telemetry.metrics.readers[0].pull.exporter.prometheus.port).toBe(OTEL_COLLECTOR_METRICS_PORT);
+    const egress = find("NetworkPolicy", WORKLOADS.prometheus.name).spec.egress;
+    const toCollector = egress.filter((r: Obj) => (r.to ?? []).some((p: Obj) => sameLabels(p.podSelector?.matchLabels, selectorOf(WORKLOADS.otelCollector)) && !p.namespaceSelector));
+    expect(toCollector.flatMap((r: Obj) => r.ports.map((p: Obj) => p.port))).toEqual([OTEL_COLLECTOR_METRICS_PORT]);
+    expect(find("Deployment", WORKLOADS.otelCollector.name).metadata.namespace).toBe(find("StatefulSet", WORKLOADS.prometheus.name).metadata.namespace);
   });
 });
 

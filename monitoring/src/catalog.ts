@@ -54,6 +54,13 @@ export const SCRAPE_JOBS = {
   cadvisor: ["up", "container_cpu_usage_seconds_total", "container_memory_working_set_bytes"],
   /** Each Prometheus replica scraping itself: whether rules evaluate and alerts leave */
   prometheus: ["up", "prometheus_rule_evaluation_failures_total", "prometheus_notifications_alertmanagers_discovered", "prometheus_notifications_errors_total", "prometheus_notifications_dropped_total", "prometheus_notifications_sent_total"],
+  /**
+   * The OpenTelemetry Collector's own telemetry (k8s/src/charts/monitoring/otel-collector.ts), where the environment
+   * keeps its traces in Cloud Trace. The names are the collector's at the pinned version (config/src/images.ts), as
+   * its Prometheus reader exports them: counters without `_total`. test/live-prometheus.test.ts scrapes a real one.
+   * `otelcol_exporter_send_failed_spans` exists only once an export has failed.
+   */
+  "otel-collector": ["up", "otelcol_receiver_accepted_spans", "otelcol_receiver_refused_spans", "otelcol_exporter_sent_spans", "otelcol_exporter_send_failed_spans"],
   /** Alertmanager's replicas: whether notifications reach the receiver */
   alertmanager: ["up", "alertmanager_notifications_total", "alertmanager_notifications_failed_total", "alertmanager_cluster_members"],
 } as const;

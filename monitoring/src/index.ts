@@ -8,3 +8,4 @@ export { dashboards, PROMETHEUS_DATASOURCE } from "./dashboards.js";
 export { alertmanagerConfig, alertmanagerPeers, ALERTMANAGER, ALERT_HEARTBEAT_FILE, ALERT_RECEIVER_FILE, HEARTBEAT_ALERT } from "./alertmanager.js";
 export { kubernetesAlerts, platformNamespaces } from "./kubernetes-rules.js";
 export { kubernetesScrapeJobs, KUBE_STATE_METRICS_PORT, API_SERVER_ADDRESS, CADVISOR_KEPT } from "./kubernetes-scrape.js";
+export { otelCollectorAlerts, hasOtelCollector, OTEL_COLLECTOR_LOSS } from "./otel-collector-rules.js";

@@ -3,6 +3,7 @@ import { ALERTMANAGER, alertmanagerPeers } from "./alertmanager.js";
 import type { ScrapeJob } from "./catalog.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT } from "./exporter-queries.js";
 import { kubernetesScrapeJobs } from "./kubernetes-scrape.js";
+import { hasOtelCollector } from "./otel-collector-rules.js";
 
 export const RULES_DIR = "/etc/prometheus/rules";
 export const PROMETHEUS_PORT = PORTS.prometheus;
@@ -64,6 +65,8 @@ export function prometheusConfig(config: EnvironmentConfig) {
       podJob("tenant-worker", config.kubernetes.tenantWorker.namespace, "tenant-worker"),
       podJob("kong", config.kubernetes.gateway.namespace, "kong"),
       podJob("hydra", config.kubernetes.hydra.namespace, "hydra"),
+      // The trace pipeline's own health, where there is one to watch (src/otel-collector-rules.ts).
+      ...(hasOtelCollector(config) ? [podJob("otel-collector", config.kubernetes.otelCollector.namespace, "otel-collector")] : []),
       vmJob("citus-postgres", POSTGRES_EXPORTER_PORT),
       vmJob("citus-node", NODE_EXPORTER_PORT),
       vmJob("patroni", PATRONI_PORT),

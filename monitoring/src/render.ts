@@ -6,14 +6,16 @@ import { postgresExporterQueries } from "./exporter-queries.js";
 import { prometheusConfig } from "./prometheus.js";
 import { citusHaAlerts } from "./citus-ha-rules.js";
 import { kubernetesAlerts } from "./kubernetes-rules.js";
+import { otelCollectorAlerts } from "./otel-collector-rules.js";
 import { ALERT_RULES, RECORDING_RULES, type RuleGroup } from "./rules.js";
 
 /**
  * Every rule group of one environment: the Citus availability alerts depend on its configured group size, the
- * Kubernetes ones on its namespaces.
+ * Kubernetes ones on its namespaces, the trace collector's on whether it runs one.
  */
 export function ruleGroups(config: EnvironmentConfig): readonly RuleGroup[] {
-  return [RECORDING_RULES, ALERT_RULES, citusHaAlerts(config), kubernetesAlerts(config)];
+  const otelCollector = otelCollectorAlerts(config);
+  return [RECORDING_RULES, ALERT_RULES, citusHaAlerts(config), kubernetesAlerts(config), ...(otelCollector ? [otelCollector] : [])];
 }
 
 export interface RenderedMonitoring {

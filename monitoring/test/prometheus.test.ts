@@ -643,6 +643,28 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ task: "metrics.rollup-batch", severity: "ticket" }],
     },
     {
+      alert: "OtelCollectorRefusingSpans",
+      // Pod a's memory_limiter refuses 50 spans a minute of 1,050; pod b refuses none: 2.4% of the whole.
+      series: [
+        { series: 'otelcol_receiver_accepted_spans{job="otel-collector",pod="otel-collector-a",receiver="otlp",transport="http"}', values: "0+1000x30" },
+        { series: 'otelcol_receiver_refused_spans{job="otel-collector",pod="otel-collector-a",receiver="otlp",transport="http"}', values: "0+50x30" },
+        { series: 'otelcol_receiver_accepted_spans{job="otel-collector",pod="otel-collector-b",receiver="otlp",transport="http"}', values: "0+1000x30" },
+        { series: 'otelcol_receiver_refused_spans{job="otel-collector",pod="otel-collector-b",receiver="otlp",transport="http"}', values: "0x30" },
+      ],
+      evalTime: "25m",
+      fires: [{ job: "otel-collector", severity: "ticket" }],
+    },
+    {
+      alert: "OtelCollectorExportFailing",
+      // Cloud Trace refuses one batch in six (the series appears with the first failure, as the collector's does).
+      series: [
+        { series: 'otelcol_exporter_sent_spans{job="otel-collector",pod="otel-collector-a",exporter="googlecloud"}', values: "0+1000x30" },
+        { series: 'otelcol_exporter_send_failed_spans{job="otel-collector",pod="otel-collector-a",exporter="googlecloud"}', values: "_ 200+200x29" },
+      ],
+      evalTime: "20m",
+      fires: [{ job: "otel-collector", exporter: "googlecloud", severity: "ticket" }],
+    },
+    {
       alert: "Watchdog",
       series: [],
       evalTime: "1m",
@@ -736,6 +758,19 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
         { series: 'up{job="alertmanager",instance="am-1"}', values: "1x30" },
       ],
       alert_rule_test: ["PrometheusRuleEvaluationFailing", "PrometheusAlertmanagerUnreachable", "AlertmanagerNotificationsFailing", "AlertmanagerClusterDegraded"].map((alertname) => ({ eval_time: "25m", alertname, exp_alerts: [] })),
+    } as never);
+    // A healthy trace pipeline: a refused span now and then (0.25%), one export in a thousand failing on one pod, and
+    // on the other no failure ever, so no send_failed series at all (the collector creates it at the first failure).
+    tests.push({
+      interval: "1m",
+      input_series: [
+        { series: 'otelcol_receiver_accepted_spans{job="otel-collector",pod="otel-collector-a",receiver="otlp",transport="http"}', values: "0+2000x30" },
+        { series: 'otelcol_receiver_refused_spans{job="otel-collector",pod="otel-collector-a",receiver="otlp",transport="http"}', values: "0+5x30" },
+        { series: 'otelcol_exporter_sent_spans{job="otel-collector",pod="otel-collector-a",exporter="googlecloud"}', values: "0+1000x30" },
+        { series: 'otelcol_exporter_send_failed_spans{job="otel-collector",pod="otel-collector-a",exporter="googlecloud"}', values: "0+1x30" },
+        { series: 'otelcol_exporter_sent_spans{job="otel-collector",pod="otel-collector-b",exporter="googlecloud"}', values: "0+1000x30" },
+      ],
+      alert_rule_test: ["OtelCollectorRefusingSpans", "OtelCollectorExportFailing"].map((alertname) => ({ eval_time: "25m", alertname, exp_alerts: [] })),
     } as never);
     // Healthy backups after a failover: worker-5's standby was promoted and backs up the stanza every night, while
     // the fenced old primary (PostgreSQL down, node_exporter up) still shows its last file from before.
@@ -859,6 +894,19 @@ it.each(configs.map((c) => [c.name, c] as const))("%s: every Citus VM is scraped
   }
   expect(expected.some((t) => t.standby === "true")).toBe(config.citus.standby);
   expect(expected.map((t) => t.host)).not.toContain(names.citus.coordinator.host);
+});
+
+it.each(configs.map((c) => [c.name, c] as const))("%s: the trace collector is scraped and alerted on exactly where it runs", (_env, config) => {
+  const doc = parse(renderMonitoring(config).files["prometheus.yml"]!) as { scrape_configs: { job_name: string; kubernetes_sd_configs?: unknown; relabel_configs?: { regex?: string }[] }[] };
+  const job = doc.scrape_configs.find((j) => j.job_name === "otel-collector");
+  const groups = ruleGroups(config).map((g) => g.name);
+  const runsCollector = config.monitoring.traceBackend === "cloudTrace";
+  expect(Boolean(job)).toBe(runsCollector);
+  expect(groups.includes("platform.otel-collector")).toBe(runsCollector);
+  if (!job) return;
+  // Its pods in its namespace, by their app label, on the port and path their prometheus.io annotations give.
+  expect(job.kubernetes_sd_configs).toEqual([{ role: "pod", namespaces: { names: [config.kubernetes.otelCollector.namespace] } }]);
+  expect(job.relabel_configs![0]!.regex).toBe("otel-collector");
 });
 
 it("the exporter query file is valid YAML with one entry per query", () => {
