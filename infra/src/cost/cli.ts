@@ -7,9 +7,9 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
-import { ENVIRONMENT_NAMES, isEnvironmentName } from "@platform/config";
+import { ENVIRONMENT_NAMES, isEnvironmentName, loadEnvironment } from "@platform/config";
 import { main } from "@platform/cli";
-import { CostError, byComponent, estimateStack, priceTableSchema, type Range } from "./estimate.js";
+import { CostError, DEFAULT_SPANS_PER_TRACE, byComponent, cloudTraceEstimate, estimateStack, priceTableSchema, type Range } from "./estimate.js";
 
 const infraDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const money = (n: number) => `$${n.toLocaleString("en-US", { maximumFractionDigits: n < 10 ? 2 : 0 })}`;
@@ -28,8 +28,10 @@ const program = new Command()
   .argument("<env>", `environment: ${ENVIRONMENT_NAMES.join(", ")}`)
   .option("--stack <file>", "a synthesized cdk.tf.json (default: infra/cdktf.out/stacks/<env>/cdk.tf.json)")
   .option("--prices <file>", "price table", join(infraDir, "pricing", "gcp-list-prices.json"))
+  .option("--trace-rps <n>", "where traces go to Cloud Trace: the month's average requests/s at the gateway (assumed; docs/SCALING.md's peak is 20000)", "1000")
+  .option("--spans-per-trace <n>", "spans in one traced request (assumed)", String(DEFAULT_SPANS_PER_TRACE))
   .option("--json")
-  .action((env: string, o: { stack?: string; prices: string; json?: boolean }) => {
+  .action((env: string, o: { stack?: string; prices: string; json?: boolean; traceRps: string; spansPerTrace: string }) => {
     if (!isEnvironmentName(env)) throw new CostError(`unknown environment "${env}"; use one of ${ENVIRONMENT_NAMES.join(", ")}`);
     const stackPath = o.stack ?? join(infraDir, "cdktf.out", "stacks", env, "cdk.tf.json");
     if (!existsSync(stackPath)) throw new CostError(`${o.stack ?? relative(process.cwd(), stackPath)} does not exist: run \`pnpm synth\` first (or pass --stack)`);
@@ -37,8 +39,13 @@ const program = new Command()
     if (!parsed.success) throw new CostError(`${o.prices} is not a valid price table: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     const table = parsed.data;
     const estimate = estimateStack(readJson(stackPath, "the synthesized stack") as object, table);
+    // Usage, so never in the total: the sampling rate is the config's, the traffic an assumption the reader states.
+    const trace = estimate.cloudTrace
+      ? { requestsPerSecond: Number(o.traceRps), samplingRate: loadEnvironment(env).monitoring.traceSamplingRate, spansPerTrace: Number(o.spansPerTrace) }
+      : undefined;
+    const traceCost = trace ? { ...trace, ...cloudTraceEstimate(table, trace) } : undefined;
     if (o.json) {
-      console.log(JSON.stringify({ environment: env, stack: stackPath, sources: table.sources, ...estimate }, null, 2));
+      console.log(JSON.stringify({ environment: env, stack: stackPath, sources: table.sources, ...estimate, ...(traceCost ? { cloudTraceEstimate: traceCost } : {}) }, null, 2));
       return;
     }
     console.log(`${env} in ${estimate.region}: monthly list prices of ${estimate.asOf} (${estimate.currency}, ${table.hoursPerMonth} h, on-demand, no discounts)`);
@@ -52,6 +59,13 @@ const program = new Command()
     console.log(`\ntotal: ${range(estimate.total)} a month${estimate.total.min !== estimate.total.max ? " (GKE node pools at their minimum to their maximum)" : ""}`);
     console.log("not in the total (charged by use):");
     for (const u of estimate.usageBased) console.log(`  - ${u}`);
+    if (traceCost) {
+      console.log(
+        `Cloud Trace, assuming ${traceCost.requestsPerSecond.toLocaleString("en-US")} requests/s on average (--trace-rps) x ${traceCost.samplingRate} sampled (monitoring.traceSamplingRate)` +
+          ` x ${traceCost.spansPerTrace} spans a trace (--spans-per-trace): ${(traceCost.spansPerMonth / 1e6).toLocaleString("en-US", { maximumFractionDigits: 1 })} million spans, ${money(traceCost.monthly)} a month` +
+          ` (the first ${(table.global.cloudTraceFreeSpansPerMonth / 1e6).toLocaleString("en-US")} million free)`,
+      );
+    }
     for (const n of estimate.notes) console.log(`note: ${n}`);
     console.log(`prices transcribed from ${Object.values(table.sources).join(", ")}; check them there before quoting this figure`);
   });

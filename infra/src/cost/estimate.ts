@@ -21,6 +21,9 @@ export const priceTableSchema = z.object({
     natMaxPerHour: rate,
     /** One forwarding rule (the coordinator's internal load balancer); data processed is usage. */
     forwardingRulePerHour: rate,
+    /** Cloud Trace: spans ingested beyond the monthly free allotment. */
+    cloudTracePerMillionSpans: rate,
+    cloudTraceFreeSpansPerMonth: rate,
   }),
   regions: z.record(
     z.string(),
@@ -68,6 +71,32 @@ export interface Estimate {
   /** Charged by use (storage written, bytes sent), so not in the total. */
   readonly usageBased: readonly string[];
   readonly notes: readonly string[];
+  /** Whether the stack enables the Cloud Trace API (monitoring.traceBackend cloudTrace): its spans are usage, see cloudTraceEstimate. */
+  readonly cloudTrace: boolean;
+}
+
+/** What a month of traces costs depends on traffic, which no stack holds: the figures it is computed from, each stated. */
+export interface TraceAssumptions {
+  /** Average requests a second reaching the gateway over the month (assumed: Cloud Trace bills the month's total). */
+  readonly requestsPerSecond: number;
+  /** The share of requests traced: the config's monitoring.traceSamplingRate, decided at Kong. */
+  readonly samplingRate: number;
+  /** Spans in one sampled request's trace: Kong, the service, its database statements, Redis (assumed). */
+  readonly spansPerTrace: number;
+}
+
+/** Spans in one traced request, as docs/OBSERVABILITY.md counts them: the default of `pnpm cost --spans-per-trace`. */
+export const DEFAULT_SPANS_PER_TRACE = 15;
+
+/** A month of Cloud Trace ingestion under stated assumptions: spans, and their price after the free allotment. */
+export function cloudTraceEstimate(table: PriceTable, a: TraceAssumptions): { spansPerMonth: number; monthly: number } {
+  for (const [name, value] of Object.entries(a)) {
+    if (!(value >= 0) || !Number.isFinite(value)) throw new CostError(`${name} must be a non-negative number (got ${value})`);
+  }
+  if (a.samplingRate > 1) throw new CostError(`samplingRate is a share of requests, at most 1 (got ${a.samplingRate})`);
+  const spansPerMonth = a.requestsPerSecond * a.samplingRate * a.spansPerTrace * table.hoursPerMonth * 3600;
+  const billed = Math.max(0, spansPerMonth - table.global.cloudTraceFreeSpansPerMonth);
+  return { spansPerMonth, monthly: (billed / 1e6) * table.global.cloudTracePerMillionSpans };
 }
 
 /** Bad input to the estimate: the CLI prints the message and exits 2. */
@@ -250,7 +279,9 @@ export function estimateStack(stack: TerraformJson, table: PriceTable): Estimate
     lines.push({ address: `google_compute_router_nat.${name}`, component: "Network (NAT, DNS)", what: `Cloud NAT gateway for ${vms.min}-${vms.max} VMs (data processing is usage)`, monthly: { min: nat(vms.min), max: nat(vms.max) } });
   }
   const total = lines.reduce<Range>((t, l) => ({ min: t.min + l.monthly.min, max: t.max + l.monthly.max }), fixed(0));
-  return { region, asOf: table.asOf, currency: table.currency, lines, total, usageBased: [...usageBased, ...ALWAYS_USAGE_BASED], notes: prices.notes };
+  const cloudTrace = Object.values(resources.google_project_service ?? {}).some((r) => r.service === "cloudtrace.googleapis.com");
+  if (cloudTrace) usageBased.push("Cloud Trace span ingestion (per million spans beyond the free allotment; estimated below from the request rate and the sampling rate)");
+  return { region, asOf: table.asOf, currency: table.currency, lines, total, usageBased: [...usageBased, ...ALWAYS_USAGE_BASED], notes: prices.notes, cloudTrace };
 }
 
 function componentOf(type: string, r: Record<string, unknown>): string {
