@@ -4,8 +4,9 @@
  * exports. Here a real Prometheus server scrapes the real processes (test/live-stack.ts) under the production job
  * names and target labels, with production's rules, and the test asserts that every rule evaluates, that every series
  * a rule or panel reads exists (or is written down below as appearing only under a condition, with the condition),
- * that every panel returns data, that the healthy stack raises only the alerts this stack's shape explains, and that
- * stopping PostgreSQL fires CitusNodeDown within its `for`.
+ * that every panel returns data, that the healthy stack raises only the alerts this stack's shape explains, that Cloud
+ * Trace refusing the collector's writes raises OtelCollectorExportFailing, and that stopping PostgreSQL fires
+ * CitusNodeDown within its `for`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnvironment } from "@platform/config";
 import { SCRAPE_JOBS, dashboards, ruleGroups, type AlertRule } from "../src/index.js";
-import { INTERVAL_SECONDS, JOBS_NOT_RUN, citusInstalled, liveStackUnavailable, startLiveStack, token, type LiveStack } from "./live-stack.js";
+import { INTERVAL_SECONDS, JOBS_NOT_RUN, OTELCOL, citusInstalled, liveStackUnavailable, startLiveStack, token, type LiveStack } from "./live-stack.js";
 import { nameAndJob, selectors, type Selector } from "./promql-selectors.js";
 
 const unavailable = liveStackUnavailable();
@@ -101,6 +102,11 @@ const ONLY_WHEN: Record<string, string> = {
   kong_http_requests_total: JOBS_NOT_RUN.kong!,
   kong_request_latency_ms_bucket: JOBS_NOT_RUN.kong!,
   kong_nginx_connections_total: JOBS_NOT_RUN.kong!,
+  // The OpenTelemetry Collector: its failure counter exists only once an export has failed, which the test below
+  // brings about; without a collector binary here, none of its series.
+  ...(OTELCOL.unavailable
+    ? Object.fromEntries(SCRAPE_JOBS["otel-collector"].filter((m) => m !== "up").map((m) => [m, OTELCOL.unavailable!]))
+    : { otelcol_exporter_send_failed_spans: "only once an export has failed: the collector creates the series at the first failure" }),
 };
 
 /** Alerts pending or firing on this healthy stack, and why: anything else raised here is a rule misreading real data. */
@@ -177,6 +183,8 @@ describe.skipIf(unavailable !== undefined)("rules and dashboards on a live Prome
     await until("the scraped data", 120_000, async () => {
       const wanted = ['job:http_requests:rate5m{job="tenant-service"}', 'worker_jobs_total{job="tenant-worker",outcome="success"}', "platform_tenants_tenants", "pg_top_statements_calls", "redis_up"];
       if (CITUS) wanted.push("citus:shard_bytes:skew", "citus_stat_tenants_queries");
+      // The service's spans through the collector to (the stand-in for) Cloud Trace.
+      if (stack.cloudTrace) wanted.push('otelcol_exporter_sent_spans{job="otel-collector",exporter="googlecloud"} > 0', 'otelcol_receiver_accepted_spans{job="otel-collector"} > 0');
       const checks = await Promise.all(wanted.map((e) => instant(e)));
       return checks.every((r) => r.status === "success" && r.data.result.length > 0);
     });
@@ -291,6 +299,27 @@ describe.skipIf(unavailable !== undefined)("rules and dashboards on a live Prome
       return raised !== undefined;
     });
     expect(raised).toMatchObject({ queryid: rows[0]!.queryid, database: "postgres", user: "postgres", citus_role: "coordinator" });
+  });
+
+  it.runIf(OTELCOL.path !== undefined)("Cloud Trace refusing the collector's writes makes OtelCollectorExportFailing pending, naming the exporter", { timeout: 120_000 }, async () => {
+    expect(stack.cloudTrace!.calls).toBeGreaterThan(0);
+    // What Cloud Trace answers when the collector's Google account lost roles/cloudtrace.agent; the service keeps
+    // sending spans (every request is traced), so failed exports follow one another as they would in production.
+    stack.cloudTrace!.refusing = true;
+    const admin = token({ scope: "platform:admin" });
+    let raised: Record<string, string> | undefined;
+    try {
+      await until("OtelCollectorExportFailing pending", 90_000, async () => {
+        await fetch(`${stack.serviceUrl}/v1/tenants/00000000-0000-4000-8000-000000000000`, { headers: { authorization: `Bearer ${admin}` } });
+        const r = await api<{ alerts: { labels: Record<string, string>; state: string }[] }>("/api/v1/alerts");
+        raised = r.data.alerts.find((a) => a.labels.alertname === "OtelCollectorExportFailing")?.labels;
+        return raised !== undefined;
+      });
+    } finally {
+      stack.cloudTrace!.refusing = false;
+    }
+    expect(raised).toMatchObject({ job: "otel-collector", exporter: "googlecloud", severity: "ticket" });
+    expect(await seen('otelcol_exporter_send_failed_spans{job="otel-collector",exporter="googlecloud"}')).toBe(true);
   });
 
   // The last test: it stops PostgreSQL and Redis for good.

@@ -2,13 +2,16 @@
  * The platform's monitored processes, real and on loopback, for test/live-prometheus.test.ts: PostgreSQL 15 with
  * pg_stat_statements, migrated as `pnpm migrate` does; Redis; the tenant service and its worker started by their
  * package scripts' own command lines; postgres_exporter (with the platform's queries), redis_exporter and
- * node_exporter from Debian's packages; Alertmanager; and a Prometheus server that scrapes them all under the job
- * names and target labels of the rendered prometheus.yml, with the project's rules.
+ * node_exporter from Debian's packages; Alertmanager; the OpenTelemetry Collector of the pinned version
+ * (scripts/tools/install-otelcol.sh) with the environment's own configuration, receiving the service's and worker's
+ * spans and exporting them to a stand-in for Cloud Trace's gRPC API on loopback; and a Prometheus server that scrapes
+ * them all under the job names and target labels of the rendered prometheus.yml, with the project's rules.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createServer as createHttp2Server } from "node:http2";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +19,8 @@ import pg from "pg";
 import { parse, stringify } from "yaml";
 import type { EnvironmentConfig } from "@platform/config";
 import { POSTGRES_BIN, freePort, postgresUnavailable, redisUnavailable, startPostgres, startRedis, type PostgresServer, type RedisServer } from "../../testing/src/index.js";
-import { postgresExporterQueries, renderMonitoring, ruleGroups } from "../src/index.js";
+import { otelCollectorConfig } from "../../k8s/src/charts/monitoring/otel-collector.js";
+import { hasOtelCollector, postgresExporterQueries, renderMonitoring, ruleGroups } from "../src/index.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const SERVICE_DIR = join(REPO, "services/tenant-service");
@@ -126,8 +130,64 @@ function nodeScript(dir: string, script: string): string[] {
   return args;
 }
 
+/**
+ * The collector binary of the version the cluster runs, as k8s/test/otel-collector.test.ts finds it: built once and
+ * cached by scripts/tools/install-otelcol.sh (exit 3: it cannot be had here, said why).
+ */
+export const OTELCOL: { readonly path?: string; readonly unavailable?: string } = (() => {
+  const script = join(REPO, "scripts/tools/install-otelcol.sh");
+  const install = spawnSync(script, [], { encoding: "utf8", timeout: 900_000 });
+  if (install.status === 0) return { path: install.stdout.trim().split("\n").pop()! };
+  if (install.status === 3) return { unavailable: `no OpenTelemetry Collector here: ${install.stderr.trim().split("\n").pop()}` };
+  throw new Error(`scripts/tools/install-otelcol.sh failed (exit ${String(install.status ?? install.signal)}):\n${install.stderr}`);
+})();
+
+/**
+ * Cloud Trace's gRPC API as the googlecloud exporter calls it (TraceService/BatchWriteSpans, plaintext on loopback):
+ * it answers Empty, or while `refusing` PERMISSION_DENIED, as Cloud Trace does when the collector's Google account
+ * lacks roles/cloudtrace.agent. The collector and its exporter are real; only Google's end is stood in for.
+ */
+export interface FakeCloudTrace {
+  readonly port: number;
+  /** BatchWriteSpans calls answered so far. */
+  readonly calls: number;
+  refusing: boolean;
+  stop(): Promise<void>;
+}
+
+async function startFakeCloudTrace(port: number): Promise<FakeCloudTrace> {
+  const server = createHttp2Server();
+  const state = { calls: 0, refusing: false };
+  server.on("stream", (stream, headers) => {
+    stream.resume();
+    stream.on("end", () => {
+      const ok = headers[":path"] === "/google.devtools.cloudtrace.v2.TraceService/BatchWriteSpans" && !state.refusing;
+      if (ok) state.calls++;
+      stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+      stream.on("wantTrailers", () => stream.sendTrailers(ok ? { "grpc-status": "0" } : { "grpc-status": "7", "grpc-message": "The caller does not have permission" }));
+      // An empty message (google.protobuf.Empty): no compression flag, length 0.
+      stream.end(ok ? Buffer.alloc(5) : undefined);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    port,
+    get calls() {
+      return state.calls;
+    },
+    get refusing() {
+      return state.refusing;
+    },
+    set refusing(value: boolean) {
+      state.refusing = value;
+    },
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 /** The Prometheus jobs this stack runs, and why the others of the rendered configuration are not here. */
 export const JOBS_NOT_RUN: Record<string, string> = {
+  ...(OTELCOL.unavailable ? { "otel-collector": OTELCOL.unavailable } : {}),
   kong: "Kong is in no package registry reachable here (k8s/README.md); its metrics are Kong's Prometheus plugin's",
   hydra: "Ory Hydra is not packaged here; no rule or panel reads its metrics",
   patroni: "Patroni runs on the Citus VMs; test/patroni-metrics.test.ts scrapes a real Patroni 3.0 for every metric the rules read",
@@ -149,6 +209,8 @@ export interface LiveStack {
   /** Superuser pool on the PostgreSQL server (closed by stop). */
   readonly admin: pg.Pool;
   readonly processes: readonly Running[];
+  /** Google's end of the collector's exports, where the stack runs the collector. */
+  readonly cloudTrace?: FakeCloudTrace;
   /** Stops PostgreSQL (and the exporters keep running): what a node down looks like to the rules. */
   stopPostgres(): void;
   stopRedis(): Promise<void>;
@@ -168,8 +230,10 @@ export async function startLiveStack(config: EnvironmentConfig, options: { citus
   let admin: pg.Pool | undefined;
   let postgresStopped = false;
   let redisStopped = false;
+  let cloudTrace: FakeCloudTrace | undefined;
   const stopAll = async () => {
     for (const p of [...processes].reverse()) await p.stop();
+    await cloudTrace?.stop();
     await admin?.end().catch(() => {});
     if (postgres && !postgresStopped) postgres.stop();
     if (redis && !redisStopped) await redis.stop();
@@ -215,15 +279,36 @@ export async function startLiveStack(config: EnvironmentConfig, options: { citus
     runToEnd("worker --install-queue", process.execPath, [...nodeScript(SERVICE_DIR, "worker"), "--install-queue"], { cwd: SERVICE_DIR, env: { DATABASE_URL: migratorUrl } });
 
     const appUrl = postgres.urlFor("platform_app", "app");
-    const [servicePort, workerPort, pgExporterPort, redisExporterPort, nodeExporterPort, alertmanagerPort, alertmanagerClusterPort, prometheusPort] = await Promise.all(
-      Array.from({ length: 8 }, () => freePort()),
-    );
+    const [servicePort, workerPort, pgExporterPort, redisExporterPort, nodeExporterPort, alertmanagerPort, alertmanagerClusterPort, prometheusPort, otlpPort, collectorMetricsPort, collectorHealthPort, cloudTracePort] =
+      await Promise.all(Array.from({ length: 12 }, () => freePort()));
+
+    // The collector, where the environment runs one, with its own configuration: only its listen addresses move to
+    // loopback, and its exporter writes to the stand-in (plaintext, hence use_insecure) instead of Google.
+    const collector = hasOtelCollector(config) && OTELCOL.path ? OTELCOL.path : undefined;
+    const tracing: Record<string, string> = {};
+    if (collector) {
+      cloudTrace = await startFakeCloudTrace(cloudTracePort!);
+      const c = otelCollectorConfig(config) as {
+        extensions: { health_check: { endpoint: string } };
+        receivers: { otlp: { protocols: { http: { endpoint: string } } } };
+        exporters: { googlecloud: Record<string, unknown> };
+        service: { telemetry: { metrics: { readers: { pull: { exporter: { prometheus: { host: string; port: number } } } }[] } } };
+      };
+      c.extensions.health_check.endpoint = `127.0.0.1:${collectorHealthPort}`;
+      c.receivers.otlp.protocols.http.endpoint = `127.0.0.1:${otlpPort}`;
+      c.exporters.googlecloud.trace = { endpoint: `127.0.0.1:${cloudTracePort}`, use_insecure: true };
+      c.service.telemetry.metrics.readers[0]!.pull.exporter.prometheus = { host: "127.0.0.1", port: collectorMetricsPort! };
+      const collectorConfig = join(dir, "otel-collector.yaml");
+      writeFileSync(collectorConfig, stringify(c));
+      processes.push(run("otel-collector", collector, [`--config=${collectorConfig}`]));
+      tracing.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${otlpPort}`;
+    }
     const service = run("tenant-service", process.execPath, nodeScript(SERVICE_DIR, "start"), {
       cwd: SERVICE_DIR,
-      env: { DATABASE_URL: appUrl, REDIS_URL: redis.url, AUTH_JWT_SECRET: JWT.secret, AUTH_ISSUER: JWT.issuer, AUTH_AUDIENCE: JWT.audience, HOST: "127.0.0.1", PORT: String(servicePort), LOG_LEVEL: "warn" },
+      env: { DATABASE_URL: appUrl, REDIS_URL: redis.url, AUTH_JWT_SECRET: JWT.secret, AUTH_ISSUER: JWT.issuer, AUTH_AUDIENCE: JWT.audience, HOST: "127.0.0.1", PORT: String(servicePort), LOG_LEVEL: "warn", ...tracing },
     });
     processes.push(service);
-    const worker = run("tenant-worker", process.execPath, nodeScript(SERVICE_DIR, "worker"), { cwd: SERVICE_DIR, env: { DATABASE_URL: appUrl, HEALTH_PORT: String(workerPort), LOG_LEVEL: "warn" } });
+    const worker = run("tenant-worker", process.execPath, nodeScript(SERVICE_DIR, "worker"), { cwd: SERVICE_DIR, env: { DATABASE_URL: appUrl, HEALTH_PORT: String(workerPort), LOG_LEVEL: "warn", ...tracing } });
     processes.push(worker);
 
     const queriesFile = join(dir, "queries.yaml");
@@ -262,6 +347,7 @@ export async function startLiveStack(config: EnvironmentConfig, options: { citus
       redis: { target: `127.0.0.1:${redisExporterPort}` },
       prometheus: { target: `127.0.0.1:${prometheusPort}` },
       alertmanager: { target: `127.0.0.1:${alertmanagerPort}` },
+      ...(collector ? { "otel-collector": { target: `127.0.0.1:${collectorMetricsPort}`, labels: { pod: "otel-collector-0", namespace: config.kubernetes.otelCollector.namespace } } } : {}),
     };
     const scrapeConfigs = rendered.scrape_configs.flatMap((job) => {
       const name = String(job.job_name);
@@ -315,6 +401,7 @@ export async function startLiveStack(config: EnvironmentConfig, options: { citus
       waitFor(nodeExporter, `http://127.0.0.1:${nodeExporterPort}/metrics`),
       waitFor(alertmanager, `http://127.0.0.1:${alertmanagerPort}/-/ready`),
       waitFor(prometheus, `http://127.0.0.1:${prometheusPort}/-/ready`),
+      ...(collector ? [waitFor(processes.find((p) => p.name === "otel-collector")!, `http://127.0.0.1:${collectorHealthPort}/`)] : []),
     ]);
     const pgServer = postgres;
     return {
@@ -327,6 +414,7 @@ export async function startLiveStack(config: EnvironmentConfig, options: { citus
       jobs: scrapeConfigs.map((j) => j.job_name),
       rulesFile,
       processes,
+      ...(cloudTrace ? { cloudTrace } : {}),
       stopPostgres() {
         postgresStopped = true;
         pgServer.stop();
