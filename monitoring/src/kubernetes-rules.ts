@@ -6,7 +6,7 @@
  * its critical as a page.
  */
 import type { EnvironmentConfig } from "@platform/config";
-import { runbook, type AlertRule, type RuleGroup } from "./rules.js";
+import { alertsWithRunbook, type RuleGroup } from "./rules.js";
 
 const KSM = 'job="kube-state-metrics"';
 
@@ -19,13 +19,7 @@ export function platformNamespaces(config: EnvironmentConfig): string {
 
 export function kubernetesAlerts(config: EnvironmentConfig): RuleGroup {
   const ns = `namespace=~"${platformNamespaces(config)}"`;
-  const rule = (alert: string, expr: string, forDuration: string, severity: "page" | "ticket", summary: string, description: string): AlertRule => ({
-    alert,
-    expr,
-    for: forDuration,
-    labels: { severity },
-    annotations: { summary, description, runbook: runbook("kubernetes-workloads") },
-  });
+  const rule = alertsWithRunbook("kubernetes-workloads");
   return {
     name: "platform.kubernetes",
     rules: [

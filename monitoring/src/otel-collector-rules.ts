@@ -9,7 +9,7 @@
  * test/live-prometheus.test.ts scrapes a real collector of that version.
  */
 import type { EnvironmentConfig } from "@platform/config";
-import { runbook, type AlertRule, type RuleGroup } from "./rules.js";
+import { alertsWithRunbook, type RuleGroup } from "./rules.js";
 
 const JOB = 'job="otel-collector"';
 
@@ -27,13 +27,7 @@ const lossRatio = (failed: string, ok: string, by: string) => {
 
 export function otelCollectorAlerts(config: EnvironmentConfig): RuleGroup | undefined {
   if (!hasOtelCollector(config)) return undefined;
-  const rule = (alert: string, expr: string, forDuration: string, summary: string, description: string): AlertRule => ({
-    alert,
-    expr,
-    for: forDuration,
-    labels: { severity: "ticket" },
-    annotations: { summary, description, runbook: runbook("otel-collector") },
-  });
+  const rule = alertsWithRunbook("otel-collector");
   return {
     name: "platform.otel-collector",
     rules: [
@@ -43,6 +37,7 @@ export function otelCollectorAlerts(config: EnvironmentConfig): RuleGroup | unde
         // for the span rate. A share, so a refused burst among millions of spans does not raise it.
         `${lossRatio("otelcol_receiver_refused_spans", "otelcol_receiver_accepted_spans", "job")} > ${OTEL_COLLECTOR_LOSS.refused}`,
         "15m",
+        "ticket",
         "The trace collectors refuse spans",
         "{{ $value | humanizePercentage }} of the spans sent to the OpenTelemetry Collector are refused (memory_limiter): those traces are lost.",
       ),
@@ -53,6 +48,7 @@ export function otelCollectorAlerts(config: EnvironmentConfig): RuleGroup | unde
         // succeed the expression is empty, not 0.
         `${lossRatio("otelcol_exporter_send_failed_spans", "otelcol_exporter_sent_spans", "job, exporter")} > ${OTEL_COLLECTOR_LOSS.exportFailed}`,
         "10m",
+        "ticket",
         "The trace collectors cannot write to Cloud Trace",
         "{{ $value | humanizePercentage }} of the spans the OpenTelemetry Collector exports through {{ $labels.exporter }} fail and are dropped.",
       ),

@@ -27,6 +27,17 @@ export interface RuleGroup {
 
 export const runbook = (name: string) => `docs/runbooks/${name}.md`;
 
+/** A maker of alerts that share one runbook (docs/runbooks/<runbookName>.md), for the rule groups built per environment. */
+export const alertsWithRunbook =
+  (runbookName: string) =>
+  (alert: string, expr: string, forDuration: string, severity: "page" | "ticket", summary: string, description: string): AlertRule => ({
+    alert,
+    expr,
+    for: forDuration,
+    labels: { severity },
+    annotations: { summary, description, runbook: runbook(runbookName) },
+  });
+
 /** CitusSlowQuery's threshold and grouping: one series per node and statement (pg_top_statements' labels). */
 export const SLOW_QUERY = {
   meanSeconds: 0.5,
