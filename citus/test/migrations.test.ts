@@ -334,9 +334,17 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
       // Two manage audit_log partitions and read no tenant rows. tenant_counts (0006, reviewed): counts by plan and
       // status only, no tenant's row, name or code; executable by pg_monitor alone (revoked from PUBLIC), search_path
       // pinned. rollup_tenant_metrics (0007, reviewed): writes counts to tenant_metrics for the tenants it is given,
-      // returns a row count only; executable by the service role alone, search_path pinned. A new one must filter by
-      // tenant itself: add it here only after that review (docs/ARCHITECTURE.md, "Tenant isolation").
-      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions", "rollup_tenant_metrics", "tenant_counts"]);
+      // returns a row count only; executable by the service role alone, search_path pinned. list_tenants (0008,
+      // reviewed): platform.tenants rows only, and only in a platform administrator's transaction (app.platform_admin,
+      // what the platform_admin policy admits; it raises otherwise); executable by the service role alone, search_path
+      // pinned. A new one must filter by tenant itself: add it here only after that review (docs/ARCHITECTURE.md,
+      // "Tenant isolation").
+      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions", "list_tenants", "rollup_tenant_metrics", "tenant_counts"]);
+      const list = await asAdmin(
+        (c) => c.query("SELECT has_function_privilege('platform_app', 'platform.list_tenants(text, text, text, timestamptz, uuid, integer, text[], text[])', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.list_tenants(text, text, text, timestamptz, uuid, integer, text[], text[])', 'EXECUTE') AS monitor, (SELECT proconfig FROM pg_proc WHERE proname = 'list_tenants') AS config"),
+        db,
+      );
+      expect(list.rows[0]).toEqual({ app: true, monitor: false, config: ["search_path=pg_catalog, pg_temp"] });
       const rollup = await asAdmin(
         (c) => c.query("SELECT has_function_privilege('platform_app', 'platform.rollup_tenant_metrics(date, uuid[])', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.rollup_tenant_metrics(date, uuid[])', 'EXECUTE') AS monitor, (SELECT proconfig FROM pg_proc WHERE proname = 'rollup_tenant_metrics') AS config"),
         db,

@@ -54,7 +54,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   app.setSerializerCompiler(serializerCompiler);
 
   const services = createServices(config, options.db);
-  const { db, metrics, directory } = services;
+  const { db, metrics, directory, limiter } = services;
 
   // First: it wraps the hooks and handlers registered after it in spans, and starts the request's span from its
   // traceparent (tracing.ts; inert unless tracing was started).
@@ -66,7 +66,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
 
   // The authenticated API: every route in this scope declares whether it is tenant-scoped (plugins/tenant-context.ts).
   await app.register(async (api) => {
-    await api.register(tenantContext, { config, directory, metrics, redis: options.redis });
+    await api.register(tenantContext, { config, directory, metrics, limiter, redis: options.redis });
     await api.register(tenantRoutes, { services });
     // The tenant named in the path, or else by X-Tenant-ID, the subdomain or the token (tenant-scope.ts).
     for (const [prefix, tenantInPath] of [["/v1/tenants/:tenant", true], ["/v1", false]] as const) {

@@ -44,8 +44,12 @@ export const ServiceConfigSchema = z
     /** Tenants are also named by subdomain: <code>.BASE_DOMAIN. */
     BASE_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/, "must be a DNS domain such as app.example.com").default("localhost"),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
-    /** Requests per tenant per window. */
-    RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(600),
+    /**
+     * Unset (production): each tenant's requests a minute and concurrent requests are its own (plans.ts). Set: every
+     * tenant gets this many requests per window and no concurrency cap, for benchmarks and tests that measure the
+     * service rather than the limits.
+     */
+    RATE_LIMIT_MAX: z.coerce.number().int().min(1).optional(),
     RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
     BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
     /** How long a tenant's status and limits are cached per process. */

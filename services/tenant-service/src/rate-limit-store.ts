@@ -19,6 +19,9 @@ import type { Redis } from "ioredis";
  *   replicas, so leases are used, and the window ends the loss.
  * - `RateLimit-Remaining` is the limit less every replica's reservations as of this replica's last lease: other
  *   replicas' unused leases count as used, and what they reserved since is not seen yet.
+ * - A tenant's limit may change within a window (plans.ts). Raised, a window this replica saw used up is asked of
+ *   Redis again at once, against the new limit. Lowered, what a replica still holds of its lease is admitted (at most
+ *   a tenth of what was left, 100 at most), and Redis grants nothing more past the new limit.
  */
 /** The most requests one lease reserves. */
 const LEASE_CAP = 100;
@@ -61,8 +64,10 @@ interface Lease {
   readonly reserved: number;
   /** Of this replica's lease, not yet admitted. */
   remaining: number;
-  /** Redis had nothing left to grant: refuse locally until the window ends. */
+  /** Redis had nothing left to grant: refuse locally until the window ends, or until the limit is raised. */
   readonly exhausted: boolean;
+  /** The limit the lease was granted under: a tenant's limit can change within a window (plans.ts). */
+  readonly max: number;
   readonly windowEnd: number;
 }
 
@@ -86,7 +91,7 @@ class LeasedRedisStore implements FastifyRateLimitStore {
   incr(key: string, callback: (error: Error | null, result?: Result) => void, timeWindow: number, max: number): void {
     const k = this.prefix + key;
     // Most requests are answered here, synchronously, from the replica's lease.
-    const local = this.fromLease(k, Date.now());
+    const local = this.fromLease(k, Date.now(), max);
     if (local) return callback(null, local);
     this.take(k, timeWindow, max).then(
       (result) => callback(null, result),
@@ -106,9 +111,11 @@ class LeasedRedisStore implements FastifyRateLimitStore {
     return new LeasedRedisStore(this.redis, `${this.prefix}${route.method}${route.url}-`, this.onRenewal);
   }
 
-  private fromLease(k: string, now: number): Result | undefined {
+  private fromLease(k: string, now: number, max: number): Result | undefined {
     const lease = this.leases.get(k);
     if (!lease || now >= lease.windowEnd) return undefined;
+    // A window used up under a lower limit than the tenant's now: ask Redis again, which counts against the new one.
+    if (lease.exhausted && max > lease.max) return undefined;
     const ttl = lease.windowEnd - now;
     if (lease.remaining > 0) {
       lease.remaining -= 1;
@@ -122,7 +129,7 @@ class LeasedRedisStore implements FastifyRateLimitStore {
     // one request or marks the window exhausted, so waiting requests make progress; they loop only when others
     // used a fresh lease first.
     for (;;) {
-      const result = this.fromLease(k, Date.now());
+      const result = this.fromLease(k, Date.now(), max);
       if (result) return result;
       await this.renew(k, timeWindow, max);
     }
@@ -138,7 +145,7 @@ class LeasedRedisStore implements FastifyRateLimitStore {
       .then(
         ([reserved, granted, ttl]) => {
           this.onRenewal(granted > 0 ? "granted" : "exhausted");
-          this.leases.set(k, { reserved, remaining: granted, exhausted: granted === 0, windowEnd: Date.now() + Math.max(1, ttl) });
+          this.leases.set(k, { reserved, remaining: granted, exhausted: granted === 0, max, windowEnd: Date.now() + Math.max(1, ttl) });
           // A sweep walks every lease, so it waits for as many renewals as the last one kept: constant work per
           // renewal however many tenants are active.
           if (++this.renewalsSinceSweep >= this.sweepAfter) this.sweep();

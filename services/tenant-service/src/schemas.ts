@@ -40,6 +40,16 @@ export const Timestamp = z.codec(z.iso.datetime(), z.date(), {
   encode: (date) => date.toISOString(),
 });
 
+/** A tenant's effective limits (plans.ts): on the tenant and on its usage. */
+export const Limits = z
+  .object({
+    maxUsers: z.int(),
+    maxStorageGb: z.int(),
+    requestsPerMinute: z.int().describe("Across every replica"),
+    concurrentRequests: z.int().describe("In flight at once on each replica of the service"),
+  })
+  .meta({ id: "Limits", description: "The limits that apply: the tenant's own where set, else its plan's" });
+
 /** One page of a list, newest first; `nextCursor` is null on the last page. */
 export const pageOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), nextCursor: z.string().nullable() });
 
@@ -60,7 +70,7 @@ const ERRORS = {
   409: "Conflicts with the current state (a taken code or email, a quota, a user still owning items)",
   413: "The body is larger than the service's limit (BODY_LIMIT_BYTES)",
   415: "The body is not JSON (send Content-Type: application/json)",
-  429: "The tenant's rate limit is spent: retry after the Retry-After seconds",
+  429: "The tenant's requests a minute are spent, or it has its limit of requests in flight on this replica: retry after the Retry-After seconds",
   503: "A database node this request needs is unavailable (a failover or restart in progress): retry after the Retry-After seconds",
 } as const;
 

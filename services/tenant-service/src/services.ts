@@ -2,16 +2,25 @@ import type { ServiceConfig } from "./config.js";
 import type { Database } from "./db/database.js";
 import { createMetrics, type ServiceMetrics } from "./metrics.js";
 import { TenantDirectory } from "./tenant-directory.js";
+import { TenantLimiter } from "./tenant-limits.js";
 
 /** What the plugins and routes share: built once per app by createServices, passed to each as an option. */
 export interface Services {
   readonly db: Database;
   readonly directory: TenantDirectory;
   readonly metrics: ServiceMetrics;
+  /** Each tenant's limits in this replica: concurrent requests and requests a minute. */
+  readonly limiter: TenantLimiter;
   readonly config: ServiceConfig;
 }
 
 export function createServices(config: ServiceConfig, db: Database): Services {
   const metrics = createMetrics(db.poolStats ? () => db.poolStats!() : undefined);
-  return { db, directory: new TenantDirectory(db, { ttlMs: config.TENANT_CACHE_TTL_MS, maxTenants: config.TENANT_CACHE_MAX }), metrics, config };
+  const limiter = new TenantLimiter({
+    poolSize: config.DATABASE_POOL_SIZE,
+    windowMs: config.RATE_LIMIT_WINDOW_MS,
+    flatRateLimit: config.RATE_LIMIT_MAX,
+    onRefused: () => metrics.rejections.inc({ reason: "too_many_concurrent_requests" }),
+  });
+  return { db, directory: new TenantDirectory(db, { ttlMs: config.TENANT_CACHE_TTL_MS, maxTenants: config.TENANT_CACHE_MAX }), metrics, limiter, config };
 }

@@ -233,11 +233,12 @@ describe.skipIf(unavailable !== undefined)("tenant service API on PostgreSQL 15 
       expect(log.json().data).toEqual([expect.objectContaining({ action: "item.create", actor: "acme-member", requestId: "req-audit-1", entityType: "item" })]);
       expect((await stack.request({ method: "GET", url: "/v1/audit-log", token: acme.member })).statusCode).toBe(403);
     });
-    it("GET /usage reports counts, storage and quotas", async () => {
+    it("GET /usage reports counts, storage and the effective limits (acme's own max users, the rest its plan's)", async () => {
       const usage = (await stack.request({ method: "GET", url: "/v1/usage", token: acme.member })).json();
       expect(usage.users).toEqual({ count: 1, max: 6 });
       expect(usage.items.count).toBeGreaterThan(0);
-      expect(usage.storage.maxBytes).toBe(1024 ** 3);
+      expect(usage.limits).toEqual({ maxUsers: 6, maxStorageGb: 10, requestsPerMinute: 3_000, concurrentRequests: 6 });
+      expect(usage.storage.maxBytes).toBe(10 * 1024 ** 3);
       expect(usage.storage.bytes).toBeGreaterThan(0);
     });
   });

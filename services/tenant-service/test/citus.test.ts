@@ -152,13 +152,51 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
   });
 
   it("enforces max_users under concurrency on a reference-table row lock", async () => {
-    const req = await start(10);
+    const req = await start(20);
     const platform = await token({ scope: "platform:admin" });
-    const t = await req(platform, "POST", "/v1/tenants", { code: "test-quota", name: "quota", maxUsers: 3 });
+    // Room for all eight in flight at once (the free plan allows 4): the quota, not the concurrency cap, is tested.
+    const t = await req(platform, "POST", "/v1/tenants", { code: "test-quota", name: "quota", maxUsers: 3, concurrentRequests: 10 });
     const adminToken = await token({ tenant: t.json().id, scope: "tenant:admin" });
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => req(adminToken, "POST", "/v1/users", { email: `u${i}@quota.test` })));
     expect(results.filter((r) => r.statusCode === 201).length).toBe(3);
     expect(results.filter((r) => r.statusCode === 409).length).toBe(5);
+  });
+
+  it("lists tenants (platform.list_tenants over the reference table) by filter, prefix and page", async () => {
+    const req = await start();
+    const platform = await token({ scope: "platform:admin" });
+    const codes = async (query: string) => {
+      const res = await req(platform, "GET", `/v1/tenants${query}`);
+      expect(res.statusCode, res.body).toBe(200);
+      return (res.json().data as { code: string }[]).map((t) => t.code);
+    };
+    expect(await codes("?q=test-")).toEqual(expect.arrayContaining(["test-c", "test-b", "test-a"]));
+    expect(await codes("?q=TEST-B")).toEqual(["test-b"]);
+    expect(await codes("?status=suspended&q=test-")).toEqual([]);
+    expect((await codes("?plan=free&status=active&q=test-")).slice(0, 3)).toEqual(expect.arrayContaining(["test-c"]));
+    const first = (await req(platform, "GET", "/v1/tenants?q=test-&limit=1")).json();
+    const second = (await req(platform, "GET", `/v1/tenants?q=test-&limit=1&cursor=${first.nextCursor}`)).json();
+    expect(first.data.length + second.data.length).toBe(2);
+    expect(second.data[0].id).not.toBe(first.data[0].id);
+    const member = await req(tenants["test-a"]!.member, "GET", "/v1/tenants");
+    expect(member.statusCode).toBe(403);
+  });
+
+  it("applies a tenant's own limits over its plan's: usage shows them, the service enforces its requests a minute", async () => {
+    const req = await start();
+    const platform = await token({ scope: "platform:admin" });
+    const b = tenants["test-b"]!;
+    const patched = await req(platform, "PATCH", `/v1/tenants/${b.id}`, { requestsPerMinute: 2, concurrentRequests: 1 });
+    expect(patched.statusCode, patched.body).toBe(200);
+    const usage = await req(b.member, "GET", "/v1/usage");
+    expect(usage.statusCode).toBe(200);
+    expect(usage.json().limits).toMatchObject({ requestsPerMinute: 2, concurrentRequests: 1, maxUsers: 10 });
+    expect(usage.headers["ratelimit-limit"]).toBe("2");
+    expect((await req(b.member, "GET", "/v1/items")).statusCode).toBe(200);
+    const refused = await req(b.member, "GET", "/v1/items");
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json().error.code).toBe("rate_limited");
+    expect((await req(platform, "PATCH", `/v1/tenants/${b.id}`, { requestsPerMinute: null, concurrentRequests: null })).statusCode).toBe(200);
   });
 
   it("enqueues provisioning with the tenant (reference table, distributed audit, coordinator-local queue) and the worker runs it", async () => {

@@ -36,6 +36,8 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
   const routes = () => [
     { method: "GET", path: "" },
     { method: "PATCH", path: "", payload: { name: "pwned" } },
+    { method: "PATCH", path: "", payload: { requestsPerMinute: 1, concurrentRequests: 1, plan: "free" } },
+    { method: "PATCH", path: "", payload: { maxUsers: null } },
     { method: "GET", path: "/users" },
     { method: "POST", path: "/users", payload: { email: "intruder@alpha.test" } },
     { method: "GET", path: `/users/${b.userId}` },
@@ -74,6 +76,40 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
     expect(await snapshot()).toBe(before);
   });
 
+  it("refuses tenant A's token on the list of tenants however it names B (query, header, subdomain, body): nothing read", async () => {
+    const before = await snapshot();
+    for (const [query, headers] of [
+      ["", {}],
+      [`?q=${b.code}`, {}],
+      [`?q=${b.code}`, { "x-tenant-id": b.id }],
+      ["", { "x-tenant-id": b.code }],
+      ["", { host: `${b.code}.app.test` }],
+    ] as const) {
+      for (const t of [a.admin, a.member]) {
+        const res = await stack.request({ method: "GET", url: `/v1/tenants${query}`, token: t, headers });
+        expect(res.statusCode, `${query} ${JSON.stringify(headers)}: ${res.body}`).toBe(403);
+        expect(res.body).not.toContain(b.id);
+        expect(res.body).not.toContain(`"${b.code}"`);
+      }
+    }
+    // A body is no way in either: the list takes none, and creating a tenant is the platform's.
+    const res = await stack.request({ method: "POST", url: "/v1/tenants", token: a.admin, payload: { code: "bravo-2", name: "B", tenant_id: b.id } });
+    expect(res.statusCode).toBe(403);
+    expect(await snapshot()).toBe(before);
+  });
+
+  it("keeps one tenant's limits its own: A spending its requests a minute and its places in flight leaves B's untouched", async () => {
+    const platform = await token({ scope: "platform:admin" });
+    const limited = await stack.request({ method: "PATCH", url: `/v1/tenants/${a.id}`, token: platform, payload: { requestsPerMinute: 2 } });
+    expect(limited.statusCode).toBe(200);
+    const statuses = await Promise.all(Array.from({ length: 6 }, () => stack.request({ method: "GET", url: "/v1/items", token: a.member })));
+    expect(statuses.every((r) => r.statusCode === 429)).toBe(true);
+    const own = await stack.request({ method: "GET", url: "/v1/items", token: b.member });
+    expect(own.statusCode).toBe(200);
+    expect(own.headers["ratelimit-limit"]).toBe("600");
+    await stack.request({ method: "PATCH", url: `/v1/tenants/${a.id}`, token: platform, payload: { requestsPerMinute: null } });
+  });
+
   it("refuses a path naming A when a header names B (every reference must be the token's tenant)", async () => {
     const res = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/items`, token: a.member, headers: { "x-tenant-id": b.id } });
     expect(res.statusCode).toBe(403);
@@ -82,7 +118,7 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
   it("ignores a tenant_id in the body: the row lands in the token's tenant", async () => {
     const before = await snapshot();
     const res = await stack.request({ method: "POST", url: "/v1/items", token: a.member, payload: { ownerId: a.userId, title: "mine", tenant_id: b.id, tenantId: b.id } });
-    expect(res.statusCode).toBe(201);
+    expect(res.statusCode, res.body).toBe(201);
     const row = await stack.admin.query("SELECT tenant_id FROM platform.items WHERE id = $1", [res.json().id]);
     expect(row.rows[0].tenant_id).toBe(a.id);
     expect(await snapshot()).toBe(before);

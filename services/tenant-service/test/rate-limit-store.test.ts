@@ -140,4 +140,17 @@ describe.skipIf(unavailable !== undefined)("leased rate-limit store (real Redis)
     expect(results).toEqual(["error"]);
     down.disconnect();
   });
+
+  it("admits again at once when a tenant's limit is raised after its window was used up, and stops at a lowered one", async () => {
+    const store = await replica();
+    const admitted = async (n: number, max: number) => (await Promise.all(Array.from({ length: n }, () => incr(store, "tenant:plan", max)))).filter((r) => r.current <= max).length;
+    expect(await admitted(5, 3)).toBe(3);
+    // Used up under 3: the replica refuses locally, until the limit grows; then Redis counts against the new one.
+    expect(await admitted(2, 3)).toBe(0);
+    expect(await admitted(10, 8)).toBe(5);
+    expect(Number(await redis.get("test:rate:tenant:plan"))).toBe(8);
+    // Lowered below what the window already used: nothing more.
+    expect(await admitted(3, 4)).toBe(0);
+  });
+
 });

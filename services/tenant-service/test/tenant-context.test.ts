@@ -31,7 +31,7 @@ describe("tenant context", () => {
     app = Fastify();
     await app.register(errors, { metrics: services.metrics, bodyLimitBytes: config.BODY_LIMIT_BYTES });
     await app.register(async (api) => {
-      await api.register(tenantContext, { config, directory: services.directory, metrics: services.metrics });
+      await api.register(tenantContext, { config, directory: services.directory, metrics: services.metrics, limiter: services.limiter });
       routes(api);
     });
     await app.ready();

@@ -21,7 +21,7 @@ const EVERY_RESPONSE: Record<string, string> = {
 };
 const BY_STATUS: Record<string, Record<string, string>> = {
   "401": { "www-authenticate": "Bearer, with the reason the token was refused" },
-  "429": { "retry-after": "Seconds until the tenant's rate-limit window resets" },
+  "429": { "retry-after": "Seconds to wait: until the tenant's rate-limit window resets, or 1 when it has too many requests in flight" },
 };
 
 type Transform = typeof jsonSchemaTransform;

@@ -1,4 +1,5 @@
 import type { Queryable } from "../db/database.js";
+import { effectiveLimits } from "../plans.js";
 import { cursorColumn, toPage, type After, type Page } from "./page.js";
 
 export interface User {
@@ -31,12 +32,13 @@ export class UserRepository {
   ) {}
 
   /**
-   * The tenant's user limit, read with its row locked until the transaction ends: concurrent creations then
-   * cannot both pass the quota check.
+   * The tenant's user limit (its override, else its plan's), read with its row locked until the transaction ends:
+   * concurrent creations then cannot both pass the quota check.
    */
   async lockMaxUsers(): Promise<number | undefined> {
-    const { rows } = await this.db.query<{ max_users: number }>("SELECT max_users FROM platform.tenants WHERE id = $1 FOR UPDATE", [this.tenantId]);
-    return rows[0]?.max_users;
+    const { rows } = await this.db.query<{ plan: string; max_users: number | null }>("SELECT plan, max_users FROM platform.tenants WHERE id = $1 FOR UPDATE", [this.tenantId]);
+    const row = rows[0];
+    return row && effectiveLimits({ plan: row.plan, overrides: { maxUsers: row.max_users, maxStorageGb: null, requestsPerMinute: null, concurrentRequests: null } }).maxUsers;
   }
 
   async count(): Promise<number> {

@@ -46,9 +46,12 @@ export function inTenant<T>(services: Services, request: FastifyRequest, work: (
   const mark = directory.mark;
   return db.transaction({ tenantId: access.id }, async (tx) => {
     // Row-level security (tenant_self) lets a tenant's transaction read its own row and no other.
-    const admitted = new TenantRepository(tx).find({ id: access.id }).then((row) => {
+    const admitted = new TenantRepository(tx).find({ id: access.id }).then(async (row) => {
       directory.remember(access.id, row, mark);
-      return access.admit(row);
+      const tenant = access.admit(row);
+      // The tenant's limits from this row: the rate limit of a request admitted without them is charged here.
+      await services.limiter.learn(request, tenant);
+      return tenant;
     });
     admitted.catch(() => {}); // awaited below, by every statement and before the commit
     const guarded: Queryable = {
@@ -68,7 +71,10 @@ export function inTenant<T>(services: Services, request: FastifyRequest, work: (
 /** The request's tenant row, outside a transaction: known already, or looked up (and judged) now. */
 export async function tenantRecord(services: Services, request: FastifyRequest): Promise<TenantRecord> {
   const access = request.tenant!;
-  return access.record ?? access.admit(await services.directory.resolve(access.id));
+  if (access.record) return access.record;
+  const tenant = access.admit(await services.directory.resolve(access.id));
+  await services.limiter.learn(request, tenant);
+  return tenant;
 }
 
 /** Records a change made for `request` in its tenant's audit log, in the transaction `tx` that makes it. */

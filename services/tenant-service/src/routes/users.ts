@@ -5,6 +5,7 @@ import { conflict, notFound } from "../errors.js";
 import { decodeCursor } from "../cursor.js";
 import { ItemRepository } from "../repositories/items.js";
 import { UserRepository } from "../repositories/users.js";
+import { effectiveLimits } from "../plans.js";
 import { IdParam, ListQuery, NoContent, Timestamp, clampLimit, errorResponses, pageOf } from "../schemas.js";
 import { audit, inTenant, tenantRequest, requireTenantAdmin, type RouteOptions } from "./context.js";
 
@@ -52,7 +53,7 @@ export const userRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, optio
       const users = new UserRepository(tx, inTx.id);
       const locked = await users.lockMaxUsers();
       const tenant = await inTx.record();
-      const maxUsers = locked ?? tenant.maxUsers;
+      const maxUsers = locked ?? effectiveLimits(tenant).maxUsers;
       if ((await users.count()) >= maxUsers) {
         throw conflict(`tenant ${tenant.code} already has its maximum of ${maxUsers} users (plan ${tenant.plan})`, "user_quota_exceeded");
       }
