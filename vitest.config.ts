@@ -7,7 +7,6 @@ export default defineConfig({
       { test: { name: "config", root: "./config", include: ["test/**/*.test.ts"] } },
       // The SRE entry points (deploy, scale-out); the scale-out checks against a real cluster run when CITUS_URL is set.
       { test: { name: "scripts", root: "./scripts", include: ["test/**/*.test.ts"], testTimeout: 60_000 } },
-      // Synthesis of three stacks happens once per file in beforeAll: give it room on a 2-core CI machine.
       // Starts its own PostgreSQL servers; runs the Citus suite too when CITUS_URL is set.
       // One file at a time: with CITUS_URL the files share one cluster and its platform schema, and one file's writers
       // would make another's shard operation see live writes it did not start (and verify it as such).
@@ -15,7 +14,8 @@ export default defineConfig({
       { test: { name: "tenant-service", root: "./services/tenant-service", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
       { test: { name: "k8s", root: "./k8s", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 120_000 } },
       { test: { name: "monitoring", root: "./monitoring", include: ["test/**/*.test.ts"], testTimeout: 60_000 } },
-      { test: { name: "infra", root: "./infra", include: ["test/**/*.test.ts"], testTimeout: 120_000, hookTimeout: 300_000 } },
+      // Synthesizes the three stacks once per run (test/global-setup.ts) and hands them to every file (inject).
+      { test: { name: "infra", root: "./infra", include: ["test/**/*.test.ts"], globalSetup: ["./test/global-setup.ts"], testTimeout: 120_000, hookTimeout: 300_000 } },
     ],
   },
 });

@@ -16,7 +16,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { platformNames } from "@platform/config";
 import { SCRAPE_JOBS } from "@platform/monitoring/catalog";
-import { hermeticConfigs, synthesizeAll } from "./helpers.js";
+import { hermeticConfigs } from "./helpers.js";
+import { synthesizedStack } from "./synthesized.js";
 import { bootstrapEnv, exposedSamples, startupScriptOf, throwawayServerCertificate } from "./vm-fixtures.js";
 
 const config = hermeticConfigs().find((c) => c.name === "production")!;
@@ -86,7 +87,7 @@ describe.skipIf(skipReason !== undefined)("a primary's backups and their metrics
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "citus-backups-"));
     chmodSync(dir, 0o755);
-    const [production] = synthesizeAll([config]);
+    const production = synthesizedStack("production");
     writeFileSync(join(dir, "bootstrap.sh"), startupScriptOf(production!.json, "worker", worker.host));
     stanza = /^readonly STANZA='([^']+)'$/m.exec(readFileSync(join(dir, "bootstrap.sh"), "utf8"))![1]!;
     const data = join(dir, "data");

@@ -20,7 +20,8 @@ import { DATABASE_ROLES, platformNames } from "@platform/config";
 import { EXPORTER_QUERIES, POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
 import { patroniUnavailable, reserveMember, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
 import { CITUS_ROLES, CITUS_VM_PATHS, citusPgHba } from "../src/citus/patroni-vm.js";
-import { hermeticConfigs, synthesizeAll } from "./helpers.js";
+import { hermeticConfigs } from "./helpers.js";
+import { synthesizedStack } from "./synthesized.js";
 import { bootstrapEnv, fakeSecretManager, loopbackCertificates, startupScriptOf } from "./vm-fixtures.js";
 
 const CITUS_LIB = "/usr/lib/postgresql/15/lib/citus.so";
@@ -61,7 +62,7 @@ describe.skipIf(unavailable !== undefined)("a Citus VM's Patroni configuration, 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "citus-patroni-"));
     chmodSync(dir, 0o755);
-    const [production] = synthesizeAll([config]);
+    const production = synthesizedStack("production");
     tls = loopbackCertificates(join(dir, "tls"));
     // The bootstrap's own functions write each member's files, as on its VM.
     for (const [i, host] of hosts.entries()) {

@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { platformNames } from "@platform/config";
 import { SCRAPE_JOBS } from "@platform/monitoring/catalog";
 import { freePort, postgresUnavailable, startPostgres, type PostgresServer } from "@platform/testing";
-import { hermeticConfigs, synthesizeAll } from "./helpers.js";
+import { hermeticConfigs } from "./helpers.js";
+import { synthesizedStack } from "./synthesized.js";
 import { bootstrapEnv, exposedSamples, startupScriptOf } from "./vm-fixtures.js";
 
 const config = hermeticConfigs().find((c) => c.name === "production")!;
@@ -45,7 +46,7 @@ beforeAll(() => {
   if (skipReason) return;
   dir = mkdtempSync(join(tmpdir(), "citus-restore-points-"));
   chmodSync(dir, 0o755);
-  const [production] = synthesizeAll([config]);
+  const production = synthesizedStack("production");
   writeFileSync(join(dir, "bootstrap.sh"), startupScriptOf(production!.json, "coordinator", names.citus.coordinator.member.host));
   const installed = spawnSync("bash", ["-c", `set -euo pipefail; source '${join(dir, "bootstrap.sh")}'; install_restore_points`], { encoding: "utf8", env: bootstrapEnv(dir) });
   if (installed.status !== 0) throw new Error(installed.stderr);

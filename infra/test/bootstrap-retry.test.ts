@@ -9,12 +9,13 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hermeticConfigs, renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js";
+import { renderedStartupScript, resourcesOf } from "./helpers.js";
+import { synthesizedStack } from "./synthesized.js";
 
 let dir: string;
 let script: string;
 beforeAll(() => {
-  const [dev] = synthesizeAll(hermeticConfigs().filter((c) => c.name === "dev"));
+  const dev = synthesizedStack("dev");
   const coordinator = resourcesOf(dev!.json, "google_compute_instance").find((vm) => String(vm.conf.name).endsWith("-coordinator"))!;
   dir = mkdtempSync(join(tmpdir(), "bootstrap-retry-"));
   script = renderedStartupScript(dev!.json, coordinator.conf);

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { SynthesizedStack, TerraformJson } from "../src/app.js";
 import { checkovProblems, checkovSummary, installCheckov, runCheckov, type CheckovStack, type CheckovVerdict } from "../src/policy/checkov.js";
 import { resourcesOf } from "../src/policy/index.js";
-import { synthesizeAll } from "./helpers.js";
+import { synthesizedStacks } from "./synthesized.js";
 
 type Conf = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const CLUSTER = "google_container_cluster";
@@ -86,7 +86,7 @@ let verdicts: CheckovVerdict[] = [];
 let brokenStacks: ReturnType<typeof broken>[] = [];
 
 beforeAll(() => {
-  stacks = synthesizeAll();
+  stacks = synthesizedStacks();
   checkov = installCheckov();
   if (!("path" in checkov)) {
     if (process.env.CI) throw new Error(`Checkov is required in CI and cannot be had: ${checkov.unavailable}`);

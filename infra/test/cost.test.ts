@@ -6,14 +6,15 @@ import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { SynthesizedStack } from "../src/app.js";
 import { CostError, byComponent, estimateStack, priceTableSchema, type PriceTable, type TerraformJson } from "../src/cost/estimate.js";
-import { hermeticConfigs, synthesizeAll } from "./helpers.js";
+import { hermeticConfigs } from "./helpers.js";
+import { synthesizedStacks } from "./synthesized.js";
 
 const infraDir = join(import.meta.dirname, "..");
 const table: PriceTable = priceTableSchema.parse(JSON.parse(readFileSync(join(infraDir, "pricing", "gcp-list-prices.json"), "utf8")));
 const configs = hermeticConfigs();
 let stacks: Record<string, SynthesizedStack>;
 beforeAll(() => {
-  stacks = Object.fromEntries(synthesizeAll(configs).map((s) => [s.name, s]));
+  stacks = Object.fromEntries(synthesizedStacks().map((s) => [s.name, s]));
 });
 const json = (env: string) => stacks[env]!.json as unknown as TerraformJson;
 

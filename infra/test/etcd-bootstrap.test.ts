@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PORTS, platformNames } from "@platform/config";
 import { ETCD_BIN, ETCDCTL_BIN, freePort } from "@platform/testing";
 import { CITUS_ROLES } from "../src/citus/patroni-vm.js";
-import { hermeticConfigs, renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js";
+import { hermeticConfigs, renderedStartupScript, resourcesOf } from "./helpers.js";
+import { synthesizedStack } from "./synthesized.js";
 import { bootstrapEnv, loopbackCertificates } from "./vm-fixtures.js";
 
 const unavailable =
@@ -56,7 +57,7 @@ describe.skipIf(unavailable !== undefined)("the etcd VMs' configuration, run by 
     chmodSync(dir, 0o755);
     tls = loopbackCertificates(join(dir, "tls"));
     execFileSync("chown", ["-R", "etcd:etcd", join(dir, "tls")]);
-    const [production] = synthesizeAll([config]);
+    const production = synthesizedStack("production");
     for (const member of names.patroni.etcd) {
       const vm = resourcesOf(production!.json, "google_compute_instance").find((i) => i.conf.name === member.instance);
       if (!vm) throw new Error(`the stack has no etcd VM ${member.instance}`);

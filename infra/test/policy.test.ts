@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { SynthesizedStack, TerraformJson } from "../src/app.js";
 import { POLICY_RULES, checkPolicies, formatViolations, resourcesOf } from "../src/policy/index.js";
-import { synthesizeAll } from "./helpers.js";
+import { synthesizedStacks } from "./synthesized.js";
 
 let stacks: SynthesizedStack[];
 beforeAll(() => {
-  stacks = synthesizeAll();
+  stacks = synthesizedStacks();
 });
 
 /** The platform's own rules; the rules Checkov checks run in checkov.test.ts. */

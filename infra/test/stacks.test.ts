@@ -12,11 +12,12 @@ import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "@platform/monitoring
 import { GOOGLE_HEALTH_CHECK_RANGES, IAP_TCP_FORWARDING_RANGE } from "../src/constructs/firewall.js";
 import { TERRAFORM_REQUIRED_VERSION } from "../src/stack.js";
 import { hermeticConfigs, only, renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js";
+import { synthesizedStacks } from "./synthesized.js";
 
 const configs = hermeticConfigs();
 let stacks: SynthesizedStack[];
 beforeAll(() => {
-  stacks = synthesizeAll(configs);
+  stacks = synthesizedStacks();
 });
 
 const metadataOf = (conf: Record<string, unknown>): Record<string, string> => block(conf.metadata) as Record<string, string>;

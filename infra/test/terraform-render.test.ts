@@ -13,7 +13,8 @@ import type { SynthesizedStack } from "../src/app.js";
 import { block } from "../src/policy/index.js";
 import { terraformLiteral } from "../src/terraform-literal.js";
 import { citusSharedScript } from "../src/citus/startup-script.js";
-import { renderedStartupScript, resourcesOf, synthesizeAll } from "./helpers.js";
+import { renderedStartupScript, resourcesOf } from "./helpers.js";
+import { synthesizedStacks } from "./synthesized.js";
 
 const terraformMissing = spawnSync("terraform", ["version"]).error ? "the terraform CLI is not installed" : undefined;
 if (terraformMissing) console.warn(`skipping Terraform rendering tests: ${terraformMissing}`);
@@ -72,7 +73,7 @@ function dependencyStandIn(stack: SynthesizedStack): { terraform: Record<string,
 describe.skipIf(terraformMissing)("Terraform renders the synthesized strings as intended", () => {
   let stacks: SynthesizedStack[];
   beforeAll(() => {
-    stacks = synthesizeAll();
+    stacks = synthesizedStacks();
   });
 
   it("every Citus VM's startup script (its header, then the stack's shared body) reaches the VM byte for byte", () => {

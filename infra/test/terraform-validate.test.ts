@@ -28,7 +28,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES } from "@platform/config";
 import type { SynthesizedStack, TerraformJson } from "../src/app.js";
-import { synthesizeAll } from "./helpers.js";
+import { synthesizedStacks } from "./synthesized.js";
 
 const TOOLS = fileURLToPath(new URL("../../scripts/tools/", import.meta.url));
 
@@ -245,7 +245,7 @@ describe("Terraform with the real Google provider: validate and an offline plan 
       cliConfig,
       `disable_checkpoint = true\nprovider_installation {\n  filesystem_mirror {\n    path    = ${JSON.stringify(provider.path)}\n    include = ["registry.terraform.io/hashicorp/google"]\n  }\n}\n`,
     );
-    stacks = synthesizeAll();
+    stacks = synthesizedStacks();
     for (const stack of stacks) workdirs.set(stack.name, initialized(stack.name, stack.json));
   }, 100 * 60_000);
 

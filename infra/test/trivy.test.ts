@@ -19,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TerraformJson } from "../src/app.js";
 import { withoutTokenStackTraces } from "../src/app.js";
 import { PlatformStack } from "../src/stack.js";
-import { hermeticConfigs, synthesizeAll } from "./helpers.js";
+import { hermeticConfigs } from "./helpers.js";
+import { synthesizedStacks } from "./synthesized.js";
 
 const dir = mkdtempSync(join(tmpdir(), "infra-trivy-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -145,7 +146,7 @@ describe("Trivy's misconfiguration checks over every environment's stack (offlin
       return;
     } else throw new Error(`scripts/tools/install-trivy.sh failed (exit ${String(install.status)}):\n${install.stderr}`);
     hcl = synthesizeHcl(join(dir, "hcl"));
-    json = Object.fromEntries(synthesizeAll().map((s) => [s.name, s.json]));
+    json = Object.fromEntries(synthesizedStacks().map((s) => [s.name, s.json]));
   }, 60 * 60_000);
 
   const forTrivy = () => Object.fromEntries(Object.entries(hcl).map(([env, text]) => [env, hclForTrivy(text, json[env]!).text]));
