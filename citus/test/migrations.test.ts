@@ -298,7 +298,7 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
                     WHERE n.nspname = 'platform' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1`),
         db,
       );
-      expect(rows.map((r) => r.relname)).toEqual(["audit_log", "items", "tenant_metrics", "tenants", "users"]);
+      expect(rows.map((r) => r.relname)).toEqual(["audit_log", "items", "tenant_erasures", "tenant_metrics", "tenants", "users"]);
       for (const r of rows) expect(r, r.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: false });
       for (const r of rows) expect(r.with_check, r.relname).toBeGreaterThan(0);
     });
@@ -319,7 +319,7 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
         const active = await app.query(
           "SELECT c.relname, row_security_active(c.oid) AS on FROM pg_class c WHERE c.relnamespace = 'platform'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1",
         );
-        expect(active.rows.length).toBe(5);
+        expect(active.rows.length).toBe(6);
         for (const r of active.rows) expect(r.on, r.relname).toBe(true);
       } finally {
         await app.end();

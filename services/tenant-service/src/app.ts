@@ -15,6 +15,7 @@ import { openapi } from "./plugins/openapi.js";
 import { opsRoutes } from "./plugins/ops.js";
 import { tenantContext } from "./plugins/tenant-context.js";
 import { auditLogRoutes } from "./routes/audit-log.js";
+import { erasureRoutes } from "./routes/erasures.js";
 import { itemRoutes } from "./routes/items.js";
 import { tenantRoutes } from "./routes/tenants.js";
 import { usageRoutes } from "./routes/usage.js";
@@ -68,6 +69,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   await app.register(async (api) => {
     await api.register(tenantContext, { config, directory, metrics, limiter, redis: options.redis });
     await api.register(tenantRoutes, { services });
+    await api.register(erasureRoutes, { services });
     // The tenant named in the path, or else by X-Tenant-ID, the subdomain or the token (tenant-scope.ts).
     for (const [prefix, tenantInPath] of [["/v1/tenants/:tenant", true], ["/v1", false]] as const) {
       await api.register(async (scoped) => {

@@ -14,6 +14,16 @@ const databaseFiles = {
   DATABASE_CA_FILE: z.string().optional(),
 };
 
+/** Redis (Memorystore): the service's shared rate-limit store; the worker removes an erased tenant's keys from it. */
+const redis = {
+  /** Service unset: an in-process rate limiter, correct only with a single replica. Worker unset: an erased tenant's
+   * rate-limit keys are left to expire with their window (RATE_LIMIT_WINDOW_MS). */
+  REDIS_URL: optionalUrl,
+  REDIS_PASSWORD_FILE: z.string().optional(),
+  /** Memorystore's per-instance CA: enables TLS. */
+  REDIS_CA_FILE: z.string().optional(),
+};
+
 /** Logs and traces, the same way in every process; `serviceName` is the default name traces carry. */
 const telemetry = (serviceName: string) => ({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -27,12 +37,8 @@ export const ServiceConfigSchema = z
   .object({
     /** Unset: an embedded PGlite database, migrated on start (one process, development only). */
     DATABASE_URL: optionalUrl,
-    /** Unset: an in-process rate limiter, correct only with a single replica. */
-    REDIS_URL: optionalUrl,
+    ...redis,
     ...databaseFiles,
-    REDIS_PASSWORD_FILE: z.string().optional(),
-    /** Memorystore's per-instance CA: enables TLS. */
-    REDIS_CA_FILE: z.string().optional(),
     PORT: z.coerce.number().int().min(1).max(65535).default(8080),
     HOST: z.string().default("0.0.0.0"),
     /** Production: Hydra's JWKS (RS256/ES256). */
@@ -56,6 +62,11 @@ export const ServiceConfigSchema = z
     TENANT_CACHE_TTL_MS: z.coerce.number().int().min(0).default(5_000),
     /** Tenants one replica holds resolved at once (least recently used leave first): its memory bound, README. */
     TENANT_CACHE_MAX: z.coerce.number().int().min(1).default(50_000),
+    /**
+     * Seconds between DELETE /v1/tenants/{t} and the erasure of its rows, during which a platform administrator can
+     * cancel it; 0 erases as soon as a worker takes the job. Default 7 days; at most 90.
+     */
+    TENANT_ERASURE_GRACE_SECONDS: z.coerce.number().int().min(0).max(90 * 86_400).default(7 * 86_400),
     ...telemetry("tenant-service"),
   })
   .superRefine((c, ctx) => {
@@ -78,6 +89,9 @@ export const WorkerConfigSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
   AUDIT_RETENTION_MONTHS: z.coerce.number().int().min(1).max(120).default(13),
   ROLLUP_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Rows an erasure deletes per table per transaction (worker/erasure.ts): each batch holds its locks that long. */
+  ERASURE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1_000),
+  ...redis,
   /** Probes and metrics: /livez, /readyz, /metrics. */
   HEALTH_PORT: z.coerce.number().int().min(1).max(65535).default(9090),
   ...telemetry("tenant-worker"),

@@ -23,6 +23,11 @@ import type { Redis } from "ioredis";
  *   Redis again at once, against the new limit. Lowered, what a replica still holds of its lease is admitted (at most
  *   a tenth of what was left, 100 at most), and Redis grants nothing more past the new limit.
  */
+/** Where the service keeps its rate-limit counts in Redis. */
+export const RATE_LIMIT_PREFIX = "tenant-service:rate:";
+/** A tenant's rate-limit key, under the prefix: the erasure job (worker/erasure.ts) removes it. */
+export const tenantRateKey = (tenantId: string): string => `tenant:${tenantId}`;
+
 /** The most requests one lease reserves. */
 const LEASE_CAP = 100;
 /** A lease is what is left divided by this (at least 1). */

@@ -65,9 +65,9 @@ export const ErrorBody = z
 const ERRORS = {
   400: "Invalid: a field, the JSON, the cursor or the tenant reference; the message says which",
   401: "No valid bearer token (WWW-Authenticate says why)",
-  403: "The token may not do this, or not on this tenant, or the tenant is suspended",
+  403: "The token may not do this, or not on this tenant, or the tenant is suspended or being erased",
   404: "No such object in this tenant, or (platform administrators) no such tenant",
-  409: "Conflicts with the current state (a taken code or email, a quota, a user still owning items)",
+  409: "Conflicts with the current state (a taken code or email, a quota, a user still owning items, a tenant being erased)",
   413: "The body is larger than the service's limit (BODY_LIMIT_BYTES)",
   415: "The body is not JSON (send Content-Type: application/json)",
   429: "The tenant's requests a minute are spent, or it has its limit of requests in flight on this replica: retry after the Retry-After seconds",

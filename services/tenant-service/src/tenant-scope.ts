@@ -82,6 +82,9 @@ export async function resolveRequestTenant(
         if (!UUID_PATTERN.test(ref.value) && ref.value !== tenant.code) throw forbidden(`the token does not grant access to the tenant named by the ${ref.source}`);
       }
       if (tenant.status === "suspended") throw forbidden(`tenant ${tenant.code} is suspended`, "tenant_suspended");
+      // Being erased: its own tokens are refused like a suspended tenant's; platform administrators still see it and
+      // can cancel (routes/erasures.ts).
+      if (tenant.status === "deleting") throw forbidden(`tenant ${tenant.code} is being erased`, "tenant_deleting");
       return tenant;
     };
     return accessTo(own, admit, directory, refs.some((ref) => !UUID_PATTERN.test(ref.value)));

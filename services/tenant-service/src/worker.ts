@@ -1,5 +1,5 @@
 /**
- * The queue worker: tenant provisioning follow-ups, the daily metrics rollup and audit-log retention.
+ * The queue worker: tenant provisioning follow-ups, the daily metrics rollup, audit-log retention and tenant erasure.
  *
  *   pnpm --filter tenant-service worker                   run (as the service role, DATABASE_URL)
  *   pnpm --filter tenant-service worker --install-queue   install/upgrade the queue schema (as the migration role)
@@ -14,7 +14,8 @@ import { createServer } from "node:http";
 import pg from "pg";
 import { pino } from "pino";
 import { ConfigError, loadWorkerConfig, type WorkerConfig } from "./config.js";
-import { postgresConnection } from "./connections.js";
+import { Redis } from "ioredis";
+import { postgresConnection, redisConnection } from "./connections.js";
 import { createPostgresDatabase } from "./db/postgres.js";
 import { createWorkerMetrics } from "./metrics.js";
 import { startTracing, traceFields } from "./tracing.js";
@@ -44,13 +45,17 @@ async function work(): Promise<void> {
   const pgPool = new pg.Pool({ ...connection, max: config.WORKER_CONCURRENCY + 2, application_name: "tenant-worker" });
   // An idle connection dropping (failover, restart) must not crash the process; graphile-worker reconnects.
   pgPool.on("error", (error) => log.warn({ err: error }, "queue connection lost"));
+  // Only to remove an erased tenant's rate-limit key (worker/erasure.ts); commands wait for a reconnect briefly.
+  const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { ...redisConnection(config), enableOfflineQueue: true }) : undefined;
+  redis?.on("error", (error: Error) => log.warn({ err: error.message }, "Redis unreachable: an erased tenant's rate-limit key is left to expire with its window"));
+  if (!redis) log.warn("REDIS_URL is unset: an erased tenant's rate-limit key is left to expire with its window");
   const metrics = createWorkerMetrics(() => ({ total: pgPool.totalCount, idle: pgPool.idleCount, waiting: pgPool.waitingCount, max: config.WORKER_CONCURRENCY + 2 }));
   const runner = await run({
     pgPool,
     concurrency: config.WORKER_CONCURRENCY,
     noHandleSignals: true,
     logger: workerLogger(log),
-    taskList: instrumentTasks(createTaskList({ db, auditRetentionMonths: config.AUDIT_RETENTION_MONTHS, rollupBatchSize: config.ROLLUP_BATCH_SIZE }), metrics),
+    taskList: instrumentTasks(createTaskList({ db, auditRetentionMonths: config.AUDIT_RETENTION_MONTHS, rollupBatchSize: config.ROLLUP_BATCH_SIZE, erasureBatchSize: config.ERASURE_BATCH_SIZE, redis }), metrics),
     parsedCronItems: parseCronItems(CRON_ITEMS),
   });
   const health = createServer((request, response) => {
@@ -73,6 +78,7 @@ async function work(): Promise<void> {
     await runner.stop();
     await pgPool.end();
     await db.close();
+    redis?.disconnect();
     await tracing?.stop();
     process.exit(0);
   };

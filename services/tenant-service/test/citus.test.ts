@@ -25,8 +25,8 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
   let admin: pg.Client;
   const apps: { close(): Promise<void> }[] = [];
 
-  const start = async (poolSize = 10) => {
-    const config = loadServiceConfig({ DATABASE_URL: appUrl, AUTH_JWT_SECRET: SECRET, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, TENANT_CACHE_TTL_MS: "0" });
+  const start = async (poolSize = 10, env: Record<string, string> = {}) => {
+    const config = loadServiceConfig({ DATABASE_URL: appUrl, AUTH_JWT_SECRET: SECRET, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, TENANT_CACHE_TTL_MS: "0", ...env });
     const db = createPostgresDatabase({ url: appUrl, poolSize });
     const app = await buildApp({ config, db });
     apps.push({ close: async () => { await app.close(); await db.close(); } });
@@ -214,5 +214,53 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
       await pgPool.end();
       await db.close();
     }
+  });
+
+  it("erases a tenant: zero rows of it on every node, every placement of every table; the others' rows untouched", async () => {
+    const req = await start(10, { TENANT_ERASURE_GRACE_SECONDS: "0" });
+    const platform = await token({ scope: "platform:admin" });
+    const t = await req(platform, "POST", "/v1/tenants", { code: "test-erased", name: "erased" });
+    expect(t.statusCode, t.body).toBe(201);
+    const id = t.json().id as string;
+    const adminToken = await token({ tenant: id, scope: "tenant:admin" });
+    const u = await req(adminToken, "POST", "/v1/users", { email: "owner@test-erased.test" });
+    for (let i = 0; i < 12; i++) expect((await req(adminToken, "POST", "/v1/items", { ownerId: u.json().id, title: `erased ${i}` })).statusCode).toBe(201);
+    // Every placement of every table (on Citus each node holds its shards; the reference tables a copy each).
+    const placements = async (tenant: string) => {
+      const counts: Record<string, number> = {};
+      for (const [table, column] of [["users", "tenant_id"], ["items", "tenant_id"], ["audit_log", "tenant_id"], ["tenant_metrics", "tenant_id"], ["tenants", "id"]]) {
+        const { rows } = await admin.query(
+          `SELECT nodename, nodeport, result FROM run_command_on_placements('platform.${table}', $$SELECT count(*) FROM %s WHERE ${column} = '${tenant}'$$)`,
+        );
+        for (const r of rows) {
+          const key = `${table}@${r.nodename}:${r.nodeport}`;
+          counts[key] = (counts[key] ?? 0) + Number(r.result);
+        }
+      }
+      return counts;
+    };
+    const pgPool = new pg.Pool({ connectionString: appUrl, max: 3 });
+    const db = createPostgresDatabase({ url: appUrl, poolSize: 3 });
+    const work = () => runOnce({ pgPool, taskList: createTaskList({ db, auditRetentionMonths: 13, rollupBatchSize: 100, erasureBatchSize: 5 }) });
+    apps.push({ close: async () => { await pgPool.end(); await db.close(); } });
+    await work(); // every tenant's provisioning first, so that the erasure's run is the only change
+    const nodes = (await admin.query("SELECT count(*)::int AS n FROM pg_dist_node WHERE isactive AND noderole = 'primary'")).rows[0].n;
+    const before = await placements(id);
+    expect(Object.values(before).reduce((x, y) => x + y, 0)).toBeGreaterThan(12 + 1 + 1);
+    const others = await placements(tenants["test-a"]!.id);
+
+    expect((await req(platform, "DELETE", `/v1/tenants/${id}`)).statusCode).toBe(202);
+    expect((await req(adminToken, "GET", "/v1/items")).statusCode).toBe(403);
+    await work();
+    const after = await placements(id);
+    // The tenants copy sits on every node (the coordinator included): the check reached each of them.
+    expect(new Set(Object.keys(after).filter((k) => k.startsWith("tenants@"))).size).toBe(nodes);
+    expect(Object.entries(after).filter(([, n]) => n > 0)).toEqual([]);
+    expect(await placements(tenants["test-a"]!.id)).toEqual(others);
+    expect((await req(platform, "GET", `/v1/tenants/${id}`)).statusCode).toBe(404);
+    const record = await req(platform, "GET", `/v1/erasures/${id}`);
+    expect(record.json().data[0]).toMatchObject({ state: "erased", rowCounts: { items: 12, users: 1, tenants: 1 } });
+    const left = await admin.query("SELECT count(*)::int AS n FROM graphile_worker._private_jobs WHERE payload ->> 'tenantId' = $1", [id]);
+    expect(left.rows[0].n).toBe(0);
   });
 });

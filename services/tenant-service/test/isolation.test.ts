@@ -110,6 +110,34 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
     await stack.request({ method: "PATCH", url: `/v1/tenants/${a.id}`, token: platform, payload: { requestsPerMinute: null } });
   });
 
+  it("refuses tenant A's token to erase B, cancel B's erasure or read its record, however B is named: nothing changes", async () => {
+    const erasures = async () => JSON.stringify((await stack.admin.query("SELECT * FROM platform.tenant_erasures WHERE tenant_id = $1", [b.id])).rows);
+    const before = await snapshot();
+    const recordsBefore = await erasures();
+    for (const t of [a.admin, a.member]) {
+      for (const ref of [b.id, b.code]) {
+        for (const [method, path] of [["DELETE", ""], ["POST", "/erasure/cancel"]] as const) {
+          const res = await stack.request({ method, url: `/v1/tenants/${ref}${path}`, token: t });
+          expect(res.statusCode, `${method} ${ref}${path}: ${res.body}`).toBe(403);
+        }
+      }
+      // A's own path with B named by the header or the subdomain: every reference must be the token's tenant.
+      for (const headers of [{ "x-tenant-id": b.id }, { "x-tenant-id": b.code }, { host: `${b.code}.app.test` }]) {
+        for (const [method, path] of [["DELETE", ""], ["POST", "/erasure/cancel"]] as const) {
+          const res = await stack.request({ method, url: `/v1/tenants/${a.id}${path}`, token: t, headers });
+          expect(res.statusCode, `${method} ${path} ${JSON.stringify(headers)}: ${res.body}`).toBe(403);
+        }
+      }
+      const record = await stack.request({ method: "GET", url: `/v1/erasures/${b.id}`, token: t });
+      expect(record.statusCode).toBe(403);
+      // Nor its own tenant: erasure is the platform's.
+      expect((await stack.request({ method: "DELETE", url: `/v1/tenants/${a.id}`, token: t })).statusCode).toBe(403);
+    }
+    expect(await snapshot()).toBe(before);
+    expect(await erasures()).toBe(recordsBefore);
+    expect((await stack.admin.query("SELECT status FROM platform.tenants WHERE id = $1", [a.id])).rows[0].status).toBe("active");
+  });
+
   it("refuses a path naming A when a header names B (every reference must be the token's tenant)", async () => {
     const res = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/items`, token: a.member, headers: { "x-tenant-id": b.id } });
     expect(res.statusCode).toBe(403);
@@ -152,7 +180,7 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
     const client = new Client({ connectionString: stack.pg.urlFor("platform_app", "app") });
     await client.connect();
     try {
-      for (const table of ["tenants", "users", "items", "audit_log", "tenant_metrics"]) {
+      for (const table of ["tenants", "users", "items", "audit_log", "tenant_metrics", "tenant_erasures"]) {
         expect((await client.query(`SELECT count(*)::int AS n FROM platform.${table}`)).rows[0].n, table).toBe(0);
       }
     } finally {

@@ -16,6 +16,11 @@ export interface TenantContext {
   readonly platformAdmin?: boolean;
   readonly tenantLookup?: boolean;
   /**
+   * The erasure job's transaction (worker/erasure.ts): with tenantId, it may delete that tenant's audit log, metrics
+   * and (once `deleting`) its row, and update its erasure record (migration 0010's policies). Nothing else sets it.
+   */
+  readonly tenantErasure?: boolean;
+  /**
    * lock_timeout for the transaction, in milliseconds: a statement that waits longer for a lock fails (55P03)
    * instead of queueing every later writer of that table behind its own request (DDL on a live table).
    */
@@ -37,6 +42,10 @@ export function contextStatements(context: TenantContext): string[] {
   }
   if (context.platformAdmin) statements.push("SET LOCAL app.platform_admin = 'on'");
   if (context.tenantLookup) statements.push("SET LOCAL app.tenant_lookup = 'on'");
+  if (context.tenantErasure) {
+    if (context.tenantId === undefined) throw new Error("refusing an erasure context without a tenant: it erases one tenant at a time");
+    statements.push("SET LOCAL app.tenant_erasure = 'on'");
+  }
   if (context.lockTimeoutMs !== undefined) {
     if (!Number.isInteger(context.lockTimeoutMs) || context.lockTimeoutMs < 1) throw new Error(`refusing lock_timeout "${context.lockTimeoutMs}": not a positive whole number of milliseconds`);
     statements.push(`SET LOCAL lock_timeout = ${context.lockTimeoutMs}`);

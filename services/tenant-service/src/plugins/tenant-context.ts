@@ -13,7 +13,7 @@ import { createAuthenticator, type Principal } from "../auth.js";
 import type { ServiceConfig } from "../config.js";
 import { AppError } from "../errors.js";
 import type { ServiceMetrics } from "../metrics.js";
-import { leasedRedisStore } from "../rate-limit-store.js";
+import { RATE_LIMIT_PREFIX, leasedRedisStore, tenantRateKey } from "../rate-limit-store.js";
 import type { TenantDirectory } from "../tenant-directory.js";
 import type { TenantLimiter } from "../tenant-limits.js";
 import { resolveRequestTenant, type TenantAccess } from "../tenant-scope.js";
@@ -78,10 +78,10 @@ export const tenantContext = shared<TenantContextOptions>("tenant-context", asyn
     allowList: (request) => limiter.rateDeferred(request),
     timeWindow: config.RATE_LIMIT_WINDOW_MS,
     // Leases from Redis when there is one (see rate-limit-store.ts); otherwise the plugin's in-process store.
-    store: redis ? leasedRedisStore(redis, "tenant-service:rate:", { onRenewal: (result) => metrics.rateLimitRenewals.inc({ result }) }) : undefined,
+    store: redis ? leasedRedisStore(redis, RATE_LIMIT_PREFIX, { onRenewal: (result) => metrics.rateLimitRenewals.inc({ result }) }) : undefined,
     // A platform administrator is counted as itself, not against the tenant it acts on (tenant-limits.ts).
     keyGenerator: (request) =>
-      request.tenant && !request.principal?.isPlatformAdmin ? `tenant:${request.tenant.id}` : `principal:${request.principal?.subject ?? request.ip}`,
+      request.tenant && !request.principal?.isPlatformAdmin ? tenantRateKey(request.tenant.id) : `principal:${request.principal?.subject ?? request.ip}`,
     enableDraftSpec: true,
     // A Redis outage degrades to no limiting rather than to an outage of the API.
     skipOnError: true,

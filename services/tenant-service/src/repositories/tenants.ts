@@ -2,7 +2,12 @@ import type { Queryable } from "../db/database.js";
 import type { LimitOverrides } from "../plans.js";
 import { cursorColumn, toPage, type After, type Page } from "./page.js";
 
-export type TenantStatus = "active" | "suspended";
+/**
+ * Every status a tenant can have (migration 0010's CHECK): `deleting` from DELETE /v1/tenants/{t} until the erasure
+ * job removes the tenant or a platform administrator cancels it (routes/erasures.ts).
+ */
+export const TENANT_STATUSES = ["active", "suspended", "deleting"] as const;
+export type TenantStatus = (typeof TENANT_STATUSES)[number];
 
 export interface TenantRecord {
   readonly id: string;
@@ -82,6 +87,18 @@ export class TenantRepository {
   async find(by: { id: string } | { code: string }): Promise<TenantRecord | undefined> {
     const [column, value] = "id" in by ? ["id", by.id] : ["code", by.code];
     const { rows } = await this.db.query(`SELECT ${COLUMNS} FROM platform.tenants WHERE ${column} = $1`, [value]);
+    return rows[0] ? toTenant(rows[0]) : undefined;
+  }
+
+  /** The row, locked until the transaction ends (FOR UPDATE): a status change is judged on what it will change. */
+  async lock(id: string): Promise<TenantRecord | undefined> {
+    const { rows } = await this.db.query(`SELECT ${COLUMNS} FROM platform.tenants WHERE id = $1 FOR UPDATE`, [id]);
+    return rows[0] ? toTenant(rows[0]) : undefined;
+  }
+
+  /** Sets the status alone (the erasure's request and cancel, routes/erasures.ts). */
+  async setStatus(id: string, status: TenantStatus): Promise<TenantRecord | undefined> {
+    const { rows } = await this.db.query(`UPDATE platform.tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`, [id, status]);
     return rows[0] ? toTenant(rows[0]) : undefined;
   }
 

@@ -2,17 +2,19 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { conflict, forbidden } from "../errors.js";
+import { conflict, forbidden, notFound } from "../errors.js";
 import { AuditLogRepository } from "../repositories/audit.js";
-import { TenantRepository, type TenantRecord } from "../repositories/tenants.js";
+import { TENANT_STATUSES, TenantRepository, type TenantRecord } from "../repositories/tenants.js";
 import { decodeCursor } from "../cursor.js";
-import { LIMIT_NAMES, PLAN_NAMES, effectiveLimits, type LimitOverrides } from "../plans.js";
+import { LIMIT_NAMES, PLAN_NAMES, effectiveLimits, type LimitOverrides as LimitOverrideValues } from "../plans.js";
 import { Limits, ListQuery, Timestamp, TenantParam, clampLimit, errorResponses, pageOf } from "../schemas.js";
 import { enqueue, queueInstalled } from "../worker/queue.js";
 import { tenantRecord, type RouteOptions } from "./context.js";
 
 const plan = z.enum(PLAN_NAMES);
-const status = z.enum(["active", "suspended"]);
+const status = z.enum(TENANT_STATUSES);
+/** What a PATCH may set: `deleting` is DELETE's, and leaving it is the erasure's cancel (routes/erasures.ts). */
+const settableStatus = z.enum(["active", "suspended"]);
 
 /** Each limit's bounds as a tenant's own value: the service enforces whatever is stored. */
 const limitInputs = {
@@ -37,7 +39,7 @@ export const CreateTenantBody = z.object({
 export const PatchTenantBody = z
   .object({
     name: z.string().trim().min(1).max(200).optional(),
-    status: status.optional(),
+    status: settableStatus.optional(),
     plan: plan.optional(),
     maxUsers: limitInputs.maxUsers.nullable().optional(),
     maxStorageGb: limitInputs.maxStorageGb.nullable().optional(),
@@ -100,7 +102,7 @@ export const tenantView = (t: TenantRecord): z.output<typeof Tenant> => {
 };
 
 /** The limits a request body names, as overrides (absent ones left out). */
-function overridesIn(body: Partial<Record<(typeof LIMIT_NAMES)[number], number | null | undefined>>): Partial<LimitOverrides> {
+function overridesIn(body: Partial<Record<(typeof LIMIT_NAMES)[number], number | null | undefined>>): Partial<LimitOverrideValues> {
   return Object.fromEntries(LIMIT_NAMES.filter((name) => body[name] !== undefined).map((name) => [name, body[name]]));
 }
 
@@ -154,12 +156,16 @@ export const tenantRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { s
 
   app.patch("/v1/tenants/:tenant", {
       config: { tenantScoped: true },
-      schema: { params: TenantParam, body: PatchTenantBody, tags: ["tenants"], response: { 200: Tenant, ...errorResponses(400, 401, 403, 404, 413, 415, 429) } },
+      schema: { params: TenantParam, body: PatchTenantBody, tags: ["tenants"], response: { 200: Tenant, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 429) } },
     }, async (request) => {
     if (!request.principal!.isPlatformAdmin) throw forbidden("changing a tenant needs the platform:admin scope");
     const b = request.body;
     const current = await tenantRecord(services, request);
     const tenant = await db.transaction({ platformAdmin: true, tenantId: current.id }, async (tx) => {
+      // Judged on the row as of this transaction: an erasure requested meanwhile is not undone by a PATCH.
+      const locked = await new TenantRepository(tx).lock(current.id);
+      if (!locked) throw notFound(`tenant "${current.id}"`);
+      if (locked?.status === "deleting") throw conflict(`tenant ${current.code} is being erased: cancel the erasure first (POST /v1/tenants/${current.id}/erasure/cancel)`, "tenant_deleting");
       const updated = await new TenantRepository(tx).update(current.id, { name: b.name, status: b.status, plan: b.plan, overrides: overridesIn(b), features: b.features });
       await new AuditLogRepository(tx, current.id).record({ actor: request.principal!.subject, action: "tenant.update", entityType: "tenant", entityId: current.id, requestId: request.id, details: b });
       return updated;

@@ -2,13 +2,14 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { effectiveLimits } from "../plans.js";
+import { TENANT_STATUSES } from "../repositories/tenants.js";
 import { UsageRepository } from "../repositories/usage.js";
 import { Limits, errorResponses } from "../schemas.js";
 import { inTenant, tenantRequest, type RouteOptions } from "./context.js";
 
 export const Usage = z
   .object({
-    tenant: z.object({ id: z.uuid(), code: z.string(), plan: z.string(), status: z.enum(["active", "suspended"]) }),
+    tenant: z.object({ id: z.uuid(), code: z.string(), plan: z.string(), status: z.enum(TENANT_STATUSES) }),
     users: z.object({ count: z.int(), max: z.int() }),
     items: z.object({ count: z.int() }),
     storage: z.object({ bytes: z.number(), maxBytes: z.number(), usedRatio: z.number() }),

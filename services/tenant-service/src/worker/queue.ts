@@ -56,9 +56,23 @@ export async function queueInstalled(tx: Queryable): Promise<boolean> {
  */
 export const TRACE_CONTEXT_KEY = "traceContext";
 
+export interface EnqueueOptions {
+  /** Not before this moment (the end of an erasure's grace period); default now. */
+  readonly runAt?: Date;
+  /** @default 10 */
+  readonly maxAttempts?: number;
+}
+
 /** Enqueues inside the caller's transaction. The job key makes a repeated enqueue replace, not duplicate. */
-export async function enqueue(tx: Queryable, task: string, payload: Record<string, unknown>, jobKey: string): Promise<void> {
+export async function enqueue(tx: Queryable, task: string, payload: Record<string, unknown>, jobKey: string, options: EnqueueOptions = {}): Promise<void> {
   const traceContext = injectTraceContext();
   const body = traceContext ? { ...payload, [TRACE_CONTEXT_KEY]: traceContext } : payload;
-  await tx.query("SELECT graphile_worker.add_job($1, $2::json, job_key := $3, max_attempts := 10)", [task, JSON.stringify(body), jobKey]);
+  await tx.query("SELECT graphile_worker.add_job($1, $2::json, job_key := $3, max_attempts := $4, run_at := COALESCE($5::timestamptz, now()))", [
+    task, JSON.stringify(body), jobKey, options.maxAttempts ?? 10, options.runAt ?? null,
+  ]);
+}
+
+/** Removes a job by its key, unless a worker holds it now (graphile-worker then lets it finish and not retry). */
+export async function dequeue(tx: Queryable, jobKey: string): Promise<void> {
+  await tx.query("SELECT graphile_worker.remove_job($1)", [jobKey]);
 }

@@ -1,7 +1,9 @@
 import type { CronItem, JobHelpers, Task, TaskList } from "graphile-worker";
 import type { Database, Queryable } from "../db/database.js";
 import { AuditLogRepository } from "../repositories/audit.js";
+import { ERASE_TASK, eraseTask, type RedisKeys } from "./erasure.js";
 import { enqueue } from "./queue.js";
+import { withShortLocks } from "./short-locks.js";
 
 export interface WorkerOptions {
   readonly db: Database;
@@ -17,6 +19,10 @@ export interface WorkerOptions {
   readonly retentionLockTimeoutMs?: number;
   /** @default 20 */
   readonly retentionAttempts?: number;
+  /** Rows an erasure deletes per table per transaction (ERASURE_BATCH_SIZE). @default 1000 */
+  readonly erasureBatchSize?: number;
+  /** The service's rate-limit store: an erased tenant's keys are removed from it. Unset: they expire with their window. */
+  readonly redis?: RedisKeys;
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
@@ -95,26 +101,16 @@ export function createTaskList(options: WorkerOptions): TaskList {
     helpers.logger.info(`audit_log partitions: ${created.rows[0]!.n} created, ${dropped.rows[0]!.n} dropped (keeping from ${dayOf(cutoff)})`);
   };
 
-  const lockTimeoutMs = options.retentionLockTimeoutMs ?? 500;
-  const attempts = options.retentionAttempts ?? 20;
-  async function underShortLocks<T>(work: (tx: Queryable) => Promise<T>, helpers: JobHelpers): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await db.transaction({ lockTimeoutMs }, work);
-      } catch (error) {
-        if ((error as { code?: string }).code !== "55P03" || attempt >= attempts) throw error;
-        const pause = Math.min(5_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
-        helpers.logger.info(`audit_log busy (lock not granted in ${lockTimeoutMs} ms, attempt ${attempt} of ${attempts}): trying again in ${Math.round(pause)} ms`);
-        await new Promise((resolve) => setTimeout(resolve, pause));
-      }
-    }
-  }
+  const shortLocks = { lockTimeoutMs: options.retentionLockTimeoutMs ?? 500, attempts: options.retentionAttempts ?? 20 };
+  const underShortLocks = <T>(work: (tx: Queryable) => Promise<T>, helpers: JobHelpers): Promise<T> =>
+    withShortLocks(db, {}, work, helpers, "audit_log", shortLocks);
 
   return {
     "tenant.provision": provision,
     "metrics.rollup": rollup,
     "metrics.rollup-batch": rollupBatch,
     "audit.retention": retention,
+    [ERASE_TASK]: eraseTask({ db, batchSize: options.erasureBatchSize ?? 1_000, redis: options.redis, now }),
   };
 }
 
