@@ -180,12 +180,12 @@ export const EXPORTER_QUERIES: Record<string, ExporterQuery> = {
     coordinatorOnly: true,
     // The business view: tenants by plan and status (platform.tenant_counts(), migration 0006: a SECURITY DEFINER
     // function pg_monitor may execute, which returns counts and no tenant's row). A handful of series: four plans
-    // times two statuses. On Citus the tenants table is a reference table, so a worker reports the same counts:
+    // times three statuses. On Citus the tenants table is a reference table, so a worker reports the same counts:
     // dashboards read the coordinator's.
     query: "SELECT plan, status, tenants::float AS tenants, created_last_hour::float AS created_last_hour, created_last_day::float AS created_last_day FROM platform.tenant_counts()",
     metrics: [
       { plan: { usage: "LABEL", description: "the tenant's plan (free, starter, business, enterprise)" } },
-      { status: { usage: "LABEL", description: "active or suspended" } },
+      { status: { usage: "LABEL", description: "active, suspended or deleting (erasure requested, services/tenant-service README)" } },
       { tenants: { usage: "GAUGE", description: "tenants with this plan and status" } },
       { created_last_hour: { usage: "GAUGE", description: "of which created in the last hour" } },
       { created_last_day: { usage: "GAUGE", description: "of which created in the last 24 hours" } },

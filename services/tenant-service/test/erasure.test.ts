@@ -158,6 +158,9 @@ describe.skipIf(unavailable !== undefined)("tenant erasure on PostgreSQL 15 and 
       expect(eraseAfter - Date.now()).toBeGreaterThan(3_500_000);
       const [job] = (await jobsOf(kept.id)).filter((j) => j.key === eraseJobKey(kept.id));
       expect(new Date(job.run_at).getTime()).toBe(eraseAfter);
+      // The business dashboard counts it apart (platform.tenant_counts, by plan and status).
+      const counted = await stack.admin.query("SELECT tenants::int AS n FROM platform.tenant_counts() WHERE status = 'deleting'");
+      expect(counted.rows).toEqual([{ n: 1 }]);
       // Nothing runs before its time.
       await work();
       expect(await rowsOf(kept.id)).toMatchObject({ items: 31, tenants: 1 });
