@@ -6,6 +6,7 @@
  */
 import { Command, InvalidArgumentError } from "commander";
 import { SignJWT } from "jose";
+import { ServiceConfigSchema } from "./config.js";
 
 const uuid = (value: string): string => {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)) throw new InvalidArgumentError(`must be a tenant uuid (got "${value}")`);
@@ -36,8 +37,9 @@ const program = new Command()
     const token = await new SignJWT({ ...(opts.tenant ? { tenant_id: opts.tenant } : {}), scope: opts.scope })
       .setProtectedHeader({ alg: "HS256" })
       .setSubject(opts.sub)
-      .setIssuer(process.env.AUTH_ISSUER ?? "https://auth.platform.local/")
-      .setAudience(process.env.AUTH_AUDIENCE ?? "tenant-service")
+      // The service's own defaults (config.ts), so a token made here for a local run is one the service accepts.
+      .setIssuer(ServiceConfigSchema.shape.AUTH_ISSUER.parse(process.env.AUTH_ISSUER))
+      .setAudience(ServiceConfigSchema.shape.AUTH_AUDIENCE.parse(process.env.AUTH_AUDIENCE))
       .setIssuedAt()
       .setExpirationTime(`${opts.ttl}s`)
       .sign(new TextEncoder().encode(secret));
