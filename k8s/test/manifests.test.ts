@@ -100,6 +100,15 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     expect(config.edge.requestBodyLimitKib).toBe(256);
   });
 
+  it("gives the worker the service's Redis and a way to it (an erased tenant's rate-limit entries are removed by the worker)", () => {
+    const worker = envOf(env, "tenant-worker");
+    const service = envOf(env, "tenant-service");
+    for (const key of ["REDIS_URL", "REDIS_PASSWORD_FILE", "REDIS_CA_FILE"]) expect(worker[key], key).toBe(service[key]);
+    const policy = find(env, "NetworkPolicy", "tenant-worker") as any;
+    const ports = policy.spec.egress.flatMap((rule: any) => rule.ports.map((port: any) => port.port));
+    expect(ports).toContain(names.redis.port);
+  });
+
   it("binds each ServiceAccount to its Google service account from the infra names (Workload Identity)", () => {
     expect(find(env, "ServiceAccount", "tenant-service").metadata.annotations?.["iam.gke.io/gcp-service-account"]).toBe(names.serviceAccounts.tenantService.email);
     expect(find(env, "ServiceAccount", "tenant-worker").metadata.annotations?.["iam.gke.io/gcp-service-account"]).toBe(names.serviceAccounts.tenantWorker.email);

@@ -48,6 +48,11 @@ export class TenantsChart extends Chart {
       DATABASE_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.dbPassword.file}`,
       DATABASE_CA_FILE: `${SECRETS_DIR}/${secretFiles.dbCa.file}`,
     };
+    const redis = {
+      REDIS_URL: `rediss://${names.redis.host}:${names.redis.port}`,
+      REDIS_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.redisAuth.file}`,
+      REDIS_CA_FILE: `${SECRETS_DIR}/${secretFiles.redisCa.file}`,
+    };
     // Every replica's pool together stays within a share of the coordinator's connections (the same config value
     // the bootstrap writes as max_connections); the rest is for the worker, migrations and operators.
     const poolSize = tenantServicePoolSize(config);
@@ -76,9 +81,7 @@ export class TenantsChart extends Chart {
           PORT: String(SERVICE_PORT),
           ...database,
           DATABASE_POOL_SIZE: String(poolSize),
-          REDIS_URL: `rediss://${names.redis.host}:${names.redis.port}`,
-          REDIS_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.redisAuth.file}`,
-          REDIS_CA_FILE: `${SECRETS_DIR}/${secretFiles.redisCa.file}`,
+          ...redis,
           AUTH_JWKS_URL: `http://hydra-public.${peers.hydra.namespace}.svc.cluster.local:${PORTS.hydraPublic}/.well-known/jwks.json`,
           AUTH_ISSUER: names.auth.issuer,
           AUTH_AUDIENCE: "tenant-service",
@@ -112,7 +115,8 @@ export class TenantsChart extends Chart {
         writableDirs: ["/tmp"],
         readOnlyMounts: [{ volume: secrets.volume.name, mountPath: SECRETS_DIR }],
         // Its jobs' spans link to the requests that queued them (services/tenant-service/README.md, Tracing).
-        env: { NODE_ENV: "production", ...database, HEALTH_PORT: String(WORKER_HEALTH_PORT), WORKER_CONCURRENCY: "5", OTEL_EXPORTER_OTLP_ENDPOINT: traceReceiver(config).url },
+        // Redis: an erased tenant's rate-limit entries are removed when its erasure ends.
+        env: { NODE_ENV: "production", ...database, ...redis, HEALTH_PORT: String(WORKER_HEALTH_PORT), WORKER_CONCURRENCY: "5", OTEL_EXPORTER_OTLP_ENDPOINT: traceReceiver(config).url },
       },
     });
 
@@ -139,6 +143,7 @@ export class TenantsChart extends Chart {
       ingress: [{ peers: [podsOf(peers.prometheus)], ports: [tcp(WORKER_HEALTH_PORT)] }],
       egress: [
         { peers: [citus], ports: [tcp(names.postgresPort)] },
+        { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
         { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
       ],
     });
