@@ -19,7 +19,19 @@ describe.each(ENVIRONMENT_NAMES)("%s: every peer a policy names", (name) => {
   const config = loadEnvironment(name, { env: {}, overrideFile: join(dir, "empty.json") });
   const { objects } = synthesizeEnvironment(config, join(dir, name));
 
-  it.each(Object.keys(WORKLOADS) as WorkloadKey[])("%s: is where its controller runs, selected as it selects its pods", (key) => {
+  // The trace backend decides which of the two tracing workloads an environment runs (config monitoring.traceBackend).
+  const runs = (key: WorkloadKey) =>
+    key === "jaeger" ? config.monitoring.traceBackend === "jaeger" : key === "otelCollector" ? config.monitoring.traceBackend === "cloudTrace" : true;
+  const keys = Object.keys(WORKLOADS) as WorkloadKey[];
+
+  it.each(keys.filter((key) => !runs(key)))("%s: not run here, and no NetworkPolicy names its pods", (key) => {
+    expect(objects.find((o) => o.metadata.name === WORKLOADS[key].name && (o.kind === "Deployment" || o.kind === "StatefulSet"))).toBeUndefined();
+    const selector = JSON.stringify(peers(config)[key].selector);
+    const naming = objects.filter((o) => o.kind === "NetworkPolicy" && JSON.stringify(o).includes(selector)).map((o) => o.metadata.name);
+    expect(naming).toEqual([]);
+  });
+
+  it.each(keys.filter(runs))("%s: is where its controller runs, selected as it selects its pods", (key) => {
     const peer = peers(config)[key];
     const controller = objects.find((o) => (o.kind === "Deployment" || o.kind === "StatefulSet") && o.metadata.name === WORKLOADS[key].name) as
       | { metadata: { namespace: string }; spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> } } } }
