@@ -7,10 +7,9 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { runMigrations } from "@platform/citus";
 import { freePort, startPostgres, type PostgresServer } from "@platform/testing";
 import { installQueue } from "../src/worker/queue.js";
-import { AUDIENCE, ISSUER, SECRET } from "../test/harness.js";
+import { AUDIENCE, ISSUER, SECRET, migratePlatform } from "../test/harness.js";
 
 const PACKAGE = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -26,18 +25,7 @@ export async function startBenchDatabase(options: { queue?: boolean } = {}): Pro
   const server = await startPostgres({ settings: { max_connections: "300", shared_buffers: "512MB" } });
   const admin = new pg.Client({ connectionString: server.url });
   await admin.connect();
-  await admin.query("CREATE ROLE platform_migrator LOGIN PASSWORD 'migrator'");
-  await admin.query("CREATE ROLE platform_app LOGIN PASSWORD 'app'");
-  await admin.query("GRANT CREATE ON DATABASE postgres TO platform_migrator");
-  if (options.queue) {
-    await admin.query("CREATE ROLE platform_queue NOLOGIN");
-    await admin.query("GRANT platform_queue TO platform_app, platform_migrator");
-    await admin.query("GRANT CREATE ON DATABASE postgres TO platform_queue");
-  }
-  const migrator = new pg.Client({ connectionString: server.urlFor("platform_migrator", "migrator") });
-  await migrator.connect();
-  await runMigrations(migrator);
-  await migrator.end();
+  await migratePlatform(server, admin);
   if (options.queue) await installQueue(server.urlFor("platform_migrator", "migrator"));
   return {
     server,

@@ -54,21 +54,31 @@ export interface StackOptions {
   readonly database?: (db: Database) => Database;
 }
 
-/** A real PostgreSQL 15, migrated as the migration role; a real Redis; the app connected as the service role. */
-export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const [server, redisServer] = await Promise.all([startPostgres(), startRedis()]);
-  const admin = new pg.Pool({ connectionString: server.url, max: 2 });
+/**
+ * The platform's roles as the Citus bootstrap creates them (the migration role, the service role, the queue's owner:
+ * see src/worker/queue.ts), then the schema migrated by the migration role. `admin` is a superuser connection.
+ */
+export async function migratePlatform(server: PostgresServer, admin: Pick<pg.Client, "query">): Promise<void> {
   await admin.query("CREATE ROLE platform_migrator LOGIN PASSWORD 'migrator'");
   await admin.query("CREATE ROLE platform_app LOGIN PASSWORD 'app'");
   await admin.query("GRANT CREATE ON DATABASE postgres TO platform_migrator");
-  // The queue's owner, as the Citus bootstrap creates it (see src/worker/queue.ts).
   await admin.query("CREATE ROLE platform_queue NOLOGIN");
   await admin.query("GRANT platform_queue TO platform_app, platform_migrator");
   await admin.query("GRANT CREATE ON DATABASE postgres TO platform_queue");
   const migrator = new pg.Client({ connectionString: server.urlFor("platform_migrator", "migrator") });
   await migrator.connect();
-  await runMigrations(migrator);
-  await migrator.end();
+  try {
+    await runMigrations(migrator);
+  } finally {
+    await migrator.end();
+  }
+}
+
+/** A real PostgreSQL 15, migrated as the migration role; a real Redis; the app connected as the service role. */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const [server, redisServer] = await Promise.all([startPostgres(), startRedis()]);
+  const admin = new pg.Pool({ connectionString: server.url, max: 2 });
+  await migratePlatform(server, admin);
 
   const config = loadServiceConfig({
     DATABASE_URL: server.urlFor("platform_app", "app"),
