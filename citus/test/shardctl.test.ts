@@ -88,6 +88,26 @@ if (!CITUS_URL) console.warn("skipping shardctl cluster tests: set CITUS_URL to 
 
 const shardctl = (...args: string[]) => runShardctl(CITUS_URL!, args);
 
+/**
+ * Waits until the platform tables' write counters stand still on every node. PostgreSQL 15 publishes a backend's
+ * counters when it goes idle, up to 10 s later (PGSTAT_IDLE_INTERVAL), and the previous test's writes went through
+ * connections Citus keeps open: shardctl, sampling two seconds apart, would see them arrive and rightly verify as
+ * under live writes. A test that means "nothing writes" waits for them first.
+ */
+async function writesSettled(admin: pg.Client): Promise<void> {
+  const sql = "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::text FROM pg_stat_user_tables WHERE schemaname = 'platform'";
+  const total = async () =>
+    (await admin.query<{ result: string }>("SELECT result FROM run_command_on_all_nodes($1) WHERE success", [sql])).rows.reduce((sum, r) => sum + Number(r.result), 0);
+  let last = await total();
+  for (let i = 0; i < 15; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const now = await total();
+    if (now === last) return;
+    last = now;
+  }
+  throw new Error("the platform tables' write counters did not settle within 30 s: something is writing to the cluster");
+}
+
 describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
   let admin: pg.Client;
   let release: (() => Promise<void>) | undefined;
@@ -240,6 +260,7 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     const wrong = await shardctl("move-shard", String(shard.shardid), to, from);
     expect(wrong.code).toBe(2);
     expect(wrong.out).toMatch(/has no placement on/);
+    await writesSettled(admin);
     const r = await shardctl("move-shard", String(shard.shardid), from, to, "--yes");
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/row counts unchanged/);
