@@ -14,3 +14,4 @@ export {
   type RunOptions,
   type RunResult,
 } from "./migrations.js";
+export { HOME_DATABASE, DATABASE_NAME_PATTERN, DatabaseEnvError, databasesFromEnv, type DatabaseEndpoint } from "./databases.js";

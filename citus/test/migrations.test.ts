@@ -293,14 +293,18 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
       const { rows } = await asAdmin(
         (c) =>
           c.query(`SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
-                          (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid AND p.polwithcheck IS NOT NULL)::int AS with_check
+                          (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid AND p.polwithcheck IS NOT NULL)::int AS with_check,
+                          has_table_privilege('platform_app', c.oid, 'INSERT, UPDATE') AS writable
                      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                     WHERE n.nspname = 'platform' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1`),
         db,
       );
-      expect(rows.map((r) => r.relname)).toEqual(["audit_log", "items", "tenant_erasures", "tenant_metrics", "tenants", "users"]);
+      expect(rows.map((r) => r.relname)).toEqual(["audit_log", "items", "tenant_erasures", "tenant_fences", "tenant_metrics", "tenant_placements", "tenants", "users"]);
       for (const r of rows) expect(r, r.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: false });
-      for (const r of rows) expect(r.with_check, r.relname).toBeGreaterThan(0);
+      // A table the service role can write needs a policy saying which rows it may write; the placement tables it
+      // cannot write at all (tenantctl does, as the owner).
+      for (const r of rows.filter((r) => r.writable)) expect(r.with_check, r.relname).toBeGreaterThan(0);
+      expect(rows.filter((r) => !r.writable).map((r) => r.relname)).toEqual(["tenant_fences", "tenant_placements"]);
     });
 
     it("lets the service role own nothing, bypass nothing, belong to no owner, and not be a superuser", async () => {
@@ -319,7 +323,7 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
         const active = await app.query(
           "SELECT c.relname, row_security_active(c.oid) AS on FROM pg_class c WHERE c.relnamespace = 'platform'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1",
         );
-        expect(active.rows.length).toBe(6);
+        expect(active.rows.length).toBe(8);
         for (const r of active.rows) expect(r.on, r.relname).toBe(true);
       } finally {
         await app.end();
@@ -337,9 +341,11 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
       // returns a row count only; executable by the service role alone, search_path pinned. list_tenants (0008,
       // reviewed): platform.tenants rows only, and only in a platform administrator's transaction (app.platform_admin,
       // what the platform_admin policy admits; it raises otherwise); executable by the service role alone, search_path
-      // pinned. A new one must filter by tenant itself: add it here only after that review (docs/ARCHITECTURE.md,
+      // pinned. enter_tenant (0012, reviewed): reads the fence of the one tenant it is given and returns nothing, so it
+      // tells a caller only whether that tenant is fenced; executable by the service role alone, search_path pinned.
+      // A new one must filter by tenant itself: add it here only after that review (docs/ARCHITECTURE.md,
       // "Tenant isolation").
-      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions", "list_tenants", "rollup_tenant_metrics", "tenant_counts"]);
+      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions", "enter_tenant", "list_tenants", "rollup_tenant_metrics", "tenant_counts"]);
       const list = await asAdmin(
         (c) => c.query("SELECT has_function_privilege('platform_app', 'platform.list_tenants(text, text, text, timestamptz, uuid, integer, text[], text[])', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.list_tenants(text, text, text, timestamptz, uuid, integer, text[], text[])', 'EXECUTE') AS monitor, (SELECT proconfig FROM pg_proc WHERE proname = 'list_tenants') AS config"),
         db,
@@ -350,6 +356,11 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
         db,
       );
       expect(rollup.rows[0]).toEqual({ app: true, monitor: false, config: ["search_path=pg_catalog, pg_temp"] });
+      const enter = await asAdmin(
+        (c) => c.query("SELECT has_function_privilege('platform_app', 'platform.enter_tenant(uuid)', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.enter_tenant(uuid)', 'EXECUTE') AS monitor, (SELECT proconfig FROM pg_proc WHERE proname = 'enter_tenant') AS config"),
+        db,
+      );
+      expect(enter.rows[0]).toEqual({ app: true, monitor: false, config: ["search_path=pg_catalog, pg_temp"] });
       const granted = await asAdmin((c) => c.query("SELECT has_function_privilege('platform_app', 'platform.tenant_counts()', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.tenant_counts()', 'EXECUTE') AS monitor"), db);
       expect(granted.rows[0]).toEqual({ app: false, monitor: true });
     });
