@@ -18,7 +18,7 @@ describe("the databases named in the environment", () => {
   });
 
   it("refuses a name a placement could not hold, or the home name twice, saying how to rename", () => {
-    expect(() => databasesFromEnv({ DATABASE_URL_HOME: "postgresql://x/y" })).toThrow(/not "home"; rename the variable/);
+    expect(() => databasesFromEnv({ DATABASE_URL_HOME: "postgresql://x/y" })).toThrow(/and not "home"\); rename the variable/);
     expect(() => databasesFromEnv({ "DATABASE_URL_2ND": "postgresql://x/y" })).toThrow(DatabaseEnvError);
   });
 
