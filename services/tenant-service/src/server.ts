@@ -9,9 +9,9 @@ import { buildApp } from "./app.js";
 import { ConfigError, loadServiceConfig } from "./config.js";
 import type { Database } from "./db/database.js";
 import { createEmbeddedDatabase } from "./db/pglite.js";
-import { createPostgresDatabase } from "./db/postgres.js";
+import { openDatabases } from "./db/open.js";
 import { startTracing } from "./tracing.js";
-import { postgresConnection, redisConnection, watchRedis } from "./connections.js";
+import { redisConnection, watchRedis } from "./connections.js";
 
 let config;
 try {
@@ -39,13 +39,12 @@ const logger = { level: config.LOG_LEVEL, redact: ["req.headers.authorization"] 
 
 let db: Database;
 if (config.DATABASE_URL) {
-  let connection: ReturnType<typeof postgresConnection>;
   try {
-    connection = postgresConnection(config);
+    // DATABASE_URL and any DATABASE_URL_<NAME> a tenant can be placed in (db/open.ts), one pool each.
+    db = openDatabases(process.env, { poolSize: config.DATABASE_POOL_SIZE, placementTtlMs: config.TENANT_CACHE_TTL_MS, placementMax: config.TENANT_CACHE_MAX });
   } catch (error) {
     cannotStart(error);
   }
-  db = createPostgresDatabase({ url: config.DATABASE_URL, password: connection.password, ssl: connection.ssl, poolSize: config.DATABASE_POOL_SIZE });
 } else {
   console.warn("DATABASE_URL is unset: using an embedded PGlite database in memory (development only; data is lost on exit)");
   db = await createEmbeddedDatabase(process.env.PGLITE_DATA_DIR).catch(cannotStart);

@@ -16,7 +16,7 @@ import { pino } from "pino";
 import { ConfigError, loadWorkerConfig, type WorkerConfig } from "./config.js";
 import { Redis } from "ioredis";
 import { postgresConnection, redisConnection } from "./connections.js";
-import { createPostgresDatabase } from "./db/postgres.js";
+import { openDatabases } from "./db/open.js";
 import { createWorkerMetrics } from "./metrics.js";
 import { startTracing, traceFields } from "./tracing.js";
 import { instrumentTasks, workerLogger } from "./worker/instrument.js";
@@ -41,7 +41,8 @@ async function work(): Promise<void> {
   const tracing = config.OTEL_EXPORTER_OTLP_ENDPOINT ? startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME }) : undefined;
   if (tracing && !tracing.queriesTraced) log.warn("tracing: pg was loaded before its instrumentation, so statements are not traced; start with --import ./src/tracing-register.ts");
   const connection = postgresConnection(config);
-  const db = createPostgresDatabase({ url: config.DATABASE_URL, password: connection.password, ssl: connection.ssl, poolSize: 2 });
+  // Every database a tenant can be placed in (db/open.ts): a tenant's job runs where its rows are.
+  const db = openDatabases(process.env, { poolSize: 2, placementTtlMs: 5_000, placementMax: 10_000 });
   const pgPool = new pg.Pool({ ...connection, max: config.WORKER_CONCURRENCY + 2, application_name: "tenant-worker" });
   // An idle connection dropping (failover, restart) must not crash the process; graphile-worker reconnects.
   pgPool.on("error", (error) => log.warn({ err: error }, "queue connection lost"));

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Socket } from "node:net";
+import pg from "pg";
 import { postgresUnavailable, startPostgres, type PostgresServer } from "@platform/testing";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 
@@ -20,6 +21,12 @@ describe.skipIf(unavailable)("pipelined tenant transactions", () => {
 
   beforeAll(async () => {
     server = await startPostgres();
+    // Every tenant transaction enters its tenant first (migration 0012): the transport is what is tested here, so a
+    // stand-in that admits every tenant.
+    const setup = new pg.Client({ connectionString: server.url });
+    await setup.connect();
+    await setup.query("CREATE SCHEMA platform; CREATE FUNCTION platform.enter_tenant(uuid) RETURNS void LANGUAGE sql AS 'SELECT'");
+    await setup.end();
     // One connection: every transaction below runs on the same session, so any leak would show.
     db = createPostgresDatabase({ url: server.url, poolSize: 1 });
   }, 60_000);

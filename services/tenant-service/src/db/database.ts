@@ -25,12 +25,18 @@ export interface TenantContext {
    * instead of queueing every later writer of that table behind its own request (DDL on a live table).
    */
   readonly lockTimeoutMs?: number;
+  /**
+   * A platform administrator's change to the tenant's registry row in the home database (create, PATCH, erasure
+   * request and cancel): the tenant's rows are not touched, so it is not entered (platform.enter_tenant), and it
+   * runs in the home database wherever the tenant's rows live (db/placed.ts).
+   */
+  readonly registry?: boolean;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * The SET LOCAL statements for a context, each to be sent as its own statement: with
+ * The statements that open a transaction in a context, each to be sent as its own statement: with
  * citus.propagate_set_commands = 'local' Citus forwards a lone SET LOCAL to every worker the transaction touches,
  * whereas set_config() is not forwarded and a multi-statement string fails on the workers.
  */
@@ -39,6 +45,10 @@ export function contextStatements(context: TenantContext): string[] {
   if (context.tenantId !== undefined) {
     if (!UUID.test(context.tenantId)) throw new Error(`refusing tenant context "${context.tenantId}": not a lowercase uuid`);
     statements.push(`SET LOCAL app.tenant_id = '${context.tenantId}'`);
+    // Entering the tenant (migration 0012): refused with PT001 where the tenant is fenced, because its rows are
+    // moving or have moved to another database; and, until the transaction ends, it holds the tenant's cutover lock
+    // shared, so a cutover waits for this transaction before its final catch-up.
+    if (!context.registry) statements.push(`SELECT platform.enter_tenant('${context.tenantId}')`);
   }
   if (context.platformAdmin) statements.push("SET LOCAL app.platform_admin = 'on'");
   if (context.tenantLookup) statements.push("SET LOCAL app.tenant_lookup = 'on'");

@@ -1,4 +1,4 @@
-import type { Queryable } from "../db/database.js";
+import type { Database, Queryable } from "../db/database.js";
 import type { LimitOverrides } from "../plans.js";
 import { cursorColumn, toPage, type After, type Page } from "./page.js";
 
@@ -144,4 +144,18 @@ export class TenantRepository {
     );
     return toPage(rows, f.limit, toTenant);
   }
+}
+
+/**
+ * Copies a tenant's registry row (the home database's, which is authoritative) over the copy that went with its rows
+ * to another database (issue 25): the copy is what statements there read (a user's limit, the metrics rollup, the
+ * erasure's last delete). Run after each registry change to a tenant placed elsewhere (db/placed.ts).
+ */
+export async function mirrorTenantRow(home: Database, target: Database, tenantId: string): Promise<void> {
+  const row = await home.transaction({ tenantLookup: true }, async (tx) => (await tx.query<{ row: unknown }>("SELECT to_jsonb(t) AS row FROM platform.tenants t WHERE id = $1", [tenantId])).rows[0]?.row);
+  if (row === undefined) return;
+  const columns = COLUMNS.split(", ").filter((c) => c !== "id");
+  await target.transaction({ tenantId }, (tx) =>
+    tx.query(`UPDATE platform.tenants SET (${columns.join(", ")}) = (SELECT ${columns.join(", ")} FROM jsonb_populate_record(NULL::platform.tenants, $2::jsonb)) WHERE id = $1`, [tenantId, JSON.stringify(row)]),
+  );
 }

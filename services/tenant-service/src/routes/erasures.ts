@@ -69,7 +69,7 @@ export const erasureRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     }, async (request, reply) => {
     if (!request.principal!.isPlatformAdmin) throw forbidden("erasing a tenant needs the platform:admin scope");
     const current = await tenantRecord(services, request);
-    const { erasure, tenant } = await db.transaction({ platformAdmin: true, tenantId: current.id }, async (tx) => {
+    const { erasure, tenant } = await db.transaction({ platformAdmin: true, tenantId: current.id, registry: true }, async (tx) => {
       const tenants = new TenantRepository(tx);
       const row = await tenants.lock(current.id);
       if (!row) throw notFound(`tenant "${current.id}"`);
@@ -106,7 +106,7 @@ export const erasureRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     }, async (request) => {
     if (!request.principal!.isPlatformAdmin) throw forbidden("cancelling an erasure needs the platform:admin scope");
     const current = await tenantRecord(services, request);
-    const { erasure, tenant } = await db.transaction({ platformAdmin: true, tenantId: current.id }, async (tx) => {
+    const { erasure, tenant } = await db.transaction({ platformAdmin: true, tenantId: current.id, registry: true }, async (tx) => {
       const tenants = new TenantRepository(tx);
       if (!(await tenants.lock(current.id))) throw notFound(`tenant "${current.id}"`);
       const erasures = new ErasureRepository(tx);

@@ -135,7 +135,7 @@ export const tenantRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { s
     if (!request.principal!.isPlatformAdmin) throw forbidden("creating tenants needs the platform:admin scope");
     const b = request.body;
     const id = randomUUID();
-    const tenant = await db.transaction({ platformAdmin: true, tenantId: id }, async (tx) => {
+    const tenant = await db.transaction({ platformAdmin: true, tenantId: id, registry: true }, async (tx) => {
       const tenants = new TenantRepository(tx);
       if (await tenants.codeTaken(b.code)) throw conflict(`tenant code "${b.code}" is taken`, "tenant_code_taken");
       const created = await tenants.create({ id, code: b.code, name: b.name, plan: b.plan, overrides: overridesIn(b), features: b.features });
@@ -161,7 +161,7 @@ export const tenantRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { s
     if (!request.principal!.isPlatformAdmin) throw forbidden("changing a tenant needs the platform:admin scope");
     const b = request.body;
     const current = await tenantRecord(services, request);
-    const tenant = await db.transaction({ platformAdmin: true, tenantId: current.id }, async (tx) => {
+    const tenant = await db.transaction({ platformAdmin: true, tenantId: current.id, registry: true }, async (tx) => {
       // Judged on the row as of this transaction: an erasure requested meanwhile is not undone by a PATCH.
       const locked = await new TenantRepository(tx).lock(current.id);
       if (!locked) throw notFound(`tenant "${current.id}"`);

@@ -14,7 +14,9 @@
  *   starts again from whatever rows are left. A request already erased or cancelled is a no-op.
  */
 import type { Task } from "graphile-worker";
+import { HOME_DATABASE } from "@platform/citus";
 import type { Database, Queryable } from "../db/database.js";
+import type { PlacedDatabase } from "../db/placed.js";
 import { ErasureRepository, type ErasureRecord } from "../repositories/erasures.js";
 import { RATE_LIMIT_PREFIX, tenantRateKey } from "../rate-limit-store.js";
 import { withShortLocks, type ShortLockOptions } from "./short-locks.js";
@@ -63,10 +65,17 @@ export function eraseTask(options: ErasureOptions): Task {
     if (typeof tenantId !== "string" || !UUID.test(tenantId)) throw new Error(`tenant.erase needs a tenantId (a lowercase uuid), got ${JSON.stringify(tenantId)}`);
     const context = { tenantId, tenantErasure: true };
     const inTenant = <T>(work: (tx: Queryable) => Promise<T>, what: string) => withShortLocks(db, context, work, helpers, what, shortLocks);
+    // The erasure record is the registry's, in the home database. A tenant whose rows are there too has each batch
+    // counted in the transaction that deletes it (a crash resumes exactly); a tenant placed in another database
+    // (issue 25) has its rows deleted there and counted here just after, so a crash between the two leaves at most
+    // one batch per table uncounted (the rows are gone all the same).
+    const placement = (db as Partial<PlacedDatabase>).placementOf ? await (db as PlacedDatabase).placementOf(tenantId) : HOME_DATABASE;
+    const inRegistry = <T>(work: (tx: Queryable) => Promise<T>, what: string) =>
+      placement === HOME_DATABASE ? inTenant(work, what) : withShortLocks(db, { ...context, registry: true }, work, helpers, what, shortLocks);
 
     // Begin, under the record's row lock: a cancellation either happened first (nothing to do) or can no longer
     // happen (it needs started_at unset).
-    const begun = await inTenant(async (tx): Promise<{ erasure?: ErasureRecord; early?: Date }> => {
+    const begun = await inRegistry(async (tx): Promise<{ erasure?: ErasureRecord; early?: Date }> => {
       const erasures = new ErasureRepository(tx);
       const erasure = await erasures.open(tenantId);
       if (!erasure || erasure.erasedAt) return { erasure };
@@ -91,14 +100,19 @@ export function eraseTask(options: ErasureOptions): Task {
       for (const { table, key } of TENANT_TABLES) {
         for (;;) {
           // One batch: the tenant's rows picked by key, deleted, and counted in the same transaction.
-          const deleted = await inTenant(async (tx) => {
-            const result = await tx.query(
-              `DELETE FROM platform.${table} WHERE tenant_id = $1 AND (${key}) IN (SELECT ${key} FROM platform.${table} WHERE tenant_id = $1 LIMIT $2)`,
-              [tenantId, batchSize],
-            );
-            await new ErasureRepository(tx).count(erasure.id, table, result.rowCount);
-            return result.rowCount;
-          }, `platform.${table}`);
+          const deleteBatch = (tx: Queryable) =>
+            tx.query(`DELETE FROM platform.${table} WHERE tenant_id = $1 AND (${key}) IN (SELECT ${key} FROM platform.${table} WHERE tenant_id = $1 LIMIT $2)`, [tenantId, batchSize]);
+          const deleted =
+            placement === HOME_DATABASE
+              ? await inTenant(async (tx) => {
+                  const result = await deleteBatch(tx);
+                  await new ErasureRepository(tx).count(erasure.id, table, result.rowCount);
+                  return result.rowCount;
+                }, `platform.${table}`)
+              : await inTenant(async (tx) => (await deleteBatch(tx)).rowCount, `platform.${table}`).then(async (n) => {
+                  await inRegistry((tx) => new ErasureRepository(tx).count(erasure.id, table, n), "the erasure record");
+                  return n;
+                });
           batches++;
           if (deleted < batchSize) break;
         }
@@ -111,16 +125,26 @@ export function eraseTask(options: ErasureOptions): Task {
       );
       // Last: whatever a request admitted before its replica saw `deleting` wrote meanwhile (a few rows at most: every
       // replica refuses the tenant within TENANT_CACHE_TTL_MS), then the tenant, and the record says done.
-      const finished = await inTenant(async (tx) => {
+      const lastRows = async (tx: Queryable): Promise<Record<string, number>> => {
+        const counts: Record<string, number> = {};
+        for (const { table } of TENANT_TABLES) counts[table] = (await tx.query(`DELETE FROM platform.${table} WHERE tenant_id = $1`, [tenantId])).rowCount;
+        return counts;
+      };
+      const finish = async (tx: Queryable, counts: Record<string, number>) => {
         const erasures = new ErasureRepository(tx);
-        for (const { table } of TENANT_TABLES) {
-          const late = await tx.query(`DELETE FROM platform.${table} WHERE tenant_id = $1`, [tenantId]);
-          await erasures.count(erasure.id, table, late.rowCount);
-        }
+        for (const [table, n] of Object.entries(counts)) await erasures.count(erasure.id, table, n);
         const tenant = await tx.query("DELETE FROM platform.tenants WHERE id = $1 AND status = 'deleting'", [tenantId]);
         await erasures.count(erasure.id, "tenants", tenant.rowCount);
         return erasures.finish(erasure.id);
-      }, "platform.tenants");
+      };
+      const finished =
+        placement === HOME_DATABASE
+          ? await inTenant(async (tx) => finish(tx, await lastRows(tx)), "platform.tenants")
+          : await inRegistry(
+              // The copy of the tenant's row that went with its rows, then the registry's.
+              async (tx) => finish(tx, await inTenant(async (dtx) => ({ ...(await lastRows(dtx)), tenant_copy: (await dtx.query("DELETE FROM platform.tenants WHERE id = $1", [tenantId])).rowCount }), "platform.tenants")),
+              "platform.tenants",
+            );
       helpers.logger.info(`tenant ${tenantId} erased in ${batches} batch(es): ${JSON.stringify(finished.rowCounts)}; ${dropped} queued job(s) dropped`);
     }
 

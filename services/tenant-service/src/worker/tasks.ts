@@ -1,5 +1,7 @@
 import type { CronItem, JobHelpers, Task, TaskList } from "graphile-worker";
+import { HOME_DATABASE } from "@platform/citus";
 import type { Database, Queryable } from "../db/database.js";
+import type { PlacedDatabase } from "../db/placed.js";
 import { AuditLogRepository } from "../repositories/audit.js";
 import { ERASE_TASK, eraseTask, type RedisKeys } from "./erasure.js";
 import { enqueue } from "./queue.js";
@@ -26,6 +28,9 @@ export interface WorkerOptions {
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
+
+/** Every database the worker can reach by name: several behind a router (db/placed.ts), or the one it was given. */
+const databasesOf = (db: Database): ReadonlyMap<string, Database> => (db as Partial<PlacedDatabase>).databases ?? new Map([[HOME_DATABASE, db]]);
 
 /**
  * Every task is idempotent: a retried or duplicated job converges to the same state (upserts, existence checks,
@@ -63,13 +68,28 @@ export function createTaskList(options: WorkerOptions): TaskList {
     let after = "00000000-0000-0000-0000-000000000000";
     let batches = 0;
     for (;;) {
-      const ids = await db.transaction({ tenantLookup: true }, async (tx) =>
-        (await tx.query<{ id: string }>("SELECT id FROM platform.tenants WHERE status = 'active' AND id > $1 ORDER BY id LIMIT $2", [after, options.rollupBatchSize])).rows.map((r) => r.id),
+      const rows = await db.transaction({ tenantLookup: true }, async (tx) =>
+        (await tx.query<{ id: string; database: string | null }>(
+          `SELECT t.id, p.database FROM platform.tenants t LEFT JOIN platform.tenant_placements p ON p.tenant_id = t.id
+            WHERE t.status = 'active' AND t.id > $1 ORDER BY t.id LIMIT $2`,
+          [after, options.rollupBatchSize],
+        )).rows,
       );
-      if (ids.length === 0) break;
-      await db.transaction({}, (tx) => enqueue(tx, "metrics.rollup-batch", { day, tenantIds: ids }, `metrics:${day}:${ids[0]}`));
-      batches++;
-      after = ids.at(-1)!;
+      if (rows.length === 0) break;
+      // A batch's tenants are counted in one statement, so in one database: split by where their rows are.
+      const byDatabase = new Map<string, typeof rows>();
+      for (const r of rows) {
+        const database = r.database ?? HOME_DATABASE;
+        byDatabase.set(database, [...(byDatabase.get(database) ?? []), r]);
+      }
+      await db.transaction({}, async (tx) => {
+        for (const [database, placed] of byDatabase) {
+          const tenantIds = placed.map((r) => r.id);
+          await enqueue(tx, "metrics.rollup-batch", { day, tenantIds, database }, `metrics:${day}:${tenantIds[0]}`);
+        }
+      });
+      batches += byDatabase.size;
+      after = rows.at(-1)!.id;
     }
     helpers.logger.info(`metrics rollup for ${day}: ${batches} batch job(s)`);
   };
@@ -81,8 +101,10 @@ export function createTaskList(options: WorkerOptions): TaskList {
    * (or a rollup fanned out again) computes only the tenants it had not finished.
    */
   const rollupBatch: Task = async (payload, helpers) => {
-    const { day, tenantIds } = payload as { day: string; tenantIds: string[] };
-    const written = await db.transaction({}, async (tx) =>
+    const { day, tenantIds, database = HOME_DATABASE } = payload as { day: string; tenantIds: string[]; database?: string };
+    const where = databasesOf(db).get(database);
+    if (!where) throw new Error(`metrics batch for database "${database}", which this worker was not given: set DATABASE_URL_${database.toUpperCase()}`);
+    const written = await where.transaction({}, async (tx) =>
       (await tx.query<{ n: number }>("SELECT platform.rollup_tenant_metrics($1::date, $2::uuid[]) AS n", [day, tenantIds])).rows[0]!.n,
     );
     if (written < tenantIds.length) helpers.logger.info(`metrics for ${day}: ${tenantIds.length - written} of ${tenantIds.length} tenant(s) final already or gone, skipped`);
@@ -96,14 +118,17 @@ export function createTaskList(options: WorkerOptions): TaskList {
    */
   const retention: Task = async (_payload, helpers) => {
     const cutoff = new Date(Date.UTC(now().getUTCFullYear(), now().getUTCMonth() - options.auditRetentionMonths, 1));
-    const created = await underShortLocks((tx) => tx.query<{ n: number }>("SELECT platform.ensure_audit_log_partitions(6) AS n"), helpers);
-    const dropped = await underShortLocks((tx) => tx.query<{ n: number }>("SELECT platform.drop_audit_log_partitions_before($1::date) AS n", [dayOf(cutoff)]), helpers);
-    helpers.logger.info(`audit_log partitions: ${created.rows[0]!.n} created, ${dropped.rows[0]!.n} dropped (keeping from ${dayOf(cutoff)})`);
+    // Every database holds an audit_log of its own tenants.
+    for (const [name, where] of databasesOf(db)) {
+      const created = await underShortLocks(where, (tx) => tx.query<{ n: number }>("SELECT platform.ensure_audit_log_partitions(6) AS n"), helpers);
+      const dropped = await underShortLocks(where, (tx) => tx.query<{ n: number }>("SELECT platform.drop_audit_log_partitions_before($1::date) AS n", [dayOf(cutoff)]), helpers);
+      helpers.logger.info(`audit_log partitions in ${name}: ${created.rows[0]!.n} created, ${dropped.rows[0]!.n} dropped (keeping from ${dayOf(cutoff)})`);
+    }
   };
 
   const shortLocks = { lockTimeoutMs: options.retentionLockTimeoutMs ?? 500, attempts: options.retentionAttempts ?? 20 };
-  const underShortLocks = <T>(work: (tx: Queryable) => Promise<T>, helpers: JobHelpers): Promise<T> =>
-    withShortLocks(db, {}, work, helpers, "audit_log", shortLocks);
+  const underShortLocks = <T>(where: Database, work: (tx: Queryable) => Promise<T>, helpers: JobHelpers): Promise<T> =>
+    withShortLocks(where, {}, work, helpers, "audit_log", shortLocks);
 
   return {
     "tenant.provision": provision,
