@@ -251,6 +251,33 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     expect(empty.out).toMatch(/has no rows in platform.users: nothing to isolate/);
   });
 
+  it("says where a tenant lives: its shards, their node, alone or shared, its rows and bytes, its load", async () => {
+    const [isolated, shared] = (await admin.query("SELECT id::text AS id, code FROM platform.tenants ORDER BY code LIMIT 2")).rows as { id: string; code: string }[];
+    // The first was isolated by the test before; the second shares its shards with other tenants.
+    await admin.query("SELECT count(*) FROM platform.users WHERE tenant_id = $1", [shared!.id]); // a query for its load
+    const r = await shardctl("tenant", shared!.code, "--json");
+    expect(r.code, r.out).toBe(0);
+    const report = JSON.parse(r.out) as { tenant: string; code: string; placement: string; shards: { table: string; shardId: number; node: string; isolated: boolean; tenantRows: number; tenantBytes: number; shardBytes: number }[]; load: { tracked: boolean; queriesThisPeriod: number } };
+    expect(report).toMatchObject({ tenant: shared!.id, code: shared!.code, placement: "home" });
+    const users = report.shards.find((s) => s.table === "platform.users")!;
+    const truth = (await admin.query(
+      `SELECT s.shardid::int AS id, n.nodename || ':' || n.nodeport AS node FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n ON n.groupid = p.groupid
+        WHERE s.shardid = get_shard_id_for_distribution_column('platform.users', $1::uuid)`, [shared!.id])).rows[0];
+    expect(users).toMatchObject({ shardId: truth.id, node: truth.node, isolated: false, tenantRows: 5 });
+    expect(users.tenantBytes).toBeGreaterThan(0);
+    expect(users.shardBytes).toBeGreaterThan(users.tenantBytes);
+    expect(new Set(report.shards.map((s) => s.node))).toEqual(new Set([truth.node])); // colocated: one worker
+    expect(report.load.tracked).toBe(true);
+    const alone = JSON.parse((await shardctl("tenant", isolated!.id, "--json")).out) as typeof report;
+    expect(alone.shards.find((s) => s.table === "platform.users")).toMatchObject({ isolated: true, tenantRows: 5 });
+    const text = await shardctl("tenant", shared!.code);
+    expect(text.out).toContain(`tenant ${shared!.id} (${shared!.code}), placed in database "home"`);
+    expect(text.out).toMatch(new RegExp(`platform\\.users\\s+${truth.id}\\s+${truth.node.replace(/\./g, "\\.")}\\s+no`));
+    const unknown = await shardctl("tenant", "no-such-tenant");
+    expect(unknown.code).toBe(2);
+    expect(unknown.out).toContain('no tenant with id or code "no-such-tenant"');
+  });
+
   it("moves one shard group between workers, and refuses a shard that is not where it is said to be", { timeout: 600_000 }, async () => {
     const workers = (await admin.query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid > 0 ORDER BY nodeport")).rows;
     const shard = (await admin.query("SELECT shardid, nodename, nodeport FROM citus_shards WHERE table_name = 'platform.users'::regclass ORDER BY shardid LIMIT 1")).rows[0];

@@ -7,6 +7,7 @@
  *   pnpm shardctl verify [--checksum]
  *   pnpm shardctl add-node <host:port> [--rebalance] | drain <host:port> | remove-node <host:port>
  *   pnpm shardctl isolate-tenant <tenant id or code> [--to host:port]
+ *   pnpm shardctl tenant <tenant id or code> [--json]
  *   pnpm shardctl move-shard <shardid> <from host:port> <to host:port>
  *   pnpm shardctl simulate --add-workers N [--from status.json]
  *
@@ -27,12 +28,13 @@ import * as rebalance from "./commands/rebalance.js";
 import * as removeNode from "./commands/remove-node.js";
 import * as simulate from "./commands/simulate.js";
 import * as status from "./commands/status.js";
+import * as tenant from "./commands/tenant.js";
 import * as verify from "./commands/verify.js";
 
 const program = new Command().name("shardctl").description("Citus shard operations").option("--coordinator <url>", "coordinator connection string (default: $CITUS_URL)");
 // Set before the subcommands exist, so they inherit it: bad options are bad input (exit 2), not a crash.
 program.exitOverride();
-for (const command of [status, plan, rebalance, verify, addNode, drain, removeNode, isolateTenant, moveShard, simulate]) command.register(program);
+for (const command of [status, plan, rebalance, verify, addNode, drain, removeNode, isolateTenant, moveShard, tenant, simulate]) command.register(program);
 
 // ShardctlError carries its exit code; anything else is 4, the operation failed.
 await main("shardctl", program);

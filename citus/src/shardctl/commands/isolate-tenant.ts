@@ -7,8 +7,7 @@ import { confirm, mutation, node, out, withClient, type MutationFlags } from "..
 import { mutate } from "../mutate.js";
 import { ShardctlError } from "../operations.js";
 import { citusDecoderRefusal, preflight, requirePreflight } from "../preflight.js";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { resolveTenant } from "../tenant-ref.js";
 
 export function register(program: Command): void {
   mutation(
@@ -20,13 +19,7 @@ export function register(program: Command): void {
   ).action((tenant: string, o: MutationFlags & { to?: string; table: string }) =>
     withClient(program, async (c, url) => {
       if (!/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/.test(o.table)) throw new ShardctlError(`--table must be schema.table (got "${o.table}")`, 2);
-      // A tenant code is resolved through the platform's tenants table; an id is used as it is.
-      let tenantId = tenant.toLowerCase();
-      if (!UUID.test(tenantId)) {
-        const found = await c.query<{ id: string }>("SELECT id::text FROM platform.tenants WHERE code = $1", [tenant]).catch(() => ({ rows: [] as { id: string }[] }));
-        if (found.rows.length === 0) throw new ShardctlError(`no tenant with id or code "${tenant}"`, 2);
-        tenantId = found.rows[0]!.id;
-      }
+      const tenantId = await resolveTenant(c, tenant);
       const rows = await c.query(`SELECT 1 FROM ${o.table} WHERE tenant_id = $1 LIMIT 1`, [tenantId]);
       if (rows.rows.length === 0) throw new ShardctlError(`tenant ${tenantId} has no rows in ${o.table}: nothing to isolate`, 2);
       const target = o.to ? node(o.to) : undefined;
