@@ -40,11 +40,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * citus.propagate_set_commands = 'local' Citus forwards a lone SET LOCAL to every worker the transaction touches,
  * whereas set_config() is not forwarded and a multi-statement string fails on the workers.
  */
-export function contextStatements(context: TenantContext): string[] {
+export function contextStatements(context: TenantContext, options: { citus: boolean } = { citus: false }): string[] {
   const statements: string[] = [];
   if (context.tenantId !== undefined) {
     if (!UUID.test(context.tenantId)) throw new Error(`refusing tenant context "${context.tenantId}": not a lowercase uuid`);
-    statements.push(`SET LOCAL app.tenant_id = '${context.tenantId}'`);
+    // enter_tenant sets app.tenant_id itself, which is enough on one PostgreSQL; on Citus only SET LOCAL reaches the
+    // workers, so it goes first there.
+    if (options.citus || context.registry) statements.push(`SET LOCAL app.tenant_id = '${context.tenantId}'`);
     // Entering the tenant (migration 0012): refused with PT001 where the tenant is fenced, because its rows are
     // moving or have moved to another database; and, until the transaction ends, it holds the tenant's cutover lock
     // shared, so a cutover waits for this transaction before its final catch-up.

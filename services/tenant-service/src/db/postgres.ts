@@ -26,11 +26,23 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
   // An idle client's connection dropping (failover, restart) must not crash the process; the pool replaces it.
   pool.on("error", () => {});
 
+  // Whether this is a Citus coordinator (contextStatements: SET LOCAL must go first there), asked once; a failed
+  // question is asked again by the next transaction.
+  let citus: Promise<boolean> | undefined;
+  const isCitus = (): Promise<boolean> =>
+    (citus ??= pool.query<{ citus: boolean }>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus").then(
+      (r) => r.rows[0]!.citus,
+      (error: unknown) => {
+        citus = undefined;
+        throw error;
+      },
+    ));
+
   return {
     kind: "postgres",
     pool,
     async transaction<T>(context: TenantContext, work: (tx: Queryable) => Promise<T>): Promise<T> {
-      const statements = contextStatements(context);
+      const statements = contextStatements(context, { citus: context.tenantId !== undefined && (await isCitus()) });
       const client = await pool.connect();
       let broken: Error | undefined;
       // BEGIN and the SET LOCALs are sent without waiting for their answers (pg's pipeline mode): the work's first
