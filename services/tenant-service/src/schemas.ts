@@ -71,7 +71,7 @@ const ERRORS = {
   413: "The body is larger than the service's limit (BODY_LIMIT_BYTES)",
   415: "The body is not JSON (send Content-Type: application/json)",
   429: "The tenant's requests a minute are spent, or it has its limit of requests in flight on this replica: retry after the Retry-After seconds",
-  503: "A database node this request needs is unavailable (a failover or restart in progress): retry after the Retry-After seconds",
+  503: "A database node this request needs is unavailable (a failover or restart in progress), or the tenant is being cut over to another database (tenant_moving, under 2 s): retry after the Retry-After seconds",
 } as const;
 
 export type ErrorStatus = keyof typeof ERRORS;
