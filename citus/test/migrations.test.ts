@@ -299,7 +299,7 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
                     WHERE n.nspname = 'platform' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1`),
         db,
       );
-      expect(rows.map((r) => r.relname)).toEqual(["audit_log", "items", "tenant_erasures", "tenant_fences", "tenant_metrics", "tenant_placements", "tenants", "users"]);
+      expect(rows.map((r) => r.relname)).toEqual(["audit_log", "items", "tenant_erasures", "tenant_fences", "tenant_metrics", "tenant_placements", "tenants", "users", "webhook_deliveries", "webhooks"]);
       for (const r of rows) expect(r, r.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: false });
       // A table the service role can write needs a policy saying which rows it may write; the placement tables it
       // cannot write at all (tenantctl does, as the owner).
@@ -323,7 +323,7 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
         const active = await app.query(
           "SELECT c.relname, row_security_active(c.oid) AS on FROM pg_class c WHERE c.relnamespace = 'platform'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1",
         );
-        expect(active.rows.length).toBe(8);
+        expect(active.rows.length).toBe(10);
         for (const r of active.rows) expect(r.on, r.relname).toBe(true);
       } finally {
         await app.end();

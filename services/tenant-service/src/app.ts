@@ -20,6 +20,7 @@ import { itemRoutes } from "./routes/items.js";
 import { tenantRoutes } from "./routes/tenants.js";
 import { usageRoutes } from "./routes/usage.js";
 import { userRoutes } from "./routes/users.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 import { createServices } from "./services.js";
 import { fastifyTracing } from "./tracing.js";
 
@@ -32,7 +33,7 @@ export interface BuildOptions {
 }
 
 /** The routes of one tenant's data, each registered twice: under /v1/tenants/:tenant and under /v1. */
-const TENANT_DATA_ROUTES = [userRoutes, itemRoutes, auditLogRoutes, usageRoutes];
+const TENANT_DATA_ROUTES = [userRoutes, itemRoutes, auditLogRoutes, usageRoutes, webhookRoutes];
 
 export async function buildApp(options: BuildOptions): Promise<FastifyInstance> {
   const { config } = options;

@@ -3,6 +3,7 @@
  * read (the database's secret files, logging, tracing) is written once, below, and spread into each schema.
  */
 import { z } from "zod";
+import { parseAllowedRanges } from "./webhook-targets.js";
 
 const optionalUrl = z.string().url().optional();
 
@@ -12,6 +13,18 @@ const databaseFiles = {
   DATABASE_PASSWORD_FILE: z.string().optional(),
   /** CA of the database's server certificates: enables TLS with full verification (sslmode=verify-full). */
   DATABASE_CA_FILE: z.string().optional(),
+};
+
+/** Webhook targets a deployment lets through although private or loopback (webhook-targets.ts); read by both. */
+const webhookTargets = {
+  /** CIDR ranges, comma-separated, such as 127.0.0.1/32 (the tests' receivers). Default none: only public addresses. */
+  WEBHOOK_ALLOWED_PRIVATE_CIDRS: z.string().default("").superRefine((text, ctx) => {
+    try {
+      parseAllowedRanges(text);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+    }
+  }),
 };
 
 /** Redis (Memorystore): the service's shared rate-limit store; the worker removes an erased tenant's keys from it. */
@@ -62,6 +75,7 @@ export const ServiceConfigSchema = z
     TENANT_CACHE_TTL_MS: z.coerce.number().int().min(0).default(5_000),
     /** Tenants one replica holds resolved at once (least recently used leave first): its memory bound, README. */
     TENANT_CACHE_MAX: z.coerce.number().int().min(1).default(50_000),
+    ...webhookTargets,
     /**
      * Seconds between DELETE /v1/tenants/{t} and the erasure of its rows, during which a platform administrator can
      * cancel it; 0 erases as soon as a worker takes the job. Default 7 days; at most 90.
@@ -89,6 +103,17 @@ export const WorkerConfigSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
   AUDIT_RETENTION_MONTHS: z.coerce.number().int().min(1).max(120).default(13),
   ROLLUP_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  ...webhookTargets,
+  /** Webhook deliveries in flight at once in this worker, in slots of their own (worker/webhooks.ts). */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(200).default(20),
+  /** One delivery attempt's bound, connect to the last byte read: a slow receiver holds a slot no longer. */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(5_000),
+  /** Attempts per delivery before it is marked failed. */
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(10),
+  /** The first retry's delay; each next one doubles (jittered, at most 6 hours). */
+  WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  /** CA certificates (PEM file) trusted for receivers besides the public roots: a private CA, or the tests' own. */
+  WEBHOOK_CA_FILE: z.string().optional(),
   /** Rows an erasure deletes per table per transaction (worker/erasure.ts): each batch holds its locks that long. */
   ERASURE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1_000),
   ...redis,

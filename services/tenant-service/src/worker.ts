@@ -1,5 +1,6 @@
 /**
- * The queue worker: tenant provisioning follow-ups, the daily metrics rollup, audit-log retention and tenant erasure.
+ * The queue worker: tenant provisioning follow-ups, the daily metrics rollup, audit-log retention, tenant erasure and
+ * webhook deliveries.
  *
  *   pnpm --filter tenant-service worker                   run (as the service role, DATABASE_URL)
  *   pnpm --filter tenant-service worker --install-queue   install/upgrade the queue schema (as the migration role)
@@ -21,6 +22,7 @@ import { createWorkerMetrics } from "./metrics.js";
 import { startTracing, traceFields } from "./tracing.js";
 import { instrumentTasks, workerLogger } from "./worker/instrument.js";
 import { installQueue } from "./worker/queue.js";
+import { webhookTaskList } from "./worker/webhooks.js";
 import { CRON_ITEMS, createTaskList } from "./worker/tasks.js";
 
 let config: WorkerConfig;
@@ -59,6 +61,24 @@ async function work(): Promise<void> {
     taskList: instrumentTasks(createTaskList({ db, auditRetentionMonths: config.AUDIT_RETENTION_MONTHS, rollupBatchSize: config.ROLLUP_BATCH_SIZE, erasureBatchSize: config.ERASURE_BATCH_SIZE, redis }), metrics),
     parsedCronItems: parseCronItems(CRON_ITEMS),
   });
+  // Webhook deliveries in slots, connections and database pools of their own (worker/webhooks.ts): a slow receiver
+  // holds none of what erasures, exports or the rollup need, and those never hold up a delivery.
+  const webhookDb = openDatabases(process.env, { poolSize: 4, placementTtlMs: 5_000, placementMax: 10_000 });
+  const webhookPool = new pg.Pool({ ...connection, max: Math.min(config.WEBHOOK_CONCURRENCY, 8) + 2, application_name: "tenant-worker-webhooks" });
+  webhookPool.on("error", (error) => log.warn({ err: error }, "queue connection lost (webhooks)"));
+  const webhookRunner = await run({
+    pgPool: webhookPool,
+    concurrency: config.WEBHOOK_CONCURRENCY,
+    noHandleSignals: true,
+    logger: workerLogger(log),
+    taskList: instrumentTasks(
+      webhookTaskList({
+        db: webhookDb, timeoutMs: config.WEBHOOK_TIMEOUT_MS, maxAttempts: config.WEBHOOK_MAX_ATTEMPTS, retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
+        allowedPrivateCidrs: config.WEBHOOK_ALLOWED_PRIVATE_CIDRS, caFile: config.WEBHOOK_CA_FILE, registry: metrics.registry,
+      }),
+      metrics,
+    ),
+  });
   const health = createServer((request, response) => {
     const send = (status: number, body: string, type = "text/plain") => response.writeHead(status, { "content-type": type }).end(body);
     if (request.url === "/livez") return send(200, "ok");
@@ -77,7 +97,10 @@ async function work(): Promise<void> {
     log.info({ signal }, "finishing running jobs");
     health.close();
     await runner.stop();
+    await webhookRunner.stop();
     await pgPool.end();
+    await webhookPool.end();
+    await webhookDb.close();
     await db.close();
     redis?.disconnect();
     await tracing?.stop();
@@ -85,7 +108,7 @@ async function work(): Promise<void> {
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
-  await runner.promise;
+  await Promise.all([runner.promise, webhookRunner.promise]);
 }
 
 const program = new Command()

@@ -18,6 +18,8 @@ import { createTenant, startStack, token, unavailable, type Stack, type TenantFi
 if (unavailable) console.warn(`skipping erasure tests: ${unavailable}`);
 
 const TABLES = TENANT_TABLES.map((t) => t.table);
+/** What rowsOf finds of an erased tenant: nothing in any table. */
+const NO_ROWS = Object.fromEntries([...TABLES, "tenants"].map((t) => [t, 0]));
 
 describe.skipIf(unavailable !== undefined)("tenant erasure on PostgreSQL 15 and Redis", () => {
   let stack: Stack;
@@ -62,6 +64,12 @@ describe.skipIf(unavailable !== undefined)("tenant erasure on PostgreSQL 15 and 
     await stack.admin.query(`INSERT INTO platform.items (tenant_id, owner_id, title) SELECT $1, $2, 'item ' || g FROM generate_series(1, 30) g`, [t.id, t.userId]);
     await stack.admin.query(
       `INSERT INTO platform.tenant_metrics (tenant_id, day, users, items, storage_bytes, writes) SELECT $1, current_date - g, 0, 0, 0, 0 FROM generate_series(1, 10) g`,
+      [t.id],
+    );
+    // A webhook with more deliveries than one batch.
+    await stack.admin.query(
+      `WITH w AS (INSERT INTO platform.webhooks (tenant_id, url, events, secret, created_by) VALUES ($1, 'https://hooks.example/', '{item.created}', repeat('s', 32), 'test') RETURNING tenant_id, id)
+       INSERT INTO platform.webhook_deliveries (tenant_id, webhook_id, event_id, event_type, body) SELECT w.tenant_id, w.id, gen_random_uuid(), 'item.created', '{}' FROM w, generate_series(1, 9)`,
       [t.id],
     );
     await stack.admin.query(`INSERT INTO platform.audit_log (tenant_id, actor, action, entity_type) SELECT $1, 'test', 'test.event', 'test' FROM generate_series(1, 15) g`, [t.id]);
@@ -127,7 +135,7 @@ describe.skipIf(unavailable !== undefined)("tenant erasure on PostgreSQL 15 and 
 
     await work();
 
-    expect(await rowsOf(victim.id)).toEqual({ items: 0, users: 0, tenant_metrics: 0, audit_log: 0, tenants: 0 });
+    expect(await rowsOf(victim.id)).toEqual(NO_ROWS);
     expect((await stack.request({ method: "GET", url: `/v1/tenants/${victim.id}`, token: platform })).statusCode).toBe(404);
     expect((await stack.request({ method: "GET", url: `/v1/tenants/${victim.code}`, token: platform })).statusCode).toBe(404);
     const record = await stack.request({ method: "GET", url: `/v1/erasures/${victim.id}`, token: platform });
@@ -220,7 +228,7 @@ describe.skipIf(unavailable !== undefined)("tenant erasure on PostgreSQL 15 and 
     // graphile-worker retries it later; here, now.
     await stack.admin.query("UPDATE graphile_worker._private_jobs SET run_at = now() WHERE key = $1", [eraseJobKey(crashed.id)]);
     await work({ batchSize: 3 });
-    expect(await rowsOf(crashed.id)).toEqual({ items: 0, users: 0, tenant_metrics: 0, audit_log: 0, tenants: 0 });
+    expect(await rowsOf(crashed.id)).toEqual(NO_ROWS);
     const done = (await stack.request({ method: "GET", url: `/v1/erasures/${crashed.id}`, token: platform })).json().data[0];
     expect(done).toMatchObject({ state: "erased", rowCounts: { ...before, audit_log: before.audit_log! + 1, tenants: 1 } });
     expect(await jobsOf(crashed.id)).toEqual([]);

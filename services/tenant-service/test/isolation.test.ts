@@ -219,4 +219,65 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
       await db.close();
     }
   });
+
+  it("refuses tenant A's token on B's webhooks and their deliveries by path, header, subdomain and body: nothing read, nothing changed", async () => {
+    // A public address written as one: subscribing resolves nothing, and no worker runs here to send anything.
+    const created = await stack.request({ method: "POST", url: `/v1/tenants/${b.id}/webhooks`, token: b.admin, payload: { url: "https://93.184.215.14/bravo", events: ["item.created"] } });
+    expect(created.statusCode, created.body).toBe(201);
+    const { id: hookId, secret } = created.json() as { id: string; secret: string };
+    // By body: naming B there is no way in; the webhook is A's.
+    const own = await stack.request({ method: "POST", url: "/v1/webhooks", token: a.admin, payload: { url: "https://93.184.215.14/alpha", events: ["item.created"], tenant_id: b.id, tenantId: b.id } });
+    expect(own.statusCode, own.body).toBe(201);
+    expect((await stack.admin.query("SELECT tenant_id FROM platform.webhooks WHERE id = $1", [own.json().id])).rows).toEqual([{ tenant_id: a.id }]);
+    // B's event: a delivery in B's log, none in A's.
+    expect((await stack.request({ method: "POST", url: "/v1/items", token: b.member, payload: { ownerId: b.userId, title: "hooked" } })).statusCode).toBe(201);
+    const state = async () =>
+      JSON.stringify((await stack.admin.query(
+        `SELECT (SELECT json_agg(w ORDER BY id) FROM platform.webhooks w WHERE tenant_id = $1) AS webhooks,
+                (SELECT json_agg(d ORDER BY id) FROM platform.webhook_deliveries d WHERE tenant_id = $1) AS deliveries`,
+        [b.id],
+      )).rows[0]) + (await snapshot());
+    const before = await state();
+    expect(before).toContain('"event_type":"item.created"');
+    const calls = [
+      { method: "GET", path: "/webhooks" },
+      { method: "POST", path: "/webhooks", payload: { url: "https://93.184.215.14/planted", events: ["item.created"] } },
+      { method: "GET", path: `/webhooks/${hookId}` },
+      { method: "DELETE", path: `/webhooks/${hookId}` },
+      { method: "GET", path: `/webhooks/${hookId}/deliveries` },
+    ] as const;
+    for (const t of [a.admin, a.member]) {
+      for (const call of calls) {
+        for (const way of [
+          { url: `/v1/tenants/${b.id}${call.path}`, headers: {} },
+          { url: `/v1/tenants/${b.code}${call.path}`, headers: {} },
+          { url: `/v1${call.path}`, headers: { "x-tenant-id": b.id } },
+          { url: `/v1${call.path}`, headers: { "x-tenant-id": b.code } },
+          { url: `/v1${call.path}`, headers: { host: `${b.code}.app.test` } },
+        ]) {
+          const res = await stack.request({ method: call.method, url: way.url, token: t, headers: way.headers, payload: "payload" in call ? call.payload : undefined });
+          expect(res.statusCode, `${call.method} ${way.url} ${JSON.stringify(way.headers)}: ${res.body}`).toBe(403);
+          expect(res.body).not.toContain(hookId);
+          expect(res.body).not.toContain(secret);
+        }
+      }
+    }
+    // A's own routes cannot name B's webhook either (the tenant predicate and RLS): not found.
+    for (const [method, url] of [["GET", `/v1/webhooks/${hookId}`], ["DELETE", `/v1/webhooks/${hookId}`], ["GET", `/v1/webhooks/${hookId}/deliveries`]] as const) {
+      expect((await stack.request({ method, url, token: a.admin })).statusCode, `${method} ${url}`).toBe(404);
+    }
+    const mine = await stack.request({ method: "GET", url: `/v1/webhooks/${own.json().id}/deliveries`, token: a.admin });
+    expect(mine.json().data).toEqual([]);
+    expect(await state()).toBe(before);
+    // Without a tenant context the service role sees neither table's rows.
+    const { Client } = await import("pg");
+    const client = new Client({ connectionString: stack.pg.urlFor("platform_app", "app") });
+    await client.connect();
+    try {
+      for (const table of ["webhooks", "webhook_deliveries"]) expect((await client.query(`SELECT count(*)::int AS n FROM platform.${table}`)).rows[0].n, table).toBe(0);
+    } finally {
+      await client.end();
+    }
+    await stack.request({ method: "DELETE", url: `/v1/webhooks/${own.json().id}`, token: a.admin });
+  });
 });

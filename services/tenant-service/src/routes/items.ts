@@ -8,6 +8,7 @@ import { ItemRepository } from "../repositories/items.js";
 import { UserRepository } from "../repositories/users.js";
 import { IdParam, ListQuery, NoContent, Timestamp, clampLimit, errorResponses, pageOf } from "../schemas.js";
 import { audit, inTenant, tenantRequest, type RouteOptions } from "./context.js";
+import { recordEvent } from "./webhooks.js";
 
 const tagList = z.array(z.string().trim().min(1).max(64)).max(50);
 
@@ -66,7 +67,8 @@ export const itemRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, optio
     const item = await inTenant(services, request, async (tx, tenant) => {
       await requireOwner(tx, tenant.id, b.ownerId);
       const created = await new ItemRepository(tx, tenant.id).create({ ownerId: b.ownerId, title: b.title, body: b.body ?? "", tags: b.tags ?? [] });
-      await audit(tx, request, "item.create", "item", created.id, { title: b.title });
+      // Sent together (pg's pipeline): the webhook event costs no round trip of its own.
+      await Promise.all([audit(tx, request, "item.create", "item", created.id, { title: b.title }), recordEvent(tx, tenant.id, "item.created", created)]);
       return created;
     });
     return reply.code(201).send(item);
@@ -96,7 +98,7 @@ export const itemRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, optio
     const item = await inTenant(services, request, async (tx, tenant) => {
       if (b.ownerId) await requireOwner(tx, tenant.id, b.ownerId);
       const updated = await new ItemRepository(tx, tenant.id).update(request.params.id, b);
-      if (updated) await audit(tx, request, "item.update", "item", request.params.id, { changed: Object.keys(b) });
+      if (updated) await Promise.all([audit(tx, request, "item.update", "item", request.params.id, { changed: Object.keys(b) }), recordEvent(tx, tenant.id, "item.updated", updated)]);
       return updated;
     });
     if (!item) throw notFound("item");
@@ -110,7 +112,7 @@ export const itemRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, optio
     async (request, reply) => {
     const deleted = await inTenant(services, request, async (tx, tenant) => {
       const found = await new ItemRepository(tx, tenant.id).delete(request.params.id);
-      if (found) await audit(tx, request, "item.delete", "item", request.params.id);
+      if (found) await Promise.all([audit(tx, request, "item.delete", "item", request.params.id), recordEvent(tx, tenant.id, "item.deleted", { id: request.params.id })]);
       return found;
     });
     if (!deleted) throw notFound("item");

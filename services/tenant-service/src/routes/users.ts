@@ -8,6 +8,7 @@ import { UserRepository } from "../repositories/users.js";
 import { effectiveLimits } from "../plans.js";
 import { IdParam, ListQuery, NoContent, Timestamp, clampLimit, errorResponses, pageOf } from "../schemas.js";
 import { audit, inTenant, tenantRequest, requireTenantAdmin, type RouteOptions } from "./context.js";
+import { recordEvent } from "./webhooks.js";
 
 export const CreateUserBody = z.object({
   email: z.email("must be an email address").max(320),
@@ -59,7 +60,7 @@ export const userRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, optio
       }
       const role = request.body.role ?? "member";
       const user = await users.create({ email: request.body.email, displayName: request.body.displayName ?? "", role });
-      await audit(tx, request, "user.create", "user", user.id, { email: request.body.email, role });
+      await Promise.all([audit(tx, request, "user.create", "user", user.id, { email: request.body.email, role }), recordEvent(tx, inTx.id, "user.created", user)]);
       return user;
     });
     return reply.code(201).send(created);
@@ -88,7 +89,7 @@ export const userRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, optio
     const b = request.body;
     const user = await inTenant(services, request, async (tx, tenant) => {
       const updated = await new UserRepository(tx, tenant.id).update(request.params.id, b);
-      if (updated) await audit(tx, request, "user.update", "user", request.params.id, { changed: Object.keys(b) });
+      if (updated) await Promise.all([audit(tx, request, "user.update", "user", request.params.id, { changed: Object.keys(b) }), recordEvent(tx, tenant.id, "user.updated", updated)]);
       return updated;
     });
     if (!user) throw notFound("user");
@@ -105,7 +106,7 @@ export const userRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, optio
       const owned = await new ItemRepository(tx, tenant.id).countOwnedBy(request.params.id);
       if (owned > 0) throw conflict(`the user still owns ${owned} items: reassign or delete them first`, "user_owns_items");
       const found = await new UserRepository(tx, tenant.id).delete(request.params.id);
-      if (found) await audit(tx, request, "user.delete", "user", request.params.id);
+      if (found) await Promise.all([audit(tx, request, "user.delete", "user", request.params.id), recordEvent(tx, tenant.id, "user.deleted", { id: request.params.id })]);
       return found;
     });
     if (!deleted) throw notFound("user");

@@ -26,12 +26,14 @@ export const eraseJobKey = (tenantId: string): string => `${ERASE_TASK}:${tenant
 
 /**
  * Every table that holds a tenant's rows (test/erasure.test.ts fails when a platform table with a tenant_id column
- * is missing here), in the order they are emptied: items before users (items_owner_fkey restricts), and each table's
- * key, by which a batch picks its rows. The tenants row goes last, on its own.
+ * is missing here), in the order they are emptied: items before users (items_owner_fkey restricts), a webhook's
+ * deliveries before it, and each table's key, by which a batch picks its rows. The tenants row goes last, on its own.
  */
 export const TENANT_TABLES = [
   { table: "items", key: "id" },
   { table: "users", key: "id" },
+  { table: "webhook_deliveries", key: "id" },
+  { table: "webhooks", key: "id" },
   { table: "tenant_metrics", key: "day" },
   { table: "audit_log", key: "occurred_at, id" },
 ] as const;
