@@ -398,6 +398,21 @@ export const ALERT_RULES: RuleGroup = {
       annotations: { summary: "Queue jobs keep failing", description: "Task {{ $labels.task }} fails {{ $value }} times per second.", runbook: runbook("worker-jobs") },
     },
     {
+      alert: "WebhookDeliveriesFailing",
+      // One tenant's receiver being down is that tenant's (its delivery log says so). Most attempts failing across the
+      // platform, with enough of them to judge, is ours: egress, DNS, the NetworkPolicy, the CA bundle.
+      expr:
+        'sum(rate(webhook_deliveries_total{job="tenant-worker",outcome=~"retry|failed|refused"}[15m])) / sum(rate(webhook_deliveries_total{job="tenant-worker",outcome=~"delivered|retry|failed|refused"}[15m])) > 0.5' +
+        ' and sum(rate(webhook_deliveries_total{job="tenant-worker",outcome=~"delivered|retry|failed|refused"}[15m])) > 0.05',
+      for: "30m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "Most webhook deliveries fail, platform-wide",
+        description: "{{ $value | humanizePercentage }} of webhook delivery attempts failed over 15 minutes.",
+        runbook: runbook("webhook-deliveries"),
+      },
+    },
+    {
       alert: HEARTBEAT_ALERT,
       expr: "vector(1)",
       for: "0m",

@@ -643,6 +643,16 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ task: "metrics.rollup-batch", severity: "ticket" }],
     },
     {
+      alert: "WebhookDeliveriesFailing",
+      // 9 failed attempts and 1 delivered a minute (90%); a receiver's own failures among many deliveries would not.
+      series: [
+        { series: 'webhook_deliveries_total{job="tenant-worker",outcome="retry"}', values: "0+9x60" },
+        { series: 'webhook_deliveries_total{job="tenant-worker",outcome="delivered"}', values: "0+1x60" },
+      ],
+      evalTime: "50m",
+      fires: [{ severity: "ticket" }],
+    },
+    {
       alert: "OtelCollectorRefusingSpans",
       // Pod a's memory_limiter refuses 50 spans a minute of 1,050; pod b refuses none: 2.4% of the whole.
       series: [
