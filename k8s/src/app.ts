@@ -1,5 +1,6 @@
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
-import { App, YamlOutputType } from "cdk8s";
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { App, Yaml } from "cdk8s";
 import type { EnvironmentConfig } from "@platform/config";
 import { SetupChart } from "./charts/setup.js";
 import { TenantsChart } from "./charts/tenants.js";
@@ -21,8 +22,8 @@ export interface SynthesisResult {
 }
 
 /** Builds one environment's charts. Chart ids become file names: 00-setup first, then one file per application. */
-export function buildApp(config: EnvironmentConfig, outdir: string): App {
-  const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART, outputFileExtension: ".k8s.yaml" });
+export function buildApp(config: EnvironmentConfig): App {
+  const app = new App();
   // File names sort in apply order: the setup file (namespaces, priority classes) first.
   const ctx = chartContext(config);
   new SetupChart(app, "00-setup", ctx);
@@ -35,16 +36,21 @@ export function buildApp(config: EnvironmentConfig, outdir: string): App {
 
 /**
  * Synthesizes into `outdir` (emptied first, so a removed object does not linger) and returns the objects written, in
- * file order: each chart's own JSON, which is what its file holds (read back and parsed, it cost as much again as
- * writing it).
+ * file order. What cdk8s's `App.synth()` does with one file per chart (`<chart id>.k8s.yaml`, through its own YAML
+ * writer), but keeping each chart's JSON: `synth()` drops it, and asking each chart for it again rendered every
+ * object twice (about a fifth of the manifests' synthesis, `pnpm bench:synth`); reading the files back cost as much.
  */
 export function synthesizeEnvironment(config: EnvironmentConfig, outdir: string): SynthesisResult {
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
-  const app = buildApp(config, outdir);
-  app.synth();
-  const files = readdirSync(outdir).filter((f) => f.endsWith(".k8s.yaml")).sort();
-  const charts = [...app.charts].sort((a, b) => a.node.id.localeCompare(b.node.id));
-  const objects = charts.flatMap((chart) => chart.toJson() as KubernetesObject[]);
+  const objects: KubernetesObject[] = [];
+  const files: string[] = [];
+  for (const chart of [...buildApp(config).charts].sort((a, b) => a.node.id.localeCompare(b.node.id))) {
+    const chartObjects = chart.toJson() as KubernetesObject[];
+    const file = `${chart.node.id}.k8s.yaml`;
+    Yaml.save(join(outdir, file), chartObjects);
+    objects.push(...chartObjects);
+    files.push(file);
+  }
   return { objects, files };
 }

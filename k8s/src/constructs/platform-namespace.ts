@@ -71,7 +71,8 @@ export class NamespaceBaseline extends Construct {
     // Node ports and cloud load balancers are read at synthesis from the Services this chart declares in the
     // namespace: exactly those, and none for anything applied from elsewhere. A LoadBalancer Service takes a node port
     // per port on GKE, so a flat zero refuses the gateway's own Service (the API server said so: "exceeded quota").
-    const exposure = () => serviceExposure(Chart.of(this), name);
+    // Read once: each is asked for twice per synthesis, and each reading renders every object of the chart.
+    const exposure = once(() => serviceExposure(Chart.of(this), name));
     new KubeResourceQuota(this, "Quota", {
       metadata: { name: "quota", namespace: name },
       spec: {
@@ -88,7 +89,7 @@ export class NamespaceBaseline extends Construct {
     });
     // max and min are read at synthesis from the containers this chart runs in the namespace: a container applied
     // from elsewhere may be no larger than the largest of ours and ask no less than the smallest.
-    const bounds = () => containerBounds(Chart.of(this), name);
+    const bounds = once(() => containerBounds(Chart.of(this), name));
     new KubeLimitRange(this, "Limits", {
       metadata: { name: "container-defaults", namespace: name },
       spec: {
@@ -104,6 +105,15 @@ export class NamespaceBaseline extends Construct {
       },
     });
   }
+}
+
+/**
+ * `read`'s value, computed on the first call. For the values read from the chart at synthesis: by then the chart is
+ * complete, and it does not change between its synthesis and a later `toJson()` of the same objects.
+ */
+function once<T>(read: () => T): () => T {
+  let value: { readonly result: T } | undefined;
+  return () => (value ??= { result: read() }).result;
 }
 
 /** What a container without its own resources gets (every platform container sets its own). */
