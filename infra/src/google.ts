@@ -6,8 +6,8 @@
  * each one for its named exports. Loading them this way roughly halves synthesis time and memory
  * (`pnpm bench:synth`). It is also the single seam to rename when moving to the cdktn fork.
  */
-import { readFileSync } from "node:fs";
-import Module, { createRequire } from "node:module";
+import { createRequire } from "node:module";
+import { requireCommonJs } from "@platform/cli/commonjs";
 
 import type * as BinaryAuthorizationPolicyModule from "@cdktf/provider-google/lib/binary-authorization-policy/index.js";
 import type * as ComputeAddressModule from "@cdktf/provider-google/lib/compute-address/index.js";
@@ -34,6 +34,9 @@ import type * as DnsRecordSetModule from "@cdktf/provider-google/lib/dns-record-
 import type * as KmsCryptoKeyModule from "@cdktf/provider-google/lib/kms-crypto-key/index.js";
 import type * as KmsCryptoKeyIamMemberModule from "@cdktf/provider-google/lib/kms-crypto-key-iam-member/index.js";
 import type * as KmsKeyRingModule from "@cdktf/provider-google/lib/kms-key-ring/index.js";
+import type * as PrivatecaCaPoolModule from "@cdktf/provider-google/lib/privateca-ca-pool/index.js";
+import type * as PrivatecaCaPoolIamMemberModule from "@cdktf/provider-google/lib/privateca-ca-pool-iam-member/index.js";
+import type * as PrivatecaCertificateAuthorityModule from "@cdktf/provider-google/lib/privateca-certificate-authority/index.js";
 import type * as ProjectIamMemberModule from "@cdktf/provider-google/lib/project-iam-member/index.js";
 import type * as ProjectServiceModule from "@cdktf/provider-google/lib/project-service/index.js";
 import type * as ProviderModule from "@cdktf/provider-google/lib/provider/index.js";
@@ -44,49 +47,20 @@ import type * as SecretManagerSecretVersionModule from "@cdktf/provider-google/l
 import type * as ServiceAccountModule from "@cdktf/provider-google/lib/service-account/index.js";
 import type * as ServiceAccountIamMemberModule from "@cdktf/provider-google/lib/service-account-iam-member/index.js";
 import type * as ServiceNetworkingConnectionModule from "@cdktf/provider-google/lib/service-networking-connection/index.js";
+import type * as SqlDatabaseModule from "@cdktf/provider-google/lib/sql-database/index.js";
+import type * as SqlDatabaseInstanceModule from "@cdktf/provider-google/lib/sql-database-instance/index.js";
+import type * as SqlUserModule from "@cdktf/provider-google/lib/sql-user/index.js";
 import type * as StorageBucketModule from "@cdktf/provider-google/lib/storage-bucket/index.js";
 import type * as StorageBucketIamMemberModule from "@cdktf/provider-google/lib/storage-bucket-iam-member/index.js";
 
 const requireModule = createRequire(import.meta.url);
 
-// Module._extensions and module._compile are Node internals (no supported synchronous hook on Node 20):
-// test/internals.test.ts fails, saying what to do, when Node no longer loads a .js file through them.
-
-type JsLoader = (module: { _compile(code: string, filename: string): void }, filename: string) => void;
-// Node's table of loaders by file extension: deprecated for applications, still what every require hook (tsx's
-// among them) uses, and the only way to load a file without them.
-const loaders = (Module as unknown as { _extensions: Record<string, JsLoader> })._extensions;
-
 /**
- * Node's own loading of a CommonJS file, read and compiled, less its trailing inline source map: 70% of a binding's
- * bytes, which V8 would otherwise scan and keep in memory with the source (about 7 MB) for nothing, since source
- * maps are off while the bindings load.
+ * Loads bindings as the plain CommonJS they are (jsii generates them), past the require hook of a TypeScript runner
+ * and with source maps off (@platform/cli/commonjs): these 36 files are 9.7 MB, and tsx's scan of them alone was
+ * about 10% of `pnpm synth` (`pnpm bench:synth`).
  */
-const compileCommonJs: JsLoader = (module, filename) => {
-  const code = readFileSync(filename, "utf8");
-  const map = code.lastIndexOf("\n//# sourceMappingURL=data:");
-  module._compile(map === -1 ? code : code.slice(0, map), filename);
-};
-
-/**
- * Loads bindings as the plain CommonJS they are (jsii generates them), past the require hook of a TypeScript runner.
- * tsx scans every .js file it is asked to load for import or export statements, in case it is an ES module to
- * compile; these 36 files are 9.7 MB, and that scan alone was about 10% of `pnpm synth` (`pnpm bench:synth`).
- * Source maps are off while they load, so Node does not parse theirs either: the generated JavaScript has nothing
- * worth mapping. Both are restored before this returns.
- */
-function load(path: string): unknown {
-  const sourceMaps = process.sourceMapsEnabled;
-  const js = loaders[".js"]!;
-  process.setSourceMapsEnabled(false);
-  loaders[".js"] = compileCommonJs;
-  try {
-    return requireModule(path);
-  } finally {
-    loaders[".js"] = js;
-    process.setSourceMapsEnabled(sourceMaps);
-  }
-}
+const load = (path: string): unknown => requireCommonJs(requireModule, path);
 
 export const { BinaryAuthorizationPolicy } = load("@cdktf/provider-google/lib/binary-authorization-policy") as typeof BinaryAuthorizationPolicyModule;
 export type BinaryAuthorizationPolicy = BinaryAuthorizationPolicyModule.BinaryAuthorizationPolicy;
@@ -162,3 +136,15 @@ export const { StorageBucket } = load("@cdktf/provider-google/lib/storage-bucket
 export type StorageBucket = StorageBucketModule.StorageBucket;
 export const { StorageBucketIamMember } = load("@cdktf/provider-google/lib/storage-bucket-iam-member") as typeof StorageBucketIamMemberModule;
 export type StorageBucketIamMember = StorageBucketIamMemberModule.StorageBucketIamMember;
+
+// The postgres engine (config database.engine): Cloud SQL and the CA that signs its server certificate. Loaded only
+// by a stack that uses them (stack.ts), so a Citus-only synthesis does not pay for these bindings.
+export const loadCloudSqlBindings = () => ({
+  ...(load("@cdktf/provider-google/lib/sql-database-instance") as typeof SqlDatabaseInstanceModule),
+  ...(load("@cdktf/provider-google/lib/sql-database") as typeof SqlDatabaseModule),
+  ...(load("@cdktf/provider-google/lib/sql-user") as typeof SqlUserModule),
+  ...(load("@cdktf/provider-google/lib/privateca-ca-pool") as typeof PrivatecaCaPoolModule),
+  ...(load("@cdktf/provider-google/lib/privateca-ca-pool-iam-member") as typeof PrivatecaCaPoolIamMemberModule),
+  ...(load("@cdktf/provider-google/lib/privateca-certificate-authority") as typeof PrivatecaCertificateAuthorityModule),
+});
+

@@ -49,9 +49,9 @@ describe("PlatformStack.prepareStack skips cdktf's cross-stack pass (src/stack.t
   });
 });
 
-describe("src/google.ts loads the provider bindings through Node's Module._extensions['.js']", () => {
+describe("src/google.ts loads the provider bindings through Node's Module._extensions['.js'] (@platform/cli/commonjs)", () => {
   const loaders = (Module as unknown as { _extensions?: Record<string, (module: unknown, filename: string) => void> })._extensions;
-  const advice = "src/google.ts swaps Module._extensions['.js'] to load the bindings past tsx's require hook; on this Node it cannot: load them with a plain require() (drop load()) or move to module.registerHooks";
+  const advice = "requireCommonJs (cli/src/commonjs.ts, used by src/google.ts, k8s/src/k8s.ts, monitoring/src/dashboards.ts and config/src/schema.ts) swaps Module._extensions['.js'] to load past tsx's require hook; on this Node it cannot: make it a plain require() or move to module.registerHooks";
 
   it("Node still has the loader table and Module.prototype._compile", () => {
     expect(typeof loaders?.[".js"], advice).toBe("function");

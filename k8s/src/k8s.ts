@@ -4,14 +4,16 @@
  *
  * Loaded with require() and re-exported by name, not with `export * from`: the module is 2.7 MB of CommonJS, and an
  * ES import of it makes Node's CommonJS lexer scan it all for its export names, and tsx's import hook before that;
- * together about a fifth of the manifests' synthesis (`pnpm bench:synth`). Add a name here when a chart needs one;
- * test/manifests.test.ts fails on one that the module no longer exports.
+ * together about a fifth of the manifests' synthesis (`pnpm bench:synth`). It is required past tsx's require hook
+ * and with source maps off (@platform/cli/commonjs): its inline source map is half its bytes. Add a name here when a
+ * chart needs one; test/manifests.test.ts fails on one that the module no longer exports.
  */
 import { createRequire } from "node:module";
+import { requireCommonJs } from "@platform/cli/commonjs";
 import type * as K8s from "cdk8s-plus-28/lib/imports/k8s.js";
 
 export const K8S_MODULE = "cdk8s-plus-28/lib/imports/k8s.js";
-const k8s = createRequire(import.meta.url)(K8S_MODULE) as typeof K8s;
+const k8s = requireCommonJs(createRequire(import.meta.url), K8S_MODULE) as typeof K8s;
 
 export const IntOrString = k8s.IntOrString;
 export type IntOrString = K8s.IntOrString;
