@@ -23,8 +23,24 @@ export interface RenderedMonitoring {
   readonly files: Record<string, string>;
 }
 
+/**
+ * One render per loaded environment: the main job (`pnpm synth`) writes an environment's files (monitoring/dist) and
+ * mounts the same files in the monitoring chart's ConfigMaps (k8s), and rendering them twice was a tenth of the
+ * manifests' synthesis (`pnpm bench:synth`). Keyed by the config object, which nothing changes once it is loaded.
+ */
+const rendered = new WeakMap<EnvironmentConfig, RenderedMonitoring>();
+
 /** The monitoring content for one environment, as the files the charts mount. */
 export function renderMonitoring(config: EnvironmentConfig): RenderedMonitoring {
+  let result = rendered.get(config);
+  if (!result) {
+    result = render(config);
+    rendered.set(config, result);
+  }
+  return result;
+}
+
+function render(config: EnvironmentConfig): RenderedMonitoring {
   return {
     files: {
       "prometheus.yml": stringify(prometheusConfig(config), { lineWidth: 0 }),
