@@ -101,7 +101,7 @@ type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | Lo
  * second resolution happens between the check and the connection.
  */
 export function checkedLookup(allowed: AllowedRanges, resolve: Resolver = systemResolver) {
-  return (hostname: string, options: { all?: boolean } | number | undefined, callback: LookupCallback): void => {
+  return (hostname: string, options: { all?: boolean; family?: number | string } | number | undefined, callback: LookupCallback): void => {
     resolve(hostname).then(
       (addresses) => {
         const refused = addresses.length === 0 ? `${hostname} does not resolve` : addresses.map((a) => refusalOf(a, allowed)).find((why) => why !== undefined);
@@ -110,7 +110,11 @@ export function checkedLookup(allowed: AllowedRanges, resolve: Resolver = system
           error.code = "EWEBHOOKTARGET";
           return callback(error, "");
         }
-        const list = addresses.map((address) => ({ address, family: isIP(address) }));
+        // Every address was judged above; the socket gets those of the family it asked for.
+        const asked = typeof options === "number" ? options : options?.family;
+        const family = asked === "IPv4" ? 4 : asked === "IPv6" ? 6 : Number(asked ?? 0) || 0;
+        const list = addresses.map((address) => ({ address, family: isIP(address) })).filter((a) => family === 0 || a.family === family);
+        if (list.length === 0) return callback(Object.assign(new Error(`${hostname} has no IPv${family} address`), { code: "ENOTFOUND" }), "");
         if (typeof options === "object" && options?.all) return callback(null, list);
         return callback(null, list[0]!.address, list[0]!.family);
       },

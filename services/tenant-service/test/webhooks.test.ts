@@ -16,14 +16,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runOnce } from "graphile-worker";
 import pg from "pg";
 import { freePort } from "@platform/testing";
+import { citusUrlAs, prepareCitusDatabase } from "@platform/citus/testing";
 import { buildApp } from "../src/app.js";
+import { loadServiceConfig } from "../src/config.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 import { installQueue } from "../src/worker/queue.js";
 import { webhookTaskList } from "../src/worker/webhooks.js";
-import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
+import { AUDIENCE, ISSUER, SECRET, createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
 import { startScript, waitUntilServing, type RunningProcess } from "./processes.js";
 
 if (unavailable) console.warn(`skipping webhook tests: ${unavailable}`);
+const CITUS_URL = process.env.CITUS_URL;
+if (!CITUS_URL) console.warn("skipping the webhook tests on Citus: set CITUS_URL to a Citus 13 coordinator (superuser) with two or more workers");
 
 interface Received {
   readonly at: number;
@@ -462,5 +466,94 @@ describe.skipIf(unavailable !== undefined)("webhooks on PostgreSQL 15 with the r
       const jobs = await stack.admin.query("SELECT count(*)::int AS n FROM graphile_worker._private_jobs WHERE payload->>'tenantId' = $1 AND locked_at IS NULL", [c.id]);
       expect(jobs.rows[0].n).toBe(0);
     }, 60_000);
+  });
+
+  // The same path on a real Citus cluster: the tables distributed and colocated, the outbox statement routed to the
+  // tenant's shard in the transaction that also queues on the coordinator, and the worker's task delivering.
+  describe.skipIf(!CITUS_URL)("on a real Citus cluster (CITUS_URL)", () => {
+    let release: (() => Promise<void>) | undefined;
+    let citusApp: Awaited<ReturnType<typeof buildApp>> | undefined;
+    let citusDb: ReturnType<typeof createPostgresDatabase> | undefined;
+    let appPool: pg.Pool | undefined;
+    let admin: pg.Client | undefined;
+    let appUrl: string;
+
+    beforeAll(async () => {
+      ({ appUrl, release } = await prepareCitusDatabase(CITUS_URL!));
+      await installQueue(citusUrlAs(CITUS_URL!, "platform_migrator", "migrator"));
+      admin = new pg.Client({ connectionString: CITUS_URL });
+      await admin.connect();
+      citusDb = createPostgresDatabase({ url: appUrl, poolSize: 4 });
+      const config = loadServiceConfig({ DATABASE_URL: appUrl, AUTH_JWT_SECRET: SECRET, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, TENANT_CACHE_TTL_MS: "0", WEBHOOK_ALLOWED_PRIVATE_CIDRS: "127.0.0.1/32" });
+      citusApp = await buildApp({ config, db: citusDb });
+      appPool = new pg.Pool({ connectionString: appUrl, max: 3 });
+    }, 180_000);
+    afterAll(async () => {
+      await citusApp?.close();
+      await citusDb?.close();
+      await appPool?.end();
+      await admin?.end();
+      await release?.();
+    });
+
+    it("distributes both tables with the tenant's other rows, and delivers a tenant's events signed, from its shard", async () => {
+      const colocation = await admin!.query<{ table: string; colocation: number; column: string }>(
+        `SELECT logicalrelid::regclass::text AS table, colocationid AS colocation, column_to_column_name(logicalrelid, partkey) AS column
+           FROM pg_dist_partition WHERE logicalrelid IN ('platform.users'::regclass, 'platform.webhooks'::regclass, 'platform.webhook_deliveries'::regclass)`,
+      );
+      expect(colocation.rows.map((r) => r.column)).toEqual(["tenant_id", "tenant_id", "tenant_id"]);
+      expect(new Set(colocation.rows.map((r) => r.colocation)).size).toBe(1);
+
+      const call = (t: string, method: string, url: string, payload?: object) => citusApp!.inject({ method: method as "GET", url, payload, headers: { authorization: `Bearer ${t}` } });
+      const platform = await token({ scope: "platform:admin" });
+      const tenants: { id: string; admin: string; member: string; userId: string }[] = [];
+      for (const code of ["test-hook-a", "test-hook-b"]) {
+        const t = await call(platform, "POST", "/v1/tenants", { code, name: code });
+        expect(t.statusCode, t.body).toBe(201);
+        const id = t.json().id as string;
+        const adminToken = await token({ tenant: id, scope: "tenant:admin" });
+        const user = await call(adminToken, "POST", "/v1/users", { email: `owner@${code}.test` });
+        expect(user.statusCode, user.body).toBe(201);
+        tenants.push({ id, admin: adminToken, member: await token({ tenant: id }), userId: user.json().id });
+      }
+      const [a, b] = tenants as [(typeof tenants)[0], (typeof tenants)[0]];
+      const r = await receiver();
+      const hook = await call(a.admin, "POST", "/v1/webhooks", { url: r.url, events: ["item.created", "item.updated", "item.deleted"] });
+      expect(hook.statusCode, hook.body).toBe(201);
+      const item = await call(a.member, "POST", "/v1/items", { ownerId: a.userId, title: "on citus" });
+      expect(item.statusCode, item.body).toBe(201);
+      expect((await call(a.member, "PATCH", `/v1/items/${item.json().id}`, { title: "on citus, changed" })).statusCode).toBe(200);
+      expect((await call(a.member, "DELETE", `/v1/items/${item.json().id}`)).statusCode).toBe(204);
+      expect((await call(b.member, "POST", "/v1/items", { ownerId: b.userId, title: "no webhooks" })).statusCode).toBe(201);
+      const jobs = await admin!.query("SELECT payload->>'tenantId' AS tenant FROM graphile_worker._private_jobs WHERE task_id IN (SELECT id FROM graphile_worker._private_tasks WHERE identifier = 'webhook.deliver')");
+      expect(jobs.rows.map((j) => j.tenant)).toEqual([a.id, a.id, a.id]);
+
+      await runOnce({ pgPool: appPool!, taskList: webhookTaskList({ db: citusDb!, timeoutMs: 3_000, maxAttempts: 3, retryBaseMs: 60_000, allowedPrivateCidrs: "127.0.0.1/32", caFile: tls.caFile }) });
+      expect(r.received.map((m) => JSON.parse(m.body).type)).toEqual(["item.created", "item.updated", "item.deleted"]);
+      for (const m of r.received) {
+        const timestamp = m.headers["webhook-timestamp"] as string;
+        expect(m.headers["webhook-signature"]).toBe(`v1=${createHmac("sha256", hook.json().secret).update(`${timestamp}.${m.body}`).digest("hex")}`);
+      }
+      const log = await call(a.admin, "GET", `/v1/webhooks/${hook.json().id}/deliveries`);
+      expect(log.json().data.map((d: { status: string }) => d.status)).toEqual(["delivered", "delivered", "delivered"]);
+      const byTenant = await admin!.query("SELECT tenant_id, count(*)::int AS n FROM platform.webhook_deliveries GROUP BY 1");
+      expect(byTenant.rows).toEqual([{ tenant_id: a.id, n: 3 }]);
+
+      // A failure's record and the pause, then a delivery deferred by it: the other statements of the task, on Citus.
+      const down = await receiver([500, 500]);
+      const failing = await call(a.admin, "POST", "/v1/webhooks", { url: down.url, events: ["user.created"] });
+      expect(failing.statusCode, failing.body).toBe(201);
+      const tasks = webhookTaskList({ db: citusDb!, timeoutMs: 3_000, maxAttempts: 3, retryBaseMs: 60_000, allowedPrivateCidrs: "127.0.0.1/32", caFile: tls.caFile });
+      expect((await call(a.admin, "POST", "/v1/users", { email: "first@test-hook-a.test" })).statusCode).toBe(201);
+      await runOnce({ pgPool: appPool!, taskList: tasks });
+      expect((await call(a.admin, "POST", "/v1/users", { email: "second@test-hook-a.test" })).statusCode).toBe(201);
+      await runOnce({ pgPool: appPool!, taskList: tasks });
+      expect(down.received.length).toBe(1);
+      const [deferred, failed] = (await call(a.admin, "GET", `/v1/webhooks/${failing.json().id}/deliveries`)).json().data;
+      expect(failed).toMatchObject({ status: "pending", attempts: 1, responseStatus: 500, lastError: "answered 500" });
+      const paused = (await call(a.admin, "GET", `/v1/webhooks/${failing.json().id}`)).json();
+      expect(paused.consecutiveFailures).toBe(1);
+      expect(deferred).toMatchObject({ status: "pending", attempts: 0, nextAttemptAt: paused.pausedUntil });
+    });
   });
 });

@@ -52,6 +52,8 @@ export interface PendingDelivery {
   readonly url: string;
   readonly secret: string;
   readonly pausedUntil: Date | null;
+  /** The webhook's failures in a row before this attempt. */
+  readonly consecutiveFailures: number;
   readonly createdAt: Date;
 }
 
@@ -175,7 +177,7 @@ export class WebhookRepository {
   /** The delivery with its webhook's URL, secret and circuit (the worker's read); undefined if either is gone. */
   async pending(deliveryId: string): Promise<PendingDelivery | undefined> {
     const { rows } = await this.db.query(
-      `SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.body, d.status, d.attempts, d.created_at, w.url, w.secret, w.paused_until
+      `SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.body, d.status, d.attempts, d.created_at, w.url, w.secret, w.paused_until, w.consecutive_failures
          FROM platform.webhook_deliveries d JOIN platform.webhooks w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id
         WHERE d.tenant_id = $1 AND d.id = $2`,
       [this.tenantId, deliveryId],
@@ -193,6 +195,7 @@ export class WebhookRepository {
       url: r.url as string,
       secret: r.secret as string,
       pausedUntil: (r.paused_until as Date | null) ?? null,
+      consecutiveFailures: r.consecutive_failures as number,
       createdAt: r.created_at as Date,
     };
   }
@@ -218,25 +221,26 @@ export class WebhookRepository {
     attempt: DeliveryAttempt;
     status: Delivery["status"];
     nextAttemptAt: Date | null;
-    /** A failure pauses the webhook base * 2^(failures in a row before it), at most max. */
-    pause: { baseMs: number; maxMs: number };
+    /** Until when a failure pauses the webhook (worker/webhooks.ts: longer with each failure in a row). */
+    pausedUntil: Date | null;
   }): Promise<void> {
     const delivered = a.status === "delivered";
     await this.db.query(
       `UPDATE platform.webhook_deliveries
           SET attempts = attempts + 1, status = $3, next_attempt_at = $4, last_attempt_at = $5::timestamptz, response_status = $6,
-              last_error = $7, delivered_at = CASE WHEN $3 = 'delivered' THEN now() END,
+              last_error = $7, delivered_at = $9,
               attempt_log = attempt_log || jsonb_build_array($8::jsonb)
         WHERE tenant_id = $1 AND id = $2`,
-      [this.tenantId, a.deliveryId, a.status, a.nextAttemptAt, a.attempt.at, a.attempt.responseStatus, a.attempt.error?.slice(0, 500) ?? null, JSON.stringify(a.attempt)],
+      // delivered_at from here, not CASE ... now(): Citus refuses a non-immutable function inside CASE.
+      [this.tenantId, a.deliveryId, a.status, a.nextAttemptAt, a.attempt.at, a.attempt.responseStatus, a.attempt.error?.slice(0, 500) ?? null, JSON.stringify(a.attempt), delivered ? new Date() : null],
     );
     await this.db.query(
       delivered
         ? "UPDATE platform.webhooks SET consecutive_failures = 0, paused_until = NULL WHERE tenant_id = $1 AND id = $2 AND (consecutive_failures <> 0 OR paused_until IS NOT NULL)"
-        : `UPDATE platform.webhooks SET consecutive_failures = consecutive_failures + 1,
-                  paused_until = now() + least($3::float8 * power(2, least(consecutive_failures, 30)), $4::float8) * interval '1 millisecond'
-            WHERE tenant_id = $1 AND id = $2`,
-      delivered ? [this.tenantId, a.webhookId] : [this.tenantId, a.webhookId, a.pause.baseMs, a.pause.maxMs],
+        : "UPDATE platform.webhooks SET consecutive_failures = consecutive_failures + 1, paused_until = $3 WHERE tenant_id = $1 AND id = $2",
+      // The pause is computed by the caller, not from now() and the column here: Citus refuses a STABLE function
+      // (now(), timestamptz + interval) called with a column in an UPDATE.
+      delivered ? [this.tenantId, a.webhookId] : [this.tenantId, a.webhookId, a.pausedUntil],
     );
   }
 }

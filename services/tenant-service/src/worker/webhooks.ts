@@ -15,7 +15,7 @@
  * - **Only public addresses.** The connection goes to the address checkedLookup resolved and judged (webhook-targets.ts):
  *   no second resolution, no redirect followed, a bounded response read.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import type { JobHelpers, Task, TaskList } from "graphile-worker";
@@ -41,21 +41,9 @@ export const WEBHOOK_HEADERS = {
   signature: "webhook-signature",
 } as const;
 
-/** The signature of one attempt: HMAC-SHA256 over the timestamp, a dot, and the body's exact bytes. */
+/** The signature of one attempt: HMAC-SHA256 over the timestamp, a dot, and the body's exact bytes (README: how to verify). */
 export function sign(secret: string, timestamp: number, body: string): string {
   return `v1=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
-}
-
-/**
- * What a receiver does (the README's snippet is this function): recompute, compare in constant time, and refuse a
- * timestamp further than `toleranceSeconds` from its clock, so a captured request cannot be replayed later.
- */
-export function verify(secret: string, headers: { timestamp: string; signature: string }, body: string, toleranceSeconds = 300, nowSeconds = Date.now() / 1000): boolean {
-  const timestamp = Number(headers.timestamp);
-  if (!Number.isInteger(timestamp) || Math.abs(nowSeconds - timestamp) > toleranceSeconds) return false;
-  const expected = Buffer.from(sign(secret, timestamp, body));
-  const given = Buffer.from(headers.signature);
-  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 /** Kept from a response for the log, at most; what is beyond is not read (undici's maxResponseSize cuts it). */
@@ -231,7 +219,8 @@ export function webhookTaskList(options: WebhookDeliveryOptions): TaskList {
         attempt: { at: started.toISOString(), durationMs, responseStatus: result.responseStatus, error: result.error },
         status: delivered ? "delivered" : gaveUp ? "failed" : "pending",
         nextAttemptAt,
-        pause: { baseMs: retryBaseMs, maxMs: MAX_PAUSE_MS },
+        // One webhook's attempts never overlap (its queue), so the count read with the delivery is still current.
+        pausedUntil: delivered ? null : new Date(now().getTime() + Math.min(retryBaseMs * 2 ** Math.min(d.consecutiveFailures, 30), MAX_PAUSE_MS)),
       });
     });
     const outcome: Outcome = delivered ? "delivered" : gaveUp ? "failed" : result.refused ? "refused" : "retry";
