@@ -34,6 +34,7 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
       deletionProtection: false,
     },
     backups: { maxAgeDays: 30, nearlineAfterDays: 14, noncurrentVersionDays: 7 },
+    database: { cloudSql: { tier: "db-custom-2-7680", diskGb: 20, highAvailability: false, backupRetentionCount: 7, deletionProtection: false } },
     // Little traffic: trace all of it, or a developer never finds the request they just made. Jaeger in the cluster:
     // traces next to the code that made them, and a lost pod loses only a developer's traces.
     monitoring: { traceSamplingRate: 1, traceBackend: "jaeger" },
@@ -48,6 +49,7 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
     redis: { tier: "STANDARD_HA", readReplicas: 1 },
     citus: { dataDiskType: "pd-ssd", standby: false, snapshotRetentionDays: 14, fullBackupRetention: 2, deletionProtection: false },
     backups: { maxAgeDays: 60, nearlineAfterDays: 30, noncurrentVersionDays: 14 },
+    database: { cloudSql: { highAvailability: false, deletionProtection: false } },
     monitoring: { traceSamplingRate: 0.1 },
     kubernetes: { apiHostname: "api.staging.example.com", apiBaseDomain: "staging.example.com" },
   },
@@ -60,6 +62,7 @@ export const ENVIRONMENT_DEFINITIONS: Record<EnvironmentName, EnvironmentInput> 
     redis: { tier: "STANDARD_HA", readReplicas: 2 },
     citus: { dataDiskType: "pd-ssd", standby: true, snapshotRetentionDays: 30, fullBackupRetention: 4, deletionProtection: true },
     backups: { maxAgeDays: 90, nearlineAfterDays: 30, noncurrentVersionDays: 30 },
+    database: { cloudSql: { highAvailability: true, backupRetentionCount: 30, deletionProtection: true } },
     monitoring: { prometheusStorageGi: 500, prometheusRetentionDays: 30 },
     kubernetes: {
       apiHostname: "api.example.com",
@@ -95,6 +98,8 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   redis: { version: "REDIS_7_2", maintenanceWindow: { day: "SUNDAY", hour: 3 } },
   citus: { postgresMajor: 15, citusVersion: "13.2", coordinatorMaxConnections: 400, workerMaxConnections: 800, restorePointIntervalMinutes: 60, etcd: { machineType: "e2-small", diskGb: 10 } },
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
+  // Every environment runs Citus unless an operator chooses the postgres engine (PLATFORM_<ENV>_DATABASE_ENGINE).
+  database: { engine: "citus", cloudSql: { backupRetentionCount: 14, pointInTimeRecoveryDays: 7, maintenanceWindow: { day: "SUNDAY", hour: 4 } } },
   // No proxy in front of Kong: the L4 load balancer passes clients' addresses through (docs/ARCHITECTURE.md, "The edge").
   edge: { perAddressLimit: { second: 200, minute: 6_000 }, requestBodyLimitKib: 256, trustedProxyCidrs: [] },
   monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, traceSamplingRate: 0.01, traceBackend: "cloudTrace", alertReceiver: "pagerduty" },

@@ -3,7 +3,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { COMMON_DEFAULTS, ENVIRONMENT_DEFINITIONS, EXAMPLE_TENANT_SERVICE_IMAGE, type EnvironmentInput } from "./environments.js";
 import { ENVIRONMENT_NAMES, EnvironmentConfigSchema, type EnvironmentConfig, type EnvironmentName } from "./schema.js";
-import { deriveSizing } from "./sizing.js";
+import { cloudSqlSizingFor, deriveSizing } from "./sizing.js";
 
 /** Where operator overrides are read from when PLATFORM_CONFIG is not set: the repository root. */
 export const DEFAULT_OVERRIDE_FILE = resolve(dirname(fileURLToPath(import.meta.url)), "../../platform.config.json");
@@ -29,6 +29,8 @@ export const ENV_VAR_OVERRIDES = {
   STATE_BUCKET: (v: string): EnvironmentInput => ({ gcp: { stateBucket: v } }),
   TENANT_TARGET: (v: string, key: string): EnvironmentInput => ({ tenants: { target: wholeNumber(v, key) } }),
   CITUS_WORKERS: (v: string, key: string): EnvironmentInput => ({ citus: { workers: wholeNumber(v, key) } }),
+  /** citus or postgres (docs/SCALING.md, "Phase 1"); the schema refuses anything else. */
+  DATABASE_ENGINE: (v: string): EnvironmentInput => ({ database: { engine: v.trim() as "citus" | "postgres" } }),
   /** Set by the release pipeline: registry/repository:tag@sha256:digest. */
   TENANT_SERVICE_IMAGE: (v: string): EnvironmentInput => ({ kubernetes: { images: { tenantService: v } } }),
 } as const;
@@ -91,6 +93,7 @@ function sizingDefaults(tenants: number, averageDataMb: number, workers: unknown
     citus: sizing.citus,
     gke: { nodePool: sizing.gkeNodePool },
     redis: { memorySizeGb: sizing.redisMemorySizeGb },
+    database: { cloudSql: cloudSqlSizingFor(tenants, averageDataMb) },
   };
 }
 

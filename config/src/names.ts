@@ -79,10 +79,19 @@ export interface PlatformNames {
   readonly dnsZone: string;
   readonly dnsDomain: string;
   readonly kmsKeyRing: string;
-  readonly kmsKeys: { readonly gkeSecrets: string; readonly disks: string; readonly backups: string; readonly redis: string };
+  readonly kmsKeys: { readonly gkeSecrets: string; readonly disks: string; readonly backups: string; readonly redis: string; readonly cloudSql: string };
   readonly backupsBucket: string;
   readonly redis: { readonly instance: string; readonly host: string; readonly port: number };
   readonly postgresPort: number;
+  /**
+   * The database clients connect to, whichever engine (config database.engine): citus, the coordinator's load
+   * balancer name; postgres, the Cloud SQL instance's private address under the private zone, a name its server
+   * certificate carries, so clients verify it as they verify the coordinator (sslmode=verify-full). cidr: the range
+   * its address is in, which the workloads' NetworkPolicies open.
+   */
+  readonly database: { readonly engine: "citus" | "postgres"; readonly host: string; readonly cidr: string };
+  /** The postgres engine's Cloud SQL instance and its server CA (Certificate Authority Service), which signs a certificate for database.host. */
+  readonly cloudSql: { readonly instance: string; readonly host: string; readonly caPool: string; readonly certificateAuthority: string };
   readonly citusDatabase: string;
   /** Hydra's own plain PostgreSQL database on the coordinator: named after its owner, databaseRoles.hydra (the bootstrap and pg_hba.conf rely on it). */
   readonly hydraDatabase: string;
@@ -183,6 +192,8 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
         : {}),
     };
   };
+  const coordinator = node("coordinator", 0, 0);
+  const cloudSqlHost = `postgres.${dnsDomain}`;
   return {
     network: `${p}-vpc`,
     gkeSubnet: `${p}-gke`,
@@ -198,16 +209,21 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
     dnsZone: `${p}-db-internal`,
     dnsDomain,
     kmsKeyRing: `${p}-keyring`,
-    kmsKeys: { gkeSecrets: "gke-secrets", disks: "disks", backups: "backups", redis: "redis" },
+    kmsKeys: { gkeSecrets: "gke-secrets", disks: "disks", backups: "backups", redis: "redis", cloudSql: "cloudsql" },
     backupsBucket: `${projectId}-${p}-db-backups`,
     redis: { instance: `${p}-redis`, host: `redis.${dnsDomain}`, port: PORTS.memorystoreTls },
     postgresPort: PORTS.postgres,
+    // cidr: where clients' packets to it go (NetworkPolicies): the database subnet, or Cloud SQL's Private Service Access range.
+    database: config.database.engine === "postgres"
+      ? { engine: "postgres", host: cloudSqlHost, cidr: config.network.privateServiceAccessCidr }
+      : { engine: "citus", host: coordinator.host, cidr: config.network.dataCidr },
+    cloudSql: { instance: `${p}-postgres`, host: cloudSqlHost, caPool: `${p}-cloudsql-ca`, certificateAuthority: `${p}-cloudsql-root` },
     citusDatabase: "platform",
     hydraDatabase: DATABASE_ROLES.hydra,
     databaseRoles: DATABASE_ROLES,
     auth: { host: `auth.${config.kubernetes.apiBaseDomain}`, issuer: `https://auth.${config.kubernetes.apiBaseDomain}/` },
     citus: {
-      coordinator: node("coordinator", 0, 0),
+      coordinator,
       workers: Array.from({ length: config.citus.workers }, (_, i) => node("worker", i, i + 1)),
     },
     patroni: {

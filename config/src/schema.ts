@@ -160,6 +160,35 @@ export const EnvironmentConfigSchema = z
        */
       etcd: z.object({ machineType, diskGb: z.number().int().min(10) }),
     }),
+    /**
+     * Where tenant data lives (docs/SCALING.md, "Phase 1: one PostgreSQL (Cloud SQL)"). citus: the Citus coordinator
+     * and workers on Compute Engine (citus above). postgres: one Cloud SQL for PostgreSQL 15 instance
+     * (infra/src/constructs/cloud-sql-postgres.ts), private IP only, sized by cloudSql below; the charts, the service,
+     * the worker and the migrations are the same on both. An operator chooses with PLATFORM_<ENV>_DATABASE_ENGINE or
+     * platform.config.json.
+     */
+    database: z.object({
+      engine: z.enum(["citus", "postgres"]),
+      /** Read where engine is postgres. Its max_connections is citus.coordinatorMaxConnections: the value the charts size the service's pools from. */
+      cloudSql: z.object({
+        /** A custom machine: db-custom-<vCPUs>-<memory MB>, 0.9 to 6.5 GB per vCPU in multiples of 256 MB. */
+        tier: z.string().regex(/^db-custom-\d+-\d+$/, "must be a Cloud SQL custom tier such as db-custom-4-16384 (vCPUs, memory in MB)"),
+        /** SSD data disk; it grows automatically beyond this, never shrinks. */
+        diskGb: z.number().int().min(10).max(65536),
+        /** availability_type REGIONAL: a standby in another zone of the region, failed over to by Cloud SQL. */
+        highAvailability: z.boolean(),
+        /** Daily automated backups kept (retained_backups). */
+        backupRetentionCount: z.number().int().min(1).max(365),
+        /** Days of write-ahead log kept for point-in-time recovery (transaction_log_retention_days, at most 7). */
+        pointInTimeRecoveryDays: z.number().int().min(1).max(7),
+        /** The weekly hour (UTC) Cloud SQL may apply updates in: a restart, or a failover with highAvailability. */
+        maintenanceWindow: z.object({
+          day: z.enum(["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]),
+          hour: z.number().int().min(0).max(23),
+        }),
+        deletionProtection: z.boolean(),
+      }),
+    }),
     backups: z.object({
       /** Objects older than this are deleted by lifecycle: a safety net behind pgBackRest's own expiry. */
       maxAgeDays: z.number().int().min(7),
@@ -299,6 +328,17 @@ export const EnvironmentConfigSchema = z
     }
     if (config.name === "production" && config.monitoring.traceBackend !== "cloudTrace") {
       ctx.addIssue({ code: "custom", path: ["monitoring", "traceBackend"], message: "production requires cloudTrace: Jaeger's badger storage has one writer, which no availability rule admits" });
+    }
+    if (config.name === "production" && config.database.engine === "postgres" && !config.database.cloudSql.highAvailability) {
+      ctx.addIssue({ code: "custom", path: ["database", "cloudSql", "highAvailability"], message: "production requires a regional (highly available) Cloud SQL instance" });
+    }
+    const customTier = /^db-custom-(\d+)-(\d+)$/.exec(config.database.cloudSql.tier);
+    if (customTier) {
+      const [vcpus, memoryMb] = [Number(customTier[1]), Number(customTier[2])];
+      if (vcpus !== 1 && vcpus % 2 !== 0) ctx.addIssue({ code: "custom", path: ["database", "cloudSql", "tier"], message: `must have 1 or an even number of vCPUs (got ${vcpus})` });
+      if (memoryMb % 256 !== 0 || memoryMb < vcpus * 922 || memoryMb > vcpus * 6656) {
+        ctx.addIssue({ code: "custom", path: ["database", "cloudSql", "tier"], message: `memory must be a multiple of 256 MB between 0.9 and 6.5 GB per vCPU (got ${memoryMb} MB for ${vcpus} vCPUs)` });
+      }
     }
     if (config.name === "production" && redis.tier !== "STANDARD_HA") {
       ctx.addIssue({ code: "custom", path: ["redis", "tier"], message: "production requires STANDARD_HA Memorystore" });

@@ -109,3 +109,22 @@ export function deriveSizing(tenants: number, averageDataMb: number, workersOver
 function nextPowerOfTwo(n: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 }
+
+/**
+ * Cloud SQL's machine per tier (the postgres engine, docs/SCALING.md "Phase 1"): the one instance does the work of the
+ * coordinator and every worker, so it gets a Citus worker's memory per vCPU (highmem: 8 GB) capped at Cloud SQL's
+ * 6.5 GB per vCPU. Phase 1 is meant for the small tier; the others are there so a larger target still synthesizes.
+ */
+const CLOUD_SQL_TIERS: Record<SizingTier, { vcpus: number; minDiskGb: number }> = {
+  small: { vcpus: 4, minDiskGb: 100 },
+  medium: { vcpus: 8, minDiskGb: 250 },
+  large: { vcpus: 16, minDiskGb: 500 },
+};
+
+/** The Cloud SQL tier and data disk for a tenant target: all tenant data on one disk, with the workers' headroom. */
+export function cloudSqlSizingFor(tenants: number, averageDataMb: number): { tier: string; diskGb: number } {
+  const { vcpus, minDiskGb } = CLOUD_SQL_TIERS[tierFor(tenants)];
+  const memoryMb = vcpus * 6656;
+  const dataGb = (tenants * averageDataMb) / 1024;
+  return { tier: `db-custom-${vcpus}-${memoryMb}`, diskGb: Math.min(65536, Math.max(minDiskGb, Math.ceil((dataGb * WORKER_DISK_HEADROOM) / 50) * 50)) };
+}
