@@ -22,7 +22,8 @@ export const StackOutputsSchema = z.object({
   redis_host: z.string(),
   redis_ip: z.string(),
   redis_port: z.number(),
-  backups_bucket: z.string(),
+  /** pgBackRest's bucket: the Citus engine only. */
+  backups_bucket: z.string().optional(),
   tenant_service_account: z.string(),
   tenant_worker_account: z.string(),
   secret_ids: z.record(z.string(), z.string()),
@@ -86,7 +87,7 @@ export interface ExpectedOutput {
 export const KUBERNETES_EXPECTS = {
   project_id: { expected: (c) => c.gcp.projectId, usedBy: "the SecretProviderClasses' secret paths" },
   cluster_name: { expected: (_, n) => n.cluster, usedBy: "the cluster scripts/deploy applies the manifests to" },
-  coordinator_host: { expected: (_, n) => n.citus.coordinator.host, usedBy: "DATABASE_URL of the tenant service and worker, Hydra's DSN" },
+  coordinator_host: { expected: (_, n) => n.database.host, usedBy: "DATABASE_URL of the tenant service and worker, Hydra's DSN" },
   postgres_port: { expected: (_, n) => n.postgresPort, usedBy: "DATABASE_URL, Hydra's DSN, the NetworkPolicies' egress" },
   database: { expected: (_, n) => n.citusDatabase, usedBy: "DATABASE_URL" },
   redis_host: { expected: (_, n) => n.redis.host, usedBy: "REDIS_URL, Kong's rate limiting" },
@@ -98,7 +99,7 @@ export const KUBERNETES_EXPECTS = {
 
 /** Outputs that exist only after a deploy, which `pnpm outputs` prints for DNS and firewall checks. */
 export const DEPLOYED_ONLY = {
-  coordinator_ip: "the coordinator's internal load balancer: what coordinator_host resolves to",
+  coordinator_ip: "the coordinator's internal load balancer, or Cloud SQL's private address (postgres engine): what coordinator_host resolves to",
   redis_ip: "Memorystore's address: what redis_host resolves to",
 } satisfies Partial<Record<StackOutputName, string>>;
 

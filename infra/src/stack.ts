@@ -12,6 +12,7 @@ import { PrivateGkeCluster } from "./constructs/private-gke-cluster.js";
 import { MemorystoreRedis } from "./constructs/memorystore-redis.js";
 import { BackupsBucket } from "./constructs/backups-bucket.js";
 import { CitusCluster } from "./constructs/citus-cluster.js";
+import { CloudSqlPostgres } from "./constructs/cloud-sql-postgres.js";
 import { EtcdCluster } from "./constructs/etcd-cluster.js";
 import { WorkloadIdentityAccount } from "./constructs/workload-identity.js";
 import { ImageAdmissionPolicy } from "./constructs/image-admission-policy.js";
@@ -44,6 +45,21 @@ const GKE_NODE_ROLES = [
 
 /** The oldest Terraform the stacks are written for (`terraform_data` needs 1.4); docs/DEPLOYMENT.md asks for the same. */
 export const TERRAFORM_REQUIRED_VERSION = ">= 1.5.0";
+/** The postgres engine's users take write-only passwords (password_wo), which Terraform 1.11 introduced. */
+export const TERRAFORM_REQUIRED_VERSION_POSTGRES = ">= 1.11.0";
+
+/** APIs only the postgres engine (config database.engine) uses: Cloud SQL, and CA Service for its server certificate. */
+export const POSTGRES_ENGINE_SERVICES = ["sqladmin.googleapis.com", "privateca.googleapis.com"];
+
+/** What the rest of the stack needs of either database engine. */
+interface DatabaseEngine {
+  /** The secrets the workloads read (the same ids on both engines). */
+  readonly secrets: Pick<CitusCluster["secrets"], "dbApp" | "dbCaCert" | "hydraDbPassword" | "hydraSystemSecret" | "grafanaAdminPassword">;
+  /** What names.database.host resolves to. */
+  readonly address: string;
+  /** pgBackRest's bucket: Citus only (Cloud SQL keeps its own backups). */
+  readonly backupsBucket?: string;
+}
 
 export interface PlatformStackProps {
   readonly config: EnvironmentConfig;
@@ -61,10 +77,11 @@ export class PlatformStack extends TerraformStack {
     const project = config.gcp.projectId;
     const region = config.gcp.region;
     const labels = { ...config.labels, environment: config.name, "managed-by": "cdktf" };
+    const postgresEngine = config.database.engine === "postgres";
 
     new GcsBackend(this, { bucket: config.gcp.stateBucket, prefix: `platform/${config.name}` });
     // Checked by Terraform at init and plan, on the machine that applies, rather than by cdktf at synthesis.
-    this.addOverride("terraform.required_version", TERRAFORM_REQUIRED_VERSION);
+    this.addOverride("terraform.required_version", postgresEngine ? TERRAFORM_REQUIRED_VERSION_POSTGRES : TERRAFORM_REQUIRED_VERSION);
     new GoogleProvider(this, "google", { project, region, defaultLabels: labels });
 
     const services = new ProjectServices(this, "Services", {
@@ -73,6 +90,7 @@ export class PlatformStack extends TerraformStack {
         ...REQUIRED_SERVICES,
         ...(config.gke.binaryAuthorization ? ["binaryauthorization.googleapis.com"] : []),
         ...(config.monitoring.traceBackend === "cloudTrace" ? ["cloudtrace.googleapis.com"] : []),
+        ...(postgresEngine ? POSTGRES_ENGINE_SERVICES : []),
       ],
     });
     Aspects.of(this).add(new EnabledApisFirst(services));
@@ -93,8 +111,11 @@ export class PlatformStack extends TerraformStack {
         storage: agent("gs-project-accounts"),
         redis: agent("cloud-redis"),
       },
+      // Cloud SQL's agent exists once `gcloud beta services identity create --service=sqladmin.googleapis.com` has
+      // run: scripts/deploy does it before `cdktf deploy` for the postgres engine.
+      ...(postgresEngine ? { cloudSql: { name: names.kmsKeys.cloudSql, agent: agent("gcp-sa-cloud-sql") } } : {}),
       labels,
-      preventDestroy: config.citus.deletionProtection,
+      preventDestroy: postgresEngine ? config.database.cloudSql.deletionProtection : config.citus.deletionProtection,
     });
 
     const network = new PlatformNetwork(this, "Network", {
@@ -185,6 +206,80 @@ export class PlatformStack extends TerraformStack {
       dependsOn: [network.privateServiceAccess, keys.grants.redis],
     });
 
+    // The database: the Citus cluster (its VMs, etcd, pgBackRest's bucket) or one Cloud SQL instance.
+    const database = postgresEngine ? this.cloudSqlEngine(config, names, network, keys, labels, agent("gcp-sa-cloud-sql")) : this.citusEngine(config, names, network, keys, labels);
+    const dbSecrets = database.secrets;
+
+    // One Google service account per workload, bound to its Kubernetes service account, reading only its secrets.
+    type Workload = "tenantService" | "tenantWorker" | "gateway" | "hydra" | "grafana" | "redisExporter" | "alertmanager" | "otelCollector";
+    const identity = (id: string, workload: Workload, displayName: string, secretIds: string[], projectRoles?: string[]) =>
+      new WorkloadIdentityAccount(this, id, {
+        projectId: project,
+        name: names.serviceAccounts[workload],
+        displayName: `${displayName} (Workload Identity)`,
+        workloadPool: names.workloadPool,
+        kubernetesNamespace: config.kubernetes[workload].namespace,
+        kubernetesServiceAccount: config.kubernetes[workload].serviceAccount,
+        secretIds,
+        ...(projectRoles ? { projectRoles } : {}),
+        dependsOn: [gke.cluster],
+      });
+
+    // The tenant service and its worker read the application password, the database CA and Redis; nothing else.
+    const workloadSecrets = [dbSecrets.dbApp.secretId, dbSecrets.dbCaCert.secretId, redis.authSecret.secretId, redis.caSecret.secretId];
+    const workloadRoles = ["roles/cloudtrace.agent"];
+    const tenantService = identity("TenantServiceIdentity", "tenantService", "Tenant service", workloadSecrets, workloadRoles);
+    const tenantWorker = identity("TenantWorkerIdentity", "tenantWorker", "Tenant queue worker", workloadSecrets, workloadRoles);
+
+    // Secrets whose values operators add (the API's certificate from their CA or ACME, the alert receiver's key, the
+    // heartbeat URL):
+    // the stack creates only the containers, so the values never pass through Terraform.
+    const operatorSecret = (key: string, secretId: string) =>
+      new SecretManagerSecret(this, key, { project, secretId, replication: { auto: {} }, labels });
+    const apiTlsCert = operatorSecret("ApiTlsCert", names.secrets.apiTlsCert);
+    const apiTlsKey = operatorSecret("ApiTlsKey", names.secrets.apiTlsKey);
+    const alertReceiver = operatorSecret("AlertReceiver", names.secrets.alertReceiver);
+    const alertHeartbeat = operatorSecret("AlertHeartbeat", names.secrets.alertHeartbeat);
+    identity("GatewayIdentity", "gateway", "API gateway", [apiTlsCert.secretId, apiTlsKey.secretId, redis.authSecret.secretId, redis.caSecret.secretId]);
+    identity("HydraIdentity", "hydra", "Ory Hydra", [dbSecrets.hydraDbPassword.secretId, dbSecrets.hydraSystemSecret.secretId, dbSecrets.dbCaCert.secretId]);
+    identity("GrafanaIdentity", "grafana", "Grafana", [dbSecrets.grafanaAdminPassword.secretId]);
+    identity("RedisExporterIdentity", "redisExporter", "redis_exporter", [redis.authSecret.secretId, redis.caSecret.secretId]);
+    identity("AlertmanagerIdentity", "alertmanager", "Alertmanager", [alertReceiver.secretId, alertHeartbeat.secretId]);
+    // Where traces go to Cloud Trace (monitoring.traceBackend), the OpenTelemetry Collector's replicas write them as
+    // this account: span writes only, no secret (docs/OBSERVABILITY.md, "Where traces go").
+    if (config.monitoring.traceBackend === "cloudTrace") identity("OtelCollectorIdentity", "otelCollector", "OpenTelemetry Collector", [], ["roles/cloudtrace.agent"]);
+
+    const outputs: Partial<Record<StackOutputName, unknown>> = {
+      environment: config.name,
+      project_id: project,
+      region,
+      cluster_name: gke.cluster.name,
+      cluster_location: gke.cluster.location,
+      workload_pool: names.workloadPool,
+      // The database clients connect to (names.database.host): the coordinator's, or Cloud SQL's with the postgres engine.
+      coordinator_host: names.database.host,
+      // What coordinator_host resolves to: the coordinator's load balancer (whichever member leads) or Cloud SQL's private address.
+      coordinator_ip: database.address,
+      worker_hosts: postgresEngine ? [] : names.citus.workers.map((w) => w.host),
+      postgres_port: names.postgresPort,
+      database: names.citusDatabase,
+      redis_host: names.redis.host,
+      redis_ip: redis.instance.host,
+      redis_port: redis.instance.port,
+      ...(database.backupsBucket ? { backups_bucket: database.backupsBucket } : {}),
+      tenant_service_account: tenantService.account.email,
+      tenant_worker_account: tenantWorker.account.email,
+      secret_ids: names.secrets,
+    };
+    for (const [name, value] of Object.entries(outputs)) {
+      new TerraformOutput(this, name, { value });
+    }
+  }
+
+  /** The Citus engine: coordinator and workers as Patroni groups, their etcd, pgBackRest's bucket. */
+  private citusEngine(config: EnvironmentConfig, names: PlatformNames, network: PlatformNetwork, keys: PlatformKeys, labels: Record<string, string>): DatabaseEngine {
+    const project = config.gcp.projectId;
+    const region = config.gcp.region;
     const backups = new BackupsBucket(this, "Backups", {
       projectId: project,
       name: names.backupsBucket,
@@ -221,69 +316,23 @@ export class PlatformStack extends TerraformStack {
       dependsOn: [keys.grants.disks],
     });
 
-    // One Google service account per workload, bound to its Kubernetes service account, reading only its secrets.
-    type Workload = "tenantService" | "tenantWorker" | "gateway" | "hydra" | "grafana" | "redisExporter" | "alertmanager" | "otelCollector";
-    const identity = (id: string, workload: Workload, displayName: string, secretIds: string[], projectRoles?: string[]) =>
-      new WorkloadIdentityAccount(this, id, {
-        projectId: project,
-        name: names.serviceAccounts[workload],
-        displayName: `${displayName} (Workload Identity)`,
-        workloadPool: names.workloadPool,
-        kubernetesNamespace: config.kubernetes[workload].namespace,
-        kubernetesServiceAccount: config.kubernetes[workload].serviceAccount,
-        secretIds,
-        ...(projectRoles ? { projectRoles } : {}),
-        dependsOn: [gke.cluster],
-      });
+    return { secrets: citus.secrets, address: citus.coordinatorLoadBalancer.address.address, backupsBucket: backups.bucket.name };
+  }
 
-    // The tenant service and its worker read the application password, the database CA and Redis; nothing else.
-    const workloadSecrets = [citus.secrets.dbApp.secretId, citus.secrets.dbCaCert.secretId, redis.authSecret.secretId, redis.caSecret.secretId];
-    const workloadRoles = ["roles/cloudtrace.agent"];
-    const tenantService = identity("TenantServiceIdentity", "tenantService", "Tenant service", workloadSecrets, workloadRoles);
-    const tenantWorker = identity("TenantWorkerIdentity", "tenantWorker", "Tenant queue worker", workloadSecrets, workloadRoles);
-
-    // Secrets whose values operators add (the API's certificate from their CA or ACME, the alert receiver's key, the
-    // heartbeat URL):
-    // the stack creates only the containers, so the values never pass through Terraform.
-    const operatorSecret = (key: string, secretId: string) =>
-      new SecretManagerSecret(this, key, { project, secretId, replication: { auto: {} }, labels });
-    const apiTlsCert = operatorSecret("ApiTlsCert", names.secrets.apiTlsCert);
-    const apiTlsKey = operatorSecret("ApiTlsKey", names.secrets.apiTlsKey);
-    const alertReceiver = operatorSecret("AlertReceiver", names.secrets.alertReceiver);
-    const alertHeartbeat = operatorSecret("AlertHeartbeat", names.secrets.alertHeartbeat);
-    identity("GatewayIdentity", "gateway", "API gateway", [apiTlsCert.secretId, apiTlsKey.secretId, redis.authSecret.secretId, redis.caSecret.secretId]);
-    identity("HydraIdentity", "hydra", "Ory Hydra", [citus.secrets.hydraDbPassword.secretId, citus.secrets.hydraSystemSecret.secretId, citus.secrets.dbCaCert.secretId]);
-    identity("GrafanaIdentity", "grafana", "Grafana", [citus.secrets.grafanaAdminPassword.secretId]);
-    identity("RedisExporterIdentity", "redisExporter", "redis_exporter", [redis.authSecret.secretId, redis.caSecret.secretId]);
-    identity("AlertmanagerIdentity", "alertmanager", "Alertmanager", [alertReceiver.secretId, alertHeartbeat.secretId]);
-    // Where traces go to Cloud Trace (monitoring.traceBackend), the OpenTelemetry Collector's replicas write them as
-    // this account: span writes only, no secret (docs/OBSERVABILITY.md, "Where traces go").
-    if (config.monitoring.traceBackend === "cloudTrace") identity("OtelCollectorIdentity", "otelCollector", "OpenTelemetry Collector", [], ["roles/cloudtrace.agent"]);
-
-    const outputs: Record<StackOutputName, unknown> = {
-      environment: config.name,
-      project_id: project,
-      region,
-      cluster_name: gke.cluster.name,
-      cluster_location: gke.cluster.location,
-      workload_pool: names.workloadPool,
-      coordinator_host: names.citus.coordinator.host,
-      // The load balancer's: what coordinator_host resolves to, whichever member leads.
-      coordinator_ip: citus.coordinatorLoadBalancer.address.address,
-      worker_hosts: names.citus.workers.map((w) => w.host),
-      postgres_port: names.postgresPort,
-      database: names.citusDatabase,
-      redis_host: names.redis.host,
-      redis_ip: redis.instance.host,
-      redis_port: redis.instance.port,
-      backups_bucket: backups.bucket.name,
-      tenant_service_account: tenantService.account.email,
-      tenant_worker_account: tenantWorker.account.email,
-      secret_ids: names.secrets,
-    };
-    for (const [name, value] of Object.entries(outputs)) {
-      new TerraformOutput(this, name, { value });
-    }
+  /** The postgres engine (docs/SCALING.md, "Phase 1"): one Cloud SQL instance on the VPC's Private Service Access range. */
+  private cloudSqlEngine(config: EnvironmentConfig, names: PlatformNames, network: PlatformNetwork, keys: PlatformKeys, labels: Record<string, string>, serviceAgent: string): DatabaseEngine {
+    const postgres = new CloudSqlPostgres(this, "Postgres", {
+      config,
+      names,
+      network: network.network.id,
+      privateServiceAccessRange: network.privateServiceAccessRange.name,
+      dnsZoneName: network.dnsZone.name,
+      kmsKey: keys.cloudSql!.key.id,
+      serviceAgent,
+      labels,
+      dependsOn: [network.privateServiceAccess, keys.cloudSql!.grant],
+    });
+    return { secrets: postgres.secrets, address: postgres.instance.privateIpAddress };
   }
 
   /**

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { SynthesizedStack, TerraformJson } from "../src/app.js";
 import { checkovProblems, checkovSummary, installCheckov, runCheckov, type CheckovStack, type CheckovVerdict } from "../src/policy/checkov.js";
 import { resourcesOf } from "../src/policy/index.js";
-import { synthesizedStacks } from "./synthesized.js";
+import { synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
 
 type Conf = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const CLUSTER = "google_container_cluster";
@@ -18,6 +18,9 @@ const FIREWALL = "google_compute_firewall";
 const SUBNET = "google_compute_subnetwork";
 const REDIS = "google_redis_instance";
 const BUCKET = "google_storage_bucket";
+const SQL = "google_sql_database_instance";
+/** production on the postgres engine (Cloud SQL), synthesized once by test/global-setup.ts. */
+const POSTGRES = "production-postgres";
 const DEFAULT_COMPUTE_SA = "123456789012-compute@developer.gserviceaccount.com";
 
 /**
@@ -66,6 +69,24 @@ const REPLACED: [check: string, type: string, breakIt: (c: Conf) => void][] = [
   ["CKV_GCP_114", BUCKET, (c) => { c.public_access_prevention = "inherited"; }],
 ];
 
+/** Checkov's Cloud SQL checks that hold the postgres engine's instance (src/constructs/cloud-sql-postgres.ts), each shown to bite. */
+const flag = (name: string, value: string) => (c: Conf) => {
+  c.settings.database_flags = c.settings.database_flags.map((f: Conf) => (f.name === name ? { name, value } : f));
+};
+const CLOUD_SQL: (typeof REPLACED)[number][] = [
+  ["CKV_GCP_60", SQL, (c) => { c.settings.ip_configuration.ipv4_enabled = true; }],
+  ["CKV_GCP_11", SQL, (c) => { c.settings.ip_configuration.ipv4_enabled = true; c.settings.ip_configuration.authorized_networks = [{ name: "all", value: "0.0.0.0/0" }]; }],
+  ["CKV_GCP_14", SQL, (c) => { c.settings.backup_configuration.enabled = false; }],
+  ["CKV_GCP_51", SQL, flag("log_checkpoints", "off")],
+  ["CKV_GCP_52", SQL, flag("log_connections", "off")],
+  ["CKV_GCP_53", SQL, flag("log_disconnections", "off")],
+  ["CKV_GCP_56", SQL, flag("log_temp_files", "-1")],
+  ["CKV_GCP_108", SQL, flag("log_hostname", "off")],
+  ["CKV_GCP_109", SQL, flag("log_min_error_statement", "panic")],
+  ["CKV_GCP_110", SQL, flag("cloudsql.enable_pgaudit", "off")],
+  ["CKV_GCP_111", SQL, flag("log_statement", "none")],
+];
+
 /** A stack holding only production's first resource of `type`, broken: Checkov's per-resource checks need no more. */
 function broken(production: TerraformJson, [check, type, breakIt]: (typeof REPLACED)[number]): CheckovStack & { address: string } {
   const resource = resourcesOf(production, type)[0];
@@ -73,8 +94,11 @@ function broken(production: TerraformJson, [check, type, breakIt]: (typeof REPLA
   const conf = structuredClone(resource.conf) as Conf;
   const single = (value: unknown) => (Array.isArray(value) ? value[0] : value) as Conf;
   // Terraform JSON may write a nested block as a one-element list; the breaks address the block itself.
-  for (const key of ["management", "node_config", "master_auth", "service_account", "boot_disk", "shielded_instance_config", "versioning", "metadata", "master_authorized_networks_config"]) {
+  for (const key of ["management", "node_config", "master_auth", "service_account", "boot_disk", "shielded_instance_config", "versioning", "metadata", "master_authorized_networks_config", "settings"]) {
     if (conf[key] !== undefined) conf[key] = single(conf[key]);
+  }
+  for (const key of ["ip_configuration", "backup_configuration"]) {
+    if (conf.settings?.[key] !== undefined) conf.settings[key] = single(conf.settings[key]);
   }
   breakIt(conf);
   return { name: `broken-${check}`, json: { resource: { [type]: { [resource.name]: conf } } }, address: resource.address };
@@ -94,14 +118,16 @@ beforeAll(() => {
     return;
   }
   const production = stacks.find((s) => s.name === "production")!.json;
-  brokenStacks = REPLACED.map((r) => broken(production, r));
+  const postgres = synthesizedPostgresStack().json;
+  brokenStacks = [...REPLACED.map((r) => broken(production, r)), ...CLOUD_SQL.map((r) => broken(postgres, r))];
   // One run for everything: Checkov's start-up takes seconds. "verbatim" is dev exactly as synthesized.
   verdicts = runCheckov(checkov.path, [
     ...stacks,
+    { name: POSTGRES, json: postgres },
     { name: "verbatim", json: stacks.find((s) => s.name === "dev")!.json, verbatim: true },
     ...brokenStacks,
   ]);
-  for (const v of verdicts.filter((v) => stacks.some((s) => s.name === v.stack))) {
+  for (const v of verdicts.filter((v) => stacks.some((s) => s.name === v.stack) || v.stack === POSTGRES)) {
     console.log(checkovSummary(v));
     for (const s of v.skipped) console.log(`  skipped ${s.checkId} on ${s.address}: ${s.reason}`);
   }
@@ -112,7 +138,7 @@ const needCheckov = (ctx: { skip: (note: string) => void }) => {
   if (!("path" in checkov)) ctx.skip(`Checkov unavailable: ${checkov.unavailable}`);
 };
 
-describe.each(["dev", "staging", "production"])("Checkov on %s", (env) => {
+describe.each(["dev", "staging", "production", POSTGRES])("Checkov on %s", (env) => {
   it("parsed the stack and evaluated every one of its resources", (ctx) => {
     needCheckov(ctx);
     const v = verdict(env);
@@ -139,6 +165,13 @@ describe("a scan that proves nothing fails", () => {
     const problems = checkovProblems(v);
     expect(problems.some((p) => p.includes("could not parse"))).toBe(true);
     expect(problems).toContainEqual(expect.stringMatching(new RegExp(`\\[verbatim\\] evaluated 0 of the stack's ${v.resources} resources`)));
+  });
+
+  it.for(CLOUD_SQL.map(([check, type]) => [check, type] as const))("%s fails on the postgres engine's %s broken the way it guards against", ([check], ctx) => {
+    needCheckov(ctx);
+    const { name, address } = brokenStacks.find((b) => b.name === `broken-${check}`)!;
+    const v = verdict(name);
+    expect(v.failed.map((f) => `${f.checkId} ${f.address}`), checkovProblems(v).join("\n")).toContain(`${check} ${address}`);
   });
 
   it.for(REPLACED.map(([check, type]) => [check, type] as const))("%s fails on production's %s broken the way the removed rule guarded against", ([check], ctx) => {

@@ -6,8 +6,8 @@ import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { SynthesizedStack } from "../src/app.js";
 import { CostError, byComponent, estimateStack, priceTableSchema, type PriceTable, type TerraformJson } from "../src/cost/estimate.js";
-import { hermeticConfigs } from "./helpers.js";
-import { synthesizedStacks } from "./synthesized.js";
+import { POSTGRES_ENGINE_OVERRIDE, hermeticConfigs } from "./helpers.js";
+import { synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
 
 const infraDir = join(import.meta.dirname, "..");
 const table: PriceTable = priceTableSchema.parse(JSON.parse(readFileSync(join(infraDir, "pricing", "gcp-list-prices.json"), "utf8")));
@@ -30,6 +30,27 @@ describe("the price table", () => {
 });
 
 describe("pnpm cost", () => {
+  it("prices the postgres engine's Cloud SQL from its tier and disk, twice over where it is regional, and its CA by tier", () => {
+    const config = hermeticConfigs(POSTGRES_ENGINE_OVERRIDE).find((c) => c.name === "production")!;
+    const stack = synthesizedPostgresStack().json as unknown as TerraformJson;
+    const sql = table.regions[config.gcp.region]!.cloudSql;
+    const [, vcpus, memoryMb] = /^db-custom-(\d+)-(\d+)$/.exec(config.database.cloudSql.tier)!;
+    const zonal = (Number(vcpus) * sql.vcpuPerHour + (Number(memoryMb) / 1024) * sql.memoryGbPerHour) * table.hoursPerMonth + config.database.cloudSql.diskGb * sql.ssdGbPerMonth;
+    const estimate = estimateStack(stack, table);
+    const line = estimate.lines.find((l) => l.address.startsWith("google_sql_database_instance."))!;
+    expect(config.database.cloudSql.highAvailability).toBe(true);
+    expect(line.monthly.min).toBeCloseTo(2 * zonal, 6);
+    expect(line.what).toMatch(/regional/);
+    // The same instance zonal costs half: HA is what doubles it.
+    const zonalStack = structuredClone(stack) as { resource: Record<string, Record<string, { settings: { availability_type: string } }>> };
+    for (const r of Object.values(zonalStack.resource.google_sql_database_instance!)) r.settings.availability_type = "ZONAL";
+    expect(estimateStack(zonalStack as unknown as TerraformJson, table).lines.find((l) => l.address === line.address)!.monthly.min).toBeCloseTo(zonal, 6);
+    expect(estimate.lines.find((l) => l.address.startsWith("google_privateca_certificate_authority."))!.monthly.min).toBe(table.global.certificateAuthorityPerMonth.DEVOPS);
+    expect(estimate.usageBased.some((u) => u.startsWith(`${line.address}: Cloud SQL backups`))).toBe(true);
+    // No Citus VM remains to price.
+    expect(estimate.lines.filter((l) => l.component.startsWith("Citus") || l.component.startsWith("Failover"))).toEqual([]);
+  });
+
   it("prices every Citus VM from its machine type: vCPUs and memory at the family's rates, plus the boot disk", () => {
     const config = configs.find((c) => c.name === "production")!;
     const estimate = estimateStack(json("production"), table);
@@ -85,8 +106,11 @@ describe("pnpm cost", () => {
 
   it("refuses a resource type it has no rule for, naming it, instead of leaving it out", () => {
     const stack = structuredClone(json("dev")) as { resource: Record<string, Record<string, Record<string, unknown>>> };
-    stack.resource.google_sql_database_instance = { Db: { tier: "db-custom-4-16384" } };
-    expect(() => estimateStack(stack, table)).toThrow(/no price rule for google_sql_database_instance\.Db/);
+    stack.resource.google_alloydb_cluster = { Db: { cluster_id: "platform" } };
+    expect(() => estimateStack(stack, table)).toThrow(/no price rule for google_alloydb_cluster\.Db/);
+    // A Cloud SQL tier it cannot read is refused too, not priced at nothing.
+    stack.resource = { ...json("dev").resource, google_sql_database_instance: { Db: { settings: { tier: "db-perf-optimized-N-8" } } } } as typeof stack.resource;
+    expect(() => estimateStack(stack, table)).toThrow(/google_sql_database_instance\.Db: no price for Cloud SQL tier "db-perf-optimized-N-8"/);
   });
 
   it("refuses a machine type or a region the table has no price for", () => {

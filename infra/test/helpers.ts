@@ -6,6 +6,9 @@ import { synthesize, type SynthesizedStack, type TerraformJson } from "../src/ap
 import { renderedByTerraform } from "../src/terraform-literal.js";
 import { resourcesOf, type TerraformResource } from "../src/policy/index.js";
 
+/** The operator's override that puts production on the postgres engine (config/README.md, operator overrides). */
+export const POSTGRES_ENGINE_OVERRIDE = { PLATFORM_PRODUCTION_DATABASE_ENGINE: "postgres" };
+
 /** Loads configs hermetically: no operator override file, no PLATFORM_* variables from the shell. */
 export function hermeticConfigs(env: Record<string, string> = {}): EnvironmentConfig[] {
   const dir = mkdtempSync(join(tmpdir(), "platform-config-"));

@@ -1,18 +1,20 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { SynthesizedStack, TerraformJson } from "../src/app.js";
 import { POLICY_RULES, checkPolicies, formatViolations, resourcesOf } from "../src/policy/index.js";
-import { synthesizedStacks } from "./synthesized.js";
+import { synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
 
+/** production on the postgres engine (Cloud SQL), which test/global-setup.ts synthesizes beside the three. */
+const POSTGRES = "production-postgres";
 let stacks: SynthesizedStack[];
 beforeAll(() => {
-  stacks = synthesizedStacks();
+  stacks = [...synthesizedStacks(), { ...synthesizedPostgresStack(), name: POSTGRES }];
 });
 
 /** The platform's own rules; the rules Checkov checks run in checkov.test.ts. */
 const REQUIRED = [
   "PLATFORM_GKE_PRIVATE_NODES", "PLATFORM_GKE_NODE_SERVICE_ACCOUNT", "PLATFORM_PROJECT_OS_LOGIN", "PLATFORM_NO_PUBLIC_DATABASE_PORTS",
   "PLATFORM_FIREWALL_LOGGING", "PLATFORM_NO_SERVICE_ACCOUNT_KEYS", "PLATFORM_REFERENCES_IN_STACK", "PLATFORM_TEMPLATE_LITERALS", "PLATFORM_CMEK",
-  "PLATFORM_BINAUTHZ_DENY_BY_DEFAULT",
+  "PLATFORM_BINAUTHZ_DENY_BY_DEFAULT", "PLATFORM_CLOUD_SQL_PRIVATE_TLS", "PLATFORM_CLOUD_SQL_LOGS", "PLATFORM_CLOUD_SQL_PITR",
 ];
 
 it("covers every platform rule, and no rule that Checkov checks", () => {
@@ -20,7 +22,7 @@ it("covers every platform rule, and no rule that Checkov checks", () => {
   expect(POLICY_RULES.filter((r) => /^CKV/.test(r.id))).toEqual([]);
 });
 
-describe.each(["dev", "staging", "production"])("%s passes every policy", (env) => {
+describe.each(["dev", "staging", "production", POSTGRES])("%s passes every policy", (env) => {
   it.each(POLICY_RULES.map((r) => [`${r.id}: ${r.title}`, r.id]))("%s", (_label, id) => {
     const stack = stacks.find((s) => s.name === env)!;
     const violations = checkPolicies(stack, POLICY_RULES.filter((r) => r.id === id));
@@ -43,6 +45,7 @@ const CLUSTER = "google_container_cluster";
 const POOL = "google_container_node_pool";
 const VM = "google_compute_instance";
 const FIREWALL = "google_compute_firewall";
+const SQL = "google_sql_database_instance";
 
 /** Each rule, shown to fail (with the resource address) on a stack broken in exactly the way it guards against. */
 const BREAKS: [string, string, (c: Conf) => void, string?][] = [
@@ -64,6 +67,12 @@ const BREAKS: [string, string, (c: Conf) => void, string?][] = [
   ["PLATFORM_CMEK", "google_storage_bucket", (c) => { delete c.encryption; }],
   ["PLATFORM_BINAUTHZ_DENY_BY_DEFAULT", "google_binary_authorization_policy", (c) => { c.default_admission_rule.evaluation_mode = "ALWAYS_ALLOW"; }, "production"],
   ["PLATFORM_BINAUTHZ_DENY_BY_DEFAULT", "google_binary_authorization_policy", (c) => { c.admission_whitelist_patterns.push({ name_pattern: "docker.io/**" }); }, "production"],
+  ["PLATFORM_CMEK", SQL, (c) => { delete c.encryption_key_name; }, POSTGRES],
+  ["PLATFORM_CLOUD_SQL_PRIVATE_TLS", SQL, (c) => { c.settings.ip_configuration.ssl_mode = "ALLOW_UNENCRYPTED_AND_ENCRYPTED"; }, POSTGRES],
+  ["PLATFORM_CLOUD_SQL_PRIVATE_TLS", SQL, (c) => { delete c.settings.ip_configuration.private_network; }, POSTGRES],
+  ["PLATFORM_CLOUD_SQL_LOGS", SQL, (c) => { c.settings.database_flags = c.settings.database_flags.filter((f: Conf) => f.name !== "log_lock_waits"); }, POSTGRES],
+  ["PLATFORM_CLOUD_SQL_LOGS", SQL, (c) => { c.settings.database_flags.find((f: Conf) => f.name === "log_parameter_max_length").value = "-1"; }, POSTGRES],
+  ["PLATFORM_CLOUD_SQL_PITR", SQL, (c) => { c.settings.backup_configuration.point_in_time_recovery_enabled = false; }, POSTGRES],
 ];
 
 it("has a failing example for every rule", () => {

@@ -13,3 +13,8 @@ export function synthesizedStack(name: EnvironmentName): SynthesizedStack {
   if (!stack) throw new Error(`the run's synthesis has no stack ${name} (test/global-setup.ts)`);
   return stack;
 }
+
+/** production with the postgres engine (Cloud SQL), synthesized once by test/global-setup.ts. */
+export function synthesizedPostgresStack(): SynthesizedStack {
+  return inject("postgresStack");
+}

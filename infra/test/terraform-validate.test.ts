@@ -28,7 +28,11 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES } from "@platform/config";
 import type { SynthesizedStack, TerraformJson } from "../src/app.js";
-import { synthesizedStacks } from "./synthesized.js";
+import { synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
+
+/** production on the postgres engine (Cloud SQL), synthesized once by test/global-setup.ts, checked like the three. */
+const POSTGRES = "production-postgres";
+const STACKS = [...ENVIRONMENT_NAMES, POSTGRES];
 
 const TOOLS = fileURLToPath(new URL("../../scripts/tools/", import.meta.url));
 
@@ -245,7 +249,7 @@ describe("Terraform with the real Google provider: validate and an offline plan 
       cliConfig,
       `disable_checkpoint = true\nprovider_installation {\n  filesystem_mirror {\n    path    = ${JSON.stringify(provider.path)}\n    include = ["registry.terraform.io/hashicorp/google"]\n  }\n}\n`,
     );
-    stacks = synthesizedStacks();
+    stacks = [...synthesizedStacks(), { ...synthesizedPostgresStack(), name: POSTGRES }];
     for (const stack of stacks) workdirs.set(stack.name, initialized(stack.name, stack.json));
   }, 100 * 60_000);
 
@@ -255,7 +259,7 @@ describe("Terraform with the real Google provider: validate and an offline plan 
 
   const unavailable = () => terraform.unavailable ?? provider.unavailable;
 
-  it.for(ENVIRONMENT_NAMES)("%s: terraform validate reports no error and no warning", (env, ctx) => {
+  it.for(STACKS)("%s: terraform validate reports no error and no warning", (env, ctx) => {
     if (unavailable()) ctx.skip(`Terraform or the Google provider unavailable: ${unavailable()!}`);
     const diagnostics = validate(workdirs.get(env)!).filter(
       (d) => !(d.severity === "warning" && KEPT_WARNINGS.some((k) => k.address === d.address && k.summary.test(d.summary))),
@@ -263,7 +267,7 @@ describe("Terraform with the real Google provider: validate and an offline plan 
     expect(diagnostics.map((d) => describeDiagnostic("terraform validate", env, d))).toEqual([]);
   });
 
-  it.for(ENVIRONMENT_NAMES)("%s: plans offline with a mocked provider (project data overridden): every resource planned for creation", (env, ctx) => {
+  it.for(STACKS)("%s: plans offline with a mocked provider (project data overridden): every resource planned for creation", (env, ctx) => {
     if (unavailable()) ctx.skip(`Terraform or the Google provider unavailable: ${unavailable()!}`);
     const stack = stacks.find((s) => s.name === env)!;
     const plan = offlinePlan(workdirs.get(env)!, offlinePlanTest(stack.json, "mock"));
@@ -273,7 +277,7 @@ describe("Terraform with the real Google provider: validate and an offline plan 
     expect(plan.changes.filter((c) => c.change.actions.join() !== "create").map((c) => `${c.address}: ${c.change.actions.join()}`)).toEqual([]);
   });
 
-  it.for(ENVIRONMENT_NAMES)("%s: plans offline with the provider's own planning (no credentials, no API request), every labelled resource carrying the environment's labels", (env, ctx) => {
+  it.for(STACKS)("%s: plans offline with the provider's own planning (no credentials, no API request), every labelled resource carrying the environment's labels", (env, ctx) => {
     if (unavailable()) ctx.skip(`Terraform or the Google provider unavailable: ${unavailable()!}`);
     const stack = stacks.find((s) => s.name === env)!;
     const plan = offlinePlan(workdirs.get(env)!, offlinePlanTest(stack.json, "provider"));
@@ -287,7 +291,7 @@ describe("Terraform with the real Google provider: validate and an offline plan 
     // Only the provider computes effective_labels (a mock leaves them unknown): the provider's default labels reach
     // every resource that takes labels.
     const defaultLabels = ((stack.json.provider?.google as Record<string, unknown>[])[0]!.default_labels ?? {}) as Record<string, string>;
-    expect(defaultLabels.environment).toBe(env);
+    expect(defaultLabels.environment).toBe(env === POSTGRES ? "production" : env);
     const labelled = plan.changes.filter((c) => c.change.after && "effective_labels" in c.change.after);
     expect(labelled.length).toBeGreaterThan(10);
     const missing = labelled.flatMap((c) =>

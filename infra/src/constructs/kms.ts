@@ -11,6 +11,11 @@ export interface PlatformKeysProps {
   readonly keyNames: Readonly<Record<PlatformKeyId, string>>;
   /** Google service agents that encrypt with each key on the platform's behalf. */
   readonly agents: { readonly gke: string; readonly compute: string; readonly storage: string; readonly redis: string };
+  /**
+   * The postgres engine's key (Cloud SQL's data, backups and logs), granted to Cloud SQL's service agent.
+   * @default no key: the Citus engine keeps its data on disks, under the disks key
+   */
+  readonly cloudSql?: { readonly name: string; readonly agent: string };
   readonly labels: Record<string, string>;
   /** Refuse `terraform destroy` of the keys: destroying a key makes everything encrypted with it unreadable. */
   readonly preventDestroy: boolean;
@@ -30,13 +35,15 @@ export class PlatformKeys extends Construct {
   readonly redis: KmsCryptoKey;
   /** The service agents' grants: resources encrypted with a key must depend on its grant. */
   readonly grants: Record<PlatformKeyId, KmsCryptoKeyIamMember>;
+  /** Where props.cloudSql is given: the key and its grant to Cloud SQL's service agent. */
+  readonly cloudSql?: { readonly key: KmsCryptoKey; readonly grant: KmsCryptoKeyIamMember };
 
   constructor(scope: Construct, id: string, props: PlatformKeysProps) {
     super(scope, id);
     const rotationPeriod = `${(props.rotationPeriodDays ?? 90) * 86400}s`;
     this.keyRing = new KmsKeyRing(this, "KeyRing", { project: props.projectId, name: props.keyRingName, location: props.location });
-    const grants: Partial<Record<PlatformKeyId, KmsCryptoKeyIamMember>> = {};
-    const key = (keyId: PlatformKeyId, name: string, agent: string): KmsCryptoKey => {
+    const grants: Partial<Record<PlatformKeyId | "cloudSql", KmsCryptoKeyIamMember>> = {};
+    const key = (keyId: PlatformKeyId | "cloudSql", name: string, agent: string): KmsCryptoKey => {
       const cryptoKey = new KmsCryptoKey(this, keyId, {
         name,
         keyRing: this.keyRing.id,
@@ -64,6 +71,10 @@ export class PlatformKeys extends Construct {
     this.disks = key("disks", props.keyNames.disks, props.agents.compute);
     this.backups = key("backups", props.keyNames.backups, props.agents.storage);
     this.redis = key("redis", props.keyNames.redis, props.agents.redis);
+    if (props.cloudSql) {
+      const cloudSqlKey = key("cloudSql", props.cloudSql.name, props.cloudSql.agent);
+      this.cloudSql = { key: cloudSqlKey, grant: grants.cloudSql! };
+    }
     this.grants = { gkeSecrets: grants.gkeSecrets!, disks: grants.disks!, backups: grants.backups!, redis: grants.redis! };
   }
 }

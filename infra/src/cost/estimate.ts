@@ -24,6 +24,8 @@ export const priceTableSchema = z.object({
     /** Cloud Trace: spans ingested beyond the monthly free allotment. */
     cloudTracePerMillionSpans: rate,
     cloudTraceFreeSpansPerMonth: rate,
+    /** Certificate Authority Service: a CA's monthly fee by its pool's tier (the postgres engine's server CA). */
+    certificateAuthorityPerMonth: z.record(z.string(), rate),
   }),
   regions: z.record(
     z.string(),
@@ -31,6 +33,8 @@ export const priceTableSchema = z.object({
       machineFamilies: z.record(z.string(), z.object({ vcpuPerHour: rate, memoryGbPerHour: rate })),
       diskGbPerMonth: z.record(z.string(), rate),
       redisGbPerHour: z.object({ BASIC: redisTiers, STANDARD_HA: redisTiers }),
+      /** Cloud SQL for PostgreSQL, Enterprise edition, zonal rates; a regional (HA) instance pays each twice. */
+      cloudSql: z.object({ vcpuPerHour: rate, memoryGbPerHour: rate, ssdGbPerMonth: rate }),
       notes: z.array(z.string()),
     }),
   ),
@@ -120,6 +124,10 @@ const FREE = new Set([
   "google_dns_record_set",
   "google_kms_key_ring",
   "google_kms_crypto_key_iam_member",
+  "google_privateca_ca_pool",
+  "google_privateca_ca_pool_iam_member",
+  "google_sql_database",
+  "google_sql_user",
   "google_project_iam_member",
   "google_project_service",
   "google_service_account",
@@ -135,6 +143,7 @@ const FREE = new Set([
 const USAGE_BASED: Record<string, string> = {
   google_storage_bucket: "backup storage (GB stored, by storage class) and operations",
   google_compute_resource_policy: "disk snapshots (GB stored after the first full snapshot)",
+  google_sql_database_instance: "Cloud SQL backups and point-in-time recovery's write-ahead log beyond the instance's disk size, per GB, and storage the disk grows into (autoresize)",
 };
 const ALWAYS_USAGE_BASED = [
   "Cloud NAT data processing (per GB) and internet egress",
@@ -239,6 +248,32 @@ export function estimateStack(stack: TerraformJson, table: PriceTable): Estimate
           add(`Memorystore ${tier} ${size} GB${extraNodes > 0 ? `, ${extraNodes} extra read replica(s) at half the Standard rate each (assumed)` : ""}`, fixed(monthly));
           break;
         }
+        case "google_sql_database_instance": {
+          const settings = (r.settings ?? {}) as { tier?: string; availability_type?: string; disk_size?: number; disk_type?: string };
+          const tier = /^db-custom-(\d+)-(\d+)$/.exec(String(settings.tier));
+          if (!tier) throw new CostError(`${address}: no price for Cloud SQL tier "${String(settings.tier)}"; the estimate knows custom tiers (db-custom-<vCPUs>-<memory MB>)`);
+          if (settings.disk_type !== undefined && settings.disk_type !== "PD_SSD") throw new CostError(`${address}: no price for Cloud SQL disk type ${settings.disk_type}; add it to infra/pricing/gcp-list-prices.json`);
+          const vcpus = Number(tier[1]);
+          const memoryGb = Number(tier[2]) / 1024;
+          const diskGb = Number(settings.disk_size ?? 10);
+          const regional = settings.availability_type === "REGIONAL";
+          // A regional instance is billed at the HA rates: twice the zonal for vCPUs, memory and storage.
+          const copies = regional ? 2 : 1;
+          const sql = prices.cloudSql;
+          const monthly = copies * ((vcpus * sql.vcpuPerHour + memoryGb * sql.memoryGbPerHour) * hours + diskGb * sql.ssdGbPerMonth);
+          add(`Cloud SQL ${settings.tier} (${vcpus} vCPUs, ${memoryGb} GB)${regional ? ", regional (HA: twice the zonal rates)" : ", zonal"}, ${diskGb} GB SSD`, fixed(monthly));
+          usageBased.push(`${address}: ${USAGE_BASED[type]}`);
+          break;
+        }
+        case "google_privateca_certificate_authority": {
+          const poolName = referencedName(r.pool);
+          const pool = poolName ? resources.google_privateca_ca_pool?.[poolName] : undefined;
+          const tierName = String(pool?.tier ?? "ENTERPRISE");
+          const fee = table.global.certificateAuthorityPerMonth[tierName];
+          if (fee === undefined) throw new CostError(`${address}: no price for a ${tierName} certificate authority; add it to infra/pricing/gcp-list-prices.json`);
+          add(`Certificate Authority Service CA, ${tierName} tier (certificates issued are usage)`, fixed(fee));
+          break;
+        }
         case "google_kms_crypto_key":
           add("Cloud KMS key, one active version (each rotation adds one)", fixed(table.global.kmsKeyVersionPerMonth));
           break;
@@ -292,6 +327,7 @@ function componentOf(type: string, r: Record<string, unknown>): string {
   if (labels?.["etcd-member"] || type === "google_compute_forwarding_rule") return "Failover (etcd, coordinator load balancer)";
   if (type.startsWith("google_container_")) return "GKE (cluster fee, nodes)";
   if (type === "google_redis_instance") return "Memorystore Redis";
+  if (type === "google_sql_database_instance" || type === "google_privateca_certificate_authority") return "Cloud SQL (postgres engine, its server CA)";
   if (type === "google_dns_managed_zone") return "Network (NAT, DNS)";
   if (type === "google_kms_crypto_key" || type === "google_secret_manager_secret") return "Keys and secrets";
   return "Other";

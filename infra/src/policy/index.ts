@@ -119,7 +119,17 @@ const CMEK_ATTRIBUTES: Readonly<Record<string, readonly { readonly path: string;
   google_container_node_pool: [{ path: "node_config.boot_disk_kms_key", key: (c) => at(c, "node_config", "boot_disk_kms_key") }],
   google_redis_instance: [{ path: "customer_managed_key", key: (c) => c.customer_managed_key }],
   google_storage_bucket: [{ path: "encryption.default_kms_key_name", key: (c) => at(c, "encryption", "default_kms_key_name") }],
+  // The postgres engine: Checkov has no check of a Cloud SQL instance's key.
+  google_sql_database_instance: [{ path: "encryption_key_name", key: (c) => c.encryption_key_name }],
 };
+
+const CLOUD_SQL = ["google_sql_database_instance"];
+/** ssl_mode values that refuse a connection without TLS. */
+const CLOUD_SQL_TLS_ONLY = ["ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"];
+/** A Cloud SQL instance's database flags, by name (Terraform JSON writes the list of {name, value} blocks). */
+function databaseFlags(conf: Record<string, unknown>): Map<string, string> {
+  return new Map(blocks(at(conf, "settings", "database_flags")).map((f) => [String(f.name), String(f.value)]));
+}
 
 /**
  * The platform's own invariants: what no scanner checks, or checks more loosely than the platform needs. Checkov's
@@ -214,6 +224,44 @@ export const POLICY_RULES: readonly PolicyRule[] = [
     },
   },
   {
+    id: "PLATFORM_CLOUD_SQL_PRIVATE_TLS",
+    title:
+      "Cloud SQL is reached only on the VPC and only over TLS (Checkov's CKV_GCP_6 accepts only client certificates, which the platform's clients do not present, so it is skipped on the instance)",
+    resourceTypes: CLOUD_SQL,
+    check: ({ conf }) => {
+      const network = at(conf, "settings", "ip_configuration", "private_network");
+      if (!/^\$\{google_compute_network\.[A-Za-z0-9_-]+\.id\}$/.test(String(network))) return `settings.ip_configuration.private_network is ${show(network)}, not the stack's VPC`;
+      const ssl = at(conf, "settings", "ip_configuration", "ssl_mode");
+      return CLOUD_SQL_TLS_ONLY.includes(String(ssl)) ? undefined : `settings.ip_configuration.ssl_mode is ${show(ssl)}: connections without TLS are accepted`;
+    },
+  },
+  {
+    id: "PLATFORM_CLOUD_SQL_LOGS",
+    title:
+      "Cloud SQL logs lock waits, and no statement's parameters where it logs slow statements (Checkov 3.3.30's CKV_GCP_54 and CKV_GCP_57 raise on Terraform JSON and give no verdict)",
+    resourceTypes: CLOUD_SQL,
+    check: ({ conf }) => {
+      const flags = databaseFlags(conf);
+      if (flags.get("log_lock_waits") !== "on") return `database flag log_lock_waits is ${show(flags.get("log_lock_waits"))}`;
+      const slow = flags.get("log_min_duration_statement");
+      if (slow === undefined || slow === "-1") return undefined;
+      // A slow statement's parameters are tenant data: its text is enough to find it.
+      for (const name of ["log_parameter_max_length", "log_parameter_max_length_on_error"]) {
+        if (flags.get(name) !== "0") return `log_min_duration_statement is ${slow} but ${name} is ${show(flags.get(name))}: statements' parameters (tenant data) reach the logs`;
+      }
+      return undefined;
+    },
+  },
+  {
+    id: "PLATFORM_CLOUD_SQL_PITR",
+    title: "Cloud SQL keeps the write-ahead log for point-in-time recovery (Checkov's CKV_GCP_14 asks for backups only, and its point-in-time check is MySQL's)",
+    resourceTypes: CLOUD_SQL,
+    check: ({ conf }) => {
+      const pitr = at(conf, "settings", "backup_configuration", "point_in_time_recovery_enabled");
+      return isTrue(pitr) ? undefined : `settings.backup_configuration.point_in_time_recovery_enabled is ${show(pitr)}`;
+    },
+  },
+  {
     id: "PLATFORM_BINAUTHZ_DENY_BY_DEFAULT",
     title: "A cluster that enforces Binary Authorization has a project policy that denies unlisted images and blocks",
     resourceTypes: [],
@@ -272,6 +320,11 @@ const REFERENCE = /(?<![\w.])(data\.)?((?:google|google-beta|terraform)_[a-z0-9_
 const LOCAL_REFERENCE = /(?<![\w.])local\.([A-Za-z0-9_-]+)/g;
 /** A reference as cdktf writes one: google_x.name.attr, data.google_x.name.attr, with [0] or ["key"] steps. */
 const TRAVERSAL = /^(data\.)?[a-z][a-z0-9_-]*\.[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+|\[\d+\]|\["[^"]*"\])*$/;
+/**
+ * Function calls a construct writes on purpose, whole: uuid() is the postgres engine's users' throwaway write-only
+ * password (src/constructs/cloud-sql-postgres.ts), which no template of a script would produce.
+ */
+const DELIBERATE_CALLS = new Set(["uuid()"]);
 
 /** Calls `visit` with every string in the stack's resources, data sources and outputs, and where it is. */
 function eachString(json: TerraformJson, visit: (address: string, text: string) => void): void {
@@ -298,7 +351,7 @@ export function templateSyntaxErrors(json: TerraformJson): [string, string][] {
   const found: [string, string][] = [];
   eachString(json, (address, text) => {
     for (const [whole, expression] of text.matchAll(INTERPOLATION)) {
-      if (!TRAVERSAL.test(expression!.trim())) found.push([address, `"${whole.slice(0, 60)}" is not a reference: escape the text with terraformLiteral()`]);
+      if (!TRAVERSAL.test(expression!.trim()) && !DELIBERATE_CALLS.has(expression!.trim())) found.push([address, `"${whole.slice(0, 60)}" is not a reference: escape the text with terraformLiteral()`]);
     }
     if (/(?<!%)%\{/.test(text)) found.push([address, `holds an unescaped "%{" template directive: escape the text with terraformLiteral()`]);
   });
