@@ -22,6 +22,8 @@ const { PanelBuilder: TimeseriesPanel } = sdk<typeof TimeseriesSdk>("timeseries"
 
 /** The provisioned Prometheus datasource's uid (the Grafana chart provisions it with this uid). */
 export const PROMETHEUS_DATASOURCE = { type: "prometheus", uid: "prometheus" };
+/** The Citus health dashboard's uid: the Citus engine's only (monitoring/src/render.ts). */
+export const CITUS_DASHBOARD = "platform-citus";
 
 const query = (expr: string, legend?: string) => {
   const q = new DataqueryBuilder().expr(expr).datasource(PROMETHEUS_DATASOURCE);
@@ -84,7 +86,7 @@ function tenants(): Dashboard {
 
 /** Shard placement, skew, replication, backups and disks of the Citus cluster. */
 function citusHealth(): Dashboard {
-  return base("platform-citus", "Platform / Citus health", ["citus"])
+  return base(CITUS_DASHBOARD, "Platform / Citus health", ["citus"])
     .withPanel(stat("Shard skew (max / mean bytes)", "none", "citus:shard_bytes:skew"))
     .withPanel(stat("Nodes up", "none", 'sum(pg_up{job="citus-postgres"})'))
     .withPanel(stat("Failed rebalances (24 h)", "none", 'sum(citus_background_jobs_recent{status="failed"})'))

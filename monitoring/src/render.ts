@@ -1,7 +1,7 @@
 import { stringify } from "yaml";
 import type { EnvironmentConfig } from "@platform/config";
 import { alertmanagerConfig } from "./alertmanager.js";
-import { dashboards } from "./dashboards.js";
+import { CITUS_DASHBOARD, dashboards } from "./dashboards.js";
 import { postgresExporterQueries } from "./exporter-queries.js";
 import { prometheusConfig } from "./prometheus.js";
 import { citusHaAlerts } from "./citus-ha-rules.js";
@@ -15,7 +15,16 @@ import { ALERT_RULES, RECORDING_RULES, type RuleGroup } from "./rules.js";
  */
 export function ruleGroups(config: EnvironmentConfig): readonly RuleGroup[] {
   const otelCollector = otelCollectorAlerts(config);
-  return [RECORDING_RULES, ALERT_RULES, citusHaAlerts(config), kubernetesAlerts(config), ...(otelCollector ? [otelCollector] : [])];
+  const citus = config.database.engine === "citus";
+  return [RECORDING_RULES, citus ? ALERT_RULES : withoutCitusAlerts(ALERT_RULES), ...(citus ? [citusHaAlerts(config)] : []), kubernetesAlerts(config), ...(otelCollector ? [otelCollector] : [])];
+}
+
+/**
+ * The postgres engine runs no Citus VM, so nothing reports what the Citus* alerts read (the VMs' exporters, pgBackRest,
+ * Patroni): they are left out rather than kept silent. Cloud SQL's own health is Cloud Monitoring's (docs/SCALING.md, "Phase 1").
+ */
+function withoutCitusAlerts(group: RuleGroup): RuleGroup {
+  return { ...group, rules: group.rules.filter((r) => !("alert" in r && r.alert.startsWith("Citus"))) };
 }
 
 export interface RenderedMonitoring {
@@ -47,7 +56,8 @@ function render(config: EnvironmentConfig): RenderedMonitoring {
       "alertmanager.yml": stringify(alertmanagerConfig(config), { lineWidth: 0 }),
       "platform.rules.yml": stringify({ groups: ruleGroups(config) }, { lineWidth: 0 }),
       "postgres-exporter-queries.yml": postgresExporterQueries(),
-      ...Object.fromEntries(dashboards().map((d) => [`dashboard-${d.uid}.json`, `${JSON.stringify(d, null, 2)}\n`])),
+      // The Citus health dashboard reads only the Citus VMs' exporters: none with the postgres engine.
+      ...Object.fromEntries(dashboards().filter((d) => config.database.engine === "citus" || d.uid !== CITUS_DASHBOARD).map((d) => [`dashboard-${d.uid}.json`, `${JSON.stringify(d, null, 2)}\n`])),
     },
   };
 }

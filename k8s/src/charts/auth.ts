@@ -17,7 +17,7 @@ export const HYDRA_ADMIN_PORT = PORTS.hydraAdmin;
 /**
  * Ory Hydra (OAuth2/OIDC): public endpoints for the gateway and the tenant service (JWKS), the admin API reachable
  * only from inside its namespace, its schema migrated by a Job before the rollout. It keeps its data in its own
- * database on the Citus coordinator; the DSN is assembled at start from mounted files, so no manifest holds it.
+ * database on the Citus coordinator or the Cloud SQL instance (config database.engine); the DSN is assembled at start from mounted files, so no manifest holds it.
  */
 export class AuthChart extends Chart {
   constructor(scope: Construct, id: string, ctx: ChartContext) {
@@ -35,7 +35,7 @@ export class AuthChart extends Chart {
       files: { [names.secrets.hydraDbPassword]: "db-password", [names.secrets.hydraSystemSecret]: "system-secret", [names.secrets.dbCaCert]: "db-ca.crt" },
     });
     const dsn =
-      `postgres://${names.databaseRoles.hydra}:$(cat ${SECRETS_DIR}/db-password)@${names.citus.coordinator.host}:${names.postgresPort}/${names.hydraDatabase}` +
+      `postgres://${names.databaseRoles.hydra}:$(cat ${SECRETS_DIR}/db-password)@${names.database.host}:${names.postgresPort}/${names.hydraDatabase}` +
       `?sslmode=verify-full&sslrootcert=${SECRETS_DIR}/db-ca.crt&max_conns=10`;
     // Assigned, then exported: a plain assignment fails when its `cat` does, so a missing file stops the start
     // instead of starting Hydra with an empty secret (`export NAME="$(cat ...)"` succeeds either way, SC2155).
@@ -148,7 +148,7 @@ export class AuthChart extends Chart {
         { peers: [podsOf(peers.prometheus)], ports: [tcp(HYDRA_ADMIN_PORT)] },
       ],
       egress: [
-        { peers: [addresses(config.network.dataCidr)], ports: [tcp(names.postgresPort)] },
+        { peers: [addresses(names.database.cidr)], ports: [tcp(names.postgresPort)] },
         { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
       ],
     });

@@ -44,7 +44,7 @@ export class TenantsChart extends Chart {
     });
 
     const database = {
-      DATABASE_URL: `postgresql://${names.databaseRoles.app}@${names.citus.coordinator.host}:${names.postgresPort}/${names.citusDatabase}`,
+      DATABASE_URL: `postgresql://${names.databaseRoles.app}@${names.database.host}:${names.postgresPort}/${names.citusDatabase}`,
       DATABASE_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.dbPassword.file}`,
       DATABASE_CA_FILE: `${SECRETS_DIR}/${secretFiles.dbCa.file}`,
     };
@@ -120,7 +120,8 @@ export class TenantsChart extends Chart {
       },
     });
 
-    const citus = addresses(config.network.dataCidr);
+    // The Citus coordinator's subnet, or Cloud SQL's range (config database.engine).
+    const databasePeers = addresses(names.database.cidr);
     new WorkloadNetworkPolicy(this, "TenantServicePolicy", {
       namespace,
       name: WORKLOADS.tenantService.name,
@@ -130,7 +131,7 @@ export class TenantsChart extends Chart {
         { peers: [podsOf(peers.prometheus)], ports: [tcp(SERVICE_PORT)] },
       ],
       egress: [
-        { peers: [citus], ports: [tcp(names.postgresPort)] },
+        { peers: [databasePeers], ports: [tcp(names.postgresPort)] },
         { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
         { peers: [podsOf(peers.hydra)], ports: [tcp(PORTS.hydraPublic)] },
         { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
@@ -142,7 +143,7 @@ export class TenantsChart extends Chart {
       selector: workerDeployment.selector,
       ingress: [{ peers: [podsOf(peers.prometheus)], ports: [tcp(WORKER_HEALTH_PORT)] }],
       egress: [
-        { peers: [citus], ports: [tcp(names.postgresPort)] },
+        { peers: [databasePeers], ports: [tcp(names.postgresPort)] },
         { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
         { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
       ],

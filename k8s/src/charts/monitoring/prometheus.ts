@@ -94,8 +94,10 @@ export class Prometheus extends Construct {
           : { peers: [localPods(peers.otelCollector.selector)], ports: [tcp(OTEL_COLLECTOR_METRICS_PORT)] },
         { peers: [localPods(peers.alertmanager.selector)], ports: [tcp(PORTS.alertmanager)] },
         { peers: [localPods(peers.redisExporter.selector)], ports: [tcp(PORTS.redisExporter)] },
-        // The Citus VMs' exporters, and Patroni's REST API for its metrics.
-        { peers: [addresses(config.network.dataCidr)], ports: [tcp(POSTGRES_EXPORTER_PORT), tcp(NODE_EXPORTER_PORT), tcp(PORTS.patroniRestApi)] },
+        // The Citus VMs' exporters, and Patroni's REST API for its metrics; Cloud SQL (postgres engine) has neither.
+        ...(config.database.engine === "citus"
+          ? [{ peers: [addresses(config.network.dataCidr)], ports: [tcp(POSTGRES_EXPORTER_PORT), tcp(NODE_EXPORTER_PORT), tcp(PORTS.patroniRestApi)] }]
+          : []),
         // Pod discovery: the Kubernetes API on the private control plane.
         { peers: [addresses(config.network.controlPlaneCidr)], ports: [tcp(443)] },
       ],
