@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { envVarName, platformNames, unresolvedImages, type EnvironmentConfig, type EnvironmentName } from "@platform/config";
 import type { CommandSpec, Step } from "./workflow.js";
+import { runCloudSqlBootstrap } from "./cloudsql-bootstrap.js";
 
 export interface DeployOptions {
   readonly environment: EnvironmentName;
@@ -49,7 +50,8 @@ export function deployPreflight(
     problems.push(`the tenant-service image is the example digest: set ${envVarName(o.environment, "TENANT_SERVICE_IMAGE")}=registry/repo:tag@sha256:...`);
   }
   if (!o.env?.MIGRATE_DATABASE_URL) {
-    problems.push(`MIGRATE_DATABASE_URL is not set: the migration role's connection to the ${upper} coordinator (through an IAP tunnel; docs/DEPLOYMENT.md)`);
+    const database = o.config.database.engine === "postgres" ? "Cloud SQL instance" : "coordinator";
+    problems.push(`MIGRATE_DATABASE_URL is not set: the migration role's connection to the ${upper} ${database} (through an IAP tunnel; docs/DEPLOYMENT.md)`);
   }
   // The zero digest would reach the cluster as an image that cannot be pulled: every such pod in ImagePullBackOff.
   const unpinned = unresolved();
@@ -72,17 +74,41 @@ export function deploySteps(o: DeployOptions): Step[] {
   });
   const [setup, auth, gateway, tenants, monitoring] = applyOrder(o.config);
   const k = o.config.kubernetes;
+  const project = o.config.gcp.projectId;
+  // The postgres engine (docs/SCALING.md, "Phase 1"): Cloud SQL's service agent must exist before the stack grants it
+  // the key and the CA pool (no GA Terraform resource creates it), and the users' passwords and roles after.
+  const postgres = o.config.database.engine === "postgres";
+  const cloudSqlAgent: Step[] = postgres
+    ? [{
+        name: "cloudsql-agent",
+        title: "Cloud SQL's service agent, which the stack grants its key and CA pool",
+        commands: [
+          { argv: ["gcloud", "services", "enable", "sqladmin.googleapis.com", "privateca.googleapis.com", `--project=${project}`] },
+          { argv: ["gcloud", "beta", "services", "identity", "create", "--service=sqladmin.googleapis.com", `--project=${project}`] },
+        ],
+      }]
+    : [];
+  const databaseBootstrap: Step[] = postgres
+    ? [{
+        name: "database-bootstrap",
+        title: "Cloud SQL: passwords from Secret Manager (generated once), the queue role and grants",
+        describe: `scripts/src/cloudsql-bootstrap.ts on ${names.cloudSql.instance}, as ${names.databaseRoles.superuser} over MIGRATE_DATABASE_URL's host`,
+        run: (log) => runCloudSqlBootstrap(o.config, names, o.env?.MIGRATE_DATABASE_URL ?? "", log),
+      }]
+    : [];
   return [
     {
       name: "synth",
       title: "synthesize Terraform, monitoring and manifests; the policy suites must pass",
       commands: [inRoot(["pnpm", "--silent", "synth"], scoped)],
     },
+    ...cloudSqlAgent,
     {
       name: "infra",
       title: `cdktf deploy ${o.environment}`,
       commands: [inRoot(["pnpm", "--silent", "--filter", "@platform/infra", "exec", "cdktf", "deploy", o.environment, ...(o.yes ? ["--auto-approve"] : [])], scoped)],
     },
+    ...databaseBootstrap,
     {
       name: "migrate",
       title: "database migrations and the queue schema, as the migration role",

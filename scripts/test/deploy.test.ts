@@ -48,6 +48,15 @@ describe("scripts/deploy", () => {
     expect(applyOrder(real).map((a) => a.file)).toEqual(["00-setup.k8s.yaml", "10-auth.k8s.yaml", "10-gateway.k8s.yaml", "20-tenants.k8s.yaml", "30-monitoring.k8s.yaml"]);
   });
 
+  it("on the postgres engine, makes Cloud SQL's service agent before the stack and bootstraps the database before the migrations", () => {
+    const postgres = loadEnvironment("staging", { env: { PLATFORM_STAGING_PROJECT_ID: "acme-stg", PLATFORM_STAGING_DATABASE_ENGINE: "postgres" }, overrideFile: empty });
+    const steps = deploySteps({ environment: "staging", config: postgres, root: "/repo", yes: true, env: { MIGRATE_DATABASE_URL: "postgresql://m@db/p" } });
+    expect(steps.map((s) => s.name).slice(0, 5)).toEqual(["synth", "cloudsql-agent", "infra", "database-bootstrap", "migrate"]);
+    expect(steps.find((s) => s.name === "cloudsql-agent")!.commands!.map((c) => c.argv.join(" "))).toContain("gcloud beta services identity create --service=sqladmin.googleapis.com --project=acme-stg");
+    expect(steps.find((s) => s.name === "database-bootstrap")!.run).toBeTypeOf("function");
+    expect(deployPreflight({ environment: "staging", config: postgres, root: "/repo", yes: true, env: {} }, () => true, () => [])).toContainEqual(expect.stringMatching(/MIGRATE_DATABASE_URL is not set: .* STAGING Cloud SQL instance/));
+  });
+
   it("waits for the Deployments and StatefulSets it applied, and nothing else", () => {
     const manifest = [
       "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: tenant-service\n  namespace: tenants",

@@ -157,12 +157,16 @@ export class WebhookRepository {
   }
 
   /**
-   * The outbox: one delivery per webhook of this tenant subscribed to `type`, in the caller's transaction, in one
-   * statement. A tenant with no webhook (most of them) costs one probe of the webhooks primary key, which finds
-   * nothing; sent pipelined with the change's other statements, it adds no round trip (routes/context.ts). The body
-   * is the event as receivers get it, fixed now: a retry sends the same bytes.
+   * The outbox: one delivery per webhook of this tenant subscribed to `type`, in the caller's transaction. First a
+   * look for such a webhook, which for the many tenants with none is one probe of the webhooks primary key that
+   * finds nothing, sent pipelined with the change's other statements (routes/webhooks.ts recordEvent); only when
+   * there is one, the event's body is made and the deliveries written. Measured against writing them in one
+   * INSERT ... SELECT every time, the look costs a third as much per write (README, Webhooks). The body is the event
+   * as receivers get it, fixed now: a retry sends the same bytes.
    */
   async recordEvent(type: WebhookEvent, data: object): Promise<QueuedDelivery[]> {
+    const subscribed = await this.db.query("SELECT 1 FROM platform.webhooks WHERE tenant_id = $1 AND $2 = ANY (events) LIMIT 1", [this.tenantId, type]);
+    if (subscribed.rows.length === 0) return [];
     const eventId = randomUUID();
     const body = JSON.stringify({ id: eventId, type, tenantId: this.tenantId, occurredAt: new Date().toISOString(), data });
     const { rows } = await this.db.query<{ id: string; webhook_id: string }>(
