@@ -43,11 +43,13 @@ export async function copyTenantRows(
           params,
         );
         if (rows.length === 0) break;
-        const conflict = table.key === "id" ? ` ON CONFLICT (${pkList(table)}) DO UPDATE SET ${table.columns.map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(", ")}` : "";
-        await target.pool.query(
-          `INSERT INTO ${qualified(table.name)} (${cols(table)}) SELECT ${cols(table)} FROM json_populate_recordset(NULL::${qualified(table.name)}, $1::json)${conflict}`,
-          [`[${rows.map((r) => r.j).join(",")}]`],
-        );
+        if (table.key === "id") await upsertRegistryRow(reader, target, table, tenantId);
+        else {
+          await target.pool.query(
+            `INSERT INTO ${qualified(table.name)} (${cols(table)}) SELECT ${cols(table)} FROM json_populate_recordset(NULL::${qualified(table.name)}, $1::json)`,
+            [`[${rows.map((r) => r.j).join(",")}]`],
+          );
+        }
         total += rows.length;
         await options.onRows?.(table.name, rows.length);
         const last = rows.at(-1)!;
@@ -61,6 +63,25 @@ export async function copyTenantRows(
     reader.release();
   }
   return total;
+}
+
+/**
+ * The tenant's own row (platform.tenants): a copy may already be in the target, so it is upserted, with each column
+ * as its text form in a parameter (Citus refuses a function such as json_populate_recordset in ON CONFLICT ... DO
+ * UPDATE on a reference table).
+ */
+async function upsertRegistryRow(reader: PoolClient, target: Db, table: TenantTable, tenantId: string): Promise<void> {
+  const { rows } = await reader.query<Record<string, string | null>>(
+    `SELECT ${table.columns.map((c, i) => `${ident(c)}::text AS c${i}`).join(", ")} FROM ${qualified(table.name)} WHERE ${ident(table.key)} = $1::uuid`,
+    [tenantId],
+  );
+  if (!rows[0]) return;
+  const values = table.columns.map((_, i) => rows[0]![`c${i}`]);
+  await target.pool.query(
+    `INSERT INTO ${qualified(table.name)} (${cols(table)}) VALUES (${values.map((_, i) => `$${i + 1}`).join(", ")})
+     ON CONFLICT (${pkList(table)}) DO UPDATE SET ${table.columns.filter((c) => !table.pk.includes(c)).map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(", ")}`,
+    values,
+  );
 }
 
 /** Deletes the tenant's rows of `tables` in `db`, children first, `batch` rows per transaction. Returns how many. */
@@ -94,8 +115,9 @@ export interface TableDiff {
 async function summary(db: Db | PoolClient, t: TenantTable, tenantId: string) {
   const q = "pool" in db ? db.pool : db;
   const { rows } = await q.query<{ n: string; c: string }>(
-    `SELECT count(*) AS n, coalesce(md5(string_agg(h, '' ORDER BY h)), '') AS c
-       FROM (SELECT md5(${rowText(t)}) AS h FROM ${qualified(t.name)} WHERE ${ident(t.key)} = $1::uuid) r`,
+    // Order-independent (a sum of each row's hash, 60 bits of its md5): no sort, so it stays short inside the window.
+    `SELECT count(*) AS n, CASE WHEN count(*) = 0 THEN '' ELSE lpad(to_hex(count(*)), 8, '0') || sum(('x' || substr(md5(${rowText(t)}), 1, 15))::bit(60)::bigint::numeric)::text END AS c
+       FROM ${qualified(t.name)} WHERE ${ident(t.key)} = $1::uuid`,
     [tenantId],
   );
   return { rows: Number(rows[0]!.n), checksum: rows[0]!.c };
@@ -115,8 +137,9 @@ async function rowHashes(db: Db, t: TenantTable, tenantId: string): Promise<Map<
  */
 export async function diffTenant(source: Db, target: Db, tables: readonly TenantTable[], tenantId: string, limit = 10): Promise<TableDiff[]> {
   const result: TableDiff[] = [];
-  for (const t of tables) {
-    const [a, b] = await Promise.all([summary(source, t, tenantId), summary(target, t, tenantId)]);
+  const summaries = await Promise.all(tables.map((t) => Promise.all([summary(source, t, tenantId), summary(target, t, tenantId)])));
+  for (const [i, t] of tables.entries()) {
+    const [a, b] = summaries[i]!;
     const differences: string[] = [];
     if (a.checksum !== b.checksum || a.rows !== b.rows) {
       const [ha, hb] = await Promise.all([rowHashes(source, t, tenantId), rowHashes(target, t, tenantId)]);

@@ -122,21 +122,7 @@ async function cutover(
     }
     // (c) The source's position after the last of them, flushed (a synchronous commit flushes everything before
     // it, whatever synchronous_commit the writers used), then everything committed before it applied.
-    const position = await from.pool.connect();
-    let upto: string;
-    try {
-      await position.query("BEGIN");
-      await position.query("SET LOCAL synchronous_commit = on");
-      upto = (await position.query<{ lsn: string }>("SELECT pg_current_wal_insert_lsn()::text AS lsn")).rows[0]!.lsn;
-      // A write, so that the synchronous commit flushes (a transaction that wrote nothing flushes nothing).
-      await position.query(
-        `INSERT INTO platform.tenant_move_progress (slot, lsn) VALUES ($1, $2::pg_lsn) ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()`,
-        [`tenantctl_cutover_${tenant.id.replace(/-/g, "")}`, upto],
-      );
-      await position.query("COMMIT");
-    } finally {
-      position.release();
-    }
+    const upto = await flushedPosition(from, tenant.id);
     await catchUp(upto);
     // (d) Nothing writes the tenant on either side now: the two must be identical.
     const diff = await diffTenant(from, to, tables, tenant.id);
@@ -172,6 +158,31 @@ async function cutover(
   const windowMs = Math.round(performance.now() - started);
   await recordMove(home, tenant.id, { ...(after.phase === "reversed" ? { phase: "reversed" as const } : {}), cutover_ms: windowMs });
   return windowMs;
+}
+
+/**
+ * The database's WAL position now, flushed: everything committed before it, even with synchronous_commit = off, is
+ * then readable by decoding (which reads only flushed WAL and stops there without a word). The write makes the
+ * synchronous commit flush: a transaction that wrote nothing flushes nothing.
+ */
+async function flushedPosition(db: Db, tenantId: string): Promise<string> {
+  const client = await db.pool.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query("SET LOCAL synchronous_commit = on");
+    const upto = (await client.query<{ lsn: string }>("SELECT pg_current_wal_insert_lsn()::text AS lsn")).rows[0]!.lsn;
+    await client.query(
+      `INSERT INTO platform.tenant_move_progress (slot, lsn) VALUES ($1, $2::pg_lsn) ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at`,
+      [`tenantctl_position_${tenantId.replace(/-/g, "")}`, upto],
+    );
+    await client.query("COMMIT");
+    return upto;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
 }
 
 /** After the switch: the target unfenced, the forward stream dropped, the reverse slot moved to its starting point. */
@@ -304,6 +315,8 @@ export async function moveTenant(dbs: Databases, tenant: Tenant, targetName: str
       report = { ...report, catchUpChanges: changes };
       const diff = await diffTenant(source, target, tables, tenant.id);
       if (!diffClean(diff)) out.line(`tenant ${tenant.code}: verify before the cutover: ${diff.filter((d) => d.source.rows !== d.target.rows || d.source.checksum !== d.target.checksum).map((d) => d.table).join(", ")} still differ (writes in flight); the cutover verifies again with writes blocked`);
+      // What was written while verify read: applied now, not inside the window.
+      await catchUpStream(stream, options.cutoverLagChanges);
     }
     for (let attempt = 1; ; attempt++) {
       try {
@@ -420,7 +433,7 @@ export async function completeTenant(dbs: Databases, tenant: Tenant, options: Mo
   const [source, target] = [await dbs.get(move.source), await dbs.get(move.target)];
   await dropStream(source, move.slot, move.publication);
   await dropStream(target, move.reverse_slot, move.reverse_publication);
-  for (const slot of [move.slot, move.reverse_slot]) if (slot) await Promise.all([source, target].map((db) => db.pool.query("DELETE FROM platform.tenant_move_progress WHERE slot = $1", [slot])));
+  for (const slot of [move.slot, move.reverse_slot, `tenantctl_position_${tenant.id.replace(/-/g, "")}`]) if (slot) await Promise.all([source, target].map((db) => db.pool.query("DELETE FROM platform.tenant_move_progress WHERE slot = $1", [slot])));
   await fence(left, tenant.id, `tenantctl: moved to ${holderName}`);
   await pause(options, "complete", tenant);
   const rowsDeleted = await deleteTenantRows(left, remove, tenant.id);
@@ -465,7 +478,8 @@ export async function syncTenant(dbs: Databases, tenant: Tenant, options: MoveOp
     options.out.line(`tenant ${tenant.code}: would apply slot ${move.reverse_slot} (${holder.name}) to ${back.name}`);
     return { tenant: tenant.id, code: tenant.code, from: holder.name, to: back.name, outcome: "dry-run", changes: 0 };
   }
-  const { changes } = await new TenantStream(holder, back, move.reverse_slot, move.reverse_publication!, tables, move.reverse_from_lsn).drain();
+  // Everything committed in the holder before now, flushed or not yet.
+  const { changes } = await new TenantStream(holder, back, move.reverse_slot, move.reverse_publication!, tables, move.reverse_from_lsn).drain(await flushedPosition(holder, tenant.id));
   options.out.line(`tenant ${tenant.code}: ${changes} changes applied to ${back.name}`);
   return { tenant: tenant.id, code: tenant.code, from: holder.name, to: back.name, outcome: "already", changes };
 }

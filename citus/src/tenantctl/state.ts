@@ -55,7 +55,7 @@ export async function startMove(home: Db, row: Pick<MoveRow, "tenant_id" | "sour
      ON CONFLICT (tenant_id) DO UPDATE SET source = EXCLUDED.source, target = EXCLUDED.target, direction = 'forward', phase = 'fencing',
        slot = EXCLUDED.slot, publication = EXCLUDED.publication, reverse_slot = EXCLUDED.reverse_slot, reverse_publication = EXCLUDED.reverse_publication,
        copy_lsn = NULL, cutover_lsn = NULL, reverse_from_lsn = NULL, rows_copied = 0, cutover_ms = NULL, cutover_attempts = 0, error = NULL,
-       started_at = now(), phase_at = now(), finished_at = NULL`,
+       started_at = EXCLUDED.started_at, phase_at = EXCLUDED.phase_at, finished_at = NULL`,
     [row.tenant_id, row.source, row.target, row.slot, row.publication, row.reverse_slot, row.reverse_publication],
   );
 }
@@ -78,7 +78,7 @@ export async function placementOf(home: Db, tenantId: string): Promise<{ databas
 
 /** The cutover's switch: the registry names `database` for the tenant, one version later. */
 export const PLACE_SQL = `INSERT INTO platform.tenant_placements (tenant_id, database) VALUES ($1, $2)
-  ON CONFLICT (tenant_id) DO UPDATE SET database = EXCLUDED.database, version = platform.tenant_placements.version + 1, placed_at = now()`;
+  ON CONFLICT (tenant_id) DO UPDATE SET database = EXCLUDED.database, version = platform.tenant_placements.version + 1, placed_at = EXCLUDED.placed_at`;
 
 /** Session lock class for tenantctl's per-tenant lock ('TNCT'); the tenant's hash is the second key. */
 const LOCK_CLASS = 1414415188;

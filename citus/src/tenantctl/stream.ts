@@ -194,7 +194,13 @@ async function applyChange(client: ClientBase, change: Change, tables: ReadonlyM
   const keySource = change.key ?? change.tuple!;
   const keys = cols.map((c, i) => ({ c, v: keySource[i] })).filter((x) => x.c.key);
   if (change.kind === "update") {
-    const set = cols.map((c, i) => ({ c, v: change.tuple![i] })).filter((x) => x.v !== undefined);
+    // The row filter holds every change to one tenant, so tenant_id never changes, and Citus refuses an UPDATE that
+    // sets the distribution column even to its own value; the other key columns are set only when the key changed.
+    const set = cols
+      .map((c, i) => ({ c, v: change.tuple![i] }))
+      .filter((x) => x.v !== undefined && x.c.name !== "tenant_id" && (change.key !== undefined || !x.c.key));
+    // Nothing to set (only unchanged values): the row must still be there.
+    if (set.length === 0) set.push(...keys.slice(0, 1).filter((x) => x.c.name !== "tenant_id"));
     const params = [...set.map((x) => x.v), ...keys.map((x) => x.v)];
     const result = await client.query(
       `UPDATE ${table} SET ${set.map((x, i) => `${ident(x.c.name)} = $${i + 1}`).join(", ")} WHERE ${keys.map((x, i) => `${ident(x.c.name)} = $${set.length + i + 1}`).join(" AND ")}`,
@@ -282,7 +288,7 @@ export class TenantStream {
           const position = todo.at(-1)!.endLsn;
           await client.query(
             `INSERT INTO platform.tenant_move_progress (slot, lsn) VALUES ($1, $2::pg_lsn)
-             ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()`,
+             ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at`,
             [this.slot, position],
           );
           await client.query("COMMIT");
