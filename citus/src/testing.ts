@@ -74,7 +74,7 @@ export async function prepareCitusDatabase(
 
 export interface WriteLoadReport {
   /** Items whose COMMIT was acknowledged, with their tenant. */
-  readonly acknowledged: { tenantId: string; id: string }[];
+  readonly acknowledged: { tenantId: string; id: string; at: number }[];
   /** Failed writes by SQLSTATE (or the message when there is none). */
   readonly errors: Record<string, number>;
   /** The first message seen for each kind in `errors`. */
@@ -97,7 +97,7 @@ export function startTenantWriters(
   const clients = options.clients ?? 6;
   const pauseMs = 1000 / (options.ratePerClient ?? 40);
   const deadline = Date.now() + (options.maxMs ?? 30 * 60_000);
-  const acknowledged: { tenantId: string; id: string }[] = [];
+  const acknowledged: { tenantId: string; id: string; at: number }[] = [];
   const errors: Record<string, number> = {};
   const messages: Record<string, string> = {};
   const started = Date.now();
@@ -117,6 +117,8 @@ export function startTenantWriters(
         }
         await client.query("BEGIN");
         await client.query(`SET LOCAL app.tenant_id = '${tenant.id}'`);
+        // As the service opens every tenant transaction on Citus (migration 0012, db/database.ts).
+        await client.query(`SELECT platform.enter_tenant('${tenant.id}')`);
         const { rows } = await client.query<{ id: string }>(
           "INSERT INTO platform.items (tenant_id, owner_id, title, body) VALUES ($1, $2, 'written during a shard operation', 'load') RETURNING id",
           [tenant.id, tenant.ownerId],
@@ -129,7 +131,7 @@ export function startTenantWriters(
         const now = Date.now();
         longestStallMs = Math.max(longestStallMs, now - lastAck);
         lastAck = now;
-        acknowledged.push({ tenantId: tenant.id, id: rows[0]!.id });
+        acknowledged.push({ tenantId: tenant.id, id: rows[0]!.id, at: now });
       } catch (error) {
         const key = (error as { code?: string }).code ?? (error as Error).message;
         errors[key] = (errors[key] ?? 0) + 1;

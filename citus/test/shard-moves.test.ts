@@ -42,7 +42,15 @@ describe.skipIf(!CITUS_URL)("shard operations while the service writes (real Cit
     console.log(`[shard-moves] ${timings.at(-1)}`);
     expect(r.code, `${label} did not end within ${MOVE_BOUND_MS / 1000} s or failed:\n${r.out}`).toBe(0);
     expect(report.acknowledged.length).toBeGreaterThan(100);
-    expect(await missingWrites(admin, report.acknowledged)).toEqual([]);
+    const missing = await missingWrites(admin, report.acknowledged);
+    for (const id of missing) {
+      // What a lost write looks like, to tell a lost transaction from half of one: its tenant, when it was
+      // acknowledged, and whether the audit row written in the same transaction survived.
+      const write = report.acknowledged.find((w) => w.id === id)!;
+      const audit = (await admin.query("SELECT count(*)::int AS n FROM platform.audit_log WHERE tenant_id = $1 AND entity_id = $2", [write.tenantId, id])).rows[0].n;
+      console.log(`[shard-moves] ${label}: item ${id} of tenant ${write.tenantId} acknowledged at ${new Date(write.at).toISOString()} is missing; its audit row: ${audit}`);
+    }
+    expect(missing).toEqual([]);
     expect(report.errors).toEqual({});
     return { out: r.out, report };
   }

@@ -331,6 +331,33 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     expect((await admin.query("SELECT 1 FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2", [added.host, added.port])).rows).toEqual([]);
   });
 
+  it("refuses to move shards while a node acknowledges commits before writing them (synchronous_commit = off)", async () => {
+    const before = await placements();
+    const worker = (await admin.query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid > 0 ORDER BY nodeport LIMIT 1")).rows[0];
+    // On every worker (run_command_on_workers cannot pick one); the refusal must name them.
+    const onWorker = (sql: string) => admin.query("SELECT success, result FROM run_command_on_workers($1)", [sql]);
+    await onWorker("ALTER SYSTEM SET synchronous_commit = off");
+    await onWorker("SELECT pg_reload_conf()");
+    try {
+      const r = await shardctl("drain", `${drainTarget.host}:${drainTarget.port}`, "--yes");
+      expect(r.code, r.out).toBe(3);
+      expect(r.out).toMatch(new RegExp(`FAIL synchronous_commit not off: off \\(as the default or for a database or role\\) on .*${worker.nodename}:${worker.nodeport}`));
+      expect(await placements()).toBe(before);
+    } finally {
+      await onWorker("ALTER SYSTEM RESET synchronous_commit");
+      await onWorker("SELECT pg_reload_conf()");
+    }
+    // A role's own setting counts too: the service's sessions would commit that way.
+    await admin.query("ALTER ROLE platform_app SET synchronous_commit = off");
+    try {
+      const r = await shardctl("drain", `${drainTarget.host}:${drainTarget.port}`, "--yes");
+      expect(r.code, r.out).toBe(3);
+      expect(r.out).toMatch(/FAIL synchronous_commit not off/);
+    } finally {
+      await admin.query("ALTER ROLE platform_app RESET synchronous_commit");
+    }
+  });
+
   it("asks before every change: without a terminal and without --yes it refuses and changes nothing", async () => {
     const before = await placements();
     const shard = (await admin.query("SELECT shardid, nodename, nodeport FROM citus_shards WHERE table_name = 'platform.users'::regclass ORDER BY shardid LIMIT 1")).rows[0];

@@ -15,8 +15,9 @@ export interface Preflight {
 }
 
 /**
- * What must hold before shards move: logical decoding everywhere, identities for logical moves, no table whose forced
- * row-level security would stop the move's catch-up, no job running, every node active.
+ * What must hold before shards move: logical decoding everywhere, commits written before they are acknowledged,
+ * identities for logical moves, no table whose forced row-level security would stop the move's catch-up, no job
+ * running, every node active.
  */
 export async function preflight(client: ClientBase, snapshot: ClusterSnapshot): Promise<Preflight> {
   const checks: Preflight["checks"][number][] = [];
@@ -24,6 +25,26 @@ export async function preflight(client: ClientBase, snapshot: ClusterSnapshot): 
   const coordinatorWal = (await client.query<{ wal_level: string }>("SHOW wal_level")).rows[0]!.wal_level;
   const notLogical = [...wal.rows.filter((r) => r.result !== "logical").map((r) => nodeKey(r.nodename, r.nodeport)), ...(coordinatorWal === "logical" ? [] : ["coordinator"])];
   checks.push({ name: "wal_level = logical", ok: notLogical.length === 0, detail: notLogical.length === 0 ? "on every node" : `not on ${notLogical.join(", ")}` });
+  // A move waits for its target to apply the source's WAL up to pg_current_wal_lsn(), the WAL *written*. With
+  // synchronous_commit = off a commit is acknowledged before its record is written, so the move can switch over
+  // without it: the acknowledged write is lost (seen on Citus 13.2: one or two lost per drain under writes). Any
+  // other value writes the commit record before acknowledging. Checked as every node's default and as any database
+  // or role setting.
+  const asyncCommit = await client.query<{ node: string }>(
+    `SELECT nodename || ':' || nodeport AS node FROM run_command_on_all_nodes($$
+       SELECT current_setting('synchronous_commit') = 'off'
+           OR EXISTS (SELECT 1 FROM pg_db_role_setting, unnest(setconfig) c WHERE c = 'synchronous_commit=off')$$) r
+       JOIN pg_dist_node n USING (nodeid) WHERE r.result <> 'f'`,
+  );
+  checks.push({
+    name: "synchronous_commit not off",
+    ok: asyncCommit.rows.length === 0,
+    detail:
+      asyncCommit.rows.length === 0
+        ? "a write is acknowledged only once the WAL a move catches up to holds it"
+        : `off (as the default or for a database or role) on ${asyncCommit.rows.map((r) => r.node).join(", ")}: a move can switch over before an acknowledged ` +
+          `write reaches its target, and lose it. Set synchronous_commit = on (ALTER SYSTEM, then SELECT pg_reload_conf(); ALTER DATABASE/ROLE ... RESET synchronous_commit)`,
+  });
   const identities = await client.query<{ name: string }>(
     `SELECT c.oid::regclass::text AS name FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
       WHERE p.partmethod = 'h' AND c.relkind = 'r'
