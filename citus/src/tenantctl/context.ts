@@ -93,7 +93,7 @@ export class Databases {
     } catch (error) {
       await pool.end().catch(() => {});
       const code = (error as { code?: string }).code;
-      if (code === "42P01") throw new TenantctlError(`database "${name}" has no platform.tenant_moves: run the migrations there first (pnpm migrate, 0016)`, 3);
+      if (code === "42P01") throw new TenantctlError(`database "${name}" has no platform.tenant_moves: run the migrations there first (pnpm migrate, 0014)`, 3);
       throw new TenantctlError(`cannot reach database "${name}" (${redact(endpoint.url)}): ${redact((error as Error).message)}`, 4);
     }
     this.opened.set(name, db);

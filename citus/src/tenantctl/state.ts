@@ -1,5 +1,5 @@
 /**
- * A tenant's move as recorded in the home database (platform.tenant_moves, migration 0016), its placement, and the
+ * A tenant's move as recorded in the home database (platform.tenant_moves, migration 0014), its placement, and the
  * lock that keeps two runs off the same tenant.
  */
 import type pg from "pg";

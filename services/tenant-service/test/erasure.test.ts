@@ -101,8 +101,9 @@ describe.skipIf(unavailable !== undefined)("tenant erasure on PostgreSQL 15 and 
           AND a.attname = 'tenant_id' AND NOT a.attisdropped ORDER BY 1`,
     );
     // tenant_erasures is the platform's record of the erasure itself: it keeps the id and nothing of the tenant.
-    // tenant_placements and tenant_fences are the registry's (migration 0012): which database, and nothing else.
-    const registry = ["tenant_erasures", "tenant_placements", "tenant_fences"];
+    // tenant_placements and tenant_fences are the registry's (migration 0012): which database, and nothing else;
+    // tenant_moves is tenantctl's record of a move (0014): database names, phases and positions.
+    const registry = ["tenant_erasures", "tenant_placements", "tenant_fences", "tenant_moves"];
     expect(rows.map((r) => r.relname).filter((t) => !registry.includes(t))).toEqual([...TABLES].sort());
   });
 
