@@ -98,8 +98,9 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   redis: { version: "REDIS_7_2", maintenanceWindow: { day: "SUNDAY", hour: 3 } },
   citus: { postgresMajor: 15, citusVersion: "13.2", coordinatorMaxConnections: 400, workerMaxConnections: 800, restorePointIntervalMinutes: 60, etcd: { machineType: "e2-small", diskGb: 10 } },
   network: { authorizedNetworks: [], privateDnsDomain: "db.internal." },
-  // Every environment runs Citus unless an operator chooses the postgres engine (PLATFORM_<ENV>_DATABASE_ENGINE).
-  database: { engine: "citus", cloudSql: { backupRetentionCount: 14, pointInTimeRecoveryDays: 7, maintenanceWindow: { day: "SUNDAY", hour: 4 } } },
+  // Every environment runs Citus unless an operator chooses the postgres engine (PLATFORM_<ENV>_DATABASE_ENGINE), and
+  // then Citus beside it to move tenants into (PLATFORM_<ENV>_DATABASE_CITUS_ALONGSIDE=true).
+  database: { engine: "citus", citusAlongside: false, cloudSql: { backupRetentionCount: 14, pointInTimeRecoveryDays: 7, maintenanceWindow: { day: "SUNDAY", hour: 4 } } },
   // No proxy in front of Kong: the L4 load balancer passes clients' addresses through (docs/ARCHITECTURE.md, "The edge").
   edge: { perAddressLimit: { second: 200, minute: 6_000 }, requestBodyLimitKib: 256, trustedProxyCidrs: [] },
   monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, traceSamplingRate: 0.01, traceBackend: "cloudTrace", alertReceiver: "pagerduty" },

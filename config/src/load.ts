@@ -31,6 +31,8 @@ export const ENV_VAR_OVERRIDES = {
   CITUS_WORKERS: (v: string, key: string): EnvironmentInput => ({ citus: { workers: wholeNumber(v, key) } }),
   /** citus or postgres (docs/SCALING.md, "Phase 1"); the schema refuses anything else. */
   DATABASE_ENGINE: (v: string): EnvironmentInput => ({ database: { engine: v.trim() as "citus" | "postgres" } }),
+  /** true or false: the Citus cluster beside the postgres engine's Cloud SQL, to move tenants into (docs/SCALING.md, "Phase 2-3"). */
+  DATABASE_CITUS_ALONGSIDE: (v: string, key: string): EnvironmentInput => ({ database: { citusAlongside: yesOrNo(v, key) } }),
   /** Set by the release pipeline: registry/repository:tag@sha256:digest. */
   TENANT_SERVICE_IMAGE: (v: string): EnvironmentInput => ({ kubernetes: { images: { tenantService: v } } }),
 } as const;
@@ -135,6 +137,13 @@ function readOverrideFile(path: string, explicit: boolean): { source: string; va
 function wholeNumber(value: string, key: string): number {
   if (!/^\d+$/.test(value.trim())) throw new ConfigError(`${key} must be a whole number (got "${value}").`);
   return Number(value);
+}
+
+function yesOrNo(value: string, key: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (v === "true") return true;
+  if (v === "false") return false;
+  throw new ConfigError(`${key} must be true or false (got "${value}").`);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -90,6 +90,14 @@ export interface PlatformNames {
    * its address is in, which the workloads' NetworkPolicies open.
    */
   readonly database: { readonly engine: "citus" | "postgres"; readonly host: string; readonly cidr: string };
+  /**
+   * Phases 2-3 (config database.citusAlongside): the Citus cluster beside the postgres engine's Cloud SQL, a second
+   * database the service and the worker reach as DATABASE_URL_<name> (DATABASE_URL_CITUS) and tenantctl moves tenants
+   * into. Its secrets: the Citus cluster's own ids, with "citus" in them, so they never collide with the Cloud SQL
+   * instance's (the same roles in another cluster); the secrets the two do not both hold keep their ids. null with
+   * one engine.
+   */
+  readonly citusAlongside: { readonly name: "citus"; readonly host: string; readonly cidr: string; readonly secrets: PlatformNames["secrets"] } | null;
   /** The postgres engine's Cloud SQL instance and its server CA (Certificate Authority Service), which signs a certificate for database.host. */
   readonly cloudSql: { readonly instance: string; readonly host: string; readonly caPool: string; readonly certificateAuthority: string };
   readonly citusDatabase: string;
@@ -166,6 +174,17 @@ export interface PlatformNames {
 }
 
 
+/** Whether the environment runs the Citus cluster (its VMs, etcd, pgBackRest, their exporters and alerts): as its engine or beside Cloud SQL. */
+export function runsCitusCluster(config: EnvironmentConfig): boolean {
+  return config.database.engine === "citus" || config.database.citusAlongside;
+}
+
+/** The secrets the Citus cluster creates and its VMs' bootstrap fills (infra/src/constructs/citus-cluster.ts). */
+const CITUS_CLUSTER_SECRETS = [
+  "dbSuperuser", "dbReplication", "dbMigrator", "dbApp", "dbCaKey", "dbCaCert", "hydraDbPassword", "hydraSystemSecret", "grafanaAdminPassword",
+  "etcdRootPassword", "etcdPatroniPassword", "patroniRestApiPassword",
+] as const satisfies readonly (keyof PlatformNames["secrets"])[];
+
 export function platformNames(config: EnvironmentConfig): PlatformNames {
   const p = config.prefix;
   const { projectId, zones } = config.gcp;
@@ -194,6 +213,26 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
   };
   const coordinator = node("coordinator", 0, 0);
   const cloudSqlHost = `postgres.${dnsDomain}`;
+  const secrets = {
+    dbSuperuser: `${p}-db-superuser-password`,
+    dbReplication: `${p}-db-replication-password`,
+    dbMigrator: `${p}-db-migrator-password`,
+    dbApp: `${p}-db-app-password`,
+    redisAuth: `${p}-redis-auth`,
+    redisCa: `${p}-redis-ca`,
+    dbCaKey: `${p}-db-ca-key`,
+    dbCaCert: `${p}-db-ca-cert`,
+    apiTlsCert: `${p}-api-tls-cert`,
+    apiTlsKey: `${p}-api-tls-key`,
+    hydraDbPassword: `${p}-hydra-db-password`,
+    hydraSystemSecret: `${p}-hydra-system-secret`,
+    grafanaAdminPassword: `${p}-grafana-admin-password`,
+    etcdRootPassword: `${p}-etcd-root-password`,
+    etcdPatroniPassword: `${p}-etcd-patroni-password`,
+    patroniRestApiPassword: `${p}-patroni-api-password`,
+    alertReceiver: `${p}-alert-receiver`,
+    alertHeartbeat: `${p}-alert-heartbeat`,
+  };
   return {
     network: `${p}-vpc`,
     gkeSubnet: `${p}-gke`,
@@ -251,26 +290,10 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
       alertmanager: sa("alertmanager"),
       otelCollector: sa("otel-collector"),
     },
-    secrets: {
-      dbSuperuser: `${p}-db-superuser-password`,
-      dbReplication: `${p}-db-replication-password`,
-      dbMigrator: `${p}-db-migrator-password`,
-      dbApp: `${p}-db-app-password`,
-      redisAuth: `${p}-redis-auth`,
-      redisCa: `${p}-redis-ca`,
-      dbCaKey: `${p}-db-ca-key`,
-      dbCaCert: `${p}-db-ca-cert`,
-      apiTlsCert: `${p}-api-tls-cert`,
-      apiTlsKey: `${p}-api-tls-key`,
-      hydraDbPassword: `${p}-hydra-db-password`,
-      hydraSystemSecret: `${p}-hydra-system-secret`,
-      grafanaAdminPassword: `${p}-grafana-admin-password`,
-      etcdRootPassword: `${p}-etcd-root-password`,
-      etcdPatroniPassword: `${p}-etcd-patroni-password`,
-      patroniRestApiPassword: `${p}-patroni-api-password`,
-      alertReceiver: `${p}-alert-receiver`,
-      alertHeartbeat: `${p}-alert-heartbeat`,
-    },
+    secrets,
+    citusAlongside: config.database.citusAlongside
+      ? { name: "citus", host: coordinator.host, cidr: config.network.dataCidr, secrets: { ...secrets, ...Object.fromEntries(CITUS_CLUSTER_SECRETS.map((k) => [k, secrets[k].replace(`${p}-`, `${p}-citus-`)])) } }
+      : null,
     networkTags: { citus: `${p}-citus`, gkeNodes: `${p}-gke-node`, etcd: `${p}-etcd` },
   };
 }

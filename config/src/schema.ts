@@ -169,6 +169,14 @@ export const EnvironmentConfigSchema = z
      */
     database: z.object({
       engine: z.enum(["citus", "postgres"]),
+      /**
+       * Phases 2-3 (docs/SCALING.md, "Phase 2-3: moving tenants into Citus"): with the postgres engine, the Citus
+       * cluster runs too, beside the Cloud SQL instance, and tenants move into it online with tenantctl. The Cloud SQL
+       * instance stays the home database (the registry, the queue, Hydra, every tenant not moved); the service and the
+       * worker get Citus as a second database (DATABASE_URL_CITUS) and follow each tenant's placement. Its secrets
+       * take ids of their own (names.citusAlongside.secrets), so the two engines' never collide.
+       */
+      citusAlongside: z.boolean(),
       /** Read where engine is postgres. Its max_connections is citus.coordinatorMaxConnections: the value the charts size the service's pools from. */
       cloudSql: z.object({
         /** A custom machine: db-custom-<vCPUs>-<memory MB>, 0.9 to 6.5 GB per vCPU in multiples of 256 MB. */
@@ -328,6 +336,9 @@ export const EnvironmentConfigSchema = z
     }
     if (config.name === "production" && config.monitoring.traceBackend !== "cloudTrace") {
       ctx.addIssue({ code: "custom", path: ["monitoring", "traceBackend"], message: "production requires cloudTrace: Jaeger's badger storage has one writer, which no availability rule admits" });
+    }
+    if (config.database.citusAlongside && config.database.engine !== "postgres") {
+      ctx.addIssue({ code: "custom", path: ["database", "citusAlongside"], message: "runs Citus beside Cloud SQL, so it needs engine postgres; with engine citus, Citus is already the only database: set citusAlongside false" });
     }
     if (config.name === "production" && config.database.engine === "postgres" && !config.database.cloudSql.highAvailability) {
       ctx.addIssue({ code: "custom", path: ["database", "cloudSql", "highAvailability"], message: "production requires a regional (highly available) Cloud SQL instance" });

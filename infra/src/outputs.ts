@@ -22,8 +22,11 @@ export const StackOutputsSchema = z.object({
   redis_host: z.string(),
   redis_ip: z.string(),
   redis_port: z.number(),
-  /** pgBackRest's bucket: the Citus engine only. */
+  /** pgBackRest's bucket: where the Citus cluster runs (the citus engine, or beside Cloud SQL). */
   backups_bucket: z.string().optional(),
+  /** Phases 2-3 (database.citusAlongside): the Citus coordinator beside Cloud SQL, DATABASE_URL_CITUS's host, and its secrets' ids. */
+  citus_alongside_host: z.string().optional(),
+  citus_alongside_secret_ids: z.record(z.string(), z.string()).optional(),
   tenant_service_account: z.string(),
   tenant_worker_account: z.string(),
   secret_ids: z.record(z.string(), z.string()),
@@ -95,6 +98,8 @@ export const KUBERNETES_EXPECTS = {
   tenant_service_account: { expected: (_, n) => n.serviceAccounts.tenantService.email, usedBy: "the tenant-service ServiceAccount's Workload Identity annotation" },
   tenant_worker_account: { expected: (_, n) => n.serviceAccounts.tenantWorker.email, usedBy: "the tenant-worker ServiceAccount's Workload Identity annotation" },
   secret_ids: { expected: (_, n) => n.secrets, usedBy: "the SecretProviderClasses (Secret Manager ids)" },
+  citus_alongside_host: { expected: (_, n) => n.citusAlongside?.host, usedBy: "DATABASE_URL_CITUS of the tenant service and worker (database.citusAlongside)" },
+  citus_alongside_secret_ids: { expected: (_, n) => n.citusAlongside?.secrets, usedBy: "the tenant namespace's SecretProviderClass (database.citusAlongside)" },
 } satisfies Partial<Record<StackOutputName, ExpectedOutput>>;
 
 /** Outputs that exist only after a deploy, which `pnpm outputs` prints for DNS and firewall checks. */

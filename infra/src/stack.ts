@@ -1,7 +1,7 @@
 import { Construct } from "constructs";
 import { ComputeProjectMetadataItem, DataGoogleProject, GoogleProvider } from "./google.js";
 import { Aspects, GcsBackend, TerraformOutput, TerraformStack } from "cdktf";
-import { PORTS, admittedImagePatterns, platformNames, type EnvironmentConfig, type PlatformNames } from "@platform/config";
+import { PORTS, admittedImagePatterns, platformNames, runsCitusCluster, type EnvironmentConfig, type PlatformNames } from "@platform/config";
 import { EnabledApisFirst, ProjectServices } from "./constructs/project-services.js";
 import { PlatformNetwork } from "./constructs/network.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "@platform/monitoring/exporter-queries";
@@ -209,6 +209,9 @@ export class PlatformStack extends TerraformStack {
     // The database: the Citus cluster (its VMs, etcd, pgBackRest's bucket) or one Cloud SQL instance.
     const database = postgresEngine ? this.cloudSqlEngine(config, names, network, keys, labels, agent("gcp-sa-cloud-sql")) : this.citusEngine(config, names, network, keys, labels);
     const dbSecrets = database.secrets;
+    // Phases 2-3 (database.citusAlongside): the Citus cluster beside Cloud SQL, for tenantctl to move tenants into.
+    // Its own secret ids (names.citusAlongside.secrets); Cloud SQL stays home: Hydra, Grafana and the registry use it.
+    const alongside = names.citusAlongside ? this.citusEngine(config, { ...names, secrets: names.citusAlongside.secrets }, network, keys, labels) : undefined;
 
     // One Google service account per workload, bound to its Kubernetes service account, reading only its secrets.
     type Workload = "tenantService" | "tenantWorker" | "gateway" | "hydra" | "grafana" | "redisExporter" | "alertmanager" | "otelCollector";
@@ -226,7 +229,8 @@ export class PlatformStack extends TerraformStack {
       });
 
     // The tenant service and its worker read the application password, the database CA and Redis; nothing else.
-    const workloadSecrets = [dbSecrets.dbApp.secretId, dbSecrets.dbCaCert.secretId, redis.authSecret.secretId, redis.caSecret.secretId];
+    // Beside Cloud SQL, the Citus cluster's application password and CA too (DATABASE_URL_CITUS).
+    const workloadSecrets = [dbSecrets.dbApp.secretId, dbSecrets.dbCaCert.secretId, redis.authSecret.secretId, redis.caSecret.secretId, ...(alongside ? [alongside.secrets.dbApp.secretId, alongside.secrets.dbCaCert.secretId] : [])];
     const workloadRoles = ["roles/cloudtrace.agent"];
     const tenantService = identity("TenantServiceIdentity", "tenantService", "Tenant service", workloadSecrets, workloadRoles);
     const tenantWorker = identity("TenantWorkerIdentity", "tenantWorker", "Tenant queue worker", workloadSecrets, workloadRoles);
@@ -260,13 +264,14 @@ export class PlatformStack extends TerraformStack {
       coordinator_host: names.database.host,
       // What coordinator_host resolves to: the coordinator's load balancer (whichever member leads) or Cloud SQL's private address.
       coordinator_ip: database.address,
-      worker_hosts: postgresEngine ? [] : names.citus.workers.map((w) => w.host),
+      worker_hosts: runsCitusCluster(config) ? names.citus.workers.map((w) => w.host) : [],
       postgres_port: names.postgresPort,
       database: names.citusDatabase,
       redis_host: names.redis.host,
       redis_ip: redis.instance.host,
       redis_port: redis.instance.port,
-      ...(database.backupsBucket ? { backups_bucket: database.backupsBucket } : {}),
+      ...(database.backupsBucket ?? alongside?.backupsBucket ? { backups_bucket: database.backupsBucket ?? alongside?.backupsBucket } : {}),
+      ...(names.citusAlongside ? { citus_alongside_host: names.citusAlongside.host, citus_alongside_secret_ids: names.citusAlongside.secrets } : {}),
       tenant_service_account: tenantService.account.email,
       tenant_worker_account: tenantWorker.account.email,
       secret_ids: names.secrets,

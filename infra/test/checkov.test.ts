@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { SynthesizedStack, TerraformJson } from "../src/app.js";
 import { checkovProblems, checkovSummary, installCheckov, runCheckov, type CheckovStack, type CheckovVerdict } from "../src/policy/checkov.js";
 import { resourcesOf } from "../src/policy/index.js";
-import { synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
+import { synthesizedAlongsideStack, synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
 
 type Conf = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const CLUSTER = "google_container_cluster";
@@ -21,6 +21,8 @@ const BUCKET = "google_storage_bucket";
 const SQL = "google_sql_database_instance";
 /** production on the postgres engine (Cloud SQL), synthesized once by test/global-setup.ts. */
 const POSTGRES = "production-postgres";
+/** And with the Citus cluster beside Cloud SQL (database.citusAlongside). */
+const ALONGSIDE = "production-citus-alongside";
 const DEFAULT_COMPUTE_SA = "123456789012-compute@developer.gserviceaccount.com";
 
 /**
@@ -124,10 +126,11 @@ beforeAll(() => {
   verdicts = runCheckov(checkov.path, [
     ...stacks,
     { name: POSTGRES, json: postgres },
+    { name: ALONGSIDE, json: synthesizedAlongsideStack().json },
     { name: "verbatim", json: stacks.find((s) => s.name === "dev")!.json, verbatim: true },
     ...brokenStacks,
   ]);
-  for (const v of verdicts.filter((v) => stacks.some((s) => s.name === v.stack) || v.stack === POSTGRES)) {
+  for (const v of verdicts.filter((v) => stacks.some((s) => s.name === v.stack) || v.stack === POSTGRES || v.stack === ALONGSIDE)) {
     console.log(checkovSummary(v));
     for (const s of v.skipped) console.log(`  skipped ${s.checkId} on ${s.address}: ${s.reason}`);
   }
@@ -138,7 +141,7 @@ const needCheckov = (ctx: { skip: (note: string) => void }) => {
   if (!("path" in checkov)) ctx.skip(`Checkov unavailable: ${checkov.unavailable}`);
 };
 
-describe.each(["dev", "staging", "production", POSTGRES])("Checkov on %s", (env) => {
+describe.each(["dev", "staging", "production", POSTGRES, ALONGSIDE])("Checkov on %s", (env) => {
   it("parsed the stack and evaluated every one of its resources", (ctx) => {
     needCheckov(ctx);
     const v = verdict(env);

@@ -9,6 +9,9 @@ import { resourcesOf, type TerraformResource } from "../src/policy/index.js";
 /** The operator's override that puts production on the postgres engine (config/README.md, operator overrides). */
 export const POSTGRES_ENGINE_OVERRIDE = { PLATFORM_PRODUCTION_DATABASE_ENGINE: "postgres" };
 
+/** And with the Citus cluster beside Cloud SQL, to move tenants into (database.citusAlongside, docs/SCALING.md "Phase 2-3"). */
+export const CITUS_ALONGSIDE_OVERRIDE = { ...POSTGRES_ENGINE_OVERRIDE, PLATFORM_PRODUCTION_DATABASE_CITUS_ALONGSIDE: "true" };
+
 /** Loads configs hermetically: no operator override file, no PLATFORM_* variables from the shell. */
 export function hermeticConfigs(env: Record<string, string> = {}): EnvironmentConfig[] {
   const dir = mkdtempSync(join(tmpdir(), "platform-config-"));

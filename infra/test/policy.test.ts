@@ -1,13 +1,14 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { SynthesizedStack, TerraformJson } from "../src/app.js";
 import { POLICY_RULES, checkPolicies, formatViolations, resourcesOf } from "../src/policy/index.js";
-import { synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
+import { synthesizedAlongsideStack, synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
 
 /** production on the postgres engine (Cloud SQL), which test/global-setup.ts synthesizes beside the three. */
 const POSTGRES = "production-postgres";
+const ALONGSIDE = "production-citus-alongside";
 let stacks: SynthesizedStack[];
 beforeAll(() => {
-  stacks = [...synthesizedStacks(), { ...synthesizedPostgresStack(), name: POSTGRES }];
+  stacks = [...synthesizedStacks(), { ...synthesizedPostgresStack(), name: POSTGRES }, { ...synthesizedAlongsideStack(), name: ALONGSIDE }];
 });
 
 /** The platform's own rules; the rules Checkov checks run in checkov.test.ts. */
@@ -22,7 +23,7 @@ it("covers every platform rule, and no rule that Checkov checks", () => {
   expect(POLICY_RULES.filter((r) => /^CKV/.test(r.id))).toEqual([]);
 });
 
-describe.each(["dev", "staging", "production", POSTGRES])("%s passes every policy", (env) => {
+describe.each(["dev", "staging", "production", POSTGRES, ALONGSIDE])("%s passes every policy", (env) => {
   it.each(POLICY_RULES.map((r) => [`${r.id}: ${r.title}`, r.id]))("%s", (_label, id) => {
     const stack = stacks.find((s) => s.name === env)!;
     const violations = checkPolicies(stack, POLICY_RULES.filter((r) => r.id === id));

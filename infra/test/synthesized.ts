@@ -18,3 +18,8 @@ export function synthesizedStack(name: EnvironmentName): SynthesizedStack {
 export function synthesizedPostgresStack(): SynthesizedStack {
   return inject("postgresStack");
 }
+
+/** production with the postgres engine and the Citus cluster beside it (database.citusAlongside), synthesized once by test/global-setup.ts. */
+export function synthesizedAlongsideStack(): SynthesizedStack {
+  return inject("alongsideStack");
+}

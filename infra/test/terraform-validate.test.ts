@@ -28,11 +28,13 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES } from "@platform/config";
 import type { SynthesizedStack, TerraformJson } from "../src/app.js";
-import { synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
+import { synthesizedAlongsideStack, synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
 
 /** production on the postgres engine (Cloud SQL), synthesized once by test/global-setup.ts, checked like the three. */
 const POSTGRES = "production-postgres";
-const STACKS = [...ENVIRONMENT_NAMES, POSTGRES];
+/** And with the Citus cluster beside Cloud SQL (database.citusAlongside). */
+const ALONGSIDE = "production-citus-alongside";
+const STACKS = [...ENVIRONMENT_NAMES, POSTGRES, ALONGSIDE];
 
 const TOOLS = fileURLToPath(new URL("../../scripts/tools/", import.meta.url));
 
@@ -249,7 +251,7 @@ describe("Terraform with the real Google provider: validate and an offline plan 
       cliConfig,
       `disable_checkpoint = true\nprovider_installation {\n  filesystem_mirror {\n    path    = ${JSON.stringify(provider.path)}\n    include = ["registry.terraform.io/hashicorp/google"]\n  }\n}\n`,
     );
-    stacks = [...synthesizedStacks(), { ...synthesizedPostgresStack(), name: POSTGRES }];
+    stacks = [...synthesizedStacks(), { ...synthesizedPostgresStack(), name: POSTGRES }, { ...synthesizedAlongsideStack(), name: ALONGSIDE }];
     for (const stack of stacks) workdirs.set(stack.name, initialized(stack.name, stack.json));
   }, 100 * 60_000);
 
@@ -291,7 +293,7 @@ describe("Terraform with the real Google provider: validate and an offline plan 
     // Only the provider computes effective_labels (a mock leaves them unknown): the provider's default labels reach
     // every resource that takes labels.
     const defaultLabels = ((stack.json.provider?.google as Record<string, unknown>[])[0]!.default_labels ?? {}) as Record<string, string>;
-    expect(defaultLabels.environment).toBe(env === POSTGRES ? "production" : env);
+    expect(defaultLabels.environment).toBe(env === POSTGRES || env === ALONGSIDE ? "production" : env);
     const labelled = plan.changes.filter((c) => c.change.after && "effective_labels" in c.change.after);
     expect(labelled.length).toBeGreaterThan(10);
     const missing = labelled.flatMap((c) =>

@@ -52,6 +52,12 @@ export async function bootstrapCloudSql(client: Pick<pg.Client, "query">, names:
     if (cloudSqlSuperuser) await client.query(`REVOKE cloudsqlsuperuser FROM ${id(role)}`);
   }
   log(`${migrator}, ${app}, ${hydra}: no CREATEROLE, no CREATEDB, not cloudsqlsuperuser`);
+  // With Citus alongside, tenantctl runs as the migration role and reads each moving tenant's changes from a logical
+  // replication slot it creates here: REPLICATION, which a cloudsqlsuperuser may grant (docs/SCALING.md, "Phase 2-3").
+  if (names.citusAlongside) {
+    await client.query(`ALTER ROLE ${id(migrator)} WITH REPLICATION`);
+    log(`${migrator}: REPLICATION (tenantctl's slots, database.citusAlongside)`);
+  }
   if (!(await exists("SELECT 1 FROM pg_roles WHERE rolname = $1", queue))) {
     await client.query(`CREATE ROLE ${id(queue)} WITH NOLOGIN NOSUPERUSER NOBYPASSRLS`);
     log(`${queue}: created (NOLOGIN)`);

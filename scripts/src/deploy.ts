@@ -53,6 +53,10 @@ export function deployPreflight(
     const database = o.config.database.engine === "postgres" ? "Cloud SQL instance" : "coordinator";
     problems.push(`MIGRATE_DATABASE_URL is not set: the migration role's connection to the ${upper} ${database} (through an IAP tunnel; docs/DEPLOYMENT.md)`);
   }
+  // Phases 2-3: the Citus cluster beside Cloud SQL takes the same migrations before any tenant can move into it.
+  if (o.config.database.citusAlongside && !o.env?.MIGRATE_DATABASE_URL_CITUS) {
+    problems.push(`MIGRATE_DATABASE_URL_CITUS is not set: the migration role's connection to the ${upper} Citus coordinator beside Cloud SQL (database.citusAlongside; through an IAP tunnel, docs/DEPLOYMENT.md)`);
+  }
   // The zero digest would reach the cluster as an image that cannot be pulled: every such pod in ImagePullBackOff.
   const unpinned = unresolved();
   if (unpinned.length > 0) {
@@ -112,7 +116,12 @@ export function deploySteps(o: DeployOptions): Step[] {
     {
       name: "migrate",
       title: "database migrations and the queue schema, as the migration role",
-      commands: [inRoot(["pnpm", "--silent", "migrate"], migrator), inRoot(["pnpm", "--silent", "--filter", "tenant-service", "worker", "--install-queue"], migrator)],
+      // The queue lives in the home database only; beside Cloud SQL, Citus takes the same schema (docs/SCALING.md, "Phase 2-3").
+      commands: [
+        inRoot(["pnpm", "--silent", "migrate"], migrator),
+        ...(o.config.database.citusAlongside ? [inRoot(["pnpm", "--silent", "migrate"], { DATABASE_URL: o.env?.MIGRATE_DATABASE_URL_CITUS ?? "" })] : []),
+        inRoot(["pnpm", "--silent", "--filter", "tenant-service", "worker", "--install-queue"], migrator),
+      ],
     },
     {
       name: "kube-credentials",

@@ -92,6 +92,34 @@ describe.skipIf(unavailable)("the Cloud SQL database bootstrap on PostgreSQL 15"
   });
 });
 
+describe.skipIf(unavailable)("the Cloud SQL database bootstrap with Citus alongside", () => {
+  const alongside = platformNames(loadEnvironment("dev", { env: { PLATFORM_DEV_DATABASE_ENGINE: "postgres", PLATFORM_DEV_DATABASE_CITUS_ALONGSIDE: "true" } }));
+  let own: PostgresServer;
+  beforeAll(async () => {
+    own = await startPostgres();
+    await withClient(own.url, async (su) => {
+      await su.query("CREATE ROLE cloudsqlsuperuser NOLOGIN CREATEROLE CREATEDB");
+      for (const role of [migrator, app, hydra]) await su.query(`CREATE ROLE ${role} LOGIN CREATEROLE CREATEDB IN ROLE cloudsqlsuperuser`);
+      await su.query(`CREATE DATABASE ${alongside.citusDatabase} OWNER cloudsqlsuperuser`);
+      await su.query(`CREATE DATABASE ${alongside.hydraDatabase} OWNER cloudsqlsuperuser`);
+    });
+    await withClient(own.urlFor("postgres", "postgres", alongside.citusDatabase), (su) => su.query("CREATE EXTENSION pg_stat_statements"));
+  }, 120_000);
+  afterAll(() => own?.stop());
+  const superuser = () => own.urlFor("postgres", "postgres", alongside.citusDatabase);
+
+  // Cloud SQL lets its admin (cloudsqlsuperuser) grant REPLICATION; stock PostgreSQL only a superuser, which stands in here.
+  it("gives the migration role REPLICATION for tenantctl's slots, and nothing of the kind without Citus alongside", async () => {
+    const replication = () => withClient(own.url, async (su) => (await su.query<{ r: boolean }>("SELECT rolreplication AS r FROM pg_roles WHERE rolname = $1", [migrator])).rows[0]!.r);
+    await withClient(superuser(), (c) => bootstrapCloudSql(c, names));
+    expect(await replication()).toBe(false);
+    const log: string[] = [];
+    await withClient(superuser(), (c) => bootstrapCloudSql(c, alongside, (l) => log.push(l)));
+    expect(await replication()).toBe(true);
+    expect(log).toContain(`${migrator}: REPLICATION (tenantctl's slots, database.citusAlongside)`);
+  });
+});
+
 describe("the postgres engine's secrets", () => {
   it("are the Citus engine's ids, each login role's with its Cloud SQL user", () => {
     expect(cloudSqlSecrets(names)).toEqual([

@@ -57,6 +57,22 @@ describe("scripts/deploy", () => {
     expect(deployPreflight({ environment: "staging", config: postgres, root: "/repo", yes: true, env: {} }, () => true, () => [])).toContainEqual(expect.stringMatching(/MIGRATE_DATABASE_URL is not set: .* STAGING Cloud SQL instance/));
   });
 
+  it("with Citus beside Cloud SQL, needs the migration role's connection to Citus and migrates it too, the queue at home only", () => {
+    const alongside = loadEnvironment("staging", { env: { PLATFORM_STAGING_PROJECT_ID: "acme-stg", PLATFORM_STAGING_DATABASE_ENGINE: "postgres", PLATFORM_STAGING_DATABASE_CITUS_ALONGSIDE: "true" }, overrideFile: empty });
+    const citusMissing = /MIGRATE_DATABASE_URL_CITUS is not set: the migration role's connection to the STAGING Citus coordinator beside Cloud SQL/;
+    expect(deployPreflight({ environment: "staging", config: alongside, root: "/repo", yes: true, env: { MIGRATE_DATABASE_URL: "postgresql://m@home/p" } }, () => true, () => [])).toContainEqual(expect.stringMatching(citusMissing));
+    const env = { MIGRATE_DATABASE_URL: "postgresql://m@home/p", MIGRATE_DATABASE_URL_CITUS: "postgresql://m@citus/p" };
+    expect(deployPreflight({ environment: "staging", config: alongside, root: "/repo", yes: true, env }, () => true, () => []).filter((p) => p.includes("MIGRATE_"))).toEqual([]);
+    const migrate = deploySteps({ environment: "staging", config: alongside, root: "/repo", yes: true, env }).find((s) => s.name === "migrate")!.commands!;
+    expect(migrate.map((c) => `${c.argv.join(" ")} <- ${c.env?.DATABASE_URL}`)).toEqual([
+      "pnpm --silent migrate <- postgresql://m@home/p",
+      "pnpm --silent migrate <- postgresql://m@citus/p",
+      "pnpm --silent --filter tenant-service worker --install-queue <- postgresql://m@home/p",
+    ]);
+    const single = deploySteps({ environment: "staging", config: real, root: "/repo", yes: true, env }).find((s) => s.name === "migrate")!.commands!;
+    expect(single.map((c) => c.env?.DATABASE_URL)).toEqual(["postgresql://m@home/p", "postgresql://m@home/p"]);
+  });
+
   it("waits for the Deployments and StatefulSets it applied, and nothing else", () => {
     const manifest = [
       "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: tenant-service\n  namespace: tenants",

@@ -28,7 +28,7 @@ const WEEKDAY = { MONDAY: 1, TUESDAY: 2, WEDNESDAY: 3, THURSDAY: 4, FRIDAY: 5, S
  * The flags, after the Citus nodes' (src/citus/patroni-vm.ts) where both have one, plus what the policy checks ask of
  * Cloud SQL. pg_stat_statements needs no preload on Cloud SQL: the database bootstrap creates the extension.
  */
-export function cloudSqlFlags(maxConnections: number): Record<string, string> {
+export function cloudSqlFlags(maxConnections: number, logicalDecoding = false): Record<string, string> {
   return {
     max_connections: String(maxConnections),
     // Slow statements, as on the Citus nodes; their parameters are not logged: they are tenant data.
@@ -52,6 +52,10 @@ export function cloudSqlFlags(maxConnections: number): Record<string, string> {
     "pg_stat_statements.track": "top",
     track_activity_query_size: "4096",
     track_io_timing: "on",
+    // With Citus alongside (database.citusAlongside), tenantctl decodes each moving tenant's changes from a logical
+    // slot here (citus/src/tenantctl/stream.ts): logical decoding on (wal_level logical, a restart), and slots for a
+    // wave of moves (--concurrency, 4 by default) with room for a second wave and a resumed one.
+    ...(logicalDecoding ? { "cloudsql.logical_decoding": "on", max_replication_slots: "20" } : {}),
   };
 }
 
@@ -119,7 +123,7 @@ export class CloudSqlPostgres extends Construct {
       member: `serviceAccount:${props.serviceAgent}`,
     });
 
-    const flags = cloudSqlFlags(config.citus.coordinatorMaxConnections);
+    const flags = cloudSqlFlags(config.citus.coordinatorMaxConnections, config.database.citusAlongside);
     this.instance = new SqlDatabaseInstance(this, "Instance", {
       project,
       region,
