@@ -80,3 +80,53 @@ describe("dev on the postgres engine", () => {
     expect(findings).toEqual([]);
   });
 });
+
+/**
+ * Phases 2-3 (database.citusAlongside): dev on the postgres engine with the Citus cluster beside it. Cloud SQL stays
+ * home; the service and the worker get Citus as the database `citus` (DATABASE_URL_CITUS, citus/src/databases.ts),
+ * its password and CA from the Citus cluster's own secrets, and may reach it; Hydra does not.
+ */
+describe("dev on the postgres engine with Citus alongside", () => {
+  const alongsideConfig = load({ PLATFORM_DEV_DATABASE_ENGINE: "postgres", PLATFORM_DEV_DATABASE_CITUS_ALONGSIDE: "true" });
+  const alongside = synthesizeEnvironment(alongsideConfig, join(dir, "alongside")).objects as Obj[];
+  const alongsideNames = platformNames(alongsideConfig);
+  const citusSide = alongsideNames.citusAlongside!;
+  const envOf = (deployment: string): Record<string, string> => {
+    const d = alongside.find((o) => o.kind === "Deployment" && o.metadata.name === deployment)!;
+    return Object.fromEntries((d.spec as any).template.spec.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value])); // eslint-disable-line @typescript-eslint/no-explicit-any
+  };
+
+  it.each(["tenant-service", "tenant-worker"])("gives %s Cloud SQL as home and Citus as the database citus, each with its own password and CA file", (deployment) => {
+    const env = envOf(deployment);
+    expect(env.DATABASE_URL).toBe(`postgresql://${names.databaseRoles.app}@${alongsideNames.cloudSql.host}:${names.postgresPort}/${names.citusDatabase}`);
+    expect(env.DATABASE_URL_CITUS).toBe(`postgresql://${names.databaseRoles.app}@${citusSide.host}:${names.postgresPort}/${names.citusDatabase}`);
+    expect(env.DATABASE_PASSWORD_FILE_CITUS).not.toBe(env.DATABASE_PASSWORD_FILE);
+    expect(env.DATABASE_CA_FILE_CITUS).not.toBe(env.DATABASE_CA_FILE);
+    // Only with Citus alongside.
+    const plain = postgres.find((o) => o.kind === "Deployment" && o.metadata.name === deployment)!;
+    expect(JSON.stringify(plain)).not.toContain("DATABASE_URL_CITUS");
+  });
+
+  it("mounts the Citus cluster's application password and CA from their own Secret Manager ids, beside Cloud SQL's", () => {
+    const providers = alongside.filter((o) => o.kind === "SecretProviderClass" && o.metadata.namespace === alongsideConfig.kubernetes.tenantService.namespace);
+    const text = JSON.stringify(providers);
+    for (const id of [citusSide.secrets.dbApp, citusSide.secrets.dbCaCert, alongsideNames.secrets.dbApp, alongsideNames.secrets.dbCaCert]) expect(text).toContain(`/secrets/${id}/versions/latest`);
+    expect(citusSide.secrets.dbApp).not.toBe(alongsideNames.secrets.dbApp);
+  });
+
+  it.each(["tenant-service", "tenant-worker"])("lets %s reach PostgreSQL in Cloud SQL's range and the Citus subnet, and Hydra only Cloud SQL's", (policy) => {
+    expect(egressCidrs(alongside, policy, names.postgresPort).sort()).toEqual([alongsideConfig.network.privateServiceAccessCidr, alongsideConfig.network.dataCidr].sort());
+    expect(egressCidrs(alongside, "hydra", names.postgresPort)).toEqual([alongsideConfig.network.privateServiceAccessCidr]);
+  });
+
+  it("scrapes and alerts on the Citus VMs again, which run beside Cloud SQL", () => {
+    const jobs = (parse(renderMonitoring(alongsideConfig).files["prometheus.yml"]!) as { scrape_configs: { job_name: string }[] }).scrape_configs.map((j) => j.job_name);
+    expect(jobs).toEqual(expect.arrayContaining(["citus-postgres", "citus-node", "patroni"]));
+    expect(egressCidrs(alongside, "prometheus", POSTGRES_EXPORTER_PORT)).toEqual([alongsideConfig.network.dataCidr]);
+    expect(Object.keys(renderMonitoring(alongsideConfig).files)).toContain("dashboard-platform-citus.json");
+  });
+
+  it("passes every manifest rule that stops synthesis", () => {
+    expect(checkManifests(alongside as never, { admittedImages: admittedImagePatterns(alongsideConfig) }).filter((f) => f.blocks === "synth")).toEqual([]);
+  });
+});

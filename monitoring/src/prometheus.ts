@@ -1,4 +1,4 @@
-import { PORTS, platformNames, type EnvironmentConfig } from "@platform/config";
+import { PORTS, platformNames, runsCitusCluster, type EnvironmentConfig } from "@platform/config";
 import { ALERTMANAGER, alertmanagerPeers } from "./alertmanager.js";
 import type { ScrapeJob } from "./catalog.js";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT } from "./exporter-queries.js";
@@ -67,8 +67,9 @@ export function prometheusConfig(config: EnvironmentConfig) {
       podJob("hydra", config.kubernetes.hydra.namespace, "hydra"),
       // The trace pipeline's own health, where there is one to watch (src/otel-collector-rules.ts).
       ...(hasOtelCollector(config) ? [podJob("otel-collector", config.kubernetes.otelCollector.namespace, "otel-collector")] : []),
-      // The Citus VMs' exporters and Patroni: none with the postgres engine, whose Cloud SQL reports to Cloud Monitoring.
-      ...(config.database.engine === "citus" ? [vmJob("citus-postgres", POSTGRES_EXPORTER_PORT), vmJob("citus-node", NODE_EXPORTER_PORT), vmJob("patroni", PATRONI_PORT)] : []),
+      // The Citus VMs' exporters and Patroni, wherever the Citus cluster runs (as the engine or beside Cloud SQL): none
+      // with the postgres engine alone, whose Cloud SQL reports to Cloud Monitoring.
+      ...(runsCitusCluster(config) ? [vmJob("citus-postgres", POSTGRES_EXPORTER_PORT), vmJob("citus-node", NODE_EXPORTER_PORT), vmJob("patroni", PATRONI_PORT)] : []),
       { job_name: "redis", static_configs: [{ targets: [`redis-exporter.${config.kubernetes.redisExporter.namespace}.svc.cluster.local:${REDIS_EXPORTER_PORT}`] }] },
       // The alert path itself: a Prometheus that cannot evaluate rules or reach Alertmanager, or an Alertmanager
       // whose receiver rejects it, is otherwise silent.

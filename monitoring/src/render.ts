@@ -1,5 +1,5 @@
 import { stringify } from "yaml";
-import type { EnvironmentConfig } from "@platform/config";
+import { runsCitusCluster, type EnvironmentConfig } from "@platform/config";
 import { alertmanagerConfig } from "./alertmanager.js";
 import { CITUS_DASHBOARD, dashboards } from "./dashboards.js";
 import { postgresExporterQueries } from "./exporter-queries.js";
@@ -15,7 +15,7 @@ import { ALERT_RULES, RECORDING_RULES, type RuleGroup } from "./rules.js";
  */
 export function ruleGroups(config: EnvironmentConfig): readonly RuleGroup[] {
   const otelCollector = otelCollectorAlerts(config);
-  const citus = config.database.engine === "citus";
+  const citus = runsCitusCluster(config);
   return [RECORDING_RULES, citus ? ALERT_RULES : withoutCitusAlerts(ALERT_RULES), ...(citus ? [citusHaAlerts(config)] : []), kubernetesAlerts(config), ...(otelCollector ? [otelCollector] : [])];
 }
 
@@ -56,8 +56,8 @@ function render(config: EnvironmentConfig): RenderedMonitoring {
       "alertmanager.yml": stringify(alertmanagerConfig(config), { lineWidth: 0 }),
       "platform.rules.yml": stringify({ groups: ruleGroups(config) }, { lineWidth: 0 }),
       "postgres-exporter-queries.yml": postgresExporterQueries(),
-      // The Citus health dashboard reads only the Citus VMs' exporters: none with the postgres engine.
-      ...Object.fromEntries(dashboards().filter((d) => config.database.engine === "citus" || d.uid !== CITUS_DASHBOARD).map((d) => [`dashboard-${d.uid}.json`, `${JSON.stringify(d, null, 2)}\n`])),
+      // The Citus health dashboard reads only the Citus VMs' exporters: none with the postgres engine alone.
+      ...Object.fromEntries(dashboards().filter((d) => runsCitusCluster(config) || d.uid !== CITUS_DASHBOARD).map((d) => [`dashboard-${d.uid}.json`, `${JSON.stringify(d, null, 2)}\n`])),
     },
   };
 }

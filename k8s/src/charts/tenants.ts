@@ -35,6 +35,13 @@ export class TenantsChart extends Chart {
       dbCa: { secret: names.secrets.dbCaCert, file: "db-ca.crt" },
       redisAuth: { secret: names.secrets.redisAuth, file: MEMORYSTORE_FILES.auth },
       redisCa: { secret: names.secrets.redisCa, file: MEMORYSTORE_FILES.ca },
+      // Phases 2-3 (database.citusAlongside): the Citus cluster beside Cloud SQL, under its own secret ids.
+      ...(names.citusAlongside
+        ? {
+            citusPassword: { secret: names.citusAlongside.secrets.dbApp, file: "citus-db-password" },
+            citusCa: { secret: names.citusAlongside.secrets.dbCaCert, file: "citus-db-ca.crt" },
+          }
+        : {}),
     };
     const secrets = new SecretManagerFiles(this, "Secrets", {
       namespace,
@@ -47,6 +54,15 @@ export class TenantsChart extends Chart {
       DATABASE_URL: `postgresql://${names.databaseRoles.app}@${names.database.host}:${names.postgresPort}/${names.citusDatabase}`,
       DATABASE_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.dbPassword.file}`,
       DATABASE_CA_FILE: `${SECRETS_DIR}/${secretFiles.dbCa.file}`,
+      // A second database tenants can be placed in (citus/src/databases.ts): tenantctl moves tenants there, and the
+      // service and worker follow each tenant's placement. The same role and database names as on Cloud SQL.
+      ...(names.citusAlongside && secretFiles.citusPassword && secretFiles.citusCa
+        ? {
+            [`DATABASE_URL_${names.citusAlongside.name.toUpperCase()}`]: `postgresql://${names.databaseRoles.app}@${names.citusAlongside.host}:${names.postgresPort}/${names.citusDatabase}`,
+            [`DATABASE_PASSWORD_FILE_${names.citusAlongside.name.toUpperCase()}`]: `${SECRETS_DIR}/${secretFiles.citusPassword.file}`,
+            [`DATABASE_CA_FILE_${names.citusAlongside.name.toUpperCase()}`]: `${SECRETS_DIR}/${secretFiles.citusCa.file}`,
+          }
+        : {}),
     };
     const redis = {
       REDIS_URL: `rediss://${names.redis.host}:${names.redis.port}`,
@@ -120,8 +136,9 @@ export class TenantsChart extends Chart {
       },
     });
 
-    // The Citus coordinator's subnet, or Cloud SQL's range (config database.engine).
-    const databasePeers = addresses(names.database.cidr);
+    // The Citus coordinator's subnet, or Cloud SQL's range (config database.engine), and beside Cloud SQL the Citus
+    // coordinator's subnet too (database.citusAlongside).
+    const databasePeers = [...new Set([names.database.cidr, ...(names.citusAlongside ? [names.citusAlongside.cidr] : [])])].map((cidr) => addresses(cidr));
     new WorkloadNetworkPolicy(this, "TenantServicePolicy", {
       namespace,
       name: WORKLOADS.tenantService.name,
@@ -131,7 +148,7 @@ export class TenantsChart extends Chart {
         { peers: [podsOf(peers.prometheus)], ports: [tcp(SERVICE_PORT)] },
       ],
       egress: [
-        { peers: [databasePeers], ports: [tcp(names.postgresPort)] },
+        { peers: databasePeers, ports: [tcp(names.postgresPort)] },
         { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
         { peers: [podsOf(peers.hydra)], ports: [tcp(PORTS.hydraPublic)] },
         { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
@@ -143,7 +160,7 @@ export class TenantsChart extends Chart {
       selector: workerDeployment.selector,
       ingress: [{ peers: [podsOf(peers.prometheus)], ports: [tcp(WORKER_HEALTH_PORT)] }],
       egress: [
-        { peers: [databasePeers], ports: [tcp(names.postgresPort)] },
+        { peers: databasePeers, ports: [tcp(names.postgresPort)] },
         { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
         { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
       ],

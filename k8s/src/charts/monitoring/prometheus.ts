@@ -1,5 +1,5 @@
 import { Construct } from "constructs";
-import { imageRef } from "@platform/config";
+import { imageRef, runsCitusCluster } from "@platform/config";
 import { NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT, PROMETHEUS_PORT, RULES_DIR } from "@platform/monitoring";
 import { KubeClusterRole, KubeClusterRoleBinding, KubeConfigMap, KubeServiceAccount } from "../../k8s.js";
 import { HardenedStatefulSet } from "../../constructs/hardened-statefulset.js";
@@ -94,8 +94,9 @@ export class Prometheus extends Construct {
           : { peers: [localPods(peers.otelCollector.selector)], ports: [tcp(OTEL_COLLECTOR_METRICS_PORT)] },
         { peers: [localPods(peers.alertmanager.selector)], ports: [tcp(PORTS.alertmanager)] },
         { peers: [localPods(peers.redisExporter.selector)], ports: [tcp(PORTS.redisExporter)] },
-        // The Citus VMs' exporters, and Patroni's REST API for its metrics; Cloud SQL (postgres engine) has neither.
-        ...(config.database.engine === "citus"
+        // The Citus VMs' exporters, and Patroni's REST API for its metrics, wherever the Citus cluster runs (as the
+        // engine or beside Cloud SQL); Cloud SQL has neither.
+        ...(runsCitusCluster(config)
           ? [{ peers: [addresses(config.network.dataCidr)], ports: [tcp(POSTGRES_EXPORTER_PORT), tcp(NODE_EXPORTER_PORT), tcp(PORTS.patroniRestApi)] }]
           : []),
         // Pod discovery: the Kubernetes API on the private control plane.
