@@ -112,6 +112,22 @@ export class Databases {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Why `db` cannot hold a tenantctl stream (a logical slot, decoded by tenantctl's role), or null: a move refuses
+ * before it records anything, saying what to change, rather than failing in its copy phase on PostgreSQL's own words.
+ */
+export async function streamRefusal(db: Db, why: string): Promise<string | null> {
+  const { rows } = await db.pool.query<{ wal_level: string; role: string; replication: boolean }>(
+    "SELECT current_setting('wal_level') AS wal_level, current_user AS role, (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS replication",
+  );
+  const { wal_level: walLevel, role, replication } = rows[0]!;
+  const problems = [
+    ...(walLevel === "logical" ? [] : [`wal_level is ${walLevel}: set wal_level = logical and restart (Cloud SQL: the flag cloudsql.logical_decoding, which database.citusAlongside sets)`]),
+    ...(replication ? [] : [`the role ${role} may not use replication slots: ALTER ROLE ${role} WITH REPLICATION (the deploy's database bootstrap does it with database.citusAlongside)`]),
+  ];
+  return problems.length ? `database "${db.name}" cannot hold ${why}: ${problems.join("; ")}` : null;
+}
+
 /** Quotes an identifier. */
 export const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
 /** Quotes a literal. */

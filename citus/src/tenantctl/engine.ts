@@ -14,7 +14,7 @@
  *   reversed / completed
  */
 import { HOME_DATABASE } from "../databases.js";
-import { type Databases, type Db, type Output, TenantctlError, sleep } from "./context.js";
+import { type Databases, type Db, type Output, TenantctlError, sleep, streamRefusal } from "./context.js";
 import { TENANTS_TABLE, type TenantTable, tenantTables } from "./catalog.js";
 import { copyTenantRows, deleteTenantRows, diffClean, diffTenant, type TableDiff } from "./copy.js";
 import { PLACE_SQL, type MoveRow, placementOf, readMove, recordMove, startMove } from "./state.js";
@@ -257,6 +257,10 @@ export async function moveTenant(dbs: Databases, tenant: Tenant, targetName: str
 
   if (!inFlight) {
     if (source.citus) throw new TenantctlError(`tenant ${tenant.code} lives in ${sourceName}, a Citus database: a move out of Citus is a reverse (tenantctl reverse) within a rollback window`, 3);
+    for (const [db, why] of [[source, "the move's stream"], ...(reverse ? [[target, "the rollback window's stream"] as const] : [])] as const) {
+      const refusal = await streamRefusal(db, why);
+      if (refusal) throw new TenantctlError(`tenant ${tenant.code}: ${refusal}; then run this again`, 3);
+    }
     await startMove(home, { tenant_id: tenant.id, source: sourceName, target: targetName, slot: forward.slot, publication: forward.publication, reverse_slot: reverse?.slot ?? null, reverse_publication: reverse?.publication ?? null });
     move = (await readMove(home, tenant.id))!;
     out.line(`tenant ${tenant.code}: moving ${sourceName} -> ${targetName}`);
