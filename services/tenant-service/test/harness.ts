@@ -52,6 +52,8 @@ export interface StackOptions {
   readonly env?: Record<string, string>;
   /** Wraps the service's database, to watch what reaches it. */
   readonly database?: (db: Database) => Database;
+  /** postgresql.conf settings of the stack's server (e.g. wal_level = logical, for tenantctl's slots). */
+  readonly postgresSettings?: Record<string, string>;
 }
 
 /**
@@ -76,7 +78,7 @@ export async function migratePlatform(server: PostgresServer, admin: Pick<pg.Cli
 
 /** A real PostgreSQL 15, migrated as the migration role; a real Redis; the app connected as the service role. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const [server, redisServer] = await Promise.all([startPostgres(), startRedis()]);
+  const [server, redisServer] = await Promise.all([startPostgres(options.postgresSettings ? { settings: options.postgresSettings } : {}), startRedis()]);
   const admin = new pg.Pool({ connectionString: server.url, max: 2 });
   await migratePlatform(server, admin);
 

@@ -1,0 +1,164 @@
+/**
+ * The service itself while tenantctl moves its tenants (issue 25), end to end: the real app with a pool per database
+ * (home and `target`, as openDatabases builds it from DATABASE_URL and DATABASE_URL_TARGET), clients writing items
+ * through its HTTP routes to every tenant, and `pnpm tenantctl move --batch` run as an SRE runs it, in its own
+ * process, against the same two PostgreSQL 15 servers. tenantctl's own suite (citus/test/tenantctl.test.ts) drives
+ * writers that imitate the service's routing; this one is the service. What must hold: every write the service
+ * acknowledged (201) is there afterwards, read back through the service from the tenant's new database; a client
+ * is refused only with 503 tenant_moving and a Retry-After, inside its tenant's cutover window; the other answers
+ * are 201.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPostgres, type PostgresServer } from "@platform/testing";
+import { createPlacedDatabase, type PlacedDatabase } from "../src/db/placed.js";
+import { createPostgresDatabase } from "../src/db/postgres.js";
+import { mirrorTenantRow } from "../src/repositories/tenants.js";
+import { TenantPlacements } from "../src/tenant-placements.js";
+import { createTenant, migratePlatform, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
+
+/** tenantctl reads each moving tenant's changes from a logical slot in home. */
+const LOGICAL = { wal_level: "logical", max_replication_slots: "40", max_wal_senders: "20", max_connections: "200" };
+const TENANTS = 24;
+const WRITERS = 6;
+
+interface Acknowledged {
+  readonly tenant: TenantFixture;
+  readonly itemId: string;
+}
+
+/** Runs tenantctl's CLI in its own process, as an SRE runs it; resolves with its exit code and output. */
+function tenantctl(env: Record<string, string>, args: readonly string[]): Promise<{ code: number; out: string }> {
+  const packageDir = fileURLToPath(new URL("../../../citus/", import.meta.url));
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("DATABASE_")));
+  const child = spawn(process.execPath, ["--import", "tsx", join(packageDir, "src/tenantctl/cli.ts"), ...args], { cwd: packageDir, env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
+  return new Promise((resolve) => child.on("close", (code) => {
+    clearTimeout(timer);
+    resolve({ code: code ?? -1, out });
+  }));
+}
+
+describe.skipIf(unavailable !== undefined)("the service while tenantctl moves its tenants between two PostgreSQL 15 databases", () => {
+  let stack: Stack;
+  let target: PostgresServer;
+  let targetAdmin: pg.Pool;
+  let placed: PlacedDatabase;
+  let tenants: TenantFixture[];
+  const dir = mkdtempSync(join(tmpdir(), "service-move-"));
+
+  beforeAll(async () => {
+    target = await startPostgres({ settings: LOGICAL });
+    targetAdmin = new pg.Pool({ connectionString: target.url, max: 2 });
+    await migratePlatform(target, targetAdmin);
+    stack = await startStack({
+      postgresSettings: LOGICAL,
+      database: (home) => {
+        // A placement is believed for a second: a stale one is caught by the fence (PT001), not by the cache expiring.
+        const away = createPostgresDatabase({ url: target.urlFor("platform_app", "app"), poolSize: 8 });
+        placed = createPlacedDatabase(new Map([["home", home], ["target", away]]), new TenantPlacements(home, { ttlMs: 1_000, max: 1_000 }).of, mirrorTenantRow);
+        return placed;
+      },
+    });
+    // tenantctl runs as the migration role, which owns the tables and, in home, creates the slots.
+    await stack.admin.query("ALTER ROLE platform_migrator REPLICATION");
+    const platform = await token({ scope: "platform:admin" });
+    tenants = [];
+    for (let i = 0; i < TENANTS; i++) tenants.push(await createTenant(stack, `move-${i}`, platform));
+  }, 300_000);
+
+  afterAll(async () => {
+    await placed?.databases.get("target")?.close();
+    await stack?.close();
+    await targetAdmin?.end();
+    target?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("refuses a move, recording nothing, where the target's role may not hold the rollback window's slot, saying what to grant", async () => {
+    const env = { DATABASE_URL: stack.pg.urlFor("platform_migrator", "migrator"), DATABASE_URL_TARGET: target.urlFor("platform_migrator", "migrator") };
+    const refused = await tenantctl(env, ["move", tenants[0]!.code, "--to", "target"]);
+    expect(refused.code, refused.out).toBe(3);
+    expect(refused.out).toContain('database "target" cannot hold the rollback window\'s stream: the role platform_migrator may not use replication slots: ALTER ROLE platform_migrator WITH REPLICATION');
+    expect((await stack.admin.query("SELECT 1 FROM platform.tenant_moves")).rowCount).toBe(0);
+    expect((await targetAdmin.query("SELECT 1 FROM platform.tenant_fences")).rowCount).toBe(0);
+    // The grant the message names; home's was given above.
+    await targetAdmin.query("ALTER ROLE platform_migrator REPLICATION");
+  }, 120_000);
+
+  it("loses no acknowledged write, answers only 201 or 503 tenant_moving with Retry-After, and reads every tenant back from its new database", async () => {
+    const acknowledged: Acknowledged[] = [];
+    const refusals: { status: number; code: string; retryAfter: string | undefined }[] = [];
+    const unexpected: string[] = [];
+    let stop = false;
+    let writes = 0;
+    // Each writer goes round the tenants, one item at a time, until tenantctl is done; a refused write is retried.
+    const writer = async (w: number) => {
+      for (let n = 0; !stop && n < 100_000; n++) {
+        const tenant = tenants[(n * WRITERS + w) % tenants.length]!;
+        const res = await stack.request({ method: "POST", url: `/v1/tenants/${tenant.id}/items`, token: tenant.member, payload: { ownerId: tenant.userId, title: `w${w}-${n}` } });
+        writes++;
+        if (res.statusCode === 201) acknowledged.push({ tenant, itemId: res.json().id as string });
+        else if (res.statusCode === 503) {
+          refusals.push({ status: res.statusCode, code: res.json().error?.code as string, retryAfter: res.headers["retry-after"] as string | undefined });
+          await new Promise((r) => setTimeout(r, 50));
+        } else unexpected.push(`${res.statusCode} ${res.body}`);
+      }
+    };
+    const running = Array.from({ length: WRITERS }, (_, w) => writer(w));
+    const batch = join(dir, "wave.txt");
+    writeFileSync(batch, `${tenants.map((t) => t.code).join("\n")}\n`);
+    const env = { DATABASE_URL: stack.pg.urlFor("platform_migrator", "migrator"), DATABASE_URL_TARGET: target.urlFor("platform_migrator", "migrator") };
+    // Writes before, during and after the waves.
+    await new Promise((r) => setTimeout(r, 500));
+    const started = performance.now();
+    const move = await tenantctl(env, ["move", "--batch", batch, "--to", "target", "--concurrency", "4"]);
+    const moveMs = performance.now() - started;
+    await new Promise((r) => setTimeout(r, 500));
+    stop = true;
+    await Promise.all(running);
+
+    expect(move.code, move.out).toBe(0);
+    expect(unexpected).toEqual([]);
+    for (const r of refusals) expect(r).toMatchObject({ status: 503, code: "tenant_moving", retryAfter: expect.stringMatching(/^\d+$/) });
+    const placements = await stack.admin.query<{ database: string; n: number }>("SELECT database, count(*)::int AS n FROM platform.tenant_placements GROUP BY 1");
+    expect(placements.rows).toEqual([{ database: "target", n: TENANTS }]);
+
+    // Every acknowledged item, read through the service, which now routes each tenant to `target`, and present there.
+    const missing: string[] = [];
+    for (const { tenant, itemId } of acknowledged) {
+      const res = await stack.request({ method: "GET", url: `/v1/tenants/${tenant.id}/items/${itemId}`, token: tenant.member });
+      if (res.statusCode !== 200) missing.push(`${tenant.code} ${itemId}: ${res.statusCode}`);
+    }
+    expect(missing).toEqual([]);
+    const inTarget = await targetAdmin.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.items WHERE id = ANY($1::uuid[])", [acknowledged.map((a) => a.itemId)]);
+    expect(inTarget.rows[0]!.n).toBe(acknowledged.length);
+    // A write after the move lands in target only.
+    const after = await stack.request({ method: "POST", url: `/v1/tenants/${tenants[0]!.id}/items`, token: tenants[0]!.member, payload: { ownerId: tenants[0]!.userId, title: "after the move" } });
+    expect(after.statusCode).toBe(201);
+    const where = async (admin: pg.Pool) => (await admin.query("SELECT 1 FROM platform.items WHERE id = $1", [after.json().id])).rowCount;
+    expect([await where(targetAdmin), await where(stack.admin)]).toEqual([1, 0]);
+
+    // In the rollback window home trails the tenant's new database until the reverse stream is applied: sync, then
+    // the VDiff of every tenant is clean.
+    const sync = await tenantctl(env, ["sync", "--batch", batch]);
+    expect(sync.code, sync.out).toBe(0);
+    const verify = await tenantctl(env, ["verify", "--batch", batch]);
+    expect(verify.code, verify.out).toBe(0);
+    const windows = [...move.out.matchAll(/cutover window (\d+) ms/g)].map((m) => Number(m[1]));
+    console.log(
+      `${TENANTS} tenants moved by tenantctl in ${(moveMs / 1000).toFixed(1)} s while ${WRITERS} clients wrote through the service: ` +
+        `${writes} requests, ${acknowledged.length} acknowledged, 0 missing; ${refusals.length} answered 503 tenant_moving` +
+        (windows.length ? `; cutover windows max ${Math.max(...windows)} ms` : ""),
+    );
+    expect(acknowledged.length).toBeGreaterThan(TENANTS * 5);
+  }, 600_000);
+});
