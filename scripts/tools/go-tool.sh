@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Sourced by scripts/tools/install-{kube-score,polaris,trivy}.sh: builds one Go command from the Go module proxy,
+# Sourced by scripts/tools/install-{kube-score,polaris,trivy,hydra,...}.sh: builds one Go command from the Go module proxy,
 # once per version, into ${XDG_CACHE_HOME:-~/.cache}/platform-tools/<tool>/<version>/bin, and prints its path.
 #
 #   build_go_tool TOOL MODULE VERSION PACKAGE [go build flags...]
 #
 # PACKAGE is the main package inside the module ("." or "./cmd/x"). Extra arguments go to `go build` (e.g. -ldflags).
 # Environment for the build (CGO_ENABLED, GOEXPERIMENT) is the caller's.
+#
+# GO_TOOL_DROP_REPLACE (space-separated module paths): replace directives to drop before building, for a module whose
+# go.mod replaces a dependency with a directory of its repository that the module's zip does not carry (a nested
+# module, which the proxy serves apart or not at all). The published version its go.mod requires is used instead,
+# from the proxy, and the build runs in a writable copy of the source (the module cache is read-only).
 #
 # Exit codes: 0 built or already cached (path on stdout); 3 the tool cannot be had here (no Go, or the module proxy
 # does not serve the module or one it needs), said on stderr so tests skip with that reason; 1 a failed build.
@@ -80,8 +85,25 @@ build_go_tool() {
     return 1
   fi
 
+  local log="$work/build.log"
+  if [[ -n "${GO_TOOL_DROP_REPLACE:-}" ]]; then
+    cp -r "$source_dir" "$work/src"
+    chmod -R u+w "$work/src"
+    source_dir="$work/src"
+    local dropped
+    for dropped in $GO_TOOL_DROP_REPLACE; do
+      (cd "$source_dir" && go mod edit -dropreplace "$dropped")
+    done
+    # Completes go.sum with the dropped replacements' published versions (checked against the checksum database).
+    if ! (cd "$source_dir" && GOFLAGS="${GOFLAGS:-} -mod=mod" go list -deps "$package") >/dev/null 2>"$log"; then
+      local rc=0
+      go_failure "install-${tool}" "${module}@${version}" "resolving ${GO_TOOL_DROP_REPLACE} for" "$log" || rc=$?
+      return "$rc"
+    fi
+  fi
+
   mkdir -p "$cache/bin"
-  local partial log="$work/build.log" refused
+  local partial refused
   partial="$(mktemp "$cache/bin/.${tool}.XXXXXX")"
   echo "install-${tool}: building ${module}@${version} (once per version; it takes minutes on two cores)" >&2
   if ! (cd "$source_dir" && GOFLAGS="${GOFLAGS:-} -mod=readonly" nice -n 10 go build -p 1 -trimpath "$@" -o "$partial" "$package") >"$log" 2>&1; then

@@ -2,3 +2,4 @@ export { startPostgres, postgresUnavailable, freePort, POSTGRES_BIN, type Postgr
 export { startRedis, redisUnavailable, type RedisServer } from "./redis.js";
 export { startEtcd, startPatroniMember, reserveMember, patroniUnavailable, ETCD_BIN, ETCDCTL_BIN, PATRONI_BIN, type Etcd, type EtcdOptions, type PatroniMember, type MemberPorts } from "./patroni.js";
 export { startControlPlane, type ControlPlane } from "./kubernetes.js";
+export { installHydra, startHydra, type HydraServer } from "./hydra.js";
