@@ -21,6 +21,24 @@ export interface AuthOptions {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * A tenant's own audience: what a tenant's OAuth2 client may request of Hydra (hydra.ts), and how a client-credentials
+ * token, which has no user and so no tenant_id claim, names its tenant. URL-shaped on purpose: Hydra matches a
+ * requested audience against the client's list by scheme, host and path prefix (fosite's default strategy), so two
+ * values that differ only after a `urn:` scheme would match each other, and one under the service's own audience
+ * ("tenant-service/...") would match that. A path of its own per tenant matches only that tenant's.
+ */
+export const TENANT_AUDIENCE_PREFIX = "https://tenant-service/tenants/";
+export const tenantAudience = (tenantId: string): string => `${TENANT_AUDIENCE_PREFIX}${tenantId.toLowerCase()}`;
+
+/** The tenant ids a token's audience names (tenantAudience), lowercased. */
+function tenantsInAudience(aud: JWTPayload["aud"]): string[] {
+  const values = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
+  return values
+    .filter((a) => a.startsWith(TENANT_AUDIENCE_PREFIX))
+    .map((a) => a.slice(TENANT_AUDIENCE_PREFIX.length).toLowerCase());
+}
+
 const unauthorized = (message: string) =>
   new AppError(401, "unauthorized", message, { "www-authenticate": 'Bearer realm="tenant-service", error="invalid_token"' });
 
@@ -68,13 +86,22 @@ export function createAuthenticator(options: AuthOptions): (header: string | und
       if (error instanceof joseErrors.JWTClaimValidationFailed) throw unauthorized(`the token's ${error.claim} claim is not accepted`);
       throw unauthorized("the token could not be verified");
     }
-    const tenantId = payload.tenant_id;
-    if (tenantId !== undefined && (typeof tenantId !== "string" || !UUID.test(tenantId))) {
+    const claimed = payload.tenant_id;
+    if (claimed !== undefined && (typeof claimed !== "string" || !UUID.test(claimed))) {
       throw unauthorized("the token's tenant_id claim must be a tenant's uuid");
     }
+    // A tenant's OAuth2 client (client_credentials) names its tenant by audience; a user's token by tenant_id. Both
+    // at once must agree, and an audience names one tenant at most.
+    const audienced = tenantsInAudience(payload.aud);
+    if (audienced.length > 1) throw unauthorized("the token's audience names more than one tenant");
+    if (audienced.length === 1 && !UUID.test(audienced[0]!)) throw unauthorized("the token's tenant audience must end in a tenant's uuid");
+    if (audienced.length === 1 && claimed !== undefined && claimed.toLowerCase() !== audienced[0]) {
+      throw unauthorized("the token's tenant_id claim and its tenant audience name different tenants");
+    }
+    const tenantId = (claimed as string | undefined) ?? audienced[0];
     const scopes = new Set(typeof payload.scope === "string" ? payload.scope.split(" ").filter(Boolean) : []);
     const isPlatformAdmin = scopes.has(SCOPES.platformAdmin);
-    if (!tenantId && !isPlatformAdmin) throw unauthorized("the token names no tenant (tenant_id claim)");
+    if (!tenantId && !isPlatformAdmin) throw unauthorized(`the token names no tenant (a tenant_id claim, or an audience ${TENANT_AUDIENCE_PREFIX}<tenant id>)`);
     const principal: Principal = {
       subject: String(payload.sub),
       tenantId: tenantId?.toLowerCase(),
