@@ -346,9 +346,13 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
       // what the platform_admin policy admits; it raises otherwise); executable by the service role alone, search_path
       // pinned. enter_tenant (0012, reviewed): reads the fence of the one tenant it is given and returns nothing, so it
       // tells a caller only whether that tenant is fenced; executable by the service role alone, search_path pinned.
+      // place_new_tenant (0016, reviewed): writes at most one registry row, naming the home database, for the one tenant
+      // it is given, only where that tenant's row is in this database and it has no placement yet; returns that
+      // tenant's placement, which the service role may read anyway (tenant_lookup); executable by the service role
+      // alone, search_path pinned.
       // A new one must filter by tenant itself: add it here only after that review (docs/ARCHITECTURE.md,
       // "Tenant isolation").
-      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions", "enter_tenant", "list_tenants", "rollup_tenant_metrics", "tenant_counts"]);
+      expect(rows.map((r) => r.proname)).toEqual(["drop_audit_log_partitions_before", "ensure_audit_log_partitions", "enter_tenant", "list_tenants", "place_new_tenant", "rollup_tenant_metrics", "tenant_counts"]);
       const list = await asAdmin(
         (c) => c.query("SELECT has_function_privilege('platform_app', 'platform.list_tenants(text, text, text, timestamptz, uuid, integer, text[], text[])', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.list_tenants(text, text, text, timestamptz, uuid, integer, text[], text[])', 'EXECUTE') AS monitor, (SELECT proconfig FROM pg_proc WHERE proname = 'list_tenants') AS config"),
         db,
@@ -364,6 +368,11 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
         db,
       );
       expect(enter.rows[0]).toEqual({ app: true, monitor: false, config: ["search_path=pg_catalog, pg_temp"] });
+      const place = await asAdmin(
+        (c) => c.query("SELECT has_function_privilege('platform_app', 'platform.place_new_tenant(uuid)', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.place_new_tenant(uuid)', 'EXECUTE') AS monitor, (SELECT proconfig FROM pg_proc WHERE proname = 'place_new_tenant') AS config"),
+        db,
+      );
+      expect(place.rows[0]).toEqual({ app: true, monitor: false, config: ["search_path=pg_catalog, pg_temp"] });
       const granted = await asAdmin((c) => c.query("SELECT has_function_privilege('platform_app', 'platform.tenant_counts()', 'EXECUTE') AS app, has_function_privilege('pg_monitor', 'platform.tenant_counts()', 'EXECUTE') AS monitor"), db);
       expect(granted.rows[0]).toEqual({ app: false, monitor: true });
     });

@@ -37,6 +37,24 @@ const redis = {
   REDIS_CA_FILE: z.string().optional(),
 };
 
+/**
+ * Ory Hydra's admin API (issue 24): the worker creates each tenant's OAuth2 client there (worker/provision.ts), the
+ * service rotates its secret (routes/oauth2-client.ts). The audience is the one tokens must carry, which every
+ * tenant's client may request.
+ */
+const hydra = {
+  /** e.g. http://hydra-admin.auth.svc.cluster.local:4445 (k8s/src/charts/tenants.ts). Unset: no OAuth2 clients (development). */
+  HYDRA_ADMIN_URL: optionalUrl,
+  AUTH_AUDIENCE: z.string().min(1).default("tenant-service"),
+};
+
+/** Production provisions OAuth2 clients: without the admin URL, a tenant would silently get none. */
+const hydraInProduction = (c: { NODE_ENV: string; HYDRA_ADMIN_URL?: string }, ctx: z.RefinementCtx) => {
+  if (c.NODE_ENV === "production" && !c.HYDRA_ADMIN_URL) {
+    ctx.addIssue({ code: "custom", path: ["HYDRA_ADMIN_URL"], message: "production creates each tenant's OAuth2 client in Hydra: set Hydra's admin URL" });
+  }
+};
+
 /** Logs and traces, the same way in every process; `serviceName` is the default name traces carry. */
 const telemetry = (serviceName: string) => ({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -59,7 +77,7 @@ export const ServiceConfigSchema = z
     /** HS256 shared secret: development and tests only. */
     AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
     AUTH_ISSUER: z.string().min(1).default("https://auth.platform.local/"),
-    AUTH_AUDIENCE: z.string().min(1).default("tenant-service"),
+    ...hydra,
     /** Tenants are also named by subdomain: <code>.BASE_DOMAIN. */
     BASE_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/, "must be a DNS domain such as app.example.com").default("localhost"),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
@@ -93,6 +111,7 @@ export const ServiceConfigSchema = z
     if (c.NODE_ENV === "production" && !c.DATABASE_URL) {
       ctx.addIssue({ code: "custom", path: ["DATABASE_URL"], message: "production needs a real database; the embedded one is for development" });
     }
+    hydraInProduction(c, ctx);
   });
 
 export type ServiceConfig = z.infer<typeof ServiceConfigSchema>;
@@ -117,10 +136,11 @@ export const WorkerConfigSchema = z.object({
   /** Rows an erasure deletes per table per transaction (worker/erasure.ts): each batch holds its locks that long. */
   ERASURE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1_000),
   ...redis,
+  ...hydra,
   /** Probes and metrics: /livez, /readyz, /metrics. */
   HEALTH_PORT: z.coerce.number().int().min(1).max(65535).default(9090),
   ...telemetry("tenant-worker"),
-});
+}).superRefine(hydraInProduction);
 
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
 

@@ -1,5 +1,6 @@
 import type { ServiceConfig } from "./config.js";
 import type { Database } from "./db/database.js";
+import { HydraAdmin } from "./hydra.js";
 import { createMetrics, type ServiceMetrics } from "./metrics.js";
 import { TenantDirectory } from "./tenant-directory.js";
 import { TenantLimiter } from "./tenant-limits.js";
@@ -12,6 +13,8 @@ export interface Services {
   /** Each tenant's limits in this replica: concurrent requests and requests a minute. */
   readonly limiter: TenantLimiter;
   readonly config: ServiceConfig;
+  /** Hydra's admin API (HYDRA_ADMIN_URL): the tenant's OAuth2 client (routes/oauth2-client.ts). Unset: those routes answer 503. */
+  readonly hydra?: HydraAdmin;
 }
 
 export function createServices(config: ServiceConfig, db: Database): Services {
@@ -22,5 +25,6 @@ export function createServices(config: ServiceConfig, db: Database): Services {
     flatRateLimit: config.RATE_LIMIT_MAX,
     onRefused: () => metrics.rejections.inc({ reason: "too_many_concurrent_requests" }),
   });
-  return { db, directory: new TenantDirectory(db, { ttlMs: config.TENANT_CACHE_TTL_MS, maxTenants: config.TENANT_CACHE_MAX }), metrics, limiter, config };
+  const hydra = config.HYDRA_ADMIN_URL ? new HydraAdmin({ adminUrl: config.HYDRA_ADMIN_URL, serviceAudience: config.AUTH_AUDIENCE }) : undefined;
+  return { db, directory: new TenantDirectory(db, { ttlMs: config.TENANT_CACHE_TTL_MS, maxTenants: config.TENANT_CACHE_MAX }), metrics, limiter, config, hydra };
 }

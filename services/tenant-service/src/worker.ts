@@ -18,6 +18,7 @@ import { ConfigError, loadWorkerConfig, type WorkerConfig } from "./config.js";
 import { Redis } from "ioredis";
 import { postgresConnection, redisConnection } from "./connections.js";
 import { openDatabases } from "./db/open.js";
+import { HydraAdmin } from "./hydra.js";
 import { createWorkerMetrics } from "./metrics.js";
 import { startTracing, traceFields } from "./tracing.js";
 import { instrumentTasks, workerLogger } from "./worker/instrument.js";
@@ -52,13 +53,15 @@ async function work(): Promise<void> {
   const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { ...redisConnection(config), enableOfflineQueue: true }) : undefined;
   redis?.on("error", (error: Error) => log.warn({ err: error.message }, "Redis unreachable: an erased tenant's rate-limit key is left to expire with its window"));
   if (!redis) log.warn("REDIS_URL is unset: an erased tenant's rate-limit key is left to expire with its window");
+  const hydra = config.HYDRA_ADMIN_URL ? new HydraAdmin({ adminUrl: config.HYDRA_ADMIN_URL, serviceAudience: config.AUTH_AUDIENCE }) : undefined;
+  if (!hydra) log.warn("HYDRA_ADMIN_URL is unset: provisioning creates no OAuth2 client for new tenants");
   const metrics = createWorkerMetrics(() => ({ total: pgPool.totalCount, idle: pgPool.idleCount, waiting: pgPool.waitingCount, max: config.WORKER_CONCURRENCY + 2 }));
   const runner = await run({
     pgPool,
     concurrency: config.WORKER_CONCURRENCY,
     noHandleSignals: true,
     logger: workerLogger(log),
-    taskList: instrumentTasks(createTaskList({ db, auditRetentionMonths: config.AUDIT_RETENTION_MONTHS, rollupBatchSize: config.ROLLUP_BATCH_SIZE, erasureBatchSize: config.ERASURE_BATCH_SIZE, redis }), metrics),
+    taskList: instrumentTasks(createTaskList({ db, auditRetentionMonths: config.AUDIT_RETENTION_MONTHS, rollupBatchSize: config.ROLLUP_BATCH_SIZE, erasureBatchSize: config.ERASURE_BATCH_SIZE, redis, hydra }), metrics),
     parsedCronItems: parseCronItems(CRON_ITEMS),
   });
   // Webhook deliveries in slots, connections and database pools of their own (worker/webhooks.ts): a slow receiver

@@ -54,6 +54,21 @@ export class UserRepository {
     return toUser(rows[0]!);
   }
 
+  /**
+   * The user with this email, created with these values where the tenant has none (case-insensitively, as the unique
+   * index): `created` says which. A rerun after a crash finds the row the first run committed.
+   */
+  async ensure(u: { email: string; displayName: string; role: User["role"] }): Promise<{ user: User; created: boolean }> {
+    const inserted = await this.db.query(
+      `INSERT INTO platform.users (tenant_id, email, display_name, role) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (tenant_id, lower(email)) DO NOTHING RETURNING ${COLUMNS}`,
+      [this.tenantId, u.email, u.displayName, u.role],
+    );
+    if (inserted.rows[0]) return { user: toUser(inserted.rows[0]), created: true };
+    const { rows } = await this.db.query(`SELECT ${COLUMNS} FROM platform.users WHERE tenant_id = $1 AND lower(email) = lower($2)`, [this.tenantId, u.email]);
+    return { user: toUser(rows[0]!), created: false };
+  }
+
   async list(options: { limit: number; after?: After }): Promise<Page<User>> {
     const { limit, after } = options;
     const { rows } = await this.db.query(

@@ -8,6 +8,7 @@ import { TENANT_STATUSES, TenantRepository, type TenantRecord } from "../reposit
 import { decodeCursor } from "../cursor.js";
 import { LIMIT_NAMES, PLAN_NAMES, effectiveLimits, type LimitOverrides as LimitOverrideValues } from "../plans.js";
 import { Limits, ListQuery, Timestamp, TenantParam, clampLimit, errorResponses, pageOf } from "../schemas.js";
+import { PROVISION_TASK, type ProvisionPayload } from "../worker/provision.js";
 import { enqueue, queueInstalled } from "../worker/queue.js";
 import { tenantRecord, type RouteOptions } from "./context.js";
 
@@ -33,6 +34,7 @@ export const CreateTenantBody = z.object({
   requestsPerMinute: limitInputs.requestsPerMinute.optional(),
   concurrentRequests: limitInputs.concurrentRequests.optional(),
   features: z.record(z.string(), z.unknown()).optional(),
+  adminEmail: z.email("must be an email address").max(320).optional().describe("The tenant's first administrator: the provisioning job creates this user with the admin role"),
 });
 
 /** A limit given here becomes the tenant's own; null gives it back its plan's. */
@@ -139,9 +141,10 @@ export const tenantRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { s
       const tenants = new TenantRepository(tx);
       if (await tenants.codeTaken(b.code)) throw conflict(`tenant code "${b.code}" is taken`, "tenant_code_taken");
       const created = await tenants.create({ id, code: b.code, name: b.name, plan: b.plan, overrides: overridesIn(b), features: b.features });
-      await new AuditLogRepository(tx, id).record({ actor: request.principal!.subject, action: "tenant.create", entityType: "tenant", entityId: id, requestId: request.id, details: { code: b.code, plan: b.plan ?? "free", overrides: overridesIn(b) } });
-      // The follow-ups commit with the tenant or not at all.
-      if (await queueInstalled(tx)) await enqueue(tx, "tenant.provision", { tenantId: id }, `tenant.provision:${id}`);
+      await new AuditLogRepository(tx, id).record({ actor: request.principal!.subject, action: "tenant.create", entityType: "tenant", entityId: id, requestId: request.id, details: { code: b.code, plan: b.plan ?? "free", overrides: overridesIn(b), ...(b.adminEmail ? { adminEmail: b.adminEmail } : {}) } });
+      // The follow-ups commit with the tenant or not at all (worker/provision.ts).
+      const provision: ProvisionPayload = { tenantId: id, ...(b.adminEmail ? { adminEmail: b.adminEmail } : {}) };
+      if (await queueInstalled(tx)) await enqueue(tx, PROVISION_TASK, { ...provision }, `${PROVISION_TASK}:${id}`);
       else request.log.warn({ tenantId: id }, "queue not installed (worker --install-queue): provisioning follow-ups skipped");
       return created;
     });

@@ -2,8 +2,9 @@ import type { CronItem, JobHelpers, Task, TaskList } from "graphile-worker";
 import { HOME_DATABASE } from "@platform/citus";
 import type { Database, Queryable } from "../db/database.js";
 import type { PlacedDatabase } from "../db/placed.js";
-import { AuditLogRepository } from "../repositories/audit.js";
+import type { HydraAdmin } from "../hydra.js";
 import { ERASE_TASK, eraseTask, type RedisKeys } from "./erasure.js";
+import { PROVISION_TASK, provisionTask, type ProvisionOptions } from "./provision.js";
 import { enqueue } from "./queue.js";
 import { withShortLocks } from "./short-locks.js";
 
@@ -25,6 +26,10 @@ export interface WorkerOptions {
   readonly erasureBatchSize?: number;
   /** The service's rate-limit store: an erased tenant's keys are removed from it. Unset: they expire with their window. */
   readonly redis?: RedisKeys;
+  /** Hydra's admin API: provisioning creates each tenant's OAuth2 client there. Unset: none is created. */
+  readonly hydra?: HydraAdmin;
+  /** Tests: called between provisioning's steps (worker/provision.ts). */
+  readonly afterProvisionStep?: ProvisionOptions["afterStep"];
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
@@ -41,26 +46,6 @@ const databasesOf = (db: Database): ReadonlyMap<string, Database> => (db as Part
 export function createTaskList(options: WorkerOptions): TaskList {
   const { db } = options;
   const now = options.now ?? (() => new Date());
-
-  const provision: Task = async (payload, helpers) => {
-    const { tenantId } = payload as { tenantId: string };
-    await db.transaction({ tenantId }, async (tx) => {
-      const tenant = await tx.query("SELECT id FROM platform.tenants WHERE id = $1", [tenantId]);
-      if (tenant.rows.length === 0) {
-        helpers.logger.warn(`tenant ${tenantId} no longer exists; nothing to provision`);
-        return;
-      }
-      await tx.query(
-        `INSERT INTO platform.tenant_metrics (tenant_id, day, users, items, storage_bytes, writes) VALUES ($1, $2, 0, 0, 0, 0)
-         ON CONFLICT (tenant_id, day) DO NOTHING`,
-        [tenantId, dayOf(now())],
-      );
-      const done = await tx.query("SELECT 1 FROM platform.audit_log WHERE tenant_id = $1 AND action = 'tenant.provisioned' LIMIT 1", [tenantId]);
-      if (done.rows.length === 0) {
-        await new AuditLogRepository(tx, tenantId).record({ actor: "worker", action: "tenant.provisioned", entityType: "tenant", entityId: tenantId, requestId: helpers.job.id });
-      }
-    });
-  };
 
   /** Daily: fans out one batch job per `rollupBatchSize` active tenants, so replicas share the rollup. */
   const rollup: Task = async (payload, helpers) => {
@@ -131,7 +116,7 @@ export function createTaskList(options: WorkerOptions): TaskList {
     withShortLocks(where, {}, work, helpers, "audit_log", shortLocks);
 
   return {
-    "tenant.provision": provision,
+    [PROVISION_TASK]: provisionTask({ db, hydra: options.hydra, now, afterStep: options.afterProvisionStep }),
     "metrics.rollup": rollup,
     "metrics.rollup-batch": rollupBatch,
     "audit.retention": retention,
