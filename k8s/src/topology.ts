@@ -71,6 +71,9 @@ export function chartContext(config: EnvironmentConfig): ChartContext {
 /** Jaeger's two Services (charts/monitoring/jaeger.ts): OTLP in from the workloads, queries from Grafana. */
 export const JAEGER_SERVICES = { collector: "jaeger-collector", query: "jaeger-query" } as const;
 
+/** Hydra's two Services (charts/auth.ts): public (tokens, JWKS) and admin (clients; inside the cluster only). */
+export const HYDRA_SERVICES = { public: "hydra-public", admin: "hydra-admin" } as const;
+
 /** A Service's in-cluster URL. */
 export const serviceUrl = (name: string, namespace: string, port: number): string => `http://${name}.${namespace}.svc.cluster.local:${port}`;
 

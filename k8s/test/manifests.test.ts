@@ -196,12 +196,30 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
 
 describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%s auth (Ory Hydra)", (env, config) => {
   const names = platformNames(config);
-  it("keeps the admin API inside its namespace and opens the public port to the gateway and the tenant service", () => {
+  it("opens the admin API to its own namespace, the tenant worker and service (tenants' OAuth2 clients) and Prometheus only; the public port to the gateway and the tenant service", () => {
     const ingress = (find(env, "NetworkPolicy", "hydra").spec as any).ingress as any[];
     const admin = ingress.filter((i) => i.ports[0].port === 4445);
-    expect(admin.map((i) => i.from[0])).toEqual([{ podSelector: {} }, expect.objectContaining({ podSelector: { matchLabels: selectorOf(WORKLOADS.prometheus) } })]);
+    expect(admin.flatMap((i) => i.from)).toEqual([
+      { podSelector: {} },
+      expect.objectContaining({ podSelector: { matchLabels: selectorOf(WORKLOADS.tenantWorker) } }),
+      expect.objectContaining({ podSelector: { matchLabels: selectorOf(WORKLOADS.tenantService) } }),
+      expect.objectContaining({ podSelector: { matchLabels: selectorOf(WORKLOADS.prometheus) } }),
+    ]);
     const publicFrom = ingress.find((i) => i.ports[0].port === 4444).from.map((f: any) => f.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]);
     expect(publicFrom.sort()).toEqual(["gateway", config.kubernetes.tenantService.namespace].sort());
+  });
+  it("gives the tenant worker and service Hydra's admin URL, and lets both reach its admin port", () => {
+    const adminUrl = `http://hydra-admin.${config.kubernetes.hydra.namespace}.svc.cluster.local:4445`;
+    expect(find(env, "Service", "hydra-admin").spec).toMatchObject({ ports: [expect.objectContaining({ port: 4445 })] });
+    for (const workload of [WORKLOADS.tenantWorker, WORKLOADS.tenantService]) {
+      const container = (find(env, "Deployment", workload.name).spec as any).template.spec.containers[0];
+      const vars = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
+      expect(vars, workload.name).toMatchObject({ HYDRA_ADMIN_URL: adminUrl, AUTH_AUDIENCE: "tenant-service" });
+      const egress = (find(env, "NetworkPolicy", workload.name).spec as any).egress as any[];
+      const toHydra = egress.filter((e) => e.to[0].podSelector?.matchLabels?.["app.kubernetes.io/name"] === WORKLOADS.hydra.name);
+      expect(toHydra.flatMap((e) => e.ports.map((p: any) => p.port)), workload.name).toContain(4445);
+      expect(toHydra[0].to[0].namespaceSelector.matchLabels["kubernetes.io/metadata.name"]).toBe(config.kubernetes.hydra.namespace);
+    }
   });
   it("sends its spans to the trace receiver over OTLP/HTTP, and may reach it", () => {
     const container = (find(env, "Deployment", "hydra").spec as any).template.spec.containers[0];

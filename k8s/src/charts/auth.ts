@@ -9,7 +9,7 @@ import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
 import { quotaFor } from "../quantities.js";
-import { PORTS, PRIORITY_CLASSES, WORKLOADS, traceReceiver, type ChartContext } from "../topology.js";
+import { HYDRA_SERVICES, PORTS, PRIORITY_CLASSES, WORKLOADS, traceReceiver, type ChartContext } from "../topology.js";
 
 export const HYDRA_PUBLIC_PORT = PORTS.hydraPublic;
 export const HYDRA_ADMIN_PORT = PORTS.hydraAdmin;
@@ -89,8 +89,8 @@ export class AuthChart extends Chart {
         metadata: { name, namespace, labels: { "app.kubernetes.io/name": "hydra", "app.kubernetes.io/part-of": "auth" } },
         spec: { type: "ClusterIP", selector: hydra.selector, ports: [{ name: "http", port, targetPort: IntOrString.fromString(portName), protocol: "TCP" }] },
       });
-    service("hydra-public", HYDRA_PUBLIC_PORT, "public");
-    service("hydra-admin", HYDRA_ADMIN_PORT, "admin");
+    service(HYDRA_SERVICES.public, HYDRA_PUBLIC_PORT, "public");
+    service(HYDRA_SERVICES.admin, HYDRA_ADMIN_PORT, "admin");
 
     // Schema migrations before the rollout; the finished Job removes itself after a day.
     const jobLabels = { "app.kubernetes.io/name": WORKLOADS.hydra.name, "app.kubernetes.io/component": "migrate", "app.kubernetes.io/part-of": WORKLOADS.hydra.partOf };
@@ -143,8 +143,10 @@ export class AuthChart extends Chart {
       ingress: [
         // Public endpoints: the gateway (OAuth2 flows) and the tenant service (JWKS).
         { peers: [podsOf(peers.gateway), podsOf(peers.tenantService)], ports: [tcp(HYDRA_PUBLIC_PORT)] },
-        // Admin API: only from inside this namespace, and metrics for Prometheus.
+        // Admin API: from inside this namespace; the tenant worker (it creates each tenant's OAuth2 client) and the
+        // tenant service (a tenant admin rotates that client's secret), issue 24; metrics for Prometheus.
         { peers: [localPods({})], ports: [tcp(HYDRA_ADMIN_PORT)] },
+        { peers: [podsOf(peers.tenantWorker), podsOf(peers.tenantService)], ports: [tcp(HYDRA_ADMIN_PORT)] },
         { peers: [podsOf(peers.prometheus)], ports: [tcp(HYDRA_ADMIN_PORT)] },
       ],
       egress: [

@@ -5,17 +5,19 @@ import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
 import { quotaFor } from "../quantities.js";
-import { PORTS, PRIORITY_CLASSES, WORKLOADS, traceReceiver, type ChartContext } from "../topology.js";
+import { HYDRA_SERVICES, PORTS, PRIORITY_CLASSES, WORKLOADS, serviceUrl, traceReceiver, type ChartContext } from "../topology.js";
 import { WorkloadNetworkPolicy, addresses, podsOf, tcp } from "../constructs/network-policy.js";
 
 const SERVICE_PORT = PORTS.tenantService;
 const WORKER_HEALTH_PORT = PORTS.tenantWorkerHealth;
+/** The audience the service's tokens carry; every tenant's OAuth2 client may request it (services/tenant-service/src/hydra.ts). */
+const TENANT_SERVICE_AUDIENCE = "tenant-service";
 
 
 /**
  * The tenant service and its worker in one namespace: Deployments from the hardened helper, secrets mounted as
  * files by the GKE Secret Manager CSI driver through Workload Identity, and NetworkPolicies that open exactly the
- * paths they use (gateway and Prometheus in; Citus, Memorystore, Hydra and the trace receiver out).
+ * paths they use (gateway and Prometheus in; Citus, Memorystore, Hydra (public and admin) and the trace receiver out).
  */
 export class TenantsChart extends Chart {
   constructor(scope: Construct, id: string, ctx: ChartContext) {
@@ -72,6 +74,8 @@ export class TenantsChart extends Chart {
     // Every replica's pool together stays within a share of the coordinator's connections (the same config value
     // the bootstrap writes as max_connections); the rest is for the worker, migrations and operators.
     const poolSize = tenantServicePoolSize(config);
+    // Each tenant's OAuth2 client: created by the worker, its secret rotated by the service (issue 24).
+    const hydraAdminUrl = serviceUrl(HYDRA_SERVICES.admin, peers.hydra.namespace, PORTS.hydraAdmin);
     const api = new HardenedDeployment(this, "TenantService", {
       namespace,
       ...WORKLOADS.tenantService,
@@ -98,9 +102,10 @@ export class TenantsChart extends Chart {
           ...database,
           DATABASE_POOL_SIZE: String(poolSize),
           ...redis,
-          AUTH_JWKS_URL: `http://hydra-public.${peers.hydra.namespace}.svc.cluster.local:${PORTS.hydraPublic}/.well-known/jwks.json`,
+          AUTH_JWKS_URL: `${serviceUrl(HYDRA_SERVICES.public, peers.hydra.namespace, PORTS.hydraPublic)}/.well-known/jwks.json`,
+          HYDRA_ADMIN_URL: hydraAdminUrl,
           AUTH_ISSUER: names.auth.issuer,
-          AUTH_AUDIENCE: "tenant-service",
+          AUTH_AUDIENCE: TENANT_SERVICE_AUDIENCE,
           BASE_DOMAIN: k.apiBaseDomain,
           // The edge's limit (Kong's request-size-limiting), so a caller inside the cluster meets the same one.
           BODY_LIMIT_BYTES: String(config.edge.requestBodyLimitKib * 1024),
@@ -132,7 +137,11 @@ export class TenantsChart extends Chart {
         readOnlyMounts: [{ volume: secrets.volume.name, mountPath: SECRETS_DIR }],
         // Its jobs' spans link to the requests that queued them (services/tenant-service/README.md, Tracing).
         // Redis: an erased tenant's rate-limit entries are removed when its erasure ends.
-        env: { NODE_ENV: "production", ...database, ...redis, HEALTH_PORT: String(WORKER_HEALTH_PORT), WORKER_CONCURRENCY: "5", OTEL_EXPORTER_OTLP_ENDPOINT: traceReceiver(config).url },
+        // Hydra's admin API: each new tenant's OAuth2 client (worker/provision.ts).
+        env: {
+          NODE_ENV: "production", ...database, ...redis, HEALTH_PORT: String(WORKER_HEALTH_PORT), WORKER_CONCURRENCY: "5", OTEL_EXPORTER_OTLP_ENDPOINT: traceReceiver(config).url,
+          HYDRA_ADMIN_URL: hydraAdminUrl, AUTH_AUDIENCE: TENANT_SERVICE_AUDIENCE,
+        },
       },
     });
 
@@ -150,7 +159,8 @@ export class TenantsChart extends Chart {
       egress: [
         { peers: databasePeers, ports: [tcp(names.postgresPort)] },
         { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
-        { peers: [podsOf(peers.hydra)], ports: [tcp(PORTS.hydraPublic)] },
+        // Public: JWKS. Admin: rotating a tenant's OAuth2 client secret (routes/oauth2-client.ts).
+        { peers: [podsOf(peers.hydra)], ports: [tcp(PORTS.hydraPublic), tcp(PORTS.hydraAdmin)] },
         { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
       ],
     });
@@ -162,6 +172,8 @@ export class TenantsChart extends Chart {
       egress: [
         { peers: databasePeers, ports: [tcp(names.postgresPort)] },
         { peers: [addresses(config.network.privateServiceAccessCidr)], ports: [tcp(names.redis.port)] },
+        // Hydra's admin API: provisioning creates each tenant's OAuth2 client.
+        { peers: [podsOf(peers.hydra)], ports: [tcp(PORTS.hydraAdmin)] },
         { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
       ],
     });
