@@ -70,7 +70,7 @@ describe.skipIf(skipped !== undefined)("tenant provisioning with a real Hydra, P
 
   beforeAll(async () => {
     hydra = await startHydra(hydraBinary!.path!);
-    stack = await startStack({ env: { HYDRA_ADMIN_URL: hydra.adminUrl } });
+    stack = await startStack({ env: { HYDRA_ADMIN_URL: hydra.adminUrl, TENANT_ERASURE_GRACE_SECONDS: "0" } });
     await installQueue(stack.pg.urlFor("platform_migrator", "migrator"));
     platform = await token({ scope: "platform:admin" });
     worker = startScript("worker", {
@@ -236,6 +236,20 @@ describe.skipIf(skipped !== undefined)("tenant provisioning with a real Hydra, P
           },
         }),
       });
+
+    it("a tenant's erasure deletes its Hydra client, and a rerun of the erasure finds it gone", async () => {
+      const tenantId = await createTenant("erased", { adminEmail: "admin@erased.test" });
+      await run();
+      expect((await state(tenantId)).hydraClients).toEqual([tenantClientId(tenantId)]);
+      const erase = await stack.request({ method: "DELETE", url: `/v1/tenants/${tenantId}`, token: platform });
+      expect(erase.statusCode, erase.body).toBe(202);
+      await run();
+      expect((await fetch(`${hydra.adminUrl}/admin/clients/${tenantClientId(tenantId)}`)).status).toBe(404);
+      expect((await stack.admin.query("SELECT 1 FROM platform.tenants WHERE id = $1", [tenantId])).rows).toEqual([]);
+      await stack.admin.query("SELECT graphile_worker.add_job('tenant.erase', json_build_object('tenantId', $1::text))", [tenantId]);
+      await run();
+      expect((await stack.admin.query("SELECT count(*)::int AS n FROM graphile_worker.jobs")).rows[0].n, "no job left").toBe(0);
+    });
 
     for (const step of ["placement", "tenant", "oauth2-client", "audit"] as const) {
       it(`stopped after "${step}", then run to the end, then once more`, async () => {

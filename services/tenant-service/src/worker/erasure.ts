@@ -17,6 +17,7 @@ import type { Task } from "graphile-worker";
 import { HOME_DATABASE } from "@platform/citus";
 import type { Database, Queryable } from "../db/database.js";
 import type { PlacedDatabase } from "../db/placed.js";
+import type { HydraAdmin } from "../hydra.js";
 import { ErasureRepository, type ErasureRecord } from "../repositories/erasures.js";
 import { RATE_LIMIT_PREFIX, tenantRateKey } from "../rate-limit-store.js";
 import { withShortLocks, type ShortLockOptions } from "./short-locks.js";
@@ -52,6 +53,8 @@ export interface ErasureOptions {
   readonly now?: () => Date;
   /** @default { lockTimeoutMs: 500, attempts: 20 } */
   readonly shortLocks?: ShortLockOptions;
+  /** Hydra's admin API: the tenant's OAuth2 client (worker/provision.ts) is deleted with the tenant. */
+  readonly hydra?: Pick<HydraAdmin, "remove">;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -149,6 +152,10 @@ export function eraseTask(options: ErasureOptions): Task {
             );
       helpers.logger.info(`tenant ${tenantId} erased in ${batches} batch(es): ${JSON.stringify(finished.rowCounts)}; ${dropped} queued job(s) dropped`);
     }
+
+    // After the commit, and again on any rerun (an erased tenant's rerun comes straight here): a credential of a
+    // tenant that is gone must not outlive it, so a failure fails the job and graphile-worker retries it.
+    if (options.hydra && (await options.hydra.remove(tenantId))) helpers.logger.info(`tenant ${tenantId}: OAuth2 client deleted from Hydra`);
 
     // After the commit, and again on any rerun: a failure leaves a key that expires with its window anyway.
     if (options.redis) {

@@ -120,7 +120,7 @@ export function createTaskList(options: WorkerOptions): TaskList {
     "metrics.rollup": rollup,
     "metrics.rollup-batch": rollupBatch,
     "audit.retention": retention,
-    [ERASE_TASK]: eraseTask({ db, batchSize: options.erasureBatchSize ?? 1_000, redis: options.redis, now }),
+    [ERASE_TASK]: eraseTask({ db, batchSize: options.erasureBatchSize ?? 1_000, redis: options.redis, hydra: options.hydra, now }),
   };
 }
 
