@@ -13,7 +13,7 @@ export interface Services {
   /** Each tenant's limits in this replica: concurrent requests and requests a minute. */
   readonly limiter: TenantLimiter;
   readonly config: ServiceConfig;
-  /** Hydra's admin API (HYDRA_ADMIN_URL): the tenant's OAuth2 client (routes/oauth2-client.ts). Unset: those routes answer 503. */
+  /** Hydra's admin API (HYDRA_ADMIN_URL): the tenant's OAuth2 client (routes/oauth2-client.ts). Unset: those routes are not registered. */
   readonly hydra?: HydraAdmin;
 }
 

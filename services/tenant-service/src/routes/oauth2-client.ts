@@ -5,7 +5,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { AppError, notFound } from "../errors.js";
-import { HydraError, type HydraAdmin, type TenantClient } from "../hydra.js";
+import { HydraError, type TenantClient } from "../hydra.js";
 import { errorResponses } from "../schemas.js";
 import { audit, inTenant, requireTenantAdmin, tenantRequest, type RouteOptions } from "./context.js";
 
@@ -24,14 +24,13 @@ export const OAuth2ClientSecret = OAuth2Client.extend({
 
 export const oauth2ClientRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
   const { services } = options;
-  const { config } = services;
+  const { config, hydra } = services;
+  // A deployment without Hydra's admin API (development; production requires HYDRA_ADMIN_URL) has no OAuth2 clients:
+  // the routes are not there (404), and not in its description either.
+  if (!hydra) return;
   const tokenEndpoint = new URL("oauth2/token", config.AUTH_ISSUER.endsWith("/") ? config.AUTH_ISSUER : `${config.AUTH_ISSUER}/`).toString();
   const view = (client: TenantClient) => ({ clientId: client.clientId, audience: client.audience.join(" "), grantTypes: [...client.grantTypes], tokenEndpoint });
 
-  const hydraOf = (): HydraAdmin => {
-    if (!services.hydra) throw new AppError(503, "oauth2_clients_not_configured", "this deployment has no Hydra admin API (HYDRA_ADMIN_URL)");
-    return services.hydra;
-  };
   /** Hydra's 404 is the tenant's (provisioning has not created the client yet); any other failure is Hydra's. */
   const fromHydra = (error: unknown): never => {
     if (error instanceof HydraError && error.status === 404) throw notFound("the tenant's OAuth2 client (its provisioning has not run yet)");
@@ -44,7 +43,6 @@ export const oauth2ClientRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
       schema: { ...tenantRequest(options, {}), tags: ["oauth2"], response: { 200: OAuth2Client, ...errorResponses(400, 401, 403, 404, 429) } },
     }, async (request) => {
     requireTenantAdmin(request);
-    const hydra = hydraOf();
     const tenantId = request.tenant!.id;
     const client = await hydra.find(tenantId).catch(fromHydra);
     if (!client) throw notFound("the tenant's OAuth2 client (its provisioning has not run yet)");
@@ -61,7 +59,6 @@ export const oauth2ClientRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
       schema: { ...tenantRequest(options, {}), tags: ["oauth2"], response: { 200: OAuth2ClientSecret, ...errorResponses(400, 401, 403, 404, 429) } },
     }, async (request, reply) => {
     requireTenantAdmin(request);
-    const hydra = hydraOf();
     const rotated = await inTenant(services, request, async (tx, tenant) => {
       const result = await hydra.rotateSecret(tenant.id).catch(fromHydra);
       await audit(tx, request, "oauth2_client.secret_rotate", "oauth2_client", tenant.id, { clientId: result.client.clientId });
