@@ -4,6 +4,8 @@
  * a real Ory Hydra at the version the charts pin (scripts/tools/install-hydra.sh builds it from the Go module proxy;
  * where it cannot be had, this file skips and prints why).
  */
+import { createServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runOnce } from "graphile-worker";
 import type { FastifyInstance } from "fastify";
@@ -210,6 +212,60 @@ describe.skipIf(skipped !== undefined)("tenant provisioning with a real Hydra, P
       { actor: "user-1", details: { clientId } },
     ]);
   }, 60_000);
+
+  it("a worker killed (SIGKILL) after Hydra created the client but before it heard so: the next worker finds the client, creates no second", async () => {
+    // Hydra's admin API behind a relay that passes the create on to Hydra and then never answers it.
+    let created!: () => void;
+    const createdButUnanswered = new Promise<void>((resolve) => (created = resolve));
+    const held: ServerResponse[] = [];
+    const relay = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      request.on("end", () => {
+        const body = chunks.length > 0 ? Buffer.concat(chunks) : undefined;
+        void fetch(`${hydra.adminUrl}${request.url}`, { method: request.method, headers: { "content-type": "application/json" }, body }).then(async (answer) => {
+          const text = await answer.text();
+          if (request.method === "POST" && request.url === "/admin/clients") {
+            held.push(response);
+            created();
+            return;
+          }
+          response.writeHead(answer.status, { "content-type": "application/json" }).end(text);
+        });
+      });
+    });
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    const env = (adminUrl: string) => ({
+      DATABASE_URL: stack.config.DATABASE_URL!, HYDRA_ADMIN_URL: adminUrl, AUTH_AUDIENCE: AUDIENCE, WORKER_CONCURRENCY: "1", LOG_LEVEL: "debug",
+    });
+    await worker.stop();
+    const doomed = startScript("worker", { ...env(`http://127.0.0.1:${(relay.address() as AddressInfo).port}`), HEALTH_PORT: String(await freePort()) });
+    let next: RunningProcess | undefined;
+    try {
+      const tenantId = await createTenant("killed", { adminEmail: "admin@killed.test" });
+      await createdButUnanswered;
+      doomed.child.kill("SIGKILL");
+      await doomed.exited;
+      const before = await state(tenantId);
+      expect(before, "Hydra has the client; the job never finished").toMatchObject({ hydraClients: [tenantClientId(tenantId)], provisionedAudits: 0 });
+      // The dead worker's lock, released as the runbook says (graphile-worker would wait 4 hours).
+      await stack.admin.query("SELECT graphile_worker.force_unlock_workers(array_agg(DISTINCT locked_by)) FROM graphile_worker.jobs WHERE locked_by IS NOT NULL");
+      next = startScript("worker", { ...env(hydra.adminUrl), HEALTH_PORT: String(await freePort()) });
+      worker = next;
+      await provisioned(tenantId);
+      expect(await state(tenantId)).toEqual({
+        placements: [{ database: "home" }],
+        admins: [{ email: "admin@killed.test", role: "admin" }],
+        userAudits: 1,
+        provisionedAudits: 1,
+        hydraClients: [tenantClientId(tenantId)],
+      });
+      expect(next.stdout.join("\n")).toContain("found, created by an earlier attempt");
+    } finally {
+      for (const response of held) response.destroy();
+      relay.close();
+    }
+  }, 90_000);
 
   describe("a job that stops after any step and runs again ends in the same state", () => {
     let appPool: pg.Pool;
