@@ -277,17 +277,31 @@ describe.skipIf(skipped !== undefined)("tenant provisioning with a real Hydra, P
       await db?.close();
     });
 
-    const run = (crashAfter?: ProvisionStep) =>
+    const run = (crashAfter?: ProvisionStep, between?: (step: ProvisionStep, tenantId: string) => Promise<void>) =>
       runOnce({
         pgPool: appPool,
         taskList: createTaskList({
           db, auditRetentionMonths: 13, rollupBatchSize: 100,
           hydra: new HydraAdmin({ adminUrl: hydra.adminUrl, serviceAudience: AUDIENCE }),
-          afterProvisionStep: (step) => {
+          afterProvisionStep: async (step, tenantId) => {
+            await between?.(step, tenantId);
             if (step === crashAfter) throw new Error(`crash after ${step}`);
           },
         }),
       });
+
+    it("a tenant erased while its provisioning runs (after the status check, before the client): no client outlives it", async () => {
+      const tenantId = await createTenant("racing", { adminEmail: "admin@racing.test" });
+      // What a finished erasure leaves, between provisioning's step 2 and its create: no tenant, and no client to delete.
+      await run(undefined, async (step, id) => {
+        if (step !== "tenant") return;
+        for (const table of ["items", "users", "tenant_metrics", "audit_log", "tenants"]) {
+          await stack.admin.query(`DELETE FROM platform.${table} WHERE ${table === "tenants" ? "id" : "tenant_id"} = $1`, [id]);
+        }
+      });
+      expect((await fetch(`${hydra.adminUrl}/admin/clients/${tenantClientId(tenantId)}`)).status).toBe(404);
+      expect((await stack.admin.query("SELECT count(*)::int AS n FROM graphile_worker.jobs")).rows[0].n, "no job left").toBe(0);
+    });
 
     it("a tenant's erasure deletes its Hydra client, and a rerun of the erasure finds it gone", async () => {
       const tenantId = await createTenant("erased", { adminEmail: "admin@erased.test" });

@@ -3,7 +3,8 @@
  *
  *   1. its placement: platform.tenant_placements says the home database (migration 0016, place_new_tenant);
  *   2. in the tenant's context: its first administrator (the body's adminEmail, if given) and today's metrics row;
- *   3. its OAuth2 client in Hydra (hydra.ts), client_id derived from the tenant id;
+ *   3. its OAuth2 client in Hydra (hydra.ts), client_id derived from the tenant id (deleted again if the tenant was
+ *      erased meanwhile);
  *   4. the `tenant.provisioned` audit entry, once, naming what was done.
  *
  * Every step finds what an earlier attempt did before doing it, so a job retried after a crash at any point (or run
@@ -85,6 +86,15 @@ export function provisionTask(options: ProvisionOptions): Task {
       const { client, created } = await hydra.ensure(tenantId);
       clientId = client.clientId;
       helpers.logger.info(`tenant ${tenantId}: OAuth2 client ${client.clientId} ${created ? "created" : "found, created by an earlier attempt"}`);
+      // The tenant's erasure deletes its client after its rows; one that finished between step 2 and this create
+      // found none to delete. The tenant gone now: delete it here, so no credential outlives its tenant. (Still
+      // being erased: the erasure's own deletion comes after this.)
+      const still = await db.transaction({ tenantId }, async (tx) => (await tx.query("SELECT 1 FROM platform.tenants WHERE id = $1", [tenantId])).rows.length > 0);
+      if (!still) {
+        await hydra.remove(tenantId);
+        helpers.logger.warn(`tenant ${tenantId} was erased while it was being provisioned; its OAuth2 client deleted again`);
+        return;
+      }
     } else {
       helpers.logger.warn(`tenant ${tenantId}: HYDRA_ADMIN_URL is unset, so no OAuth2 client was created`);
     }
