@@ -346,7 +346,7 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
       // what the platform_admin policy admits; it raises otherwise); executable by the service role alone, search_path
       // pinned. enter_tenant (0012, reviewed): reads the fence of the one tenant it is given and returns nothing, so it
       // tells a caller only whether that tenant is fenced; executable by the service role alone, search_path pinned.
-      // place_new_tenant (0016, reviewed): writes at most one registry row, naming the home database, for the one tenant
+      // place_new_tenant (0015, reviewed): writes at most one registry row, naming the home database, for the one tenant
       // it is given, only where that tenant's row is in this database and it has no placement yet; returns that
       // tenant's placement, which the service role may read anyway (tenant_lookup); executable by the service role
       // alone, search_path pinned.

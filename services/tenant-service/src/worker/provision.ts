@@ -1,7 +1,7 @@
 /**
  * `tenant.provision`: what follows a tenant's creation (POST /v1/tenants queues it in the tenant's own transaction).
  *
- *   1. its placement: platform.tenant_placements says the home database (migration 0016, place_new_tenant);
+ *   1. its placement: platform.tenant_placements says the home database (migration 0015, place_new_tenant);
  *   2. in the tenant's context: its first administrator (the body's adminEmail, if given) and today's metrics row;
  *   3. its OAuth2 client in Hydra (hydra.ts), client_id derived from the tenant id (deleted again if the tenant was
  *      erased meanwhile);
