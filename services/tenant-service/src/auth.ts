@@ -99,7 +99,9 @@ export function createAuthenticator(options: AuthOptions): (header: string | und
       throw unauthorized("the token's tenant_id claim and its tenant audience name different tenants");
     }
     const tenantId = (claimed as string | undefined) ?? audienced[0];
-    const scopes = new Set(typeof payload.scope === "string" ? payload.scope.split(" ").filter(Boolean) : []);
+    // Hydra's JWT access tokens carry their scopes as an array in scp (strategies.jwt.scope_claim "list", its
+    // default); RFC 9068 and our development tokens as a space-separated string in scope. Either, or both, is read.
+    const scopes = new Set([payload.scope, payload.scp].flatMap((claim) => (typeof claim === "string" ? claim.split(" ") : Array.isArray(claim) ? claim.filter((s): s is string => typeof s === "string") : [])).filter(Boolean));
     const isPlatformAdmin = scopes.has(SCOPES.platformAdmin);
     if (!tenantId && !isPlatformAdmin) throw unauthorized(`the token names no tenant (a tenant_id claim, or an audience ${TENANT_AUDIENCE_PREFIX}<tenant id>)`);
     const principal: Principal = {

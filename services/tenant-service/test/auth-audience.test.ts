@@ -15,6 +15,16 @@ const bearer = async (claims: Record<string, unknown>, audience: string[]) =>
   `Bearer ${await new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject(`tenant-${A}`).setIssuer(ISSUER).setAudience(audience).setIssuedAt().setExpirationTime("5m").sign(new TextEncoder().encode(SECRET))}`;
 const refusal = (header: string) => authenticate(header).then(() => "accepted", (error: Error) => error.message);
 
+describe("a token's scopes", () => {
+  it("are read from scope (a space-separated string) and from scp (Hydra's array), either or both", async () => {
+    expect(await authenticate(await bearer({ scp: ["tenant:admin"] }, [AUDIENCE, tenantAudience(A)]))).toMatchObject({ tenantId: A, isTenantAdmin: true });
+    expect(await authenticate(await bearer({ scope: "platform:admin" }, [AUDIENCE]))).toMatchObject({ isPlatformAdmin: true });
+    const both = await authenticate(await bearer({ scope: "tenant:admin", scp: ["platform:admin", 7] }, [AUDIENCE]));
+    expect([...both.scopes].sort()).toEqual(["platform:admin", "tenant:admin"]);
+    expect(await authenticate(await bearer({ scp: "tenant:admin" }, [AUDIENCE, tenantAudience(A)]))).toMatchObject({ isTenantAdmin: true });
+  });
+});
+
 describe("a token's tenant", () => {
   it("is the tenant its audience names, where it has no tenant_id claim", async () => {
     const principal = await authenticate(await bearer({}, [AUDIENCE, tenantAudience(A)]));
