@@ -98,7 +98,7 @@ for (const citusUrl of [undefined, ...(CITUS_URL ? [CITUS_URL] : [])]) describe.
     await stack.admin.query("ALTER ROLE platform_migrator REPLICATION");
     const platform = await token({ scope: "platform:admin" });
     tenants = [];
-    for (let i = 0; i < TENANTS; i++) tenants.push(await createTenant(stack, `move-${i}`, platform));
+    for (let i = 0; i < TENANTS; i++) tenants.push(await createTenant(stack, `test-move-${i}`, platform));
   }, 300_000);
 
   afterAll(async () => {
