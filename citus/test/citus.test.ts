@@ -49,11 +49,12 @@ describe.skipIf(!CITUS_URL)("on a real Citus cluster", () => {
     const rows = await q(
       admin,
       `SELECT logicalrelid::text AS t, partmethod, column_to_column_name(logicalrelid, partkey) AS col, colocationid
-         FROM pg_dist_partition WHERE logicalrelid::text IN ('platform.tenants','platform.users','platform.items','platform.audit_log','platform.tenant_metrics')`,
+         FROM pg_dist_partition WHERE logicalrelid::text IN ('platform.tenants','platform.users','platform.items','platform.audit_log','platform.tenant_metrics','platform.exports','platform.import_rows')`,
     );
     const by = Object.fromEntries(rows.map((r) => [r.t, r]));
     expect(by["platform.tenants"].partmethod).toBe("n");
-    const distributed = ["platform.users", "platform.items", "platform.audit_log", "platform.tenant_metrics"].map((t) => by[t]);
+    // exports and import_rows (0016): an export record and a tenant's import keys on its shard group, beside its rows.
+    const distributed = ["platform.users", "platform.items", "platform.audit_log", "platform.tenant_metrics", "platform.exports", "platform.import_rows"].map((t) => by[t]);
     for (const d of distributed) expect(d).toMatchObject({ partmethod: "h", col: "tenant_id" });
     expect(new Set(distributed.map((d) => d.colocationid)).size).toBe(1);
   });

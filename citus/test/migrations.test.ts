@@ -7,7 +7,7 @@ import { postgresUnavailable, startPostgres, type PostgresServer } from "@platfo
 import { MIGRATIONS_DIR, loadMigrations, planMigrations, runMigrations, splitStatements } from "../src/index.js";
 
 /** Every table of the migrated schema (partitions by their root): a new one is added here, and its RLS checked below. */
-const PLATFORM_TABLES = ["audit_log", "items", "tenant_erasures", "tenant_fences", "tenant_metrics", "tenant_move_progress", "tenant_moves", "tenant_placements", "tenants", "users", "webhook_deliveries", "webhooks"];
+const PLATFORM_TABLES = ["audit_log", "exports", "import_rows", "items", "tenant_erasures", "tenant_fences", "tenant_metrics", "tenant_move_progress", "tenant_moves", "tenant_placements", "tenants", "users", "webhook_deliveries", "webhooks"];
 
 describe("migration files", () => {
   it("are numbered without gaps and parse with PostgreSQL 15's parser", async () => {
