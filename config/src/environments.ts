@@ -102,6 +102,7 @@ export const COMMON_DEFAULTS: EnvironmentInput = {
   // then Citus beside it to move tenants into (PLATFORM_<ENV>_DATABASE_CITUS_ALONGSIDE=true).
   database: { engine: "citus", citusAlongside: false, cloudSql: { backupRetentionCount: 14, pointInTimeRecoveryDays: 7, maintenanceWindow: { day: "SUNDAY", hour: 4 } } },
   // No proxy in front of Kong: the L4 load balancer passes clients' addresses through (docs/ARCHITECTURE.md, "The edge").
+  exports: { retentionDays: 7 },
   edge: { perAddressLimit: { second: 200, minute: 6_000 }, requestBodyLimitKib: 256, trustedProxyCidrs: [] },
   monitoring: { prometheusReplicas: 2, prometheusStorageGi: 50, prometheusRetentionDays: 15, jaegerStorageGi: 20, jaegerRetentionHours: 72, traceSamplingRate: 0.01, traceBackend: "cloudTrace", alertReceiver: "pagerduty" },
   kubernetes: {

@@ -79,8 +79,10 @@ export interface PlatformNames {
   readonly dnsZone: string;
   readonly dnsDomain: string;
   readonly kmsKeyRing: string;
-  readonly kmsKeys: { readonly gkeSecrets: string; readonly disks: string; readonly backups: string; readonly redis: string; readonly cloudSql: string };
+  readonly kmsKeys: { readonly gkeSecrets: string; readonly disks: string; readonly backups: string; readonly exports: string; readonly redis: string; readonly cloudSql: string };
   readonly backupsBucket: string;
+  /** Tenant exports' NDJSON objects (infra/src/constructs/exports-bucket.ts; EXPORT_BUCKET of the service and worker). */
+  readonly exportsBucket: string;
   readonly redis: { readonly instance: string; readonly host: string; readonly port: number };
   readonly postgresPort: number;
   /**
@@ -248,8 +250,9 @@ export function platformNames(config: EnvironmentConfig): PlatformNames {
     dnsZone: `${p}-db-internal`,
     dnsDomain,
     kmsKeyRing: `${p}-keyring`,
-    kmsKeys: { gkeSecrets: "gke-secrets", disks: "disks", backups: "backups", redis: "redis", cloudSql: "cloudsql" },
+    kmsKeys: { gkeSecrets: "gke-secrets", disks: "disks", backups: "backups", exports: "tenant-exports", redis: "redis", cloudSql: "cloudsql" },
     backupsBucket: `${projectId}-${p}-db-backups`,
+    exportsBucket: `${projectId}-${p}-tenant-exports`,
     redis: { instance: `${p}-redis`, host: `redis.${dnsDomain}`, port: PORTS.memorystoreTls },
     postgresPort: PORTS.postgres,
     // cidr: where clients' packets to it go (NetworkPolicies): the database subnet, or Cloud SQL's Private Service Access range.

@@ -203,6 +203,12 @@ export const EnvironmentConfigSchema = z
       nearlineAfterDays: z.number().int().min(1),
       noncurrentVersionDays: z.number().int().min(1),
     }),
+    /**
+     * Tenant exports (services/tenant-service, README "Export"): the exports bucket's lifecycle deletes an object this
+     * many days after it is written (infra/), and the service and worker say the same expiry (EXPORT_RETENTION_DAYS,
+     * k8s/). At most 30: an export is a copy of a tenant's data, kept to be downloaded, not archived.
+     */
+    exports: z.object({ retentionDays: z.number().int().min(1).max(30) }),
     /** The in-cluster observability stack (k8s/src/charts/monitoring.ts). */
     monitoring: z.object({
       prometheusReplicas: z.number().int().min(1).max(3),

@@ -134,6 +134,7 @@ export const { ServiceNetworkingConnection } = load("@cdktf/provider-google/lib/
 export type ServiceNetworkingConnection = ServiceNetworkingConnectionModule.ServiceNetworkingConnection;
 export const { StorageBucket } = load("@cdktf/provider-google/lib/storage-bucket") as typeof StorageBucketModule;
 export type StorageBucket = StorageBucketModule.StorageBucket;
+export type StorageBucketConfig = StorageBucketModule.StorageBucketConfig;
 export const { StorageBucketIamMember } = load("@cdktf/provider-google/lib/storage-bucket-iam-member") as typeof StorageBucketIamMemberModule;
 export type StorageBucketIamMember = StorageBucketIamMemberModule.StorageBucketIamMember;
 

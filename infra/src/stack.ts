@@ -11,6 +11,7 @@ import { DedicatedServiceAccount } from "./constructs/service-account.js";
 import { PrivateGkeCluster } from "./constructs/private-gke-cluster.js";
 import { MemorystoreRedis } from "./constructs/memorystore-redis.js";
 import { BackupsBucket } from "./constructs/backups-bucket.js";
+import { ExportsBucket } from "./constructs/exports-bucket.js";
 import { CitusCluster } from "./constructs/citus-cluster.js";
 import { CloudSqlPostgres } from "./constructs/cloud-sql-postgres.js";
 import { EtcdCluster } from "./constructs/etcd-cluster.js";
@@ -234,6 +235,18 @@ export class PlatformStack extends TerraformStack {
     const workloadRoles = ["roles/cloudtrace.agent"];
     const tenantService = identity("TenantServiceIdentity", "tenantService", "Tenant service", workloadSecrets, workloadRoles);
     const tenantWorker = identity("TenantWorkerIdentity", "tenantWorker", "Tenant queue worker", workloadSecrets, workloadRoles);
+    // Tenant exports: the worker writes them, the service signs expiring download URLs for them.
+    new ExportsBucket(this, "Exports", {
+      projectId: project,
+      name: names.exportsBucket,
+      location: region,
+      kmsKey: keys.exports.id,
+      retentionDays: config.exports.retentionDays,
+      writer: tenantWorker.account,
+      signer: { member: tenantService.account.member, name: tenantService.account.account.name },
+      labels,
+      dependsOn: [keys.grants.exports],
+    });
 
     // Secrets whose values operators add (the API's certificate from their CA or ACME, the alert receiver's key, the
     // heartbeat URL):

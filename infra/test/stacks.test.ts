@@ -455,8 +455,19 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     });
   });
 
+  /** The stack's bucket of that name (config/ names each: names.backupsBucket, names.exportsBucket). */
+  const bucketNamed = (bucketName: string) => {
+    const found = all("google_storage_bucket").filter((b) => b.conf.name === bucketName);
+    if (found.length !== 1) throw new Error(`expected one google_storage_bucket named ${bucketName} in ${name}, found ${found.length}`);
+    return found[0]!;
+  };
+
+  it("has exactly the buckets config/ names: the database backups and the tenant exports", () => {
+    expect(all("google_storage_bucket").map((b) => b.conf.name).sort()).toEqual([names.backupsBucket, names.exportsBucket].sort());
+  });
+
   describe("backups bucket", () => {
-    const bucket = () => only(stack(), "google_storage_bucket").conf;
+    const bucket = () => bucketNamed(names.backupsBucket).conf;
     it("is private: uniform access and public access prevention enforced", () => {
       expect(bucket()).toMatchObject({ name: names.backupsBucket, uniform_bucket_level_access: true, public_access_prevention: "enforced" });
     });
@@ -474,6 +485,56 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     });
   });
 
+  describe("exports bucket", () => {
+    const bucket = () => bucketNamed(names.exportsBucket);
+    const keyOf = (keyName: string) => all("google_kms_crypto_key").find((k) => k.conf.name === keyName)!;
+    const gsaMember = (key: "tenantService" | "tenantWorker") => `\${${all("google_service_account").find((s) => s.conf.account_id === names.serviceAccounts[key].accountId)!.address}.member}`;
+    const grantsOnBucket = () =>
+      all("google_storage_bucket_iam_member")
+        .filter((m) => m.conf.bucket === `\${${bucket().address}.name}`)
+        .map((m) => ({ role: m.conf.role, member: m.conf.member }))
+        .sort((a, b) => String(a.role).localeCompare(String(b.role)));
+
+    it("is private: uniform access and public access prevention enforced", () => {
+      expect(bucket().conf).toMatchObject({ uniform_bucket_level_access: true, public_access_prevention: "enforced", location: config.gcp.region, force_destroy: false });
+    });
+    it("is encrypted with a key of its own, granted to the Cloud Storage agent before the bucket uses it", () => {
+      const key = keyOf(names.kmsKeys.exports);
+      expect(at(bucket().conf, "encryption", "default_kms_key_name")).toBe(`\${${key.address}.id}`);
+      expect(key.address).not.toBe(keyOf(names.kmsKeys.backups).address);
+      const grant = all("google_kms_crypto_key_iam_member").find((g) => g.conf.crypto_key_id === `\${${key.address}.id}`)!;
+      expect(grant.conf).toMatchObject({ role: "roles/cloudkms.cryptoKeyEncrypterDecrypter", member: expect.stringMatching(/@gs-project-accounts\.iam\.gserviceaccount\.com$/) });
+      expect(bucket().conf.depends_on).toContain(grant.address);
+    });
+    it("deletes objects exports.retentionDays after they are written and aborts stale uploads", () => {
+      const rules = blocks(bucket().conf.lifecycle_rule).map((r) => ({ action: block(r.action), condition: block(r.condition) }));
+      expect(rules).toEqual([
+        { action: { type: "Delete" }, condition: { age: config.exports.retentionDays } },
+        { action: { type: "AbortIncompleteMultipartUpload" }, condition: { age: 1 } },
+      ]);
+    });
+    it("keeps no copy after a delete: no versioning and no soft delete, so an erased tenant's exports are gone (skip justified)", () => {
+      expect(block(bucket().conf.versioning)).toEqual({ enabled: false });
+      expect(block(bucket().conf.soft_delete_policy)).toEqual({ retention_duration_seconds: 0 });
+      const skips = JSON.stringify(bucket().conf["//"] ?? {});
+      expect(skips).toContain("CKV_GCP_78");
+    });
+    it("lets the worker write and delete objects and the service read them and sign as itself, on this bucket only", () => {
+      expect(grantsOnBucket()).toEqual([
+        { role: "roles/storage.objectUser", member: gsaMember("tenantWorker") },
+        { role: "roles/storage.objectViewer", member: gsaMember("tenantService") },
+      ]);
+      // signBlob: the service's account on its own account, and nobody else's.
+      const service = all("google_service_account").find((s) => s.conf.account_id === names.serviceAccounts.tenantService.accountId)!;
+      const creators = all("google_service_account_iam_member").filter((b) => b.conf.role === "roles/iam.serviceAccountTokenCreator");
+      expect(creators.map((b) => ({ on: b.conf.service_account_id, member: b.conf.member }))).toEqual([{ on: `\${${service.address}.name}`, member: gsaMember("tenantService") }]);
+      // No project-wide storage role for either.
+      for (const key of ["tenantService", "tenantWorker"] as const) {
+        expect(all("google_project_iam_member").filter((m) => m.conf.member === gsaMember(key) && String(m.conf.role).startsWith("roles/storage"))).toEqual([]);
+      }
+    });
+  });
+
   describe("IAM", () => {
     const gsa = (accountId: string) => all("google_service_account").find((s) => s.conf.account_id === accountId)!;
     it.each([
@@ -481,7 +542,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       ["tenant worker", "tenantWorker"],
     ] as const)("binds the %s Kubernetes service account to its own Google service account", (_label, key) => {
       const account = gsa(names.serviceAccounts[key].accountId);
-      const binding = all("google_service_account_iam_member").find((b) => b.conf.service_account_id === `\${${account.address}.name}`)!;
+      const binding = all("google_service_account_iam_member").find((b) => b.conf.service_account_id === `\${${account.address}.name}` && b.conf.role === "roles/iam.workloadIdentityUser")!;
       const k8s = config.kubernetes[key];
       expect(binding.conf).toMatchObject({ role: "roles/iam.workloadIdentityUser", member: `serviceAccount:${config.gcp.projectId}.svc.id.goog[${k8s.namespace}/${k8s.serviceAccount}]` });
     });

@@ -2,7 +2,7 @@ import { Construct } from "constructs";
 import { KmsCryptoKey, KmsCryptoKeyIamMember, KmsKeyRing } from "../google.js";
 import { skipCheckov } from "../policy/checkov-skips.js";
 
-export type PlatformKeyId = "gkeSecrets" | "disks" | "backups" | "redis";
+export type PlatformKeyId = "gkeSecrets" | "disks" | "backups" | "exports" | "redis";
 
 export interface PlatformKeysProps {
   readonly projectId: string;
@@ -25,13 +25,15 @@ export interface PlatformKeysProps {
 
 /**
  * Customer-managed keys, one per kind of data so each can be rotated, audited or revoked on its own: Kubernetes
- * secrets (application-layer encryption), persistent disks, backups, Memorystore.
+ * secrets (application-layer encryption), persistent disks, backups, tenant exports, Memorystore.
  */
 export class PlatformKeys extends Construct {
   readonly keyRing: KmsKeyRing;
   readonly gkeSecrets: KmsCryptoKey;
   readonly disks: KmsCryptoKey;
   readonly backups: KmsCryptoKey;
+  /** Tenant exports: copies of one tenant's rows handed out by signed URL, revocable apart from the backups. */
+  readonly exports: KmsCryptoKey;
   readonly redis: KmsCryptoKey;
   /** The service agents' grants: resources encrypted with a key must depend on its grant. */
   readonly grants: Record<PlatformKeyId, KmsCryptoKeyIamMember>;
@@ -70,11 +72,12 @@ export class PlatformKeys extends Construct {
     this.gkeSecrets = key("gkeSecrets", props.keyNames.gkeSecrets, props.agents.gke);
     this.disks = key("disks", props.keyNames.disks, props.agents.compute);
     this.backups = key("backups", props.keyNames.backups, props.agents.storage);
+    this.exports = key("exports", props.keyNames.exports, props.agents.storage);
     this.redis = key("redis", props.keyNames.redis, props.agents.redis);
     if (props.cloudSql) {
       const cloudSqlKey = key("cloudSql", props.cloudSql.name, props.cloudSql.agent);
       this.cloudSql = { key: cloudSqlKey, grant: grants.cloudSql! };
     }
-    this.grants = { gkeSecrets: grants.gkeSecrets!, disks: grants.disks!, backups: grants.backups!, redis: grants.redis! };
+    this.grants = { gkeSecrets: grants.gkeSecrets!, disks: grants.disks!, backups: grants.backups!, exports: grants.exports!, redis: grants.redis! };
   }
 }
