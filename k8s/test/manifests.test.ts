@@ -121,11 +121,20 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
   });
 
   it("limits database and Redis egress to their address ranges and ports", () => {
-    const egress = ((find(env, "NetworkPolicy", "tenant-service").spec as any).egress as any[]).filter((e) => e.to[0].ipBlock);
+    const egress = ((find(env, "NetworkPolicy", "tenant-service").spec as any).egress as any[]).filter((e) => e.to[0].ipBlock?.cidr.startsWith("10."));
     expect(egress.map((e) => [e.to[0].ipBlock.cidr, e.ports[0].port])).toEqual([
       [config.network.dataCidr, 5432],
       [config.network.privateServiceAccessCidr, 6378],
     ]);
+  });
+
+  it("gives the service and the worker the environment's exports bucket from config/, and HTTPS to Google's APIs but not the private ranges", () => {
+    const names = platformNames(config);
+    for (const workload of ["tenant-service", "tenant-worker"]) {
+      expect(envOf(env, workload), workload).toMatchObject({ EXPORT_STORE: "gcs", EXPORT_BUCKET: names.exportsBucket, EXPORT_RETENTION_DAYS: String(config.exports.retentionDays) });
+      const https = ((find(env, "NetworkPolicy", workload).spec as any).egress as any[]).filter((e) => e.ports[0].port === 443);
+      expect(https.map((e) => e.to[0].ipBlock), workload).toEqual([{ cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] }]);
+    }
   });
 });
 

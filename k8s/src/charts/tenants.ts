@@ -71,6 +71,17 @@ export class TenantsChart extends Chart {
       REDIS_PASSWORD_FILE: `${SECRETS_DIR}/${secretFiles.redisAuth.file}`,
       REDIS_CA_FILE: `${SECRETS_DIR}/${secretFiles.redisCa.file}`,
     };
+    // Tenant exports go to the environment's bucket (infra/src/constructs/exports-bucket.ts); both read its name and
+    // the objects' lifetime from config/, as the bucket's lifecycle does.
+    const exportStore = { EXPORT_STORE: "gcs", EXPORT_BUCKET: names.exportsBucket, EXPORT_RETENTION_DAYS: String(config.exports.retentionDays) };
+    // Cloud Storage (and, for the service, IAM Credentials' signBlob) over HTTPS through Private Google Access or Cloud
+    // NAT, never to the private ranges; and the GKE metadata server, which answers Workload Identity's token
+    // requests (169.254.169.254:80, and 169.254.169.252:988 on Dataplane V2), as the OpenTelemetry Collector's.
+    const googleApis = [
+      { peers: [addresses("0.0.0.0/0", ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])], ports: [tcp(443)] },
+      { peers: [addresses("169.254.169.254/32")], ports: [tcp(80)] },
+      { peers: [addresses("169.254.169.252/32")], ports: [tcp(988)] },
+    ];
     // Every replica's pool together stays within a share of the coordinator's connections (the same config value
     // the bootstrap writes as max_connections); the rest is for the worker, migrations and operators.
     const poolSize = tenantServicePoolSize(config);
@@ -111,6 +122,7 @@ export class TenantsChart extends Chart {
           BODY_LIMIT_BYTES: String(config.edge.requestBodyLimitKib * 1024),
           OTEL_EXPORTER_OTLP_ENDPOINT: traceReceiver(config).url,
           LOG_LEVEL: "info",
+          ...exportStore,
         },
       },
     });
@@ -140,7 +152,7 @@ export class TenantsChart extends Chart {
         // Hydra's admin API: each new tenant's OAuth2 client (worker/provision.ts).
         env: {
           NODE_ENV: "production", ...database, ...redis, HEALTH_PORT: String(WORKER_HEALTH_PORT), WORKER_CONCURRENCY: "5", OTEL_EXPORTER_OTLP_ENDPOINT: traceReceiver(config).url,
-          HYDRA_ADMIN_URL: hydraAdminUrl, AUTH_AUDIENCE: TENANT_SERVICE_AUDIENCE,
+          HYDRA_ADMIN_URL: hydraAdminUrl, AUTH_AUDIENCE: TENANT_SERVICE_AUDIENCE, ...exportStore,
         },
       },
     });
@@ -162,6 +174,7 @@ export class TenantsChart extends Chart {
         // Public: JWKS. Admin: rotating a tenant's OAuth2 client secret (routes/oauth2-client.ts).
         { peers: [podsOf(peers.hydra)], ports: [tcp(PORTS.hydraPublic), tcp(PORTS.hydraAdmin)] },
         { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
+        ...googleApis,
       ],
     });
     new WorkloadNetworkPolicy(this, "TenantWorkerPolicy", {
@@ -175,6 +188,7 @@ export class TenantsChart extends Chart {
         // Hydra's admin API: provisioning creates each tenant's OAuth2 client.
         { peers: [podsOf(peers.hydra)], ports: [tcp(PORTS.hydraAdmin)] },
         { peers: [podsOf(traceReceiver(config).pods)], ports: [tcp(traceReceiver(config).port)] },
+        ...googleApis,
       ],
     });
   }
