@@ -31,7 +31,7 @@ install terraform-provider-google &
 install kubernetes &
 (install checkov; install schemathesis) &
 wait
-for tool in kube-score polaris deck terraform otelcol hydra; do install "$tool"; done
+for tool in kube-score polaris deck terraform otelcol hydra fake-gcs-server; do install "$tool"; done
 
 for rc_file in "$logs"/*.rc; do
   tool="$(basename "$rc_file" .rc)"
