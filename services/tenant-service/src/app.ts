@@ -16,6 +16,8 @@ import { opsRoutes } from "./plugins/ops.js";
 import { tenantContext } from "./plugins/tenant-context.js";
 import { auditLogRoutes } from "./routes/audit-log.js";
 import { erasureRoutes } from "./routes/erasures.js";
+import { exportRoutes } from "./routes/exports.js";
+import { importRoutes } from "./routes/imports.js";
 import { itemRoutes } from "./routes/items.js";
 import { oauth2ClientRoutes } from "./routes/oauth2-client.js";
 import { tenantRoutes } from "./routes/tenants.js";
@@ -34,7 +36,7 @@ export interface BuildOptions {
 }
 
 /** The routes of one tenant's data, each registered twice: under /v1/tenants/:tenant and under /v1. */
-const TENANT_DATA_ROUTES = [userRoutes, itemRoutes, auditLogRoutes, usageRoutes, webhookRoutes, oauth2ClientRoutes];
+const TENANT_DATA_ROUTES = [userRoutes, itemRoutes, auditLogRoutes, usageRoutes, exportRoutes, importRoutes, webhookRoutes, oauth2ClientRoutes];
 
 export async function buildApp(options: BuildOptions): Promise<FastifyInstance> {
   const { config } = options;

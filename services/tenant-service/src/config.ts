@@ -55,6 +55,30 @@ const hydraInProduction = (c: { NODE_ENV: string; HYDRA_ADMIN_URL?: string }, ct
   }
 };
 
+/**
+ * Where tenant exports go (src/export-store.ts), for the service (which reads and signs) and the worker (which writes
+ * and, on erasure, deletes). local: a directory, for development; gcs: a Cloud Storage bucket (staging, production).
+ */
+const exportStore = {
+  EXPORT_STORE: z.enum(["local", "gcs"]).default("local"),
+  /** The local store's directory. */
+  EXPORT_DIR: z.string().min(1).default("/tmp/tenant-exports"),
+  /** The gcs store's bucket (config/ names it per environment: names.exportsBucket). */
+  EXPORT_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, "must be a Cloud Storage bucket name (3-63 lowercase characters)").optional(),
+  /** Another Cloud Storage endpoint (tests run fake-gcs-server); unset: Google's. */
+  EXPORT_GCS_ENDPOINT: optionalUrl,
+  /** Days an export's objects are kept: the bucket's lifecycle deletes them then (config/, exports.retentionDays). */
+  EXPORT_RETENTION_DAYS: z.coerce.number().int().min(1).max(30).default(7),
+};
+
+/** An export store that cannot work is refused at start, naming the variable. */
+function checkExportStore(c: { EXPORT_STORE: string; EXPORT_BUCKET?: string; NODE_ENV: string }, ctx: z.RefinementCtx): void {
+  if (c.EXPORT_STORE === "gcs" && !c.EXPORT_BUCKET) ctx.addIssue({ code: "custom", path: ["EXPORT_BUCKET"], message: "EXPORT_STORE=gcs needs the bucket's name" });
+  if (c.EXPORT_STORE === "local" && c.NODE_ENV === "production") {
+    ctx.addIssue({ code: "custom", path: ["EXPORT_STORE"], message: "local is a pod's own disk, lost with it and unseen by other replicas: production uses gcs" });
+  }
+}
+
 /** Logs and traces, the same way in every process; `serviceName` is the default name traces carry. */
 const telemetry = (serviceName: string) => ({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -99,9 +123,17 @@ export const ServiceConfigSchema = z
      * cancel it; 0 erases as soon as a worker takes the job. Default 7 days; at most 90.
      */
     TENANT_ERASURE_GRACE_SECONDS: z.coerce.number().int().min(0).max(90 * 86_400).default(7 * 86_400),
+    ...exportStore,
+    /** How long an export's signed download URL (gcs) works: at most 7 days, V4 signing's limit. */
+    EXPORT_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).default(900),
+    /** The largest import body (POST .../imports, streamed); BODY_LIMIT_BYTES is for JSON bodies. Default 1 GiB. */
+    IMPORT_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 ** 3).default(1024 ** 3),
+    /** Rows an import writes per transaction: each batch holds the tenant's row lock that long. */
+    IMPORT_BATCH_ROWS: z.coerce.number().int().min(1).max(5_000).default(500),
     ...telemetry("tenant-service"),
   })
   .superRefine((c, ctx) => {
+    checkExportStore(c, ctx);
     if (!c.AUTH_JWKS_URL && !c.AUTH_JWT_SECRET) {
       ctx.addIssue({ code: "custom", path: ["AUTH_JWKS_URL"], message: "set AUTH_JWKS_URL (Hydra) or, for development, AUTH_JWT_SECRET" });
     }
@@ -137,10 +169,21 @@ export const WorkerConfigSchema = z.object({
   ERASURE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1_000),
   ...redis,
   ...hydra,
+  ...exportStore,
+  /** Rows an export reads per FETCH: its memory is about this many times the largest row (an item is up to 100 kB). */
+  EXPORT_FETCH_ROWS: z.coerce.number().int().min(1).max(10_000).default(200),
+  /**
+   * Exports run at once in this worker, in a runner of their own: each holds a database connection for its whole
+   * run, so they have their own slots and pool and never take the ones erasures and the rollup need.
+   */
+  EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(2),
   /** Probes and metrics: /livez, /readyz, /metrics. */
   HEALTH_PORT: z.coerce.number().int().min(1).max(65535).default(9090),
   ...telemetry("tenant-worker"),
-}).superRefine(hydraInProduction);
+}).superRefine((c, ctx) => {
+  hydraInProduction(c, ctx);
+  checkExportStore(c, ctx);
+});
 
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
 

@@ -68,6 +68,7 @@ const ERRORS = {
   403: "The token may not do this, or not on this tenant, or the tenant is suspended or being erased",
   404: "No such object in this tenant, or (platform administrators) no such tenant",
   409: "Conflicts with the current state (a taken code or email, a quota, a user still owning items, a tenant being erased)",
+  410: "Gone: the object existed and has expired (an export past its retention); request a new one",
   413: "The body is larger than the service's limit (BODY_LIMIT_BYTES)",
   415: "The body is not JSON (send Content-Type: application/json)",
   429: "The tenant's requests a minute are spent, or it has its limit of requests in flight on this replica: retry after the Retry-After seconds",

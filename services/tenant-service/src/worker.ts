@@ -18,9 +18,11 @@ import { ConfigError, loadWorkerConfig, type WorkerConfig } from "./config.js";
 import { Redis } from "ioredis";
 import { postgresConnection, redisConnection } from "./connections.js";
 import { openDatabases } from "./db/open.js";
+import { createExportStore } from "./export-store.js";
 import { HydraAdmin } from "./hydra.js";
 import { createWorkerMetrics } from "./metrics.js";
 import { startTracing, traceFields } from "./tracing.js";
+import { exportTaskList } from "./worker/export.js";
 import { instrumentTasks, workerLogger } from "./worker/instrument.js";
 import { installQueue } from "./worker/queue.js";
 import { webhookTaskList } from "./worker/webhooks.js";
@@ -56,12 +58,18 @@ async function work(): Promise<void> {
   const hydra = config.HYDRA_ADMIN_URL ? new HydraAdmin({ adminUrl: config.HYDRA_ADMIN_URL, serviceAudience: config.AUTH_AUDIENCE }) : undefined;
   if (!hydra) log.warn("HYDRA_ADMIN_URL is unset: provisioning creates no OAuth2 client for new tenants");
   const metrics = createWorkerMetrics(() => ({ total: pgPool.totalCount, idle: pgPool.idleCount, waiting: pgPool.waitingCount, max: config.WORKER_CONCURRENCY + 2 }));
+  const exportStore = createExportStore(config);
   const runner = await run({
     pgPool,
     concurrency: config.WORKER_CONCURRENCY,
     noHandleSignals: true,
     logger: workerLogger(log),
-    taskList: instrumentTasks(createTaskList({ db, auditRetentionMonths: config.AUDIT_RETENTION_MONTHS, rollupBatchSize: config.ROLLUP_BATCH_SIZE, erasureBatchSize: config.ERASURE_BATCH_SIZE, redis, hydra }), metrics),
+    taskList: instrumentTasks(
+      createTaskList({
+        db, auditRetentionMonths: config.AUDIT_RETENTION_MONTHS, rollupBatchSize: config.ROLLUP_BATCH_SIZE, erasureBatchSize: config.ERASURE_BATCH_SIZE, redis, hydra, exportStore,
+      }),
+      metrics,
+    ),
     parsedCronItems: parseCronItems(CRON_ITEMS),
   });
   // Webhook deliveries in slots, connections and database pools of their own (worker/webhooks.ts): a slow receiver
@@ -82,6 +90,18 @@ async function work(): Promise<void> {
       metrics,
     ),
   });
+  // Exports likewise (worker/export.ts): each holds a database connection for its whole run, so EXPORT_CONCURRENCY
+  // slots with a pool of that many, and the main runner's two connections stay free for erasures and the rollup.
+  const exportDb = openDatabases(process.env, { poolSize: config.EXPORT_CONCURRENCY, placementTtlMs: 5_000, placementMax: 10_000 });
+  const exportPool = new pg.Pool({ ...connection, max: config.EXPORT_CONCURRENCY + 2, application_name: "tenant-worker-exports" });
+  exportPool.on("error", (error) => log.warn({ err: error }, "queue connection lost (exports)"));
+  const exportRunner = await run({
+    pgPool: exportPool,
+    concurrency: config.EXPORT_CONCURRENCY,
+    noHandleSignals: true,
+    logger: workerLogger(log),
+    taskList: instrumentTasks(exportTaskList({ db: exportDb, store: exportStore, fetchRows: config.EXPORT_FETCH_ROWS, retentionDays: config.EXPORT_RETENTION_DAYS }), metrics),
+  });
   const health = createServer((request, response) => {
     const send = (status: number, body: string, type = "text/plain") => response.writeHead(status, { "content-type": type }).end(body);
     if (request.url === "/livez") return send(200, "ok");
@@ -101,9 +121,12 @@ async function work(): Promise<void> {
     health.close();
     await runner.stop();
     await webhookRunner.stop();
+    await exportRunner.stop();
     await pgPool.end();
     await webhookPool.end();
+    await exportPool.end();
     await webhookDb.close();
+    await exportDb.close();
     await db.close();
     redis?.disconnect();
     await tracing?.stop();
@@ -111,7 +134,7 @@ async function work(): Promise<void> {
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
-  await Promise.all([runner.promise, webhookRunner.promise]);
+  await Promise.all([runner.promise, webhookRunner.promise, exportRunner.promise]);
 }
 
 const program = new Command()

@@ -4,12 +4,17 @@
  * real request path. Skipped with a reason when CITUS_URL is unset. Drops the platform schema there: use a
  * throwaway cluster.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { prepareCitusDatabase } from "@platform/citus/testing";
 import { buildApp } from "../src/app.js";
 import { loadServiceConfig } from "../src/config.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
+import { localExportStore } from "../src/export-store.js";
+import { EXPORT_TABLES, exportTaskList } from "../src/worker/export.js";
 import { runOnce } from "graphile-worker";
 import { citusUrlAs } from "@platform/citus/testing";
 import { installQueue } from "../src/worker/queue.js";
@@ -30,7 +35,7 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     const db = createPostgresDatabase({ url: appUrl, poolSize });
     const app = await buildApp({ config, db });
     apps.push({ close: async () => { await app.close(); await db.close(); } });
-    return (t: string, method: string, url: string, payload?: object, headers: Record<string, string> = {}) =>
+    return (t: string, method: string, url: string, payload?: object | string, headers: Record<string, string> = {}) =>
       app.inject({ method: method as "GET", url, payload, headers: { authorization: `Bearer ${t}`, ...headers } });
   };
 
@@ -216,6 +221,53 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     }
   });
 
+  it("exports a tenant through the worker's task: each table's NDJSON equals the tenant's rows on every placement of every node; an import lands on its shard", async () => {
+    const exportDir = mkdtempSync(join(tmpdir(), "citus-exports-"));
+    const req = await start(10, { EXPORT_DIR: exportDir });
+    const pgPool = new pg.Pool({ connectionString: appUrl, max: 3 });
+    const db = createPostgresDatabase({ url: appUrl, poolSize: 3 });
+    apps.push({ close: async () => { await pgPool.end(); await db.close(); rmSync(exportDir, { recursive: true, force: true }); } });
+    const store = localExportStore(exportDir);
+    const taskList = { ...createTaskList({ db, auditRetentionMonths: 13, rollupBatchSize: 100, exportStore: store }), ...exportTaskList({ db, store, fetchRows: 2, retentionDays: 7 }) };
+    const work = () => runOnce({ pgPool, taskList });
+    const t = tenants["test-b"]!;
+    // An import first (users and items through INSERT ... SELECT of jsonb_to_recordset, routed by the constant tenant),
+    // so the export has rows written by both paths.
+    const lines = [{ type: "user", key: "cu", email: "imported@test-b.test" }, ...[0, 1, 2].map((i) => ({ type: "item", key: `ci${i}`, ownerKey: "cu", title: `imported ${i}` }))];
+    const importInto = () => req(t.admin, "POST", `/v1/tenants/${t.id}/imports`, lines.map((l) => JSON.stringify(l)).join("\n"), { "content-type": "application/x-ndjson" });
+    const imported = await importInto();
+    expect(imported.statusCode, imported.body).toBe(200);
+    expect(imported.json()).toMatchObject({ created: { users: 1, items: 3 }, failed: 0 });
+    expect((await importInto()).json()).toMatchObject({ created: { users: 0, items: 0 }, skipped: 4 });
+
+    const queued = await req(t.admin, "POST", `/v1/tenants/${t.id}/exports`);
+    expect(queued.statusCode, queued.body).toBe(202);
+    await work();
+    const done = await req(t.admin, "GET", `/v1/tenants/${t.id}/exports/${queued.json().id}`);
+    expect(done.json().status, done.body).toBe("done");
+    for (const table of EXPORT_TABLES) {
+      const file = (done.json().files as { table: string; rows: number; url: string }[]).find((f) => f.table === table.table)!;
+      const download = await req(t.admin, "GET", file.url);
+      expect(download.statusCode, download.body).toBe(200);
+      const exported = download.body.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
+      // The tenant's rows as each placement holds them, read on its node (not through the coordinator's planner).
+      const omit = table.omit.map((c) => ` - '${c}'`).join("");
+      const { rows } = await admin.query(
+        `SELECT nodename, nodeport, result FROM run_command_on_placements('platform.${table.table}', $$SELECT coalesce(json_agg(to_jsonb(t)${omit}), '[]') FROM %s t WHERE tenant_id = '${t.id}'$$)`,
+      );
+      const onNodes = rows.flatMap((r) => JSON.parse(r.result) as Record<string, unknown>[]);
+      const holders = new Set(rows.filter((r) => (JSON.parse(r.result) as unknown[]).length > 0).map((r) => `${r.nodename}:${r.nodeport}`));
+      expect(holders.size, table.table).toBeLessThanOrEqual(1);
+      const key = (r: Record<string, unknown>) => JSON.stringify([r.id ?? null, r.day ?? null, r.occurred_at ?? null]);
+      const sorted = (list: Record<string, unknown>[]) => [...list].sort((x, y) => key(x).localeCompare(key(y)));
+      // export.completed is written in the export's transaction after its rows were read.
+      const want = table.table === "audit_log" ? onNodes.filter((r) => r.action !== "export.completed") : onNodes;
+      expect(exported.length, table.table).toBe(file.rows);
+      expect(sorted(exported), table.table).toEqual(sorted(want));
+    }
+    expect((done.json().files as { table: string; rows: number }[]).find((f) => f.table === "items")!.rows).toBe(3 + 3);
+  });
+
   it("erases a tenant: zero rows of it on every node, every placement of every table; the others' rows untouched", async () => {
     const req = await start(10, { TENANT_ERASURE_GRACE_SECONDS: "0" });
     const platform = await token({ scope: "platform:admin" });
@@ -225,10 +277,14 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     const adminToken = await token({ tenant: id, scope: "tenant:admin" });
     const u = await req(adminToken, "POST", "/v1/users", { email: "owner@test-erased.test" });
     for (let i = 0; i < 12; i++) expect((await req(adminToken, "POST", "/v1/items", { ownerId: u.json().id, title: `erased ${i}` })).statusCode).toBe(201);
+    // An export record and import keys of it, which the erasure removes with the rest.
+    const imported = await req(adminToken, "POST", "/v1/imports", JSON.stringify({ type: "item", key: "erased-import", ownerId: u.json().id, title: "imported" }), { "content-type": "application/x-ndjson" });
+    expect(imported.statusCode, imported.body).toBe(200);
+    expect((await req(adminToken, "POST", "/v1/exports")).statusCode).toBe(202);
     // Every placement of every table (on Citus each node holds its shards; the reference tables a copy each).
     const placements = async (tenant: string) => {
       const counts: Record<string, number> = {};
-      for (const [table, column] of [["users", "tenant_id"], ["items", "tenant_id"], ["audit_log", "tenant_id"], ["tenant_metrics", "tenant_id"], ["tenants", "id"]]) {
+      for (const [table, column] of [["users", "tenant_id"], ["items", "tenant_id"], ["audit_log", "tenant_id"], ["tenant_metrics", "tenant_id"], ["exports", "tenant_id"], ["import_rows", "tenant_id"], ["tenants", "id"]]) {
         const { rows } = await admin.query(
           `SELECT nodename, nodeport, result FROM run_command_on_placements('platform.${table}', $$SELECT count(*) FROM %s WHERE ${column} = '${tenant}'$$)`,
         );
@@ -259,7 +315,7 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     expect(await placements(tenants["test-a"]!.id)).toEqual(others);
     expect((await req(platform, "GET", `/v1/tenants/${id}`)).statusCode).toBe(404);
     const record = await req(platform, "GET", `/v1/erasures/${id}`);
-    expect(record.json().data[0]).toMatchObject({ state: "erased", rowCounts: { items: 12, users: 1, tenants: 1 } });
+    expect(record.json().data[0]).toMatchObject({ state: "erased", rowCounts: { items: 13, users: 1, tenants: 1, exports: 1, import_rows: 1 } });
     const left = await admin.query("SELECT count(*)::int AS n FROM graphile_worker._private_jobs WHERE payload ->> 'tenantId' = $1", [id]);
     expect(left.rows[0].n).toBe(0);
   });

@@ -73,6 +73,11 @@ describe.skipIf(unavailable !== undefined)("tenant erasure on PostgreSQL 15 and 
       [t.id],
     );
     await stack.admin.query(`INSERT INTO platform.audit_log (tenant_id, actor, action, entity_type) SELECT $1, 'test', 'test.event', 'test' FROM generate_series(1, 15) g`, [t.id]);
+    await stack.admin.query(`INSERT INTO platform.exports (tenant_id, requested_by, store, status, finished_at, expires_at) SELECT $1, 'test', 'local', 'done', now(), now() + interval '1 day' FROM generate_series(1, 4)`, [t.id]);
+    await stack.admin.query(
+      `INSERT INTO platform.import_rows (tenant_id, kind, import_key, entity_id, import_id, line) SELECT $1, 'item', 'k' || g, gen_random_uuid(), gen_random_uuid(), g FROM generate_series(1, 8) g`,
+      [t.id],
+    );
     await work({ batchSize: 1_000 }); // its provisioning: a metrics row and an audit entry
     return t;
   };

@@ -10,6 +10,14 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
   let a: TenantFixture;
   let b: TenantFixture;
   let snapshot: () => Promise<string>;
+  /** snapshot() and tenant B's rows of more tables, each as the superuser reads them, ordered by the column given. */
+  const snapshotWith = async (...tables: [table: string, orderBy: string][]): Promise<string> => {
+    const rows: Record<string, unknown> = {};
+    for (const [table, orderBy] of tables) {
+      rows[table] = (await stack.admin.query(`SELECT json_agg(t ORDER BY ${orderBy}) AS rows FROM platform.${table} t WHERE tenant_id = $1`, [b.id])).rows[0].rows;
+    }
+    return JSON.stringify(rows) + (await snapshot());
+  };
 
   beforeAll(async () => {
     stack = await startStack();
@@ -138,6 +146,48 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
     expect((await stack.admin.query("SELECT status FROM platform.tenants WHERE id = $1", [a.id])).rows[0].status).toBe("active");
   });
 
+  it("refuses tenant A's token on B's exports and imports by path, header, subdomain and body: nothing read, nothing changed", async () => {
+    const { rows } = await stack.admin.query(
+      `INSERT INTO platform.exports (tenant_id, requested_by, store, status, finished_at, expires_at, tables)
+       VALUES ($1, 'bravo-admin', 'local', 'done', now(), now() + interval '1 day', '{"users": {"rows": 1, "bytes": 10, "key": "x"}}') RETURNING id`,
+      [b.id],
+    );
+    const exportId = rows[0].id as string;
+    const state = () => snapshotWith(["exports", "id"], ["import_rows", "kind, import_key"]);
+    const before = await state();
+    const line = JSON.stringify({ type: "user", key: "intruder", email: "intruder@bravo.test", tenantId: b.id, tenant_id: b.id }) + "\n";
+    const calls = [
+      { method: "POST", path: "/exports" },
+      { method: "GET", path: `/exports/${exportId}` },
+      { method: "GET", path: `/exports/${exportId}/tables/users` },
+      { method: "POST", path: "/imports", payload: line, headers: { "content-type": "application/x-ndjson" } },
+      { method: "POST", path: "/imports", payload: "type,key,email\nuser,intruder,intruder@bravo.test\n", headers: { "content-type": "text/csv" } },
+    ] as const;
+    for (const t of [a.admin, a.member]) {
+      for (const call of calls) {
+        const ways = [
+          { url: `/v1/tenants/${b.id}${call.path}`, headers: {} },
+          { url: `/v1/tenants/${b.code}${call.path}`, headers: {} },
+          { url: `/v1${call.path}`, headers: { "x-tenant-id": b.id } },
+          { url: `/v1${call.path}`, headers: { "x-tenant-id": b.code } },
+          { url: `/v1${call.path}`, headers: { host: `${b.code}.app.test` } },
+        ];
+        for (const way of ways) {
+          const res = await stack.request({ method: call.method, url: way.url, token: t, payload: "payload" in call ? call.payload : undefined, headers: { ...("headers" in call ? call.headers : {}), ...way.headers } });
+          expect(res.statusCode, `${call.method} ${way.url} ${JSON.stringify(way.headers)}: ${res.body}`).toBe(403);
+          expect(res.body).not.toContain(exportId);
+        }
+      }
+    }
+    // By body: a tenant id in the rows is no way in; the row lands in A, under A's key space.
+    const own = await stack.request({ method: "POST", url: "/v1/imports", token: a.admin, payload: line, headers: { "content-type": "application/x-ndjson" } });
+    expect(own.statusCode, own.body).toBe(200);
+    expect((await stack.admin.query("SELECT tenant_id FROM platform.users WHERE email = 'intruder@bravo.test'")).rows).toEqual([{ tenant_id: a.id }]);
+    // A's own path cannot name B's export id: scoped by the tenant predicate and RLS, it is not found.
+    expect((await stack.request({ method: "GET", url: `/v1/exports/${exportId}`, token: a.admin })).statusCode).toBe(404);
+    expect(await state()).toBe(before);
+  });
+
   it("refuses a path naming A when a header names B (every reference must be the token's tenant)", async () => {
     const res = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/items`, token: a.member, headers: { "x-tenant-id": b.id } });
     expect(res.statusCode).toBe(403);
@@ -180,7 +230,7 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
     const client = new Client({ connectionString: stack.pg.urlFor("platform_app", "app") });
     await client.connect();
     try {
-      for (const table of ["tenants", "users", "items", "audit_log", "tenant_metrics", "tenant_erasures"]) {
+      for (const table of ["tenants", "users", "items", "audit_log", "tenant_metrics", "tenant_erasures", "exports", "import_rows"]) {
         expect((await client.query(`SELECT count(*)::int AS n FROM platform.${table}`)).rows[0].n, table).toBe(0);
       }
     } finally {
@@ -231,12 +281,7 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
     expect((await stack.admin.query("SELECT tenant_id FROM platform.webhooks WHERE id = $1", [own.json().id])).rows).toEqual([{ tenant_id: a.id }]);
     // B's event: a delivery in B's log, none in A's.
     expect((await stack.request({ method: "POST", url: "/v1/items", token: b.member, payload: { ownerId: b.userId, title: "hooked" } })).statusCode).toBe(201);
-    const state = async () =>
-      JSON.stringify((await stack.admin.query(
-        `SELECT (SELECT json_agg(w ORDER BY id) FROM platform.webhooks w WHERE tenant_id = $1) AS webhooks,
-                (SELECT json_agg(d ORDER BY id) FROM platform.webhook_deliveries d WHERE tenant_id = $1) AS deliveries`,
-        [b.id],
-      )).rows[0]) + (await snapshot());
+    const state = () => snapshotWith(["webhooks", "id"], ["webhook_deliveries", "id"]);
     const before = await state();
     expect(before).toContain('"event_type":"item.created"');
     const calls = [

@@ -17,6 +17,7 @@ import type { Task } from "graphile-worker";
 import { HOME_DATABASE } from "@platform/citus";
 import type { Database, Queryable } from "../db/database.js";
 import type { PlacedDatabase } from "../db/placed.js";
+import { tenantPrefix, type ExportStore } from "../export-store.js";
 import type { HydraAdmin } from "../hydra.js";
 import { ErasureRepository, type ErasureRecord } from "../repositories/erasures.js";
 import { RATE_LIMIT_PREFIX, tenantRateKey } from "../rate-limit-store.js";
@@ -37,6 +38,8 @@ export const TENANT_TABLES = [
   { table: "webhooks", key: "id" },
   { table: "tenant_metrics", key: "day" },
   { table: "audit_log", key: "occurred_at, id" },
+  { table: "exports", key: "id" },
+  { table: "import_rows", key: "kind, import_key" },
 ] as const;
 
 /** What the erasure needs of Redis (an ioredis client). */
@@ -55,6 +58,8 @@ export interface ErasureOptions {
   readonly shortLocks?: ShortLockOptions;
   /** Hydra's admin API: the tenant's OAuth2 client (worker/provision.ts) is deleted with the tenant. */
   readonly hydra?: Pick<HydraAdmin, "remove">;
+  /** The export store: the tenant's export objects are removed from it (worker/export.ts). */
+  readonly exportStore?: ExportStore;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -156,6 +161,9 @@ export function eraseTask(options: ErasureOptions): Task {
     // After the commit, and again on any rerun (an erased tenant's rerun comes straight here): a credential of a
     // tenant that is gone must not outlive it, so a failure fails the job and graphile-worker retries it.
     if (options.hydra && (await options.hydra.remove(tenantId))) helpers.logger.info(`tenant ${tenantId}: OAuth2 client deleted from Hydra`);
+    // The tenant's export objects, after the commit and again on any rerun; a failure fails the job, which is retried
+    // (the bucket's lifecycle would delete them anyway, EXPORT_RETENTION_DAYS after each export).
+    if (options.exportStore) await options.exportStore.deletePrefix(tenantPrefix(tenantId));
 
     // After the commit, and again on any rerun: a failure leaves a key that expires with its window anyway.
     if (options.redis) {

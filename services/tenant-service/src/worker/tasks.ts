@@ -2,6 +2,7 @@ import type { CronItem, JobHelpers, Task, TaskList } from "graphile-worker";
 import { HOME_DATABASE } from "@platform/citus";
 import type { Database, Queryable } from "../db/database.js";
 import type { PlacedDatabase } from "../db/placed.js";
+import type { ExportStore } from "../export-store.js";
 import type { HydraAdmin } from "../hydra.js";
 import { ERASE_TASK, eraseTask, type RedisKeys } from "./erasure.js";
 import { PROVISION_TASK, provisionTask, type ProvisionOptions } from "./provision.js";
@@ -30,6 +31,8 @@ export interface WorkerOptions {
   readonly hydra?: HydraAdmin;
   /** Tests: called between provisioning's steps (worker/provision.ts). */
   readonly afterProvisionStep?: ProvisionOptions["afterStep"];
+  /** Where tenant exports go (EXPORT_STORE): an erased tenant's objects are removed from it. Unset: none are. */
+  readonly exportStore?: ExportStore;
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
@@ -120,7 +123,7 @@ export function createTaskList(options: WorkerOptions): TaskList {
     "metrics.rollup": rollup,
     "metrics.rollup-batch": rollupBatch,
     "audit.retention": retention,
-    [ERASE_TASK]: eraseTask({ db, batchSize: options.erasureBatchSize ?? 1_000, redis: options.redis, hydra: options.hydra, now }),
+    [ERASE_TASK]: eraseTask({ db, batchSize: options.erasureBatchSize ?? 1_000, redis: options.redis, hydra: options.hydra, now, exportStore: options.exportStore }),
   };
 }
 

@@ -1,0 +1,102 @@
+import type { Queryable } from "../db/database.js";
+import type { ExportStoreKind } from "../export-store.js";
+
+export type ExportStatus = "queued" | "running" | "done" | "failed";
+
+/** What one table of an export holds: its NDJSON object's key in the store, and how much went into it. */
+export interface ExportedTable {
+  readonly rows: number;
+  readonly bytes: number;
+  readonly key: string;
+}
+
+/** platform.exports (migration 0016): the record of one export. No tenant data: that is in the store's objects. */
+export interface ExportRecord {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly status: ExportStatus;
+  readonly requestedBy: string;
+  readonly requestId: string | null;
+  readonly requestedAt: Date;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+  readonly store: ExportStoreKind;
+  readonly tables: Record<string, ExportedTable>;
+  readonly expiresAt: Date;
+  readonly error: string | null;
+}
+
+const COLUMNS = "id, tenant_id, status, requested_by, request_id, requested_at, started_at, finished_at, store, tables, expires_at, error";
+
+const toExport = (r: Record<string, unknown>): ExportRecord => ({
+  id: r.id as string,
+  tenantId: r.tenant_id as string,
+  status: r.status as ExportStatus,
+  requestedBy: r.requested_by as string,
+  requestId: (r.request_id as string | null) ?? null,
+  requestedAt: r.requested_at as Date,
+  startedAt: (r.started_at as Date | null) ?? null,
+  finishedAt: (r.finished_at as Date | null) ?? null,
+  store: r.store as ExportStoreKind,
+  tables: r.tables as Record<string, ExportedTable>,
+  expiresAt: r.expires_at as Date,
+  error: (r.error as string | null) ?? null,
+});
+
+/** One tenant's platform.exports: every statement names the tenant, so Citus routes it to the tenant's shard. */
+export class ExportRepository {
+  constructor(
+    private readonly db: Queryable,
+    private readonly tenantId: string,
+  ) {}
+
+  /** A queued export; it expires `retentionDays` after it is requested unless the job, finishing, moves that on. */
+  async create(e: { requestedBy: string; requestId: string; store: ExportStoreKind; retentionDays: number }): Promise<ExportRecord> {
+    const { rows } = await this.db.query(
+      `INSERT INTO platform.exports (tenant_id, requested_by, request_id, store, expires_at)
+       VALUES ($1, $2, $3, $4, now() + make_interval(days => $5)) RETURNING ${COLUMNS}`,
+      [this.tenantId, e.requestedBy, e.requestId, e.store, e.retentionDays],
+    );
+    return toExport(rows[0]!);
+  }
+
+  async find(id: string): Promise<ExportRecord | undefined> {
+    const { rows } = await this.db.query(`SELECT ${COLUMNS} FROM platform.exports WHERE tenant_id = $1 AND id = $2`, [this.tenantId, id]);
+    return rows[0] ? toExport(rows[0]) : undefined;
+  }
+
+  /** The tenant's export queued or running, if any (at most one: migration 0016's exports_one_in_progress). */
+  async inProgress(): Promise<ExportRecord | undefined> {
+    const { rows } = await this.db.query(`SELECT ${COLUMNS} FROM platform.exports WHERE tenant_id = $1 AND status IN ('queued', 'running')`, [this.tenantId]);
+    return rows[0] ? toExport(rows[0]) : undefined;
+  }
+
+  /** The job begins (or begins again after a crash): running, from now. */
+  async start(id: string): Promise<Date> {
+    const { rows } = await this.db.query<{ started_at: Date }>(
+      "UPDATE platform.exports SET status = 'running', started_at = now(), error = NULL WHERE tenant_id = $1 AND id = $2 RETURNING started_at",
+      [this.tenantId, id],
+    );
+    return rows[0]!.started_at;
+  }
+
+  /**
+   * Done: what each table's object holds, and when they expire. The bucket's lifecycle counts an object's age from
+   * when it was written, which is after the attempt started: the caller passes that start plus the retention, so the
+   * record never promises an object past its deletion. (Computed by the caller: on Citus an UPDATE may not call a
+   * STABLE function such as timestamptz + interval on a column.)
+   */
+  async finish(id: string, tables: Record<string, ExportedTable>, expiresAt: Date): Promise<ExportRecord> {
+    const { rows } = await this.db.query(
+      `UPDATE platform.exports SET status = 'done', finished_at = now(), tables = $3, expires_at = $4
+        WHERE tenant_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
+      [this.tenantId, id, JSON.stringify(tables), expiresAt],
+    );
+    return toExport(rows[0]!);
+  }
+
+  /** Given up after its last attempt: the reason, for the tenant to read (never a stack or a connection string). */
+  async fail(id: string, reason: string): Promise<void> {
+    await this.db.query("UPDATE platform.exports SET status = 'failed', finished_at = now(), error = left($3, 2000) WHERE tenant_id = $1 AND id = $2", [this.tenantId, id, reason]);
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * A tenant's exports (tenant administrators and platform administrators; README "Export"): POST queues the worker's
+ * tenant.export job (worker/export.ts) with the record and its audit entry, in one transaction; GET says where it
+ * stands and, once done, where each table's NDJSON is: a signed URL that expires (gcs) or this service's own path
+ * (local), which streams the file.
+ */
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { AppError, notFound } from "../errors.js";
+import { createExportStore } from "../export-store.js";
+import { ExportRepository, type ExportRecord } from "../repositories/exports.js";
+import { IdParam, Timestamp, errorResponses } from "../schemas.js";
+import { EXPORT_MAX_ATTEMPTS, EXPORT_TABLES, EXPORT_TASK, NDJSON, exportJobKey } from "../worker/export.js";
+import { enqueue, queueInstalled } from "../worker/queue.js";
+import { audit, inTenant, requireTenantAdmin, tenantRequest, type RouteOptions } from "./context.js";
+
+const TABLE_NAMES = EXPORT_TABLES.map((t) => t.table) as [string, ...string[]];
+
+export const ExportFile = z.object({
+  table: z.enum(TABLE_NAMES),
+  rows: z.int(),
+  bytes: z.int(),
+  url: z.string().describe("Where the table's NDJSON is: a signed URL (needs no token) or this service's path (needs the token)"),
+  urlExpiresAt: Timestamp.nullable().describe("When a signed URL stops working; null for the service's path"),
+});
+
+export const Export = z
+  .object({
+    id: z.uuid(),
+    status: z.enum(["queued", "running", "done", "failed", "expired"]).describe("expired: done, and its objects are past the retention period"),
+    requestedBy: z.string(),
+    requestedAt: Timestamp,
+    startedAt: Timestamp.nullable(),
+    finishedAt: Timestamp.nullable(),
+    expiresAt: Timestamp.describe("When the objects are deleted (the bucket's lifecycle)"),
+    error: z.string().nullable(),
+    files: z.array(ExportFile).describe("One NDJSON file per table, once done; empty before and once expired"),
+  })
+  .meta({ id: "Export", description: "A tenant export: its state and, once done, its files" });
+
+const TableParams = IdParam.extend({ table: z.enum(TABLE_NAMES, "must be one of the exported tables: " + TABLE_NAMES.join(", ")) });
+
+export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
+  const { services } = options;
+  const { config } = services;
+  const store = createExportStore(config);
+  const scoped = { tenantScoped: true };
+  const tags = ["exports"];
+
+  const expired = (e: ExportRecord) => e.status === "done" && e.expiresAt.getTime() <= Date.now();
+
+  const view = async (e: ExportRecord): Promise<z.output<typeof Export>> => {
+    const files: z.output<typeof ExportFile>[] = [];
+    if (e.status === "done" && !expired(e)) {
+      // A signed URL lasts EXPORT_URL_TTL_SECONDS, never past the objects' own expiry.
+      const urlExpiresAt = new Date(Math.min(Date.now() + config.EXPORT_URL_TTL_SECONDS * 1000, e.expiresAt.getTime()));
+      for (const { table } of EXPORT_TABLES) {
+        const t = e.tables[table];
+        if (!t) continue;
+        const signed = await store.signedUrl(t.key, urlExpiresAt);
+        files.push({ table, rows: t.rows, bytes: t.bytes, url: signed ?? `/v1/tenants/${e.tenantId}/exports/${e.id}/tables/${table}`, urlExpiresAt: signed ? urlExpiresAt : null });
+      }
+    }
+    return {
+      id: e.id,
+      status: expired(e) ? "expired" : e.status,
+      requestedBy: e.requestedBy,
+      requestedAt: e.requestedAt,
+      startedAt: e.startedAt,
+      finishedAt: e.finishedAt,
+      expiresAt: e.expiresAt,
+      error: e.error,
+      files,
+    };
+  };
+
+  app.post("/exports", {
+      config: scoped,
+      schema: {
+        ...tenantRequest(options, {}),
+        tags,
+        description:
+          "Queues an export of the tenant's rows (users, items, audit log, daily metrics), one NDJSON file per table. Tenant or platform administrators. " +
+          "One at a time per tenant: 409 names the export still queued or running.",
+        response: { 202: Export, ...errorResponses(400, 401, 403, 404, 409, 429) },
+        responseHeaders: { 202: { location: "The export's path: poll it until status is done" } },
+      },
+    }, async (request, reply) => {
+    requireTenantAdmin(request);
+    const created = await inTenant(services, request, async (tx, tenant) => {
+      const exports = new ExportRepository(tx, tenant.id);
+      const running = await exports.inProgress();
+      if (running) {
+        throw new AppError(409, "export_in_progress", `export ${running.id} of this tenant is ${running.status}: poll GET .../exports/${running.id} and request another once it is done or failed`);
+      }
+      const record = await exports.create({ requestedBy: request.principal!.subject, requestId: request.id, store: store.kind, retentionDays: config.EXPORT_RETENTION_DAYS });
+      await audit(tx, request, "export.requested", "export", record.id, { store: store.kind });
+      // The job commits with the record or not at all.
+      if (await queueInstalled(tx)) await enqueue(tx, EXPORT_TASK, { tenantId: tenant.id, exportId: record.id }, exportJobKey(tenant.id, record.id), { maxAttempts: EXPORT_MAX_ATTEMPTS });
+      else request.log.warn({ tenantId: tenant.id }, "queue not installed (worker --install-queue): the export stays queued until a worker runs");
+      return record;
+    });
+    return reply.code(202).header("location", `/v1/tenants/${created.tenantId}/exports/${created.id}`).send(await view(created));
+  });
+
+  app.get("/exports/:id", {
+      config: scoped,
+      schema: { ...tenantRequest(options, IdParam.shape), tags, description: "The export's state and, once done, its files.", response: { 200: Export, ...errorResponses(400, 401, 403, 404, 429) } },
+    }, async (request) => {
+    requireTenantAdmin(request);
+    const record = await inTenant(services, request, (tx, tenant) => new ExportRepository(tx, tenant.id).find(request.params.id));
+    if (!record) throw notFound("export");
+    return view(record);
+  });
+
+  app.get("/exports/:id/tables/:table", {
+      config: scoped,
+      schema: {
+        ...tenantRequest(options, TableParams.shape),
+        tags,
+        description: "One table's NDJSON, streamed (local store), or a redirect to a fresh signed URL (gcs).",
+        response: {
+          200: z.any().describe("The table's rows, one JSON object a line (application/x-ndjson)"),
+          302: z.undefined().describe("To a signed URL of the object"),
+          ...errorResponses(400, 401, 403, 404, 409, 410, 429),
+        },
+      },
+    }, async (request, reply) => {
+    requireTenantAdmin(request);
+    const record = await inTenant(services, request, (tx, tenant) => new ExportRepository(tx, tenant.id).find(request.params.id));
+    if (!record) throw notFound("export");
+    if (record.status !== "done") throw new AppError(409, "export_not_done", `export ${record.id} is ${record.status}: its files exist once it is done`);
+    if (expired(record)) throw new AppError(410, "export_expired", `export ${record.id} expired at ${record.expiresAt.toISOString()}: request a new one`);
+    const table = record.tables[request.params.table];
+    if (!table) throw notFound(`table ${request.params.table} in export ${record.id}`);
+    const signed = await store.signedUrl(table.key, new Date(Math.min(Date.now() + config.EXPORT_URL_TTL_SECONDS * 1000, record.expiresAt.getTime())));
+    if (signed) return reply.code(302).header("location", signed).send();
+    const body = await store.read(table.key);
+    if (!body) throw new AppError(410, "export_expired", `export ${record.id}'s file for ${request.params.table} is gone: request a new export`);
+    return reply.header("content-type", NDJSON).header("content-length", String(table.bytes)).send(body);
+  });
+};

@@ -1,0 +1,176 @@
+/**
+ * Tenant exports (POST/GET /v1/tenants/{t}/exports, the tenant.export job) against a real PostgreSQL 15 and Redis,
+ * with the real worker process (`pnpm worker`'s command line) writing to the local store. What an export holds is
+ * checked against the rows as the superuser reads them, whom no policy filters.
+ */
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "@platform/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { installQueue } from "../src/worker/queue.js";
+import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
+import { startScript, waitUntilServing, type RunningProcess } from "./processes.js";
+
+if (unavailable) console.warn(`skipping export tests: ${unavailable}`);
+
+/** Each table's rows of the tenant as the superuser reads them, as JSON objects (items without the derived search column). */
+async function rowsOf(stack: Stack, tenantId: string): Promise<Record<string, Record<string, unknown>[]>> {
+  const tables: Record<string, Record<string, unknown>[]> = {};
+  for (const table of ["users", "items", "audit_log", "tenant_metrics"]) {
+    const { rows } = await stack.admin.query<{ row: Record<string, unknown> }>(`SELECT to_jsonb(t) AS row FROM platform.${table} t WHERE tenant_id = $1`, [tenantId]);
+    tables[table] = rows.map((r) => {
+      const { search: _search, ...row } = r.row;
+      return row;
+    });
+  }
+  return tables;
+}
+
+const byKey = (a: Record<string, unknown>, b: Record<string, unknown>) => JSON.stringify([a.id ?? a.day]).localeCompare(JSON.stringify([b.id ?? b.day]));
+
+describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with the real worker", () => {
+  let stack: Stack;
+  let worker: RunningProcess;
+  let exportDir: string;
+  let platform: string;
+  let a: TenantFixture;
+  let b: TenantFixture;
+
+  const exportOf = async (t: TenantFixture, as = t.admin) => {
+    const res = await stack.request({ method: "POST", url: `/v1/tenants/${t.id}/exports`, token: as });
+    expect(res.statusCode, res.body).toBe(202);
+    return res;
+  };
+  /** Polls the export until it leaves queued and running (the worker's job). */
+  const finished = async (t: TenantFixture, id: string) => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const res = await stack.request({ method: "GET", url: `/v1/tenants/${t.id}/exports/${id}`, token: t.admin });
+      expect(res.statusCode, res.body).toBe(200);
+      const body = res.json();
+      if (!["queued", "running"].includes(body.status)) return body;
+      if (Date.now() > deadline) throw new Error(`export ${id} still ${body.status}:\n${worker.stdout.slice(-20).join("\n")}\n${worker.stderr.join("\n")}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const download = async (t: TenantFixture, url: string) => {
+    const res = await stack.request({ method: "GET", url, token: t.admin });
+    expect(res.statusCode, res.body.slice(0, 500)).toBe(200);
+    expect(res.headers["content-type"]).toBe("application/x-ndjson");
+    return res.body.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+
+  beforeAll(async () => {
+    exportDir = mkdtempSync(join(tmpdir(), "exports-test-"));
+    stack = await startStack({ env: { EXPORT_DIR: exportDir, TENANT_ERASURE_GRACE_SECONDS: "0" } });
+    await installQueue(stack.pg.urlFor("platform_migrator", "migrator"));
+    platform = await token({ scope: "platform:admin" });
+    a = await createTenant(stack, "alpha", platform);
+    b = await createTenant(stack, "bravo", platform);
+    // More rows than several FETCHes of the worker (EXPORT_FETCH_ROWS below), with text that JSON must escape.
+    for (const t of [a, b]) {
+      await stack.admin.query(`INSERT INTO platform.users (tenant_id, email, display_name) SELECT $1, 'u' || g || '@${t.code}.test', 'Ünïcode "quoted" \\ ' || g FROM generate_series(1, 120) g`, [t.id]);
+      await stack.admin.query(`INSERT INTO platform.items (tenant_id, owner_id, title, body, tags) SELECT $1, $2, 'item ' || g, E'line one\\nline two\\t' || g, ARRAY['t' || (g % 3)] FROM generate_series(1, 250) g`, [t.id, t.userId]);
+    }
+    const healthPort = await freePort();
+    worker = startScript("worker", { DATABASE_URL: stack.config.DATABASE_URL!, HEALTH_PORT: String(healthPort), EXPORT_DIR: exportDir, EXPORT_FETCH_ROWS: "40", LOG_LEVEL: "info" });
+    await waitUntilServing(worker, `http://127.0.0.1:${healthPort}/livez`);
+  }, 120_000);
+  afterAll(async () => {
+    await worker?.stop();
+    await stack?.close();
+    if (exportDir) rmSync(exportDir, { recursive: true, force: true });
+  });
+
+  it("queues an export (202, the record and its audit entry in one transaction) that the worker writes, one NDJSON file per table equal to the tenant's rows", async () => {
+    const res = await exportOf(a);
+    const queued = res.json();
+    expect(queued).toMatchObject({ status: "queued", requestedBy: "alpha-admin", files: [] });
+    expect(res.headers.location).toBe(`/v1/tenants/${a.id}/exports/${queued.id}`);
+    const requested = await stack.admin.query("SELECT actor FROM platform.audit_log WHERE tenant_id = $1 AND action = 'export.requested' AND entity_id = $2", [a.id, queued.id]);
+    expect(requested.rows).toEqual([{ actor: "alpha-admin" }]);
+
+    const done = await finished(a, queued.id);
+    expect(done.status, JSON.stringify(done)).toBe("done");
+    expect(done.files.map((f: { table: string }) => f.table)).toEqual(["users", "items", "audit_log", "tenant_metrics"]);
+    const expected = await rowsOf(stack, a.id);
+    for (const file of done.files as { table: string; rows: number; bytes: number; url: string; urlExpiresAt: string | null }[]) {
+      expect(file.url).toBe(`/v1/tenants/${a.id}/exports/${queued.id}/tables/${file.table}`);
+      expect(file.urlExpiresAt).toBeNull();
+      const lines = await download(a, file.url);
+      expect(lines.length, file.table).toBe(file.rows);
+      // The audit log gained export.completed in the export's own transaction, after its rows were read.
+      const want = file.table === "audit_log" ? expected.audit_log!.filter((r) => r.action !== "export.completed") : expected[file.table]!;
+      expect([...lines].sort(byKey), file.table).toEqual([...want].sort(byKey));
+      for (const line of lines) expect(line.tenant_id).toBe(a.id);
+    }
+    expect(done.files.find((f: { table: string }) => f.table === "items").rows).toBe(251);
+    expect(done.files.find((f: { table: string }) => f.table === "users").rows).toBe(121);
+    const completed = await stack.admin.query("SELECT actor, details FROM platform.audit_log WHERE tenant_id = $1 AND action = 'export.completed' AND entity_id = $2", [a.id, queued.id]);
+    expect(completed.rows[0]).toMatchObject({ actor: "worker", details: { rows: { users: 121, items: 251 }, store: "local" } });
+    expect(worker.stdout.some((l) => l.includes(`export ${queued.id}`) && /peak RSS \d+ MiB/.test(l))).toBe(true);
+  });
+
+  it("holds no row of another tenant, and a platform administrator may export any tenant", async () => {
+    const done = await finished(b, (await exportOf(b, platform)).json().id);
+    expect(done.requestedBy).toBe("user-1");
+    const text = JSON.stringify(await Promise.all(done.files.map((f: { url: string }) => download(b, f.url))));
+    for (const id of [a.id, a.userId, a.itemId]) expect(text).not.toContain(id);
+    expect(text).toContain(b.itemId);
+  });
+
+  it("refuses members (tenant administrators only), unknown ids and unknown tables", async () => {
+    expect((await stack.request({ method: "POST", url: `/v1/tenants/${a.id}/exports`, token: a.member })).statusCode).toBe(403);
+    const id = (await exportOf(a)).json().id;
+    expect((await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/exports/${id}`, token: a.member })).statusCode).toBe(403);
+    expect((await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/exports/00000000-0000-4000-8000-000000000000`, token: a.admin })).statusCode).toBe(404);
+    await finished(a, id);
+    const table = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/exports/${id}/tables/tenants`, token: a.admin });
+    expect(table.statusCode).toBe(400);
+    expect(table.json().error.message).toContain("must be one of the exported tables");
+  });
+
+  it("queues one export of a tenant at a time: another POST meanwhile answers 409 naming it, and creates nothing", async () => {
+    const { rows } = await stack.admin.query("INSERT INTO platform.exports (tenant_id, requested_by, store, expires_at) VALUES ($1, 'someone', 'local', now() + interval '1 day') RETURNING id", [b.id]);
+    const pending = rows[0].id as string;
+    const count = async () => (await stack.admin.query("SELECT count(*)::int AS n FROM platform.exports WHERE tenant_id = $1", [b.id])).rows[0].n as number;
+    const before = await count();
+    const res = await stack.request({ method: "POST", url: `/v1/tenants/${b.id}/exports`, token: b.admin });
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.json().error).toMatchObject({ code: "export_in_progress", message: expect.stringContaining(`export ${pending} of this tenant is queued`) });
+    expect(await count()).toBe(before);
+    // Another tenant is not held up by it.
+    await finished(a, (await exportOf(a)).json().id);
+    await stack.admin.query("UPDATE platform.exports SET status = 'failed', finished_at = now() WHERE id = $1", [pending]);
+    await finished(b, (await exportOf(b)).json().id);
+  });
+
+  it("an expired export lists no files and its files answer 410", async () => {
+    const id = (await exportOf(a)).json().id;
+    await finished(a, id);
+    await stack.admin.query("UPDATE platform.exports SET expires_at = now() - interval '1 second' WHERE id = $1", [id]);
+    const res = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/exports/${id}`, token: a.admin });
+    expect(res.json()).toMatchObject({ status: "expired", files: [] });
+    const file = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/exports/${id}/tables/items`, token: a.admin });
+    expect(file.statusCode).toBe(410);
+  });
+
+  it("erasing the tenant removes its export records and its files", async () => {
+    const c = await createTenant(stack, "charlie", platform);
+    const id = (await exportOf(c)).json().id;
+    await finished(c, id);
+    expect(readdirSync(join(exportDir, "tenants"))).toContain(c.id);
+    expect((await stack.request({ method: "DELETE", url: `/v1/tenants/${c.id}`, token: platform })).statusCode).toBe(202);
+    const deadline = Date.now() + 60_000;
+    while ((await stack.admin.query("SELECT 1 FROM platform.tenant_erasures WHERE tenant_id = $1 AND erased_at IS NOT NULL", [c.id])).rows.length === 0) {
+      if (Date.now() > deadline) throw new Error(`not erased:\n${worker.stdout.slice(-20).join("\n")}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // The objects go after the rows, in the same job run.
+    while (readdirSync(join(exportDir, "tenants")).includes(c.id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(readdirSync(join(exportDir, "tenants"))).not.toContain(c.id);
+    expect((await stack.admin.query("SELECT count(*)::int AS n FROM platform.exports WHERE tenant_id = $1", [c.id])).rows[0].n).toBe(0);
+    expect(readdirSync(join(exportDir, "tenants"))).toContain(a.id);
+  });
+});
