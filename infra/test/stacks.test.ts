@@ -518,6 +518,7 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
       expect(block(bucket().conf.soft_delete_policy)).toEqual({ retention_duration_seconds: 0 });
       const skips = JSON.stringify(bucket().conf["//"] ?? {});
       expect(skips).toContain("CKV_GCP_78");
+      expect(skips).toContain("GCP-0078");
     });
     it("lets the worker write and delete objects and the service read them and sign as itself, on this bucket only", () => {
       expect(grantsOnBucket()).toEqual([

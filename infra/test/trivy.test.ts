@@ -73,9 +73,12 @@ function hclForTrivy(hcl: string, json: TerraformJson): { text: string; resource
     const resource = RESOURCE.exec(line);
     if (resource) {
       resources++;
-      for (const ignore of trivyIgnoresOf(json.resource?.[resource[1]!]?.[resource[2]!] ?? {})) {
-        out.push(...ignore.comment.split("\n").map((l) => `# ${l}`), `#trivy:ignore:${ignore.id}`);
-      }
+      // Every reason first, then the ignores on consecutive lines right above the block: Trivy applies an ignore
+      // only through a run of ignore comments, so a reason between two ignores hides the first (found with two on
+      // the exports bucket).
+      const ignores = trivyIgnoresOf(json.resource?.[resource[1]!]?.[resource[2]!] ?? {});
+      for (const ignore of ignores) out.push(...ignore.comment.split("\n").map((l) => `# ${ignore.id}: ${l}`));
+      for (const ignore of ignores) out.push(`#trivy:ignore:${ignore.id}`);
     }
     out.push(line);
   }
@@ -187,7 +190,7 @@ describe("Trivy's misconfiguration checks over every environment's stack (offlin
     const [name, bucket] = Object.entries(dev.resource.google_storage_bucket!).find(([n]) => n.startsWith("Backups_"))!;
     bucket["//"] = { ...(bucket["//"] as object), trivy: { ignore: [{ id: "GCP-0077", comment: "a test: access logs go elsewhere" }] } };
     const text = hclForTrivy(hcl.dev!, dev as TerraformJson).text;
-    expect(text).toContain(`# a test: access logs go elsewhere\n#trivy:ignore:GCP-0077\nresource "google_storage_bucket" "${name}" {`);
+    expect(text).toContain(`# GCP-0077: a test: access logs go elsewhere\n#trivy:ignore:GCP-0077\nresource "google_storage_bucket" "${name}" {`);
     expect(trivyConfig(trivy.path!, { dev: text }).findings.filter((f) => f.id === "GCP-0077")).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { Construct } from "constructs";
 import { ServiceAccountIamMember, StorageBucket, StorageBucketIamMember } from "../google.js";
-import { skipCheckov } from "../policy/checkov-skips.js";
+import { ignoreTrivy, skipCheckov } from "../policy/checkov-skips.js";
 import { privateBucketConfig, skipUsageLogs, type PrivateBucketProps } from "./private-bucket.js";
 
 export interface ExportsBucketProps extends PrivateBucketProps {
@@ -47,11 +47,11 @@ export class ExportsBucket extends Construct {
     new ServiceAccountIamMember(this, "ServiceSignsAsItself", { serviceAccountId: props.signer.name, role: "roles/iam.serviceAccountTokenCreator", member: props.signer.member });
 
     skipUsageLogs(this.bucket, "the tenant service's and worker's accounts");
-    skipCheckov(this.bucket, {
-      id: "CKV_GCP_78",
-      reason:
-        "Versioning is off on purpose: an export is a short-lived copy (deleted after exports.retentionDays), a retry " +
-        "rewrites it whole from the database, and an erased tenant's exports must not survive as noncurrent versions",
-    });
+    // Checkov and Trivy both ask for versioning; the answer is the same.
+    const noVersioning =
+      "Versioning is off on purpose: an export is a short-lived copy (deleted after exports.retentionDays), a retry " +
+      "rewrites it whole from the database, and an erased tenant's exports must not survive as noncurrent versions";
+    skipCheckov(this.bucket, { id: "CKV_GCP_78", reason: noVersioning });
+    ignoreTrivy(this.bucket, { id: "GCP-0078", reason: noVersioning });
   }
 }
