@@ -10,7 +10,7 @@
  * (metrics.ts), traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (tracing.ts, worker/instrument.ts).
  */
 import { Command } from "commander";
-import { parseCronItems, run } from "graphile-worker";
+import { parseCronItems, run, type TaskList } from "graphile-worker";
 import { createServer } from "node:http";
 import pg from "pg";
 import { pino } from "pino";
@@ -18,6 +18,7 @@ import { ConfigError, loadWorkerConfig, type WorkerConfig } from "./config.js";
 import { Redis } from "ioredis";
 import { postgresConnection, redisConnection } from "./connections.js";
 import { openDatabases } from "./db/open.js";
+import type { PlacedDatabase } from "./db/placed.js";
 import { createExportStore } from "./export-store.js";
 import { HydraAdmin } from "./hydra.js";
 import { createWorkerMetrics } from "./metrics.js";
@@ -72,36 +73,37 @@ async function work(): Promise<void> {
     ),
     parsedCronItems: parseCronItems(CRON_ITEMS),
   });
-  // Webhook deliveries in slots, connections and database pools of their own (worker/webhooks.ts): a slow receiver
-  // holds none of what erasures, exports or the rollup need, and those never hold up a delivery.
-  const webhookDb = openDatabases(process.env, { poolSize: 4, placementTtlMs: 5_000, placementMax: 10_000 });
-  const webhookPool = new pg.Pool({ ...connection, max: Math.min(config.WEBHOOK_CONCURRENCY, 8) + 2, application_name: "tenant-worker-webhooks" });
-  webhookPool.on("error", (error) => log.warn({ err: error }, "queue connection lost (webhooks)"));
-  const webhookRunner = await run({
-    pgPool: webhookPool,
-    concurrency: config.WEBHOOK_CONCURRENCY,
-    noHandleSignals: true,
-    logger: workerLogger(log),
-    taskList: instrumentTasks(
-      webhookTaskList({
-        db: webhookDb, timeoutMs: config.WEBHOOK_TIMEOUT_MS, maxAttempts: config.WEBHOOK_MAX_ATTEMPTS, retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
-        allowedPrivateCidrs: config.WEBHOOK_ALLOWED_PRIVATE_CIDRS, caFile: config.WEBHOOK_CA_FILE, registry: metrics.registry,
-      }),
-      metrics,
-    ),
-  });
-  // Exports likewise (worker/export.ts): each holds a database connection for its whole run, so EXPORT_CONCURRENCY
-  // slots with a pool of that many, and the main runner's two connections stay free for erasures and the rollup.
-  const exportDb = openDatabases(process.env, { poolSize: config.EXPORT_CONCURRENCY, placementTtlMs: 5_000, placementMax: 10_000 });
-  const exportPool = new pg.Pool({ ...connection, max: config.EXPORT_CONCURRENCY + 2, application_name: "tenant-worker-exports" });
-  exportPool.on("error", (error) => log.warn({ err: error }, "queue connection lost (exports)"));
-  const exportRunner = await run({
-    pgPool: exportPool,
-    concurrency: config.EXPORT_CONCURRENCY,
-    noHandleSignals: true,
-    logger: workerLogger(log),
-    taskList: instrumentTasks(exportTaskList({ db: exportDb, store: exportStore, fetchRows: config.EXPORT_FETCH_ROWS, retentionDays: config.EXPORT_RETENTION_DAYS }), metrics),
-  });
+  /**
+   * A runner of its own in this process: its slots, its queue pool and its database pools, so what its jobs hold is
+   * never what the main runner's jobs need, and the other way round.
+   */
+  const ownRunner = async (name: string, concurrency: number, dbPoolSize: number, taskList: (ownDb: PlacedDatabase) => TaskList) => {
+    const ownDb = openDatabases(process.env, { poolSize: dbPoolSize, placementTtlMs: 5_000, placementMax: 10_000 });
+    const pool = new pg.Pool({ ...connection, max: Math.min(concurrency, 8) + 2, application_name: `tenant-worker-${name}` });
+    pool.on("error", (error) => log.warn({ err: error }, `queue connection lost (${name})`));
+    const started = await run({ pgPool: pool, concurrency, noHandleSignals: true, logger: workerLogger(log), taskList: instrumentTasks(taskList(ownDb), metrics) });
+    return {
+      promise: started.promise,
+      stop: async () => {
+        await started.stop();
+        await pool.end();
+        await ownDb.close();
+      },
+    };
+  };
+  // Webhook deliveries (worker/webhooks.ts): a slow receiver holds none of what erasures, exports or the rollup need,
+  // and those never hold up a delivery.
+  const webhookRunner = await ownRunner("webhooks", config.WEBHOOK_CONCURRENCY, 4, (webhookDb) =>
+    webhookTaskList({
+      db: webhookDb, timeoutMs: config.WEBHOOK_TIMEOUT_MS, maxAttempts: config.WEBHOOK_MAX_ATTEMPTS, retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
+      allowedPrivateCidrs: config.WEBHOOK_ALLOWED_PRIVATE_CIDRS, caFile: config.WEBHOOK_CA_FILE, registry: metrics.registry,
+    }),
+  );
+  // Exports (worker/export.ts): each holds a database connection for its whole run, so EXPORT_CONCURRENCY slots with a
+  // pool of that many, and the main runner's two connections stay free for erasures and the rollup.
+  const exportRunner = await ownRunner("exports", config.EXPORT_CONCURRENCY, config.EXPORT_CONCURRENCY, (exportDb) =>
+    exportTaskList({ db: exportDb, store: exportStore, fetchRows: config.EXPORT_FETCH_ROWS, retentionDays: config.EXPORT_RETENTION_DAYS }),
+  );
   const health = createServer((request, response) => {
     const send = (status: number, body: string, type = "text/plain") => response.writeHead(status, { "content-type": type }).end(body);
     if (request.url === "/livez") return send(200, "ok");
@@ -123,10 +125,6 @@ async function work(): Promise<void> {
     await webhookRunner.stop();
     await exportRunner.stop();
     await pgPool.end();
-    await webhookPool.end();
-    await exportPool.end();
-    await webhookDb.close();
-    await exportDb.close();
     await db.close();
     redis?.disconnect();
     await tracing?.stop();
