@@ -49,7 +49,9 @@ function checkKey(key: string): string {
 }
 
 export const tenantPrefix = (tenantId: string): string => `tenants/${tenantId}/`;
-export const exportObjectKey = (tenantId: string, exportId: string, table: string): string => checkKey(`${tenantPrefix(tenantId)}exports/${exportId}/${table}.ndjson`);
+/** One export's objects, which a job whose record vanished under it (the tenant erased meanwhile) removes. */
+export const exportPrefix = (tenantId: string, exportId: string): string => `${tenantPrefix(tenantId)}exports/${exportId}/`;
+export const exportObjectKey = (tenantId: string, exportId: string, table: string): string => checkKey(`${exportPrefix(tenantId, exportId)}${table}.ndjson`);
 
 /** Files under `root`: written to a temporary name beside the target and renamed in, so a reader never sees half. */
 export function localExportStore(root: string): ExportStore {

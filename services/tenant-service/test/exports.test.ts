@@ -6,8 +6,13 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { freePort } from "@platform/testing";
+import type { JobHelpers } from "graphile-worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPostgresDatabase } from "../src/db/postgres.js";
+import { localExportStore, type ExportStore } from "../src/export-store.js";
+import { exportTask } from "../src/worker/export.js";
 import { installQueue } from "../src/worker/queue.js";
 import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
 import { startScript, waitUntilServing, type RunningProcess } from "./processes.js";
@@ -154,6 +159,42 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
     expect(res.json()).toMatchObject({ status: "expired", files: [] });
     const file = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/exports/${id}/tables/items`, token: a.admin });
     expect(file.statusCode).toBe(410);
+  });
+
+  it("a job whose record is deleted while it writes (the tenant erased meanwhile) removes what it wrote, and its retry finds nothing to do", async () => {
+    const { rows } = await stack.admin.query("INSERT INTO platform.exports (tenant_id, requested_by, store, expires_at) VALUES ($1, 'someone', 'local', now() + interval '1 day') RETURNING id", [b.id]);
+    const id = rows[0].id as string;
+    const local = localExportStore(exportDir);
+    // The erasure's delete lands while the first object is being written (the superuser is above the erasure-only policy).
+    let deleted = false;
+    const store: ExportStore = {
+      ...local,
+      async write(key, body, contentType) {
+        if (!deleted) {
+          deleted = true;
+          await stack.admin.query("DELETE FROM platform.exports WHERE id = $1", [id]);
+        }
+        await local.write(key, body, contentType);
+      },
+    };
+    const db = createPostgresDatabase({ url: stack.config.DATABASE_URL!, poolSize: 2 });
+    const lines: string[] = [];
+    const helpers = { logger: { info: (m: string) => lines.push(m) }, job: { id: "test", attempts: 1, max_attempts: 5 } } as unknown as JobHelpers;
+    try {
+      const run = exportTask({ db, store, fetchRows: 50, retentionDays: 7 });
+      await run({ tenantId: b.id, exportId: id }, helpers);
+      expect(deleted).toBe(true);
+      expect(readdirSync(join(exportDir, "tenants", b.id, "exports"))).not.toContain(id);
+      expect(lines.join("\n")).toContain("its record was deleted while it ran");
+      const completed = await stack.admin.query("SELECT 1 FROM platform.audit_log WHERE tenant_id = $1 AND action = 'export.completed' AND entity_id = $2", [b.id, id]);
+      expect(completed.rows).toEqual([]);
+      // A retry of the job: no record, nothing written, and any object left is removed.
+      await local.write(`tenants/${b.id}/exports/${id}/users.ndjson`, Readable.from(["{}\n"]), "application/x-ndjson");
+      await run({ tenantId: b.id, exportId: id }, helpers);
+      expect(readdirSync(join(exportDir, "tenants", b.id, "exports"))).not.toContain(id);
+    } finally {
+      await db.close();
+    }
   });
 
   it("erasing the tenant removes its export records and its files", async () => {

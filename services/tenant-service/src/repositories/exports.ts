@@ -84,15 +84,16 @@ export class ExportRepository {
    * Done: what each table's object holds, and when they expire. The bucket's lifecycle counts an object's age from
    * when it was written, which is after the attempt started: the caller passes that start plus the retention, so the
    * record never promises an object past its deletion. (Computed by the caller: on Citus an UPDATE may not call a
-   * STABLE function such as timestamptz + interval on a column.)
+   * STABLE function such as timestamptz + interval on a column.) Undefined when the record is gone: the tenant's
+   * erasure deleted it while the job wrote.
    */
-  async finish(id: string, tables: Record<string, ExportedTable>, expiresAt: Date): Promise<ExportRecord> {
+  async finish(id: string, tables: Record<string, ExportedTable>, expiresAt: Date): Promise<ExportRecord | undefined> {
     const { rows } = await this.db.query(
       `UPDATE platform.exports SET status = 'done', finished_at = now(), tables = $3, expires_at = $4
         WHERE tenant_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
       [this.tenantId, id, JSON.stringify(tables), expiresAt],
     );
-    return toExport(rows[0]!);
+    return rows[0] ? toExport(rows[0]) : undefined;
   }
 
   /** Given up after its last attempt: the reason, for the tenant to read (never a stack or a connection string). */

@@ -18,7 +18,7 @@
 import { Readable } from "node:stream";
 import type { Task, TaskList } from "graphile-worker";
 import type { Database, Queryable } from "../db/database.js";
-import { exportObjectKey, type ExportStore } from "../export-store.js";
+import { exportObjectKey, exportPrefix, type ExportStore } from "../export-store.js";
 import { AuditLogRepository } from "../repositories/audit.js";
 import { ExportRepository, type ExportedTable } from "../repositories/exports.js";
 
@@ -89,7 +89,10 @@ export function exportTask(options: ExportOptions): Task {
       return { ...record, startedAt: await exports.start(exportId) };
     });
     if (!found) {
-      helpers.logger.info(`export ${exportId} of tenant ${tenantId} no longer exists (the tenant was erased); nothing to do`);
+      // Objects an earlier attempt wrote after the erasure removed the tenant's prefix would otherwise stay until the
+      // bucket's lifecycle: removed here, which is nothing when there are none.
+      await store.deletePrefix(exportPrefix(tenantId, exportId));
+      helpers.logger.info(`export ${exportId} of tenant ${tenantId} no longer exists (the tenant was erased): nothing to export, its objects removed`);
       return;
     }
     if (found.status === "done") return;
@@ -110,10 +113,18 @@ export function exportTask(options: ExportOptions): Task {
         }
         const expiresAt = new Date(found.startedAt!.getTime() + retentionDays * 86_400_000);
         const done = await new ExportRepository(tx, tenantId).finish(exportId, tables, expiresAt);
+        if (!done) return undefined;
         const rows = Object.fromEntries(Object.entries(tables).map(([name, t]) => [name, t.rows]));
         await new AuditLogRepository(tx, tenantId).record({ actor: "worker", action: "export.completed", entityType: "export", entityId: exportId, requestId: helpers.job.id, details: { rows, store: store.kind } });
         return done;
       });
+      if (!finished) {
+        // The tenant's erasure deleted the record while this job wrote, and may have removed the tenant's prefix
+        // before the last object landed: what this job wrote goes too.
+        await store.deletePrefix(exportPrefix(tenantId, exportId));
+        helpers.logger.info(`export ${exportId} of tenant ${tenantId}: its record was deleted while it ran (the tenant was erased); its objects removed`);
+        return;
+      }
       const total = Object.values(finished.tables).reduce((n, t) => n + t.rows, 0);
       helpers.logger.info(
         `export ${exportId} of tenant ${tenantId}: ${total} rows in ${Date.now() - started} ms to ${store.kind}; peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB`,
