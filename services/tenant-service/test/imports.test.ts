@@ -159,6 +159,26 @@ describe.skipIf(unavailable !== undefined)("tenant imports on PostgreSQL 15", ()
     }
   });
 
+  it("a row refused for its email takes no room from the rows after it", async () => {
+    // maxUsers 5 and the owner: room for 4. In one batch (IMPORT_BATCH_ROWS is 7 here), a taken email (in another
+    // case) and a repeat within the file come first: both are refused for their email, and the 4 new users still fit.
+    const c = await createTenant(stack, "charlie", platform);
+    expect((await stack.request({ method: "PATCH", url: `/v1/tenants/${c.id}`, token: platform, payload: { maxUsers: 5 } })).statusCode).toBe(200);
+    const rows = [
+      { type: "user", key: "taken", email: "OWNER@charlie.test" },
+      { type: "user", key: "first", email: "new0@charlie.test" },
+      { type: "user", key: "repeat", email: "New0@charlie.test" },
+      ...Array.from({ length: 3 }, (_, i) => ({ type: "user", key: `n${i + 1}`, email: `new${i + 1}@charlie.test` })),
+    ];
+    const report = (await send(c, ndjson(rows))).json();
+    expect(report).toMatchObject({ created: { users: 4 }, failed: 2 });
+    expect(report.errors).toEqual([
+      { line: 1, reason: "email OWNER@charlie.test already belongs to a user of this tenant" },
+      { line: 3, reason: "email New0@charlie.test already belongs to a user of this tenant" },
+    ]);
+    expect(await count("users", c.id)).toBe(5);
+  });
+
   it("streams a large body in constant memory and refuses one past IMPORT_BODY_LIMIT_BYTES with 413", async () => {
     const before = await count("items", a.id);
     const big = Readable.from((function* () {

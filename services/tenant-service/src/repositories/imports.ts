@@ -70,16 +70,33 @@ export class ImportRepository {
     const refused: string[] = [];
     const { rows: counted } = await this.db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.users WHERE tenant_id = $1", [this.tenantId]);
     let room = maxUsers - counted[0]!.n;
+    // Emails the tenant's users have (the unique index is on lower(email)), so that a row refused for its email never
+    // takes the room of one after it; ON CONFLICT below still covers a user created meanwhile.
+    const emails = [...new Set(rows.filter((r) => claimed.has(r.key)).map((r) => r.email.toLowerCase()))];
+    const taken = new Set<string>();
+    if (emails.length > 0) {
+      const { rows: found } = await this.db.query<{ email: string }>(
+        "SELECT lower(email) AS email FROM platform.users WHERE tenant_id = $1 AND lower(email) = ANY($2::text[])",
+        [this.tenantId, emails],
+      );
+      for (const r of found) taken.add(r.email);
+    }
     const toInsert: (ImportUser & { id: string })[] = [];
     for (const row of rows) {
       const id = claimed.get(row.key);
       if (!id || toInsert.some((r) => r.key === row.key)) continue;
+      if (taken.has(row.email.toLowerCase())) {
+        errors.push({ line: row.line, reason: `email ${row.email} already belongs to a user of this tenant` });
+        refused.push(row.key);
+        continue;
+      }
       if (room <= 0) {
         errors.push({ line: row.line, reason: `the tenant has its maximum of ${maxUsers} users` });
         refused.push(row.key);
         continue;
       }
       room--;
+      taken.add(row.email.toLowerCase());
       toInsert.push({ ...row, id });
     }
     const inserted = new Set<string>();
