@@ -98,7 +98,9 @@ for (const citusUrl of [undefined, ...(CITUS_URL ? [CITUS_URL] : [])]) describe.
     await stack.admin.query("ALTER ROLE platform_migrator REPLICATION");
     const platform = await token({ scope: "platform:admin" });
     tenants = [];
-    for (let i = 0; i < TENANTS; i++) tenants.push(await createTenant(stack, `test-move-${i}`, platform));
+    // On the enterprise plan (60,000 requests a minute): the writers and the read-back stay within the tenant's limit,
+    // which the free plan's 600 a minute is not (a loaded machine's read-back got 429s, not missing rows).
+    for (let i = 0; i < TENANTS; i++) tenants.push(await createTenant(stack, `test-move-${i}`, platform, { plan: "enterprise" }));
   }, 300_000);
 
   afterAll(async () => {
