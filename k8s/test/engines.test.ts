@@ -13,23 +13,40 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { ENVIRONMENT_NAMES, admittedImagePatterns, loadEnvironment } from "@platform/config";
+import { ENVIRONMENT_NAMES, admittedImagePatterns, loadEnvironment, type EnvironmentConfig, type EnvironmentName } from "@platform/config";
 import { synthesizeEnvironment, type KubernetesObject } from "../src/app.js";
 import { KUBE_SCORE_IGNORE, engineExceptionsOf } from "../src/policy/exceptions.js";
 
 const dir = mkdtempSync(join(tmpdir(), "k8s-engines-"));
 writeFileSync(join(dir, "empty.json"), "{}");
-const configs = ENVIRONMENT_NAMES.map((name) => loadEnvironment(name, { env: {}, overrideFile: join(dir, "empty.json") }));
-/** env -> the objects and the directory holding their files (00-setup.k8s.yaml, ...). */
+const load = (name: EnvironmentName, env: Record<string, string> = {}) => loadEnvironment(name, { env, overrideFile: join(dir, "empty.json") });
+/**
+ * What the engines read: every environment at its defaults (Citus), and production in phases 2-3 (docs/SCALING.md),
+ * Cloud SQL at home with the Citus cluster alongside, whose workloads carry both databases' URLs, credentials and
+ * egress.
+ */
+const variants: Record<string, EnvironmentConfig> = {
+  ...Object.fromEntries(ENVIRONMENT_NAMES.map((name) => [name, load(name)])),
+  "production-alongside": load("production", { PLATFORM_PRODUCTION_DATABASE_ENGINE: "postgres", PLATFORM_PRODUCTION_DATABASE_CITUS_ALONGSIDE: "true" }),
+};
+const VARIANTS = Object.keys(variants);
+const configs = Object.values(variants);
+/** variant -> the objects and the directory holding their files (00-setup.k8s.yaml, ...). */
 const synthesized: Record<string, { objects: KubernetesObject[]; files: string[]; dir: string }> = {};
 
 beforeAll(() => {
-  for (const config of configs) {
-    const out = join(dir, "dist", config.name);
-    synthesized[config.name] = { ...synthesizeEnvironment(config, out), dir: out };
+  for (const [variant, config] of Object.entries(variants)) {
+    const out = join(dir, "dist", variant);
+    synthesized[variant] = { ...synthesizeEnvironment(config, out), dir: out };
   }
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+it("reads production alongside as what it names: the workloads reach both databases", () => {
+  const env = (variant: string) => JSON.stringify(synthesized[variant]!.objects);
+  expect(env("production-alongside")).toContain("DATABASE_URL_CITUS");
+  expect(env("production")).not.toContain("DATABASE_URL_CITUS");
+});
 
 /** YAML as the engines (Go, YAML 1.1) read it: a string such as "off" is quoted, or it would arrive as a boolean. */
 const toYaml = (objects: KubernetesObject[]) => objects.map((o) => stringify(o, { version: "1.1" })).join("---\n");
@@ -102,7 +119,7 @@ describe("kube-score (its default checks)", () => {
   const tool: Tool = {};
   beforeAll(() => Object.assign(tool, install("kube-score")), INSTALL_TIMEOUT);
 
-  it.for(ENVIRONMENT_NAMES)("finds nothing in %s's manifests", (env, ctx) => {
+  it.for(VARIANTS)("finds nothing in %s's manifests", (env, ctx) => {
     if (!tool.path) ctx.skip(`kube-score unavailable: ${tool.unavailable}`);
     const { dir: out, files } = synthesized[env]!;
     const { objects, findings } = kubeScore(tool.path!, files.map((f) => join(out, f)));
@@ -271,7 +288,7 @@ describe("Polaris (polaris audit, its default configuration)", () => {
   beforeAll(() => Object.assign(tool, install("polaris")), INSTALL_TIMEOUT);
   const audit = (path: string) => JSON.parse(run(tool.path!, ["audit", "--audit-path", path, "--format", "json"], "polaris audit"));
 
-  it.for(ENVIRONMENT_NAMES)("finds no warning and no danger in %s's manifests", (env, ctx) => {
+  it.for(VARIANTS)("finds no warning and no danger in %s's manifests", (env, ctx) => {
     if (!tool.path) ctx.skip(`Polaris unavailable: ${tool.unavailable}`);
     expect(polarisFindings(audit(synthesized[env]!.dir), env)).toEqual([]);
   });

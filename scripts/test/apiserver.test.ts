@@ -61,16 +61,23 @@ function runApply(cluster: ControlPlane, command: CommandSpec): string {
   return run.stdout;
 }
 
-const environments = ENVIRONMENT_NAMES.map((name) => {
+/**
+ * Every environment at its defaults (Citus), and production in phases 2-3 (docs/SCALING.md): Cloud SQL at home with
+ * the Citus cluster alongside, whose workloads carry both databases' URLs, credentials and egress.
+ */
+const environments = [
+  ...ENVIRONMENT_NAMES.map((name) => ({ label: name, name, env: {} })),
+  { label: "production, Cloud SQL with Citus alongside", name: "production" as const, env: { PLATFORM_PRODUCTION_DATABASE_ENGINE: "postgres", PLATFORM_PRODUCTION_DATABASE_CITUS_ALONGSIDE: "true" } },
+].map(({ label, name, env }) => {
   const dir = mkdtempSync(join(tmpdir(), `apiserver-${name}-`));
   writeFileSync(join(dir, "empty.json"), "{}");
-  return { name, dir, config: loadEnvironment(name, { env: {}, overrideFile: join(dir, "empty.json") }) };
+  return { label, name, dir, config: loadEnvironment(name, { env, overrideFile: join(dir, "empty.json") }) };
 });
 afterAll(() => {
   for (const e of environments) rmSync(e.dir, { recursive: true, force: true });
 });
 
-describe.skipIf(!binDir).each(environments)("the $name manifests on a real API server", ({ name, dir, config }) => {
+describe.skipIf(!binDir).each(environments)("the $label manifests on a real API server", ({ name, dir, config }) => {
   const dist = join(dir, "k8s", "dist", name);
   const files = applyOrder(config).map((a) => join(dist, a.file));
   let cluster: ControlPlane;
