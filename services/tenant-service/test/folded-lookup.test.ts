@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Database, Queryable } from "../src/db/database.js";
+import type { Database, Transaction as DbTransaction } from "../src/db/database.js";
 import { startStack, token, unavailable, type Stack } from "./harness.js";
 
 if (unavailable) console.warn(`skipping the folded tenant lookup tests: ${unavailable}`);
@@ -28,11 +28,12 @@ describe.skipIf(unavailable)("the tenant's row read in the request's transaction
       transactions.push(seen);
       return db.transaction(context, (tx) =>
         work({
+          ...(tx.tenantRow ? { tenantRow: tx.tenantRow } : {}),
           query(sql: string, params?: readonly unknown[]) {
             seen.statements.push(sql);
             return tx.query(sql, params);
           },
-        } as Queryable),
+        } as DbTransaction),
       );
     },
   });
@@ -51,7 +52,9 @@ describe.skipIf(unavailable)("the tenant's row read in the request's transaction
   };
   const itemsOf = async (tenant: string) =>
     Number((await stack.admin.query<{ n: string }>("SELECT count(*) AS n FROM platform.items WHERE tenant_id = $1", [tenant])).rows[0]!.n);
-  const readsTenantRow = (t: Transaction) => t.statements.some((sql) => /FROM platform\.tenants WHERE id/.test(sql));
+  /** The row read by the statement that enters the tenant (TenantContext.readTenant), not by one of its own. */
+  const readsTenantRow = (t: Transaction) => (t.context as { readTenant?: boolean }).readTenant === true;
+  const ownRowStatement = (t: Transaction) => t.statements.some((sql) => /FROM platform\.tenants WHERE id/.test(sql));
 
   beforeAll(async () => {
     // A cache as in production, so that a second request can be seen to use it.
@@ -68,8 +71,9 @@ describe.skipIf(unavailable)("the tenant's row read in the request's transaction
     const first = await during(() => stack.request({ method: "GET", url: `/v1/tenants/${tenant}/items`, token: member }));
     expect(first.result.statusCode, first.result.body).toBe(200);
     expect(first.opened).toHaveLength(1);
-    expect(first.opened[0]!.context).toEqual({ tenantId: tenant });
+    expect(first.opened[0]!.context).toEqual({ tenantId: tenant, readTenant: true });
     expect(readsTenantRow(first.opened[0]!), "the row is read in the request's transaction").toBe(true);
+    expect(ownRowStatement(first.opened[0]!), "by the statement that enters the tenant, not one of its own").toBe(false);
     // The row read there is now cached: the next request's transaction holds only the route's statement.
     const second = await during(() => stack.request({ method: "GET", url: `/v1/tenants/${tenant}/items`, token: member }));
     expect(second.result.statusCode).toBe(200);

@@ -4,6 +4,7 @@
  * does it (fence the target, copy, fence the source, switch the placement, lift the target's fence), so that what is
  * tested is the service: where it routes, what a stale placement cache does, what a request sees mid-cutover.
  */
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runOnce } from "graphile-worker";
 import pg from "pg";
@@ -140,6 +141,34 @@ describe.skipIf(unavailable !== undefined)("tenant placement across two PostgreS
       await expect(quiet.query("SELECT platform.await_tenant_quiet($1)", [moved.id])).resolves.toBeDefined(); // another tenant's is free
       await client.query("COMMIT");
       await expect(quiet.query("SELECT platform.await_tenant_quiet($1)", [stayed.id])).resolves.toBeDefined();
+    } finally {
+      await client.end();
+      await quiet.end();
+    }
+  });
+
+  it("enters a tenant and reads its row in one statement (enter_tenant_row), with the same fence and cutover lock", async () => {
+    const client = new pg.Client({ connectionString: stack.config.DATABASE_URL });
+    await client.connect();
+    const quiet = new pg.Client({ connectionString: stack.pg.urlFor("platform_migrator", "migrator") });
+    await quiet.connect();
+    try {
+      await client.query("BEGIN");
+      const entered = await client.query("SELECT id, code FROM platform.enter_tenant_row($1)", [stayed.id]);
+      expect(entered.rows).toEqual([{ id: stayed.id, code: expect.any(String) }]);
+      // The transaction is now the tenant's: its context is set, and a cutover waits for it.
+      expect((await client.query("SELECT current_setting('app.tenant_id') AS t")).rows[0].t).toBe(stayed.id);
+      await quiet.query("SET lock_timeout = 300");
+      await expect(quiet.query("SELECT platform.await_tenant_quiet($1)", [stayed.id])).rejects.toMatchObject({ code: "55P03" });
+      await client.query("COMMIT");
+      // No such tenant here: no row, and nothing else is read.
+      await client.query("BEGIN");
+      expect((await client.query("SELECT id FROM platform.enter_tenant_row($1)", [randomUUID()])).rows).toEqual([]);
+      await client.query("COMMIT");
+      // Fenced here (its rows moved to the other database): refused before any row is read.
+      await client.query("BEGIN");
+      await expect(client.query("SELECT id FROM platform.enter_tenant_row($1)", [moved.id])).rejects.toMatchObject({ code: "PT001" });
+      await client.query("ROLLBACK");
     } finally {
       await client.end();
       await quiet.end();

@@ -1,7 +1,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { runMigrations } from "@platform/citus";
 import type { ClientBase } from "pg";
-import { contextStatements, type Database, type Queryable, type TenantContext } from "./database.js";
+import { contextStatements, isTenantRowStatement, type Database, type TenantContext, type Transaction } from "./database.js";
 
 /**
  * An embedded PostgreSQL (PGlite, in memory or in a directory), migrated on start, so the service runs with no
@@ -25,12 +25,17 @@ export async function createEmbeddedDatabase(dataDir?: string): Promise<Database
 
   return {
     kind: "pglite",
-    async transaction<T>(context: TenantContext, work: (tx: Queryable) => Promise<T>): Promise<T> {
+    async transaction<T>(context: TenantContext, work: (tx: Transaction) => Promise<T>): Promise<T> {
       const statements = contextStatements(context);
       return db.transaction(async (tx) => {
         await tx.query("SET LOCAL ROLE platform_app");
-        for (const statement of statements) await tx.query(statement);
+        let tenantRow: Promise<Record<string, unknown> | undefined> | undefined;
+        for (const statement of statements) {
+          const result = await tx.query<Record<string, unknown>>(statement);
+          if (isTenantRowStatement(statement)) tenantRow = Promise.resolve(result.rows[0]);
+        }
         return work({
+          ...(tenantRow ? { tenantRow } : {}),
           query: async <R>(sql: string, params?: readonly unknown[]) => {
             const result = await tx.query<R>(sql, params as unknown[]);
             return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { contextStatements, type Database, type Queryable, type TenantContext } from "./database.js";
+import { contextStatements, isTenantRowStatement, type Database, type Queryable, type TenantContext, type Transaction } from "./database.js";
 
 export interface PostgresOptions {
   readonly url: string;
@@ -41,7 +41,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
   return {
     kind: "postgres",
     pool,
-    async transaction<T>(context: TenantContext, work: (tx: Queryable) => Promise<T>): Promise<T> {
+    async transaction<T>(context: TenantContext, work: (tx: Transaction) => Promise<T>): Promise<T> {
       const statements = contextStatements(context, { citus: context.tenantId !== undefined && (await isCitus()) });
       const client = await pool.connect();
       let broken: Error | undefined;
@@ -50,9 +50,14 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
       // transaction and under the tenant context. Each is still its own Query message, which is what Citus needs
       // to forward SET LOCAL to the workers. A point read is two round trips instead of four.
       const flush = corkUntilFlushed(client);
-      const opened = Promise.all([client.query("BEGIN"), ...statements.map((statement) => client.query(statement))]);
+      const answers = [client.query("BEGIN"), ...statements.map((statement) => client.query(statement))];
+      const opened = Promise.all(answers);
       opened.catch(() => {}); // surfaced below, by the first statement or before COMMIT
-      const tx: Queryable = {
+      const rowAt = statements.findIndex(isTenantRowStatement);
+      const tenantRow = rowAt === -1 ? undefined : answers[rowAt + 1]!.then((r) => r.rows[0] as Record<string, unknown> | undefined);
+      tenantRow?.catch(() => {}); // the same failure as `opened`'s, reported there
+      const tx: Transaction = {
+        ...(tenantRow ? { tenantRow } : {}),
         async query(sql, params) {
           const result = client.query(sql, params as unknown[]);
           flush();
@@ -62,7 +67,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
           await opened;
           return (await result) as Awaited<ReturnType<Queryable["query"]>>;
         },
-      } as Queryable;
+      } as Transaction;
       try {
         const result = await work(tx).finally(flush);
         await opened;

@@ -57,7 +57,8 @@ const COLUMNS = "id, code, name, status, plan, max_users, max_storage_gb, reques
 /** The override columns, by the name of the limit each holds. */
 const OVERRIDE_COLUMNS = { maxUsers: "max_users", maxStorageGb: "max_storage_gb", requestsPerMinute: "requests_per_minute", concurrentRequests: "concurrent_requests" } as const;
 
-function toTenant(row: Record<string, unknown>): TenantRecord {
+/** A tenants row as the service reads it (exported for the row the entering statement reads, routes/context.ts). */
+export function toTenant(row: Record<string, unknown>): TenantRecord {
   return {
     id: row.id as string,
     code: row.code as string,

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Queryable } from "../db/database.js";
 import { forbidden } from "../errors.js";
 import { AuditLogRepository } from "../repositories/audit.js";
-import { TenantRepository, type TenantRecord } from "../repositories/tenants.js";
+import { toTenant, type TenantRecord } from "../repositories/tenants.js";
 import { TenantParam } from "../schemas.js";
 import type { Services } from "../services.js";
 
@@ -32,8 +32,8 @@ export interface TenantInTransaction {
  * Runs `work` in one transaction in the request's tenant context (set by the tenant-context plugin): row-level
  * security then holds as well as the repositories' tenant predicate.
  *
- * When the tenant's row was not known before (TenantAccess), the transaction reads it first, and the read goes out
- * with the work's first statement, in the same round trip (the pg pipeline, db/postgres.ts). No statement's answer
+ * When the tenant's row was not known before (TenantAccess), the statement that enters the tenant reads it too
+ * (TenantContext.readTenant), in the round trip of the work's first statement (the pg pipeline, db/postgres.ts). No statement's answer
  * reaches the work before the row has been admitted, and a refusal rolls the transaction back.
  */
 export function inTenant<T>(services: Services, request: FastifyRequest, work: (tx: Queryable, tenant: TenantInTransaction) => Promise<T>): Promise<T> {
@@ -44,9 +44,12 @@ export function inTenant<T>(services: Services, request: FastifyRequest, work: (
     return db.transaction({ tenantId: access.id }, (tx) => work(tx, { id: access.id, record: async () => record }));
   }
   const mark = directory.mark;
-  return db.transaction({ tenantId: access.id }, async (tx) => {
-    // Row-level security (tenant_self) lets a tenant's transaction read its own row and no other.
-    const admitted = new TenantRepository(tx).find({ id: access.id }).then(async (row) => {
+  return db.transaction({ tenantId: access.id, readTenant: true }, async (tx) => {
+    // The row comes from the statement that enters the tenant (platform.enter_tenant_row), under row-level security
+    // (tenant_self: its own row and no other): no statement of its own.
+    if (!tx.tenantRow) throw new Error("the database adapter did not return the tenant's row from entering it (TenantContext.readTenant)");
+    const admitted = tx.tenantRow.then(async (found) => {
+      const row = found ? toTenant(found) : undefined;
       directory.remember(access.id, row, mark);
       const tenant = access.admit(row);
       // The tenant's limits from this row: the rate limit of a request admitted without them is charged here.
