@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { positiveInteger } from "./env.js";
-import { median, seedTenants, startBenchDatabase, targets, type BenchDatabase } from "./fixture.js";
+import { median, seedTenants, startBenchDatabase, warmCache, targets, type BenchDatabase } from "./fixture.js";
 
 const ROUNDS = positiveInteger("BENCH_ROUNDS", 3);
 const DURATION = positiveInteger("BENCH_DURATION", 8);
@@ -39,6 +39,7 @@ try {
   for (const n of COUNTS) {
     const database = await startBenchDatabase();
     await seedTenants(database.admin, n);
+    await warmCache(database.admin);
     const drawn = await targets(database.admin, Array.from({ length: DRAWS }, () => 1 + Math.floor(Math.random() * n)));
     await database.admin.query("CREATE TABLE public.bench_targets (k int PRIMARY KEY, tenant uuid, item uuid)");
     await database.admin.query("INSERT INTO public.bench_targets SELECT k, t, i FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS x(t, i, k)", [

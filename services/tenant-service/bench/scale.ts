@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { token } from "../test/harness.js";
 import { positiveInteger } from "./env.js";
-import { median, memory, seedTenants, startBenchDatabase, startServiceProcess, targets, type BenchDatabase, type Target } from "./fixture.js";
+import { cpuSeconds, databaseCpuSeconds, median, memory, seedTenants, startBenchDatabase, warmCache, startServiceProcess, targets, type BenchDatabase, type Target } from "./fixture.js";
 import { wrkInstalled } from "./load.js";
 
 const run = promisify(execFile);
@@ -99,7 +99,7 @@ function done(summary, latency, requests)
 end
 `;
 
-interface Figures { rps: number; p50: number; p99: number; errors: number }
+interface Figures { rps: number; p50: number; p99: number; errors: number; requests: number }
 async function wrk(url: string, lines: string, authorization: string, duration: number): Promise<Figures> {
   const dir = await mkdtemp(join(tmpdir(), "bench-scale-"));
   try {
@@ -109,7 +109,7 @@ async function wrk(url: string, lines: string, authorization: string, duration: 
     const line = stdout.split("\n").find((l) => l.startsWith("LOAD_RESULT "));
     if (!line) throw new Error(`wrk printed no result line:\n${stdout}`);
     const r = JSON.parse(line.slice("LOAD_RESULT ".length)) as { requests: number; duration_us: number; p50_us: number; p99_us: number; socket_errors: number; status_errors: number };
-    return { rps: r.requests / (r.duration_us / 1e6), p50: r.p50_us / 1000, p99: r.p99_us / 1000, errors: r.socket_errors + r.status_errors };
+    return { rps: r.requests / (r.duration_us / 1e6), p50: r.p50_us / 1000, p99: r.p99_us / 1000, errors: r.socket_errors + r.status_errors, requests: r.requests };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -124,6 +124,7 @@ try {
   for (const n of COUNTS) {
     const database = await startBenchDatabase();
     await seedTenants(database.admin, n);
+    await warmCache(database.admin);
     // A fresh service per count: its cache and memory start from nothing, as after a deploy.
     scales.push({ n, database, service: await startServiceProcess(database.server) });
   }
@@ -134,18 +135,27 @@ try {
     for (const { n, database } of scales) drawn.set(n, await targets(database.admin, draw(n, distribution)));
     for (const op of operations) {
       const runs = new Map<number, Figures[]>(scales.map(({ n }) => [n, []]));
+      const cpu = new Map(scales.map(({ n }) => [n, { service: 0, database: 0 }]));
       const lines = new Map(scales.map(({ n }) => [n, requestLines(op, drawn.get(n)!)]));
       for (const { n, service } of scales) await wrk(service.url, lines.get(n)!, platform, 2); // unmeasured: JIT, pool, cache warm-up
       for (let r = 0; r < ROUNDS; r++) {
-        for (const { n, service } of scales) runs.get(n)!.push(await wrk(service.url, lines.get(n)!, platform, DURATION));
+        for (const { n, service, database } of scales) {
+          const before = { service: cpuSeconds(service.pid), database: databaseCpuSeconds(database.server) };
+          runs.get(n)!.push(await wrk(service.url, lines.get(n)!, platform, DURATION));
+          const used = cpu.get(n)!;
+          used.service += cpuSeconds(service.pid) - before.service;
+          used.database += databaseCpuSeconds(database.server) - before.database;
+        }
       }
       const figures = (n: number): Figures => {
         const x = runs.get(n)!;
-        return { rps: median(x.map((f) => f.rps)), p50: median(x.map((f) => f.p50)), p99: median(x.map((f) => f.p99)), errors: x.reduce((a, f) => a + f.errors, 0) };
+        return { rps: median(x.map((f) => f.rps)), p50: median(x.map((f) => f.p50)), p99: median(x.map((f) => f.p99)), errors: x.reduce((a, f) => a + f.errors, 0), requests: x.reduce((a, f) => a + f.requests, 0) };
       };
       const base = figures(COUNTS[0]!);
       for (const { n } of scales) {
         const f = figures(n);
+        const requests = runs.get(n)!.reduce((a, r) => a + r.requests, 0);
+        const perRequest = (seconds: number) => ((seconds / requests) * 1e6).toFixed(0).padStart(4);
         const tput = f.rps / base.rps;
         const tail = f.p99 / base.p99;
         const judged = n === 1_000_000 && distribution === "uniform" && op !== "insert";
@@ -154,6 +164,7 @@ try {
         console.log(
           `${n.toLocaleString("en").padStart(9)}  ${distribution.padEnd(7)}  ${op.padEnd(10)}  ${f.rps.toFixed(0).padStart(6)}/s  p50 ${f.p50.toFixed(1).padStart(5)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms` +
             (n === COUNTS[0] ? "" : `  vs ${COUNTS[0]}: ${tput.toFixed(2)}x, p99 ${tail.toFixed(2)}x`) +
+            `  CPU/request: service ${perRequest(cpu.get(n)!.service)} us, database ${perRequest(cpu.get(n)!.database)} us` +
             (f.errors > 0 ? `  ${f.errors} ERRORS` : "") +
             (judged ? "  (target >= 0.90x, p99 <= 1.20x)" : ""),
         );
