@@ -127,12 +127,22 @@ describe.skipIf(unavailable !== undefined)("tenant placement across two PostgreS
     expect((await otherAdmin.query(row, [moved.id])).rows[0]).toEqual({ plan: "business", max_users: 77 });
   });
 
-  it("makes a cutover wait for every transaction that entered the tenant before its fence, and no longer", async () => {
+  /** The service role's connection and tenantctl's (the migration role, which awaits a tenant's quiet), closed after `work`. */
+  const asServiceAndTenantctl = async (work: (client: pg.Client, quiet: pg.Client) => Promise<void>) => {
     const client = new pg.Client({ connectionString: stack.config.DATABASE_URL });
     await client.connect();
     const quiet = new pg.Client({ connectionString: stack.pg.urlFor("platform_migrator", "migrator") });
     await quiet.connect();
     try {
+      await work(client, quiet);
+    } finally {
+      await client.end();
+      await quiet.end();
+    }
+  };
+
+  it("makes a cutover wait for every transaction that entered the tenant before its fence, and no longer", () =>
+    asServiceAndTenantctl(async (client, quiet) => {
       await client.query("BEGIN");
       await client.query(`SET LOCAL app.tenant_id = '${stayed.id}'`);
       await client.query("SELECT platform.enter_tenant($1)", [stayed.id]);
@@ -141,18 +151,10 @@ describe.skipIf(unavailable !== undefined)("tenant placement across two PostgreS
       await expect(quiet.query("SELECT platform.await_tenant_quiet($1)", [moved.id])).resolves.toBeDefined(); // another tenant's is free
       await client.query("COMMIT");
       await expect(quiet.query("SELECT platform.await_tenant_quiet($1)", [stayed.id])).resolves.toBeDefined();
-    } finally {
-      await client.end();
-      await quiet.end();
-    }
-  });
+    }));
 
-  it("enters a tenant and reads its row in one statement (enter_tenant_row), with the same fence and cutover lock", async () => {
-    const client = new pg.Client({ connectionString: stack.config.DATABASE_URL });
-    await client.connect();
-    const quiet = new pg.Client({ connectionString: stack.pg.urlFor("platform_migrator", "migrator") });
-    await quiet.connect();
-    try {
+  it("enters a tenant and reads its row in one statement (enter_tenant_row), with the same fence and cutover lock", () =>
+    asServiceAndTenantctl(async (client, quiet) => {
       await client.query("BEGIN");
       const entered = await client.query("SELECT id, code FROM platform.enter_tenant_row($1)", [stayed.id]);
       expect(entered.rows).toEqual([{ id: stayed.id, code: expect.any(String) }]);
@@ -169,11 +171,7 @@ describe.skipIf(unavailable !== undefined)("tenant placement across two PostgreS
       await client.query("BEGIN");
       await expect(client.query("SELECT id FROM platform.enter_tenant_row($1)", [moved.id])).rejects.toMatchObject({ code: "PT001" });
       await client.query("ROLLBACK");
-    } finally {
-      await client.end();
-      await quiet.end();
-    }
-  });
+    }));
 
   it("erases a tenant placed in the other database there, and its registry row at home", async () => {
     await installQueue(stack.pg.urlFor("platform_migrator", "migrator"));
