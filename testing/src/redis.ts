@@ -11,11 +11,11 @@ export function redisUnavailable(): string | undefined {
   return spawnSync("redis-server", ["--version"]).status === 0 ? undefined : "redis-server not found (apt-get install redis-server)";
 }
 
-/** A throwaway redis-server on loopback, no persistence. */
-export async function startRedis(): Promise<RedisServer> {
+/** A throwaway redis-server on loopback, no persistence; on `port` when given (a client already pointed there). */
+export async function startRedis(options: { port?: number } = {}): Promise<RedisServer> {
   const unavailable = redisUnavailable();
   if (unavailable) throw new Error(unavailable);
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
     stdio: ["ignore", "pipe", "pipe"],
   });

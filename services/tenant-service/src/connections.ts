@@ -70,3 +70,28 @@ export function watchRedis(redis: Redis, log: RedisWatchLog, quietMs = 30_000): 
     log.info("Redis answers again: per-tenant rate limits are enforced");
   });
 }
+
+/**
+ * How long a starting replica waits for its first Redis connection before it listens. With the offline queue off, a
+ * request that comes before the connection is ready fails its lease renewal: admitted unlimited and counted as an
+ * error, which is what RateLimitNotEnforced watches. So every rollout under traffic would count errors for a Redis
+ * that is fine. Memorystore answers in milliseconds; if it does not answer within this, it is down, and the replica
+ * serves anyway (the limiter fails open, watchRedis says so) rather than hold up a rollout on Redis.
+ */
+export const REDIS_STARTUP_WAIT_MS = 5_000;
+
+/** Resolves true once `redis` is ready, or false after `timeoutMs` if it is not. */
+export function redisReady(redis: Redis, timeoutMs = REDIS_STARTUP_WAIT_MS): Promise<boolean> {
+  if (redis.status === "ready") return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      redis.off("ready", onReady);
+      resolve(false);
+    }, timeoutMs);
+    redis.once("ready", onReady);
+  });
+}

@@ -11,7 +11,7 @@ import type { Database } from "./db/database.js";
 import { createEmbeddedDatabase } from "./db/pglite.js";
 import { openDatabases } from "./db/open.js";
 import { startTracing } from "./tracing.js";
-import { redisConnection, watchRedis } from "./connections.js";
+import { REDIS_STARTUP_WAIT_MS, redisConnection, redisReady, watchRedis } from "./connections.js";
 
 let config;
 try {
@@ -89,4 +89,9 @@ async function shutdown(signal: string): Promise<void> {
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));
 
+// Listen only once Redis answers (or is given up on), so that no request is admitted unlimited for a Redis that is
+// merely still connecting (connections.ts, REDIS_STARTUP_WAIT_MS).
+if (redis && !(await redisReady(redis))) {
+  app.log.warn(`Redis did not answer within ${REDIS_STARTUP_WAIT_MS} ms of starting: serving without per-tenant rate limits until it does`);
+}
 await app.listen({ port: config.PORT, host: config.HOST }).catch(cannotStart);
