@@ -197,6 +197,78 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
     }
   });
 
+  it("lists a tenant's exports newest first, page by page: every one once, in order, across exports that share a microsecond; none of another tenant", async () => {
+    const d = await createTenant(stack, "delta", platform);
+    // 23 finished exports, four to an instant (the keyset must tell them apart by id), and one running.
+    await stack.admin.query(
+      `INSERT INTO platform.exports (tenant_id, requested_by, store, status, requested_at, finished_at, expires_at)
+       SELECT $1, 'someone', 'local', 'done', timestamptz '2026-11-01 00:00:00.123456+00' - (g / 4) * interval '1 ms', now(), now() + interval '1 day'
+         FROM generate_series(1, 23) g`,
+      [d.id],
+    );
+    await stack.admin.query("INSERT INTO platform.exports (tenant_id, requested_by, store, status, started_at, expires_at) VALUES ($1, 'someone', 'local', 'running', now(), now() + interval '1 day')", [d.id]);
+    const want = (await stack.admin.query("SELECT id FROM platform.exports WHERE tenant_id = $1 ORDER BY requested_at DESC, id DESC", [d.id])).rows.map((r) => r.id as string);
+    expect(want).toHaveLength(24);
+
+    const seen: string[] = [];
+    let pages = 0;
+    let cursor: string | null = null;
+    do {
+      const res = await stack.request({ method: "GET", url: `/v1/tenants/${d.id}/exports?limit=5${cursor ? `&cursor=${cursor}` : ""}`, token: d.admin });
+      expect(res.statusCode, res.body).toBe(200);
+      const page = res.json() as { data: { id: string; status: string; files?: unknown }[]; nextCursor: string | null };
+      expect(page.data.length).toBeLessThanOrEqual(5);
+      // The list signs no URLs: the files are the one export's GET.
+      for (const e of page.data) expect(e).not.toHaveProperty("files");
+      seen.push(...page.data.map((e) => e.id));
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(pages).toBe(5);
+    expect(seen).toEqual(want);
+    expect(new Set(seen).size).toBe(24);
+
+    // The first page, newest first: the running export (requested now) and then the finished ones.
+    const first = (await stack.request({ method: "GET", url: `/v1/tenants/${d.id}/exports?limit=2`, token: d.admin })).json();
+    expect(first.data[0]).toMatchObject({ id: want[0], status: "running" });
+    // Another tenant's list holds none of delta's, and delta's none of another's; a platform administrator lists any.
+    const others = (await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/exports?limit=100`, token: a.admin })).json();
+    expect(others.data.length).toBeGreaterThan(0);
+    expect(others.data.some((e: { id: string }) => want.includes(e.id))).toBe(false);
+    const own = new Set((await stack.admin.query("SELECT id FROM platform.exports WHERE tenant_id = $1", [a.id])).rows.map((r) => r.id as string));
+    expect(others.data.every((e: { id: string }) => own.has(e.id))).toBe(true);
+    const byPlatform = await stack.request({ method: "GET", url: `/v1/tenants/${d.code}/exports?limit=100`, token: platform });
+    expect(byPlatform.json().data.map((e: { id: string }) => e.id)).toEqual(want);
+  });
+
+  it("refuses the list to members (403), to another tenant's administrator (403), names no such tenant to a platform administrator (404), and says what is wrong with a bad cursor (400)", async () => {
+    const member = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/exports`, token: a.member });
+    expect(member.statusCode).toBe(403);
+    expect(member.json().error.message).toContain("tenant:admin");
+    const other = await stack.request({ method: "GET", url: `/v1/tenants/${b.id}/exports`, token: a.admin });
+    expect(other.statusCode).toBe(403);
+    expect(other.body).not.toContain('"data"');
+    const missing = await stack.request({ method: "GET", url: "/v1/tenants/00000000-0000-4000-8000-000000000000/exports", token: platform });
+    expect(missing.statusCode).toBe(404);
+    for (const cursor of ["not-a-cursor", Buffer.from(JSON.stringify(["2026-13-01T00:00:00Z", a.id])).toString("base64url")]) {
+      const bad = await stack.request({ method: "GET", url: `/v1/tenants/${a.id}/exports?cursor=${cursor}`, token: a.admin });
+      expect(bad.statusCode, bad.body).toBe(400);
+      expect(bad.json().error).toEqual({ code: "invalid_cursor", message: "cursor is not one this API returned: pass the nextCursor of the previous page" });
+    }
+  });
+
+  it("describes the list in /openapi.json, which Schemathesis runs from: both paths, limit and cursor, the page's schema", async () => {
+    const doc = (await stack.request({ method: "GET", url: "/openapi.json" })).json();
+    for (const path of ["/v1/tenants/{tenant}/exports", "/v1/exports"]) {
+      const get = doc.paths[path]?.get;
+      expect(get, path).toBeDefined();
+      expect(get.parameters.filter((p: { in: string }) => p.in === "query").map((p: { name: string }) => p.name).sort()).toEqual(["cursor", "limit"]);
+      expect(JSON.stringify(get.responses["200"])).toContain("ExportPage");
+      expect(Object.keys(get.responses)).toEqual(expect.arrayContaining(["400", "401", "403", "404"]));
+    }
+    expect(Object.keys(doc.components.schemas.ExportSummary.properties)).not.toContain("files");
+  });
+
   it("erasing the tenant removes its export records and its files", async () => {
     const c = await createTenant(stack, "charlie", platform);
     const id = (await exportOf(c)).json().id;

@@ -158,6 +158,8 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
     const line = JSON.stringify({ type: "user", key: "intruder", email: "intruder@bravo.test", tenantId: b.id, tenant_id: b.id }) + "\n";
     const calls = [
       { method: "POST", path: "/exports" },
+      { method: "GET", path: "/exports" },
+      { method: "GET", path: "/exports?limit=100" },
       { method: "GET", path: `/exports/${exportId}` },
       { method: "GET", path: `/exports/${exportId}/tables/users` },
       { method: "POST", path: "/imports", payload: line, headers: { "content-type": "application/x-ndjson" } },
@@ -185,6 +187,10 @@ describe.skipIf(unavailable !== undefined)("tenant isolation on PostgreSQL 15", 
     expect((await stack.admin.query("SELECT tenant_id FROM platform.users WHERE email = 'intruder@bravo.test'")).rows).toEqual([{ tenant_id: a.id }]);
     // A's own path cannot name B's export id: scoped by the tenant predicate and RLS, it is not found.
     expect((await stack.request({ method: "GET", url: `/v1/exports/${exportId}`, token: a.admin })).statusCode).toBe(404);
+    // Nor does A's own list of exports hold it.
+    const list = await stack.request({ method: "GET", url: "/v1/exports?limit=100", token: a.admin });
+    expect(list.statusCode, list.body).toBe(200);
+    expect(list.body).not.toContain(exportId);
     expect(await state()).toBe(before);
   });
 

@@ -1,5 +1,6 @@
 import type { Queryable } from "../db/database.js";
 import type { ExportStoreKind } from "../export-store.js";
+import { cursorColumn, keysetAfter, toPage, type After, type Page } from "./page.js";
 
 export type ExportStatus = "queued" | "running" | "done" | "failed";
 
@@ -63,6 +64,18 @@ export class ExportRepository {
   async find(id: string): Promise<ExportRecord | undefined> {
     const { rows } = await this.db.query(`SELECT ${COLUMNS} FROM platform.exports WHERE tenant_id = $1 AND id = $2`, [this.tenantId, id]);
     return rows[0] ? toExport(rows[0]) : undefined;
+  }
+
+  /** Newest first (by requested_at, then id: the exports_tenant_requested index, migration 0016). */
+  async list(options: { limit: number; after?: After }): Promise<Page<ExportRecord>> {
+    const params: unknown[] = [this.tenantId, options.limit + 1];
+    const where = ["tenant_id = $1"];
+    keysetAfter("requested_at", options.after, where, params);
+    const { rows } = await this.db.query(
+      `SELECT ${COLUMNS}, ${cursorColumn("requested_at")} FROM platform.exports WHERE ${where.join(" AND ")} ORDER BY requested_at DESC, id DESC LIMIT $2`,
+      params,
+    );
+    return toPage(rows, options.limit, toExport);
   }
 
   /** The tenant's export queued or running, if any (at most one: migration 0016's exports_one_in_progress). */

@@ -25,3 +25,13 @@ export function toPage<T>(rows: Record<string, unknown>[], limit: number, map: (
   const last = visible.at(-1);
   return { data: visible.map(map), nextCursor: more && last ? encodeCursor(last.cursor_at as string, last.id as string) : null };
 }
+
+/**
+ * The keyset condition of the page after `after`, for a list ordered by (`column` DESC, id DESC): appended to
+ * `where`, its two values to `params`. Nothing when it is the first page.
+ */
+export function keysetAfter(column: string, after: After | undefined, where: string[], params: unknown[]): void {
+  if (!after) return;
+  params.push(after.createdAt, after.id);
+  where.push(`(${column}, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+}

@@ -2,14 +2,15 @@
  * A tenant's exports (tenant administrators and platform administrators; README "Export"): POST queues the worker's
  * tenant.export job (worker/export.ts) with the record and its audit entry, in one transaction; GET says where it
  * stands and, once done, where each table's NDJSON is: a signed URL that expires (gcs) or this service's own path
- * (local), which streams the file.
+ * (local), which streams the file. GET .../exports lists them, newest first, without the files' URLs.
  */
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { decodeCursor } from "../cursor.js";
 import { AppError, notFound } from "../errors.js";
 import { createExportStore } from "../export-store.js";
 import { ExportRepository, type ExportRecord } from "../repositories/exports.js";
-import { IdParam, Timestamp, errorResponses } from "../schemas.js";
+import { IdParam, ListQuery, Timestamp, clampLimit, errorResponses, pageOf } from "../schemas.js";
 import { EXPORT_MAX_ATTEMPTS, EXPORT_TABLES, EXPORT_TASK, NDJSON, exportJobKey } from "../worker/export.js";
 import { enqueue, queueInstalled } from "../worker/queue.js";
 import { audit, inTenant, requireTenantAdmin, tenantRequest, type RouteOptions } from "./context.js";
@@ -24,19 +25,27 @@ export const ExportFile = z.object({
   urlExpiresAt: Timestamp.nullable().describe("When a signed URL stops working; null for the service's path"),
 });
 
-export const Export = z
-  .object({
-    id: z.uuid(),
-    status: z.enum(["queued", "running", "done", "failed", "expired"]).describe("expired: done, and its objects are past the retention period"),
-    requestedBy: z.string(),
-    requestedAt: Timestamp,
-    startedAt: Timestamp.nullable(),
-    finishedAt: Timestamp.nullable(),
-    expiresAt: Timestamp.describe("When the objects are deleted (the bucket's lifecycle)"),
-    error: z.string().nullable(),
-    files: z.array(ExportFile).describe("One NDJSON file per table, once done; empty before and once expired"),
-  })
-  .meta({ id: "Export", description: "A tenant export: its state and, once done, its files" });
+const ExportState = z.object({
+  id: z.uuid(),
+  status: z.enum(["queued", "running", "done", "failed", "expired"]).describe("expired: done, and its objects are past the retention period"),
+  requestedBy: z.string(),
+  requestedAt: Timestamp,
+  startedAt: Timestamp.nullable(),
+  finishedAt: Timestamp.nullable(),
+  expiresAt: Timestamp.describe("When the objects are deleted (the bucket's lifecycle)"),
+  error: z.string().nullable(),
+});
+
+export const Export = ExportState.extend({
+  files: z.array(ExportFile).describe("One NDJSON file per table, once done; empty before and once expired"),
+}).meta({ id: "Export", description: "A tenant export: its state and, once done, its files" });
+
+/**
+ * An export in the list: its state without the files. A file's URL is signed per request (with gcs, a call to the
+ * IAM Credentials API per file): a page of 100 exports would make 400 of them for URLs nobody asked for yet.
+ */
+export const ExportSummary = ExportState.meta({ id: "ExportSummary", description: "A tenant export's state; GET .../exports/{id} for its files" });
+export const ExportPage = pageOf(ExportSummary).meta({ id: "ExportPage", description: "A page of the tenant's exports, newest first" });
 
 const TableParams = IdParam.extend({ table: z.enum(TABLE_NAMES, "must be one of the exported tables: " + TABLE_NAMES.join(", ")) });
 
@@ -48,6 +57,17 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
   const tags = ["exports"];
 
   const expired = (e: ExportRecord) => e.status === "done" && e.expiresAt.getTime() <= Date.now();
+
+  const summary = (e: ExportRecord): z.output<typeof ExportSummary> => ({
+    id: e.id,
+    status: expired(e) ? "expired" : e.status,
+    requestedBy: e.requestedBy,
+    requestedAt: e.requestedAt,
+    startedAt: e.startedAt,
+    finishedAt: e.finishedAt,
+    expiresAt: e.expiresAt,
+    error: e.error,
+  });
 
   const view = async (e: ExportRecord): Promise<z.output<typeof Export>> => {
     const files: z.output<typeof ExportFile>[] = [];
@@ -61,17 +81,7 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
         files.push({ table, rows: t.rows, bytes: t.bytes, url: signed ?? `/v1/tenants/${e.tenantId}/exports/${e.id}/tables/${table}`, urlExpiresAt: signed ? urlExpiresAt : null });
       }
     }
-    return {
-      id: e.id,
-      status: expired(e) ? "expired" : e.status,
-      requestedBy: e.requestedBy,
-      requestedAt: e.requestedAt,
-      startedAt: e.startedAt,
-      finishedAt: e.finishedAt,
-      expiresAt: e.expiresAt,
-      error: e.error,
-      files,
-    };
+    return { ...summary(e), files };
   };
 
   app.post("/exports", {
@@ -101,6 +111,23 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
       return record;
     });
     return reply.code(202).header("location", `/v1/tenants/${created.tenantId}/exports/${created.id}`).send(await view(created));
+  });
+
+  app.get("/exports", {
+      config: scoped,
+      schema: {
+        ...tenantRequest(options, {}),
+        querystring: ListQuery,
+        tags,
+        description: "The tenant's exports, newest first, a page at a time (pass nextCursor as cursor). Tenant or platform administrators.",
+        response: { 200: ExportPage, ...errorResponses(400, 401, 403, 404, 429) },
+      },
+    }, async (request) => {
+    requireTenantAdmin(request);
+    const limit = clampLimit(request.query.limit);
+    const after = request.query.cursor ? decodeCursor(request.query.cursor) : undefined;
+    const page = await inTenant(services, request, (tx, tenant) => new ExportRepository(tx, tenant.id).list({ limit, after }));
+    return { data: page.data.map(summary), nextCursor: page.nextCursor };
   });
 
   app.get("/exports/:id", {
