@@ -8,7 +8,7 @@
  * 2. The same number of items imported into a third tenant as one streamed NDJSON request; the figures are the
  *    service's peak resident memory before and after, the import's duration and its report.
  *
- * Constant memory means the peak after the large tenant is the small tenant's plus a bounded amount (a FETCH of
+ * Constant memory means the peak after the large tenant is the small tenant's plus a bounded amount (a chunk of
  * EXPORT_FETCH_ROWS rows, an import batch of IMPORT_BATCH_ROWS), not a multiple of the data.
  *
  *   pnpm --filter tenant-service bench:exports

@@ -170,11 +170,14 @@ export const WorkerConfigSchema = z.object({
   ...redis,
   ...hydra,
   ...exportStore,
-  /** Rows an export reads per FETCH: its memory is about this many times the largest row (an item is up to 100 kB). */
+  /**
+   * Rows an export reads per chunk, each chunk a short transaction of its own: its memory is about this many times
+   * the largest row (an item is up to 100 kB), and a tenantctl cutover of the tenant waits at most one chunk.
+   */
   EXPORT_FETCH_ROWS: z.coerce.number().int().min(1).max(10_000).default(200),
   /**
-   * Exports run at once in this worker, in a runner of their own: each holds a database connection for its whole
-   * run, so they have their own slots and pool and never take the ones erasures and the rollup need.
+   * Exports run at once in this worker, in a runner of their own: each holds a slot for its whole run, so they have
+   * their own slots and pool and never take the ones erasures and the rollup need.
    */
   EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(2),
   /** Probes and metrics: /livez, /readyz, /metrics. */

@@ -99,10 +99,11 @@ async function work(): Promise<void> {
       allowedPrivateCidrs: config.WEBHOOK_ALLOWED_PRIVATE_CIDRS, caFile: config.WEBHOOK_CA_FILE, registry: metrics.registry,
     }),
   );
-  // Exports (worker/export.ts): each holds a database connection for its whole run, so EXPORT_CONCURRENCY slots with a
-  // pool of that many, and the main runner's two connections stay free for erasures and the rollup.
+  // Exports (worker/export.ts): each holds a slot for its whole run (minutes for a large tenant) and a database
+  // connection for one chunk at a time, so EXPORT_CONCURRENCY slots with a pool of that many, and the main runner's
+  // slots and two connections stay free for erasures and the rollup.
   const exportRunner = await ownRunner("exports", config.EXPORT_CONCURRENCY, config.EXPORT_CONCURRENCY, (exportDb) =>
-    exportTaskList({ db: exportDb, store: exportStore, fetchRows: config.EXPORT_FETCH_ROWS, retentionDays: config.EXPORT_RETENTION_DAYS }),
+    exportTaskList({ db: exportDb, store: exportStore, chunkRows: config.EXPORT_FETCH_ROWS, retentionDays: config.EXPORT_RETENTION_DAYS }),
   );
   const health = createServer((request, response) => {
     const send = (status: number, body: string, type = "text/plain") => response.writeHead(status, { "content-type": type }).end(body);

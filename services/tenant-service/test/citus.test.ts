@@ -228,7 +228,7 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     const db = createPostgresDatabase({ url: appUrl, poolSize: 3 });
     apps.push({ close: async () => { await pgPool.end(); await db.close(); rmSync(exportDir, { recursive: true, force: true }); } });
     const store = localExportStore(exportDir);
-    const taskList = { ...createTaskList({ db, auditRetentionMonths: 13, rollupBatchSize: 100, exportStore: store }), ...exportTaskList({ db, store, fetchRows: 2, retentionDays: 7 }) };
+    const taskList = { ...createTaskList({ db, auditRetentionMonths: 13, rollupBatchSize: 100, exportStore: store }), ...exportTaskList({ db, store, chunkRows: 2, retentionDays: 7 }) };
     const work = () => runOnce({ pgPool, taskList });
     const t = tenants["test-b"]!;
     // An import first (users and items through INSERT ... SELECT of jsonb_to_recordset, routed by the constant tenant),

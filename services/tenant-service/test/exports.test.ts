@@ -9,10 +9,14 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { freePort } from "@platform/testing";
 import type { JobHelpers } from "graphile-worker";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Database } from "../src/db/database.js";
+import { openDatabases } from "../src/db/open.js";
+import { TenantMoving } from "../src/db/placed.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 import { localExportStore, type ExportStore } from "../src/export-store.js";
-import { exportTask } from "../src/worker/export.js";
+import { EXPORT_TABLES, exportTask } from "../src/worker/export.js";
 import { installQueue } from "../src/worker/queue.js";
 import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
 import { startScript, waitUntilServing, type RunningProcess } from "./processes.js";
@@ -181,7 +185,7 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
     const lines: string[] = [];
     const helpers = { logger: { info: (m: string) => lines.push(m) }, job: { id: "test", attempts: 1, max_attempts: 5 } } as unknown as JobHelpers;
     try {
-      const run = exportTask({ db, store, fetchRows: 50, retentionDays: 7 });
+      const run = exportTask({ db, store, chunkRows: 50, retentionDays: 7 });
       await run({ tenantId: b.id, exportId: id }, helpers);
       expect(deleted).toBe(true);
       expect(readdirSync(join(exportDir, "tenants", b.id, "exports"))).not.toContain(id);
@@ -255,6 +259,145 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       expect(bad.statusCode, bad.body).toBe(400);
       expect(bad.json().error).toEqual({ code: "invalid_cursor", message: "cursor is not one this API returned: pass the nextCursor of the previous page" });
     }
+  });
+
+  describe("in short transactions, a chunk at a time", () => {
+    const helpers = (lines: string[] = []) => ({ logger: { info: (m: string) => lines.push(m) }, job: { id: "test", attempts: 1, max_attempts: 5 } }) as unknown as JobHelpers;
+    /** The worker's own database (db/open.ts: the router over the process's databases), in this process. */
+    const workerDb = () => openDatabases({ DATABASE_URL: stack.config.DATABASE_URL! }, { poolSize: 2, placementTtlMs: 5_000, placementMax: 100 });
+    const queuedExport = async (t: TenantFixture) =>
+      (await stack.admin.query("INSERT INTO platform.exports (tenant_id, requested_by, store, expires_at) VALUES ($1, 'someone', 'local', now() + interval '1 day') RETURNING id", [t.id])).rows[0].id as string;
+    /** The local store, each chunk handed over after `delayMs`, calling `onChunk` with the object's key first. */
+    const slowStore = (delayMs: number, onChunk: (key: string) => void | Promise<void>): ExportStore => {
+      const local = localExportStore(exportDir);
+      return {
+        ...local,
+        write: (key, body, contentType) =>
+          local.write(key, Readable.from((async function* () {
+            for await (const chunk of body) {
+              await onChunk(key);
+              await new Promise((r) => setTimeout(r, delayMs));
+              yield chunk as Buffer;
+            }
+          })(), { objectMode: false }), contentType),
+      };
+    };
+    const exportedLines = async (t: TenantFixture, id: string) => {
+      const record = (await stack.admin.query("SELECT status, tables FROM platform.exports WHERE id = $1", [id])).rows[0];
+      expect(record.status).toBe("done");
+      const local = localExportStore(exportDir);
+      const files: Record<string, Record<string, unknown>[]> = {};
+      for (const { table } of EXPORT_TABLES) {
+        let text = "";
+        for await (const c of (await local.read(record.tables[table].key))!) text += (c as Buffer).toString("utf8");
+        files[table] = text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
+        expect(files[table]!.length, table).toBe(record.tables[table].rows);
+      }
+      return files;
+    };
+
+    it("yields exactly the tenant's rows in chunks of 7, across boundaries that split audit entries sharing one microsecond", async () => {
+      const e = await createTenant(stack, "echo", platform);
+      await stack.admin.query(`INSERT INTO platform.users (tenant_id, email) SELECT $1, 'u' || g || '@echo.test' FROM generate_series(1, 30) g`, [e.id]);
+      await stack.admin.query(`INSERT INTO platform.items (tenant_id, owner_id, title) SELECT $1, $2, 'item ' || g FROM generate_series(1, 45) g`, [e.id, e.userId]);
+      // 40 entries at one instant (an id decides their order), 20 more at instants a microsecond apart.
+      await stack.admin.query(`INSERT INTO platform.audit_log (tenant_id, occurred_at, actor, action, entity_type) SELECT $1, timestamptz '2026-12-01 10:00:00.000001+00', 'a', 'same.instant', 'x' FROM generate_series(1, 40)`, [e.id]);
+      await stack.admin.query(`INSERT INTO platform.audit_log (tenant_id, occurred_at, actor, action, entity_type) SELECT $1, timestamptz '2026-12-01 10:00:00+00' + g * interval '1 microsecond', 'a', 'apart', 'x' FROM generate_series(1, 20) g`, [e.id]);
+      await stack.admin.query(`INSERT INTO platform.tenant_metrics (tenant_id, day, users, items, storage_bytes, writes) SELECT $1, date '2026-01-01' + g, g, g, g, g FROM generate_series(1, 23) g`, [e.id]);
+      const id = await queuedExport(e);
+      const db = workerDb();
+      try {
+        await exportTask({ db, store: localExportStore(exportDir), chunkRows: 7, retentionDays: 7 })({ tenantId: e.id, exportId: id }, helpers());
+      } finally {
+        await db.close();
+      }
+      const files = await exportedLines(e, id);
+      const expected = await rowsOf(stack, e.id);
+      for (const { table } of EXPORT_TABLES) {
+        const want = table === "audit_log" ? expected.audit_log!.filter((r) => r.action !== "export.completed") : expected[table]!;
+        expect(files[table]!.length, table).toBe(want.length);
+        expect([...files[table]!].sort(byKey), table).toEqual([...want].sort(byKey));
+      }
+      expect(files.audit_log!.filter((r) => r.action === "same.instant")).toHaveLength(40);
+      // The 23 days and the one the provisioning job wrote: four chunks of 7, the last one short.
+      expect(files.tenant_metrics).toHaveLength(24);
+    });
+
+    it("lets a tenantctl cutover's await_tenant_quiet through at once while the export runs: no transaction lasts the export", async () => {
+      const f = await createTenant(stack, "foxtrot", platform);
+      await stack.admin.query(`INSERT INTO platform.items (tenant_id, owner_id, title) SELECT $1, $2, 'item ' || g FROM generate_series(1, 2000) g`, [f.id, f.userId]);
+      const id = await queuedExport(f);
+      // 20 rows a chunk, each handed to the store after 15 ms: the items alone take 100 chunks, 1.5 s and more.
+      let itemChunks = 0;
+      let ready!: () => void;
+      const midway = new Promise<void>((r) => (ready = r));
+      const store = slowStore(15, (key) => {
+        if (key.endsWith("/items.ndjson") && ++itemChunks === 20) ready();
+      });
+      const db = workerDb();
+      let exportDone = false;
+      const started = Date.now();
+      const running = exportTask({ db, store, chunkRows: 20, retentionDays: 7 })({ tenantId: f.id, exportId: id }, helpers()).finally(() => (exportDone = true));
+      try {
+        await midway;
+        // As tenantctl's cutover asks it (citus/src/tenantctl/engine.ts), as the migration role.
+        const quiet = new pg.Client({ connectionString: stack.pg.urlFor("platform_migrator", "migrator") });
+        await quiet.connect();
+        const asked = Date.now();
+        try {
+          await quiet.query("BEGIN");
+          await quiet.query("SET LOCAL lock_timeout = 30000");
+          await quiet.query("SELECT platform.await_tenant_quiet($1)", [f.id]);
+          await quiet.query("COMMIT");
+        } finally {
+          await quiet.end();
+        }
+        const waited = Date.now() - asked;
+        const stillRunning = !exportDone;
+        await running;
+        console.log(`await_tenant_quiet during an export: ${waited} ms; the export ran ${Date.now() - started} ms (${itemChunks} item chunks)`);
+        expect(stillRunning, "the export had finished before await_tenant_quiet returned: it waited for the whole export").toBe(true);
+        expect(waited).toBeLessThan(1_000);
+      } finally {
+        await running.catch(() => {});
+        await db.close();
+      }
+      const files = await exportedLines(f, id);
+      expect(files.items).toHaveLength(2001);
+    });
+
+    it("carries on across a fence (a cutover of the tenant): the refused chunk is tried again and the export holds every row once", async () => {
+      const g = await createTenant(stack, "golf", platform);
+      await stack.admin.query(`INSERT INTO platform.items (tenant_id, owner_id, title) SELECT $1, $2, 'item ' || g FROM generate_series(1, 300) g`, [g.id, g.userId]);
+      const id = await queuedExport(g);
+      const opened = workerDb();
+      let refused = 0;
+      const db: Database = {
+        ...opened,
+        transaction: (context, work) => opened.transaction(context, work).catch((error: unknown) => {
+          if (error instanceof TenantMoving) refused++;
+          throw error;
+        }),
+      };
+      let fenced = false;
+      const store = slowStore(0, async (key) => {
+        if (fenced || !key.endsWith("/items.ndjson")) return;
+        fenced = true;
+        // As tenantctl fences a tenant's source database; lifted 600 ms later, as a cutover ends.
+        await stack.admin.query("INSERT INTO platform.tenant_fences (tenant_id, reason) VALUES ($1, 'test: cutover')", [g.id]);
+        setTimeout(() => void stack.admin.query("DELETE FROM platform.tenant_fences WHERE tenant_id = $1", [g.id]), 600);
+      });
+      try {
+        await exportTask({ db, store, chunkRows: 25, retentionDays: 7 })({ tenantId: g.id, exportId: id }, helpers());
+      } finally {
+        await opened.close();
+      }
+      expect(refused).toBeGreaterThan(0);
+      const files = await exportedLines(g, id);
+      const want = (await rowsOf(stack, g.id)).items!;
+      expect(files.items).toHaveLength(301);
+      expect([...files.items!].sort(byKey)).toEqual([...want].sort(byKey));
+    });
   });
 
   it("describes the list in /openapi.json, which Schemathesis runs from: both paths, limit and cursor, the page's schema", async () => {

@@ -30,7 +30,7 @@ const ExportState = z.object({
   status: z.enum(["queued", "running", "done", "failed", "expired"]).describe("expired: done, and its objects are past the retention period"),
   requestedBy: z.string(),
   requestedAt: Timestamp,
-  startedAt: Timestamp.nullable(),
+  startedAt: Timestamp.nullable().describe("When the attempt that wrote the files began: every row is as it was at some moment between this and finishedAt"),
   finishedAt: Timestamp.nullable(),
   expiresAt: Timestamp.describe("When the objects are deleted (the bucket's lifecycle)"),
   error: z.string().nullable(),

@@ -1,23 +1,28 @@
 /**
  * tenant.export: writes one NDJSON object per tenant table to the export store (README "Export").
  *
- * - **In the tenant's context.** One transaction that enters the tenant (db/database.ts), so row-level security
- *   confines every read to it and, with several databases, it runs where the tenant's rows are. The cursors of every
- *   table are declared first, one after the other, so the tables are read from snapshots taken within milliseconds.
- * - **Constant memory.** A server-side cursor per table (DECLARE ... CURSOR, then FETCH `fetchRows` at a time):
- *   PostgreSQL renders each row as JSON text, the worker passes it on to the store's stream, and the next FETCH is
- *   sent only when the store has taken the last (stream backpressure). The worker holds one batch of rows at a time.
- *   The cursor is SQL over the same transaction rather than pg-cursor or pg-query-stream, which need a raw client of
- *   their own outside the Database's tenant transaction (its context, its fence, its placement routing).
+ * - **In short transactions.** Each table is read in keyset order (its primary key), `chunkRows` rows at a time, each
+ *   chunk in a transaction of its own that enters the tenant as the service's do (db/database.ts: row-level security
+ *   confines it, and with several databases it runs where the tenant's rows are). A transaction that entered the
+ *   tenant holds its cutover lock shared until it ends, so a tenantctl cutover of the tenant (await_tenant_quiet,
+ *   migration 0012) waits for one chunk, not for the whole export; one long transaction also held back vacuum on
+ *   every table of the database for as long as the export ran.
+ * - **Across a cutover.** A chunk refused because the tenant is fenced (PT001) is retried by the router (db/placed.ts)
+ *   in the tenant's new database when its placement changed; while the cutover is still under way (TenantMoving),
+ *   the chunk is tried again after a pause, for up to `fencedRetryMs`, and continues from the same key.
+ * - **Consistency.** Each chunk is one snapshot; the export as a whole is not: a change committed while it ran may be
+ *   in it or not. Every row is as it was at some moment between the record's startedAt and finishedAt, which the
+ *   record keeps and the API shows (README "Export").
+ * - **Constant memory.** One chunk at a time: PostgreSQL renders each row as JSON text, the worker passes the chunk
+ *   on to the store's stream, and the next chunk is read only when the store has taken the last (stream
+ *   backpressure).
  * - **Idempotent.** A retry writes the same keys again, overwriting; the record says done only once every object is
- *   stored, in the transaction that read them, with the audit entry.
- *
- * The transaction holds the tenant's cutover lock shared (enter_tenant) while it runs, so a tenantctl cutover of the
- * tenant waits for a running export (bench:exports, local store, 2 cores: 11.4 s for 200,000 items of 1 kB).
+ *   stored, with the audit entry, in one last transaction.
  */
 import { Readable } from "node:stream";
 import type { Task, TaskList } from "graphile-worker";
 import type { Database, Queryable } from "../db/database.js";
+import { TenantMoving, tenantFenced } from "../db/placed.js";
 import { exportObjectKey, exportPrefix, type ExportStore } from "../export-store.js";
 import { AuditLogRepository } from "../repositories/audit.js";
 import { ExportRepository, type ExportedTable } from "../repositories/exports.js";
@@ -27,43 +32,94 @@ export const exportJobKey = (tenantId: string, exportId: string): string => `${E
 /** Attempts before the export is marked failed; graphile-worker backs off exponentially between them. */
 export const EXPORT_MAX_ATTEMPTS = 5;
 
+/** A column of a table's primary key after tenant_id, as the export's keyset reads and compares it. */
+interface KeyColumn {
+  readonly column: string;
+  readonly type: "uuid" | "timestamptz" | "date";
+}
+
 /**
- * The tables an export holds, each ordered by its primary key (an index scan, no sort) and rendered by PostgreSQL as
- * the row's JSON, less generated columns (items.search is derived from title and body).
+ * The tables an export holds, each read in the order of its primary key (an index scan, no sort) and rendered by
+ * PostgreSQL as the row's JSON, less generated columns (items.search is derived from title and body).
  */
 export const EXPORT_TABLES = [
-  { table: "users", order: "id", omit: [] },
-  { table: "items", order: "id", omit: ["search"] },
-  { table: "audit_log", order: "occurred_at, id", omit: [] },
-  { table: "tenant_metrics", order: "day", omit: [] },
-] as const;
+  { table: "users", key: [{ column: "id", type: "uuid" }], omit: [] },
+  { table: "items", key: [{ column: "id", type: "uuid" }], omit: ["search"] },
+  { table: "audit_log", key: [{ column: "occurred_at", type: "timestamptz" }, { column: "id", type: "uuid" }], omit: [] },
+  { table: "tenant_metrics", key: [{ column: "day", type: "date" }], omit: [] },
+] as const satisfies readonly { table: string; key: readonly KeyColumn[]; omit: readonly string[] }[];
 
-/** The JSON text of one row, as the export writes it: also what a test compares an export with. */
-export const exportRowSql = (table: (typeof EXPORT_TABLES)[number], tenantId: string): string =>
-  `SELECT (to_jsonb(t)${table.omit.map((c) => ` - '${c}'`).join("")})::text AS line FROM platform.${table.table} t WHERE tenant_id = '${tenantId}' ORDER BY ${table.order}`;
+type ExportTable = (typeof EXPORT_TABLES)[number];
+
+/**
+ * A key column as text that casts back to the same value: a timestamp to the microsecond in UTC (a JavaScript Date
+ * keeps milliseconds, and the next chunk would skip rows of the same millisecond), whatever the session's settings.
+ */
+const keyText = ({ column, type }: KeyColumn): string =>
+  type === "timestamptz" ? `to_char(t.${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` : type === "date" ? `to_char(t.${column}, 'YYYY-MM-DD')` : `t.${column}::text`;
+
+/**
+ * One chunk of a table: the JSON text of each row (what the export writes: also what a test compares an export
+ * with) and its key, after the key `$2...` when `after` (absent: from the first row), at most `$limit` rows.
+ */
+export const exportChunkSql = (table: ExportTable, options: { after: boolean }): string => {
+  const key = table.key as readonly KeyColumn[];
+  const columns = key.map((k) => `t.${k.column}`).join(", ");
+  const after = options.after ? ` AND (${columns}) > (${key.map((k, i) => `$${i + 3}::${k.type}`).join(", ")})` : "";
+  return (
+    `SELECT (to_jsonb(t)${table.omit.map((c) => ` - '${c}'`).join("")})::text AS line, ${key.map((k, i) => `${keyText(k)} AS k${i}`).join(", ")}` +
+    ` FROM platform.${table.table} t WHERE t.tenant_id = $1${after} ORDER BY ${columns} LIMIT $2`
+  );
+};
 
 export const NDJSON = "application/x-ndjson";
 
 export interface ExportOptions {
   readonly db: Database;
   readonly store: ExportStore;
-  /** Rows per FETCH (EXPORT_FETCH_ROWS). */
-  readonly fetchRows: number;
+  /** Rows per chunk, each read in a transaction of its own (EXPORT_FETCH_ROWS). */
+  readonly chunkRows: number;
   /** Days the objects are kept from the start of the attempt that wrote them (EXPORT_RETENTION_DAYS). */
   readonly retentionDays: number;
+  /** How long a chunk is tried again while the tenant is being cut over (tenantctl's cutover takes under 2 s). @default 30000 */
+  readonly fencedRetryMs?: number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** A cursor's rows as NDJSON, one FETCH at a time, counting rows and bytes into `counts`. */
-async function* ndjson(tx: Queryable, cursor: string, fetchRows: number, counts: { rows: number; bytes: number }): AsyncGenerator<Buffer> {
+/**
+ * `work` in a transaction that enters the tenant, tried again while the tenant is fenced where its rows were read
+ * (a cutover under way): the router has then re-read the placement already (db/placed.ts), and a plain database
+ * reports the fence itself. Anything else, or a fence that outlasts `retryMs`, fails the attempt.
+ */
+async function inTenantRetryingFence<T>(db: Database, tenantId: string, retryMs: number, work: (tx: Queryable) => Promise<T>): Promise<T> {
+  const deadline = Date.now() + retryMs;
+  for (let pause = 100; ; pause = Math.min(pause * 2, 2_000)) {
+    try {
+      return await db.transaction({ tenantId }, work);
+    } catch (error) {
+      if (!(error instanceof TenantMoving || tenantFenced(error)) || Date.now() + pause > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
+/** A table's rows as NDJSON, one chunk (one short transaction) at a time, counting rows and bytes into `counts`. */
+async function* tableChunks(options: ExportOptions, tenantId: string, table: ExportTable, counts: { rows: number; bytes: number }): AsyncGenerator<Buffer> {
+  const retryMs = options.fencedRetryMs ?? 30_000;
+  let after: string[] | undefined;
   for (;;) {
-    const { rows } = await tx.query<{ line: string }>(`FETCH ${fetchRows} FROM ${cursor}`);
+    const sql = exportChunkSql(table, { after: after !== undefined });
+    const params = [tenantId, options.chunkRows, ...(after ?? [])];
+    const rows = await inTenantRetryingFence(options.db, tenantId, retryMs, async (tx) => (await tx.query<Record<string, string>>(sql, params)).rows);
     if (rows.length === 0) return;
     const chunk = Buffer.from(rows.map((r) => r.line).join("\n") + "\n", "utf8");
     counts.rows += rows.length;
     counts.bytes += chunk.length;
+    const last = rows.at(-1)!;
+    after = table.key.map((_, i) => last[`k${i}`]!);
     yield chunk;
+    if (rows.length < options.chunkRows) return;
   }
 }
 
@@ -73,8 +129,8 @@ export function exportTaskList(options: ExportOptions): TaskList {
 }
 
 export function exportTask(options: ExportOptions): Task {
-  const { db, store, fetchRows, retentionDays } = options;
-  if (!Number.isInteger(fetchRows) || fetchRows < 1) throw new Error(`export fetch size must be a positive whole number (got ${fetchRows})`);
+  const { db, store, chunkRows, retentionDays } = options;
+  if (!Number.isInteger(chunkRows) || chunkRows < 1) throw new Error(`export chunk size must be a positive whole number of rows (got ${chunkRows})`);
 
   return async (payload, helpers) => {
     const { tenantId, exportId } = (payload ?? {}) as { tenantId?: string; exportId?: string };
@@ -100,18 +156,15 @@ export function exportTask(options: ExportOptions): Task {
 
     const started = Date.now();
     try {
+      const tables: Record<string, ExportedTable> = {};
+      for (const table of EXPORT_TABLES) {
+        const key = exportObjectKey(tenantId, exportId, table.table);
+        const counts = { rows: 0, bytes: 0 };
+        await store.write(key, Readable.from(tableChunks(options, tenantId, table, counts), { objectMode: false }), NDJSON);
+        tables[table.table] = { ...counts, key };
+      }
+      const expiresAt = new Date(found.startedAt!.getTime() + retentionDays * 86_400_000);
       const finished = await db.transaction(context, async (tx) => {
-        const cursors = EXPORT_TABLES.map((t) => ({ table: t, cursor: `export_${t.table}` }));
-        for (const { table, cursor } of cursors) await tx.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${exportRowSql(table, tenantId)}`);
-        const tables: Record<string, ExportedTable> = {};
-        for (const { table, cursor } of cursors) {
-          const key = exportObjectKey(tenantId, exportId, table.table);
-          const counts = { rows: 0, bytes: 0 };
-          await store.write(key, Readable.from(ndjson(tx, cursor, fetchRows, counts), { objectMode: false }), NDJSON);
-          await tx.query(`CLOSE ${cursor}`);
-          tables[table.table] = { ...counts, key };
-        }
-        const expiresAt = new Date(found.startedAt!.getTime() + retentionDays * 86_400_000);
         const done = await new ExportRepository(tx, tenantId).finish(exportId, tables, expiresAt);
         if (!done) return undefined;
         const rows = Object.fromEntries(Object.entries(tables).map(([name, t]) => [name, t.rows]));
