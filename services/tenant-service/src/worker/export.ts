@@ -64,11 +64,14 @@ const keyText = ({ column, type }: KeyColumn): string =>
  */
 export const exportChunkSql = (table: ExportTable, options: { after: boolean }): string => {
   const key = table.key as readonly KeyColumn[];
-  const columns = key.map((k) => `t.${k.column}`).join(", ");
+  const columns = key.map((k) => k.column).join(", ");
   const after = options.after ? ` AND (${columns}) > (${key.map((k, i) => `$${i + 3}::${k.type}`).join(", ")})` : "";
+  // The rows are chosen first and rendered after: where the planner misjudges the tenant's size (statistics not yet
+  // gathered after a bulk import) it may sort the tenant's rows instead of walking the primary key, and with to_jsonb
+  // in the same query level it rendered every one of them for each chunk (965 ms a chunk of 40 at 10,000 rows).
   return (
     `SELECT (to_jsonb(t)${table.omit.map((c) => ` - '${c}'`).join("")})::text AS line, ${key.map((k, i) => `${keyText(k)} AS k${i}`).join(", ")}` +
-    ` FROM platform.${table.table} t WHERE t.tenant_id = $1${after} ORDER BY ${columns} LIMIT $2`
+    ` FROM (SELECT * FROM platform.${table.table} WHERE tenant_id = $1${after} ORDER BY ${columns} LIMIT $2) t ORDER BY ${columns}`
   );
 };
 
@@ -111,7 +114,13 @@ async function* tableChunks(options: ExportOptions, tenantId: string, table: Exp
   for (;;) {
     const sql = exportChunkSql(table, { after: after !== undefined });
     const params = [tenantId, options.chunkRows, ...(after ?? [])];
-    const rows = await inTenantRetryingFence(options.db, tenantId, retryMs, async (tx) => (await tx.query<Record<string, string>>(sql, params)).rows);
+    const rows = await inTenantRetryingFence(options.db, tenantId, retryMs, async (tx) => {
+      // And the primary key's order is walked, never the tenant's rows sorted: with statistics that underestimate
+      // the tenant, a chunk of 40 at 10,000 rows still took 52 ms sorted against 0.3 ms walked (on Citus the SET LOCAL
+      // reaches the workers, as the tenant context does: citus.propagate_set_commands = 'local').
+      await tx.query("SET LOCAL enable_sort = off");
+      return (await tx.query<Record<string, string>>(sql, params)).rows;
+    });
     if (rows.length === 0) return;
     const chunk = Buffer.from(rows.map((r) => r.line).join("\n") + "\n", "utf8");
     counts.rows += rows.length;
