@@ -103,7 +103,10 @@ async function work(): Promise<void> {
   // connection for one chunk at a time, so EXPORT_CONCURRENCY slots with a pool of that many, and the main runner's
   // slots and two connections stay free for erasures and the rollup.
   const exportRunner = await ownRunner("exports", config.EXPORT_CONCURRENCY, config.EXPORT_CONCURRENCY, (exportDb) =>
-    exportTaskList({ db: exportDb, store: exportStore, chunkRows: config.EXPORT_FETCH_ROWS, retentionDays: config.EXPORT_RETENTION_DAYS }),
+    exportTaskList({
+      db: exportDb, store: exportStore, chunkRows: config.EXPORT_FETCH_ROWS, retentionDays: config.EXPORT_RETENTION_DAYS,
+      heartbeatMs: config.EXPORT_STALE_SECONDS * 100,
+    }),
   );
   const health = createServer((request, response) => {
     const send = (status: number, body: string, type = "text/plain") => response.writeHead(status, { "content-type": type }).end(body);

@@ -268,6 +268,30 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     expect((done.json().files as { table: string; rows: number }[]).find((f) => f.table === "items")!.rows).toBe(3 + 3);
   });
 
+  it("gives up a stuck export when the tenant asks for another (the heartbeat on the shard, the queue on the coordinator, one transaction); a live one answers 409", async () => {
+    const req = await start(10, { EXPORT_STALE_SECONDS: "60" });
+    const t = tenants["test-c"]!;
+    const insert = async (sql: string) => (await admin.query(`INSERT INTO platform.exports (tenant_id, requested_by, store, expires_at, status, started_at, heartbeat_at) VALUES ($1, 'someone', 'local', now() + interval '1 day', ${sql}) RETURNING id`, [t.id])).rows[0].id as string;
+    // Its worker died an hour ago.
+    const dead = await insert("'running', now() - interval '1 hour', now() - interval '1 hour'");
+    const accepted = await req(t.admin, "POST", `/v1/tenants/${t.id}/exports`);
+    expect(accepted.statusCode, accepted.body).toBe(202);
+    const given = (await admin.query("SELECT status, error FROM platform.exports WHERE id = $1", [dead])).rows[0];
+    expect(given.status).toBe("failed");
+    expect(given.error).toMatch(/^given up: no progress since .*, more than 60 s \(its worker stopped\)/);
+    // The new one is queued, its job in the coordinator's queue: a request meanwhile is refused, and nothing is given up.
+    const job = await admin.query("SELECT attempts, max_attempts FROM graphile_worker.jobs WHERE key = $1", [`tenant.export:${t.id}:${accepted.json().id}`]);
+    expect(job.rows).toHaveLength(1);
+    const refused = await req(t.admin, "POST", `/v1/tenants/${t.id}/exports`);
+    expect(refused.statusCode, refused.body).toBe(409);
+    expect(refused.json().error.message).toContain(`export ${accepted.json().id} of this tenant is queued`);
+    // A running one with a fresh heartbeat is not given up either.
+    await admin.query("SELECT graphile_worker.remove_job($1)", [`tenant.export:${t.id}:${accepted.json().id}`]);
+    await admin.query("UPDATE platform.exports SET status = 'running', started_at = now(), heartbeat_at = now() WHERE id = $1", [accepted.json().id]);
+    expect((await req(t.admin, "POST", `/v1/tenants/${t.id}/exports`)).statusCode).toBe(409);
+    await admin.query("UPDATE platform.exports SET status = 'failed', finished_at = now() WHERE id = $1", [accepted.json().id]);
+  });
+
   it("erases a tenant: zero rows of it on every node, every placement of every table; the others' rows untouched", async () => {
     const req = await start(10, { TENANT_ERASURE_GRACE_SECONDS: "0" });
     const platform = await token({ scope: "platform:admin" });

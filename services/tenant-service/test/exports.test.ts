@@ -16,7 +16,7 @@ import { openDatabases } from "../src/db/open.js";
 import { TenantMoving } from "../src/db/placed.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 import { localExportStore, type ExportStore } from "../src/export-store.js";
-import { EXPORT_TABLES, exportTask } from "../src/worker/export.js";
+import { EXPORT_TABLES, exportJobKey, exportTask } from "../src/worker/export.js";
 import { installQueue } from "../src/worker/queue.js";
 import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
 import { startScript, waitUntilServing, type RunningProcess } from "./processes.js";
@@ -36,6 +36,8 @@ async function rowsOf(stack: Stack, tenantId: string): Promise<Record<string, Re
   return tables;
 }
 
+const STALE_SECONDS = 3;
+
 const byKey = (a: Record<string, unknown>, b: Record<string, unknown>) => JSON.stringify([a.id ?? a.day]).localeCompare(JSON.stringify([b.id ?? b.day]));
 
 describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with the real worker", () => {
@@ -46,6 +48,15 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
   let a: TenantFixture;
   let b: TenantFixture;
 
+  /** The real worker process, with `env` over the suite's settings. */
+  const startWorker = async (env: Record<string, string> = {}) => {
+    const healthPort = await freePort();
+    const started = startScript("worker", {
+      DATABASE_URL: stack.config.DATABASE_URL!, HEALTH_PORT: String(healthPort), EXPORT_DIR: exportDir, EXPORT_FETCH_ROWS: "40", EXPORT_STALE_SECONDS: String(STALE_SECONDS), LOG_LEVEL: "info", ...env,
+    });
+    await waitUntilServing(started, `http://127.0.0.1:${healthPort}/livez`);
+    return started;
+  };
   const exportOf = async (t: TenantFixture, as = t.admin) => {
     const res = await stack.request({ method: "POST", url: `/v1/tenants/${t.id}/exports`, token: as });
     expect(res.statusCode, res.body).toBe(202);
@@ -72,7 +83,8 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
 
   beforeAll(async () => {
     exportDir = mkdtempSync(join(tmpdir(), "exports-test-"));
-    stack = await startStack({ env: { EXPORT_DIR: exportDir, TENANT_ERASURE_GRACE_SECONDS: "0" } });
+    // An export without progress for 3 s is given up (the worker beats every 300 ms): the stuck export's test waits that.
+    stack = await startStack({ env: { EXPORT_DIR: exportDir, TENANT_ERASURE_GRACE_SECONDS: "0", EXPORT_STALE_SECONDS: String(STALE_SECONDS) } });
     await installQueue(stack.pg.urlFor("platform_migrator", "migrator"));
     platform = await token({ scope: "platform:admin" });
     a = await createTenant(stack, "alpha", platform);
@@ -82,9 +94,7 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       await stack.admin.query(`INSERT INTO platform.users (tenant_id, email, display_name) SELECT $1, 'u' || g || '@${t.code}.test', 'Ünïcode "quoted" \\ ' || g FROM generate_series(1, 120) g`, [t.id]);
       await stack.admin.query(`INSERT INTO platform.items (tenant_id, owner_id, title, body, tags) SELECT $1, $2, 'item ' || g, E'line one\\nline two\\t' || g, ARRAY['t' || (g % 3)] FROM generate_series(1, 250) g`, [t.id, t.userId]);
     }
-    const healthPort = await freePort();
-    worker = startScript("worker", { DATABASE_URL: stack.config.DATABASE_URL!, HEALTH_PORT: String(healthPort), EXPORT_DIR: exportDir, EXPORT_FETCH_ROWS: "40", LOG_LEVEL: "info" });
-    await waitUntilServing(worker, `http://127.0.0.1:${healthPort}/livez`);
+    worker = await startWorker();
   }, 120_000);
   afterAll(async () => {
     await worker?.stop();
@@ -143,6 +153,8 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
   it("queues one export of a tenant at a time: another POST meanwhile answers 409 naming it, and creates nothing", async () => {
     const { rows } = await stack.admin.query("INSERT INTO platform.exports (tenant_id, requested_by, store, expires_at) VALUES ($1, 'someone', 'local', now() + interval '1 day') RETURNING id", [b.id]);
     const pending = rows[0].id as string;
+    // Its job waits in the queue (for an hour: no worker takes it meanwhile), so it is queued and not lost.
+    await stack.admin.query("SELECT graphile_worker.add_job('tenant.export', json_build_object('tenantId', $1::text, 'exportId', $2::text), job_key := $3, run_at := now() + interval '1 hour')", [b.id, pending, exportJobKey(b.id, pending)]);
     const count = async () => (await stack.admin.query("SELECT count(*)::int AS n FROM platform.exports WHERE tenant_id = $1", [b.id])).rows[0].n as number;
     const before = await count();
     const res = await stack.request({ method: "POST", url: `/v1/tenants/${b.id}/exports`, token: b.admin });
@@ -152,6 +164,7 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
     // Another tenant is not held up by it.
     await finished(a, (await exportOf(a)).json().id);
     await stack.admin.query("UPDATE platform.exports SET status = 'failed', finished_at = now() WHERE id = $1", [pending]);
+    await stack.admin.query("SELECT graphile_worker.remove_job($1)", [exportJobKey(b.id, pending)]);
     await finished(b, (await exportOf(b)).json().id);
   });
 
@@ -189,7 +202,7 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       await run({ tenantId: b.id, exportId: id }, helpers);
       expect(deleted).toBe(true);
       expect(readdirSync(join(exportDir, "tenants", b.id, "exports"))).not.toContain(id);
-      expect(lines.join("\n")).toContain("its record was deleted while it ran");
+      expect(lines.join("\n")).toContain("its record was deleted (the tenant was erased) or given up as stale while it ran");
       const completed = await stack.admin.query("SELECT 1 FROM platform.audit_log WHERE tenant_id = $1 AND action = 'export.completed' AND entity_id = $2", [b.id, id]);
       expect(completed.rows).toEqual([]);
       // A retry of the job: no record, nothing written, and any object left is removed.
@@ -337,7 +350,7 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       const db = workerDb();
       let exportDone = false;
       const started = Date.now();
-      const running = exportTask({ db, store, chunkRows: 20, retentionDays: 7 })({ tenantId: f.id, exportId: id }, helpers()).finally(() => (exportDone = true));
+      const running = Promise.resolve(exportTask({ db, store, chunkRows: 20, retentionDays: 7 })({ tenantId: f.id, exportId: id }, helpers())).finally(() => (exportDone = true));
       try {
         await midway;
         // As tenantctl's cutover asks it (citus/src/tenantctl/engine.ts), as the migration role.
@@ -397,6 +410,139 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       const want = (await rowsOf(stack, g.id)).items!;
       expect(files.items).toHaveLength(301);
       expect([...files.items!].sort(byKey)).toEqual([...want].sort(byKey));
+    });
+  });
+
+  describe("a stuck export", () => {
+    const record = async (id: string) => (await stack.admin.query("SELECT status, error, heartbeat_at, tables FROM platform.exports WHERE id = $1", [id])).rows[0];
+
+    it(`a worker killed mid-export blocks the tenant's next export (409) only until its heartbeat is ${STALE_SECONDS} s old; then a POST gives it up and queues the new one, which completes; the dead job never runs it again`, async () => {
+      const h = await createTenant(stack, "hotel", platform);
+      await stack.admin.query(`INSERT INTO platform.items (tenant_id, owner_id, title) SELECT $1, $2, 'item ' || g FROM generate_series(1, 20000) g`, [h.id, h.userId]);
+      // The suite's worker takes no job meanwhile; the victim reads 5 rows a chunk, so the export runs for seconds.
+      await worker.stop();
+      const victim = await startWorker({ EXPORT_FETCH_ROWS: "5" });
+      const stuck = (await exportOf(h)).json().id as string;
+      const until = Date.now() + 30_000;
+      while ((await record(stuck)).status !== "running" && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 500));
+      victim.child.kill("SIGKILL");
+      await victim.exited;
+      const killedAt = Date.now();
+      const dead = await record(stuck);
+      expect(dead.status, "the export ended before the worker was killed").toBe("running");
+      expect(dead.heartbeat_at).not.toBeNull();
+
+      // Its heartbeat is fresh: the export in progress blocks the next one, and the answer says for how long.
+      const refused = await stack.request({ method: "POST", url: `/v1/tenants/${h.id}/exports`, token: h.admin });
+      expect(refused.statusCode, refused.body).toBe(409);
+      expect(refused.json().error.message).toContain(`export ${stuck} of this tenant is running`);
+      expect(refused.json().error.message).toContain(`no progress for ${STALE_SECONDS} s is given up`);
+      let accepted;
+      let refusals = 1;
+      for (;;) {
+        const res = await stack.request({ method: "POST", url: `/v1/tenants/${h.id}/exports`, token: h.admin });
+        if (res.statusCode === 202) {
+          accepted = res.json();
+          break;
+        }
+        expect(res.statusCode, res.body).toBe(409);
+        refusals++;
+        if (Date.now() - killedAt > 30_000) throw new Error("the stuck export was never given up");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const waited = Date.now() - killedAt;
+      const beat = new Date(dead.heartbeat_at as Date).getTime();
+      console.log(`stuck export: killed ${killedAt - beat} ms after its last heartbeat; a new export accepted ${waited} ms after the kill (${refusals} x 409 before)`);
+      // Given up no earlier than the bound after the last heartbeat, and within it (and a poll) after the kill.
+      expect(Date.now() - beat).toBeGreaterThanOrEqual(STALE_SECONDS * 1000);
+      expect(waited).toBeLessThanOrEqual(STALE_SECONDS * 1000 + 1_000);
+      const given = await record(stuck);
+      expect(given.status).toBe("failed");
+      expect(given.error).toMatch(new RegExp(`^given up: no progress since \\S+, more than ${STALE_SECONDS} s \\(its worker stopped\\); request a new export$`));
+      const audit = await stack.admin.query("SELECT actor, details FROM platform.audit_log WHERE tenant_id = $1 AND action = 'export.given_up' AND entity_id = $2", [h.id, stuck]);
+      expect(audit.rows).toEqual([{ actor: "hotel-admin", details: expect.objectContaining({ status: "running" }) }]);
+      const listed = (await stack.request({ method: "GET", url: `/v1/tenants/${h.id}/exports?limit=2`, token: h.admin })).json();
+      expect(listed.data.map((e: { id: string; status: string }) => [e.id, e.status])).toEqual([[accepted.id, "queued"], [stuck, "failed"]]);
+
+      // A worker again: the new export completes.
+      worker = await startWorker();
+      const done = await finished(h, accepted.id);
+      expect(done.status).toBe("done");
+      expect(done.files.find((f: { table: string }) => f.table === "items").rows).toBe(20001);
+
+      // The dead worker's job: graphile-worker releases it after 4 hours (here at once, as docs/runbooks/worker-jobs.md
+      // does); giving the export up spent its attempts, so no worker takes it again.
+      const held = await stack.admin.query("SELECT id, locked_by, attempts, max_attempts, key FROM graphile_worker.jobs WHERE task_identifier = 'tenant.export' AND locked_by IS NOT NULL");
+      expect(held.rows).toHaveLength(1);
+      expect(held.rows[0]).toMatchObject({ key: null, attempts: held.rows[0].max_attempts });
+      await stack.admin.query("SELECT graphile_worker.force_unlock_workers(ARRAY[$1])", [held.rows[0].locked_by]);
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect((await stack.admin.query("SELECT locked_by FROM graphile_worker.jobs WHERE id = $1", [held.rows[0].id])).rows).toEqual([{ locked_by: null }]);
+      expect((await record(stuck)).status).toBe("failed");
+      // And were it run (an older queue, a job added by hand), the job does nothing to a given-up export but remove its objects.
+      const lines: string[] = [];
+      const db = createPostgresDatabase({ url: stack.config.DATABASE_URL!, poolSize: 1 });
+      try {
+        await exportTask({ db, store: localExportStore(exportDir), chunkRows: 50, retentionDays: 7 })({ tenantId: h.id, exportId: stuck }, { logger: { info: (m: string) => lines.push(m) }, job: { id: "rerun", attempts: 1, max_attempts: 5 } } as unknown as JobHelpers);
+      } finally {
+        await db.close();
+      }
+      expect(lines.join("\n")).toContain(`export ${stuck} of tenant ${h.id} was given up`);
+      expect(await record(stuck)).toMatchObject({ status: "failed", tables: {} });
+      expect(readdirSync(join(exportDir, "tenants", h.id, "exports"))).not.toContain(stuck);
+    }, 120_000);
+
+    it("an export queued whose job is gone from the queue is given up by the next request, which is accepted", async () => {
+      const i = await createTenant(stack, "india", platform);
+      const lost = (await stack.admin.query("INSERT INTO platform.exports (tenant_id, requested_by, store, expires_at) VALUES ($1, 'someone', 'local', now() + interval '1 day') RETURNING id", [i.id])).rows[0].id as string;
+      const res = await stack.request({ method: "POST", url: `/v1/tenants/${i.id}/exports`, token: i.admin });
+      expect(res.statusCode, res.body).toBe(202);
+      expect(await record(lost)).toMatchObject({ status: "failed", error: "given up: its job was no longer in the queue; request a new export" });
+      expect((await finished(i, res.json().id)).status).toBe("done");
+    });
+
+    it(`never gives up a live export, however long it runs: one slowed past ${STALE_SECONDS} s keeps the next request refused (409) until it is done`, async () => {
+      const j = await createTenant(stack, "juliett", platform);
+      await stack.admin.query(`INSERT INTO platform.items (tenant_id, owner_id, title) SELECT $1, $2, 'item ' || g FROM generate_series(1, 1500) g`, [j.id, j.userId]);
+      const id = (await stack.admin.query("INSERT INTO platform.exports (tenant_id, requested_by, store, expires_at) VALUES ($1, 'someone', 'local', now() + interval '1 day') RETURNING id", [j.id])).rows[0].id as string;
+      const local = localExportStore(exportDir);
+      const slow: ExportStore = {
+        ...local,
+        write: (key, body, contentType) =>
+          local.write(key, Readable.from((async function* () {
+            for await (const chunk of body) {
+              await new Promise((r) => setTimeout(r, 30));
+              yield chunk as Buffer;
+            }
+          })(), { objectMode: false }), contentType),
+      };
+      const db = createPostgresDatabase({ url: stack.config.DATABASE_URL!, poolSize: 2 });
+      const started = Date.now();
+      let ended = false;
+      const running = Promise.resolve(
+        exportTask({ db, store: slow, chunkRows: 10, retentionDays: 7, heartbeatMs: STALE_SECONDS * 100 })({ tenantId: j.id, exportId: id }, { logger: { info: () => {} }, job: { id: "live", attempts: 1, max_attempts: 5 } } as unknown as JobHelpers),
+      ).finally(() => (ended = true));
+      const answers: number[] = [];
+      try {
+        while ((await record(id)).status !== "running") await new Promise((r) => setTimeout(r, 10));
+        while (!ended) {
+          const res = await stack.request({ method: "POST", url: `/v1/tenants/${j.id}/exports`, token: j.admin });
+          // Accepted only because the export had just finished: not a live one given up.
+          if (res.statusCode === 202 && (await record(id)).status === "done") break;
+          answers.push(res.statusCode);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        await running;
+      } finally {
+        await running.catch(() => {});
+        await db.close();
+      }
+      console.log(`a live export of ${Date.now() - started} ms: ${answers.length} requests meanwhile, answered ${[...new Set(answers)].join(", ")}`);
+      expect(Date.now() - started).toBeGreaterThan(STALE_SECONDS * 1000 + 1_000);
+      expect(answers.length).toBeGreaterThan(10);
+      expect(new Set(answers)).toEqual(new Set([409]));
+      expect((await record(id)).status).toBe("done");
     });
   });
 

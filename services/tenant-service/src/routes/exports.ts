@@ -9,10 +9,11 @@ import { z } from "zod";
 import { decodeCursor } from "../cursor.js";
 import { AppError, notFound } from "../errors.js";
 import { createExportStore } from "../export-store.js";
+import type { Queryable } from "../db/database.js";
 import { ExportRepository, type ExportRecord } from "../repositories/exports.js";
 import { IdParam, ListQuery, Timestamp, clampLimit, errorResponses, pageOf } from "../schemas.js";
 import { EXPORT_MAX_ATTEMPTS, EXPORT_TABLES, EXPORT_TASK, NDJSON, exportJobKey } from "../worker/export.js";
-import { enqueue, queueInstalled } from "../worker/queue.js";
+import { dequeue, enqueue, jobRunnable, queueInstalled } from "../worker/queue.js";
 import { audit, inTenant, requireTenantAdmin, tenantRequest, type RouteOptions } from "./context.js";
 
 const TABLE_NAMES = EXPORT_TABLES.map((t) => t.table) as [string, ...string[]];
@@ -55,6 +56,21 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
   const store = createExportStore(config);
   const scoped = { tenantScoped: true };
   const tags = ["exports"];
+
+  /**
+   * Why the export in progress will never end by itself, if so: its job made no progress for EXPORT_STALE_SECONDS
+   * (its worker died: graphile-worker would hold the job for 4 hours), or it is queued and no job of the queue will
+   * run it (removed, the queue reinstalled, or its attempts spent without marking it failed).
+   */
+  const staleness = async (tx: Queryable, e: ExportRecord & { silentSeconds: number | null }, queue: boolean): Promise<string | undefined> => {
+    if (e.status === "running" && e.silentSeconds !== null && e.silentSeconds > config.EXPORT_STALE_SECONDS) {
+      return `given up: no progress since ${(e.heartbeatAt ?? e.startedAt)!.toISOString()}, more than ${config.EXPORT_STALE_SECONDS} s (its worker stopped); request a new export`;
+    }
+    if (e.status === "queued" && queue && !(await jobRunnable(tx, exportJobKey(e.tenantId, e.id)))) {
+      return "given up: its job was no longer in the queue; request a new export";
+    }
+    return undefined;
+  };
 
   const expired = (e: ExportRecord) => e.status === "done" && e.expiresAt.getTime() <= Date.now();
 
@@ -99,14 +115,27 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
     requireTenantAdmin(request);
     const created = await inTenant(services, request, async (tx, tenant) => {
       const exports = new ExportRepository(tx, tenant.id);
+      const queue = await queueInstalled(tx);
       const running = await exports.inProgress();
-      if (running) {
-        throw new AppError(409, "export_in_progress", `export ${running.id} of this tenant is ${running.status}: poll GET .../exports/${running.id} and request another once it is done or failed`);
+      const stale = running && (await staleness(tx, running, queue));
+      if (running && !stale) {
+        throw new AppError(
+          409,
+          "export_in_progress",
+          `export ${running.id} of this tenant is ${running.status}: poll GET .../exports/${running.id} and request another once it is done or failed ` +
+            `(one that makes no progress for ${config.EXPORT_STALE_SECONDS} s is given up then)`,
+        );
+      }
+      if (running && stale && (await exports.giveUp(running.id, stale))) {
+        // Its job, if a dead worker still holds it, must not run it again once graphile-worker releases it.
+        if (queue) await dequeue(tx, exportJobKey(tenant.id, running.id));
+        await audit(tx, request, "export.given_up", "export", running.id, { reason: stale, status: running.status, heartbeatAt: running.heartbeatAt?.toISOString() ?? null });
+        request.log.warn({ tenantId: tenant.id, exportId: running.id, reason: stale }, "export given up: it would never end by itself");
       }
       const record = await exports.create({ requestedBy: request.principal!.subject, requestId: request.id, store: store.kind, retentionDays: config.EXPORT_RETENTION_DAYS });
       await audit(tx, request, "export.requested", "export", record.id, { store: store.kind });
       // The job commits with the record or not at all.
-      if (await queueInstalled(tx)) await enqueue(tx, EXPORT_TASK, { tenantId: tenant.id, exportId: record.id }, exportJobKey(tenant.id, record.id), { maxAttempts: EXPORT_MAX_ATTEMPTS });
+      if (queue) await enqueue(tx, EXPORT_TASK, { tenantId: tenant.id, exportId: record.id }, exportJobKey(tenant.id, record.id), { maxAttempts: EXPORT_MAX_ATTEMPTS });
       else request.log.warn({ tenantId: tenant.id }, "queue not installed (worker --install-queue): the export stays queued until a worker runs");
       return record;
     });

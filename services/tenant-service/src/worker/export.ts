@@ -18,6 +18,10 @@
  *   backpressure).
  * - **Idempotent.** A retry writes the same keys again, overwriting; the record says done only once every object is
  *   stored, with the audit entry, in one last transaction.
+ * - **A heartbeat.** A chunk's transaction writes the record's heartbeat_at every `heartbeatMs` (migration 0018). The
+ *   service gives up an export whose heartbeat is older than EXPORT_STALE_SECONDS when the tenant asks for another
+ *   (routes/exports.ts): its worker died, and graphile-worker would keep the job locked for 4 hours. A job that finds
+ *   its export given up (or deleted) stops, and removes what it wrote.
  */
 import { Readable } from "node:stream";
 import type { Task, TaskList } from "graphile-worker";
@@ -86,6 +90,20 @@ export interface ExportOptions {
   readonly retentionDays: number;
   /** How long a chunk is tried again while the tenant is being cut over (tenantctl's cutover takes under 2 s). @default 30000 */
   readonly fencedRetryMs?: number;
+  /** The record's heartbeat at most this often (worker.ts: EXPORT_STALE_SECONDS / 10). @default 60000 */
+  readonly heartbeatMs?: number;
+}
+
+/** The export was given up (its heartbeat went stale) or deleted (the tenant erased) while this job ran. */
+class ExportNoLongerRunning extends Error {
+  readonly code = "export_no_longer_running";
+}
+
+/** One run of the job: which export, and when its heartbeat is due. */
+interface Run {
+  readonly tenantId: string;
+  readonly exportId: string;
+  nextHeartbeat: number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -107,14 +125,22 @@ async function inTenantRetryingFence<T>(db: Database, tenantId: string, retryMs:
   }
 }
 
-/** A table's rows as NDJSON, one chunk (one short transaction) at a time, counting rows and bytes into `counts`. */
-async function* tableChunks(options: ExportOptions, tenantId: string, table: ExportTable, counts: { rows: number; bytes: number }): AsyncGenerator<Buffer> {
+/**
+ * A table's rows as NDJSON, one chunk (one short transaction) at a time, counting rows and bytes into `counts`; the
+ * heartbeat, when due, goes in the chunk's transaction.
+ */
+async function* tableChunks(options: ExportOptions, run: Run, table: ExportTable, counts: { rows: number; bytes: number }): AsyncGenerator<Buffer> {
+  const { tenantId, exportId } = run;
   const retryMs = options.fencedRetryMs ?? 30_000;
   let after: string[] | undefined;
   for (;;) {
     const sql = exportChunkSql(table, { after: after !== undefined });
     const params = [tenantId, options.chunkRows, ...(after ?? [])];
     const rows = await inTenantRetryingFence(options.db, tenantId, retryMs, async (tx) => {
+      if (Date.now() >= run.nextHeartbeat) {
+        if (!(await new ExportRepository(tx, tenantId).heartbeat(exportId))) throw new ExportNoLongerRunning(`export ${exportId} is no longer running`);
+        run.nextHeartbeat = Date.now() + (options.heartbeatMs ?? 60_000);
+      }
       // And the primary key's order is walked, never the tenant's rows sorted: with statistics that underestimate
       // the tenant, a chunk of 40 at 10,000 rows still took 52 ms sorted against 0.3 ms walked (on Citus the SET LOCAL
       // reaches the workers, as the tenant context does: citus.propagate_set_commands = 'local').
@@ -150,8 +176,9 @@ export function exportTask(options: ExportOptions): Task {
     const found = await db.transaction(context, async (tx) => {
       const exports = new ExportRepository(tx, tenantId);
       const record = await exports.find(exportId);
-      if (!record || record.status === "done") return record;
-      return { ...record, startedAt: await exports.start(exportId) };
+      if (!record || record.status === "done" || record.status === "failed") return record;
+      const startedAt = await exports.start(exportId);
+      return startedAt ? { ...record, startedAt } : undefined;
     });
     if (!found) {
       // Objects an earlier attempt wrote after the erasure removed the tenant's prefix would otherwise stay until the
@@ -161,15 +188,23 @@ export function exportTask(options: ExportOptions): Task {
       return;
     }
     if (found.status === "done") return;
+    if (found.status === "failed") {
+      // Given up while this job waited (its earlier attempt's worker died and the service failed the export as
+      // stale): a rerun after graphile-worker's 4 hours must not start it again. What that attempt wrote goes.
+      await store.deletePrefix(exportPrefix(tenantId, exportId));
+      helpers.logger.info(`export ${exportId} of tenant ${tenantId} was given up (${found.error ?? "failed"}): nothing to do, its objects removed`);
+      return;
+    }
     if (found.store !== store.kind) throw new Error(`export ${exportId} was requested for the ${found.store} store, and this worker writes to ${store.kind}: set EXPORT_STORE alike on the service and the worker`);
 
     const started = Date.now();
+    const run: Run = { tenantId, exportId, nextHeartbeat: started + (options.heartbeatMs ?? 60_000) };
     try {
       const tables: Record<string, ExportedTable> = {};
       for (const table of EXPORT_TABLES) {
         const key = exportObjectKey(tenantId, exportId, table.table);
         const counts = { rows: 0, bytes: 0 };
-        await store.write(key, Readable.from(tableChunks(options, tenantId, table, counts), { objectMode: false }), NDJSON);
+        await store.write(key, Readable.from(tableChunks(options, run, table, counts), { objectMode: false }), NDJSON);
         tables[table.table] = { ...counts, key };
       }
       const expiresAt = new Date(found.startedAt!.getTime() + retentionDays * 86_400_000);
@@ -180,18 +215,19 @@ export function exportTask(options: ExportOptions): Task {
         await new AuditLogRepository(tx, tenantId).record({ actor: "worker", action: "export.completed", entityType: "export", entityId: exportId, requestId: helpers.job.id, details: { rows, store: store.kind } });
         return done;
       });
-      if (!finished) {
-        // The tenant's erasure deleted the record while this job wrote, and may have removed the tenant's prefix
-        // before the last object landed: what this job wrote goes too.
-        await store.deletePrefix(exportPrefix(tenantId, exportId));
-        helpers.logger.info(`export ${exportId} of tenant ${tenantId}: its record was deleted while it ran (the tenant was erased); its objects removed`);
-        return;
-      }
+      if (!finished) throw new ExportNoLongerRunning(`export ${exportId} is no longer running`);
       const total = Object.values(finished.tables).reduce((n, t) => n + t.rows, 0);
       helpers.logger.info(
         `export ${exportId} of tenant ${tenantId}: ${total} rows in ${Date.now() - started} ms to ${store.kind}; peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB`,
       );
     } catch (error) {
+      if ((error as { code?: string } | null)?.code === "export_no_longer_running") {
+        // The tenant's erasure deleted the record while this job wrote (and may have removed the tenant's prefix
+        // before the last object landed), or the service gave the export up as stale: what this job wrote goes too.
+        await store.deletePrefix(exportPrefix(tenantId, exportId));
+        helpers.logger.info(`export ${exportId} of tenant ${tenantId}: its record was deleted (the tenant was erased) or given up as stale while it ran; its objects removed`);
+        return;
+      }
       if (helpers.job.attempts >= helpers.job.max_attempts) {
         // The record says why in words the tenant may read; the log keeps the error itself.
         await db.transaction(context, (tx) => new ExportRepository(tx, tenantId).fail(exportId, `the export failed after ${helpers.job.attempts} attempts; ask support with the export id`));

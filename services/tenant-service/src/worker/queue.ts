@@ -72,6 +72,15 @@ export async function enqueue(tx: Queryable, task: string, payload: Record<strin
   ]);
 }
 
+/**
+ * Whether a job with this key is in the queue and can still run: waiting, running, or to be retried. False when
+ * there is none (run to its end, removed by hand, the queue reinstalled) or its attempts are spent.
+ */
+export async function jobRunnable(tx: Queryable, jobKey: string): Promise<boolean> {
+  const { rows } = await tx.query<{ ok: boolean }>("SELECT EXISTS (SELECT 1 FROM graphile_worker.jobs WHERE key = $1 AND attempts < max_attempts) AS ok", [jobKey]);
+  return rows[0]?.ok === true;
+}
+
 /** Removes a job by its key, unless a worker holds it now (graphile-worker then lets it finish and not retry). */
 export async function dequeue(tx: Queryable, jobKey: string): Promise<void> {
   await tx.query("SELECT graphile_worker.remove_job($1)", [jobKey]);

@@ -1,0 +1,13 @@
+-- A running export's heartbeat (issue 24; services/tenant-service README "Export", docs/runbooks/export-stuck.md).
+--
+-- An export queued or running blocks the next one of its tenant (0016's exports_one_in_progress, and 409 from the
+-- service). When the worker running it dies (OOM kill, node lost), graphile-worker keeps its job locked for 4 hours
+-- and the record stays `running`: no export of that tenant for 4 hours, or ever once its attempts are spent. The job
+-- now writes heartbeat_at as it makes progress (a chunk read, at most every EXPORT_STALE_SECONDS / 10), and a request
+-- for a new export gives up one whose heartbeat is older than EXPORT_STALE_SECONDS (failed, with the reason), so a
+-- dead worker blocks a tenant's exports for that long at most. NULL: written before this migration (then started_at
+-- stands for it) or not started yet.
+--
+-- A nullable column without a default: only the catalog changes, under a lock held for milliseconds; on Citus the
+-- ALTER reaches every shard.
+ALTER TABLE platform.exports ADD COLUMN heartbeat_at timestamptz;
