@@ -15,11 +15,14 @@ describe.skipIf(unavailable !== undefined)("queue worker on PostgreSQL 15", () =
   let appPool: pg.Pool;
   let db: ReturnType<typeof createPostgresDatabase>;
   let tenants: TenantFixture[];
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
   const jobs = async () => (await stack.admin.query("SELECT task_identifier AS task, key, attempts, last_error FROM graphile_worker.jobs ORDER BY id")).rows;
   const work = (now?: Date) =>
     runOnce({ pgPool: appPool, taskList: createTaskList({ db, auditRetentionMonths: 13, rollupBatchSize: 2, now: now ? () => now : undefined }) });
 
   beforeAll(async () => {
+    process.on("warning", onWarning);
     stack = await startStack();
     await installQueue(stack.pg.urlFor("platform_migrator", "migrator"));
     appPool = new pg.Pool({ connectionString: stack.config.DATABASE_URL, max: 4 });
@@ -29,9 +32,21 @@ describe.skipIf(unavailable !== undefined)("queue worker on PostgreSQL 15", () =
     for (const code of ["one", "two", "three"]) tenants.push(await createTenant(stack, code, platform));
   }, 120_000);
   afterAll(async () => {
+    process.off("warning", onWarning);
     await appPool?.end();
     await db?.close();
     await stack?.close();
+  });
+
+  it("installs the queue again as a no-op, and says what to do when the queue role is missing", async () => {
+    await installQueue(stack.pg.urlFor("platform_migrator", "migrator"));
+    await expect(installQueue(stack.pg.urlFor("platform_migrator", "migrator"), "no_such_queue_role")).rejects.toThrow(
+      /cannot act as no_such_queue_role: create it \(CREATE ROLE no_such_queue_role NOLOGIN\)/,
+    );
+    await new Promise((r) => setImmediate(r)); // process warnings are emitted on the next tick
+    // The role's SETs are awaited before the pool hands the client out, not queued under its first query (which pg
+    // deprecates, and warns of once a process: hence the listener from before the first install in beforeAll).
+    expect(warnings.filter((w) => /already executing a query/.test(w))).toEqual([]);
   });
 
   it("enqueues provisioning in the tenant's own transaction, once per tenant", async () => {

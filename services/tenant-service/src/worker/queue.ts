@@ -22,13 +22,20 @@ export const QUEUE_SCHEMA = "graphile_worker";
  * migration role, which the service role is not a member of.
  */
 export async function installQueue(migratorUrl: string, queueRole = "platform_queue"): Promise<void> {
-  const pgPool = new pg.Pool({ connectionString: migratorUrl, max: 1 });
-  pgPool.on("connect", (client) => {
-    client.query(`SET ROLE ${client.escapeIdentifier(queueRole)}`).catch(() => {});
-    // On Citus the queue is coordinator-local: its DDL must not be propagated to the workers (where Citus would
-    // connect as the NOLOGIN queue role). On plain PostgreSQL this only sets an unused placeholder.
-    client.query("SET citus.enable_ddl_propagation TO off").catch(() => {});
-  });
+  // pg-pool's onConnect hook (3.14; not yet in @types/pg) runs before the client is handed out, so these SETs are
+  // awaited one after the other instead of queued under the caller's first query, which pg 8.16+ deprecates.
+  const config: pg.PoolConfig & { onConnect: (client: pg.PoolClient) => Promise<void> } = {
+    connectionString: migratorUrl,
+    max: 1,
+    onConnect: async (client) => {
+      // A failure here is reported below, with what to do, by the current_user check.
+      await client.query(`SET ROLE ${client.escapeIdentifier(queueRole)}`).catch(() => {});
+      // On Citus the queue is coordinator-local: its DDL must not be propagated to the workers (where Citus would
+      // connect as the NOLOGIN queue role). On plain PostgreSQL this only sets an unused placeholder.
+      await client.query("SET citus.enable_ddl_propagation TO off");
+    },
+  };
+  const pgPool = new pg.Pool(config);
   try {
     const client = await pgPool.connect();
     try {
