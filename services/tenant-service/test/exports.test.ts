@@ -502,6 +502,38 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       expect((await finished(i, res.json().id)).status).toBe("done");
     });
 
+    it("a poll sees a dead worker's export failed once its heartbeat is stale, with no new request; a live one, and a finished one, are left as they are", async () => {
+      const k = await createTenant(stack, "kilo", platform);
+      const insert = async (status: string, silentSeconds: number) =>
+        (await stack.admin.query(
+          `INSERT INTO platform.exports (tenant_id, requested_by, store, status, started_at, heartbeat_at, expires_at)
+           VALUES ($1, 'someone', 'local', $2, now() - make_interval(secs => $3), now() - make_interval(secs => $3), now() + interval '1 day') RETURNING id`,
+          [k.id, status, silentSeconds],
+        )).rows[0].id as string;
+      const poll = async (id: string) => (await stack.request({ method: "GET", url: `/v1/tenants/${k.id}/exports/${id}`, token: k.admin })).json();
+
+      // Its worker beat a second ago: running, by a poll and by the list.
+      const live = await insert("running", 1);
+      expect(await poll(live)).toMatchObject({ id: live, status: "running", error: null });
+      // Silent past the bound: a poll reports it failed, says why, and the tenant may ask again at once.
+      await stack.admin.query("UPDATE platform.exports SET heartbeat_at = now() - make_interval(secs => $2) WHERE id = $1", [live, STALE_SECONDS + 1]);
+      const polled = await poll(live);
+      expect(polled).toMatchObject({ id: live, status: "failed" });
+      expect(polled.error).toMatch(new RegExp(`^given up: no progress since \\S+, more than ${STALE_SECONDS} s \\(its worker stopped\\); request a new export$`));
+      const audit = await stack.admin.query("SELECT actor FROM platform.audit_log WHERE tenant_id = $1 AND action = 'export.given_up' AND entity_id = $2", [k.id, live]);
+      expect(audit.rows).toEqual([{ actor: "kilo-admin" }]);
+      // The list gives up what it finds stale too, and a finished export is never touched.
+      const old = await insert("running", STALE_SECONDS + 1);
+      const listed = (await stack.request({ method: "GET", url: `/v1/tenants/${k.id}/exports`, token: k.admin })).json();
+      expect(listed.data.find((e: { id: string }) => e.id === old)).toMatchObject({ status: "failed" });
+      await stack.admin.query("UPDATE platform.exports SET status = 'done', finished_at = now() WHERE id = $1", [old]);
+      await stack.admin.query("UPDATE platform.exports SET heartbeat_at = now() - interval '1 day' WHERE id = $1", [old]);
+      expect(await poll(old)).toMatchObject({ status: "done" });
+      const res = await stack.request({ method: "POST", url: `/v1/tenants/${k.id}/exports`, token: k.admin });
+      expect(res.statusCode, res.body).toBe(202);
+      expect((await finished(k, res.json().id)).status).toBe("done");
+    });
+
     it(`never gives up a live export, however long it runs: one slowed past ${STALE_SECONDS} s keeps the next request refused (409) until it is done`, async () => {
       const j = await createTenant(stack, "juliett", platform);
       await stack.admin.query(`INSERT INTO platform.items (tenant_id, owner_id, title) SELECT $1, $2, 'item ' || g FROM generate_series(1, 1500) g`, [j.id, j.userId]);

@@ -4,6 +4,7 @@
  * stands and, once done, where each table's NDJSON is: a signed URL that expires (gcs) or this service's own path
  * (local), which streams the file. GET .../exports lists them, newest first, without the files' URLs.
  */
+import type { FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { decodeCursor } from "../cursor.js";
@@ -72,6 +73,26 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
     return undefined;
   };
 
+  /**
+   * The tenant's export in progress, unless it will never end by itself: then it is given up here (failed, with the
+   * reason; its job dequeued; audited), so a poll sees `failed` as soon as the heartbeat is stale, not only the
+   * tenant's next POST. Every route that shows exports runs this first, in its own transaction.
+   */
+  const settledInProgress = async (tx: Queryable, request: FastifyRequest, tenantId: string, queue: boolean): Promise<ExportRecord | undefined> => {
+    const exports = new ExportRepository(tx, tenantId);
+    const running = await exports.inProgress();
+    if (!running) return undefined;
+    const stale = await staleness(tx, running, queue);
+    if (!stale) return running;
+    if (await exports.giveUp(running.id, stale)) {
+      // Its job, if a dead worker still holds it, must not run it again once graphile-worker releases it.
+      if (queue) await dequeue(tx, exportJobKey(tenantId, running.id));
+      await audit(tx, request, "export.given_up", "export", running.id, { reason: stale, status: running.status, heartbeatAt: running.heartbeatAt?.toISOString() ?? null });
+      request.log.warn({ tenantId, exportId: running.id, reason: stale }, "export given up: it would never end by itself");
+    }
+    return undefined;
+  };
+
   const expired = (e: ExportRecord) => e.status === "done" && e.expiresAt.getTime() <= Date.now();
 
   const summary = (e: ExportRecord): z.output<typeof ExportSummary> => ({
@@ -116,21 +137,14 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
     const created = await inTenant(services, request, async (tx, tenant) => {
       const exports = new ExportRepository(tx, tenant.id);
       const queue = await queueInstalled(tx);
-      const running = await exports.inProgress();
-      const stale = running && (await staleness(tx, running, queue));
-      if (running && !stale) {
+      const running = await settledInProgress(tx, request, tenant.id, queue);
+      if (running) {
         throw new AppError(
           409,
           "export_in_progress",
           `export ${running.id} of this tenant is ${running.status}: poll GET .../exports/${running.id} and request another once it is done or failed ` +
             `(one that makes no progress for ${config.EXPORT_STALE_SECONDS} s is given up then)`,
         );
-      }
-      if (running && stale && (await exports.giveUp(running.id, stale))) {
-        // Its job, if a dead worker still holds it, must not run it again once graphile-worker releases it.
-        if (queue) await dequeue(tx, exportJobKey(tenant.id, running.id));
-        await audit(tx, request, "export.given_up", "export", running.id, { reason: stale, status: running.status, heartbeatAt: running.heartbeatAt?.toISOString() ?? null });
-        request.log.warn({ tenantId: tenant.id, exportId: running.id, reason: stale }, "export given up: it would never end by itself");
       }
       const record = await exports.create({ requestedBy: request.principal!.subject, requestId: request.id, store: store.kind, retentionDays: config.EXPORT_RETENTION_DAYS });
       await audit(tx, request, "export.requested", "export", record.id, { store: store.kind });
@@ -155,16 +169,26 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
     requireTenantAdmin(request);
     const limit = clampLimit(request.query.limit);
     const after = request.query.cursor ? decodeCursor(request.query.cursor) : undefined;
-    const page = await inTenant(services, request, (tx, tenant) => new ExportRepository(tx, tenant.id).list({ limit, after }));
+    const page = await inTenant(services, request, async (tx, tenant) => {
+      await settledInProgress(tx, request, tenant.id, await queueInstalled(tx));
+      return new ExportRepository(tx, tenant.id).list({ limit, after });
+    });
     return { data: page.data.map(summary), nextCursor: page.nextCursor };
   });
 
   app.get("/exports/:id", {
       config: scoped,
-      schema: { ...tenantRequest(options, IdParam.shape), tags, description: "The export's state and, once done, its files.", response: { 200: Export, ...errorResponses(400, 401, 403, 404, 429) } },
+      schema: { ...tenantRequest(options, IdParam.shape), tags, description: "The export's state and, once done, its files. One whose job stopped making progress (its worker died) is reported failed, with the reason, once it has been silent for EXPORT_STALE_SECONDS.", response: { 200: Export, ...errorResponses(400, 401, 403, 404, 429) } },
     }, async (request) => {
     requireTenantAdmin(request);
-    const record = await inTenant(services, request, (tx, tenant) => new ExportRepository(tx, tenant.id).find(request.params.id));
+    const record = await inTenant(services, request, async (tx, tenant) => {
+      const exports = new ExportRepository(tx, tenant.id);
+      const found = await exports.find(request.params.id);
+      // Only a poll of an export in progress pays for the check (and may write); a finished one is read as it is.
+      if (found?.status !== "queued" && found?.status !== "running") return found;
+      await settledInProgress(tx, request, tenant.id, await queueInstalled(tx));
+      return exports.find(request.params.id);
+    });
     if (!record) throw notFound("export");
     return view(record);
   });
