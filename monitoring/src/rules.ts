@@ -398,6 +398,20 @@ export const ALERT_RULES: RuleGroup = {
       annotations: { summary: "Queue jobs keep failing", description: "Task {{ $labels.task }} fails {{ $value }} times per second.", runbook: runbook("worker-jobs") },
     },
     {
+      alert: "ExportsGivenUp",
+      // The service fails an export that would never end (its worker died mid-export, or its job left the queue) when
+      // the tenant next polls or asks again; the tenant must then ask again. One is a worker killed by a rollout or an
+      // OOM; several an hour say the worker dies under exports, which the tenants feel before any job fails.
+      expr: 'sum by (reason) (increase(exports_given_up_total{job="tenant-service"}[1h])) >= 3',
+      for: "0m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "Tenant exports are being given up",
+        description: "{{ $value }} exports given up in the last hour ({{ $labels.reason }}): their worker stopped mid-export or their job left the queue.",
+        runbook: runbook("export-stuck"),
+      },
+    },
+    {
       alert: "WebhookDeliveriesFailing",
       // One tenant's receiver being down is that tenant's (its delivery log says so). Most attempts failing across the
       // platform, with enough of them to judge, is ours: egress, DNS, the NetworkPolicy, the CA bundle.

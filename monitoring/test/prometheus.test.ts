@@ -643,6 +643,17 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ task: "metrics.rollup-batch", severity: "ticket" }],
     },
     {
+      alert: "ExportsGivenUp",
+      // Two pods give up four exports between them in an hour (worker deaths); a third pod's one job_lost is not enough.
+      series: [
+        { series: 'exports_given_up_total{job="tenant-service",pod="a",reason="stale"}', values: "0 0 0 1 1 1 2 2 2 2 2 2 2" },
+        { series: 'exports_given_up_total{job="tenant-service",pod="b",reason="stale"}', values: "0 0 0 0 0 1 1 1 1 2 2 2 2" },
+        { series: 'exports_given_up_total{job="tenant-service",pod="c",reason="job_lost"}', values: "0 0 0 0 1 1 1 1 1 1 1 1 1" },
+      ],
+      evalTime: "12m",
+      fires: [{ reason: "stale", severity: "ticket" }],
+    },
+    {
       alert: "WebhookDeliveriesFailing",
       // 9 failed attempts and 1 delivered a minute (90%); a receiver's own failures among many deliveries would not.
       series: [

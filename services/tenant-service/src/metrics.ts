@@ -8,6 +8,8 @@ export interface ServiceMetrics {
   /** Requests answered 503 because a database node was away (a failover, a restart), by SQLSTATE or driver code. */
   readonly databaseUnavailable: Counter<"cause">;
   readonly rateLimitRenewals: Counter<"result">;
+  /** Exports failed by the service because they would never end by itself (routes/exports.ts): stale, or job_lost. */
+  readonly exportsGivenUp: Counter<"reason">;
 }
 
 type PoolStats = () => { total: number; idle: number; waiting: number; max: number };
@@ -58,6 +60,12 @@ export function createMetrics(pool?: PoolStats): ServiceMetrics {
       name: "rate_limit_lease_renewals_total",
       help: "Rate-limit leases asked of Redis, by result (granted, exhausted: the tenant's window is used up, error)",
       labelNames: ["result"],
+      registers: [registry],
+    }),
+    exportsGivenUp: new Counter({
+      name: "exports_given_up_total",
+      help: "Tenant exports given up by the service, by reason (stale: its job stopped making progress, a worker died; job_lost: its job left the queue)",
+      labelNames: ["reason"],
       registers: [registry],
     }),
   };

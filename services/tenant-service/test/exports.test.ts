@@ -522,10 +522,17 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       expect(polled.error).toMatch(new RegExp(`^given up: no progress since \\S+, more than ${STALE_SECONDS} s \\(its worker stopped\\); request a new export$`));
       const audit = await stack.admin.query("SELECT actor FROM platform.audit_log WHERE tenant_id = $1 AND action = 'export.given_up' AND entity_id = $2", [k.id, live]);
       expect(audit.rows).toEqual([{ actor: "kilo-admin" }]);
+      // Counted for the ExportsGivenUp alert, once; polling the failed export again counts nothing more.
+      const givenUp = async () => Number(/^exports_given_up_total\{reason="stale"\} (\d+)$/m.exec((await stack.request({ method: "GET", url: "/metrics" })).body)?.[1] ?? 0);
+      const counted = await givenUp();
+      expect(counted).toBeGreaterThanOrEqual(1);
+      expect(await poll(live)).toMatchObject({ status: "failed" });
+      expect(await givenUp()).toBe(counted);
       // The list gives up what it finds stale too, and a finished export is never touched.
       const old = await insert("running", STALE_SECONDS + 1);
       const listed = (await stack.request({ method: "GET", url: `/v1/tenants/${k.id}/exports`, token: k.admin })).json();
       expect(listed.data.find((e: { id: string }) => e.id === old)).toMatchObject({ status: "failed" });
+      expect(await givenUp()).toBe(counted + 1);
       await stack.admin.query("UPDATE platform.exports SET status = 'done', finished_at = now() WHERE id = $1", [old]);
       await stack.admin.query("UPDATE platform.exports SET heartbeat_at = now() - interval '1 day' WHERE id = $1", [old]);
       expect(await poll(old)).toMatchObject({ status: "done" });

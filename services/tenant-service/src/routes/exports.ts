@@ -63,34 +63,48 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
    * (its worker died: graphile-worker would hold the job for 4 hours), or it is queued and no job of the queue will
    * run it (removed, the queue reinstalled, or its attempts spent without marking it failed).
    */
-  const staleness = async (tx: Queryable, e: ExportRecord & { silentSeconds: number | null }, queue: boolean): Promise<string | undefined> => {
+  const staleness = async (tx: Queryable, e: ExportRecord & { silentSeconds: number | null }, queue: boolean): Promise<{ reason: "stale" | "job_lost"; error: string } | undefined> => {
     if (e.status === "running" && e.silentSeconds !== null && e.silentSeconds > config.EXPORT_STALE_SECONDS) {
-      return `given up: no progress since ${(e.heartbeatAt ?? e.startedAt)!.toISOString()}, more than ${config.EXPORT_STALE_SECONDS} s (its worker stopped); request a new export`;
+      return { reason: "stale", error: `given up: no progress since ${(e.heartbeatAt ?? e.startedAt)!.toISOString()}, more than ${config.EXPORT_STALE_SECONDS} s (its worker stopped); request a new export` };
     }
     if (e.status === "queued" && queue && !(await jobRunnable(tx, exportJobKey(e.tenantId, e.id)))) {
-      return "given up: its job was no longer in the queue; request a new export";
+      return { reason: "job_lost", error: "given up: its job was no longer in the queue; request a new export" };
     }
     return undefined;
   };
+
+  /** What settle found: the export still in progress, or why the one that was has been given up. */
+  interface Settled {
+    readonly running?: ExportRecord;
+    readonly givenUp?: "stale" | "job_lost";
+  }
 
   /**
    * The tenant's export in progress, unless it will never end by itself: then it is given up here (failed, with the
    * reason; its job dequeued; audited), so a poll sees `failed` as soon as the heartbeat is stale, not only the
    * tenant's next POST. Every route that shows exports runs this first, in its own transaction.
    */
-  const settledInProgress = async (tx: Queryable, request: FastifyRequest, tenantId: string, queue: boolean): Promise<ExportRecord | undefined> => {
+  const settle = async (tx: Queryable, request: FastifyRequest, tenantId: string, queue: boolean): Promise<Settled> => {
     const exports = new ExportRepository(tx, tenantId);
     const running = await exports.inProgress();
-    if (!running) return undefined;
+    if (!running) return {};
     const stale = await staleness(tx, running, queue);
-    if (!stale) return running;
-    if (await exports.giveUp(running.id, stale)) {
+    if (!stale) return { running };
+    if (await exports.giveUp(running.id, stale.error)) {
       // Its job, if a dead worker still holds it, must not run it again once graphile-worker releases it.
       if (queue) await dequeue(tx, exportJobKey(tenantId, running.id));
-      await audit(tx, request, "export.given_up", "export", running.id, { reason: stale, status: running.status, heartbeatAt: running.heartbeatAt?.toISOString() ?? null });
-      request.log.warn({ tenantId, exportId: running.id, reason: stale }, "export given up: it would never end by itself");
+      await audit(tx, request, "export.given_up", "export", running.id, { reason: stale.error, status: running.status, heartbeatAt: running.heartbeatAt?.toISOString() ?? null });
+      request.log.warn({ tenantId, exportId: running.id, reason: stale.error }, "export given up: it would never end by itself");
+      return { givenUp: stale.reason };
     }
-    return undefined;
+    return {};
+  };
+  /**
+   * Counted by the route once its transaction has committed (ExportsGivenUp, monitoring/src/rules.ts): a give-up rolled
+   * back is none, and a transaction run again in a tenant's new database (db/placed.ts) counts once.
+   */
+  const counted = (settled: Settled | undefined) => {
+    if (settled?.givenUp) services.metrics.exportsGivenUp.inc({ reason: settled.givenUp });
   };
 
   const expired = (e: ExportRecord) => e.status === "done" && e.expiresAt.getTime() <= Date.now();
@@ -134,10 +148,12 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
       },
     }, async (request, reply) => {
     requireTenantAdmin(request);
+    let settled: Settled | undefined;
     const created = await inTenant(services, request, async (tx, tenant) => {
       const exports = new ExportRepository(tx, tenant.id);
       const queue = await queueInstalled(tx);
-      const running = await settledInProgress(tx, request, tenant.id, queue);
+      settled = await settle(tx, request, tenant.id, queue);
+      const running = settled.running;
       if (running) {
         throw new AppError(
           409,
@@ -153,6 +169,7 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
       else request.log.warn({ tenantId: tenant.id }, "queue not installed (worker --install-queue): the export stays queued until a worker runs");
       return record;
     });
+    counted(settled);
     return reply.code(202).header("location", `/v1/tenants/${created.tenantId}/exports/${created.id}`).send(await view(created));
   });
 
@@ -169,10 +186,12 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
     requireTenantAdmin(request);
     const limit = clampLimit(request.query.limit);
     const after = request.query.cursor ? decodeCursor(request.query.cursor) : undefined;
+    let settled: Settled | undefined;
     const page = await inTenant(services, request, async (tx, tenant) => {
-      await settledInProgress(tx, request, tenant.id, await queueInstalled(tx));
+      settled = await settle(tx, request, tenant.id, await queueInstalled(tx));
       return new ExportRepository(tx, tenant.id).list({ limit, after });
     });
+    counted(settled);
     return { data: page.data.map(summary), nextCursor: page.nextCursor };
   });
 
@@ -181,14 +200,17 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
       schema: { ...tenantRequest(options, IdParam.shape), tags, description: "The export's state and, once done, its files. One whose job stopped making progress (its worker died) is reported failed, with the reason, once it has been silent for EXPORT_STALE_SECONDS.", response: { 200: Export, ...errorResponses(400, 401, 403, 404, 429) } },
     }, async (request) => {
     requireTenantAdmin(request);
+    let settled: Settled | undefined;
     const record = await inTenant(services, request, async (tx, tenant) => {
+      settled = undefined; // the work may run again, in the tenant's new database
       const exports = new ExportRepository(tx, tenant.id);
       const found = await exports.find(request.params.id);
       // Only a poll of an export in progress pays for the check (and may write); a finished one is read as it is.
       if (found?.status !== "queued" && found?.status !== "running") return found;
-      await settledInProgress(tx, request, tenant.id, await queueInstalled(tx));
+      settled = await settle(tx, request, tenant.id, await queueInstalled(tx));
       return exports.find(request.params.id);
     });
+    counted(settled);
     if (!record) throw notFound("export");
     return view(record);
   });
