@@ -268,7 +268,7 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     expect((done.json().files as { table: string; rows: number }[]).find((f) => f.table === "items")!.rows).toBe(3 + 3);
   });
 
-  it("gives up a stuck export when the tenant asks for another (the heartbeat on the shard, the queue on the coordinator, one transaction); a live one answers 409", async () => {
+  it("gives up a stuck export when the tenant asks for another or polls it (the heartbeat on the shard, the queue on the coordinator, one transaction); a live one answers 409", async () => {
     const req = await start(10, { EXPORT_STALE_SECONDS: "60" });
     const t = tenants["test-c"]!;
     const insert = async (sql: string) => (await admin.query(`INSERT INTO platform.exports (tenant_id, requested_by, store, expires_at, status, started_at, heartbeat_at) VALUES ($1, 'someone', 'local', now() + interval '1 day', ${sql}) RETURNING id`, [t.id])).rows[0].id as string;
@@ -289,7 +289,12 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     await admin.query("SELECT graphile_worker.remove_job($1)", [`tenant.export:${t.id}:${accepted.json().id}`]);
     await admin.query("UPDATE platform.exports SET status = 'running', started_at = now(), heartbeat_at = now() WHERE id = $1", [accepted.json().id]);
     expect((await req(t.admin, "POST", `/v1/tenants/${t.id}/exports`)).statusCode).toBe(409);
-    await admin.query("UPDATE platform.exports SET status = 'failed', finished_at = now() WHERE id = $1", [accepted.json().id]);
+    // Its worker dies: a poll of it, not only a new request, gives it up once the heartbeat is stale.
+    await admin.query("UPDATE platform.exports SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", [accepted.json().id]);
+    const polled = await req(t.admin, "GET", `/v1/tenants/${t.id}/exports/${accepted.json().id}`);
+    expect(polled.statusCode, polled.body).toBe(200);
+    expect(polled.json()).toMatchObject({ status: "failed", error: expect.stringMatching(/^given up: no progress since .*, more than 60 s/) });
+    expect((await admin.query("SELECT status FROM platform.exports WHERE id = $1", [accepted.json().id])).rows).toEqual([{ status: "failed" }]);
   });
 
   it("erases a tenant: zero rows of it on every node, every placement of every table; the others' rows untouched", async () => {
