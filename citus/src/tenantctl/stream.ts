@@ -34,9 +34,32 @@ export async function ensurePublication(db: Db, publication: string, tables: rea
   if (exists.rows.length === 0) await db.pool.query(createPublicationSql(publication, tables, tenantId));
 }
 
-export async function dropStream(db: Db, slot: string | null, publication: string | null): Promise<void> {
+/**
+ * How long a publication stays empty before it is dropped (dropStream). Long enough that no statement still holds
+ * the tables' publication list from before it was emptied; PostgreSQL 15 reads that list and then each publication
+ * in it, so a publication dropped between the two fails the statement, a write of any tenant on those tables, with
+ * XX000 "cache lookup failed for publication" (the fresh-clone CI of 2f08547 lost a write to it mid-wave).
+ */
+export const PUBLICATION_EMPTY_MS = 200;
+
+/**
+ * Drops the stream: the slot, then the publication in two steps. Its tables are taken out of it first (the
+ * statements of other sessions then stop listing it) and only after `emptyMs` is it dropped; dropped at once, it
+ * failed about one write in 400 create-and-drop cycles on a busy table (citus/test/tenantctl-stream.test.ts).
+ * Each step is idempotent: a run killed between them resumes here.
+ */
+export async function dropStream(db: Db, slot: string | null, publication: string | null, options: { emptyMs?: number } = {}): Promise<void> {
   if (slot) await db.pool.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-  if (publication) await db.pool.query(`DROP PUBLICATION IF EXISTS ${ident(publication)}`);
+  if (!publication) return;
+  const { rows } = await db.pool.query<{ name: string }>(
+    "SELECT r.prrelid::regclass::text AS name FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE p.pubname = $1 ORDER BY 1",
+    [publication],
+  );
+  if (rows.length > 0) {
+    await db.pool.query(`ALTER PUBLICATION ${ident(publication)} DROP TABLE ${rows.map((r) => r.name).join(", ")}`);
+    await new Promise((resolve) => setTimeout(resolve, options.emptyMs ?? PUBLICATION_EMPTY_MS));
+  }
+  await db.pool.query(`DROP PUBLICATION IF EXISTS ${ident(publication)}`);
 }
 
 /** Bytes of WAL the slot has not acknowledged, or null when it does not exist. */
