@@ -66,7 +66,7 @@ function apiOverview(): Dashboard {
     .withPanel(timeseries("Rate-limit leases from Redis by result", "ops", query('sum by (result) (rate(rate_limit_lease_renewals_total{job="tenant-service"}[$__rate_interval]))', "{{result}}")))
     .withPanel(timeseries("Worker jobs", "ops", query('sum by (task, outcome) (rate(worker_jobs_total{job="tenant-worker"}[$__rate_interval]))', "{{task}} {{outcome}}")))
     // A worker that dies mid-export shows here (stale) before any job fails: ExportsGivenUp.
-    .withPanel(timeseries("Exports given up, per hour", "none", query('sum by (reason) (increase(exports_given_up_total{job="tenant-service"}[1h]))', "{{reason}}")))
+    .withPanel(timeseries("Exports given up, per hour", "none", query('sum by (reason) (increase(exports_given_up_total{job="tenant-service"}[1h]) or increase(exports_given_up_total{job="tenant-worker"}[1h]))', "{{reason}}")))
     .build();
 }
 

@@ -399,10 +399,11 @@ export const ALERT_RULES: RuleGroup = {
     },
     {
       alert: "ExportsGivenUp",
-      // The service fails an export that would never end (its worker died mid-export, or its job left the queue) when
-      // the tenant next polls or asks again; the tenant must then ask again. One is a worker killed by a rollout or an
-      // OOM; several an hour say the worker dies under exports, which the tenants feel before any job fails.
-      expr: 'sum by (reason) (increase(exports_given_up_total{job="tenant-service"}[1h])) >= 3',
+      // An export that would never end (its worker died mid-export, or its job left the queue) is failed by the service
+      // when the tenant next polls or asks again, or by the worker's sweep within 5 minutes; the tenant must then ask
+      // again. One is a worker killed by a rollout or an OOM; several an hour say the worker dies under exports, which
+      // the tenants feel before any job fails.
+      expr: 'sum by (reason) (increase(exports_given_up_total{job="tenant-service"}[1h]) or increase(exports_given_up_total{job="tenant-worker"}[1h])) >= 3',
       for: "0m",
       labels: { severity: "ticket" },
       annotations: {

@@ -94,6 +94,7 @@ const ONLY_WHEN: Record<string, string> = {
   'http_requests_total{job="tenant-service",status=~"5.."}': "only once a request has failed with a 5xx",
   'rate_limit_lease_renewals_total{job="tenant-service",result="error"}': "only once Redis failed a lease renewal",
   'exports_given_up_total{job="tenant-service"}': "only once the service gave up an export that would never end",
+  'exports_given_up_total{job="tenant-worker"}': "only once the worker's sweep gave up an export that would never end",
   'worker_jobs_total{job="tenant-worker",outcome="failed"}': "only once a job has failed",
   webhook_deliveries_total: "only once a webhook delivery was attempted (no tenant here has a webhook)",
   // The Kubernetes layer: kube-state-metrics, the kubelets and cAdvisor need a cluster.

@@ -644,10 +644,12 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
     },
     {
       alert: "ExportsGivenUp",
-      // Two pods give up four exports between them in an hour (worker deaths); a third pod's one job_lost is not enough.
+      // The service (two pods) and the worker's sweep give up three stale exports between them in an hour (worker
+      // deaths); a single job_lost is not enough.
       series: [
-        { series: 'exports_given_up_total{job="tenant-service",pod="a",reason="stale"}', values: "0 0 0 1 1 1 2 2 2 2 2 2 2" },
-        { series: 'exports_given_up_total{job="tenant-service",pod="b",reason="stale"}', values: "0 0 0 0 0 1 1 1 1 2 2 2 2" },
+        { series: 'exports_given_up_total{job="tenant-service",pod="a",reason="stale"}', values: "0 0 0 1 1 1 1 1 1 1 1 1 1" },
+        { series: 'exports_given_up_total{job="tenant-service",pod="b",reason="stale"}', values: "0 0 0 0 0 1 1 1 1 1 1 1 1" },
+        { series: 'exports_given_up_total{job="tenant-worker",pod="w",reason="stale"}', values: "0 0 0 0 0 0 0 1 1 1 1 1 1" },
         { series: 'exports_given_up_total{job="tenant-service",pod="c",reason="job_lost"}', values: "0 0 0 0 1 1 1 1 1 1 1 1 1" },
       ],
       evalTime: "12m",

@@ -62,20 +62,26 @@ export function createMetrics(pool?: PoolStats): ServiceMetrics {
       labelNames: ["result"],
       registers: [registry],
     }),
-    exportsGivenUp: new Counter({
-      name: "exports_given_up_total",
-      help: "Tenant exports given up by the service, by reason (stale: its job stopped making progress, a worker died; job_lost: its job left the queue)",
-      labelNames: ["reason"],
-      registers: [registry],
-    }),
+    exportsGivenUp: exportsGivenUp(registry),
   };
 }
+
+/** Both the service (a tenant's request) and the worker (its sweep) give up exports that would never end. */
+const exportsGivenUp = (registry: Registry) =>
+  new Counter({
+    name: "exports_given_up_total",
+    help: "Tenant exports given up, by reason (stale: its job stopped making progress, a worker died; job_lost: its job left the queue)",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
 
 export interface WorkerMetrics {
   readonly registry: Registry;
   /** Jobs finished, by task and outcome (success, failed: graphile-worker retries it later). */
   readonly jobs: Counter<"task" | "outcome">;
   readonly jobDuration: Histogram<"task" | "outcome">;
+  /** Exports the sweep gave up (worker/export-sweep.ts). */
+  readonly exportsGivenUp: Counter<"reason">;
 }
 
 /** The worker's: per task (a handful, fixed by the task list), never per tenant or job. */
@@ -91,5 +97,6 @@ export function createWorkerMetrics(pool?: PoolStats): WorkerMetrics {
       buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
       registers: [registry],
     }),
+    exportsGivenUp: exportsGivenUp(registry),
   };
 }

@@ -68,6 +68,7 @@ async function work(): Promise<void> {
     taskList: instrumentTasks(
       createTaskList({
         db, auditRetentionMonths: config.AUDIT_RETENTION_MONTHS, rollupBatchSize: config.ROLLUP_BATCH_SIZE, erasureBatchSize: config.ERASURE_BATCH_SIZE, redis, hydra, exportStore,
+        exportStaleSeconds: config.EXPORT_STALE_SECONDS, onExportGivenUp: (reason) => metrics.exportsGivenUp.inc({ reason }),
       }),
       metrics,
     ),

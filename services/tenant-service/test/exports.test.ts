@@ -17,6 +17,7 @@ import { TenantMoving } from "../src/db/placed.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 import { localExportStore, type ExportStore } from "../src/export-store.js";
 import { EXPORT_TABLES, exportJobKey, exportTask } from "../src/worker/export.js";
+import { exportSweepTask } from "../src/worker/export-sweep.js";
 import { installQueue } from "../src/worker/queue.js";
 import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
 import { startScript, waitUntilServing, type RunningProcess } from "./processes.js";
@@ -491,6 +492,64 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       expect(lines.join("\n")).toContain(`export ${stuck} of tenant ${h.id} was given up`);
       expect(await record(stuck)).toMatchObject({ status: "failed", tables: {} });
       expect(readdirSync(join(exportDir, "tenants", h.id, "exports"))).not.toContain(stuck);
+    }, 120_000);
+
+    it(`the worker's sweep leaves a live export alone however long its job is locked, and gives up a dead worker's export nobody asks about once its heartbeat is ${STALE_SECONDS} s old`, async () => {
+      const l = await createTenant(stack, "lima", platform);
+      await stack.admin.query(`INSERT INTO platform.items (tenant_id, owner_id, title) SELECT $1, $2, 'item ' || g FROM generate_series(1, 20000) g`, [l.id, l.userId]);
+      // One row a chunk: the export runs for many seconds, its heartbeat every STALE_SECONDS / 10.
+      await worker.stop();
+      const victim = await startWorker({ EXPORT_FETCH_ROWS: "1" });
+      const id = (await exportOf(l)).json().id as string;
+      const lockedFor = async () =>
+        ((await stack.admin.query("SELECT extract(epoch FROM now() - locked_at)::float8 AS s FROM graphile_worker.jobs WHERE key = $1", [exportJobKey(l.id, id)])).rows[0]?.s as number | null) ?? 0;
+      const given: string[] = [];
+      const lines: string[] = [];
+      const sweepDb = createPostgresDatabase({ url: stack.config.DATABASE_URL!, poolSize: 2 });
+      const sweep = () =>
+        exportSweepTask({ db: sweepDb, staleSeconds: STALE_SECONDS, onGivenUp: (reason) => given.push(reason) })({}, {
+          logger: { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m) },
+          job: { id: "sweep" },
+        } as unknown as JobHelpers);
+      const jobId = (await stack.admin.query("SELECT id FROM graphile_worker.jobs WHERE key = $1", [exportJobKey(l.id, id)])).rows[0]?.id as string;
+      expect(jobId).toBeDefined();
+      try {
+        // Live, its job locked for longer than the bound: judged by its heartbeat, and left running.
+        const until = Date.now() + 30_000;
+        while ((await lockedFor()) <= STALE_SECONDS + 0.5 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+        expect((await record(id)).status, "the export ended before its job had been locked for the bound: slow it further").toBe("running");
+        await sweep();
+        expect(given).toEqual([]);
+        expect((await record(id)).status).toBe("running");
+        expect(lines.at(-1)).toBe(`export sweep: 1 tenant(s) with an export job locked over ${STALE_SECONDS} s; 0 export(s) given up, 0 tenant(s) to retry`);
+
+        // Its worker dies. Nobody polls: the sweep gives it up once the heartbeat is stale, with the reason the tenant reads.
+        victim.child.kill("SIGKILL");
+        await victim.exited;
+        const beat = new Date((await record(id)).heartbeat_at as Date).getTime();
+        await new Promise((r) => setTimeout(r, Math.max(0, beat + STALE_SECONDS * 1000 + 300 - Date.now())));
+        await sweep();
+        expect(given).toEqual(["stale"]);
+        const failed = await record(id);
+        expect(failed.status).toBe("failed");
+        expect(failed.error).toMatch(new RegExp(`^given up: no progress since \\S+, more than ${STALE_SECONDS} s \\(its worker stopped\\); request a new export$`));
+        const audit = await stack.admin.query("SELECT actor, request_id FROM platform.audit_log WHERE tenant_id = $1 AND action = 'export.given_up' AND entity_id = $2", [l.id, id]);
+        expect(audit.rows).toEqual([{ actor: "worker", request_id: "sweep" }]);
+        // The dead job lost its key and its remaining attempts: the next sweep does not judge it again, nor does any
+        // worker run it once graphile-worker releases it.
+        const job = await stack.admin.query("SELECT key, attempts, max_attempts FROM graphile_worker.jobs WHERE id = $1", [jobId]);
+        expect(job.rows).toHaveLength(1);
+        expect(job.rows[0]).toMatchObject({ key: null, attempts: job.rows[0].max_attempts });
+        await sweep();
+        expect(given).toEqual(["stale"]);
+        expect(lines.at(-1)).toContain("export sweep: 0 tenant(s)");
+      } finally {
+        await sweepDb.close();
+        worker = await startWorker();
+      }
+      // And the tenant exports again at once.
+      const again = await exportOf(l);
+      expect((await finished(l, again.json().id)).status).toBe("done");
     }, 120_000);
 
     it("an export queued whose job is gone from the queue is given up by the next request, which is accepted", async () => {

@@ -14,7 +14,8 @@ import type { Queryable } from "../db/database.js";
 import { ExportRepository, type ExportRecord } from "../repositories/exports.js";
 import { IdParam, ListQuery, Timestamp, clampLimit, errorResponses, pageOf } from "../schemas.js";
 import { EXPORT_MAX_ATTEMPTS, EXPORT_TABLES, EXPORT_TASK, NDJSON, exportJobKey } from "../worker/export.js";
-import { dequeue, enqueue, jobRunnable, queueInstalled } from "../worker/queue.js";
+import { enqueue, queueInstalled } from "../worker/queue.js";
+import { settleExportInProgress, type Settled } from "../stale-exports.js";
 import { audit, inTenant, requireTenantAdmin, tenantRequest, type RouteOptions } from "./context.js";
 
 const TABLE_NAMES = EXPORT_TABLES.map((t) => t.table) as [string, ...string[]];
@@ -59,46 +60,18 @@ export const exportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, opt
   const tags = ["exports"];
 
   /**
-   * Why the export in progress will never end by itself, if so: its job made no progress for EXPORT_STALE_SECONDS
-   * (its worker died: graphile-worker would hold the job for 4 hours), or it is queued and no job of the queue will
-   * run it (removed, the queue reinstalled, or its attempts spent without marking it failed).
+   * The tenant's export in progress, unless it will never end by itself: then given up in this request's transaction
+   * (stale-exports.ts), so a poll or the list sees `failed` as soon as the heartbeat is stale, not only the tenant's
+   * next POST.
    */
-  const staleness = async (tx: Queryable, e: ExportRecord & { silentSeconds: number | null }, queue: boolean): Promise<{ reason: "stale" | "job_lost"; error: string } | undefined> => {
-    if (e.status === "running" && e.silentSeconds !== null && e.silentSeconds > config.EXPORT_STALE_SECONDS) {
-      return { reason: "stale", error: `given up: no progress since ${(e.heartbeatAt ?? e.startedAt)!.toISOString()}, more than ${config.EXPORT_STALE_SECONDS} s (its worker stopped); request a new export` };
-    }
-    if (e.status === "queued" && queue && !(await jobRunnable(tx, exportJobKey(e.tenantId, e.id)))) {
-      return { reason: "job_lost", error: "given up: its job was no longer in the queue; request a new export" };
-    }
-    return undefined;
-  };
-
-  /** What settle found: the export still in progress, or why the one that was has been given up. */
-  interface Settled {
-    readonly running?: ExportRecord;
-    readonly givenUp?: "stale" | "job_lost";
-  }
-
-  /**
-   * The tenant's export in progress, unless it will never end by itself: then it is given up here (failed, with the
-   * reason; its job dequeued; audited), so a poll sees `failed` as soon as the heartbeat is stale, not only the
-   * tenant's next POST. Every route that shows exports runs this first, in its own transaction.
-   */
-  const settle = async (tx: Queryable, request: FastifyRequest, tenantId: string, queue: boolean): Promise<Settled> => {
-    const exports = new ExportRepository(tx, tenantId);
-    const running = await exports.inProgress();
-    if (!running) return {};
-    const stale = await staleness(tx, running, queue);
-    if (!stale) return { running };
-    if (await exports.giveUp(running.id, stale.error)) {
-      // Its job, if a dead worker still holds it, must not run it again once graphile-worker releases it.
-      if (queue) await dequeue(tx, exportJobKey(tenantId, running.id));
-      await audit(tx, request, "export.given_up", "export", running.id, { reason: stale.error, status: running.status, heartbeatAt: running.heartbeatAt?.toISOString() ?? null });
-      request.log.warn({ tenantId, exportId: running.id, reason: stale.error }, "export given up: it would never end by itself");
-      return { givenUp: stale.reason };
-    }
-    return {};
-  };
+  const settle = (tx: Queryable, request: FastifyRequest, tenantId: string, queue: boolean): Promise<Settled> =>
+    settleExportInProgress(tx, tenantId, {
+      staleSeconds: config.EXPORT_STALE_SECONDS,
+      queue,
+      actor: request.principal!.subject,
+      requestId: request.id,
+      warn: (fields, message) => request.log.warn(fields, message),
+    });
   /**
    * Counted by the route once its transaction has committed (ExportsGivenUp, monitoring/src/rules.ts): a give-up rolled
    * back is none, and a transaction run again in a tenant's new database (db/placed.ts) counts once.

@@ -4,7 +4,9 @@ import type { Database, Queryable } from "../db/database.js";
 import type { PlacedDatabase } from "../db/placed.js";
 import type { ExportStore } from "../export-store.js";
 import type { HydraAdmin } from "../hydra.js";
+import type { GiveUpReason } from "../stale-exports.js";
 import { ERASE_TASK, eraseTask, type RedisKeys } from "./erasure.js";
+import { EXPORT_SWEEP_TASK, exportSweepTask } from "./export-sweep.js";
 import { PROVISION_TASK, provisionTask, type ProvisionOptions } from "./provision.js";
 import { enqueue } from "./queue.js";
 import { withShortLocks } from "./short-locks.js";
@@ -33,6 +35,10 @@ export interface WorkerOptions {
   readonly afterProvisionStep?: ProvisionOptions["afterStep"];
   /** Where tenant exports go (EXPORT_STORE): an erased tenant's objects are removed from it. Unset: none are. */
   readonly exportStore?: ExportStore;
+  /** EXPORT_STALE_SECONDS: the sweep gives up a running export silent this long. @default 600 */
+  readonly exportStaleSeconds?: number;
+  /** Called for each export the sweep gives up (exports_given_up_total). */
+  readonly onExportGivenUp?: (reason: GiveUpReason) => void;
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
@@ -124,17 +130,21 @@ export function createTaskList(options: WorkerOptions): TaskList {
     "metrics.rollup-batch": rollupBatch,
     "audit.retention": retention,
     [ERASE_TASK]: eraseTask({ db, batchSize: options.erasureBatchSize ?? 1_000, redis: options.redis, hydra: options.hydra, now, exportStore: options.exportStore }),
+    [EXPORT_SWEEP_TASK]: exportSweepTask({ db, staleSeconds: options.exportStaleSeconds ?? 600, onGivenUp: options.onExportGivenUp }),
   };
 }
 
 const DAY_MS = 86_400_000;
 
 /**
- * Daily schedules; `backfillPeriod` re-runs a slot missed while no worker was up, `jobKey` keeps it to one job per
+ * Schedules; `backfillPeriod` re-runs a slot missed while no worker was up, `jobKey` keeps it to one job per
  * slot. Cron items, not a crontab string: graphile-worker's crontab syntax refuses a task name with a dot (every one
  * of ours), and the worker then stopped at start with "Invalid command specification in line 1 of crontab".
  */
 export const CRON_ITEMS: CronItem[] = [
   { task: "metrics.rollup", match: "0 2 * * *", options: { backfillPeriod: 2 * DAY_MS, jobKey: "metrics.rollup", maxAttempts: 5 } },
   { task: "audit.retention", match: "30 2 * * *", options: { backfillPeriod: 2 * DAY_MS, jobKey: "audit.retention", maxAttempts: 5 } },
+  // Every 5 minutes, no backfill (a missed run is the next one's work): a dead worker's export is given up within
+  // EXPORT_STALE_SECONDS and 5 minutes even if its tenant never asks (worker/export-sweep.ts).
+  { task: EXPORT_SWEEP_TASK, match: "*/5 * * * *", options: { backfillPeriod: 0, jobKey: EXPORT_SWEEP_TASK, maxAttempts: 1 } },
 ];
