@@ -12,7 +12,7 @@
 import type { Task } from "graphile-worker";
 import type { Database } from "../db/database.js";
 import { settleExportInProgress, type GiveUpReason } from "../stale-exports.js";
-import { EXPORT_TASK } from "./export.js";
+import { EXPORT_TASK, tenantOfExportJobKey } from "./export.js";
 
 export const EXPORT_SWEEP_TASK = "exports.sweep";
 
@@ -26,26 +26,23 @@ export interface ExportSweepOptions {
   readonly limit?: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 export function exportSweepTask(options: ExportSweepOptions): Task {
   const { db, staleSeconds } = options;
   return async (_payload, helpers) => {
     // The queue is in the home database (on Citus, coordinator-local): a transaction with no tenant runs there.
     const { rows } = await db.transaction({}, (tx) =>
-      tx.query<{ tenant_id: string | null }>(
-        // The tenant from the job's key (exportJobKey: tenant.export:<tenant>:<export>); graphile_worker.jobs shows no payload.
-        `SELECT DISTINCT split_part(key, ':', 2) AS tenant_id FROM (
-           SELECT key FROM graphile_worker.jobs
-            WHERE task_identifier = $1 AND locked_at < now() - make_interval(secs => $2) AND key IS NOT NULL
-            ORDER BY locked_at LIMIT $3) j`,
+      tx.query<{ key: string }>(
+        // graphile_worker.jobs shows no payload: the tenant is read from the job's key (exportJobKey).
+        `SELECT key FROM graphile_worker.jobs
+          WHERE task_identifier = $1 AND locked_at < now() - make_interval(secs => $2) AND key IS NOT NULL
+          ORDER BY locked_at LIMIT $3`,
         [EXPORT_TASK, staleSeconds, options.limit ?? 500],
       ),
     );
+    const tenants = new Set(rows.map((r) => tenantOfExportJobKey(r.key)).filter((t): t is string => t !== undefined));
     let givenUp = 0;
     let failed = 0;
-    for (const { tenant_id: tenantId } of rows) {
-      if (!tenantId || !UUID.test(tenantId)) continue;
+    for (const tenantId of tenants) {
       try {
         const settled = await db.transaction({ tenantId }, (tx) =>
           settleExportInProgress(tx, tenantId, {
@@ -66,6 +63,6 @@ export function exportSweepTask(options: ExportSweepOptions): Task {
         helpers.logger.warn(`export sweep: tenant ${tenantId} not judged this run: ${(error as Error).message}`);
       }
     }
-    helpers.logger.info(`export sweep: ${rows.length} tenant(s) with an export job locked over ${staleSeconds} s; ${givenUp} export(s) given up, ${failed} tenant(s) to retry`);
+    helpers.logger.info(`export sweep: ${tenants.size} tenant(s) with an export job locked over ${staleSeconds} s; ${givenUp} export(s) given up, ${failed} tenant(s) to retry`);
   };
 }

@@ -32,7 +32,13 @@ import { AuditLogRepository } from "../repositories/audit.js";
 import { ExportRepository, type ExportedTable } from "../repositories/exports.js";
 
 export const EXPORT_TASK = "tenant.export";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const exportJobKey = (tenantId: string, exportId: string): string => `${EXPORT_TASK}:${tenantId}:${exportId}`;
+/** The tenant an export job's key names (exportJobKey), or undefined for a key that is not one. */
+export function tenantOfExportJobKey(key: string): string | undefined {
+  const [task, tenantId, exportId] = key.split(":");
+  return task === EXPORT_TASK && tenantId && exportId && UUID.test(tenantId) && UUID.test(exportId) ? tenantId : undefined;
+}
 /** Attempts before the export is marked failed; graphile-worker backs off exponentially between them. */
 export const EXPORT_MAX_ATTEMPTS = 5;
 
@@ -105,8 +111,6 @@ interface Run {
   readonly exportId: string;
   nextHeartbeat: number;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * `work` in a transaction that enters the tenant, tried again while the tenant is fenced where its rows were read
