@@ -153,12 +153,14 @@ export interface WriteReport {
 
 /**
  * One client writing numbered rows to whichever member answers /primary, as a client behind the load balancer would:
- * on an error it asks again which member leads, and carries on. `markAt(t)` later tells when the first write after
- * `t` was acknowledged. Bounded by `maxMs`.
+ * on an error it asks again which member leads, and carries on. `firstAckAfter(t, member)` later tells when the first
+ * write after `t` was acknowledged, by that member if named. Bounded by `maxMs`.
  */
 export function startWriter(pair: Pair, options: { pauseMs?: number; maxMs?: number } = {}) {
   const acknowledged: number[] = [];
   const ackTimes: number[] = [];
+  /** The member that acknowledged each write: a write in flight when the primary is killed may still be its own. */
+  const ackBy: (string | undefined)[] = [];
   const errors: Record<string, number> = {};
   const deadline = Date.now() + (options.maxMs ?? 180_000);
   let stopped = false;
@@ -166,10 +168,12 @@ export function startWriter(pair: Pair, options: { pauseMs?: number; maxMs?: num
   let next = Date.now() * 1000;
   const loop = (async () => {
     let client: pg.Client | undefined;
+    let member: string | undefined;
     while (!stopped && Date.now() < deadline) {
       try {
         if (!client) {
           const leader = await pair.leader(5_000);
+          member = leader.name;
           client = new pg.Client({ connectionString: leader.url, connectionTimeoutMillis: 2000, query_timeout: 5000 });
           client.on("error", () => {});
           await client.connect();
@@ -178,6 +182,7 @@ export function startWriter(pair: Pair, options: { pauseMs?: number; maxMs?: num
         await client.query("INSERT INTO acked (id) VALUES ($1)", [id]);
         acknowledged.push(id);
         ackTimes.push(Date.now());
+        ackBy.push(member);
       } catch (error) {
         const kind = (error as { code?: string }).code ?? ((error as Error).message.includes("timeout") ? "timeout" : (error as Error).message.slice(0, 60));
         errors[kind] = (errors[kind] ?? 0) + 1;
@@ -190,8 +195,8 @@ export function startWriter(pair: Pair, options: { pauseMs?: number; maxMs?: num
     await client?.end().catch(() => {});
   })();
   return {
-    /** The first acknowledgement at or after `t`, or undefined. */
-    firstAckAfter: (t: number) => ackTimes.find((at) => at >= t),
+    /** The first acknowledgement at or after `t` (by `member` if named), or undefined. */
+    firstAckAfter: (t: number, member?: string) => ackTimes.find((at, i) => at >= t && (member === undefined || ackBy[i] === member)),
     /** The longest gap between two acknowledgements from `from` on: how long writes failed or waited. */
     longestGapAfter(from: number): number {
       let longest = 0;
