@@ -4,12 +4,17 @@
  * statement of whichever session was writing to that table, any tenant's, with XX000 "cache lookup failed for
  * publication" (the fresh-clone CI of 2f08547 lost a write of the 100-tenant wave to it). tenantctl empties the
  * publication first and drops it a moment later (stream.ts, dropStream).
+ *
+ * And the streams of concurrent moves (`--concurrency`) created and dropped on one database at once: CREATE
+ * PUBLICATION and ALTER PUBLICATION ... DROP TABLE lock the tables one by one in the order they are named, so they
+ * must name them in one order (publicationOrder); in two (the copy's parents-first and the catalog's) they
+ * deadlocked, 2 tenants of the fresh-clone CI's wave of 9f29343.
  */
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { postgresUnavailable, startPostgres } from "@platform/testing";
-import type { TenantTable } from "../src/tenantctl/catalog.js";
+import { type TenantTable, tenantTables } from "../src/tenantctl/catalog.js";
 import type { Db } from "../src/tenantctl/context.js";
 import { createPublicationSql, dropStream, streamNames } from "../src/tenantctl/stream.js";
 
@@ -18,6 +23,9 @@ if (unavailable) console.warn(`skipping the stream drop under writes: ${unavaila
 
 const CYCLES = 100;
 const WRITERS = 6;
+/** Concurrent moves' streams, as `tenantctl move --batch --concurrency 4`, and the cycles each makes. */
+const LANES = 4;
+const LANE_CYCLES = 60;
 
 describe.skipIf(unavailable)("a tenant's stream dropped while every tenant writes (PostgreSQL 15)", () => {
   it(`fails no write: ${CYCLES} tenants' publications created and dropped beside ${WRITERS} writers on the same table`, async () => {
@@ -76,4 +84,80 @@ describe.skipIf(unavailable)("a tenant's stream dropped while every tenant write
       server.stop();
     }
   }, 120_000);
+
+  it(`deadlocks no move: ${LANES} moves' streams at once, ${LANE_CYCLES} each, over tables whose parents-first order is not their names' order, beside ${WRITERS} writers`, async () => {
+    const server = await startPostgres({ settings: { wal_level: "logical" } });
+    const pool = new pg.Pool({ connectionString: server.url, max: LANES + 2 });
+    let stop = false;
+    let writes = 0;
+    const failed: Record<string, number> = {};
+    const count = (error: unknown) => {
+      const key = `${(error as { code?: string }).code} ${(error as Error).message.replace(/\d+/g, "N")}`;
+      failed[key] = (failed[key] ?? 0) + 1;
+    };
+    try {
+      // Parents first puts tenants before the rest and users before items: names in their order put them after.
+      await pool.query(`CREATE SCHEMA platform;
+        CREATE TABLE platform.tenants (id uuid PRIMARY KEY, code text);
+        CREATE TABLE platform.users (tenant_id uuid REFERENCES platform.tenants, id uuid, PRIMARY KEY (tenant_id, id));
+        CREATE TABLE platform.items (tenant_id uuid, id uuid, owner_id uuid, PRIMARY KEY (tenant_id, id), FOREIGN KEY (tenant_id, owner_id) REFERENCES platform.users);
+        CREATE TABLE platform.audit_log (tenant_id uuid, id uuid, at timestamptz DEFAULT now(), PRIMARY KEY (tenant_id, id, at)) PARTITION BY RANGE (at);
+        CREATE TABLE platform.audit_log_now PARTITION OF platform.audit_log FOR VALUES FROM ('2000-01-01') TO ('2100-01-01');`);
+      const db = { name: "home", pool, citus: false } as unknown as Db;
+      // The tables and their order exactly as a move takes them from the catalog.
+      const tables = await tenantTables(db, db, true);
+      expect(tables.map((t) => t.name)).toEqual(["platform.tenants", "platform.audit_log", "platform.users", "platform.items"]);
+      const writer = async () => {
+        const client = new pg.Client({ connectionString: server.url });
+        await client.connect();
+        try {
+          for (let n = 0; !stop && n < 1_000_000; n++) {
+            const [tenant, user] = [randomUUID(), randomUUID()];
+            try {
+              await client.query("BEGIN");
+              await client.query("INSERT INTO platform.tenants VALUES ($1, 'c')", [tenant]);
+              await client.query("INSERT INTO platform.users VALUES ($1, $2)", [tenant, user]);
+              await client.query("INSERT INTO platform.items VALUES ($1, $2, $3)", [tenant, randomUUID(), user]);
+              await client.query("INSERT INTO platform.audit_log (tenant_id, id) VALUES ($1, $2)", [tenant, randomUUID()]);
+              await client.query("COMMIT");
+              writes++;
+            } catch (error) {
+              await client.query("ROLLBACK").catch(() => {});
+              count(error);
+            }
+          }
+        } finally {
+          await client.end();
+        }
+      };
+      // A lane is one move after another: its forward publication created, and dropped as the switch drops it.
+      const lane = async () => {
+        for (let i = 0; i < LANE_CYCLES; i++) {
+          const tenant = randomUUID();
+          const { publication } = streamNames(tenant, "forward");
+          try {
+            await pool.query(createPublicationSql(publication, tables, tenant));
+            await dropStream(db, null, publication);
+          } catch (error) {
+            count(error);
+            await dropStream(db, null, publication).catch(() => {});
+          }
+        }
+      };
+      const running = Array.from({ length: WRITERS }, writer);
+      for (const until = Date.now() + 30_000; writes < 200 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+      const started = performance.now();
+      await Promise.all(Array.from({ length: LANES }, lane));
+      const ms = performance.now() - started;
+      stop = true;
+      await Promise.all(running);
+      console.log(`${LANES} lanes of ${LANE_CYCLES} streams created and dropped in ${(ms / 1000).toFixed(1)} s beside ${WRITERS} writers: ${writes} transactions, failures ${JSON.stringify(failed)}`);
+      expect(failed).toEqual({});
+      expect((await pool.query("SELECT count(*)::int AS n FROM pg_publication")).rows[0].n).toBe(0);
+    } finally {
+      stop = true;
+      await pool.end();
+      server.stop();
+    }
+  }, 180_000);
 });

@@ -71,6 +71,8 @@ export async function startPostgres(options: { settings?: Record<string, string>
     full_page_writes: "off",
     max_connections: "200",
     shared_buffers: "128MB",
+    // With PLATFORM_TEST_KEEP, the log names every lock wait over deadlock_timeout: what a deadlock hunt needs.
+    ...(process.env.PLATFORM_TEST_KEEP ? { log_lock_waits: "on" } : {}),
     ...options.settings,
   };
   const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n");
@@ -90,7 +92,9 @@ export async function startPostgres(options: { settings?: Record<string, string>
       try {
         run("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
       } finally {
-        rmSync(dir, { recursive: true, force: true });
+        // PLATFORM_TEST_KEEP: the directory, server.log included, outlives the test for a post-mortem.
+        if (process.env.PLATFORM_TEST_KEEP) console.log(`kept PostgreSQL's directory: ${dir}`);
+        else rmSync(dir, { recursive: true, force: true });
       }
     },
   };

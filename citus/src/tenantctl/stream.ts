@@ -22,9 +22,22 @@ export function streamNames(tenantId: string, direction: "forward" | "reverse"):
   return { slot: name, publication: name };
 }
 
+/**
+ * The one order in which tenantctl names a publication's tables, whichever statement it is: CREATE PUBLICATION and
+ * ALTER PUBLICATION ... DROP TABLE each lock the tables they name (SHARE UPDATE EXCLUSIVE, which conflicts with
+ * itself) one after another in the order given, and concurrent moves run both on the same database. Named in two
+ * orders (the copy's parents-first for one, the catalog's for the other) they deadlocked: 2 tenants of the fresh-clone
+ * CI's wave of 9f29343, 5 in 40 s of four concurrent create-and-drop lanes (citus/test/tenantctl-stream.test.ts).
+ * Sorted here, by code point, not by the database's collation, so both statements agree whatever it is.
+ */
+export function publicationOrder(names: readonly string[]): string[] {
+  return [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 /** The publication of one tenant's rows: each table filtered to it, partitioned tables published as their root. */
 export function createPublicationSql(publication: string, tables: readonly TenantTable[], tenantId: string): string {
-  const list = tables.map((t) => `${qualified(t.name)} WHERE (${ident(t.key)} = ${literal(tenantId)}::uuid)`).join(", ");
+  const byName = new Map(tables.map((t) => [t.name, t]));
+  const list = publicationOrder([...byName.keys()]).map((name) => byName.get(name)!).map((t) => `${qualified(t.name)} WHERE (${ident(t.key)} = ${literal(tenantId)}::uuid)`).join(", ");
   // No TRUNCATE: it cannot be filtered to a tenant; a truncate on the source would show in verify.
   return `CREATE PUBLICATION ${ident(publication)} FOR TABLE ${list} WITH (publish = 'insert, update, delete', publish_via_partition_root = true)`;
 }
@@ -52,11 +65,12 @@ export async function dropStream(db: Db, slot: string | null, publication: strin
   if (slot) await db.pool.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
   if (!publication) return;
   const { rows } = await db.pool.query<{ name: string }>(
-    "SELECT r.prrelid::regclass::text AS name FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE p.pubname = $1 ORDER BY 1",
+    "SELECT r.prrelid::regclass::text AS name FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE p.pubname = $1",
     [publication],
   );
   if (rows.length > 0) {
-    await db.pool.query(`ALTER PUBLICATION ${ident(publication)} DROP TABLE ${rows.map((r) => r.name).join(", ")}`);
+    // In publicationOrder, as CREATE PUBLICATION names them: in another order the two deadlock.
+    await db.pool.query(`ALTER PUBLICATION ${ident(publication)} DROP TABLE ${publicationOrder(rows.map((r) => r.name)).join(", ")}`);
     await new Promise((resolve) => setTimeout(resolve, options.emptyMs ?? PUBLICATION_EMPTY_MS));
   }
   await db.pool.query(`DROP PUBLICATION IF EXISTS ${ident(publication)}`);
