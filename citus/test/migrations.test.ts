@@ -220,9 +220,11 @@ describe.skipIf(unavailable !== undefined)("runner on a real PostgreSQL 15", () 
       const result = await migrating;
       expect(result.ran).toEqual(all.filter((m) => m.version >= 4).map((m) => m.version));
       expect(lines.filter((l) => /0004_\w+\.sql: a table lock was not free within 200 ms .*rolled back, trying again/.test(l)).length).toBeGreaterThan(1);
-      // Each write waited at most about one lock_timeout behind the migration's queued lock, never the holder's 2.5 s.
+      // Each write waited at most about one lock_timeout behind the migration's queued lock, never the holder's 2.5 s
+      // (a write queued behind the holder would wait for a commit that comes only after this loop). 2 s leaves a
+      // loaded CI machine its round trips.
       expect(writes).toBeGreaterThan(5);
-      expect(longest).toBeLessThan(1000);
+      expect(longest).toBeLessThan(2000);
 
       // A lock that never frees: the migration gives up, rolled back, and says what to look at.
       const fresh = await freshDatabase();

@@ -40,8 +40,11 @@ describe("the Pulumi program over the synthesized manifests", () => {
     const { applyManifests } = await import("../src/pulumi/apply.js");
     const groups = applyManifests({ environment: "dev", distDir: join(dir, "dist") });
     await new Promise<void>((resolve) => pulumi.all(Object.values(groups)).apply(() => resolve()));
-    // Let the ConfigGroups' file reads and child registrations settle.
-    await new Promise((r) => setTimeout(r, 500));
+    // The ConfigGroups read their files and register their children after they resolve: wait for as many children as
+    // the manifests hold (bounded; a loaded machine took longer than a fixed pause), then compare them exactly.
+    const childCount = () => registered.filter((r) => r.type !== "kubernetes:yaml:ConfigGroup" && r.type !== "kubernetes:yaml:ConfigFile").length;
+    for (const until = Date.now() + 30_000; childCount() < objects.length && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 200));
     const expected = ["00-setup", "10-auth", "10-gateway", "20-tenants", "30-monitoring"];
     expect(Object.keys(groups)).toEqual(expected);
     expect(registered.filter((r) => r.type === "kubernetes:yaml:ConfigGroup").map((r) => r.name)).toEqual(expected);

@@ -217,7 +217,11 @@ describe.skipIf(!binDir || !existsSync(join(dirname(binDir ?? "/"), "crds")))("t
       const { applyManifests } = await import("@platform/k8s/src/pulumi/apply.js");
       const groups = applyManifests({ environment: "dev", distDir: dist });
       await new Promise<void>((resolve) => pulumi.all(Object.values(groups)).apply(() => resolve()));
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // The groups register their children after they resolve: wait for as many as were applied (bounded), then a
+      // moment for any extra one, which the comparison below would catch.
+      const childCount = () => registered.filter((r) => !r.type.startsWith("kubernetes:yaml:")).length;
+      for (const until = Date.now() + 30_000; childCount() < applied.length && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, 200));
       const fromPulumi = registered
         .filter((r) => !r.type.startsWith("kubernetes:yaml:"))
         .map((r) => `${r.inputs.apiVersion}/${r.inputs.kind}/${r.inputs.metadata?.namespace ?? "-"}/${r.inputs.metadata?.name}`)
