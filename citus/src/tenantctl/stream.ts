@@ -27,7 +27,7 @@ export function streamNames(tenantId: string, direction: "forward" | "reverse"):
  * ALTER PUBLICATION ... DROP TABLE each lock the tables they name (SHARE UPDATE EXCLUSIVE, which conflicts with
  * itself) one after another in the order given, and concurrent moves run both on the same database. Named in two
  * orders (the copy's parents-first for one, the catalog's for the other) they deadlocked: 2 tenants of the fresh-clone
- * CI's wave of 9f29343, 5 in 40 s of four concurrent create-and-drop lanes (citus/test/tenantctl-stream.test.ts).
+ * CI's wave of 9f29343, and 2 in each run of four concurrent create-and-drop lanes (citus/test/tenantctl-stream.test.ts).
  * Sorted here, by code point, not by the database's collation, so both statements agree whatever it is.
  */
 export function publicationOrder(names: readonly string[]): string[] {
