@@ -42,13 +42,13 @@ describe("the Pulumi program over the synthesized manifests", () => {
     await new Promise<void>((resolve) => pulumi.all(Object.values(groups)).apply(() => resolve()));
     // The ConfigGroups read their files and register their children after they resolve: wait for as many children as
     // the manifests hold (bounded; a loaded machine took longer than a fixed pause), then compare them exactly.
-    const childCount = () => registered.filter((r) => r.type !== "kubernetes:yaml:ConfigGroup" && r.type !== "kubernetes:yaml:ConfigFile").length;
-    for (const until = Date.now() + 30_000; childCount() < objects.length && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
+    const isChild = (r: { type: string }) => r.type !== "kubernetes:yaml:ConfigGroup" && r.type !== "kubernetes:yaml:ConfigFile";
+    for (const until = Date.now() + 30_000; registered.filter(isChild).length < objects.length && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
     await new Promise((r) => setTimeout(r, 200));
     const expected = ["00-setup", "10-auth", "10-gateway", "20-tenants", "30-monitoring"];
     expect(Object.keys(groups)).toEqual(expected);
     expect(registered.filter((r) => r.type === "kubernetes:yaml:ConfigGroup").map((r) => r.name)).toEqual(expected);
-    const children = registered.filter((r) => r.type !== "kubernetes:yaml:ConfigGroup" && r.type !== "kubernetes:yaml:ConfigFile");
+    const children = registered.filter(isChild);
     expect(children.length).toBe(objects.length);
     const deployment = children.find((r) => r.type === "kubernetes:apps/v1:Deployment" && String(r.name).endsWith("tenant-service"));
     expect(deployment, "the tenant-service Deployment is registered").toBeDefined();

@@ -219,11 +219,11 @@ describe.skipIf(!binDir || !existsSync(join(dirname(binDir ?? "/"), "crds")))("t
       await new Promise<void>((resolve) => pulumi.all(Object.values(groups)).apply(() => resolve()));
       // The groups register their children after they resolve: wait for as many as were applied (bounded), then a
       // moment for any extra one, which the comparison below would catch.
-      const childCount = () => registered.filter((r) => !r.type.startsWith("kubernetes:yaml:")).length;
-      for (const until = Date.now() + 30_000; childCount() < applied.length && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 100));
+      const isChild = (r: { type: string }) => !r.type.startsWith("kubernetes:yaml:");
+      for (const until = Date.now() + 30_000; registered.filter(isChild).length < applied.length && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 100));
       await new Promise((resolve) => setTimeout(resolve, 200));
       const fromPulumi = registered
-        .filter((r) => !r.type.startsWith("kubernetes:yaml:"))
+        .filter(isChild)
         .map((r) => `${r.inputs.apiVersion}/${r.inputs.kind}/${r.inputs.metadata?.namespace ?? "-"}/${r.inputs.metadata?.name}`)
         .sort();
       expect(fromPulumi).toEqual(applied);
