@@ -96,6 +96,11 @@ export interface GcsExportStoreOptions {
   /** Explicit credentials (tests sign with a key of their own); unset: Application Default Credentials. */
   readonly credentials?: StorageOptions["credentials"];
   readonly projectId?: string;
+  /**
+   * Where signBlob is called when there is no key (`.../serviceAccounts/`, the account and `:signBlob` appended):
+   * tests point it at an IAM of their own. Unset: Google's IAM Credentials API, as on GKE.
+   */
+  readonly signingEndpoint?: string;
 }
 
 /** A Cloud Storage bucket through @google-cloud/storage. */
@@ -119,7 +124,12 @@ export function gcsExportStore(options: GcsExportStoreOptions): ExportStore {
       return exists ? file.createReadStream() : undefined;
     },
     async signedUrl(key, expiresAt) {
-      const [url] = await bucket.file(checkKey(key)).getSignedUrl({ version: "v4", action: "read", expires: expiresAt });
+      const [url] = await bucket.file(checkKey(key)).getSignedUrl({
+        version: "v4",
+        action: "read",
+        expires: expiresAt,
+        ...(options.signingEndpoint ? { signingEndpoint: options.signingEndpoint } : {}),
+      });
       return url;
     },
     async deletePrefix(prefix) {

@@ -5,11 +5,15 @@
  * signed URL, the tenant prefix removed), then the real worker process exporting a tenant into the bucket and the
  * service answering with signed URLs whose objects equal the tenant's rows.
  *
- * fake-gcs-server serves a signed URL without checking its signature, so what is checked of signing is its form (V4,
- * the signer's account, the expiry asked for) and that it reads the object; the signature itself is Google's to check.
+ * fake-gcs-server serves a signed URL without checking its signature, so what is checked of signing with a key is its
+ * form (V4, the signer's account, the expiry asked for) and that it reads the object. The keyless path production
+ * takes (no key file: signBlob as the pod's account) runs against a metadata server and an IAM played on loopback,
+ * and there the signature is checked too: over the V4 string to sign rebuilt from the URL, with the account's key.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes, sign, verify } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -107,6 +111,46 @@ describe.skipIf(skip !== undefined)("the gcs export store on fake-gcs-server v1.
     expect(await res.text()).toBe('{"a":1}\n');
   });
 
+  it("with no key, as on GKE, signs through IAM's signBlob as the metadata server's account, over exactly the URL it gives", async () => {
+    const key = "tenants/00000000-0000-4000-8000-000000000001/exports/e5/items.ndjson";
+    await store.write(key, Readable.from(['{"b":2}\n']), "application/x-ndjson");
+    const iam = await startMetadataAndIam("tenant-svc@example-project.iam.gserviceaccount.com");
+    const saved = { credentials: process.env.GOOGLE_APPLICATION_CREDENTIALS, host: process.env.GCE_METADATA_HOST };
+    delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+    process.env.GCE_METADATA_HOST = iam.host;
+    try {
+      // No credentials: Application Default Credentials find the metadata server, as a pod with Workload Identity does.
+      const keyless = gcsExportStore({ bucket, apiEndpoint: endpoint, projectId: "example-project", signingEndpoint: `http://${iam.host}/v1/projects/-/serviceAccounts/` });
+      const url = new URL((await keyless.signedUrl(key, new Date(Date.now() + 300_000)))!);
+
+      expect(iam.signed, "one signBlob call, as the metadata server's account, with its token").toEqual([
+        { path: `/v1/projects/-/serviceAccounts/${iam.account}:signBlob`, authorization: `Bearer ${iam.token}`, payload: expect.any(String) },
+      ]);
+      expect(url.searchParams.get("X-Goog-Credential")).toMatch(new RegExp(`^${iam.account.replace(/\./g, "\\.")}/\\d{8}/auto/storage/goog4_request$`));
+      // What IAM signed is the V4 string to sign of this URL, rebuilt here from the URL by Google's published
+      // algorithm (https://cloud.google.com/storage/docs/authentication/signatures): the request line, the query
+      // without the signature, sorted, and the host. A URL that said other than what was signed fails Google's check.
+      // The host is the name alone: the library signs the endpoint's host name without its port, which Google's
+      // endpoint (https, 443) never shows, so there the two are the same.
+      const query = url.search.slice(1).split("&").filter((pair) => !pair.startsWith("X-Goog-Signature=")).sort().join("&");
+      const canonical = ["GET", `/${bucket}/${key}`, query, `host:${url.hostname}`, "", "host", "UNSIGNED-PAYLOAD"].join("\n");
+      const scope = url.searchParams.get("X-Goog-Credential")!.split("/").slice(1).join("/");
+      const stringToSign = ["GOOG4-RSA-SHA256", url.searchParams.get("X-Goog-Date"), scope, createHash("sha256").update(canonical).digest("hex")].join("\n");
+      expect(iam.signed[0]!.payload).toBe(stringToSign);
+      // The URL carries IAM's signature, and it verifies with the account's public key.
+      const signature = Buffer.from(url.searchParams.get("X-Goog-Signature")!, "hex");
+      expect(verify("RSA-SHA256", Buffer.from(stringToSign), iam.publicKey, signature)).toBe(true);
+      const res = await fetch(url);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe('{"b":2}\n');
+    } finally {
+      await iam.stop();
+      if (saved.credentials !== undefined) process.env.GOOGLE_APPLICATION_CREDENTIALS = saved.credentials;
+      if (saved.host === undefined) delete process.env.GCE_METADATA_HOST;
+      else process.env.GCE_METADATA_HOST = saved.host;
+    }
+  });
+
   it("removes every object under a tenant's prefix and nothing else", async () => {
     const [mine, other] = ["00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004"];
     for (const t of [mine, other]) for (const table of ["users", "items"]) await store.write(`tenants/${t}/exports/e/${table}.ndjson`, Readable.from(["{}\n"]), "application/x-ndjson");
@@ -176,3 +220,45 @@ describe.skipIf(skip !== undefined)("the gcs export store on fake-gcs-server v1.
     }, 120_000);
   });
 });
+
+/**
+ * What a GKE pod with Workload Identity reaches to sign, played on loopback: the metadata server (the account's email
+ * and an access token, as google-auth-library asks for them) and the IAM Credentials API's signBlob, which signs with
+ * a key only it holds and checks the token. It records each signBlob call: the path, the token and the payload.
+ */
+async function startMetadataAndIam(account: string) {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const token = randomBytes(16).toString("hex");
+  const signed: { path: string; authorization: string | undefined; payload: string }[] = [];
+  const metadata: Record<string, string> = {
+    "/computeMetadata/v1/instance": "",
+    "/computeMetadata/v1/instance/service-accounts/default/email": account,
+    "/computeMetadata/v1/instance/service-accounts/default/token": JSON.stringify({ access_token: token, expires_in: 3600, token_type: "Bearer" }),
+    "/computeMetadata/v1/project/project-id": "example-project",
+    "/computeMetadata/v1/universe/universe-domain": "googleapis.com",
+  };
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? "").split("?")[0]!;
+    if (req.method === "GET" && path in metadata) {
+      if (req.headers["metadata-flavor"] !== "Google") return void res.writeHead(403).end("missing Metadata-Flavor");
+      res.writeHead(200, { "metadata-flavor": "Google", "content-type": path.endsWith("/token") ? "application/json" : "application/text" });
+      return void res.end(metadata[path]);
+    }
+    if (req.method === "POST" && path.endsWith(":signBlob")) {
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      req.on("end", () => {
+        const payload = Buffer.from((JSON.parse(body) as { payload: string }).payload, "base64");
+        signed.push({ path: decodeURIComponent(path), authorization: req.headers.authorization, payload: payload.toString() });
+        if (req.headers.authorization !== `Bearer ${token}`) return void res.writeHead(401).end();
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ keyId: "test-key", signedBlob: sign("RSA-SHA256", payload, privateKey).toString("base64") }));
+      });
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { account, token, publicKey, signed, host, stop: () => new Promise<void>((resolve) => (server.close(() => resolve()), server.closeAllConnections())) };
+}
