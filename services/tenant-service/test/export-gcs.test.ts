@@ -114,7 +114,7 @@ describe.skipIf(skip !== undefined)("the gcs export store on fake-gcs-server v1.
   it("with no key, as on GKE, signs through IAM's signBlob as the metadata server's account, over exactly the URL it gives", async () => {
     const key = "tenants/00000000-0000-4000-8000-000000000001/exports/e5/items.ndjson";
     await store.write(key, Readable.from(['{"b":2}\n']), "application/x-ndjson");
-    const iam = await startMetadataAndIam("tenant-svc@example-project.iam.gserviceaccount.com");
+    const iam = await startMetadataAndIam(account);
     const saved = { credentials: process.env.GOOGLE_APPLICATION_CREDENTIALS, host: process.env.GCE_METADATA_HOST };
     delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
     process.env.GCE_METADATA_HOST = iam.host;
