@@ -180,20 +180,32 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** CPU seconds used by a PostgreSQL server's processes now running: the postmaster's children (backends included). */
-export function databaseCpuSeconds(server: PostgresServer): number {
+/** A PostgreSQL server's processes now running (the postmaster and its children, backends included): pid to CPU seconds. */
+export type DatabaseCpu = ReadonlyMap<number, number>;
+export function databaseCpu(server: PostgresServer): DatabaseCpu {
   const postmaster = Number(readFileSync(join(server.socketDir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
-  let total = 0;
+  const used = new Map<number, number>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === postmaster || Number(entry) === postmaster) total += cpuSeconds(Number(entry));
+      if (ppid === postmaster || Number(entry) === postmaster) used.set(Number(entry), cpuSeconds(Number(entry)));
     } catch {
       // The process ended between the listing and the read.
     }
   }
+  return used;
+}
+
+/**
+ * CPU seconds the server's processes used since `before`, per process: a backend that ended meanwhile (a pool
+ * closed just before) would otherwise take its whole past from the sum and make it negative, and one started
+ * meanwhile counts from zero. A process that ended within the interval is not counted: read before closing a pool.
+ */
+export function databaseCpuSince(server: PostgresServer, before: DatabaseCpu): number {
+  let total = 0;
+  for (const [pid, seconds] of databaseCpu(server)) total += seconds - (before.get(pid) ?? 0);
   return total;
 }
 

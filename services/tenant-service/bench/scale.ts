@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { token } from "../test/harness.js";
 import { positiveInteger } from "./env.js";
-import { cpuSeconds, databaseCpuSeconds, median, memory, seedTenants, startBenchDatabase, warmCache, startServiceProcess, targets, type BenchDatabase, type Target } from "./fixture.js";
+import { cpuSeconds, databaseCpu, databaseCpuSince, median, memory, seedTenants, startBenchDatabase, warmCache, startServiceProcess, targets, type BenchDatabase, type Target } from "./fixture.js";
 import { wrkInstalled } from "./load.js";
 
 const run = promisify(execFile);
@@ -140,11 +140,11 @@ try {
       for (const { n, service } of scales) await wrk(service.url, lines.get(n)!, platform, 2); // unmeasured: JIT, pool, cache warm-up
       for (let r = 0; r < ROUNDS; r++) {
         for (const { n, service, database } of scales) {
-          const before = { service: cpuSeconds(service.pid), database: databaseCpuSeconds(database.server) };
+          const before = { service: cpuSeconds(service.pid), database: databaseCpu(database.server) };
           runs.get(n)!.push(await wrk(service.url, lines.get(n)!, platform, DURATION));
           const used = cpu.get(n)!;
           used.service += cpuSeconds(service.pid) - before.service;
-          used.database += databaseCpuSeconds(database.server) - before.database;
+          used.database += databaseCpuSince(database.server, before.database);
         }
       }
       const figures = (n: number): Figures => {
