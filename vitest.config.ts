@@ -5,6 +5,7 @@ export default defineConfig({
     projects: [
       { test: { name: "cli", root: "./cli", include: ["test/**/*.test.ts"] } },
       { test: { name: "config", root: "./config", include: ["test/**/*.test.ts"] } },
+      { test: { name: "testing", root: "./testing", include: ["test/**/*.test.ts"] } },
       // The SRE entry points (deploy, scale-out); the scale-out checks against a real cluster run when CITUS_URL is set.
       { test: { name: "scripts", root: "./scripts", include: ["test/**/*.test.ts"], testTimeout: 60_000 } },
       // Starts its own PostgreSQL servers; runs the Citus suite too when CITUS_URL is set.
