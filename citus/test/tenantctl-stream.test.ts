@@ -13,7 +13,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { postgresUnavailable, startPostgres } from "@platform/testing";
+import { postgresUnavailable, startPostgres, waitFor } from "@platform/testing";
 import { type TenantTable, tenantTables } from "../src/tenantctl/catalog.js";
 import type { Db } from "../src/tenantctl/context.js";
 import { createPublicationSql, dropStream, streamNames } from "../src/tenantctl/stream.js";
@@ -58,7 +58,7 @@ async function besideWriters(url: string, transaction: (client: pg.Client) => Pr
   };
   const running = Array.from({ length: WRITERS }, writer);
   try {
-    for (const until = Date.now() + 30_000; writes < warmup && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(`${warmup} writes before the work starts`, () => writes >= warmup, { intervalMs: 10, detail: () => `${writes} writes, failures ${JSON.stringify(failed)}` });
     const started = performance.now();
     await work();
     return { writes, failed, ms: performance.now() - started };

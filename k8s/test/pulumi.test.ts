@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnvironment } from "@platform/config";
+import { waitFor } from "@platform/testing";
 import { synthesizeEnvironment, type KubernetesObject } from "../src/app.js";
 
 /** Pulumi's own mocks: the program runs in-process, every resource it registers is recorded, nothing is applied. */
@@ -43,7 +44,8 @@ describe("the Pulumi program over the synthesized manifests", () => {
     // The ConfigGroups read their files and register their children after they resolve: wait for as many children as
     // the manifests hold (bounded; a loaded machine took longer than a fixed pause), then compare them exactly.
     const isChild = (r: { type: string }) => r.type !== "kubernetes:yaml:ConfigGroup" && r.type !== "kubernetes:yaml:ConfigFile";
-    for (const until = Date.now() + 30_000; registered.filter(isChild).length < objects.length && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
+    // On a timeout the exact comparison below says which objects are missing, which a timeout's message would not.
+    await waitFor("every manifest's object registered", () => registered.filter(isChild).length >= objects.length, { intervalMs: 100 }).catch(() => {});
     await new Promise((r) => setTimeout(r, 200));
     const expected = ["00-setup", "10-auth", "10-gateway", "20-tenants", "30-monitoring"];
     expect(Object.keys(groups)).toEqual(expected);

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnvironment } from "@platform/config";
+import { type Probe, waitFor } from "@platform/testing";
 import { SCRAPE_JOBS, dashboards, ruleGroups, type AlertRule } from "../src/index.js";
 import { INTERVAL_SECONDS, JOBS_NOT_RUN, OTELCOL, citusInstalled, liveStackUnavailable, startLiveStack, token, type LiveStack } from "./live-stack.js";
 import { nameAndJob, selectors, type Selector } from "./promql-selectors.js";
@@ -145,14 +146,8 @@ describe.skipIf(unavailable !== undefined)("rules and dashboards on a live Prome
     if (r.status !== "success") throw new Error(`${selector}: ${r.error}`);
     return r.data.length > 0;
   };
-  const until = async (what: string, timeoutMs: number, check: () => Promise<boolean>) => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (await check()) return;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
-  };
+  // Prometheus evaluates every few seconds: a try a second is enough.
+  const until = <T>(what: string, timeoutMs: number, check: Probe<T>) => waitFor(what, check, { timeoutMs, intervalMs: 1000 });
 
   beforeAll(async () => {
     stack = await startLiveStack(production, { citus: CITUS });

@@ -21,7 +21,7 @@ import { parseAllDocuments, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_NAMES, loadEnvironment, type EnvironmentConfig } from "@platform/config";
 import { synthesizeEnvironment } from "@platform/k8s/src/app.js";
-import { startControlPlane, type ControlPlane } from "@platform/testing";
+import { startControlPlane, waitFor, type ControlPlane } from "@platform/testing";
 import { applyOrder, deploySteps } from "../src/deploy.js";
 import type { CommandSpec } from "../src/workflow.js";
 
@@ -220,7 +220,8 @@ describe.skipIf(!binDir || !existsSync(join(dirname(binDir ?? "/"), "crds")))("t
       // The groups register their children after they resolve: wait for as many as were applied (bounded), then a
       // moment for any extra one, which the comparison below would catch.
       const isChild = (r: { type: string }) => !r.type.startsWith("kubernetes:yaml:");
-      for (const until = Date.now() + 30_000; registered.filter(isChild).length < applied.length && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 100));
+      // On a timeout the exact comparison below says which objects are missing, which a timeout's message would not.
+      await waitFor("every applied object registered", () => registered.filter(isChild).length >= applied.length, { intervalMs: 100 }).catch(() => {});
       await new Promise((resolve) => setTimeout(resolve, 200));
       const fromPulumi = registered
         .filter(isChild)

@@ -15,6 +15,7 @@
  *   BENCH_TENANTS=1000000 pnpm bench:worker-jobs
  */
 import { makeWorkerUtils } from "graphile-worker";
+import { waitFor } from "@platform/testing";
 import { token } from "../test/harness.js";
 import { positiveInteger } from "./env.js";
 import { quantile, seedTenants, startBenchDatabase, startServiceProcess, startWorkerProcess, targets, type Process } from "./fixture.js";
@@ -86,13 +87,8 @@ const writesBetween = (from: number, to: number) => {
   return ms.length === 0 ? "no writes" : `${ms.length.toLocaleString("en")} writes, p50 ${quantile(ms, 0.5).toFixed(1)} ms, p99 ${quantile(ms, 0.99).toFixed(1)} ms, max ${quantile(ms, 1).toFixed(0)} ms`;
 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-async function until(what: string, done: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + JOB_LIMIT_S * 1000;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`${what} did not finish within BENCH_JOB_LIMIT=${JOB_LIMIT_S} s`);
-    await sleep(500);
-  }
-}
+const until = (what: string, done: () => Promise<boolean>) =>
+  waitFor(`${what} to finish (BENCH_JOB_LIMIT=${JOB_LIMIT_S} s)`, done, { timeoutMs: JOB_LIMIT_S * 1000, intervalMs: 500 });
 const queued = async (task: string) =>
   Number((await admin.query<{ n: string }>("SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier LIKE $1", [`${task}%`])).rows[0]!.n);
 const finalRows = async () =>

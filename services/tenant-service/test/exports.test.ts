@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { freePort } from "@platform/testing";
+import { freePort, waitFor } from "@platform/testing";
 import type { JobHelpers } from "graphile-worker";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -424,8 +424,7 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       await worker.stop();
       const victim = await startWorker({ EXPORT_FETCH_ROWS: "5" });
       const stuck = (await exportOf(h)).json().id as string;
-      const until = Date.now() + 30_000;
-      while ((await record(stuck)).status !== "running" && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      await waitFor("the export to start running", async () => (await record(stuck)).status === "running", { intervalMs: 10 });
       await new Promise((r) => setTimeout(r, 500));
       victim.child.kill("SIGKILL");
       await victim.exited;
@@ -520,8 +519,7 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       expect(jobId).toBeDefined();
       try {
         // Live, its job locked for longer than the bound: judged by its heartbeat, and left running.
-        const until = Date.now() + 30_000;
-        while ((await lockedFor()) <= STALE_SECONDS + 0.5 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+        await waitFor("the export's job to be locked for longer than the bound", async () => (await lockedFor()) > STALE_SECONDS + 0.5, { intervalMs: 100 });
         expect((await record(id)).status, "the export ended before its job had been locked for the bound: slow it further").toBe("running");
         await sweep();
         expect(given).toEqual([]);

@@ -11,7 +11,7 @@ import { runOnce } from "graphile-worker";
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { freePort, installHydra, startHydra, type HydraServer } from "@platform/testing";
+import { freePort, installHydra, startHydra, waitFor, type HydraServer } from "@platform/testing";
 import { buildApp } from "../src/app.js";
 import { tenantAudience } from "../src/auth.js";
 import { loadServiceConfig } from "../src/config.js";
@@ -43,13 +43,11 @@ describe.skipIf(skipped !== undefined)("tenant provisioning with a real Hydra, P
     return created.json().id as string;
   };
   const provisioned = async (tenantId: string, timeoutMs = 30_000): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const { rows } = await stack.admin.query("SELECT 1 FROM platform.audit_log WHERE tenant_id = $1 AND action = 'tenant.provisioned'", [tenantId]);
-      if (rows.length > 0) return;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    throw new Error(`tenant ${tenantId} was not provisioned within ${timeoutMs} ms; worker said:\n${worker.stdout.slice(-20).join("\n")}\n${worker.stderr.join("\n")}`);
+    await waitFor(
+      `tenant ${tenantId} to be provisioned`,
+      async () => (await stack.admin.query("SELECT 1 FROM platform.audit_log WHERE tenant_id = $1 AND action = 'tenant.provisioned'", [tenantId])).rows.length > 0,
+      { timeoutMs, intervalMs: 200, detail: () => `the worker said:\n${worker.stdout.slice(-20).join("\n")}\n${worker.stderr.join("\n")}` },
+    );
   };
   /** Everything provisioning leaves for a tenant, counted where it lives. */
   const state = async (tenantId: string) => {

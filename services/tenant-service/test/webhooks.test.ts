@@ -15,7 +15,7 @@ import type { Duplex } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runOnce } from "graphile-worker";
 import pg from "pg";
-import { freePort } from "@platform/testing";
+import { freePort, waitFor } from "@platform/testing";
 import { citusUrlAs, prepareCitusDatabase } from "@platform/citus/testing";
 import { buildApp } from "../src/app.js";
 import { loadServiceConfig } from "../src/config.js";
@@ -44,16 +44,6 @@ interface Receiver {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe.skipIf(unavailable !== undefined)("webhooks on PostgreSQL 15 with the real worker", () => {
   let stack: Stack;
@@ -318,7 +308,7 @@ describe.skipIf(unavailable !== undefined)("webhooks on PostgreSQL 15 with the r
       expect((await stack.request({ method: "DELETE", url: `/v1/items/${itemId}`, token: a.member })).statusCode).toBe(204);
       const user = await stack.request({ method: "POST", url: "/v1/users", token: a.admin, payload: { email: "hooked@hooks-a.test" } });
       expect(user.statusCode).toBe(201);
-      await until("4 deliveries", async () => (r.received.length >= 4 ? true : undefined));
+      await waitFor("4 deliveries", async () => (r.received.length >= 4 ? true : undefined));
       await sleep(300);
       expect(r.received.length).toBe(4);
 
@@ -357,7 +347,7 @@ describe.skipIf(unavailable !== undefined)("webhooks on PostgreSQL 15 with the r
       const ok = await subscribe(a, flaky.url, ["item.created"]);
       const failing = await subscribe(a, down.url, ["item.created"]);
       await newItem(a, "retried");
-      const [delivered] = await until("the flaky receiver's success", async () => {
+      const [delivered] = await waitFor("the flaky receiver's success", async () => {
         const log = await deliveries(a, ok.id);
         return log[0]?.status === "delivered" ? log : undefined;
       });
@@ -371,10 +361,10 @@ describe.skipIf(unavailable !== undefined)("webhooks on PostgreSQL 15 with the r
       expect(gaps[0]!).toBeGreaterThanOrEqual(RETRY_BASE_MS * 0.9);
       expect(gaps[1]!).toBeGreaterThanOrEqual(2 * RETRY_BASE_MS * 0.9);
 
-      const [failed] = await until("the failing receiver's last attempt", async () => {
+      const [failed] = await waitFor("the failing receiver's last attempt", async () => {
         const log = await deliveries(a, failing.id);
         return log[0]?.status === "failed" ? log : undefined;
-      }, 60_000);
+      }, { timeoutMs: 60_000 });
       expect(failed).toMatchObject({ attempts: 4, responseStatus: 500, lastError: "answered 500", nextAttemptAt: null });
       expect(down.received.length).toBe(4);
       const webhook = (await stack.request({ method: "GET", url: `/v1/webhooks/${failing.id}`, token: a.admin })).json();
@@ -390,7 +380,7 @@ describe.skipIf(unavailable !== undefined)("webhooks on PostgreSQL 15 with the r
       const r = await receiver([302]);
       const hook = await subscribe(a, r.url, ["item.created"]);
       await newItem(a, "redirected");
-      const [d] = await until("the attempt", async () => {
+      const [d] = await waitFor("the attempt", async () => {
         const log = await deliveries(a, hook.id);
         return log[0]?.attempts ? log : undefined;
       });
@@ -415,7 +405,7 @@ describe.skipIf(unavailable !== undefined)("webhooks on PostgreSQL 15 with the r
       for (let i = 0; i < 10; i++) await newItem(a, `backlog ${i}`);
 
       // Tenant B's receiver answers at once; its events start once A has an attempt in flight on each of its webhooks.
-      await until("A's three attempts in flight", async () => (hang.received.length >= 2 && silentSockets.size >= 1 ? true : undefined));
+      await waitFor("A's three attempts in flight", async () => (hang.received.length >= 2 && silentSockets.size >= 1 ? true : undefined));
       const fast = await receiver();
       const hook = await subscribe(b, fast.url, ["item.created"]);
       const latencies: number[] = [];
@@ -423,7 +413,7 @@ describe.skipIf(unavailable !== undefined)("webhooks on PostgreSQL 15 with the r
         const sent = Date.now();
         const count = fast.received.length;
         await newItem(b, `on time ${i}`);
-        await until(`B's delivery ${i}`, async () => (fast.received.length > count ? true : undefined), 20_000);
+        await waitFor(`B's delivery ${i}`, async () => (fast.received.length > count ? true : undefined), { timeoutMs: 20_000 });
         latencies.push(fast.received.at(-1)!.at - sent);
         await sleep(250);
       }
@@ -444,7 +434,7 @@ describe.skipIf(unavailable !== undefined)("webhooks on PostgreSQL 15 with the r
       const r = await receiver(Array.from({ length: 50 }, () => 500));
       const hook = await subscribe(c, r.url, ["item.created", "user.created"]);
       for (let i = 0; i < 3; i++) await newItem(c, `to be erased ${i}`);
-      await until("a first attempt", async () => ((await deliveries(c, hook.id)).some((d) => d.attempts > 0) ? true : undefined));
+      await waitFor("a first attempt", async () => ((await deliveries(c, hook.id)).some((d) => d.attempts > 0) ? true : undefined));
       const rows = async () =>
         (await stack.admin.query(
           `SELECT (SELECT count(*) FROM platform.webhooks WHERE tenant_id = $1)::int AS webhooks,
@@ -454,7 +444,7 @@ describe.skipIf(unavailable !== undefined)("webhooks on PostgreSQL 15 with the r
       expect(await rows()).toEqual({ webhooks: 1, deliveries: 3 });
       const erase = await stack.request({ method: "DELETE", url: `/v1/tenants/${c.id}`, token: platform });
       expect(erase.statusCode, erase.body).toBe(202);
-      await until("the erasure", async () => ((await stack.admin.query("SELECT 1 FROM platform.tenants WHERE id = $1", [c.id])).rows.length === 0 ? true : undefined));
+      await waitFor("the erasure", async () => ((await stack.admin.query("SELECT 1 FROM platform.tenants WHERE id = $1", [c.id])).rows.length === 0 ? true : undefined));
       expect(await rows()).toEqual({ webhooks: 0, deliveries: 0 });
       const record = (await stack.admin.query("SELECT row_counts FROM platform.tenant_erasures WHERE tenant_id = $1", [c.id])).rows[0].row_counts;
       expect(record).toMatchObject({ webhooks: 1, webhook_deliveries: 3 });

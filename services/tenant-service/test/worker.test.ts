@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runOnce } from "graphile-worker";
 import pg from "pg";
+import { waitFor } from "@platform/testing";
 import { createPostgresDatabase } from "../src/db/postgres.js";
 import { createWorkerMetrics } from "../src/metrics.js";
 import { instrumentTasks } from "../src/worker/instrument.js";
@@ -176,9 +177,7 @@ describe.skipIf(unavailable !== undefined)("queue worker on PostgreSQL 15", () =
       // machine it might not have started yet, and the writes would then prove nothing.
       const waiting = async () =>
         (await stack.admin.query("SELECT 1 FROM pg_locks WHERE NOT granted AND relation IN ('platform.audit_log'::regclass, $1::regclass)", [`platform.${name}`])).rowCount! > 0;
-      let seenWaiting = false;
-      for (const until = Date.now() + 15_000; !(seenWaiting = await waiting()) && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 20));
-      expect(seenWaiting, "retention waits for its lock behind the long transaction").toBe(true);
+      await waitFor("retention to wait for its lock behind the long transaction", waiting, { timeoutMs: 15_000, intervalMs: 20 });
       for (let i = 0; i < 10; i++) {
         const started = Date.now();
         await record(writer);
