@@ -3,8 +3,7 @@
  * connections, point reads and inserts, next to the ceiling of the raw pg driver issuing the same statements
  * (BEGIN, the tenant's entry as db/database.ts writes it, the query, the audit insert and the webhook check, COMMIT)
  * with the same pool size, in the same run, both one statement per round trip and pipelined as the service sends
- * them. Target, against the pipelined
- * ceiling: >= 0.6 of the raw throughput, p99 <= 2x the raw p99.
+ * them. Target, against the pipelined ceiling: >= 0.6 of the raw throughput, p99 <= 2x the raw p99.
  *
  *   BENCH_ROUNDS=5 BENCH_DURATION=5 BENCH_CONNECTIONS=50 pnpm bench:tenant
  *   (BENCH_REDIS=0: in-process rate limiter; BENCH_GENERATOR=autocannon: autocannon even when wrk is installed)
@@ -98,11 +97,12 @@ const load = (requests: LoadRequest[], duration = DURATION) => loadWith(generato
 // mode), so the ratio against it is the cost of the service alone, not of how the driver is used nor of the work the
 // schema asks of the database. The entry is taken from the service's own contextStatements, so the two cannot drift
 // apart again: until 2026-12-04 this side still sent the bare SET LOCAL that platform.enter_tenant (migration 0012)
-// had replaced, and charged the service for the database's work of entering (about 36 us a transaction here).
+// had replaced, and charged the service for the database's work of entering (at 20 clients, about a quarter of a
+// point read's transaction: the README's Figures).
 type RawMode = "sequential" | "pipelined";
-// CPU per request is the steadier measure on a shared 2-core machine, where throughput moves by a third from one run
-// to the next: this process's (the service, or the raw driver) and the database's (the postmaster's children, read
-// before the raw side's pool ends, since an ended backend's CPU is no longer counted).
+// CPU per request says where the time goes: this process's (the service, or the raw driver) and the database's (the
+// postmaster's children, read before the raw side's pool ends, since an ended backend's CPU is no longer counted).
+// Compare the sides within one run: on a shared 2-core VM both throughput and CPU per request move between runs.
 type Cpu = { own: number; database: number };
 const cpuNow = (): { own: number; database: DatabaseCpu } => {
   const { user, system } = process.cpuUsage();
