@@ -1,18 +1,15 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { scratchDirs } from "@platform/testing";
 import { ConfigError, ENVIRONMENT_NAMES, deriveSizing, loadAllEnvironments, loadEnvironment, platformNames, shardCountFor, workersFor } from "../src/index.js";
 
-// Every file's directory, removed when this file's tests end: each run left sixteen behind in /tmp.
-const made: string[] = [];
-afterAll(() => {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
-});
+// Throwaway directories, removed when this file's tests end.
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
 
 function overrideFile(content: unknown): string {
-  const dir = mkdtempSync(join(tmpdir(), "platform-config-"));
-  made.push(dir);
+  const dir = scratch.make("platform-config-");
   const path = join(dir, "platform.config.json");
   writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
   return path;

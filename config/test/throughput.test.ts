@@ -1,10 +1,14 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { scratchDirs } from "@platform/testing";
 import { DEFAULT_THROUGHPUT, HPA_TARGET_CPU_PERCENT, SERVICE_CONNECTION_SHARE, cpuCores, loadEnvironment, machineVcpus, planForQps, tenantServicePoolSize } from "../src/index.js";
 
-const empty = join(mkdtempSync(join(tmpdir(), "throughput-")), "empty.json");
+// Throwaway directories, removed when this file's tests end.
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
+
+const empty = join(scratch.make("throughput-"), "empty.json");
 writeFileSync(empty, "{}");
 const production = loadEnvironment("production", { env: {}, overrideFile: empty });
 const dev = loadEnvironment("dev", { env: {}, overrideFile: empty });

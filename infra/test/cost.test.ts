@@ -1,13 +1,17 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scratchDirs } from "@platform/testing";
 import type { SynthesizedStack } from "../src/app.js";
 import { CostError, byComponent, estimateStack, priceTableSchema, type PriceTable, type TerraformJson } from "../src/cost/estimate.js";
 import { POSTGRES_ENGINE_OVERRIDE, hermeticConfigs } from "./helpers.js";
 import { synthesizedPostgresStack, synthesizedStacks } from "./synthesized.js";
+
+// Throwaway directories, removed when this file's tests end.
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
 
 const infraDir = join(import.meta.dirname, "..");
 const table: PriceTable = priceTableSchema.parse(JSON.parse(readFileSync(join(infraDir, "pricing", "gcp-list-prices.json"), "utf8")));
@@ -124,7 +128,7 @@ describe("pnpm cost", () => {
   });
 
   it("runs from the command line on a synthesized stack, and says what to do when there is none", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "cost-"));
+    const dir = scratch.make("cost-");
     const file = join(dir, "cdk.tf.json");
     writeFileSync(file, JSON.stringify(stacks.dev!.json));
     const run = (...args: string[]) =>

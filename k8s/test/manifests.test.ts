@@ -1,9 +1,9 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the tests reach into and break synthesized JSON on purpose */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scratchDirs } from "@platform/testing";
 import { parse } from "yaml";
 import { ENVIRONMENT_NAMES, UNRESOLVED_DIGEST, admittedImagePatterns, imageAdmitted, loadEnvironment, platformNames, unresolvedImages, type EnvironmentConfig } from "@platform/config";
 import { ALERTMANAGER, alertmanagerPeers } from "@platform/monitoring";
@@ -12,7 +12,11 @@ import { WORKLOADS, selectorOf, traceReceiver } from "../src/topology.js";
 import { gatewayRoutes, kongDeclarativeConfig } from "../src/charts/gateway.js";
 import { MANIFEST_RULES, checkManifests, type PolicyContext } from "../src/policy/index.js";
 
-const dir = mkdtempSync(join(tmpdir(), "k8s-synth-"));
+// Throwaway directories, removed when this file's tests end.
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
+
+const dir = scratch.make("k8s-synth-");
 const emptyOverrides = join(dir, "empty.json");
 writeFileSync(emptyOverrides, "{}");
 const configs = ENVIRONMENT_NAMES.map((name) => loadEnvironment(name, { env: {}, overrideFile: emptyOverrides }));
@@ -21,7 +25,6 @@ const synthesized: Record<string, { objects: KubernetesObject[]; files: string[]
 beforeAll(() => {
   for (const config of configs) synthesized[config.name] = synthesizeEnvironment(config, join(dir, config.name));
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const contextOf = (env: string): PolicyContext => ({ admittedImages: admittedImagePatterns(configs.find((c) => c.name === env)!) });
 const find = (env: string, kind: string, name: string) => synthesized[env]!.objects.find((o) => o.kind === kind && o.metadata.name === name)!;
@@ -311,14 +314,14 @@ describe.each(configs.map((c) => [c.name, c] as [string, EnvironmentConfig]))("%
     const address = args.find((a) => a.startsWith("--redis.addr="))!.slice("--redis.addr=".length);
     expect(address).toBe(`rediss://${names.redis.host}:${names.redis.port}`);
     // Run the init container's script for real, with its two paths pointed at a scratch directory.
-    const scratch = mkdtempSync(join(tmpdir(), "redis-exporter-"));
-    mkdirSync(join(scratch, "secrets"));
-    mkdirSync(join(scratch, "rendered"));
-    writeFileSync(join(scratch, "secrets", "redis-auth"), "s3cret-auth-string\n");
+    const work = scratch.make("redis-exporter-");
+    mkdirSync(join(work, "secrets"));
+    mkdirSync(join(work, "rendered"));
+    writeFileSync(join(work, "secrets", "redis-auth"), "s3cret-auth-string\n");
     const init = pod.initContainers[0];
-    const script = String(init.command[2]).replaceAll("/var/run/secrets/platform", join(scratch, "secrets")).replaceAll("/rendered", join(scratch, "rendered"));
+    const script = String(init.command[2]).replaceAll("/var/run/secrets/platform", join(work, "secrets")).replaceAll("/rendered", join(work, "rendered"));
     execFileSync(process.execPath, ["-e", script], { env: { REDIS_ADDR: init.env.find((e: any) => e.name === "REDIS_ADDR").value } });
-    const rendered = JSON.parse(readFileSync(join(scratch, "rendered", "password.json"), "utf8"));
+    const rendered = JSON.parse(readFileSync(join(work, "rendered", "password.json"), "utf8"));
     // redis_exporter looks the password up by exactly its --redis.addr.
     expect(rendered).toEqual({ [address]: "s3cret-auth-string" });
     expect(args).toContain("--redis.password-file=/rendered/password.json");

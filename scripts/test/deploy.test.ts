@@ -1,15 +1,19 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { scratchDirs } from "@platform/testing";
 import { loadEnvironment } from "@platform/config";
 import { unresolvedImages } from "@platform/config";
 import { applyOrder, deployPreflight, deploySteps, rolloutTargets } from "../src/deploy.js";
 
+// Throwaway directories, removed when this file's tests end.
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
+
 const scriptsDir = join(import.meta.dirname, "..");
-const empty = join(mkdtempSync(join(tmpdir(), "deploy-test-")), "empty.json");
+const empty = join(scratch.make("deploy-test-"), "empty.json");
 writeFileSync(empty, "{}");
 const example = loadEnvironment("staging", { env: {}, overrideFile: empty });
 const real = loadEnvironment("staging", {
@@ -87,7 +91,7 @@ describe("scripts/deploy", () => {
 
   it("the command line stops on a failed preflight with every problem listed, changing nothing", async () => {
     const r = await promisify(execFile)(join(scriptsDir, "deploy"), ["dev"], {
-      env: { ...process.env, PLATFORM_CONFIG: empty, PLATFORM_STATE_DIR: mkdtempSync(join(tmpdir(), "st-")), MIGRATE_DATABASE_URL: "" },
+      env: { ...process.env, PLATFORM_CONFIG: empty, PLATFORM_STATE_DIR: scratch.make("st-"), MIGRATE_DATABASE_URL: "" },
     }).then(
       () => ({ code: 0, out: "" }),
       (e: { code: number; stderr: string }) => ({ code: e.code, out: e.stderr }),

@@ -1,18 +1,22 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scratchDirs } from "@platform/testing";
 import { prepareCitusDatabase } from "@platform/citus/testing";
 import { loadEnvironment } from "@platform/config";
 import { addMissingNodes, planScaleOut, scaleOutSteps, verifyScaleOut, type ScaleOutOptions } from "../src/scale-out.js";
 import { WorkflowError, execInherit, runWorkflow, type CommandSpec } from "../src/workflow.js";
 
+// Throwaway directories, removed when this file's tests end.
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
+
 const scriptsDir = join(import.meta.dirname, "..");
 function overrides(content: unknown): string {
-  const file = join(mkdtempSync(join(tmpdir(), "scale-out-test-")), "platform.config.json");
+  const file = join(scratch.make("scale-out-test-"), "platform.config.json");
   writeFileSync(file, JSON.stringify(content));
   return file;
 }
@@ -60,7 +64,7 @@ describe("scale-out plan", () => {
     const o = options();
     const plan = planScaleOut(o, false);
     const [config] = scaleOutSteps(o, plan);
-    await runWorkflow({ workflow: "scale-out", environment: "production", params: { workers: 24 }, steps: [config!], stateFile: join(mkdtempSync(join(tmpdir(), "st-")), "s.json"), log: () => {} });
+    await runWorkflow({ workflow: "scale-out", environment: "production", params: { workers: 24 }, steps: [config!], stateFile: join(scratch.make("st-"), "s.json"), log: () => {} });
     const written = JSON.parse(readFileSync(o.overrideFile, "utf8"));
     expect(written.production.gcp).toEqual({ projectId: "acme-prod", stateBucket: "acme-prod-tf" });
     expect(written.production.citus.workers).toBe(24);
@@ -71,7 +75,7 @@ describe("scale-out plan", () => {
 
   it("the command line says what is wrong and exits 2, and a dry run lists the steps without the coordinator's URL", async () => {
     const run = (args: string[], env: Record<string, string> = {}) =>
-      promisify(execFile)(join(scriptsDir, "scale-out"), args, { env: { ...process.env, PLATFORM_STATE_DIR: mkdtempSync(join(tmpdir(), "st-")), ...env } }).then(
+      promisify(execFile)(join(scriptsDir, "scale-out"), args, { env: { ...process.env, PLATFORM_STATE_DIR: scratch.make("st-"), ...env } }).then(
         (r) => ({ code: 0, out: r.stdout + r.stderr }),
         (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
       );

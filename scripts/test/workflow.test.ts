@@ -1,10 +1,14 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { scratchDirs } from "@platform/testing";
 import { WorkflowError, formatCommand, runWorkflow, type Step, type WorkflowState } from "../src/workflow.js";
 
-const stateIn = () => join(mkdtempSync(join(tmpdir(), "workflow-")), "state.json");
+// Throwaway directories, removed when this file's tests end.
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
+
+const stateIn = () => join(scratch.make("workflow-"), "state.json");
 const read = (file: string) => JSON.parse(readFileSync(file, "utf8")) as WorkflowState;
 const node = (code: string) => ({ argv: [process.execPath, "-e", code] });
 
@@ -60,7 +64,7 @@ describe("resumable workflow steps", () => {
 
   it("fails a step on a command's exit code, and does not run the step's later commands", async () => {
     const file = stateIn();
-    const marker = join(mkdtempSync(join(tmpdir(), "marker-")), "ran");
+    const marker = join(scratch.make("marker-"), "ran");
     const steps: Step[] = [{ name: "cmd", title: "commands", commands: [node("process.exit(3)"), node(`require("fs").writeFileSync(${JSON.stringify(marker)}, "x")`)] }];
     await expect(runWorkflow({ workflow: "test", environment: "dev", params: {}, steps, stateFile: file, log: () => {} })).rejects.toThrow(/exited with 3/);
     expect(existsSync(marker)).toBe(false);

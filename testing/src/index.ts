@@ -4,3 +4,4 @@ export { startEtcd, startPatroniMember, reserveMember, patroniUnavailable, ETCD_
 export { startControlPlane, type ControlPlane } from "./kubernetes.js";
 export { installHydra, startHydra, type HydraServer } from "./hydra.js";
 export { waitFor, type Probe, type WaitOptions } from "./wait.js";
+export { scratchDirs, type ScratchDirs } from "./scratch.js";
