@@ -5,10 +5,9 @@
  * own process as an SRE runs it, and is SIGKILLed at each phase of a move.
  */
 import { writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { postgresUnavailable } from "@platform/testing";
+import { postgresUnavailable, scratchDirs } from "@platform/testing";
 import { type Pair, type SeededTenant, TARGET, type WriteModel, lostWrites, newWriteModel, seedTenants, startPair, startRouterWriters, tenantctl } from "./tenantctl-harness.js";
 
 const unavailable = postgresUnavailable();
@@ -18,12 +17,16 @@ if (!process.env.CITUS_URL) console.warn("skipping tenantctl into Citus: set CIT
 const WAVE = Number(process.env.TENANTCTL_TEST_WAVE ?? 100);
 const targets = [undefined, ...(process.env.CITUS_URL ? [process.env.CITUS_URL] : [])];
 
+// Throwaway directories (the wave's batch file), removed when this file's tests end.
+const scratch = scratchDirs();
+afterAll(() => scratch.removeAll());
+
 for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home PostgreSQL -> ${CITUS_URL ? "Citus" : "a second PostgreSQL"}`, () => {
   let pair: Pair;
   let tenants: SeededTenant[];
   /** Every acknowledged write of the whole suite. */
   let model: WriteModel;
-  const batchFile = join(tmpdir(), `tenantctl-wave-${process.pid}.txt`);
+  const batchFile = join(scratch.make("tenantctl-wave-"), "wave.txt");
 
   beforeAll(async () => {
     pair = await startPair(CITUS_URL ? { citusUrl: CITUS_URL } : {});
