@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DATABASE_ROLES, platformNames } from "@platform/config";
 import { EXPORTER_QUERIES, POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
-import { patroniUnavailable, reserveMember, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
+import { patroniUnavailable, reserveMember, waitFor, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
 import { CITUS_ROLES, CITUS_VM_PATHS, citusPgHba } from "../src/citus/patroni-vm.js";
 import { hermeticConfigs } from "./helpers.js";
 import { synthesizedStack } from "./synthesized.js";
@@ -272,9 +272,9 @@ describe.skipIf(unavailable !== undefined)("a Citus VM's Patroni configuration, 
 });
 
 async function waitStatus(member: PatroniMember, endpoint: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await member.status(endpoint)) !== 200) {
-    if (Date.now() > deadline) throw new Error(`${member.name} ${endpoint} is not 200 after ${timeoutMs} ms:\n${member.log().slice(-4000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
+  await waitFor(`${member.name} ${endpoint} to answer 200`, async () => (await member.status(endpoint)) === 200, {
+    timeoutMs,
+    intervalMs: 500,
+    detail: () => `\n${member.log().slice(-4000)}`,
+  });
 }

@@ -7,7 +7,7 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import pg from "pg";
-import { POSTGRES_BIN, reserveMember, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
+import { POSTGRES_BIN, reserveMember, startEtcd, startPatroniMember, waitFor, type Etcd, type PatroniMember } from "@platform/testing";
 import { renderPatroniConfig } from "../src/citus/patroni.js";
 
 const SUPERUSER = { username: "postgres", password: "test-superuser" };
@@ -115,11 +115,11 @@ function pairOf(etcd: Etcd, members: PatroniMember[], synchronous: boolean): Pai
     leader: (timeoutMs = 60_000) => waitLeader(members, timeoutMs),
     async replicaReady(member, timeoutMs = 120_000) {
       const endpoint = synchronous ? "/sync" : "/replica";
-      const deadline = Date.now() + timeoutMs;
-      while ((await member.status(endpoint)) !== 200) {
-        if (Date.now() > deadline) throw new Error(`${member.name} did not become ${synchronous ? "the synchronous standby" : "a replica"} within ${timeoutMs} ms:\n${member.log().slice(-3000)}`);
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
+      await waitFor(`${member.name} to become ${synchronous ? "the synchronous standby" : "a replica"}`, async () => (await member.status(endpoint)) === 200, {
+        timeoutMs,
+        intervalMs: 250,
+        detail: () => `\n${member.log().slice(-3000)}`,
+      });
     },
     async switchover(candidate) {
       const current = await waitLeader(members, 10_000);

@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { parse, stringify } from "yaml";
 import type { EnvironmentConfig } from "@platform/config";
-import { POSTGRES_BIN, freePort, postgresUnavailable, redisUnavailable, startPostgres, startRedis, type PostgresServer, type RedisServer } from "../../testing/src/index.js";
+import { POSTGRES_BIN, freePort, postgresUnavailable, redisUnavailable, startPostgres, startRedis, waitFor as poll, type PostgresServer, type RedisServer } from "../../testing/src/index.js";
 import { otelCollectorConfig } from "../../k8s/src/charts/monitoring/otel-collector.js";
 import { hasOtelCollector, postgresExporterQueries, renderMonitoring, ruleGroups } from "../src/index.js";
 
@@ -92,13 +92,14 @@ function run(name: string, command: string, args: string[], options: { cwd?: str
 
 /** Polls `url` until it answers 2xx, within `timeoutMs`; fails with the process's last output if it exits first. */
 async function waitFor(process: Running, url: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (process.child.exitCode !== null) throw new Error(`${process.name} exited with ${process.child.exitCode}:\n${process.output.slice(-30).join("\n")}`);
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`${process.name}: ${url} did not answer within ${timeoutMs} ms:\n${process.output.slice(-30).join("\n")}`);
+  await poll(
+    `${process.name} to answer at ${url}`,
+    async () => {
+      if (process.child.exitCode !== null) throw new Error(`${process.name} exited with ${process.child.exitCode}:\n${process.output.slice(-30).join("\n")}`);
+      return fetch(url).then((r) => r.ok, () => false);
+    },
+    { timeoutMs, intervalMs: 300, detail: () => `\n${process.output.slice(-30).join("\n")}` },
+  );
 }
 
 function runToEnd(name: string, command: string, args: string[], options: { cwd?: string; env?: Record<string, string> }): void {

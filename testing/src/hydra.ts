@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./postgres.js";
+import { waitFor } from "./wait.js";
 
 const INSTALL_HYDRA = fileURLToPath(new URL("../../scripts/tools/install-hydra.sh", import.meta.url));
 
@@ -60,14 +61,15 @@ export async function startHydra(binary: string): Promise<HydraServer> {
   child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`hydra serve exited with ${child.exitCode}:\n${output.join("\n")}`);
-    const ready = await Promise.all([`${adminUrl}/health/ready`, `${publicUrl}/health/ready`].map((url) => fetch(url).then((r) => r.ok, () => false)));
-    if (ready.every(Boolean)) break;
-    if (Date.now() > deadline) throw new Error(`hydra did not get ready within 60 s:\n${output.join("\n")}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  await waitFor(
+    "hydra to get ready",
+    async () => {
+      if (child.exitCode !== null) throw new Error(`hydra serve exited with ${child.exitCode}:\n${output.join("\n")}`);
+      const ready = await Promise.all([`${adminUrl}/health/ready`, `${publicUrl}/health/ready`].map((url) => fetch(url).then((r) => r.ok, () => false)));
+      return ready.every(Boolean);
+    },
+    { timeoutMs: 60_000, intervalMs: 200, detail: () => `\n${output.join("\n")}` },
+  );
   return {
     adminUrl,
     publicUrl,

@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./postgres.js";
+import { waitFor as poll } from "./wait.js";
 
 export interface ControlPlane {
   /** A kubeconfig for the cluster admin. */
@@ -67,15 +68,18 @@ async function stopProcess(p: Process): Promise<void> {
   clearTimeout(killed);
 }
 
+/** `poll`, ended early when one of the watched processes exits, and failing with each one's last lines. */
 async function waitFor(what: string, timeoutMs: number, watched: readonly Process[], probe: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (probe()) return;
-    const dead = watched.find((p) => p.child.exitCode !== null);
-    if (dead) throw new Error(`${dead.name} exited (code ${String(dead.child.exitCode)}) while waiting for ${what}:\n${tail(dead)}`);
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}:\n${watched.map((p) => `--- ${p.name}\n${tail(p, 15)}`).join("\n")}`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
+  await poll(
+    what,
+    () => {
+      if (probe()) return true;
+      const dead = watched.find((p) => p.child.exitCode !== null);
+      if (dead) throw new Error(`${dead.name} exited (code ${String(dead.child.exitCode)}) while waiting for ${what}:\n${tail(dead)}`);
+      return false;
+    },
+    { timeoutMs, intervalMs: 300, detail: () => `\n${watched.map((p) => `--- ${p.name}\n${tail(p, 15)}`).join("\n")}` },
+  );
 }
 
 /**

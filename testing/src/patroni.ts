@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { POSTGRES_BIN, freePort, postgresUnavailable } from "./postgres.js";
+import { waitFor as poll } from "./wait.js";
 
 export const PATRONI_BIN = process.env.PATRONI_BIN ?? "/usr/bin/patroni";
 export const ETCD_BIN = process.env.ETCD_BIN ?? "/usr/bin/etcd";
@@ -21,18 +22,19 @@ export function patroniUnavailable(): string | undefined {
   return undefined;
 }
 
+/** `poll`, where a probe that throws is one more try (etcd and Patroni refuse connections while they start). */
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
   let last: unknown;
-  for (;;) {
-    const value = await probe().catch((error: unknown) => {
+  const attempt = () =>
+    probe().catch((error: unknown) => {
       last = error;
       return undefined;
     });
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; the last attempt: ${String((last as { stderr?: string }).stderr ?? last)}` : ""}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  return poll(what, attempt, {
+    timeoutMs,
+    intervalMs: 250,
+    detail: () => (last ? `the last attempt: ${String((last as { stderr?: string }).stderr ?? last)}` : "no attempt failed, none succeeded"),
+  });
 }
 
 function stopGroup(child: ChildProcess, signal: NodeJS.Signals): void {

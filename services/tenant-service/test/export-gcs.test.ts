@@ -21,7 +21,7 @@ import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Storage } from "@google-cloud/storage";
-import { freePort } from "@platform/testing";
+import { freePort, waitFor } from "@platform/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gcsExportStore, tenantPrefix, type ExportStore } from "../src/export-store.js";
 import { installQueue } from "../src/worker/queue.js";
@@ -59,11 +59,14 @@ describe.skipIf(skip !== undefined)("the gcs export store on fake-gcs-server v1.
     const port = await freePort();
     endpoint = `http://127.0.0.1:${port}`;
     server = spawn(binary.path!, ["-scheme", "http", "-host", "127.0.0.1", "-port", String(port), "-backend", "memory", "-public-host", `127.0.0.1:${port}`, "-external-url", endpoint, "-log-level", "error"], { stdio: "ignore" });
-    const deadline = Date.now() + 30_000;
-    while (!(await fetch(`${endpoint}/storage/v1/b`).then((r) => r.ok, () => false))) {
-      if (Date.now() > deadline || server.exitCode !== null) throw new Error(`fake-gcs-server did not start (exit ${server.exitCode})`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      "fake-gcs-server to answer",
+      async () => {
+        if (server.exitCode !== null) throw new Error(`fake-gcs-server exited with ${server.exitCode} before answering`);
+        return fetch(`${endpoint}/storage/v1/b`).then((r) => r.ok, () => false);
+      },
+      { intervalMs: 100 },
+    );
     await new Storage({ apiEndpoint: endpoint, projectId: "example-project" }).createBucket(bucket);
     // A service account key of the tests' own: the library signs with it locally, as it signs through signBlob on GKE.
     const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -189,13 +192,15 @@ describe.skipIf(skip !== undefined)("the gcs export store on fake-gcs-server v1.
     it("exports into the bucket; each signed URL expires within EXPORT_URL_TTL_SECONDS and reads exactly the tenant's rows; erasure empties its prefix", async () => {
       const queued = await stack.request({ method: "POST", url: `/v1/tenants/${tenant.id}/exports`, token: tenant.admin });
       expect(queued.statusCode, queued.body).toBe(202);
-      let done: { status: string; files: { table: string; rows: number; url: string; urlExpiresAt: string }[] } | undefined;
-      const deadline = Date.now() + 40_000;
-      while (!done || ["queued", "running"].includes(done.status)) {
-        if (Date.now() > deadline) throw new Error(`export not done:\n${worker.stdout.slice(-10).join("\n")}\n${worker.stderr.join("\n")}`);
-        await new Promise((r) => setTimeout(r, 200));
-        done = (await stack.request({ method: "GET", url: `/v1/tenants/${tenant.id}/exports/${queued.json().id}`, token: tenant.admin })).json();
-      }
+      type Export = { status: string; files: { table: string; rows: number; url: string; urlExpiresAt: string }[] };
+      const done = await waitFor(
+        "the export to finish",
+        async () => {
+          const body = (await stack.request({ method: "GET", url: `/v1/tenants/${tenant.id}/exports/${queued.json().id}`, token: tenant.admin })).json() as Export;
+          return !["queued", "running"].includes(body.status) && body;
+        },
+        { timeoutMs: 40_000, intervalMs: 200, detail: () => `${worker.stdout.slice(-10).join("\n")}\n${worker.stderr.join("\n")}` },
+      );
       expect(done.status, JSON.stringify(done)).toBe("done");
       const items = done.files.find((f) => f.table === "items")!;
       expect(items.rows).toBe(501);
@@ -214,9 +219,11 @@ describe.skipIf(skip !== undefined)("the gcs export store on fake-gcs-server v1.
 
       await stack.request({ method: "DELETE", url: `/v1/tenants/${tenant.id}`, token: await token({ scope: "platform:admin" }) });
       const objects = async () => (await new Storage({ apiEndpoint: endpoint, projectId: "example-project" }).bucket(bucket).getFiles({ prefix: tenantPrefix(tenant.id) }))[0].length;
-      const erased = Date.now() + 40_000;
-      while ((await objects()) > 0 && Date.now() < erased) await new Promise((r) => setTimeout(r, 200));
-      expect(await objects(), worker.stdout.slice(-5).join("\n")).toBe(0);
+      await waitFor("erasure to empty the tenant's prefix in the bucket", async () => (await objects()) === 0, {
+        timeoutMs: 40_000,
+        intervalMs: 200,
+        detail: async () => `${await objects()} objects left; ${worker.stdout.slice(-5).join("\n")}`,
+      });
     }, 120_000);
   });
 });

@@ -65,15 +65,18 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
   };
   /** Polls the export until it leaves queued and running (the worker's job). */
   const finished = async (t: TenantFixture, id: string) => {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const res = await stack.request({ method: "GET", url: `/v1/tenants/${t.id}/exports/${id}`, token: t.admin });
-      expect(res.statusCode, res.body).toBe(200);
-      const body = res.json();
-      if (!["queued", "running"].includes(body.status)) return body;
-      if (Date.now() > deadline) throw new Error(`export ${id} still ${body.status}:\n${worker.stdout.slice(-20).join("\n")}\n${worker.stderr.join("\n")}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    let status = "unknown";
+    return waitFor(
+      `export ${id} to finish`,
+      async () => {
+        const res = await stack.request({ method: "GET", url: `/v1/tenants/${t.id}/exports/${id}`, token: t.admin });
+        expect(res.statusCode, res.body).toBe(200);
+        const body = res.json();
+        status = body.status;
+        return !["queued", "running"].includes(body.status) && body;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, detail: () => `still ${status}:\n${worker.stdout.slice(-20).join("\n")}\n${worker.stderr.join("\n")}` },
+    );
   };
   const download = async (t: TenantFixture, url: string) => {
     const res = await stack.request({ method: "GET", url, token: t.admin });
@@ -438,22 +441,21 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       expect(refused.statusCode, refused.body).toBe(409);
       expect(refused.json().error.message).toContain(`export ${stuck} of this tenant is running`);
       expect(refused.json().error.message).toContain(`no progress for ${STALE_SECONDS} s is given up`);
-      let accepted;
       let refusals = 1;
       let lastRefusedAt = -Infinity;
-      for (;;) {
-        const askedAt = Date.now();
-        const res = await stack.request({ method: "POST", url: `/v1/tenants/${h.id}/exports`, token: h.admin });
-        if (res.statusCode === 202) {
-          accepted = res.json();
-          break;
-        }
-        expect(res.statusCode, res.body).toBe(409);
-        lastRefusedAt = askedAt;
-        refusals++;
-        if (Date.now() - killedAt > 30_000) throw new Error("the stuck export was never given up");
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      const accepted = await waitFor(
+        "the stuck export to be given up (a new export accepted)",
+        async () => {
+          const askedAt = Date.now();
+          const res = await stack.request({ method: "POST", url: `/v1/tenants/${h.id}/exports`, token: h.admin });
+          if (res.statusCode === 202) return res.json();
+          expect(res.statusCode, res.body).toBe(409);
+          lastRefusedAt = askedAt;
+          refusals++;
+          return undefined;
+        },
+        { timeoutMs: Math.max(0, 30_000 - (Date.now() - killedAt)), intervalMs: 200 },
+      );
       const waited = Date.now() - killedAt;
       const beat = new Date(dead.heartbeat_at as Date).getTime();
       console.log(`stuck export: killed ${killedAt - beat} ms after its last heartbeat; a new export accepted ${waited} ms after the kill (${refusals} x 409 before)`);
@@ -665,14 +667,13 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
     await finished(c, id);
     expect(readdirSync(join(exportDir, "tenants"))).toContain(c.id);
     expect((await stack.request({ method: "DELETE", url: `/v1/tenants/${c.id}`, token: platform })).statusCode).toBe(202);
-    const deadline = Date.now() + 60_000;
-    while ((await stack.admin.query("SELECT 1 FROM platform.tenant_erasures WHERE tenant_id = $1 AND erased_at IS NOT NULL", [c.id])).rows.length === 0) {
-      if (Date.now() > deadline) throw new Error(`not erased:\n${worker.stdout.slice(-20).join("\n")}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitFor(
+      "the tenant's erasure",
+      async () => (await stack.admin.query("SELECT 1 FROM platform.tenant_erasures WHERE tenant_id = $1 AND erased_at IS NOT NULL", [c.id])).rows.length > 0,
+      { timeoutMs: 60_000, intervalMs: 200, detail: () => `\n${worker.stdout.slice(-20).join("\n")}` },
+    );
     // The objects go after the rows, in the same job run.
-    while (readdirSync(join(exportDir, "tenants")).includes(c.id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(readdirSync(join(exportDir, "tenants"))).not.toContain(c.id);
+    await waitFor("the erased tenant's export files to go", () => !readdirSync(join(exportDir, "tenants")).includes(c.id), { timeoutMs: 30_000, intervalMs: 100 });
     expect((await stack.admin.query("SELECT count(*)::int AS n FROM platform.exports WHERE tenant_id = $1", [c.id])).rows[0].n).toBe(0);
     expect(readdirSync(join(exportDir, "tenants"))).toContain(a.id);
   });

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
+import { waitFor } from "@platform/testing";
 
 const SERVICE_DIR = fileURLToPath(new URL("..", import.meta.url));
 
@@ -54,14 +55,14 @@ export function startScript(script: "start" | "worker", env: Record<string, stri
 
 /** Polls `url` until it answers 200; fails with the process's stderr if it exits first. */
 export async function waitUntilServing(running: RunningProcess, url: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (running.child.exitCode !== null) throw new Error(`exited with ${running.child.exitCode}:\n${running.stderr.join("\n")}\n${running.stdout.join("\n")}`);
-    const ok = await fetch(url).then((r) => r.ok, () => false);
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms:\n${running.stderr.join("\n")}`);
+  await waitFor(
+    `${url} to answer`,
+    async () => {
+      if (running.child.exitCode !== null) throw new Error(`exited with ${running.child.exitCode}:\n${running.stderr.join("\n")}\n${running.stdout.join("\n")}`);
+      return fetch(url).then((r) => r.ok, () => false);
+    },
+    { timeoutMs, intervalMs: 200, detail: () => `\n${running.stderr.join("\n")}` },
+  );
 }
 
 export interface CapturedSpan {

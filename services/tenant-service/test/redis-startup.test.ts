@@ -4,7 +4,7 @@
  * as an error: every rollout under traffic counted towards RateLimitNotEnforced, and the live Prometheus test saw
  * such an error once in CI. Here Redis comes up after the service process starts, as it can in a rollout.
  */
-import { freePort, startRedis, type RedisServer } from "@platform/testing";
+import { freePort, startRedis, waitFor, type RedisServer } from "@platform/testing";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { redisConnection, redisReady } from "../src/connections.js";
@@ -59,12 +59,10 @@ describe.skipIf(unavailable !== undefined)("the service waits for Redis before i
     try {
       // The app is built once it logs Redis's failed connection (watchRedis); for a second after, with no Redis, it
       // must still not be serving.
-      const deadline = Date.now() + 30_000;
-      while (!service.stdout.some((line) => line.includes("Redis is unreachable")) && Date.now() < deadline) {
+      await waitFor("the service to log Redis's failed connection", () => {
         if (service.child.exitCode !== null) throw new Error(`the service exited:\n${service.stderr.join("\n")}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(service.stdout.join("\n")).toContain("Redis is unreachable");
+        return service.stdout.some((line) => line.includes("Redis is unreachable"));
+      }, { detail: () => service.stdout.slice(-10).join("\n") });
       const answeredEarly: number[] = [];
       for (let i = 0; i < 5; i++) {
         await new Promise((r) => setTimeout(r, 200));

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { freePort } from "@platform/testing";
+import { freePort, waitFor } from "@platform/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installQueue } from "../src/worker/queue.js";
 import { AUDIENCE, ISSUER, SECRET, createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
@@ -122,13 +122,11 @@ describe.skipIf(unavailable !== undefined)("traces from the real processes, over
     let metrics = "";
     try {
       await waitUntilServing(worker, `http://127.0.0.1:${healthPort}/livez`);
-      const deadline = Date.now() + 30_000;
-      const provisioned = async () =>
-        (await stack.admin.query("SELECT 1 FROM platform.audit_log WHERE tenant_id = $1 AND action = 'tenant.provisioned'", [createdId])).rows.length > 0;
-      while (!(await provisioned())) {
-        if (Date.now() > deadline) throw new Error(`the job did not run:\n${worker.stdout.join("\n")}\n${worker.stderr.join("\n")}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await waitFor(
+        "the provisioning job to run",
+        async () => (await stack.admin.query("SELECT 1 FROM platform.audit_log WHERE tenant_id = $1 AND action = 'tenant.provisioned'", [createdId])).rows.length > 0,
+        { intervalMs: 200, detail: () => `${worker.stdout.join("\n")}\n${worker.stderr.join("\n")}` },
+      );
       metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
     } finally {
       const code = await worker.stop();
