@@ -86,13 +86,23 @@ export interface WriteLoadReport {
 
 /**
  * Writers that do what the tenant service does for POST /v1/items, as its role: BEGIN, SET LOCAL app.tenant_id as
- * its own statement, the item and its audit entry, COMMIT. `clients` connections round-robin over `tenants`, each at
- * most `ratePerClient` writes a second, until stop() or `maxMs` (so a forgotten writer still ends).
+ * its own statement, platform.enter_tenant (see `opening`), the item and its audit entry, COMMIT. `clients`
+ * connections round-robin over `tenants`, each at most `ratePerClient` writes a second, until stop() or `maxMs` (so a
+ * forgotten writer still ends).
  */
 export function startTenantWriters(
   appUrl: string,
   tenants: readonly { id: string; ownerId: string }[],
-  options: { clients?: number; ratePerClient?: number; maxMs?: number } = {},
+  options: {
+    clients?: number;
+    ratePerClient?: number;
+    maxMs?: number;
+    /**
+     * How each transaction enters its tenant: as the service does since migration 0012 (`enter_tenant`, the default),
+     * or with `SET LOCAL` alone, as it did before, for a schema migrated only that far.
+     */
+    opening?: "enter_tenant" | "set_local";
+  } = {},
 ): { stop(): Promise<WriteLoadReport>; acknowledgedSoFar(): number } {
   const clients = options.clients ?? 6;
   const pauseMs = 1000 / (options.ratePerClient ?? 40);
@@ -118,7 +128,7 @@ export function startTenantWriters(
         await client.query("BEGIN");
         await client.query(`SET LOCAL app.tenant_id = '${tenant.id}'`);
         // As the service opens every tenant transaction on Citus (migration 0012, db/database.ts).
-        await client.query(`SELECT platform.enter_tenant('${tenant.id}')`);
+        if (options.opening !== "set_local") await client.query(`SELECT platform.enter_tenant('${tenant.id}')`);
         const { rows } = await client.query<{ id: string }>(
           "INSERT INTO platform.items (tenant_id, owner_id, title, body) VALUES ($1, $2, 'written during a shard operation', 'load') RETURNING id",
           [tenant.id, tenant.ownerId],

@@ -329,6 +329,90 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
     const remove = await shardctl("remove-node", NEW_WORKER!, "--yes");
     expect(remove.code, remove.out).toBe(0);
     expect((await admin.query("SELECT 1 FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2", [added.host, added.port])).rows).toEqual([]);
+    // Nothing of the drained node left for Citus to clean: such a record would block later moves of its shards.
+    expect((await admin.query("SELECT object_name FROM pg_dist_cleanup WHERE node_group_id NOT IN (SELECT groupid FROM pg_dist_node)")).rows).toEqual([]);
+  });
+
+  it.skipIf(!NEW_WORKER)("remove-node drops the drained node's old copies first, and refuses, removing nothing, while one cannot be dropped", { timeout: 600_000 }, async () => {
+    const added = parseNode(NEW_WORKER!);
+    const direct = new URL(CITUS_URL!);
+    direct.hostname = added.host;
+    direct.port = String(added.port);
+    const holder = new pg.Client({ connectionString: direct.toString(), application_name: "test-holds-old-copy" });
+    // Citus's own background drop of old copies paused, so that a copy is still there when remove-node runs.
+    await admin.query("ALTER SYSTEM SET citus.defer_shard_delete_interval = -1");
+    await admin.query("SELECT pg_reload_conf()");
+    try {
+      expect((await shardctl("add-node", NEW_WORKER!, "--yes")).code).toBe(0);
+      const shard = (await admin.query("SELECT shardid, nodename, nodeport FROM citus_shards WHERE table_name = 'platform.items'::regclass ORDER BY shardid LIMIT 1")).rows[0];
+      const there = await shardctl("move-shard", String(shard.shardid), `${shard.nodename}:${shard.nodeport}`, NEW_WORKER!, "--yes");
+      expect(there.code, there.out).toBe(0);
+      const drained = await shardctl("drain", NEW_WORKER!, "--yes");
+      expect(drained.code, drained.out).toBe(0);
+      const group = (await admin.query("SELECT groupid FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2", [added.host, added.port])).rows[0].groupid;
+      const copies = (await admin.query<{ object_name: string }>("SELECT object_name FROM pg_dist_cleanup WHERE node_group_id = $1 AND object_type = 1 ORDER BY 1", [group])).rows;
+      expect(copies.length, "the drain left its old copies for later").toBeGreaterThan(0);
+      // A query still reading one old copy: Citus's drop waits 1 s for its lock and gives up.
+      await holder.connect();
+      await holder.query("BEGIN");
+      // (Citus refuses LOCK on a shard unless manual changes to shards are allowed.)
+      await holder.query("SET LOCAL citus.enable_manual_changes_to_shards = on");
+      await holder.query(`LOCK TABLE ${copies[0]!.object_name} IN ACCESS SHARE MODE`);
+      const refused = await shardctl("remove-node", NEW_WORKER!, "--yes");
+      expect(refused.code, refused.out).toBe(3);
+      // The held copy stays, with whatever its drop depends on (a partition's parent, tables referencing it); the
+      // refusal counts what is left.
+      const left = (await admin.query<{ object_name: string }>("SELECT object_name FROM pg_dist_cleanup WHERE node_group_id = $1", [group])).rows.map((r) => r.object_name);
+      expect(left).toContain(copies[0]!.object_name);
+      expect(refused.out).toContain(`${NEW_WORKER} still has ${left.length} shard cop${left.length === 1 ? "y" : "ies"} from earlier moves waiting to be dropped (pg_dist_cleanup)`);
+      expect(refused.out).toContain("Nothing was removed");
+      expect((await admin.query("SELECT 1 FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2", [added.host, added.port])).rows).toHaveLength(1);
+      await holder.query("ROLLBACK");
+      const removed = await shardctl("remove-node", NEW_WORKER!, "--yes");
+      expect(removed.code, removed.out).toBe(0);
+      expect((await admin.query("SELECT object_name FROM pg_dist_cleanup WHERE node_group_id NOT IN (SELECT groupid FROM pg_dist_node)")).rows).toEqual([]);
+      // The copies are gone from the machine too, not only from the records.
+      const onMachine = await holder.query("SELECT count(*)::int AS n FROM pg_class WHERE oid::regclass::text = ANY($1)", [copies.map((c) => c.object_name)]);
+      expect(onMachine.rows[0].n).toBe(0);
+    } finally {
+      await holder.end().catch(() => {});
+      await admin.query("ALTER SYSTEM RESET citus.defer_shard_delete_interval");
+      await admin.query("SELECT pg_reload_conf()");
+      // Left as it was found, whatever failed above: the node out of the cluster for the tests after this one.
+      if ((await admin.query("SELECT 1 FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2", [added.host, added.port])).rows.length > 0) {
+        await shardctl("drain", NEW_WORKER!, "--yes");
+        await shardctl("remove-node", NEW_WORKER!, "--yes");
+      }
+    }
+  });
+
+  it("status names cleanup records left for a node no longer in the cluster, which block moves of their shards, and how to clear them", async () => {
+    // What a node removed before its deferred drops ran leaves (as remove-node did before it waited for them).
+    const gone = (await admin.query<{ g: number }>("SELECT max(groupid) + 100 AS g FROM pg_dist_node")).rows[0]!.g;
+    const placed = (
+      await admin.query<{ name: string; shardid: string; nodename: string; nodeport: number }>(
+        "SELECT shard_name::text AS name, shardid, nodename, nodeport FROM citus_shards WHERE table_name = 'platform.items'::regclass LIMIT 1",
+      )
+    ).rows[0]!;
+    const shard = placed.name;
+    const elsewhere = (await admin.query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid > 0 AND nodeport <> $1 LIMIT 1", [placed.nodeport])).rows[0];
+    await admin.query("INSERT INTO pg_dist_cleanup (record_id, operation_id, object_type, object_name, node_group_id, policy_type) VALUES (nextval('pg_dist_cleanup_recordid_seq'), 0, 1, $1, $2, 2)", [shard, gone]);
+    try {
+      const r = await shardctl("status");
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toContain(`BLOCKED: 1 cleanup record (pg_dist_cleanup, e.g. ${shard}) names node group ${gone}, which is no longer in the cluster`);
+      expect(r.out).toContain(`DELETE FROM pg_dist_cleanup WHERE node_group_id = ${gone}`);
+      const json = JSON.parse((await shardctl("status", "--json")).out);
+      expect(json.staleCleanup).toContainEqual({ group: gone, records: 1, example: shard });
+      // What the line warns of, from Citus itself: the shard no longer moves.
+      const move = await admin
+        .query("SELECT citus_move_shard_placement($1, $2, $3, $4, $5, shard_transfer_mode := 'block_writes')", [placed.shardid, placed.nodename, placed.nodeport, elsewhere.nodename, elsewhere.nodeport])
+        .then(() => "moved", (e: Error) => e.message);
+      expect(move).toBe(`shard move failed as the orphaned shard ${shard} leftover from the previous move could not be cleaned up`);
+    } finally {
+      await admin.query("DELETE FROM pg_dist_cleanup WHERE node_group_id = $1", [gone]);
+    }
+    expect((await shardctl("status")).out).not.toContain(`node group ${gone},`);
   });
 
   it("refuses to move shards while a node acknowledges commits before writing them (synchronous_commit = off)", async () => {

@@ -26,7 +26,7 @@ export async function main(name: string, program: Command, otherErrorExit: 2 | 4
     if (code?.startsWith("commander.")) process.exit(2);
     const own = (error as { exitCode?: unknown }).exitCode;
     const exit = typeof own === "number" ? own : otherErrorExit;
-    console.error(`${name}: ${(error as Error).message}`);
+    console.error(`${name}: ${withServerAdvice(error)}`);
     // The one line is for the operator; DEBUG=1 adds the stack for whoever debugs the tool itself.
     if (process.env.DEBUG && error instanceof Error && error.stack) console.error(error.stack);
     process.exit(exit);
@@ -48,4 +48,14 @@ export async function runEntry(name: string, work: () => boolean | Promise<boole
     if (process.env.DEBUG && error instanceof Error && error.stack) console.error(error.stack);
     process.exit(typeof own === "number" ? own : 1);
   }
+}
+
+/**
+ * An error's message with what PostgreSQL said besides it: a database error's detail and hint (Citus's "copy
+ * reference tables first with replicate_reference_tables()") are often the part that says what to do.
+ */
+export function withServerAdvice(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const { detail, hint } = error as { detail?: unknown; hint?: unknown };
+  return [error.message, typeof detail === "string" && detail ? `detail: ${detail}` : "", typeof hint === "string" && hint ? `hint: ${hint}` : ""].filter(Boolean).join("; ");
 }

@@ -47,6 +47,14 @@ describe("the shared CLI ending (@platform/cli)", () => {
     expect(await run(["crash"], { env: { OTHER_EXIT: "2" } })).toMatchObject({ code: 2, stderr: "tool: connection refused\n" });
   });
 
+  it("keeps what the database server advised: a database error's hint (and detail) follow its message on the one line", async () => {
+    const r = await run(["server-error"]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toBe(
+      "tool: there are missing reference tables on some nodes; hint: Copy reference tables first with replicate_reference_tables() or use citus_rebalance_start() that will do it automatically.\n",
+    );
+  });
+
   it("adds the stack only with DEBUG=1", async () => {
     const r = await run(["crash"], { env: { DEBUG: "1" } });
     expect(r.code).toBe(4);

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { bytesPerNode } from "../analysis.js";
 import { literal, readSnapshot } from "../catalog.js";
-import { nodeExists, runningJobId } from "../cluster.js";
+import { REPLICATE_REFERENCE_TABLES, nodeExists, runningJobId } from "../cluster.js";
 import { confirm, mutation, node, out, withClient, type MutationFlags } from "../context.js";
 import { mutate } from "../mutate.js";
 import { ShardctlError } from "../operations.js";
@@ -29,7 +29,7 @@ export function register(program: Command): void {
       const refusal = await citusDecoderRefusal(c, o.table, tenantId);
       if (refusal) throw new ShardctlError(`${refusal}. Nothing was changed.`, 3);
       const isolate = `SELECT isolate_tenant_to_new_shard(${literal(o.table)}, ${literal(tenantId)}::uuid, 'CASCADE', shard_transfer_mode := 'force_logical')`;
-      const moveNote = `-- then citus_move_shard_placement(<new shard>, <its node>, ${target ? `${literal(target.host)}, ${target.port}` : "<least loaded worker>"}, shard_transfer_mode := 'force_logical') unless it is already there`;
+      const moveNote = `-- then ${REPLICATE_REFERENCE_TABLES} and citus_move_shard_placement(<new shard>, <its node>, ${target ? `${literal(target.host)}, ${target.port}` : "<least loaded worker>"}, shard_transfer_mode := 'force_logical') unless it is already there`;
       if (!o.dryRun) {
         requirePreflight(await preflight(c, await readSnapshot(c)), out);
         await confirm(`isolate tenant ${tenantId} to a shard group of its own?`, o.yes);
@@ -64,6 +64,7 @@ export function register(program: Command): void {
             destination = { host: host!, port: Number(port) };
           }
           if (destination.host !== placement.nodename || destination.port !== placement.nodeport) {
+            await c.query(REPLICATE_REFERENCE_TABLES);
             await c.query("SELECT citus_move_shard_placement($1, $2, $3, $4, $5, shard_transfer_mode := 'force_logical')", [shardId, placement.nodename, placement.nodeport, destination.host, destination.port]);
           }
           out.line(`tenant ${tenantId} now has shard ${shardId} (and its colocated shards) on ${destination.host}:${destination.port}`);

@@ -1,7 +1,7 @@
 /** `shardctl move-shard <shardid> <from> <to>`: one shard and its colocated shards between workers. */
 import type { Command } from "commander";
 import { literal, readSnapshot } from "../catalog.js";
-import { nodeExists, runningJobId } from "../cluster.js";
+import { REPLICATE_REFERENCE_TABLES, nodeExists, runningJobId } from "../cluster.js";
 import { confirm, mutation, node, out, withClient, type MutationFlags } from "../context.js";
 import { mutate } from "../mutate.js";
 import { ShardctlError } from "../operations.js";
@@ -21,6 +21,7 @@ export function register(program: Command): void {
         const running = await runningJobId(c);
         if (running !== null) throw new ShardctlError(`rebalance job ${running} is running: move after it`, 3);
         const sql = [
+          REPLICATE_REFERENCE_TABLES,
           `SELECT citus_move_shard_placement(${shardId}, ${literal(source.host)}, ${source.port}, ${literal(target.host)}, ${target.port}, shard_transfer_mode := 'force_logical')`,
         ];
         if (!o.dryRun) {
@@ -40,6 +41,7 @@ export function register(program: Command): void {
           watchMoves: true,
           run: async () => {
             await c.query(sql[0]!);
+            await c.query(sql[1]!);
             out.line(`shard ${shardId} and its colocated shards moved ${from} -> ${to}`);
             return { shard: shardId, from, to };
           },

@@ -1,7 +1,7 @@
 /** `shardctl remove-node <host:port>`: a drained worker out of the cluster. */
 import type { Command } from "commander";
 import { literal } from "../catalog.js";
-import { nodeExists, shardsOnNode } from "../cluster.js";
+import { cleanupRecordsOnNode, nodeExists, shardsOnNode } from "../cluster.js";
 import { confirm, mutation, node, out, withClient, type MutationFlags } from "../context.js";
 import { mutate } from "../mutate.js";
 import { ShardctlError } from "../operations.js";
@@ -13,7 +13,10 @@ export function register(program: Command): void {
       if (!(await nodeExists(c, host, port))) throw new ShardctlError(`${spec} is not a node of this cluster`, 2);
       const held = await shardsOnNode(c, host, port);
       if (held > 0) throw new ShardctlError(`${spec} still holds ${held} shard placements: drain it first (shardctl drain ${spec})`, 3);
-      const sql = [`SELECT citus_remove_node(${literal(host)}, ${port})`];
+      // The moves that drained the node left its old copies for Citus to drop later (pg_dist_cleanup). Removed before
+      // that, the node's records can never be cleaned, and Citus refuses every later move of those shards: drop the
+      // copies now, and remove the node only when none is left.
+      const sql = ["CALL citus_cleanup_orphaned_resources()", `SELECT citus_remove_node(${literal(host)}, ${port})`];
       if (!o.dryRun) await confirm(`remove ${spec} from the cluster?`, o.yes);
       await mutate({
         client: c,
@@ -26,6 +29,16 @@ export function register(program: Command): void {
         verify: false,
         run: async () => {
           await c.query(sql[0]!);
+          const left = await cleanupRecordsOnNode(c, host, port);
+          if (left > 0) {
+            throw new ShardctlError(
+              `${spec} still has ${left} shard cop${left === 1 ? "y" : "ies"} from earlier moves waiting to be dropped (pg_dist_cleanup), and removing it now would ` +
+                `leave their records behind, after which Citus refuses to move those shards. Nothing was removed. A move still running, or a query ` +
+                `still reading an old copy, holds them: wait for it (shardctl status), then run remove-node again`,
+              3,
+            );
+          }
+          await c.query(sql[1]!);
           out.line(`removed ${spec}`);
         },
       });

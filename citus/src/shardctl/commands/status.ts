@@ -4,10 +4,16 @@ import type { ClientBase } from "pg";
 import { bytesPerNode, formatBytes, nodeKey, shardGroups, skew, skewLowerBound } from "../analysis.js";
 import { readSnapshot, type ClusterSnapshot } from "../catalog.js";
 import { out, withClient, type Output } from "../context.js";
+import { describeStaleCleanup, staleCleanupRecords } from "../cluster.js";
 import { describeMoveHealth, readMoveHealth, type MoveHealth } from "../moves.js";
 import { describeGroupReplication, readGroupReplication, type GroupReplication } from "../replication.js";
 
-export function statusReport(snapshot: ClusterSnapshot, moves: MoveHealth, replication: GroupReplication[] = []) {
+export function statusReport(
+  snapshot: ClusterSnapshot,
+  moves: MoveHealth,
+  replication: GroupReplication[] = [],
+  staleCleanup: Awaited<ReturnType<typeof staleCleanupRecords>> = [],
+) {
   const load = bytesPerNode(snapshot.nodes, snapshot.shards);
   const groups = shardGroups(snapshot.shards);
   const groupsPerNode = new Map<string, number>();
@@ -23,12 +29,13 @@ export function statusReport(snapshot: ClusterSnapshot, moves: MoveHealth, repli
     busiestTenants: snapshot.tenants,
     runningJob: snapshot.runningJob,
     moves,
+    staleCleanup,
     groups: replication,
   };
 }
 
 async function status(client: ClientBase, out: Output, json: boolean): Promise<void> {
-  const report = statusReport(await readSnapshot(client), await readMoveHealth(client), await readGroupReplication(client));
+  const report = statusReport(await readSnapshot(client), await readMoveHealth(client), await readGroupReplication(client), await staleCleanupRecords(client));
   if (json) return out.json(report);
   out.line("node                         role         shards?  groups        bytes");
   for (const n of report.nodes) {
@@ -38,6 +45,7 @@ async function status(client: ClientBase, out: Output, json: boolean): Promise<v
   if (report.busiestTenants.length > 0) out.line(`busiest tenants: ${report.busiestTenants.map((t) => `${t.tenant} (${t.queries} queries)`).join(", ")}`);
   out.line(report.runningJob ? `rebalance job ${report.runningJob.job_id}: ${report.runningJob.state}` : "no rebalance running");
   for (const line of describeMoveHealth(report.moves)) out.line(line);
+  for (const line of describeStaleCleanup(report.staleCleanup)) out.line(line);
   // Who leads each group and what would take over: the view `patronictl list` gives per group, from the database.
   for (const line of describeGroupReplication(report.groups)) out.line(line);
 }
