@@ -443,7 +443,7 @@ describe.skipIf(unavailable !== undefined)("tenant exports on PostgreSQL 15 with
       expect(refused.json().error.message).toContain(`no progress for ${STALE_SECONDS} s is given up`);
       let refusals = 1;
       let lastRefusedAt = -Infinity;
-      const accepted = await waitFor(
+      const accepted = await waitFor<{ id: string }>(
         "the stuck export to be given up (a new export accepted)",
         async () => {
           const askedAt = Date.now();
