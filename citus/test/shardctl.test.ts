@@ -16,6 +16,7 @@ import {
   type PlanMove,
   type ShardPlacement,
 } from "../src/shardctl/analysis.js";
+import { wroteBetween } from "../src/shardctl/mutate.js";
 import { prepareCitusDatabase, runShardctl } from "../src/testing.js";
 
 // Real catalog output of a Citus 13.2.2 cluster, kept in the repository so that a clean clone tests the same (README.md there).
@@ -75,6 +76,14 @@ describe("shard analysis on a real Citus 13.2 catalog snapshot (4 nodes, a whale
     expect(result.skew).toBeGreaterThanOrEqual(result.lowerBound - 1e-9);
     expect([...result.load.values()].reduce((a, b) => a + b, 0)).toBe([...load.values()].reduce((a, b) => a + b, 0));
     expect(() => simulateAddWorkers(load, shardGroups(shards), -1)).toThrow(/whole number/);
+  });
+
+  it("takes only a shard's own counter growing for the application writing, not shards dropped or created meanwhile", () => {
+    const before = new Map([[2, { "16400": 10, "16401": 5 }], [3, { "16500": 7 }]]);
+    // Citus dropped an old copy on node 3 and a copy appeared on node 2: their counters come and go, nothing wrote.
+    expect(wroteBetween(before, new Map([[2, { "16400": 10, "16401": 5, "16402": 900 }], [3, {}]]))).toBe(false);
+    expect(wroteBetween(before, new Map([[2, { "16400": 10, "16401": 6 }], [3, { "16500": 7 }]]))).toBe(true);
+    expect(wroteBetween(before, new Map([[2, { "16400": 10 }], [3, { "16500": 8 }]]))).toBe(true);
   });
 
   it("rejects a node that is not host:port", () => {

@@ -53,20 +53,33 @@ export async function mutate(o: MutateOptions): Promise<void> {
 }
 
 /**
- * Inserts, updates and deletes on the distributed tables' shards, summed over every node, twice two seconds apart
- * before anything moves: a difference is the application writing. (After a move has started the counters also count
- * the move's own copy, so this is asked only before.)
+ * Inserts, updates and deletes on the distributed tables' shards, read on every node twice two seconds apart before
+ * anything moves: a shard whose counter grew is the application writing. (After a move has started the counters also
+ * count the move's own copy, so this is asked only before.) Compared shard by shard, not as one sum: Citus drops the
+ * old copies of earlier moves in the background, and a dropped shard takes its counters with it, which a sum read as
+ * writes (a quiet cluster's move was verified "under live writes" so).
  */
 async function applicationWrites(client: ClientBase): Promise<boolean> {
-  const sql = `SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::text FROM pg_stat_user_tables
+  const sql = `SELECT coalesce(json_object_agg(relid::text, n_tup_ins + n_tup_upd + n_tup_del), '{}')::text FROM pg_stat_user_tables
                 WHERE schemaname IN (SELECT DISTINCT relnamespace::regnamespace::text FROM pg_class WHERE oid IN (SELECT logicalrelid FROM pg_dist_partition))`;
-  const total = async () => {
-    const { rows } = await client.query<{ result: string; success: boolean }>("SELECT success, result FROM run_command_on_all_nodes($1)", [sql]);
-    return rows.filter((r) => r.success).reduce((sum, r) => sum + Number(r.result), 0);
+  const counters = async () => {
+    const { rows } = await client.query<{ nodeid: number; result: string; success: boolean }>("SELECT nodeid, success, result FROM run_command_on_all_nodes($1)", [sql]);
+    return new Map(rows.filter((r) => r.success).map((r) => [r.nodeid, JSON.parse(r.result) as Record<string, number>]));
   };
-  const first = await total();
+  const first = await counters();
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  return (await total()) !== first;
+  return wroteBetween(first, await counters());
+}
+
+type WriteCounters = ReadonlyMap<number, Readonly<Record<string, number>>>;
+
+/** Whether a shard present in both readings (node, then relation id) counted a write between them. */
+export function wroteBetween(before: WriteCounters, after: WriteCounters): boolean {
+  for (const [node, now] of after) {
+    const then = before.get(node) ?? {};
+    if (Object.entries(now).some(([relid, n]) => relid in then && n > then[relid]!)) return true;
+  }
+  return false;
 }
 
 interface VerifyContext {
