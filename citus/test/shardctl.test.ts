@@ -373,7 +373,7 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
       // refusal counts what is left.
       const left = (await admin.query<{ object_name: string }>("SELECT object_name FROM pg_dist_cleanup WHERE node_group_id = $1", [group])).rows.map((r) => r.object_name);
       expect(left).toContain(copies[0]!.object_name);
-      expect(refused.out).toContain(`${NEW_WORKER} still has ${left.length} shard cop${left.length === 1 ? "y" : "ies"} from earlier moves waiting to be dropped (pg_dist_cleanup)`);
+      expect(refused.out).toContain(`${NEW_WORKER} still has ${left.length} leftover${left.length === 1 ? "" : "s"} of earlier moves waiting to be dropped (pg_dist_cleanup: `);
       expect(refused.out).toContain("Nothing was removed");
       expect((await admin.query("SELECT 1 FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2", [added.host, added.port])).rows).toHaveLength(1);
       await holder.query("ROLLBACK");

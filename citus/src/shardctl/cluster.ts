@@ -38,7 +38,7 @@ export function describeStaleCleanup(stale: readonly { group: number; records: n
   );
 }
 
-/** Cleanup records still waiting on one node (the copies left by the moves off it). */
+/** Cleanup records still waiting on one node: old shard copies left by the moves off it, and what a failed move left there. */
 export async function cleanupRecordsOnNode(client: ClientBase, host: string, port: number): Promise<number> {
   const { rows } = await client.query<{ n: number }>(
     "SELECT count(*)::int AS n FROM pg_dist_cleanup WHERE node_group_id = (SELECT groupid FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2)",

@@ -55,25 +55,35 @@ export async function startBenchDatabase(options: { queue?: boolean } = {}): Pro
  * 20-tenant database (a few MB) never pays.
  */
 export async function warmCache(admin: pg.Client): Promise<void> {
+  const prewarm = "SELECT count(pg_prewarm(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'platform' AND c.relkind IN ('r', 'i')";
   await admin.query("CREATE EXTENSION IF NOT EXISTS pg_prewarm");
-  await admin.query("SELECT pg_prewarm(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'platform' AND c.relkind IN ('r', 'i')");
+  // On Citus the rows live in the workers' shards (tables of the same schema there): warm every node.
+  if ((await admin.query("SELECT 1 FROM pg_extension WHERE extname = 'citus'")).rows.length > 0) {
+    await admin.query("SELECT run_command_on_all_nodes('CREATE EXTENSION IF NOT EXISTS pg_prewarm')");
+    await admin.query("SELECT run_command_on_all_nodes($1)", [prewarm]);
+  } else {
+    await admin.query(prewarm);
+  }
 }
 
-/** Tenants scale-1 .. scale-n, each with an owner and two items; only the ones above `from` are written. */
-export async function seedTenants(admin: pg.Client, n: number, from = 0): Promise<void> {
+/**
+ * Tenants <prefix>1 .. <prefix>n, each with an owner and two items; only the ones above `from` are written. On a
+ * shared Citus cluster the prefix starts with test- (prepareCitusDatabase drops only test tenants).
+ */
+export async function seedTenants(admin: pg.Client, n: number, from = 0, prefix = "scale-"): Promise<void> {
   const started = Date.now();
   const batch = 100_000;
   for (let lo = from + 1; lo <= n; lo += batch) {
     const hi = Math.min(n, lo + batch - 1);
     await admin.query("BEGIN");
-    await admin.query("INSERT INTO platform.tenants (code, name, max_users) SELECT 'scale-' || i, 'Scale ' || i, 1000 FROM generate_series($1::int, $2::int) i", [lo, hi]);
+    await admin.query("INSERT INTO platform.tenants (code, name, max_users) SELECT $3 || i, 'Scale ' || i, 1000 FROM generate_series($1::int, $2::int) i", [lo, hi, prefix]);
     await admin.query(
-      "INSERT INTO platform.users (tenant_id, email) SELECT t.id, 'owner@' || t.code || '.test' FROM platform.tenants t WHERE t.code = ANY (SELECT 'scale-' || i FROM generate_series($1::int, $2::int) i)",
-      [lo, hi],
+      "INSERT INTO platform.users (tenant_id, email) SELECT t.id, 'owner@' || t.code || '.test' FROM platform.tenants t WHERE t.code = ANY (SELECT $3 || i FROM generate_series($1::int, $2::int) i)",
+      [lo, hi, prefix],
     );
     await admin.query(
-      "INSERT INTO platform.items (tenant_id, owner_id, title, body) SELECT u.tenant_id, u.id, 'item ' || k, 'a small item body' FROM platform.users u JOIN platform.tenants t ON t.id = u.tenant_id, generate_series(1, 2) k WHERE t.code = ANY (SELECT 'scale-' || i FROM generate_series($1::int, $2::int) i)",
-      [lo, hi],
+      "INSERT INTO platform.items (tenant_id, owner_id, title, body) SELECT u.tenant_id, u.id, 'item ' || k, 'a small item body' FROM platform.users u JOIN platform.tenants t ON t.id = u.tenant_id, generate_series(1, 2) k WHERE t.code = ANY (SELECT $3 || i FROM generate_series($1::int, $2::int) i)",
+      [lo, hi, prefix],
     );
     await admin.query("COMMIT");
   }
@@ -84,17 +94,18 @@ export async function seedTenants(admin: pg.Client, n: number, from = 0): Promis
 export interface Target { tenant: string; owner: string; item: string }
 
 /** Each tenant number's id, owner and first item, in the order given. */
-export async function targets(admin: pg.Client, numbers: number[]): Promise<Target[]> {
-  const codes = [...new Set(numbers)].map((i) => `scale-${i}`);
+export async function targets(admin: pg.Client, numbers: number[], prefix = "scale-"): Promise<Target[]> {
+  const codes = [...new Set(numbers)].map((i) => `${prefix}${i}`);
   const byCode = new Map<string, Target>();
   for (let i = 0; i < codes.length; i += 20_000) {
     const { rows } = await admin.query<{ code: string; tenant: string; owner: string; item: string }>(
-      "SELECT t.code, t.id AS tenant, u.id AS owner, (SELECT i.id FROM platform.items i WHERE i.tenant_id = t.id LIMIT 1) AS item FROM platform.tenants t JOIN platform.users u ON u.tenant_id = t.id WHERE t.code = ANY ($1)",
+      // A join on the tenant, not a subquery per row: Citus plans that only on the distribution column.
+      "SELECT DISTINCT ON (t.code) t.code, t.id AS tenant, u.id AS owner, i.id AS item FROM platform.tenants t JOIN platform.users u ON u.tenant_id = t.id JOIN platform.items i ON i.tenant_id = u.tenant_id WHERE t.code = ANY ($1) ORDER BY t.code, i.id",
       [codes.slice(i, i + 20_000)],
     );
     for (const r of rows) byCode.set(r.code, r);
   }
-  return numbers.map((i) => byCode.get(`scale-${i}`)!);
+  return numbers.map((i) => byCode.get(`${prefix}${i}`)!);
 }
 
 export interface Process {
@@ -123,13 +134,13 @@ function startEntry(entry: string, env: Record<string, string>): Process {
   };
 }
 
-/** The service, answering on loopback, with the rate limit out of the way. */
-export async function startServiceProcess(server: PostgresServer): Promise<Process & { url: string }> {
+/** The service, answering on loopback, with the rate limit out of the way; on a bench database, or at a URL as its role. */
+export async function startServiceProcess(database: PostgresServer | string): Promise<Process & { url: string }> {
   const port = await freePort();
   const service = startEntry("server.ts", {
     PORT: String(port),
     HOST: "127.0.0.1",
-    DATABASE_URL: server.urlFor("platform_app", "app"),
+    DATABASE_URL: typeof database === "string" ? database : database.urlFor("platform_app", "app"),
     DATABASE_POOL_SIZE: "20",
     AUTH_JWT_SECRET: SECRET,
     AUTH_ISSUER: ISSUER,

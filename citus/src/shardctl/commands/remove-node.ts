@@ -32,7 +32,7 @@ export function register(program: Command): void {
           const left = await cleanupRecordsOnNode(c, host, port);
           if (left > 0) {
             throw new ShardctlError(
-              `${spec} still has ${left} shard cop${left === 1 ? "y" : "ies"} from earlier moves waiting to be dropped (pg_dist_cleanup), and removing it now would ` +
+              `${spec} still has ${left} leftover${left === 1 ? "" : "s"} of earlier moves waiting to be dropped (pg_dist_cleanup: old shard copies, subscriptions, slots), and removing it now would ` +
                 `leave their records behind, after which Citus refuses to move those shards. Nothing was removed. A move still running, or a query ` +
                 `still reading an old copy, holds them: wait for it (shardctl status), then run remove-node again`,
               3,
