@@ -227,7 +227,11 @@ let ok = true;
 if (CITUS_URL) {
   // One Citus database, grown from one count to the next (a cluster holds one platform schema): each count is
   // measured after the one before, not alternating with it, so a machine whose load moves shows in the ratios.
-  const { appUrl, release } = await prepareCitusDatabase(CITUS_URL);
+  // A cluster that cannot be reached, lacks workers or holds real tenants: one line saying which, not a stack.
+  const { appUrl, release } = await prepareCitusDatabase(CITUS_URL).catch((error: Error) => {
+    console.error(`bench:tenant-scale: CITUS_URL's cluster cannot be used: ${error.message}`);
+    process.exit(2);
+  });
   const admin = new pg.Client({ connectionString: CITUS_URL });
   await admin.connect();
   try {
