@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { loadMigrations, runMigrations } from "./migrations.js";
@@ -193,4 +193,24 @@ export function runShardctl(citusUrl: string, args: readonly string[], timeoutMs
       resolve({ code: e ? (e.killed ? -1 : (e.code ?? 1)) : 0, out: `${stdout}${stderr}`, ms: Date.now() - started });
     });
   });
+}
+
+/**
+ * shardctl in one process of its own that a test can signal as an operator's terminal would (Ctrl-C, a closed
+ * terminal) or kill: node with tsx's loader, no tsx parent in between to relay or swallow a signal.
+ */
+export function startShardctl(citusUrl: string, args: readonly string[]): {
+  readonly pid: number;
+  kill(signal: NodeJS.Signals): void;
+  output(): string;
+  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>;
+} {
+  const cli = fileURLToPath(new URL("./shardctl/cli.ts", import.meta.url));
+  const loader = new URL("../node_modules/tsx/dist/loader.mjs", import.meta.url).href;
+  const child = spawn(process.execPath, ["--import", loader, cli, ...args], { env: { ...process.env, CITUS_URL: citusUrl }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, out })));
+  return { pid: child.pid!, kill: (signal) => child.kill(signal), output: () => out, done };
 }

@@ -10,7 +10,8 @@
 import { EXPORTER_QUERIES } from "@platform/monitoring";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { missingWrites, prepareCitusDatabase, runShardctl, startTenantWriters, type WriteLoadReport } from "../src/testing.js";
+import { waitFor } from "@platform/testing";
+import { missingWrites, prepareCitusDatabase, runShardctl, startShardctl, startTenantWriters, type WriteLoadReport } from "../src/testing.js";
 
 const CITUS_URL = process.env.CITUS_URL;
 const NEW_WORKER = process.env.CITUS_NEW_WORKER;
@@ -87,6 +88,152 @@ describe.skipIf(!CITUS_URL)("shard operations while the service writes (real Cit
     expect(out).toMatch(/ok {3}row-level security not forced/);
     expect(out).toMatch(/verified under live writes: every shard has one active placement/);
     expect((await admin.query("SELECT nodeport FROM citus_shards WHERE shardid = $1", [shard.shardid])).rows[0].nodeport).toBe(target.nodeport);
+  });
+
+  /**
+   * A move held in flight on purpose: a transaction that has written to the shard and stays open. Citus blocks writes
+   * to the shard group before it switches, and waits for that transaction (on this cluster a move of one of these
+   * shards takes about 2.5 s alone and waits as long as the transaction stays open), so the move is surely still
+   * running when the test interrupts shardctl.
+   */
+  async function heldMove(): Promise<{
+    shard: { shardid: string; nodename: string; nodeport: number };
+    target: { nodename: string; nodeport: number };
+    /** The holding session's global pid, as Citus names it on the workers. */
+    gpid: string;
+    release(): Promise<void>;
+  }> {
+    const tenant = tenants[1]!;
+    const shard = (
+      await admin.query("SELECT shardid, nodename, nodeport FROM citus_shards WHERE shardid = get_shard_id_for_distribution_column('platform.items', $1::uuid)", [tenant.id])
+    ).rows[0];
+    const target = (await workers()).find((w) => w.nodeport !== shard.nodeport)!;
+    const holder = new pg.Client({ connectionString: CITUS_URL, application_name: "test-move-holder" });
+    await holder.connect();
+    const gpid = String((await holder.query("SELECT citus_backend_gpid() AS g")).rows[0].g);
+    await holder.query("BEGIN");
+    await holder.query("UPDATE platform.items SET title = title WHERE tenant_id = $1", [tenant.id]);
+    return {
+      shard,
+      target,
+      gpid,
+      async release() {
+        await holder.query("ROLLBACK").catch(() => {});
+        await holder.end();
+      },
+    };
+  }
+
+  /** shardctl's session on the coordinator while it runs Citus's move. */
+  const moveSession = async () =>
+    (await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'shardctl' AND state = 'active' AND query ~ 'citus_move_shard_placement'")).rows[0];
+
+  /** What a move leaves on the nodes until it ends or Citus cleans up after it. */
+  async function moveLeftovers(): Promise<string[]> {
+    await admin.query("CALL citus_cleanup_orphaned_resources()");
+    const { rows } = await admin.query<{ nodeport: number; result: string }>(
+      `SELECT nodeport, result FROM run_command_on_all_nodes($$SELECT concat_ws(',', (SELECT string_agg(subname, ',') FROM pg_subscription), (SELECT string_agg(slot_name, ',') FROM pg_replication_slots WHERE slot_name LIKE 'citus%')) $$) JOIN pg_dist_node USING (nodeid)`,
+    );
+    return rows.filter((r) => r.result !== "").map((r) => `${r.nodeport}: ${r.result}`);
+  }
+
+  it("Ctrl-C during a move under writes cancels it: the shard stays, nothing is left behind, no acknowledged write lost, the operation recorded; the same command then completes", { timeout: MOVE_BOUND_MS + 120_000 }, async () => {
+    const writers = startTenantWriters(appUrl, tenants, { clients: 6, ratePerClient: 25 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const held = await heldMove();
+    const { shard, target } = held;
+    const args = ["move-shard", String(shard.shardid), spec(shard), spec(target)];
+    const run = startShardctl(CITUS_URL!, [...args, "--yes"]);
+    let early: Awaited<typeof run.done> | undefined;
+    try {
+      await waitFor("shardctl's move in flight", moveSession, { timeoutMs: 60_000, intervalMs: 200, detail: () => run.output() });
+      run.kill("SIGINT");
+      // It must end while the move is still held: a cancel that did not reach the session would let the move
+      // finish once released (exit 0), not hang the test.
+      early = await Promise.race([run.done, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000))]);
+    } finally {
+      await held.release();
+    }
+    const result = early ?? (await run.done);
+    const report = await writers.stop();
+    expect(early, `shardctl had not ended 20 s after Ctrl-C:\n${result.out}`).toBeDefined();
+    console.log(`[shard-moves] Ctrl-C during move-shard: exit ${result.code}; ${report.acknowledged.length} writes acknowledged, longest stall ${report.longestStallMs} ms\n${result.out}`);
+    expect(result.code, result.out).toBe(4);
+    expect(result.out).toMatch(/SIGINT: cancelling the move in flight \(coordinator session \d+\)/);
+    expect(result.out).toMatch(/interrupted \(SIGINT\): the move-shard in flight was cancelled, and Citus rolled the unfinished move back/);
+    expect((await admin.query("SELECT nodeport FROM citus_shards WHERE shardid = $1", [shard.shardid])).rows[0].nodeport).toBe(shard.nodeport);
+    expect(await moveSession()).toBeUndefined();
+    expect(await moveLeftovers()).toEqual([]);
+    expect(await missingWrites(admin, report.acknowledged)).toEqual([]);
+    expect(report.errors).toEqual({});
+    const op = (await admin.query("SELECT status, details FROM platform_ops.operations WHERE command = 'move-shard' ORDER BY id DESC LIMIT 1")).rows[0];
+    expect(op).toMatchObject({ status: "failed", details: { interrupted: "SIGINT" } });
+    // The same command again, under writes, completes the move.
+    await underWrites("move-shard after Ctrl-C", ...args);
+    expect((await admin.query("SELECT nodeport FROM citus_shards WHERE shardid = $1", [shard.shardid])).rows[0].nodeport).toBe(target.nodeport);
+  });
+
+  it("a shardctl killed during a move: its session finishes the move unseen, another shardctl is refused naming it meanwhile, then status lists the abandoned operation and the next shardctl closes it", { timeout: MOVE_BOUND_MS + 180_000 }, async () => {
+    const writers = startTenantWriters(appUrl, tenants, { clients: 6, ratePerClient: 25 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const held = await heldMove();
+    const { shard, target } = held;
+    const run = startShardctl(CITUS_URL!, ["move-shard", String(shard.shardid), spec(shard), spec(target), "--yes"]);
+    let session: { pid: number };
+    let refused: Awaited<ReturnType<typeof shardctl>>;
+    try {
+      session = await waitFor("shardctl's move in flight", moveSession, { timeoutMs: 60_000, intervalMs: 200, detail: () => run.output() });
+      run.kill("SIGKILL");
+      expect((await run.done).signal).toBe("SIGKILL");
+      // What holds the move, as status says it: the slot on the source waits for the open transaction.
+      const waiting = await waitFor(
+        "status to show the move's slot waiting",
+        async () => {
+          const r = await shardctl("status");
+          return /waiting: the move's replication slot/.test(r.out) ? r.out : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      expect(waiting).toMatch(
+        new RegExp(
+          `waiting: the move's replication slot citus_shard_move_slot_\\S+ on ${shard.nodename}:${shard.nodeport} has waited \\d+ s for older transactions there to end ` +
+            `\\(pid \\d+, a distributed transaction of global pid ${held.gpid}, idle in transaction with a transaction open \\d+ s\\)`,
+        ),
+      );
+      // The process is gone; its session is not, and holds shardctl's lock.
+      refused = await shardctl("move-shard", String(shard.shardid), spec(shard), spec(target), "--yes");
+    } finally {
+      await held.release();
+    }
+    expect(refused.code, refused.out).toBe(3);
+    expect(refused.out).toMatch(
+      new RegExp(`another shardctl is running \\(coordinator session ${session.pid}, postgres, shardctl; running for \\d+ s: SELECT citus_move_shard_placement\\(${shard.shardid},.*pg_cancel_backend\\(${session.pid}\\)`),
+    );
+    // Released, the session completes the move it was given, with no one to tell.
+    // (Its session then sees no client to answer, and ends: idle for a moment first.)
+    await waitFor("the killed shardctl's session to end", async () => (await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [session.pid])).rows.length === 0, {
+      timeoutMs: MOVE_BOUND_MS,
+    });
+    expect((await admin.query("SELECT nodeport FROM citus_shards WHERE shardid = $1", [shard.shardid])).rows[0].nodeport).toBe(target.nodeport);
+    const abandoned = (await admin.query<{ id: string }>("SELECT id FROM platform_ops.operations WHERE command = 'move-shard' AND status = 'running'")).rows;
+    expect(abandoned).toHaveLength(1);
+    const status = await shardctl("status");
+    expect(status.out).toMatch(new RegExp(`ABANDONED: operation ${abandoned[0]!.id} \\(move-shard \\{.*"shard":${shard.shardid}\\}, started .* by \\S+\\) was left running by a process that ended before it finished`));
+    expect(JSON.parse((await shardctl("status", "--json")).out).abandonedOperations).toEqual([expect.objectContaining({ id: Number(abandoned[0]!.id), command: "move-shard" })]);
+    // The next mutating shardctl closes it, and says so; here it moves the shard back.
+    const back = await shardctl("move-shard", String(shard.shardid), spec(target), spec(shard), "--yes");
+    expect(back.code, back.out).toBe(0);
+    expect(back.out).toMatch(new RegExp(`closed: operation ${abandoned[0]!.id} \\(move-shard .*recorded as failed`));
+    expect((await admin.query("SELECT status, details->>'error' AS error FROM platform_ops.operations WHERE id = $1", [abandoned[0]!.id])).rows[0]).toMatchObject({
+      status: "failed",
+      error: expect.stringMatching(/^abandoned: the process that ran it ended without recording an end/),
+    });
+    expect((await shardctl("status")).out).not.toMatch(/ABANDONED/);
+    const report = await writers.stop();
+    console.log(`[shard-moves] shardctl SIGKILLed during move-shard: ${report.acknowledged.length} writes acknowledged, longest stall ${report.longestStallMs} ms`);
+    expect(await moveLeftovers()).toEqual([]);
+    expect(await missingWrites(admin, report.acknowledged)).toEqual([]);
+    expect(report.errors).toEqual({});
   });
 
   it("isolate-tenant completes under writes to that tenant", { timeout: MOVE_BOUND_MS + 60_000 }, async () => {

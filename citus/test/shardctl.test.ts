@@ -313,7 +313,7 @@ describe.skipIf(!CITUS_URL)("shardctl on a real Citus cluster", () => {
       await holder.query("SELECT pg_advisory_lock(7302615003)");
       const r = await shardctl("drain", `${drainTarget.host}:${drainTarget.port}`, "--yes");
       expect(r.code).toBe(3);
-      expect(r.out).toMatch(/another shardctl is running \(pid \d+, postgres, other-shardctl\)/);
+      expect(r.out).toMatch(/another shardctl is running \(coordinator session (\d+), postgres, other-shardctl; idle for \d+ s\): wait for it\..*pg_cancel_backend\(\1\)/);
     } finally {
       await holder.end();
     }

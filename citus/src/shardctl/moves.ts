@@ -56,8 +56,22 @@ export interface TaskHealth {
   readonly runningSeconds: number | null;
 }
 
+/**
+ * A move's replication slot being created on its source, waiting for older transactions there to end: a logical slot
+ * can only start from a point no transaction then open precedes, so PostgreSQL waits for each of them. Until they
+ * end, the move does not start copying. One long transaction on the source (a report, a forgotten BEGIN, a
+ * distributed transaction through the coordinator) holds every move from that node.
+ */
+export interface SlotWait {
+  readonly node: string;
+  readonly slot: string;
+  readonly waitedSeconds: number;
+  readonly blockers: { pid: number; application: string; state: string; openSeconds: number | null; query: string }[];
+}
+
 export interface MoveHealth {
   readonly moves: MoveInFlight[];
+  readonly slotWaits: SlotWait[];
   readonly subscriptions: SubscriptionHealth[];
   readonly slots: SlotHealth[];
   readonly tasks: TaskHealth[];
@@ -80,6 +94,15 @@ const SUBSCRIPTIONS = `SELECT coalesce(json_agg(json_build_object(
 const SLOTS = `SELECT coalesce(json_agg(json_build_object(
     'name', slot_name, 'active', active, 'retained', pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 'status', wal_status)), '[]')
   FROM pg_replication_slots WHERE slot_name LIKE 'citus\\_shard\\_%'`;
+
+const SLOT_WAITS = `SELECT coalesce(json_agg(json_build_object(
+    'slot', substring(w.query FROM 'CREATE_REPLICATION_SLOT (\\S+)'), 'waited', extract(epoch FROM now() - w.state_change),
+    'blockers', (SELECT coalesce(json_agg(json_build_object('pid', b.pid, 'application', b.application_name, 'state', b.state,
+                   'open', extract(epoch FROM now() - b.xact_start), 'query', left(b.query, 120))), '[]')
+                   FROM pg_stat_activity b WHERE b.pid = ANY (pg_blocking_pids(w.pid))))), '[]')
+  FROM pg_stat_activity w
+ WHERE w.backend_type = 'walsender' AND w.wait_event_type = 'Lock' AND w.wait_event = 'transactionid'
+   AND w.query LIKE 'CREATE\\_REPLICATION\\_SLOT citus\\_shard\\_%'`;
 
 // The last 64 KB of the server's log, when it writes one PostgreSQL can name (logging_collector); otherwise ''.
 const LOG_TAIL = `SELECT coalesce((SELECT pg_read_file(f, greatest(0, (pg_stat_file(f)).size - 65536), 65536)
@@ -140,6 +163,14 @@ export async function readMoveHealth(client: ClientBase): Promise<MoveHealth> {
       lagBytes: r.lag === null ? null : Math.max(0, Number(r.lag)),
     });
   }
+  const slotWaits = moves.length === 0 ? [] : parsed<{ slot: string; waited: number; blockers: { pid: number; application: string; state: string; open: number | null; query: string }[] }>(
+    await onEveryNode(client, SLOT_WAITS),
+  ).map((w) => ({
+    node: w.node,
+    slot: w.slot,
+    waitedSeconds: Number(w.waited),
+    blockers: w.blockers.map((b) => ({ pid: b.pid, application: b.application, state: b.state, openSeconds: b.open === null ? null : Number(b.open), query: b.query })),
+  }));
   const subscriptions = parsed<{ name: string; owner: string; enabled: boolean; pid: number | null; silent: number | null; errors: number }>(
     await onEveryNode(client, SUBSCRIPTIONS),
   ).map((s) => ({
@@ -175,7 +206,8 @@ export async function readMoveHealth(client: ClientBase): Promise<MoveHealth> {
   const forcedTables = moves.length > 0 || subscriptions.length > 0 ? await forcedRowSecurityTables(client) : [];
   const failing = subscriptions.filter((s) => s.applyErrors > 0 || (s.enabled && !s.applying));
   const errors = failing.length === 0 ? [] : await lastReplicationErrors(client, new Set(failing.map((s) => s.node)));
-  return { moves, subscriptions, slots, tasks, forcedTables, errors, problems: problemsOf({ moves, subscriptions, slots, tasks, forcedTables, errors }) };
+  const health = { moves, slotWaits, subscriptions, slots, tasks, forcedTables, errors };
+  return { ...health, problems: problemsOf(health) };
 }
 
 async function lastReplicationErrors(client: ClientBase, nodes: Set<string>): Promise<{ node: string; line: string }[]> {
@@ -191,8 +223,23 @@ async function lastReplicationErrors(client: ClientBase, nodes: Set<string>): Pr
   return found;
 }
 
+/** Who a slot waits for, as the operator can find them: a Citus connection names the coordinator session it serves. */
+function describeSlotWait(w: SlotWait): string {
+  const who = w.blockers.map((b) => {
+    // "citus_internal gpid=10000013151": a distributed transaction; the global pid is node id * 10^10 + the pid there.
+    const gpid = /gpid=(\d+)/.exec(b.application)?.[1];
+    const origin = gpid ? `, a distributed transaction of global pid ${gpid}` : b.application ? ` (${b.application})` : "";
+    return `pid ${b.pid}${origin}, ${b.state}${b.openSeconds === null ? "" : ` with a transaction open ${Math.round(b.openSeconds)} s`}`;
+  });
+  return (
+    `the move's replication slot ${w.slot} on ${w.node} has waited ${Math.round(w.waitedSeconds)} s for older transactions there to end (${who.join("; ") || "pids not readable"}): ` +
+    "a logical slot starts only after every transaction open when it was asked for has ended, and the move copies nothing until then"
+  );
+}
+
 function problemsOf(h: Omit<MoveHealth, "problems">): string[] {
   const problems: string[] = [];
+  for (const w of h.slotWaits) if (w.waitedSeconds > STALL_AFTER_SECONDS) problems.push(describeSlotWait(w));
   for (const s of h.subscriptions) {
     const error = h.errors.find((e) => e.node === s.node);
     if (!s.enabled) continue; // still copying: Citus enables the subscription when the copy is done
@@ -229,6 +276,8 @@ export function describeMoveHealth(h: MoveHealth): string[] {
   for (const m of h.moves) {
     lines.push(`moving shard ${m.shardId} (${m.table} and colocated) ${m.source} -> ${m.target}: ${m.status || m.operation}${m.lagBytes === null ? "" : `, ${formatBytes(m.lagBytes)} behind`}`);
   }
+  // A short wait is the slot's normal start; past STALL_AFTER_SECONDS it is among the problems below instead.
+  for (const w of h.slotWaits) if (w.waitedSeconds <= STALL_AFTER_SECONDS) lines.push(`waiting: ${describeSlotWait(w)}`);
   for (const s of h.slots) lines.push(`slot ${s.name} on ${s.node}: keeps ${formatBytes(s.retainedBytes)} of WAL (${s.walStatus}${s.active ? "" : ", no reader"})`);
   for (const p of h.problems) lines.push(`STALLED: ${p}`);
   return lines;

@@ -7,7 +7,16 @@ import type { ClientBase } from "pg";
 import { SQL } from "./catalog.js";
 import { connect, type Output } from "./context.js";
 import { describeMoveHealth, readMoveHealth } from "./moves.js";
-import { ShardctlError, compareVerification, finishOperation, startOperation, takeLock, verifySnapshot } from "./operations.js";
+import {
+  ShardctlError,
+  closeAbandonedOperations,
+  compareVerification,
+  describeAbandoned,
+  finishOperation,
+  startOperation,
+  takeLock,
+  verifySnapshot,
+} from "./operations.js";
 
 export interface MutateOptions {
   readonly client: ClientBase;
@@ -35,21 +44,93 @@ export async function mutate(o: MutateOptions): Promise<void> {
     return;
   }
   await takeLock(client);
+  // With the lock held no other shardctl runs: an operation still recorded as running was abandoned (killed, or
+  // its terminal closed). Say so once, and close it, so the log tells the truth.
+  for (const line of describeAbandoned(await closeAbandonedOperations(client), true)) out.line(line);
   const id = await startOperation(client, command, o.args);
   const tables = o.verify ? (await client.query<{ name: string }>(SQL.distributedTables)).rows.map((r) => r.name) : [];
   const before = o.verify ? await verifySnapshot(client, tables, o.checksum ?? false) : {};
   // Whether the application writes right now decides what "verified" can mean (see verifyAfter).
   const live = o.verify ? await applicationWrites(client) : false;
   const watch = o.watchMoves ? watchMoves(o.url, out) : undefined;
+  const interrupt = o.watchMoves ? cancelOnSignal(o.url, (client as ClientBase & { processID: number }).processID, out) : undefined;
   try {
-    const details = (await o.run().finally(() => watch?.stop())) ?? {};
+    const details =
+      (await o.run().finally(() => {
+        watch?.stop();
+        interrupt?.dispose();
+      })) ?? {};
     if (o.verify) await verifyAfter(client, out, { id, command, details, tables, before, live, checksum: o.checksum ?? false });
     await finishOperation(client, id, details.detached ? "detached" : "succeeded", details);
     out.line(`recorded as operation ${id} in platform_ops.operations`);
-  } catch (error) {
-    if (!(error instanceof ShardctlError && error.exitCode === 5)) await finishOperation(client, id, "failed", { error: (error as Error).message }).catch(() => {});
+  } catch (caught) {
+    const signal = interrupt?.signal;
+    const error =
+      signal && (caught as { code?: string }).code === QUERY_CANCELED
+        ? new ShardctlError(
+            `interrupted (${signal}): the ${command} in flight was cancelled, and Citus rolled the unfinished move back; moves that had completed stay done. ` +
+              "See where the shards are with shardctl status; the same command again picks up from there",
+            4,
+          )
+        : caught;
+    if (!(error instanceof ShardctlError && error.exitCode === 5)) {
+      await finishOperation(client, id, "failed", { error: (error as Error).message, ...(signal ? { interrupted: signal } : {}) }).catch(() => {});
+    }
     throw error;
   }
+}
+
+const QUERY_CANCELED = "57014";
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * Ctrl-C, a closed terminal (SIGHUP) or SIGTERM while a command waits on Citus's synchronous move functions. Left to
+ * the default, shardctl would die and the coordinator's session would go on moving shards unseen, holding shardctl's
+ * lock, with the operation recorded as running. So the first signal cancels the session's statement (Citus rolls
+ * an unfinished move back and cleans up its copy) and the command ends with what happened; a second exits at once.
+ * A cancel reaches only the statement running when it arrives, so it is repeated each second until the command's
+ * statements end: the command's next statement must not start either.
+ */
+function cancelOnSignal(url: string, pid: number, out: Output): { readonly signal: string | undefined; dispose(): void } {
+  let received: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const failures = new Set<string>();
+  // A cancel that cannot be sent is said once, with what to run instead: a silent one would leave the operator
+  // waiting on a move that goes on.
+  const failed = (error: unknown) => {
+    const message = (error as Error).message;
+    if (failures.has(message)) return;
+    failures.add(message);
+    out.line(`cannot cancel coordinator session ${pid}: ${message}; SELECT pg_cancel_backend(${pid}) on the coordinator stops it`);
+  };
+  const cancel = async () => {
+    const c = await connect(url, "shardctl-cancel").catch(failed);
+    if (!c) return;
+    // ::int: Citus adds pg_cancel_backend(bigint) for its global pids, and an untyped parameter matches both
+    // ("function pg_cancel_backend(unknown) is not unique").
+    await c.query("SELECT pg_cancel_backend($1::int)", [pid]).catch(failed);
+    await c.end().catch(() => {});
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (received) {
+      out.line(`${signal} again: exiting now. Coordinator session ${pid} may still be running; SELECT pg_cancel_backend(${pid}) stops it`);
+      process.exit(130);
+    }
+    received = signal;
+    out.line(`${signal}: cancelling the move in flight (coordinator session ${pid}); moves already completed stay done. ${signal} again exits at once`);
+    void cancel();
+    timer = setInterval(() => void cancel(), 1000);
+  };
+  for (const s of SIGNALS) process.on(s, onSignal);
+  return {
+    get signal() {
+      return received;
+    },
+    dispose() {
+      clearInterval(timer);
+      for (const s of SIGNALS) process.removeListener(s, onSignal);
+    },
+  };
 }
 
 /**

@@ -40,14 +40,75 @@ export async function ensureOperationsLog(client: ClientBase): Promise<void> {
   }
 }
 
+/**
+ * Records the start of an operation, with the database session that runs it (pid and start time; a pid alone is
+ * reused). A row still 'running' whose session is gone was left by a process that ended without recording its end:
+ * killed, its terminal closed, its machine lost (abandonedOperations).
+ */
 export async function startOperation(client: ClientBase, command: string, args: Record<string, unknown>): Promise<number> {
   await ensureOperationsLog(client);
-  const { rows } = await client.query<{ id: string }>(`INSERT INTO ${OPS_TABLE} (command, arguments, os_user) VALUES ($1, $2, $3) RETURNING id`, [
-    command,
-    JSON.stringify(args),
-    userInfo().username,
-  ]);
+  const { rows } = await client.query<{ id: string }>(
+    `INSERT INTO ${OPS_TABLE} (command, arguments, os_user, details)
+     SELECT $1, $2, $3, jsonb_build_object('session', jsonb_build_object('pid', pid, 'backend_start', backend_start))
+       FROM pg_stat_activity WHERE pid = pg_backend_pid() RETURNING id`,
+    [command, JSON.stringify(args), userInfo().username],
+  );
   return Number(rows[0]!.id);
+}
+
+export interface AbandonedOperation {
+  readonly id: number;
+  readonly command: string;
+  readonly arguments: Record<string, unknown>;
+  readonly osUser: string;
+  readonly startedAt: string;
+}
+
+const ABANDONED_REASON =
+  "abandoned: the process that ran it ended without recording an end (killed, its terminal closed, its machine lost); what it changed before that stays changed";
+
+/** Operations recorded as running whose session is gone. Session-less rows (before sessions were recorded) only when `shardctlLockHeld`: no shardctl can be running them then. */
+function abandonedWhere(shardctlLockHeld: boolean): string {
+  const gone = `o.details ? 'session' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                  WHERE a.pid = (o.details #>> '{session,pid}')::int AND a.backend_start = (o.details #>> '{session,backend_start}')::timestamptz)`;
+  const legacy = shardctlLockHeld ? ` OR (NOT o.details ? 'session' AND o.command NOT LIKE 'tenantctl %')` : "";
+  return `o.status = 'running' AND (${gone}${legacy})`;
+}
+
+const abandonedRow = (r: { id: string; command: string; arguments: Record<string, unknown>; os_user: string; started_at: Date }): AbandonedOperation => ({
+  id: Number(r.id),
+  command: r.command,
+  arguments: r.arguments,
+  osUser: r.os_user,
+  startedAt: r.started_at.toISOString(),
+});
+
+/** What `shardctl status` lists: operations left running by a shardctl or tenantctl that is gone. Changes nothing. */
+export async function abandonedOperations(client: ClientBase): Promise<AbandonedOperation[]> {
+  const exists = await client.query<{ t: string | null }>("SELECT to_regclass($1)::text AS t", [OPS_TABLE]);
+  if (exists.rows[0]?.t === null) return [];
+  const { rows } = await client.query(`SELECT id, command, arguments, os_user, started_at FROM ${OPS_TABLE} o WHERE ${abandonedWhere(false)} ORDER BY id`);
+  return rows.map(abandonedRow);
+}
+
+/** Closes, as failed, the operations abandoned (see abandonedOperations), and returns them. Called with shardctl's lock held. */
+export async function closeAbandonedOperations(client: ClientBase): Promise<AbandonedOperation[]> {
+  await ensureOperationsLog(client);
+  const { rows } = await client.query(
+    `UPDATE ${OPS_TABLE} o SET status = 'failed', finished_at = now(), details = o.details || jsonb_build_object('error', $1::text)
+      WHERE ${abandonedWhere(true)} RETURNING id, command, arguments, os_user, started_at`,
+    [ABANDONED_REASON],
+  );
+  return rows.map(abandonedRow).sort((a, b) => a.id - b.id);
+}
+
+export function describeAbandoned(ops: readonly AbandonedOperation[], closed: boolean): string[] {
+  return ops.map(
+    (o) =>
+      `${closed ? "closed" : "ABANDONED"}: operation ${o.id} (${o.command} ${JSON.stringify(o.arguments)}, started ${o.startedAt} by ${o.osUser}) ` +
+      `was left running by a process that ended before it finished${closed ? "; recorded as failed" : ""}. ` +
+      `What it changed stays changed: see where the shards are ${closed ? "with shardctl status" : "above"}, and run the command again to finish it`,
+  );
 }
 
 export async function finishOperation(client: ClientBase, id: number, status: "succeeded" | "failed" | "detached" | "dry-run", details: Record<string, unknown> = {}): Promise<void> {
@@ -58,13 +119,22 @@ export async function finishOperation(client: ClientBase, id: number, status: "s
 export async function takeLock(client: ClientBase): Promise<void> {
   const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1::bigint) AS locked", [SHARDCTL_LOCK_KEY.toString()]);
   if (rows[0]?.locked) return;
-  const holder = await client.query<{ pid: number; usename: string; application_name: string }>(
-    `SELECT a.pid, a.usename, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+  const holder = await client.query<{ pid: number; usename: string; application_name: string; state: string; seconds: number; query: string }>(
+    `SELECT a.pid, a.usename, a.application_name, a.state, extract(epoch FROM now() - a.state_change)::int AS seconds, left(a.query, 160) AS query
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint`,
     [SHARDCTL_LOCK_KEY.toString()],
   );
   const h = holder.rows[0];
-  throw new ShardctlError(`another shardctl is running${h ? ` (pid ${h.pid}, ${h.usename}, ${h.application_name})` : ""}: wait for it, or see platform_ops.operations`, 3);
+  if (!h) throw new ShardctlError("another shardctl is running: wait for it, or see platform_ops.operations", 3);
+  // A shardctl killed during a synchronous move leaves its session running the statement to its end, holding this
+  // lock: say what that session does, so the operator can wait for it or stop it knowingly.
+  const doing = h.state === "active" ? `running for ${h.seconds} s: ${h.query.replace(/\s+/g, " ")}` : `${h.state} for ${h.seconds} s`;
+  throw new ShardctlError(
+    `another shardctl is running (coordinator session ${h.pid}, ${h.usename}, ${h.application_name}; ${doing}): wait for it. ` +
+      `If its shardctl is gone, the session still finishes that statement; SELECT pg_cancel_backend(${h.pid}) stops it (a move is rolled back)`,
+    3,
+  );
 }
 
 /** Row counts (and optionally content checksums) of every distributed table, to compare before and after. */

@@ -1,4 +1,4 @@
-/** `shardctl status [--json]`: nodes, shard groups and bytes per node, skew and its lower bound, busiest tenants, the running job, every move in flight with why it is not catching up, and each Citus group's primary with its streaming replicas. */
+/** `shardctl status [--json]`: nodes, shard groups and bytes per node, skew and its lower bound, busiest tenants, the running job, every move in flight with why it is not catching up, operations a killed shardctl left recorded as running, and each Citus group's primary with its streaming replicas. */
 import type { Command } from "commander";
 import type { ClientBase } from "pg";
 import { bytesPerNode, formatBytes, nodeKey, shardGroups, skew, skewLowerBound } from "../analysis.js";
@@ -6,6 +6,7 @@ import { readSnapshot, type ClusterSnapshot } from "../catalog.js";
 import { out, withClient, type Output } from "../context.js";
 import { describeStaleCleanup, staleCleanupRecords } from "../cluster.js";
 import { describeMoveHealth, readMoveHealth, type MoveHealth } from "../moves.js";
+import { abandonedOperations, describeAbandoned, type AbandonedOperation } from "../operations.js";
 import { describeGroupReplication, readGroupReplication, type GroupReplication } from "../replication.js";
 
 export function statusReport(
@@ -13,6 +14,7 @@ export function statusReport(
   moves: MoveHealth,
   replication: GroupReplication[] = [],
   staleCleanup: Awaited<ReturnType<typeof staleCleanupRecords>> = [],
+  abandoned: AbandonedOperation[] = [],
 ) {
   const load = bytesPerNode(snapshot.nodes, snapshot.shards);
   const groups = shardGroups(snapshot.shards);
@@ -30,12 +32,19 @@ export function statusReport(
     runningJob: snapshot.runningJob,
     moves,
     staleCleanup,
+    abandonedOperations: abandoned,
     groups: replication,
   };
 }
 
 async function status(client: ClientBase, out: Output, json: boolean): Promise<void> {
-  const report = statusReport(await readSnapshot(client), await readMoveHealth(client), await readGroupReplication(client), await staleCleanupRecords(client));
+  const report = statusReport(
+    await readSnapshot(client),
+    await readMoveHealth(client),
+    await readGroupReplication(client),
+    await staleCleanupRecords(client),
+    await abandonedOperations(client),
+  );
   if (json) return out.json(report);
   out.line("node                         role         shards?  groups        bytes");
   for (const n of report.nodes) {
@@ -46,6 +55,7 @@ async function status(client: ClientBase, out: Output, json: boolean): Promise<v
   out.line(report.runningJob ? `rebalance job ${report.runningJob.job_id}: ${report.runningJob.state}` : "no rebalance running");
   for (const line of describeMoveHealth(report.moves)) out.line(line);
   for (const line of describeStaleCleanup(report.staleCleanup)) out.line(line);
+  for (const line of describeAbandoned(report.abandonedOperations, false)) out.line(line);
   // Who leads each group and what would take over: the view `patronictl list` gives per group, from the database.
   for (const line of describeGroupReplication(report.groups)) out.line(line);
 }
