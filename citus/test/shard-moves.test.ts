@@ -258,11 +258,34 @@ describe.skipIf(!CITUS_URL)("shard operations while the service writes (real Cit
     expect((await admin.query("SELECT count(*)::int AS n FROM citus_shards WHERE nodeport = $1 AND citus_table_type = 'distributed'", [last.nodeport])).rows[0].n).toBe(0);
   });
 
-  it("rebalance completes under writes and fills the drained worker again", { timeout: MOVE_BOUND_MS + 60_000 }, async () => {
+  it("rebalance under writes: shardctl stopped by SIGTERM detaches, recorded, the job goes on, and --attach follows it to the end, filling the drained worker again", { timeout: MOVE_BOUND_MS + 60_000 }, async () => {
     const last = (await workers()).at(-1)!;
     await admin.query("SELECT citus_set_node_property($1, $2, 'shouldhaveshards', true)", [last.nodename, last.nodeport]);
-    const { out } = await underWrites("rebalance", "rebalance");
-    expect(out).toMatch(/rebalance job \d+: finished/);
+    const writers = startTenantWriters(appUrl, tenants, { clients: 6, ratePerClient: 25 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const run = startShardctl(CITUS_URL!, ["rebalance", "--yes"]);
+    // A rolling update, a closed terminal: SIGTERM once the job moves its first shard group.
+    const jobId = await waitFor("the rebalance job's first move", () => /rebalance job (\d+): \d+\/\d+ tasks; moving/.exec(run.output())?.[1], {
+      timeoutMs: 120_000,
+      intervalMs: 200,
+      detail: () => run.output(),
+    });
+    run.kill("SIGTERM");
+    const stopped = await run.done;
+    expect(stopped.code, stopped.out).toBe(0);
+    expect(stopped.out).toContain(`SIGTERM: detached: job ${jobId} keeps running`);
+    expect(stopped.out).toContain("not verified: the job is still running");
+    expect((await admin.query("SELECT status FROM platform_ops.operations WHERE command = 'rebalance' ORDER BY id DESC LIMIT 1")).rows[0].status).toBe("detached");
+    expect((await admin.query("SELECT state::text FROM citus_rebalance_status() WHERE job_id = $1", [jobId])).rows[0].state).toBe("running");
+    const attached = await shardctl("rebalance", "--attach");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const report = await writers.stop();
+    timings.push(`rebalance (SIGTERM, then --attach): ${(attached.ms / 1000).toFixed(1)} s attached, ${report.acknowledged.length} writes acknowledged, longest stall ${report.longestStallMs} ms, errors ${JSON.stringify(report.errors)}`);
+    console.log(`[shard-moves] ${timings.at(-1)}`);
+    expect(attached.code, attached.out).toBe(0);
+    expect(attached.out).toMatch(new RegExp(`rebalance job ${jobId}: finished`));
+    expect(await missingWrites(admin, report.acknowledged)).toEqual([]);
+    expect(report.errors).toEqual({});
     expect((await admin.query("SELECT count(*)::int AS n FROM citus_shards WHERE nodeport = $1 AND citus_table_type = 'distributed'", [last.nodeport])).rows[0].n).toBeGreaterThan(0);
   });
 

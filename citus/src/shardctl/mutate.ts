@@ -60,7 +60,10 @@ export async function mutate(o: MutateOptions): Promise<void> {
         watch?.stop();
         interrupt?.dispose();
       })) ?? {};
-    if (o.verify) await verifyAfter(client, out, { id, command, details, tables, before, live, checksum: o.checksum ?? false });
+    // A detached job is still moving shards: its subscriptions and slots are not leftovers yet, so the check waits for
+    // its end (`shardctl verify` then, or `rebalance --attach`).
+    if (o.verify && details.detached) out.line("not verified: the job is still running; run shardctl verify after it ends");
+    else if (o.verify) await verifyAfter(client, out, { id, command, details, tables, before, live, checksum: o.checksum ?? false });
     await finishOperation(client, id, details.detached ? "detached" : "succeeded", details);
     out.line(`recorded as operation ${id} in platform_ops.operations`);
   } catch (caught) {

@@ -37,26 +37,35 @@ export async function rebalance(c: pg.Client, url: string, o: RebalanceOptions):
     run: async () => {
       const { rows } = await c.query<{ job: string }>(`${sql[0]} AS job`);
       const jobId = Number(rows[0]!.job);
+      // The job is Citus's, in the background: shardctl ending does not end it. Ctrl-C asks whether to stop it or
+      // detach; SIGTERM or SIGHUP (a closed terminal: no one to ask) detach, recorded as such, rather than die with
+      // the operation recorded as running.
       const abort = new AbortController();
-      const onInterrupt = () => abort.abort();
-      process.once("SIGINT", onInterrupt);
+      let received: NodeJS.Signals | undefined;
+      const onInterrupt = (signal: NodeJS.Signals) => {
+        received ??= signal;
+        abort.abort();
+      };
+      const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+      for (const signal of signals) process.once(signal, onInterrupt);
       try {
         const job = await followJob(c, jobId, out, { interactive: process.stdout.isTTY, signal: abort.signal });
         if (abort.signal.aborted && !["finished", "failed", "cancelled"].includes(job.state)) {
-          const stop = process.stdin.isTTY
-            ? /^s/i.test(await createInterface({ input: process.stdin, output: process.stdout }).question("[s]top the job or [d]etach (it keeps running)? "))
-            : false;
+          const stop =
+            received === "SIGINT" && process.stdin.isTTY
+              ? /^s/i.test(await createInterface({ input: process.stdin, output: process.stdout }).question("[s]top the job or [d]etach (it keeps running)? "))
+              : false;
           if (stop) {
             await c.query("SELECT citus_rebalance_stop()");
             throw new ShardctlError(`rebalance job ${jobId} stopped; moves already done stay done`, 4);
           }
-          out.line(`detached: job ${jobId} keeps running; follow it with \`shardctl rebalance --attach\``);
-          return { jobId, detached: true };
+          out.line(`${received}: detached: job ${jobId} keeps running; follow it with \`shardctl rebalance --attach\``);
+          return { jobId, detached: true, signal: received };
         }
         if (job.state !== "finished") throw new ShardctlError(`rebalance job ${jobId} ended ${job.state}: see docs/runbooks/rebalance.md`, 4);
         return { jobId, moves: summary.moves.length, bytes: summary.bytesToMove };
       } finally {
-        process.removeListener("SIGINT", onInterrupt);
+        for (const signal of signals) process.removeListener(signal, onInterrupt);
       }
     },
   });
