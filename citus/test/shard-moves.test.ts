@@ -215,6 +215,9 @@ describe.skipIf(!CITUS_URL)("shard operations while the service writes (real Cit
       timeoutMs: MOVE_BOUND_MS,
     });
     expect((await admin.query("SELECT nodeport FROM citus_shards WHERE shardid = $1", [shard.shardid])).rows[0].nodeport).toBe(target.nodeport);
+    // A tenantctl run in progress, as tenantctl records one (no session: its pooled connections may close while it
+    // runs): it must not be taken for abandoned.
+    const tenantctlRun = (await admin.query<{ id: string }>("INSERT INTO platform_ops.operations (command, arguments, os_user) VALUES ('tenantctl move', '{}', 'test') RETURNING id")).rows[0]!.id;
     const abandoned = (await admin.query<{ id: string }>("SELECT id FROM platform_ops.operations WHERE command = 'move-shard' AND status = 'running'")).rows;
     expect(abandoned).toHaveLength(1);
     const status = await shardctl("status");
@@ -229,6 +232,9 @@ describe.skipIf(!CITUS_URL)("shard operations while the service writes (real Cit
       error: expect.stringMatching(/^abandoned: the process that ran it ended without recording an end/),
     });
     expect((await shardctl("status")).out).not.toMatch(/ABANDONED/);
+    expect(back.out).not.toContain(`operation ${tenantctlRun} `);
+    expect((await admin.query("SELECT status FROM platform_ops.operations WHERE id = $1", [tenantctlRun])).rows[0].status).toBe("running");
+    await admin.query("DELETE FROM platform_ops.operations WHERE id = $1", [tenantctlRun]);
     const report = await writers.stop();
     console.log(`[shard-moves] shardctl SIGKILLed during move-shard: ${report.acknowledged.length} writes acknowledged, longest stall ${report.longestStallMs} ms`);
     expect(await moveLeftovers()).toEqual([]);

@@ -47,7 +47,7 @@ export async function mutate(o: MutateOptions): Promise<void> {
   // With the lock held no other shardctl runs: an operation still recorded as running was abandoned (killed, or
   // its terminal closed). Say so once, and close it, so the log tells the truth.
   for (const line of describeAbandoned(await closeAbandonedOperations(client), true)) out.line(line);
-  const id = await startOperation(client, command, o.args);
+  const id = await startOperation(client, command, o.args, { heldSession: true });
   const tables = o.verify ? (await client.query<{ name: string }>(SQL.distributedTables)).rows.map((r) => r.name) : [];
   const before = o.verify ? await verifySnapshot(client, tables, o.checksum ?? false) : {};
   // Whether the application writes right now decides what "verified" can mean (see verifyAfter).

@@ -41,16 +41,17 @@ export async function ensureOperationsLog(client: ClientBase): Promise<void> {
 }
 
 /**
- * Records the start of an operation, with the database session that runs it (pid and start time; a pid alone is
- * reused). A row still 'running' whose session is gone was left by a process that ended without recording its end:
- * killed, its terminal closed, its machine lost (abandonedOperations).
+ * Records the start of an operation. With `heldSession` (shardctl, whose one connection lives as long as the command)
+ * it also records that session (pid and start time; a pid alone is reused): a row still 'running' whose session is
+ * gone was left by a process that ended without recording its end: killed, its terminal closed, its machine lost
+ * (abandonedOperations). tenantctl records none: its connections come from a pool and may close while it runs.
  */
-export async function startOperation(client: ClientBase, command: string, args: Record<string, unknown>): Promise<number> {
+export async function startOperation(client: ClientBase, command: string, args: Record<string, unknown>, options: { heldSession?: boolean } = {}): Promise<number> {
   await ensureOperationsLog(client);
+  const session = options.heldSession ? "jsonb_build_object('session', jsonb_build_object('pid', pid, 'backend_start', backend_start))" : "'{}'::jsonb";
   const { rows } = await client.query<{ id: string }>(
     `INSERT INTO ${OPS_TABLE} (command, arguments, os_user, details)
-     SELECT $1, $2, $3, jsonb_build_object('session', jsonb_build_object('pid', pid, 'backend_start', backend_start))
-       FROM pg_stat_activity WHERE pid = pg_backend_pid() RETURNING id`,
+     SELECT $1, $2, $3, ${session} FROM pg_stat_activity WHERE pid = pg_backend_pid() RETURNING id`,
     [command, JSON.stringify(args), userInfo().username],
   );
   return Number(rows[0]!.id);
@@ -83,7 +84,7 @@ const abandonedRow = (r: { id: string; command: string; arguments: Record<string
   startedAt: r.started_at.toISOString(),
 });
 
-/** What `shardctl status` lists: operations left running by a shardctl or tenantctl that is gone. Changes nothing. */
+/** What `shardctl status` lists: operations left running by a shardctl that is gone. Changes nothing. */
 export async function abandonedOperations(client: ClientBase): Promise<AbandonedOperation[]> {
   const exists = await client.query<{ t: string | null }>("SELECT to_regclass($1)::text AS t", [OPS_TABLE]);
   if (exists.rows[0]?.t === null) return [];
