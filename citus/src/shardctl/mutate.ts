@@ -84,7 +84,8 @@ export async function mutate(o: MutateOptions): Promise<void> {
 }
 
 const QUERY_CANCELED = "57014";
-const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/** The signals an operator's terminal or a process manager sends to end shardctl. */
+export const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /**
  * Ctrl-C, a closed terminal (SIGHUP) or SIGTERM while a command waits on Citus's synchronous move functions. Left to

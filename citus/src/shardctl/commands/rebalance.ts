@@ -4,7 +4,7 @@ import type pg from "pg";
 import { literal } from "../catalog.js";
 import { runningJobId } from "../cluster.js";
 import { confirm, mutation, out, withClient, type MutationFlags } from "../context.js";
-import { mutate } from "../mutate.js";
+import { SIGNALS, mutate } from "../mutate.js";
 import { ShardctlError } from "../operations.js";
 import { preflight, requirePreflight } from "../preflight.js";
 import { followJob } from "../progress.js";
@@ -46,8 +46,7 @@ export async function rebalance(c: pg.Client, url: string, o: RebalanceOptions):
         received ??= signal;
         abort.abort();
       };
-      const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-      for (const signal of signals) process.once(signal, onInterrupt);
+      for (const signal of SIGNALS) process.once(signal, onInterrupt);
       try {
         const job = await followJob(c, jobId, out, { interactive: process.stdout.isTTY, signal: abort.signal });
         if (abort.signal.aborted && !["finished", "failed", "cancelled"].includes(job.state)) {
@@ -65,7 +64,7 @@ export async function rebalance(c: pg.Client, url: string, o: RebalanceOptions):
         if (job.state !== "finished") throw new ShardctlError(`rebalance job ${jobId} ended ${job.state}: see docs/runbooks/rebalance.md`, 4);
         return { jobId, moves: summary.moves.length, bytes: summary.bytesToMove };
       } finally {
-        for (const signal of signals) process.removeListener(signal, onInterrupt);
+        for (const signal of SIGNALS) process.removeListener(signal, onInterrupt);
       }
     },
   });
