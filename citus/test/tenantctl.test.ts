@@ -201,6 +201,8 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
       const first = tenantctl(pair.env, ["move", t.code, "--to", TARGET], { pauseAt: phase });
       try {
         await first.waitFor(`paused at ${phase}`, 120_000);
+        // Alive (paused), its run is not taken for abandoned, by status nor by the runs started meanwhile.
+        expect((await tenantctl(pair.env, ["status"]).done).out).not.toMatch(/ABANDONED/);
         if (phase === "fencing") {
           const second = await tenantctl(pair.env, ["move", t.code, "--to", TARGET]).done;
           expect(second.code, second.out).toBe(3);
@@ -210,9 +212,19 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
         first.child.kill("SIGKILL");
       }
       await first.done;
+      // Killed, its run stays recorded as running: status names it, and the next run closes it as failed.
+      const left = (await pair.home.admin.query<{ id: string }>("SELECT id FROM platform_ops.operations WHERE command = 'tenantctl move' AND status = 'running'")).rows;
+      expect(left).toHaveLength(1);
       const status = await tenantctl(pair.env, ["status"]).done;
       expect(status.out).toContain(phase === "switched" ? "switched" : phase);
+      expect(status.out).toMatch(new RegExp(`ABANDONED: operation ${left[0]!.id} \\(tenantctl move \\{.*"${t.code}".*\\}, started .*\\) was left running by a process that ended before it finished`));
       const resumed = await tenantctl(pair.env, ["move", t.code, "--to", TARGET]).done;
+      expect(resumed.out).toContain(`closed: operation ${left[0]!.id} (tenantctl move`);
+      expect((await pair.home.admin.query("SELECT status, details->>'error' AS error FROM platform_ops.operations WHERE id = $1", [left[0]!.id])).rows[0]).toMatchObject({
+        status: "failed",
+        error: expect.stringMatching(/^abandoned: /),
+      });
+      expect((await tenantctl(pair.env, ["status"]).done).out).not.toMatch(/ABANDONED/);
       await new Promise((resolve) => setTimeout(resolve, 500));
       await writers.stop();
       expect(resumed.code, resumed.out).toBe(0);
@@ -233,4 +245,32 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
       expect(moves.rows[0]?.phase).toBe("rollback_window");
     }, 300_000);
   }
+
+  it("a run whose own session on home is cut (a network cut, a restart) goes on, and records how it really ended", async () => {
+    const t = tenants[WAVE + 7]!;
+    const writers = startRouterWriters(pair, [t], { loops: 1, pauseMs: 5, model });
+    const run = tenantctl(pair.env, ["move", t.code, "--to", TARGET], { pauseAt: "streaming" });
+    try {
+      await run.waitFor("paused at streaming", 120_000);
+      const op = (await pair.home.admin.query<{ id: string; pid: number }>(
+        "SELECT id, (details #>> '{session,pid}')::int AS pid FROM platform_ops.operations WHERE command = 'tenantctl move' AND status = 'running'",
+      )).rows;
+      expect(op).toHaveLength(1);
+      expect((await pair.home.admin.query("SELECT pg_terminate_backend($1::int) AS ok", [op[0]!.pid])).rows[0]).toEqual({ ok: true });
+      // Its recorded session gone, the run looks abandoned, and another run closes it as such...
+      expect((await tenantctl(pair.env, ["status"]).done).out).toContain(`ABANDONED: operation ${op[0]!.id} (tenantctl move`);
+      expect((await tenantctl(pair.env, ["status", "--json"]).done).out).toContain(`ABANDONED: operation ${op[0]!.id} (tenantctl move`);
+      run.child.kill("SIGUSR2");
+      const result = await run.done;
+      await writers.stop();
+      expect(result.code, result.out).toBe(0);
+      // ...but the run went on, and its end is what the log says.
+      expect((await pair.home.admin.query("SELECT status FROM platform_ops.operations WHERE id = $1", [op[0]!.id])).rows[0]).toEqual({ status: "succeeded" });
+      expect(await placement(t.id)).toBe(TARGET);
+      expect(await lostWrites(pair, model)).toEqual([]);
+    } finally {
+      run.child.kill("SIGKILL");
+      await writers.stop();
+    }
+  }, 300_000);
 });

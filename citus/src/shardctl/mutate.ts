@@ -46,7 +46,7 @@ export async function mutate(o: MutateOptions): Promise<void> {
   await takeLock(client);
   // With the lock held no other shardctl runs: an operation still recorded as running was abandoned (killed, or
   // its terminal closed). Say so once, and close it, so the log tells the truth.
-  for (const line of describeAbandoned(await closeAbandonedOperations(client), true)) out.line(line);
+  for (const line of describeAbandoned(await closeAbandonedOperations(client, { shardctlLockHeld: true }), true)) out.line(line);
   const id = await startOperation(client, command, o.args, { heldSession: true });
   const tables = o.verify ? (await client.query<{ name: string }>(SQL.distributedTables)).rows.map((r) => r.name) : [];
   const before = o.verify ? await verifySnapshot(client, tables, o.checksum ?? false) : {};

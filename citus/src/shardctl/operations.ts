@@ -41,10 +41,10 @@ export async function ensureOperationsLog(client: ClientBase): Promise<void> {
 }
 
 /**
- * Records the start of an operation. With `heldSession` (shardctl, whose one connection lives as long as the command)
- * it also records that session (pid and start time; a pid alone is reused): a row still 'running' whose session is
- * gone was left by a process that ended without recording its end: killed, its terminal closed, its machine lost
- * (abandonedOperations). tenantctl records none: its connections come from a pool and may close while it runs.
+ * Records the start of an operation. With `heldSession` it also records the session `client` is (pid and start
+ * time; a pid alone is reused), which the caller keeps open for as long as the operation runs: shardctl's one
+ * connection, tenantctl's held one. A row still 'running' whose session is gone was left by a process that ended
+ * without recording its end: killed, its terminal closed, its machine lost (abandonedOperations).
  */
 export async function startOperation(client: ClientBase, command: string, args: Record<string, unknown>, options: { heldSession?: boolean } = {}): Promise<number> {
   await ensureOperationsLog(client);
@@ -68,7 +68,11 @@ export interface AbandonedOperation {
 const ABANDONED_REASON =
   "abandoned: the process that ran it ended without recording an end (killed, its terminal closed, its machine lost); what it changed before that stays changed";
 
-/** Operations recorded as running whose session is gone. Session-less rows (before sessions were recorded) only when `shardctlLockHeld`: no shardctl can be running them then. */
+/**
+ * Operations recorded as running whose session is gone. Session-less rows (shardctl's, before sessions were recorded)
+ * only when `shardctlLockHeld`: no shardctl can be running them then. Session-less tenantctl rows (before tenantctl
+ * held a session) are never judged: nothing tells whether their run still goes on.
+ */
 function abandonedWhere(shardctlLockHeld: boolean): string {
   const gone = `o.details ? 'session' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
                   WHERE a.pid = (o.details #>> '{session,pid}')::int AND a.backend_start = (o.details #>> '{session,backend_start}')::timestamptz)`;
@@ -92,24 +96,32 @@ export async function abandonedOperations(client: ClientBase): Promise<Abandoned
   return rows.map(abandonedRow);
 }
 
-/** Closes, as failed, the operations abandoned (see abandonedOperations), and returns them. Called with shardctl's lock held. */
-export async function closeAbandonedOperations(client: ClientBase): Promise<AbandonedOperation[]> {
+/**
+ * Closes, as failed, the operations abandoned (see abandonedOperations), and returns them. `shardctlLockHeld` (shardctl
+ * under its lock) also closes shardctl's session-less rows; tenantctl, which takes no cluster-wide lock, closes only
+ * rows whose recorded session is gone.
+ */
+export async function closeAbandonedOperations(client: ClientBase, options: { shardctlLockHeld: boolean }): Promise<AbandonedOperation[]> {
   await ensureOperationsLog(client);
   const { rows } = await client.query(
     `UPDATE ${OPS_TABLE} o SET status = 'failed', finished_at = now(), details = o.details || jsonb_build_object('error', $1::text)
-      WHERE ${abandonedWhere(true)} RETURNING id, command, arguments, os_user, started_at`,
+      WHERE ${abandonedWhere(options.shardctlLockHeld)} RETURNING id, command, arguments, os_user, started_at`,
     [ABANDONED_REASON],
   );
   return rows.map(abandonedRow).sort((a, b) => a.id - b.id);
 }
 
 export function describeAbandoned(ops: readonly AbandonedOperation[], closed: boolean): string[] {
-  return ops.map(
-    (o) =>
+  return ops.map((o) => {
+    // Where to look before running it again: the shards' placements, or tenantctl's per-tenant moves (each resumes
+    // from its recorded phase).
+    const look = o.command.startsWith("tenantctl ") ? "tenantctl status shows its tenants' moves" : `shardctl status shows where the shards are${closed ? "" : " (above)"}`;
+    return (
       `${closed ? "closed" : "ABANDONED"}: operation ${o.id} (${o.command} ${JSON.stringify(o.arguments)}, started ${o.startedAt} by ${o.osUser}) ` +
       `was left running by a process that ended before it finished${closed ? "; recorded as failed" : ""}. ` +
-      `What it changed stays changed: see where the shards are ${closed ? "with shardctl status" : "above"}, and run the command again to finish it`,
-  );
+      `What it changed stays changed: ${look}; run the command again to finish it`
+    );
+  });
 }
 
 export async function finishOperation(client: ClientBase, id: number, status: "succeeded" | "failed" | "detached" | "dry-run", details: Record<string, unknown> = {}): Promise<void> {

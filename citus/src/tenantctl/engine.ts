@@ -14,7 +14,7 @@
  *   reversed / completed
  */
 import { HOME_DATABASE } from "../databases.js";
-import { type Databases, type Db, type Output, TenantctlError, sleep, streamRefusal } from "./context.js";
+import { type Databases, type Db, type Output, TenantctlError, streamRefusal } from "./context.js";
 import { TENANTS_TABLE, type TenantTable, tenantTables } from "./catalog.js";
 import { copyTenantRows, deleteTenantRows, diffClean, diffTenant, type TableDiff } from "./copy.js";
 import { PLACE_SQL, type MoveRow, placementOf, readMove, recordMove, startMove } from "./state.js";
@@ -52,9 +52,17 @@ interface Tenant {
 
 async function pause(options: MoveOptions, phase: string, tenant: Tenant): Promise<void> {
   if (options.pauseAt !== phase) return;
+  // Bounded: a forgotten paused run still ends. SIGUSR2 ends the pause early (a test that needs the run to go on).
   options.out.line(`tenant ${tenant.code}: paused at ${phase}`);
-  // Bounded: a forgotten paused run still ends.
-  await sleep(600_000);
+  await new Promise<void>((resolve) => {
+    const resume = () => {
+      clearTimeout(timer);
+      process.removeListener("SIGUSR2", resume);
+      resolve();
+    };
+    const timer = setTimeout(resume, 600_000);
+    process.once("SIGUSR2", resume);
+  });
 }
 
 async function fence(db: Db, tenantId: string, reason: string): Promise<void> {

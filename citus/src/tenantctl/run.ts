@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import { MultiBar, Presets } from "cli-progress";
-import { finishOperation, startOperation } from "../shardctl/operations.js";
+import { type AbandonedOperation, closeAbandonedOperations, describeAbandoned, finishOperation, startOperation } from "../shardctl/operations.js";
 import { resolveTenant } from "./catalog.js";
 import { Databases, type Output, TenantctlError, out, redact } from "./context.js";
 import type { MoveOptions } from "./engine.js";
@@ -81,13 +81,27 @@ export async function runWave<R>(
     await dbs.close();
     throw error;
   });
-  const opClient = await home.pool.connect();
+  // The run holds one session of its own on the home database until it ends and records that session with the
+  // operation: a tenantctl that is killed (or whose terminal or machine goes) leaves a row still 'running' whose session
+  // is gone, which both status commands list as ABANDONED and the next run closes. A pooled connection cannot stand
+  // for the run: the pool closes idle ones while the run goes on.
+  const held = await home.client().catch(async (error) => {
+    await dbs.close();
+    throw error;
+  });
   let operation: number;
+  let closed: AbandonedOperation[];
   try {
-    operation = await startOperation(opClient, `tenantctl ${command}`, { ...args, tenants: refs.length <= 20 ? refs : `${refs.length} tenants` });
-  } finally {
-    opClient.release();
+    closed = await closeAbandonedOperations(held, { shardctlLockHeld: false });
+    operation = await startOperation(held, `tenantctl ${command}`, { ...args, tenants: refs.length <= 20 ? refs : `${refs.length} tenants` }, { heldSession: true });
+  } catch (error) {
+    await held.end().catch(() => {});
+    await dbs.close();
+    throw error;
   }
+  let heldLost = false;
+  held.on("end", () => (heldLost = true));
+  for (const line of describeAbandoned(closed, true)) out.line(line);
   const interactive = process.stdout.isTTY && refs.length > 1;
   const bars = interactive ? new MultiBar({ format: `${command} {bar} {value}/{total} tenants | {status}`, hideCursor: true }, Presets.shades_classic) : undefined;
   const bar = bars?.create(refs.length, 0, { status: "" });
@@ -123,15 +137,18 @@ export async function runWave<R>(
   const lines = summarize(results);
   for (const line of lines) out.line(line);
   const worst = failures.reduce((code, f) => Math.max(code, f.error.exitCode ?? 4), 0);
-  const finisher = await home.pool.connect();
+  // Recorded on the held session while it lasts; if it was lost (a network cut, a restart), on a pooled one: the row
+  // may have been closed as abandoned meanwhile, and this records how the run really ended.
+  const finisher = heldLost ? await home.pool.connect() : undefined;
   try {
-    await finishOperation(finisher, operation, options.dryRun ? "dry-run" : failures.length ? "failed" : "succeeded", {
+    await finishOperation(finisher ?? held, operation, options.dryRun ? "dry-run" : failures.length ? "failed" : "succeeded", {
       results: results.length <= 200 ? results : `${results.length} results`,
       failures: failures.map((f) => ({ tenant: f.ref, exit: f.error.exitCode ?? 4, error: f.error.message.slice(0, 500) })),
       summary: lines,
     });
   } finally {
-    finisher.release();
+    finisher?.release();
+    await held.end().catch(() => {});
     await dbs.close();
   }
   if (failures.length > 0) {

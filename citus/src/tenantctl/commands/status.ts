@@ -1,5 +1,9 @@
-/** `tenantctl status`: every move not completed, with its phase, for how long, and how far its stream is behind. */
+/**
+ * `tenantctl status`: every move not completed, with its phase, for how long, and how far its stream is behind; then
+ * the tenantctl runs left recorded as running by a process that is gone (killed, its terminal closed).
+ */
 import type { Command } from "commander";
+import { abandonedOperations, describeAbandoned } from "../../shardctl/operations.js";
 import { Databases, out } from "../context.js";
 import { listMoves } from "../state.js";
 import { slotLag } from "../stream.js";
@@ -36,10 +40,18 @@ export function register(program: Command): void {
             error: m.error,
           });
         }
+        const home = await dbs.home();
+        const reader = await home.pool.connect();
+        const abandoned = await abandonedOperations(reader)
+          .then((ops) => ops.filter((o) => o.command.startsWith("tenantctl ")))
+          .finally(() => reader.release());
         if (flags.json) {
           out.line(JSON.stringify(rows, null, 2));
+          // stdout stays the array of moves it has always been; the abandoned runs go beside it, where a person sees them.
+          for (const line of describeAbandoned(abandoned, false)) process.stderr.write(`${line}\n`);
           return;
         }
+        for (const line of describeAbandoned(abandoned, false)) out.line(line);
         if (rows.length === 0) {
           out.line("no move in flight");
           return;
