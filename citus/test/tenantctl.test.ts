@@ -2,7 +2,7 @@
  * tenantctl (issue 25) against real databases: a PostgreSQL 15 home and a second PostgreSQL 15 standing in for the
  * target (everything but distribution), or, with CITUS_URL, the Citus cluster there as the target (its platform
  * schema is reset). Writers route each tenant's transactions as the service does throughout; tenantctl runs in its
- * own process as an SRE runs it, and is SIGKILLed at each phase of a move.
+ * own process as an SRE runs it, and is SIGKILLed at each phase of a move, and stopped with Ctrl-C.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -30,7 +30,7 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
 
   beforeAll(async () => {
     pair = await startPair(CITUS_URL ? { citusUrl: CITUS_URL } : {});
-    tenants = await seedTenants(pair.home, WAVE + 8, 30);
+    tenants = await seedTenants(pair.home, WAVE + 11, 30);
     model = newWriteModel(tenants);
   }, 300_000);
 
@@ -245,6 +245,72 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
       expect(moves.rows[0]?.phase).toBe("rollback_window");
     }, 300_000);
   }
+
+  it("Ctrl-C in a wave: the cutover under way goes to its end, no tenant starts after it, and the same command resumes the rest", async () => {
+    const [a, b] = [tenants[WAVE + 8]!, tenants[WAVE + 9]!];
+    const before = model.acknowledged;
+    const writers = startRouterWriters(pair, [a, b], { loops: 1, pauseMs: 5, model });
+    const file = join(scratch.make("tenantctl-ctrl-c-"), "pair.txt");
+    writeFileSync(file, `${a.code}\n${b.code}\n`);
+    const run = tenantctl(pair.env, ["move", "--batch", file, "--to", TARGET, "--concurrency", "1"], { pauseAt: "cutover" });
+    try {
+      await run.waitFor(`tenant ${a.code}: paused at cutover`, 120_000);
+      // Inside its window: refused at home, not yet served by the target. Node's default would end the run here.
+      expect(await fenced(pair.home, a.id)).toBe(true);
+      expect(await placement(a.id)).toBe("home");
+      run.child.kill("SIGINT");
+      const result = await run.done;
+      expect(result.code, result.out).toBe(4);
+      expect(result.out).toContain("SIGINT: stopping.");
+      expect(result.out).toContain(`tenant ${a.code}: cutover window`);
+      expect(result.out).toContain("interrupted (SIGINT): 1 of 2 tenants done, 0 stopped or failed (above), 1 not started");
+      // a is served by the target; b was never started.
+      expect(await placement(a.id)).toBe(TARGET);
+      expect(await fenced(pair.target, a.id)).toBe(false);
+      expect(await placement(b.id)).toBe("home");
+      expect(await fenced(pair.home, b.id)).toBe(false);
+      expect((await pair.home.admin.query("SELECT 1 FROM platform.tenant_moves WHERE tenant_id = $1", [b.id])).rows).toEqual([]);
+      const op = (await pair.home.admin.query("SELECT status, details->>'interrupted' AS interrupted, details->>'notStarted' AS not_started FROM platform_ops.operations WHERE command = 'tenantctl move' ORDER BY id DESC LIMIT 1")).rows[0];
+      expect(op).toEqual({ status: "failed", interrupted: "SIGINT", not_started: "1" });
+      const again = await tenantctl(pair.env, ["move", "--batch", file, "--to", TARGET, "--concurrency", "1"]).done;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await writers.stop();
+      expect(again.code, again.out).toBe(0);
+      expect(again.out).toContain("1 moved, 1 already there");
+      expect(await placement(b.id)).toBe(TARGET);
+      expect(await lostWrites(pair, model)).toEqual([]);
+      expect(model.acknowledged - before).toBeGreaterThan(0);
+    } finally {
+      run.child.kill("SIGKILL");
+      await writers.stop();
+    }
+  }, 300_000);
+
+  it("Ctrl-C while a move streams: it stops before its cutover, served at home and unfenced there, and resumes from streaming", async () => {
+    const t = tenants[WAVE + 10]!;
+    const writers = startRouterWriters(pair, [t], { loops: 1, pauseMs: 5, model });
+    const run = tenantctl(pair.env, ["move", t.code, "--to", TARGET], { pauseAt: "streaming" });
+    try {
+      await run.waitFor(`tenant ${t.code}: paused at streaming`, 120_000);
+      run.child.kill("SIGTERM");
+      const result = await run.done;
+      expect(result.code, result.out).toBe(4);
+      expect(result.out).toContain(`tenant ${t.code}: stopped before its cutover (SIGTERM)`);
+      expect(await placement(t.id)).toBe("home");
+      expect(await fenced(pair.home, t.id)).toBe(false);
+      expect((await pair.home.admin.query<{ phase: string }>("SELECT phase FROM platform.tenant_moves WHERE tenant_id = $1", [t.id])).rows[0]?.phase).toBe("streaming");
+      const resumed = await tenantctl(pair.env, ["move", t.code, "--to", TARGET]).done;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await writers.stop();
+      expect(resumed.code, resumed.out).toBe(0);
+      expect(resumed.out).toContain(`resuming its move home -> ${TARGET} from streaming`);
+      expect(await placement(t.id)).toBe(TARGET);
+      expect(await lostWrites(pair, model)).toEqual([]);
+    } finally {
+      run.child.kill("SIGKILL");
+      await writers.stop();
+    }
+  }, 300_000);
 
   it("a run whose own session on home is cut (a network cut, a restart) goes on, and records how it really ended", async () => {
     const t = tenants[WAVE + 7]!;

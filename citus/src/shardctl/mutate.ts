@@ -8,6 +8,7 @@ import { SQL } from "./catalog.js";
 import { connect, type Output } from "./context.js";
 import { describeMoveHealth, readMoveHealth } from "./moves.js";
 import {
+  SIGNALS,
   ShardctlError,
   closeAbandonedOperations,
   compareVerification,
@@ -84,8 +85,6 @@ export async function mutate(o: MutateOptions): Promise<void> {
 }
 
 const QUERY_CANCELED = "57014";
-/** The signals an operator's terminal or a process manager sends to end shardctl. */
-export const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /**
  * Ctrl-C, a closed terminal (SIGHUP) or SIGTERM while a command waits on Citus's synchronous move functions. Left to

@@ -1,6 +1,9 @@
 import { userInfo } from "node:os";
 import type { ClientBase } from "pg";
 
+/** The signals an operator's terminal or a process manager sends to end shardctl or tenantctl. */
+export const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 /** shardctl's own advisory lock: one mutating shardctl at a time per cluster. */
 export const SHARDCTL_LOCK_KEY = 7_302_615_003n;
 

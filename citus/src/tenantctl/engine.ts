@@ -31,6 +31,19 @@ export interface MoveOptions {
   readonly dryRun?: boolean;
   /** Test hook (TENANTCTL_TEST_PAUSE_AT): stop at this phase, to be killed there. */
   readonly pauseAt?: string;
+  /**
+   * Aborted when the run is asked to stop (Ctrl-C, SIGTERM, SIGHUP): a move stops at its next phase boundary while its
+   * tenant is served where it was (before a cutover, between copy pages, between catch-up passes), and a cutover
+   * already begun goes to its end (switched, or rolled back and unfenced): stopping inside one leaves the tenant fenced,
+   * refused everywhere, until someone runs the command again.
+   */
+  readonly stop?: AbortSignal;
+}
+
+/** Throws, exit 4, when the run was asked to stop: the move is recorded at a phase it resumes from. */
+function stopIfAsked(options: MoveOptions, tenant: Tenant, where: string): void {
+  if (!options.stop?.aborted) return;
+  throw new TenantctlError(`tenant ${tenant.code}: stopped ${where} (${String(options.stop.reason)}); it is served where it was, and the same command resumes it`, 4);
 }
 
 export interface MoveReport {
@@ -54,14 +67,17 @@ async function pause(options: MoveOptions, phase: string, tenant: Tenant): Promi
   if (options.pauseAt !== phase) return;
   // Bounded: a forgotten paused run still ends. SIGUSR2 ends the pause early (a test that needs the run to go on).
   options.out.line(`tenant ${tenant.code}: paused at ${phase}`);
+  // A stop request ends the pause too, so a test sees what the stop does at that point.
   await new Promise<void>((resolve) => {
     const resume = () => {
       clearTimeout(timer);
       process.removeListener("SIGUSR2", resume);
+      options.stop?.removeEventListener("abort", resume);
       resolve();
     };
     const timer = setTimeout(resume, 600_000);
     process.once("SIGUSR2", resume);
+    options.stop?.addEventListener("abort", resume, { once: true });
   });
 }
 
@@ -211,10 +227,11 @@ async function finishSwitch(dbs: Databases, tenant: Tenant, move: MoveRow): Prom
 }
 
 /** Catch up until one pass applies at most `lagChanges` changes (bounded: a stream that never closes is reported). */
-async function catchUpStream(stream: TenantStream, lagChanges: number, deadlineMs = 600_000): Promise<number> {
+async function catchUpStream(stream: TenantStream, lagChanges: number, stop: () => void, deadlineMs = 600_000): Promise<number> {
   let total = 0;
   const deadline = Date.now() + deadlineMs;
   for (;;) {
+    stop();
     const pass = await stream.drain();
     total += pass.changes;
     if (pass.changes <= lagChanges) return total;
@@ -263,6 +280,14 @@ export async function moveTenant(dbs: Databases, tenant: Tenant, targetName: str
     return { tenant: tenant.id, code: tenant.code, from: sourceName, to: targetName, outcome: "dry-run" };
   }
 
+  // A run that stopped in a cutover (or just after the switch) left the tenant fenced: a resumed one finishes it even
+  // when asked to stop. Once an attempt rolls back (and unfences), stopping is safe again.
+  let mayStop = !(inFlight && ["cutover", "switched"].includes(move!.phase));
+  if (mayStop) stopIfAsked(options, tenant, "before its move began");
+  // Checked between catch-up passes and before each cutover attempt, never inside one.
+  const beforeCutover = () => {
+    if (mayStop) stopIfAsked(options, tenant, "before its cutover");
+  };
   if (!inFlight) {
     if (source.citus) throw new TenantctlError(`tenant ${tenant.code} lives in ${sourceName}, a Citus database: a move out of Citus is a reverse (tenantctl reverse) within a rollback window`, 3);
     for (const [db, why] of [[source, "the move's stream"], ...(reverse ? [[target, "the rollback window's stream"] as const] : [])] as const) {
@@ -305,6 +330,8 @@ export async function moveTenant(dbs: Databases, tenant: Tenant, targetName: str
         onRows: async (_table, n) => {
           copied += n;
           if (copied === n) await pause(options, "copying", tenant);
+          // The copy starts over when the move resumes (its snapshot dies with the run), so it may stop mid-way.
+          stopIfAsked(options, tenant, "during its copy");
         },
       });
     } finally {
@@ -321,16 +348,17 @@ export async function moveTenant(dbs: Databases, tenant: Tenant, targetName: str
     const stream = new TenantStream(source, target, forward.slot, forward.publication, tables);
     if (move!.phase === "streaming") {
       await pause(options, "streaming", tenant);
-      const changes = await catchUpStream(stream, options.cutoverLagChanges);
+      const changes = await catchUpStream(stream, options.cutoverLagChanges, beforeCutover);
       const lag = await slotLag(source, forward.slot);
       out.line(`tenant ${tenant.code}: caught up (${changes} changes applied, ${lag ?? "?"} bytes behind)`);
       report = { ...report, catchUpChanges: changes };
       const diff = await diffTenant(source, target, tables, tenant.id);
       if (!diffClean(diff)) out.line(`tenant ${tenant.code}: verify before the cutover: ${diff.filter((d) => d.source.rows !== d.target.rows || d.source.checksum !== d.target.checksum).map((d) => d.table).join(", ")} still differ (writes in flight); the cutover verifies again with writes blocked`);
       // What was written while verify read: applied now, not inside the window.
-      await catchUpStream(stream, options.cutoverLagChanges);
+      await catchUpStream(stream, options.cutoverLagChanges, beforeCutover);
     }
     for (let attempt = 1; ; attempt++) {
+      beforeCutover();
       try {
         const fresh = (await readMove(home, tenant.id))!;
         const windowMs = await cutover(dbs, tenant, fresh, source, target, tables, async (upto) => void (await stream.drain(upto)), options, {
@@ -343,7 +371,8 @@ export async function moveTenant(dbs: Databases, tenant: Tenant, targetName: str
       } catch (error) {
         if ((error as TenantctlError).exitCode === 5 || attempt >= options.cutoverAttempts) throw error;
         out.line(`tenant ${tenant.code}: cutover attempt ${attempt} rolled back (${(error as Error).message}); catching up and trying again`);
-        await catchUpStream(stream, options.cutoverLagChanges);
+        mayStop = true;
+        await catchUpStream(stream, options.cutoverLagChanges, beforeCutover);
       }
     }
     move = (await readMove(home, tenant.id))!;
@@ -379,6 +408,12 @@ export async function reverseTenant(dbs: Databases, tenant: Tenant, options: Mov
     out.line(`tenant ${tenant.code}: ${holder.name} -> ${back.name} by ${how}; the same cutover: fence ${holder.name}, await_tenant_quiet, catch up, verify, placement -> ${back.name}, unfence ${back.name}`);
     return { tenant: tenant.id, code: tenant.code, from: holder.name, to: back.name, outcome: "dry-run" };
   }
+  // As in moveTenant: a reverse resumed in its cutover or after its switch is finished even when asked to stop.
+  let mayStop = !(resuming && ["cutover", "switched"].includes(move.phase));
+  if (mayStop) stopIfAsked(options, tenant, "before its reverse began");
+  const beforeCutover = () => {
+    if (mayStop) stopIfAsked(options, tenant, "before its reverse cutover");
+  };
   if (!resuming) await recordMove(home, tenant.id, { direction: "reverse", phase: "streaming", cutover_ms: null, cutover_attempts: 0, error: null });
   out.line(`tenant ${tenant.code}: ${resuming ? "resuming its reverse" : "reversing"} ${holder.name} -> ${back.name} by ${how}`);
   move = (await readMove(home, tenant.id))!;
@@ -388,7 +423,7 @@ export async function reverseTenant(dbs: Databases, tenant: Tenant, options: Mov
     const stream = move.reverse_slot ? new TenantStream(holder, back, move.reverse_slot, move.reverse_publication!, tables, move.reverse_from_lsn) : null;
     if (stream) {
       await pause(options, "streaming", tenant);
-      const changes = await catchUpStream(stream, options.cutoverLagChanges);
+      const changes = await catchUpStream(stream, options.cutoverLagChanges, beforeCutover);
       out.line(`tenant ${tenant.code}: reverse stream caught up (${changes} changes applied)`);
       catchUp = async (upto) => void (await stream.drain(upto));
     } else {
@@ -398,6 +433,7 @@ export async function reverseTenant(dbs: Databases, tenant: Tenant, options: Mov
       };
     }
     for (let attempt = 1; ; attempt++) {
+      beforeCutover();
       try {
         const windowMs = await cutover(dbs, tenant, (await readMove(home, tenant.id))!, holder, back, tables, catchUp, options, { phase: "reversed", reverseFrom: async () => null });
         report = { ...report, cutoverMs: windowMs };
@@ -406,7 +442,8 @@ export async function reverseTenant(dbs: Databases, tenant: Tenant, options: Mov
       } catch (error) {
         if ((error as TenantctlError).exitCode === 5 || attempt >= options.cutoverAttempts || !stream) throw error;
         out.line(`tenant ${tenant.code}: reverse cutover attempt ${attempt} rolled back (${(error as Error).message}); trying again`);
-        await catchUpStream(stream, options.cutoverLagChanges);
+        mayStop = true;
+        await catchUpStream(stream, options.cutoverLagChanges, beforeCutover);
       }
     }
     move = (await readMove(home, tenant.id))!;

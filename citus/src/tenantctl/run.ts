@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import { MultiBar, Presets } from "cli-progress";
-import { type AbandonedOperation, closeAbandonedOperations, describeAbandoned, finishOperation, startOperation } from "../shardctl/operations.js";
+import { type AbandonedOperation, SIGNALS, closeAbandonedOperations, describeAbandoned, finishOperation, startOperation } from "../shardctl/operations.js";
 import { resolveTenant } from "./catalog.js";
 import { Databases, type Output, TenantctlError, out, redact } from "./context.js";
 import type { MoveOptions } from "./engine.js";
@@ -32,9 +32,10 @@ export const cutoverOptions = (cmd: Command) =>
     .option("--cutover-attempts <n>", "cutover tries before giving up (each failure rolls back the fence)", positive("--cutover-attempts"), 3)
     .option("--lag-changes <n>", "cut over once a catch-up pass applies at most this many changes", positive("--lag-changes"), 200);
 
-export function moveOptions(flags: CommonFlags, output: Output = out): MoveOptions {
+export function moveOptions(flags: CommonFlags, output: Output = out, stop?: AbortSignal): MoveOptions {
   return {
     out: output,
+    ...(stop ? { stop } : {}),
     quietTimeoutMs: flags.quietTimeout,
     cutoverAttempts: flags.cutoverAttempts,
     cutoverLagChanges: flags.lagChanges,
@@ -66,6 +67,8 @@ export async function tenantRefs(dbs: Databases, one: string | undefined, flags:
 /**
  * Runs `work` for each tenant, at most `concurrency` at once, recording the run in the operations log, and exits with
  * the worst failure's code (a partial wave is reported tenant by tenant; rerunning the same command resumes it).
+ * Ctrl-C, SIGTERM or SIGHUP stop the wave without leaving a tenant fenced: no tenant starts after it, and each in flight
+ * stops at its next safe point (see MoveOptions.stop) or, in a cutover, goes to its end. A second signal exits at once.
  */
 export async function runWave<R>(
   command: string,
@@ -73,7 +76,7 @@ export async function runWave<R>(
   refs: readonly string[],
   concurrency: number,
   options: { dryRun?: boolean },
-  work: (dbs: Databases, tenant: { id: string; code: string }, output: Output) => Promise<R>,
+  work: (dbs: Databases, tenant: { id: string; code: string }, output: Output, stop: AbortSignal) => Promise<R>,
   summarize: (results: R[]) => string[],
 ): Promise<void> {
   const dbs = new Databases(process.env, Math.max(4, concurrency * 4));
@@ -102,6 +105,18 @@ export async function runWave<R>(
   let heldLost = false;
   held.on("end", () => (heldLost = true));
   for (const line of describeAbandoned(closed, true)) out.line(line);
+  // Node's default for these signals kills the process at once: a tenant in its cutover would stay fenced (refused
+  // everywhere) until someone ran the command again.
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      out.line(`${signal} again: exiting now. A tenant in its cutover stays fenced until the same command runs again (tenantctl status shows each move's phase)`);
+      process.exit(130);
+    }
+    stop.abort(signal);
+    out.line(`${signal}: stopping. No tenant starts from now on; each in flight stops where it is served, and a cutover under way goes to its end. ${signal} again exits at once`);
+  };
+  for (const s of SIGNALS) process.on(s, onSignal);
   const interactive = process.stdout.isTTY && refs.length > 1;
   const bars = interactive ? new MultiBar({ format: `${command} {bar} {value}/{total} tenants | {status}`, hideCursor: true }, Presets.shades_classic) : undefined;
   const bar = bars?.create(refs.length, 0, { status: "" });
@@ -113,13 +128,13 @@ export async function runWave<R>(
   let done = 0;
   const inFlight = new Set<string>();
   const workers = Array.from({ length: Math.min(concurrency, refs.length) }, async () => {
-    while (next < refs.length) {
+    while (next < refs.length && !stop.signal.aborted) {
       const ref = refs[next++]!;
       inFlight.add(ref);
       bar?.update(done, { status: `in flight: ${[...inFlight].slice(0, 4).join(", ")}${inFlight.size > 4 ? ", ..." : ""}` });
       try {
         const tenant = await resolveTenant(home, ref);
-        results.push(await work(dbs, tenant, output));
+        results.push(await work(dbs, tenant, output, stop.signal));
       } catch (error) {
         const e = error as Error & { exitCode?: number };
         e.message = redact(e.message);
@@ -133,7 +148,10 @@ export async function runWave<R>(
     }
   });
   await Promise.all(workers);
+  for (const s of SIGNALS) process.removeListener(s, onSignal);
   bars?.stop();
+  const interrupted = stop.signal.aborted ? String(stop.signal.reason) : undefined;
+  const notStarted = refs.length - next;
   const lines = summarize(results);
   for (const line of lines) out.line(line);
   const worst = failures.reduce((code, f) => Math.max(code, f.error.exitCode ?? 4), 0);
@@ -141,7 +159,8 @@ export async function runWave<R>(
   // may have been closed as abandoned meanwhile, and this records how the run really ended.
   const finisher = heldLost ? await home.pool.connect() : undefined;
   try {
-    await finishOperation(finisher ?? held, operation, options.dryRun ? "dry-run" : failures.length ? "failed" : "succeeded", {
+    await finishOperation(finisher ?? held, operation, options.dryRun && !interrupted ? "dry-run" : failures.length || interrupted ? "failed" : "succeeded", {
+      ...(interrupted ? { interrupted, notStarted } : {}),
       results: results.length <= 200 ? results : `${results.length} results`,
       failures: failures.map((f) => ({ tenant: f.ref, exit: f.error.exitCode ?? 4, error: f.error.message.slice(0, 500) })),
       summary: lines,
@@ -150,6 +169,13 @@ export async function runWave<R>(
     finisher?.release();
     await held.end().catch(() => {});
     await dbs.close();
+  }
+  if (interrupted) {
+    throw new TenantctlError(
+      `interrupted (${interrupted}): ${results.length} of ${refs.length} tenants done, ${failures.length} stopped or failed (above), ${notStarted} not started. ` +
+        "Each stopped at a safe point, none inside a cutover; run the same command again to resume",
+      4,
+    );
   }
   if (failures.length > 0) {
     const first = failures[0]!;

@@ -28,8 +28,8 @@ export function register(program: Command): void {
         console.log("no move in its rollback window");
         return;
       }
-      await runWave<MoveReport>("complete", { dryRun: flags.dryRun ?? false }, refs, flags.concurrency, flags, (dbs, tenant, output) =>
-        withTenantLock(dbs, tenant, () => completeTenant(dbs, tenant, { ...moveOptions({ quietTimeout: 2000, cutoverAttempts: 1, lagChanges: 1, ...flags }, output) })),
+      await runWave<MoveReport>("complete", { dryRun: flags.dryRun ?? false }, refs, flags.concurrency, flags, (dbs, tenant, output, stop) =>
+        withTenantLock(dbs, tenant, () => completeTenant(dbs, tenant, { ...moveOptions({ quietTimeout: 2000, cutoverAttempts: 1, lagChanges: 1, ...flags }, output, stop) })),
         (results) => [`${results.filter((r) => r.outcome === "completed").length} completed, ${results.filter((r) => r.outcome === "already").length} already completed`]);
     });
 }

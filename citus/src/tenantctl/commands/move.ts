@@ -31,7 +31,7 @@ export function register(program: Command): void {
       refs,
       flags.concurrency,
       flags,
-      (dbs, tenant, output) => withTenantLock(dbs, tenant, () => moveTenant(dbs, tenant, flags.to, moveOptions(flags, output))),
+      (dbs, tenant, output, stop) => withTenantLock(dbs, tenant, () => moveTenant(dbs, tenant, flags.to, moveOptions(flags, output, stop))),
       summarize,
     );
   });

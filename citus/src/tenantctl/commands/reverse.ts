@@ -20,7 +20,7 @@ export function register(program: Command): void {
     } finally {
       await probe.close();
     }
-    await runWave<MoveReport>("reverse", { dryRun: flags.dryRun ?? false }, refs, flags.concurrency, flags, (dbs, tenant, output) =>
-      withTenantLock(dbs, tenant, () => reverseTenant(dbs, tenant, moveOptions(flags, output))), summarize);
+    await runWave<MoveReport>("reverse", { dryRun: flags.dryRun ?? false }, refs, flags.concurrency, flags, (dbs, tenant, output, stop) =>
+      withTenantLock(dbs, tenant, () => reverseTenant(dbs, tenant, moveOptions(flags, output, stop))), summarize);
   });
 }

@@ -28,8 +28,8 @@ export function register(program: Command): void {
         console.log("no move in its rollback window");
         return;
       }
-      await runWave("sync", { dryRun: flags.dryRun ?? false }, refs, flags.concurrency, flags, (dbs, tenant, output) =>
-        withTenantLock(dbs, tenant, () => syncTenant(dbs, tenant, moveOptions({ quietTimeout: 2000, cutoverAttempts: 1, lagChanges: 1, ...flags }, output))),
+      await runWave("sync", { dryRun: flags.dryRun ?? false }, refs, flags.concurrency, flags, (dbs, tenant, output, stop) =>
+        withTenantLock(dbs, tenant, () => syncTenant(dbs, tenant, moveOptions({ quietTimeout: 2000, cutoverAttempts: 1, lagChanges: 1, ...flags }, output, stop))),
         (results) => [`${results.length} synced, ${results.reduce((n, r) => n + r.changes, 0)} changes applied`]);
     });
 }
