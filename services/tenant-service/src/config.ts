@@ -173,6 +173,11 @@ export const WorkerConfigSchema = z.object({
   WEBHOOK_CA_FILE: z.string().optional(),
   /** Rows an erasure deletes per table per transaction (worker/erasure.ts): each batch holds its locks that long. */
   ERASURE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1_000),
+  /**
+   * A worker process found dead (worker/dead-workers.ts) has its jobs released this long after it was first found
+   * so, by the next sweep (every minute) after that: 1 to 3 minutes after its death with the default.
+   */
+  WORKER_DEAD_RELEASE_SECONDS: z.coerce.number().int().min(1).max(14_400).default(60),
   ...redis,
   ...hydra,
   ...exportStore,

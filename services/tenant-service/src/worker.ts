@@ -10,7 +10,8 @@
  * (metrics.ts), traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (tracing.ts, worker/instrument.ts).
  */
 import { Command } from "commander";
-import { parseCronItems, run, type TaskList } from "graphile-worker";
+import { parseCronItems, run, type TaskList, type WorkerEvents } from "graphile-worker";
+import { EventEmitter } from "node:events";
 import { createServer } from "node:http";
 import pg from "pg";
 import { pino } from "pino";
@@ -23,6 +24,7 @@ import { createExportStore } from "./export-store.js";
 import { HydraAdmin } from "./hydra.js";
 import { createWorkerMetrics } from "./metrics.js";
 import { startTracing, traceFields } from "./tracing.js";
+import { holdLivenessSession, releaseDeadWorkers } from "./worker/dead-workers.js";
 import { exportTaskList } from "./worker/export.js";
 import { instrumentTasks, workerLogger } from "./worker/instrument.js";
 import { installQueue } from "./worker/queue.js";
@@ -60,8 +62,28 @@ async function work(): Promise<void> {
   if (!hydra) log.warn("HYDRA_ADMIN_URL is unset: provisioning creates no OAuth2 client for new tenants");
   const metrics = createWorkerMetrics(() => ({ total: pgPool.totalCount, idle: pgPool.idleCount, waiting: pgPool.waitingCount, max: config.WORKER_CONCURRENCY + 2 }));
   const exportStore = createExportStore(config);
+  // This process's liveness session: if the process dies, its jobs go back to the queue within minutes
+  // (worker/dead-workers.ts). If the session is lost while the process lives, the process must stop at once: its
+  // jobs are about to be released to other workers, and must not run twice.
+  const liveness = await holdLivenessSession(connection, {
+    warn: (message) => log.warn(message),
+    onLost: (reason) => {
+      log.fatal(`worker: ${reason}; exiting so that its jobs, released to other workers, never run twice at once`);
+      process.exit(1);
+    },
+  });
+  const events: WorkerEvents = new EventEmitter();
+  events.on("worker:create", ({ worker }) => {
+    liveness?.register(worker.workerId).catch((error: Error) => log.warn({ err: error.message, workerId: worker.workerId }, "worker id not recorded: if this process dies, its jobs wait 4 hours"));
+  });
+  // A restarted process finds its predecessor dead here (the sweep then releases its jobs within a minute or two).
+  if (liveness) {
+    const released = await db.transaction({}, (tx) => releaseDeadWorkers(tx, config.WORKER_DEAD_RELEASE_SECONDS));
+    if (released.workers.length > 0) log.warn({ workers: released.workers, jobs: released.jobs }, "released the jobs of dead workers; they run again now");
+  }
   const runner = await run({
     pgPool,
+    events,
     concurrency: config.WORKER_CONCURRENCY,
     noHandleSignals: true,
     logger: workerLogger(log),
@@ -69,6 +91,7 @@ async function work(): Promise<void> {
       createTaskList({
         db, auditRetentionMonths: config.AUDIT_RETENTION_MONTHS, rollupBatchSize: config.ROLLUP_BATCH_SIZE, erasureBatchSize: config.ERASURE_BATCH_SIZE, redis, hydra, exportStore,
         exportStaleSeconds: config.EXPORT_STALE_SECONDS, onExportGivenUp: (reason) => metrics.exportsGivenUp.inc({ reason }),
+        deadWorkerReleaseSeconds: config.WORKER_DEAD_RELEASE_SECONDS,
       }),
       metrics,
     ),
@@ -82,7 +105,7 @@ async function work(): Promise<void> {
     const ownDb = openDatabases(process.env, { poolSize: dbPoolSize, placementTtlMs: 5_000, placementMax: 10_000 });
     const pool = new pg.Pool({ ...connection, max: Math.min(concurrency, 8) + 2, application_name: `tenant-worker-${name}` });
     pool.on("error", (error) => log.warn({ err: error }, `queue connection lost (${name})`));
-    const started = await run({ pgPool: pool, concurrency, noHandleSignals: true, logger: workerLogger(log), taskList: instrumentTasks(taskList(ownDb), metrics) });
+    const started = await run({ pgPool: pool, events, concurrency, noHandleSignals: true, logger: workerLogger(log), taskList: instrumentTasks(taskList(ownDb), metrics) });
     return {
       promise: started.promise,
       stop: async () => {
@@ -129,6 +152,7 @@ async function work(): Promise<void> {
     await runner.stop();
     await webhookRunner.stop();
     await exportRunner.stop();
+    await liveness?.stop();
     await pgPool.end();
     await db.close();
     redis?.disconnect();

@@ -1,6 +1,7 @@
 import { runMigrations as installGraphileWorker } from "graphile-worker";
 import pg from "pg";
 import type { Queryable } from "../db/database.js";
+import { WORKER_SESSIONS_DDL } from "./dead-workers.js";
 import { injectTraceContext } from "../tracing.js";
 
 /**
@@ -47,6 +48,8 @@ export async function installQueue(migratorUrl: string, queueRole = "platform_qu
       client.release();
     }
     await installGraphileWorker({ pgPool });
+    // Beside graphile-worker's tables: which worker ids belong to which process, to release a dead one's jobs.
+    await pgPool.query(WORKER_SESSIONS_DDL);
   } finally {
     await pgPool.end();
   }

@@ -5,6 +5,7 @@ import type { PlacedDatabase } from "../db/placed.js";
 import type { ExportStore } from "../export-store.js";
 import type { HydraAdmin } from "../hydra.js";
 import type { GiveUpReason } from "../stale-exports.js";
+import { DEAD_WORKERS_TASK, releaseDeadWorkers } from "./dead-workers.js";
 import { ERASE_TASK, eraseTask, type RedisKeys } from "./erasure.js";
 import { EXPORT_SWEEP_TASK, exportSweepTask } from "./export-sweep.js";
 import { PROVISION_TASK, provisionTask, type ProvisionOptions } from "./provision.js";
@@ -39,6 +40,8 @@ export interface WorkerOptions {
   readonly exportStaleSeconds?: number;
   /** Called for each export the sweep gives up (exports_given_up_total). */
   readonly onExportGivenUp?: (reason: GiveUpReason) => void;
+  /** WORKER_DEAD_RELEASE_SECONDS: a dead worker's jobs are released this long after it is found dead. @default 60 */
+  readonly deadWorkerReleaseSeconds?: number;
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
@@ -131,6 +134,13 @@ export function createTaskList(options: WorkerOptions): TaskList {
     "audit.retention": retention,
     [ERASE_TASK]: eraseTask({ db, batchSize: options.erasureBatchSize ?? 1_000, redis: options.redis, hydra: options.hydra, now, exportStore: options.exportStore }),
     [EXPORT_SWEEP_TASK]: exportSweepTask({ db, staleSeconds: options.exportStaleSeconds ?? 600, onGivenUp: options.onExportGivenUp }),
+    [DEAD_WORKERS_TASK]: async (_payload, helpers) => {
+      // The queue is in the home database: a transaction with no tenant runs there.
+      const released = await db.transaction({}, (tx) => releaseDeadWorkers(tx, options.deadWorkerReleaseSeconds ?? 60));
+      if (released.workers.length > 0) {
+        helpers.logger.warn(`released ${released.jobs} job(s) of ${released.workers.length} dead worker id(s), which run again now: ${released.workers.join(", ")}`);
+      }
+    },
   };
 }
 
@@ -147,4 +157,6 @@ export const CRON_ITEMS: CronItem[] = [
   // Every 5 minutes, no backfill (a missed run is the next one's work): a dead worker's export is given up within
   // EXPORT_STALE_SECONDS and 5 minutes even if its tenant never asks (worker/export-sweep.ts).
   { task: EXPORT_SWEEP_TASK, match: "*/5 * * * *", options: { backfillPeriod: 0, jobKey: EXPORT_SWEEP_TASK, maxAttempts: 1 } },
+  // Every minute: a dead worker's jobs go back to the queue (worker/dead-workers.ts).
+  { task: DEAD_WORKERS_TASK, match: "* * * * *", options: { backfillPeriod: 0, jobKey: DEAD_WORKERS_TASK, maxAttempts: 1 } },
 ];
