@@ -17,9 +17,12 @@ import { localExportStore } from "../src/export-store.js";
 import { EXPORT_TABLES, exportTaskList } from "../src/worker/export.js";
 import { runOnce } from "graphile-worker";
 import { citusUrlAs } from "@platform/citus/testing";
+import { freePort, waitFor } from "@platform/testing";
+import { WORKER_SESSIONS, releaseDeadWorkers } from "../src/worker/dead-workers.js";
 import { installQueue } from "../src/worker/queue.js";
 import { createTaskList } from "../src/worker/tasks.js";
 import { AUDIENCE, ISSUER, SECRET, token } from "./harness.js";
+import { startScript, waitUntilServing } from "./processes.js";
 
 const CITUS_URL = process.env.CITUS_URL;
 if (!CITUS_URL) console.warn("skipping tenant-service Citus tests: set CITUS_URL to a Citus 13 coordinator (superuser) with two or more workers");
@@ -348,4 +351,44 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
     const left = await admin.query("SELECT count(*)::int AS n FROM graphile_worker._private_jobs WHERE payload ->> 'tenantId' = $1", [id]);
     expect(left.rows[0].n).toBe(0);
   });
+
+  it("a dead worker's jobs are released on Citus too (the queue, its sessions table and the advisory locks are the coordinator's)", async () => {
+    const exportDir = mkdtempSync(join(tmpdir(), "citus-dead-worker-"));
+    const healthPort = await freePort();
+    const worker = startScript("worker", {
+      DATABASE_URL: appUrl, HEALTH_PORT: String(healthPort), EXPORT_DIR: exportDir, LOG_LEVEL: "info", WORKER_CONCURRENCY: "1", WEBHOOK_CONCURRENCY: "1", EXPORT_CONCURRENCY: "1",
+    });
+    const sweeper = new pg.Client({ connectionString: appUrl });
+    await sweeper.connect();
+    const sweep = async () => {
+      await sweeper.query("BEGIN");
+      try {
+        return await releaseDeadWorkers(sweeper, 1);
+      } finally {
+        await sweeper.query("COMMIT");
+      }
+    };
+    try {
+      await waitUntilServing(worker, `http://127.0.0.1:${healthPort}/livez`);
+      const ids = await waitFor("the worker's three ids to be recorded", async () => {
+        const { rows } = await admin.query<{ worker_id: string }>(`SELECT worker_id FROM ${WORKER_SESSIONS} ORDER BY 1`);
+        return rows.length === 3 && rows.map((r) => r.worker_id);
+      });
+      // A job held by one of them (queued for later, so that the worker does not run it, then locked in its name).
+      const job = (await admin.query("SELECT id FROM graphile_worker.add_job('test.held', '{}'::json, run_at := now() + interval '1 day')")).rows[0].id as string;
+      await admin.query("UPDATE graphile_worker._private_jobs SET locked_by = $1, locked_at = now() WHERE id = $2", [ids[0], job]);
+      expect(await sweep()).toEqual({ marked: 0, workers: [], jobs: 0 });
+      worker.child.kill("SIGKILL");
+      await worker.exited;
+      expect((await sweep()).marked).toBe(3);
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      expect(await sweep()).toEqual({ marked: 0, workers: ids, jobs: 1 });
+      expect((await admin.query("SELECT locked_by FROM graphile_worker._private_jobs WHERE id = $1", [job])).rows[0]).toEqual({ locked_by: null });
+      await admin.query("DELETE FROM graphile_worker._private_jobs WHERE id = $1", [job]);
+    } finally {
+      if (worker.child.exitCode === null) worker.child.kill("SIGKILL");
+      await sweeper.end();
+      rmSync(exportDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
