@@ -286,12 +286,22 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
     }
   }, 300_000);
 
+  /** `body` runs while tenant t's move, under a writer, is paused at `phase`; then the run is killed and the writer stopped. */
+  const withPausedMove = async (t: SeededTenant, phase: string, body: (run: ReturnType<typeof tenantctl>, writers: ReturnType<typeof startRouterWriters>) => Promise<void>) => {
+    const writers = startRouterWriters(pair, [t], { loops: 1, pauseMs: 5, model });
+    const run = tenantctl(pair.env, ["move", t.code, "--to", TARGET], { pauseAt: phase });
+    try {
+      await run.waitFor(`tenant ${t.code}: paused at ${phase}`, 120_000);
+      await body(run, writers);
+    } finally {
+      run.child.kill("SIGKILL");
+      await writers.stop();
+    }
+  };
+
   it("Ctrl-C while a move streams: it stops before its cutover, served at home and unfenced there, and resumes from streaming", async () => {
     const t = tenants[WAVE + 10]!;
-    const writers = startRouterWriters(pair, [t], { loops: 1, pauseMs: 5, model });
-    const run = tenantctl(pair.env, ["move", t.code, "--to", TARGET], { pauseAt: "streaming" });
-    try {
-      await run.waitFor(`tenant ${t.code}: paused at streaming`, 120_000);
+    await withPausedMove(t, "streaming", async (run, writers) => {
       run.child.kill("SIGTERM");
       const result = await run.done;
       expect(result.code, result.out).toBe(4);
@@ -306,18 +316,12 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
       expect(resumed.out).toContain(`resuming its move home -> ${TARGET} from streaming`);
       expect(await placement(t.id)).toBe(TARGET);
       expect(await lostWrites(pair, model)).toEqual([]);
-    } finally {
-      run.child.kill("SIGKILL");
-      await writers.stop();
-    }
+    });
   }, 300_000);
 
   it("a run whose own session on home is cut (a network cut, a restart) goes on, and records how it really ended", async () => {
     const t = tenants[WAVE + 7]!;
-    const writers = startRouterWriters(pair, [t], { loops: 1, pauseMs: 5, model });
-    const run = tenantctl(pair.env, ["move", t.code, "--to", TARGET], { pauseAt: "streaming" });
-    try {
-      await run.waitFor("paused at streaming", 120_000);
+    await withPausedMove(t, "streaming", async (run, writers) => {
       const op = (await pair.home.admin.query<{ id: string; pid: number }>(
         "SELECT id, (details #>> '{session,pid}')::int AS pid FROM platform_ops.operations WHERE command = 'tenantctl move' AND status = 'running'",
       )).rows;
@@ -334,9 +338,6 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
       expect((await pair.home.admin.query("SELECT status FROM platform_ops.operations WHERE id = $1", [op[0]!.id])).rows[0]).toEqual({ status: "succeeded" });
       expect(await placement(t.id)).toBe(TARGET);
       expect(await lostWrites(pair, model)).toEqual([]);
-    } finally {
-      run.child.kill("SIGKILL");
-      await writers.stop();
-    }
+    });
   }, 300_000);
 });
