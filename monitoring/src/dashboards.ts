@@ -65,6 +65,8 @@ function apiOverview(): Dashboard {
     .withPanel(timeseries("Refused requests by reason", "reqps", query('sum by (reason) (rate(tenant_requests_rejected_total{job="tenant-service"}[$__rate_interval]))', "{{reason}}")))
     .withPanel(timeseries("Rate-limit leases from Redis by result", "ops", query('sum by (result) (rate(rate_limit_lease_renewals_total{job="tenant-service"}[$__rate_interval]))', "{{result}}")))
     .withPanel(timeseries("Worker jobs", "ops", query('sum by (task, outcome) (rate(worker_jobs_total{job="tenant-worker"}[$__rate_interval]))', "{{task}} {{outcome}}")))
+    // Worker processes that died without a graceful stop, their jobs released to run again: WorkersDying.
+    .withPanel(timeseries("Worker processes found dead, per hour", "none", query('sum(increase(worker_processes_found_dead_total{job="tenant-worker"}[1h]))', "dead")))
     // A worker that dies mid-export shows here (stale) before any job fails: ExportsGivenUp.
     .withPanel(timeseries("Exports given up, per hour", "none", query('sum by (reason) (increase(exports_given_up_total{job="tenant-service"}[1h]) or increase(exports_given_up_total{job="tenant-worker"}[1h]))', "{{reason}}")))
     .build();

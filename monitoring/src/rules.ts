@@ -398,6 +398,20 @@ export const ALERT_RULES: RuleGroup = {
       annotations: { summary: "Queue jobs keep failing", description: "Task {{ $labels.task }} fails {{ $value }} times per second.", runbook: runbook("worker-jobs") },
     },
     {
+      alert: "WorkersDying",
+      // A worker process found dead by the sweep (services/tenant-service/src/worker/dead-workers.ts) died without a
+      // graceful stop: an OOM kill, a node lost, a SIGKILL after the grace period (a rollout's SIGTERM does not count).
+      // Its jobs ran again within minutes, but several an hour say the worker dies under its load.
+      expr: 'sum(increase(worker_processes_found_dead_total{job="tenant-worker"}[1h])) >= 3',
+      for: "0m",
+      labels: { severity: "ticket" },
+      annotations: {
+        summary: "Worker processes keep dying without a graceful stop",
+        description: "{{ $value }} worker processes died in the last hour (OOM kill, node lost); their jobs were released to run again.",
+        runbook: runbook("worker-jobs"),
+      },
+    },
+    {
       alert: "ExportsGivenUp",
       // An export that would never end (its worker died mid-export, or its job left the queue) is failed by the service
       // when the tenant next polls or asks again, or by the worker's sweep within 5 minutes; the tenant must then ask

@@ -643,6 +643,24 @@ describe.skipIf(promtoolMissing !== undefined)("alert rules under promtool test 
       fires: [{ task: "metrics.rollup-batch", severity: "ticket" }],
     },
     {
+      alert: "WorkersDying",
+      // Two worker pods' sweeps find three dead processes between them within the hour (each counted once, by the
+      // sweep that released it); two would not be enough.
+      series: [
+        { series: 'worker_processes_found_dead_total{job="tenant-worker",pod="w1"}', values: "0 0 1 1 1 2 2 2 2 2 2" },
+        { series: 'worker_processes_found_dead_total{job="tenant-worker",pod="w2"}', values: "0 0 0 0 0 0 0 1 1 1 1" },
+      ],
+      evalTime: "10m",
+      fires: [{ severity: "ticket" }],
+    },
+    {
+      alert: "WorkersDying",
+      // Two in the hour (a node lost with two worker pods on it): quiet.
+      series: [{ series: 'worker_processes_found_dead_total{job="tenant-worker",pod="w1"}', values: "0 0 2 2 2 2 2 2 2 2 2" }],
+      evalTime: "10m",
+      fires: [],
+    },
+    {
       alert: "ExportsGivenUp",
       // The service (two pods) and the worker's sweep give up three stale exports between them in an hour (worker
       // deaths); a single job_lost is not enough.

@@ -82,6 +82,9 @@ export interface WorkerMetrics {
   readonly jobDuration: Histogram<"task" | "outcome">;
   /** Exports the sweep gave up (worker/export-sweep.ts). */
   readonly exportsGivenUp: Counter<"reason">;
+  /** Worker processes found dead, and the jobs they held, released (worker/dead-workers.ts). */
+  readonly deadWorkers: Counter;
+  readonly deadWorkerJobs: Counter;
 }
 
 /** The worker's: per task (a handful, fixed by the task list), never per tenant or job. */
@@ -98,5 +101,9 @@ export function createWorkerMetrics(pool?: PoolStats): WorkerMetrics {
       registers: [registry],
     }),
     exportsGivenUp: exportsGivenUp(registry),
+    // Only deaths without a graceful stop count (an OOM kill, a node lost, SIGKILL after the grace period): a rollout's
+    // SIGTERM lets the worker release its own jobs. WorkersDying alerts on them.
+    deadWorkers: new Counter({ name: "worker_processes_found_dead_total", help: "Worker processes found dead by the sweep, their jobs released", registers: [registry] }),
+    deadWorkerJobs: new Counter({ name: "worker_dead_jobs_released_total", help: "Jobs of dead worker processes released to run again", registers: [registry] }),
   };
 }

@@ -24,7 +24,7 @@ import { createExportStore } from "./export-store.js";
 import { HydraAdmin } from "./hydra.js";
 import { createWorkerMetrics } from "./metrics.js";
 import { startTracing, traceFields } from "./tracing.js";
-import { holdLivenessSession, releaseDeadWorkers } from "./worker/dead-workers.js";
+import { holdLivenessSession, releaseDeadWorkers, type Released } from "./worker/dead-workers.js";
 import { exportTaskList } from "./worker/export.js";
 import { instrumentTasks, workerLogger } from "./worker/instrument.js";
 import { installQueue } from "./worker/queue.js";
@@ -76,10 +76,17 @@ async function work(): Promise<void> {
   events.on("worker:create", ({ worker }) => {
     liveness?.register(worker.workerId).catch((error: Error) => log.warn({ err: error.message, workerId: worker.workerId }, "worker id not recorded: if this process dies, its jobs wait 4 hours"));
   });
+  const countReleased = (released: Released) => {
+    metrics.deadWorkers.inc(released.processes);
+    metrics.deadWorkerJobs.inc(released.jobs);
+  };
   // A restarted process finds its predecessor dead here (the sweep then releases its jobs within a minute or two).
   if (liveness) {
     const released = await db.transaction({}, (tx) => releaseDeadWorkers(tx, config.WORKER_DEAD_RELEASE_SECONDS));
-    if (released.workers.length > 0) log.warn({ workers: released.workers, jobs: released.jobs }, "released the jobs of dead workers; they run again now");
+    if (released.workers.length > 0) {
+      countReleased(released);
+      log.warn({ workers: released.workers, jobs: released.jobs }, "released the jobs of dead workers; they run again now");
+    }
   }
   const runner = await run({
     pgPool,
@@ -91,7 +98,7 @@ async function work(): Promise<void> {
       createTaskList({
         db, auditRetentionMonths: config.AUDIT_RETENTION_MONTHS, rollupBatchSize: config.ROLLUP_BATCH_SIZE, erasureBatchSize: config.ERASURE_BATCH_SIZE, redis, hydra, exportStore,
         exportStaleSeconds: config.EXPORT_STALE_SECONDS, onExportGivenUp: (reason) => metrics.exportsGivenUp.inc({ reason }),
-        deadWorkerReleaseSeconds: config.WORKER_DEAD_RELEASE_SECONDS,
+        deadWorkerReleaseSeconds: config.WORKER_DEAD_RELEASE_SECONDS, onDeadWorkersReleased: countReleased,
       }),
       metrics,
     ),

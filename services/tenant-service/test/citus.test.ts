@@ -377,12 +377,12 @@ describe.skipIf(!CITUS_URL)("tenant service on a real Citus cluster", () => {
       // A job held by one of them (queued for later, so that the worker does not run it, then locked in its name).
       const job = (await admin.query("SELECT id FROM graphile_worker.add_job('test.held', '{}'::json, run_at := now() + interval '1 day')")).rows[0].id as string;
       await admin.query("UPDATE graphile_worker._private_jobs SET locked_by = $1, locked_at = now() WHERE id = $2", [ids[0], job]);
-      expect(await sweep()).toEqual({ marked: 0, workers: [], jobs: 0 });
+      expect(await sweep()).toEqual({ marked: 0, processes: 0, workers: [], jobs: 0 });
       worker.child.kill("SIGKILL");
       await worker.exited;
       expect((await sweep()).marked).toBe(3);
       await new Promise((resolve) => setTimeout(resolve, 1_200));
-      expect(await sweep()).toEqual({ marked: 0, workers: ids, jobs: 1 });
+      expect(await sweep()).toEqual({ marked: 0, processes: 1, workers: ids, jobs: 1 });
       expect((await admin.query("SELECT locked_by FROM graphile_worker._private_jobs WHERE id = $1", [job])).rows[0]).toEqual({ locked_by: null });
       await admin.query("DELETE FROM graphile_worker._private_jobs WHERE id = $1", [job]);
     } finally {

@@ -37,7 +37,7 @@ describe.skipIf(unavailable !== undefined)("a dead worker's jobs released, on Po
     });
     running.push(started);
     await waitUntilServing(started, `http://127.0.0.1:${healthPort}/livez`);
-    return started;
+    return Object.assign(started, { healthPort });
   };
   const exportOf = async (t: TenantFixture) => {
     const res = await stack.request({ method: "POST", url: `/v1/tenants/${t.id}/exports`, token: t.admin });
@@ -95,6 +95,10 @@ describe.skipIf(unavailable !== undefined)("a dead worker's jobs released, on Po
     console.log(`dead worker: its job released ${releasedAfter} ms after the kill (release after ${RELEASE_AFTER_SECONDS} s, sweep every minute): ${released}`);
     expect(releasedAfter).toBeGreaterThanOrEqual(RELEASE_AFTER_SECONDS * 1000);
     expect(released).toMatch(/released 1 job\(s\) of 5 dead worker id\(s\)|"jobs":1/);
+    // Counted for the WorkersDying alert: one process, one job.
+    const exposition = await (await fetch(`http://127.0.0.1:${survivor.healthPort}/metrics`)).text();
+    expect(exposition).toMatch(/^worker_processes_found_dead_total 1$/m);
+    expect(exposition).toMatch(/^worker_dead_jobs_released_total 1$/m);
     // The survivor's own ids stay recorded and unmarked: only the dead process's were released (and removed).
     const after = await sessions();
     expect(after).toHaveLength(5);

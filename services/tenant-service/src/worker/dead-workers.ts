@@ -98,6 +98,8 @@ export async function holdLivenessSession(connection: pg.ClientConfig, options: 
 export interface Released {
   /** Worker ids found dead this run, released later if still dead. */
   readonly marked: number;
+  /** Worker processes whose ids were released (each process records one id per slot). */
+  readonly processes: number;
   /** Worker ids released, and how many jobs they held. */
   readonly workers: string[];
   readonly jobs: number;
@@ -113,15 +115,16 @@ export async function releaseDeadWorkers(tx: Queryable, releaseAfterSeconds: num
   const marked = await tx.query(
     `UPDATE ${WORKER_SESSIONS} SET gone_since = now() WHERE gone_since IS NULL AND pg_try_advisory_xact_lock(lock_key)`,
   );
-  const { rows } = await tx.query<{ worker_id: string }>(
+  const { rows } = await tx.query<{ worker_id: string; lock_key: string }>(
     `DELETE FROM ${WORKER_SESSIONS}
       WHERE gone_since < now() - make_interval(secs => $1) AND pg_try_advisory_xact_lock(lock_key)
-      RETURNING worker_id`,
+      RETURNING worker_id, lock_key`,
     [releaseAfterSeconds],
   );
   const workers = rows.map((r) => r.worker_id).sort();
-  if (workers.length === 0) return { marked: marked.rowCount ?? 0, workers, jobs: 0 };
+  const processes = new Set(rows.map((r) => r.lock_key)).size;
+  if (workers.length === 0) return { marked: marked.rowCount ?? 0, processes, workers, jobs: 0 };
   const held = await tx.query<{ n: number }>("SELECT count(*)::int AS n FROM graphile_worker._private_jobs WHERE locked_by = ANY($1::text[])", [workers]);
   await tx.query("SELECT graphile_worker.force_unlock_workers($1::text[])", [workers]);
-  return { marked: marked.rowCount ?? 0, workers, jobs: held.rows[0]!.n };
+  return { marked: marked.rowCount ?? 0, processes, workers, jobs: held.rows[0]!.n };
 }

@@ -5,7 +5,7 @@ import type { PlacedDatabase } from "../db/placed.js";
 import type { ExportStore } from "../export-store.js";
 import type { HydraAdmin } from "../hydra.js";
 import type { GiveUpReason } from "../stale-exports.js";
-import { DEAD_WORKERS_TASK, releaseDeadWorkers } from "./dead-workers.js";
+import { DEAD_WORKERS_TASK, type Released, releaseDeadWorkers } from "./dead-workers.js";
 import { ERASE_TASK, eraseTask, type RedisKeys } from "./erasure.js";
 import { EXPORT_SWEEP_TASK, exportSweepTask } from "./export-sweep.js";
 import { PROVISION_TASK, provisionTask, type ProvisionOptions } from "./provision.js";
@@ -42,6 +42,8 @@ export interface WorkerOptions {
   readonly onExportGivenUp?: (reason: GiveUpReason) => void;
   /** WORKER_DEAD_RELEASE_SECONDS: a dead worker's jobs are released this long after it is found dead. @default 60 */
   readonly deadWorkerReleaseSeconds?: number;
+  /** Called after a sweep released dead workers' jobs (worker_processes_found_dead_total, worker_dead_jobs_released_total). */
+  readonly onDeadWorkersReleased?: (released: Released) => void;
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
@@ -138,6 +140,7 @@ export function createTaskList(options: WorkerOptions): TaskList {
       // The queue is in the home database: a transaction with no tenant runs there.
       const released = await db.transaction({}, (tx) => releaseDeadWorkers(tx, options.deadWorkerReleaseSeconds ?? 60));
       if (released.workers.length > 0) {
+        options.onDeadWorkersReleased?.(released);
         helpers.logger.warn(`released ${released.jobs} job(s) of ${released.workers.length} dead worker id(s), which run again now: ${released.workers.join(", ")}`);
       }
     },
