@@ -319,6 +319,28 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
     });
   }, 300_000);
 
+  it("a live operation of another role (a superuser's shardctl) is not taken for abandoned by tenantctl, which cannot see that session's start", async () => {
+    // The log exists once tenantctl has run; a superuser session held throughout, recorded as a shardctl's would be.
+    expect((await tenantctl(pair.env, ["move", tenants[0]!.code, "--to", TARGET, "--dry-run"]).done).code).toBe(0);
+    const su = await pair.home.admin.connect();
+    const { rows } = await su.query<{ id: string }>(
+      `INSERT INTO platform_ops.operations (command, arguments, os_user, details)
+       SELECT 'move-shard', '{}'::jsonb, 'sre', jsonb_build_object('session', jsonb_build_object('pid', pid, 'backend_start', backend_start))
+         FROM pg_stat_activity WHERE pid = pg_backend_pid() RETURNING id`,
+    );
+    const id = rows[0]!.id;
+    try {
+      expect((await tenantctl(pair.env, ["status"]).done).out).not.toContain(`ABANDONED: operation ${id} `);
+      const run = await tenantctl(pair.env, ["move", tenants[0]!.code, "--to", TARGET, "--dry-run"]).done;
+      expect(run.code, run.out).toBe(0);
+      expect(run.out).not.toContain(`closed: operation ${id} `);
+      expect((await pair.home.admin.query("SELECT status FROM platform_ops.operations WHERE id = $1", [id])).rows[0]).toEqual({ status: "running" });
+    } finally {
+      await su.query("DELETE FROM platform_ops.operations WHERE id = $1", [id]);
+      su.release();
+    }
+  });
+
   it("a run whose own session on home is cut (a network cut, a restart) goes on, and records how it really ended", async () => {
     const t = tenants[WAVE + 7]!;
     await withPausedMove(t, "streaming", async (run, writers) => {

@@ -77,8 +77,12 @@ const ABANDONED_REASON =
  * held a session) are never judged: nothing tells whether their run still goes on.
  */
 function abandonedWhere(shardctlLockHeld: boolean): string {
+  // A role sees another role's sessions with backend_start NULL (only its members' and pg_read_all_stats see it):
+  // tenantctl as the migration role judging a superuser's shardctl. Such a session, its pid alive, counts as alive; a
+  // pid reused meanwhile only delays the verdict.
   const gone = `o.details ? 'session' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
-                  WHERE a.pid = (o.details #>> '{session,pid}')::int AND a.backend_start = (o.details #>> '{session,backend_start}')::timestamptz)`;
+                  WHERE a.pid = (o.details #>> '{session,pid}')::int
+                    AND (a.backend_start IS NULL OR a.backend_start = (o.details #>> '{session,backend_start}')::timestamptz))`;
   const legacy = shardctlLockHeld ? ` OR (NOT o.details ? 'session' AND o.command NOT LIKE 'tenantctl %')` : "";
   return `o.status = 'running' AND (${gone}${legacy})`;
 }
