@@ -11,8 +11,9 @@
  * Why releasing is safe (a job must never run in two workers at once):
  * - a killed process's sockets are closed by its kernel, so its sessions end at once and nothing of it can commit;
  * - a worker that cannot reach its liveness session (a network cut, the session terminated) exits within
- *   `pingMs` + its timeout, its transactions with it; the server drops a silent liveness session only after its TCP
- *   keepalives fail (30 s idle, then 3 probes 10 s apart), later than that;
+ *   `pingMs` + `pingTimeoutMs` (40 s), its transactions with it; the server drops a silent liveness session only
+ *   after its TCP keepalives fail (30 s idle, then 3 probes 10 s apart: about 60 s), and the sweep releases 60 s
+ *   after it first finds it so (WORKER_DEAD_RELEASE_SECONDS): two minutes at least, with 80 s to spare;
  * - a key found free is first marked, and released only `releaseAfterSeconds` later if still free;
  * - a worker id that was never recorded (a worker of an older release) is never released here: the 4 hours apply.
  */
@@ -39,8 +40,13 @@ export interface LivenessSession {
 }
 
 export interface LivenessOptions {
-  /** How often the session is pinged; a ping unanswered within half of it ends the process. @default 10000 */
+  /** How often the session is pinged. @default 10000 */
   readonly pingMs?: number;
+  /**
+   * A ping unanswered this long ends the process. Long enough that a busy database does not kill its workers, short
+   * enough that a cut-off worker is gone well before the server drops its session. @default 30000
+   */
+  readonly pingTimeoutMs?: number;
   /** Called once when the session is lost: the process must stop at once (worker.ts exits). */
   readonly onLost: (reason: string) => void;
   readonly warn: (message: string) => void;
@@ -52,7 +58,7 @@ export interface LivenessOptions {
  */
 export async function holdLivenessSession(connection: pg.ClientConfig, options: LivenessOptions): Promise<LivenessSession | undefined> {
   const pingMs = options.pingMs ?? 10_000;
-  const client = new pg.Client({ ...connection, application_name: "tenant-worker-liveness", query_timeout: Math.max(1_000, Math.floor(pingMs / 2)) });
+  const client = new pg.Client({ ...connection, application_name: "tenant-worker-liveness", query_timeout: options.pingTimeoutMs ?? 30_000 });
   let stopping = false;
   let lost = false;
   const lose = (reason: string) => {
@@ -75,7 +81,16 @@ export async function holdLivenessSession(connection: pg.ClientConfig, options: 
   const key = randomBytes(8).readBigInt64BE(0).toString();
   await client.query("SELECT pg_advisory_lock($1::bigint)", [key]);
   const ids: string[] = [];
-  const ping = setInterval(() => void client.query("SELECT 1").catch((error: Error) => lose(`its liveness session did not answer: ${error.message}`)), pingMs);
+  // One ping at a time: a slow answer is waited for (up to the timeout), not queued behind.
+  let pinging = false;
+  const ping = setInterval(() => {
+    if (pinging) return;
+    pinging = true;
+    client
+      .query("SELECT 1")
+      .catch((error: Error) => lose(`its liveness session did not answer: ${error.message}`))
+      .finally(() => (pinging = false));
+  }, pingMs);
   ping.unref();
   return {
     async register(workerId) {
