@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import { MultiBar, Presets } from "cli-progress";
+import type { ClientBase } from "pg";
 import { type AbandonedOperation, SIGNALS, closeAbandonedOperations, describeAbandoned, finishOperation, startOperation } from "../shardctl/operations.js";
 import { resolveTenant } from "./catalog.js";
 import { Databases, type Output, TenantctlError, out, redact } from "./context.js";
@@ -102,8 +103,6 @@ export async function runWave<R>(
     await dbs.close();
     throw error;
   }
-  let heldLost = false;
-  held.on("end", () => (heldLost = true));
   for (const line of describeAbandoned(closed, true)) out.line(line);
   // Node's default for these signals kills the process at once: a tenant in its cutover would stay fenced (refused
   // everywhere) until someone ran the command again.
@@ -155,18 +154,25 @@ export async function runWave<R>(
   const lines = summarize(results);
   for (const line of lines) out.line(line);
   const worst = failures.reduce((code, f) => Math.max(code, f.error.exitCode ?? 4), 0);
-  // Recorded on the held session while it lasts; if it was lost (a network cut, a restart), on a pooled one: the row
-  // may have been closed as abandoned meanwhile, and this records how the run really ended.
-  const finisher = heldLost ? await home.pool.connect() : undefined;
-  try {
-    await finishOperation(finisher ?? held, operation, options.dryRun && !interrupted ? "dry-run" : failures.length || interrupted ? "failed" : "succeeded", {
+  const record = (client: ClientBase) =>
+    finishOperation(client, operation, options.dryRun && !interrupted ? "dry-run" : failures.length || interrupted ? "failed" : "succeeded", {
       ...(interrupted ? { interrupted, notStarted } : {}),
       results: results.length <= 200 ? results : `${results.length} results`,
       failures: failures.map((f) => ({ tenant: f.ref, exit: f.error.exitCode ?? 4, error: f.error.message.slice(0, 500) })),
       summary: lines,
     });
+  try {
+    // On the held session; if it was lost (a network cut, a restart of home), on a pooled one: the row may have been
+    // closed as abandoned meanwhile, and this records how the run really ended.
+    await record(held).catch(async () => {
+      const pooled = await home.pool.connect();
+      try {
+        await record(pooled);
+      } finally {
+        pooled.release();
+      }
+    });
   } finally {
-    finisher?.release();
     await held.end().catch(() => {});
     await dbs.close();
   }
