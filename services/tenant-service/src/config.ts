@@ -71,7 +71,8 @@ const exportStore = {
   EXPORT_RETENTION_DAYS: z.coerce.number().int().min(1).max(30).default(7),
   /**
    * A running export whose job showed no progress for this long is given up when its tenant asks for another (its
-   * worker died; graphile-worker would hold the job for 4 hours). The worker beats every tenth of it, so the service
+   * worker died and its job was not run again: its attempts spent, or a worker that recorded no liveness, whose job
+   * graphile-worker holds for 4 hours). The worker beats every tenth of it, so the service
    * and the worker must agree on it (README "Export").
    */
   EXPORT_STALE_SECONDS: z.coerce.number().int().min(2).max(86_400).default(600),

@@ -1,8 +1,9 @@
 /**
  * An export that will never end by itself, and giving it up (README "Export", docs/runbooks/export-stuck.md).
  *
- * graphile-worker releases a dead worker's job only after 4 hours, and never once its attempts are spent; the export
- * job writes a heartbeat instead (worker/export.ts). Whoever finds the tenant's export in progress with a stale
+ * A dead worker's job runs again only once released (1 to 3 minutes by worker/dead-workers.ts; 4 hours for a worker
+ * that recorded no liveness), and never once its attempts are spent, and a job can leave the queue; the export job
+ * writes a heartbeat (worker/export.ts). Whoever finds the tenant's export in progress with a stale
  * heartbeat, or queued with no job that can still run it, gives it up here: the service when the tenant polls, lists
  * or asks for another (routes/exports.ts), and the worker's sweep for the ones nobody asks about
  * (worker/export-sweep.ts). Both run it in a transaction in the tenant, so row-level security confines it.

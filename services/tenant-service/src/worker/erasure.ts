@@ -10,7 +10,7 @@
  *   (the retention task's rule, short-locks.ts): it takes row locks on the tenant's own rows only, so other tenants'
  *   requests never wait on it, and a DDL lock queued on the table holds it up for half a second, not the DDL's time.
  * - **Resumable and idempotent.** Each batch adds its count to the record in the transaction that deletes its rows,
- *   so a crash loses nothing counted; a rerun (graphile-worker retries a failed job, a dead worker's after 4 hours)
+ *   so a crash loses nothing counted; a rerun (graphile-worker retries a failed job, a dead worker's once released: dead-workers.ts)
  *   starts again from whatever rows are left. A request already erased or cancelled is a no-op.
  */
 import type { Task } from "graphile-worker";

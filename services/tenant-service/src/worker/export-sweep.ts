@@ -3,7 +3,8 @@
  *
  * The service gives up a stale export when the tenant polls, lists or asks for another (stale-exports.ts); a tenant
  * that never comes back would leave it `running`, and the platform would not learn that a worker died mid-export
- * until then (ExportsGivenUp). The dead worker's job stays locked in the queue for 4 hours, which is how the sweep
+ * until then (ExportsGivenUp). A dead worker's job stays locked until it is released (1 to 3 minutes by
+ * dead-workers.ts, when the export runs again; 4 hours for a worker that recorded no liveness), which is how the sweep
  * finds them without reading across tenants: export jobs locked for longer than EXPORT_STALE_SECONDS. That includes
  * live exports that simply run long; each is judged in its tenant by its heartbeat, as the service judges it, and a
  * live one is left alone. A job whose export was given up loses its key (graphile_worker.remove_job on a locked job),

@@ -20,7 +20,8 @@
  *   stored, with the audit entry, in one last transaction.
  * - **A heartbeat.** A chunk's transaction writes the record's heartbeat_at every `heartbeatMs` (migration 0018). The
  *   service gives up an export whose heartbeat is older than EXPORT_STALE_SECONDS when the tenant asks for another
- *   (routes/exports.ts): its worker died, and graphile-worker would keep the job locked for 4 hours. A job that finds
+ *   (routes/exports.ts): its worker died and the job did not run again (a worker that recorded no liveness keeps it 4
+ *   hours, dead-workers.ts; or its attempts were spent). A job that finds
  *   its export given up (or deleted) stops, and removes what it wrote.
  */
 import { Readable } from "node:stream";
@@ -194,7 +195,7 @@ export function exportTask(options: ExportOptions): Task {
     if (found.status === "done") return;
     if (found.status === "failed") {
       // Given up while this job waited (its earlier attempt's worker died and the service failed the export as
-      // stale): a rerun after graphile-worker's 4 hours must not start it again. What that attempt wrote goes.
+      // stale): a rerun once the dead job is released must not start it again. What that attempt wrote goes.
       await store.deletePrefix(exportPrefix(tenantId, exportId));
       helpers.logger.info(`export ${exportId} of tenant ${tenantId} was given up (${found.error ?? "failed"}): nothing to do, its objects removed`);
       return;
