@@ -65,9 +65,9 @@ interface Tenant {
 
 async function pause(options: MoveOptions, phase: string, tenant: Tenant): Promise<void> {
   if (options.pauseAt !== phase) return;
-  // Bounded: a forgotten paused run still ends. SIGUSR2 ends the pause early (a test that needs the run to go on).
   options.out.line(`tenant ${tenant.code}: paused at ${phase}`);
-  // A stop request ends the pause too, so a test sees what the stop does at that point.
+  // Bounded: a forgotten paused run still ends. SIGUSR2 ends the pause early (a test that needs the run to go on), and
+  // so does a stop request (a test then sees what the stop does at that point).
   await new Promise<void>((resolve) => {
     const resume = () => {
       clearTimeout(timer);
