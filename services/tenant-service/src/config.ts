@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { parseAllowedRanges } from "./webhook-targets.js";
+import { DEAD_WORKER_RELEASE_SECONDS } from "./worker/dead-workers.js";
 
 const optionalUrl = z.string().url().optional();
 
@@ -178,7 +179,7 @@ export const WorkerConfigSchema = z.object({
    * A worker process found dead (worker/dead-workers.ts) has its jobs released this long after it was first found
    * so, by the next sweep (every minute) after that: 1 to 3 minutes after its death with the default.
    */
-  WORKER_DEAD_RELEASE_SECONDS: z.coerce.number().int().min(1).max(14_400).default(60),
+  WORKER_DEAD_RELEASE_SECONDS: z.coerce.number().int().min(1).max(14_400).default(DEAD_WORKER_RELEASE_SECONDS),
   ...redis,
   ...hydra,
   ...exportStore,

@@ -22,6 +22,8 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 
 export const DEAD_WORKERS_TASK = "queue.release-dead-workers";
+/** WORKER_DEAD_RELEASE_SECONDS's default: how long after a worker is first found dead its jobs are released. */
+export const DEAD_WORKER_RELEASE_SECONDS = 60;
 export const WORKER_SESSIONS = "graphile_worker.platform_worker_sessions";
 
 /** Created with the queue (worker --install-queue), owned by the queue role like graphile-worker's own tables. */

@@ -5,7 +5,7 @@ import type { PlacedDatabase } from "../db/placed.js";
 import type { ExportStore } from "../export-store.js";
 import type { HydraAdmin } from "../hydra.js";
 import type { GiveUpReason } from "../stale-exports.js";
-import { DEAD_WORKERS_TASK, type Released, releaseDeadWorkers } from "./dead-workers.js";
+import { DEAD_WORKERS_TASK, DEAD_WORKER_RELEASE_SECONDS, type Released, releaseDeadWorkers } from "./dead-workers.js";
 import { ERASE_TASK, eraseTask, type RedisKeys } from "./erasure.js";
 import { EXPORT_SWEEP_TASK, exportSweepTask } from "./export-sweep.js";
 import { PROVISION_TASK, provisionTask, type ProvisionOptions } from "./provision.js";
@@ -138,7 +138,7 @@ export function createTaskList(options: WorkerOptions): TaskList {
     [EXPORT_SWEEP_TASK]: exportSweepTask({ db, staleSeconds: options.exportStaleSeconds ?? 600, onGivenUp: options.onExportGivenUp }),
     [DEAD_WORKERS_TASK]: async (_payload, helpers) => {
       // The queue is in the home database: a transaction with no tenant runs there.
-      const released = await db.transaction({}, (tx) => releaseDeadWorkers(tx, options.deadWorkerReleaseSeconds ?? 60));
+      const released = await db.transaction({}, (tx) => releaseDeadWorkers(tx, options.deadWorkerReleaseSeconds ?? DEAD_WORKER_RELEASE_SECONDS));
       if (released.workers.length > 0) {
         options.onDeadWorkersReleased?.(released);
         helpers.logger.warn(`released ${released.jobs} job(s) of ${released.workers.length} dead worker id(s), which run again now: ${released.workers.join(", ")}`);
