@@ -22,12 +22,29 @@ export interface RunningProcess {
   stop(): Promise<number | null>;
 }
 
+export interface SpawnOptions {
+  /** Where the process runs. @default the package's directory */
+  readonly cwd?: string;
+  /** A command the process is started under, e.g. `ip netns exec <ns>` (which execs it: the pid is still node's). */
+  readonly prefix?: readonly string[];
+}
+
 /** Runs `pnpm <script>`'s command (package.json) directly, so that SIGTERM reaches the process itself. */
-export function startScript(script: "start" | "worker", env: Record<string, string>): RunningProcess {
+export function startScript(script: "start" | "worker", env: Record<string, string>, options: SpawnOptions = {}): RunningProcess {
   const scripts = (JSON.parse(readFileSync(`${SERVICE_DIR}/package.json`, "utf8")) as { scripts: Record<string, string> }).scripts;
   const [command, ...args] = scripts[script]!.split(" ");
   if (command !== "node") throw new Error(`package.json script ${script} no longer starts with node: ${scripts[script]}`);
-  const child = spawn(process.execPath, args, { cwd: SERVICE_DIR, env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  return startNode(args, env, options);
+}
+
+/** `node <args>` with only the given environment (and PATH, HOME, TMPDIR), its output kept line by line. */
+export function startNode(args: readonly string[], env: Record<string, string>, options: SpawnOptions = {}): RunningProcess {
+  const [command, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
+  const child = spawn(command!, [...prefixArgs, ...args], {
+    cwd: options.cwd ?? SERVICE_DIR,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const stdout: string[] = [];
   const stderr: string[] = [];
   const lines = (into: string[]) => {
