@@ -32,6 +32,10 @@ REQUIRED=(
   # The engines: shellcheck from Debian; Checkov and Schemathesis are installed from PyPI into venvs.
   "shellcheck:shellcheck"
   "python3:python3"
+  # A network cut between a worker and PostgreSQL (services/tenant-service/test/partition.test.ts): namespaces,
+  # veth links and a queue that drops everything, made with ip and tc.
+  "ip:iproute2"
+  "tc:iproute2"
 )
 
 missing=()

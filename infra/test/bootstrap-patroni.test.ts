@@ -16,7 +16,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DATABASE_ROLES, platformNames } from "@platform/config";
+import { DATABASE_ROLES, DEAD_PEER_CONNINFO, DEAD_PEER_SETTINGS, platformNames } from "@platform/config";
 import { EXPORTER_QUERIES, POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
 import { patroniUnavailable, reserveMember, waitFor, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
 import { CITUS_ROLES, CITUS_VM_PATHS, citusPgHba } from "../src/citus/patroni-vm.js";
@@ -106,7 +106,7 @@ describe.skipIf(unavailable !== undefined)("a Citus VM's Patroni configuration, 
       for (const auth of Object.values(c.postgresql.authentication) as Record<string, string>[]) auth.sslrootcert = tls.ca;
       const p = c.postgresql.parameters;
       Object.assign(p, { ssl_cert_file: tls.cert, ssl_key_file: tls.key, ssl_ca_file: tls.ca, unix_socket_directories: ports.dir, archive_command: "/bin/true" });
-      p["citus.node_conninfo"] = `sslmode=verify-full sslrootcert=${tls.ca}`;
+      p["citus.node_conninfo"] = String(p["citus.node_conninfo"]).replace(/sslrootcert=\S+/, `sslrootcert=${tls.ca}`);
       c.postgresql.pg_hba = c.postgresql.pg_hba.map((line: string) => line.replace(config.network.dataCidr, "127.0.0.1/32"));
       c.watchdog.mode = "off";
       members.push(await startPatroniMember(`member-${i}`, ports, JSON.stringify(c), { username: "postgres", password: secrets[names.secrets.dbSuperuser]! }));
@@ -172,6 +172,13 @@ describe.skipIf(unavailable !== undefined)("a Citus VM's Patroni configuration, 
     expect(sql(leader, "SELECT current_setting('citus.shard_count')")).toBe(String(config.citus.shardCount));
     expect(sql(leader, "SHOW effective_cache_size")).toMatch(/MB|GB/);
     expect(sql(leader, "SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL")).toBe("0");
+    // A client gone silent is let go within a minute (config/src/dead-peers.ts). Read from the files the server
+    // applied: over this test's Unix socket the keepalive settings always read 0.
+    for (const [name, value] of Object.entries(DEAD_PEER_SETTINGS)) {
+      expect(sql(leader, `SELECT setting || ' ' || applied FROM pg_file_settings WHERE name = '${name}' ORDER BY seqno DESC LIMIT 1`), name).toBe(`${value} true`);
+    }
+    expect(sql(leader, "SHOW client_connection_check_interval")).toBe(`${DEAD_PEER_SETTINGS.client_connection_check_interval! / 1000}s`);
+    expect(sql(leader, "SELECT current_setting('citus.node_conninfo')")).toContain(DEAD_PEER_CONNINFO);
     expect(sql(leader, "SELECT extversion FROM pg_extension WHERE extname = 'citus'", names.citusDatabase)).toMatch(/^13\./);
     expect(sql(leader, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL")).toBe("0");
     // The replica streams over TLS, verifying the leader's certificate, as the replication role.

@@ -51,7 +51,7 @@ function run(binary: string, args: string[]): string {
  * authentication over TCP so role passwords are exercised, and returns its connection strings. `standby` starts it
  * in standby mode.
  */
-export async function startPostgres(options: { settings?: Record<string, string>; standby?: boolean } = {}): Promise<PostgresServer> {
+export async function startPostgres(options: { settings?: Record<string, string>; standby?: boolean; hbaRules?: readonly string[] } = {}): Promise<PostgresServer> {
   const unavailable = postgresUnavailable();
   if (unavailable) throw new Error(unavailable);
   const dir = mkdtempSync(join(tmpdir(), "platform-pg-"));
@@ -77,6 +77,8 @@ export async function startPostgres(options: { settings?: Record<string, string>
   };
   const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n");
   execFileSync("bash", ["-c", `cat >> '${join(data, "postgresql.conf")}'`], { input: `\n${conf}\n` });
+  // More clients than loopback's (an isolated test host's address, say), each line as pg_hba.conf takes it.
+  if (options.hbaRules?.length) execFileSync("bash", ["-c", `cat >> '${join(data, "pg_hba.conf")}'`], { input: `\n${options.hbaRules.join("\n")}\n` });
   // A standby with no primary to stream from stays in recovery and serves read-only queries: what a streaming
   // standby looks like to a client.
   if (options.standby) writeFileSync(join(data, "standby.signal"), "");

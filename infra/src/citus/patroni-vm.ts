@@ -4,7 +4,7 @@
  * passwords, read from Secret Manager at boot (write_patroni_config in bootstrap/lib/patroni.sh), and the sizes that
  * depend on the VM's memory (the custom_conf file).
  */
-import { DATABASE_ROLES } from "@platform/config";
+import { DATABASE_ROLES, DEAD_PEER_CONNINFO, DEAD_PEER_SETTINGS } from "@platform/config";
 import { CITUS_SETTINGS, patroniMemberConfig, type PatroniMemberInput } from "./patroni.js";
 
 /** Where things are on a Citus VM. bootstrap/lib/paths.sh uses the same paths; infra/test/bootstrap-patroni.test.ts checks they agree. */
@@ -114,7 +114,11 @@ export function citusPatroniInput(p: CitusPatroniProps): PatroniMemberInput {
         archive_timeout: 60,
         "citus.shard_count": p.shardCount,
         ...CITUS_SETTINGS,
-        "citus.node_conninfo": `sslmode=verify-full sslrootcert=${tls}/ca.crt`,
+        // The coordinator gives up a worker that went silent (a lost VM, before Patroni's failover) within a minute,
+        // instead of TCP's 15 minutes of retransmissions with the tenant's statement waiting on it.
+        "citus.node_conninfo": `sslmode=verify-full sslrootcert=${tls}/ca.crt ${DEAD_PEER_CONNINFO}`,
+        // And every node lets go of a client gone silent within a minute: its locks, its snapshot (dead-peers.ts).
+        ...DEAD_PEER_SETTINGS,
         log_line_prefix: "%m [%p] %q%u@%d/%a ",
         log_min_duration_statement: 1000,
         log_lock_waits: "on",

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Redis, RedisOptions } from "ioredis";
 import type { PoolConfig } from "pg";
+import { deadPeerStartupOptions } from "@platform/config/dead-peers";
 
 interface ConnectionEnv {
   readonly DATABASE_URL?: string;
@@ -18,10 +19,15 @@ function readSecretFile(path: string, what: string): string {
   }
 }
 
-/** pg settings from the URL plus mounted files: password and CA never travel in the environment. */
-export function postgresConnection(env: ConnectionEnv): { connectionString?: string; password?: string; ssl?: PoolConfig["ssl"] } {
+/**
+ * pg settings from the URL plus mounted files: password and CA never travel in the environment. Every session also
+ * tells the server to drop it within a minute of this process going silent (config/src/dead-peers.ts): a worker on a
+ * lost node must not keep its locks, its snapshot or its liveness lock for hours, on any PostgreSQL.
+ */
+export function postgresConnection(env: ConnectionEnv): { connectionString?: string; password?: string; ssl?: PoolConfig["ssl"]; options: string } {
   return {
     connectionString: env.DATABASE_URL,
+    options: deadPeerStartupOptions(),
     password: env.DATABASE_PASSWORD_FILE ? readSecretFile(env.DATABASE_PASSWORD_FILE, "the database password") : undefined,
     ssl: env.DATABASE_CA_FILE ? { ca: readSecretFile(env.DATABASE_CA_FILE, "the database CA"), rejectUnauthorized: true } : undefined,
   };

@@ -50,7 +50,7 @@ async function work(): Promise<void> {
   if (tracing && !tracing.queriesTraced) log.warn("tracing: pg was loaded before its instrumentation, so statements are not traced; start with --import ./src/tracing-register.ts");
   const connection = postgresConnection(config);
   // Every database a tenant can be placed in (db/open.ts): a tenant's job runs where its rows are.
-  const db = openDatabases(process.env, { poolSize: 2, placementTtlMs: 5_000, placementMax: 10_000 });
+  const db = openDatabases(process.env, { poolSize: 2, placementTtlMs: 5_000, placementMax: 10_000, applicationName: "tenant-worker-db" });
   const pgPool = new pg.Pool({ ...connection, max: config.WORKER_CONCURRENCY + 2, application_name: "tenant-worker" });
   // An idle connection dropping (failover, restart) must not crash the process; graphile-worker reconnects.
   pgPool.on("error", (error) => log.warn({ err: error }, "queue connection lost"));
@@ -109,7 +109,7 @@ async function work(): Promise<void> {
    * never what the main runner's jobs need, and the other way round.
    */
   const ownRunner = async (name: string, concurrency: number, dbPoolSize: number, taskList: (ownDb: PlacedDatabase) => TaskList) => {
-    const ownDb = openDatabases(process.env, { poolSize: dbPoolSize, placementTtlMs: 5_000, placementMax: 10_000 });
+    const ownDb = openDatabases(process.env, { poolSize: dbPoolSize, placementTtlMs: 5_000, placementMax: 10_000, applicationName: `tenant-worker-${name}-db` });
     const pool = new pg.Pool({ ...connection, max: Math.min(concurrency, 8) + 2, application_name: `tenant-worker-${name}` });
     pool.on("error", (error) => log.warn({ err: error }, `queue connection lost (${name})`));
     const started = await run({ pgPool: pool, events, concurrency, noHandleSignals: true, logger: workerLogger(log), taskList: instrumentTasks(taskList(ownDb), metrics) });

@@ -5,6 +5,7 @@ import { spawn } from "node:child_process";
 import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { freePort, redisUnavailable } from "@platform/testing";
+import { deadPeerStartupOptions } from "@platform/config/dead-peers";
 import { postgresConnection, redisConnection, watchRedis } from "../src/connections.js";
 
 describe("credentials from mounted secret files", () => {
@@ -30,7 +31,7 @@ describe("credentials from mounted secret files", () => {
     expect(redisConnection({})).toMatchObject({ maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: true });
   });
   it("sends no TLS and no password when nothing is mounted (local development)", () => {
-    expect(postgresConnection({ DATABASE_URL: "postgresql://x@y/z" })).toEqual({ connectionString: "postgresql://x@y/z", password: undefined, ssl: undefined });
+    expect(postgresConnection({ DATABASE_URL: "postgresql://x@y/z" })).toEqual({ connectionString: "postgresql://x@y/z", password: undefined, ssl: undefined, options: deadPeerStartupOptions() });
   });
 });
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { freePort, waitFor } from "@platform/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localExportStore } from "../src/export-store.js";
-import { WORKER_SESSIONS } from "../src/worker/dead-workers.js";
+import { WORKER_SESSIONS, holdLivenessSession } from "../src/worker/dead-workers.js";
 import { exportJobKey } from "../src/worker/export.js";
 import { installQueue } from "../src/worker/queue.js";
 import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
@@ -18,6 +18,13 @@ import { startScript, waitUntilServing, type RunningProcess } from "./processes.
 if (unavailable) console.warn(`skipping dead-worker tests: ${unavailable}`);
 
 const RELEASE_AFTER_SECONDS = 2;
+
+describe("the liveness session's timing", () => {
+  it("is refused when a cut-off worker could outlive the server's hold on its silent session (test/partition.test.ts runs the cut)", async () => {
+    const options = { onLost: () => {}, warn: () => {} };
+    await expect(holdLivenessSession({}, { ...options, pingMs: 30_000, pingTimeoutMs: 30_000 })).rejects.toThrow(/must end a cut-off worker before the server drops its session \(60 s\)/);
+  });
+});
 const ITEMS = 3000;
 
 describe.skipIf(unavailable !== undefined)("a dead worker's jobs released, on PostgreSQL 15 with real worker processes", () => {

@@ -54,6 +54,8 @@ export interface StackOptions {
   readonly database?: (db: Database) => Database;
   /** postgresql.conf settings of the stack's server (e.g. wal_level = logical, for tenantctl's slots). */
   readonly postgresSettings?: Record<string, string>;
+  /** pg_hba.conf lines for clients beyond loopback (e.g. an isolated host's address). */
+  readonly postgresHbaRules?: readonly string[];
 }
 
 /**
@@ -78,7 +80,7 @@ export async function migratePlatform(server: PostgresServer, admin: Pick<pg.Cli
 
 /** A real PostgreSQL 15, migrated as the migration role; a real Redis; the app connected as the service role. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const [server, redisServer] = await Promise.all([startPostgres(options.postgresSettings ? { settings: options.postgresSettings } : {}), startRedis()]);
+  const [server, redisServer] = await Promise.all([startPostgres({ ...(options.postgresSettings ? { settings: options.postgresSettings } : {}), ...(options.postgresHbaRules ? { hbaRules: options.postgresHbaRules } : {}) }), startRedis()]);
   const admin = new pg.Pool({ connectionString: server.url, max: 2 });
   await migratePlatform(server, admin);
 

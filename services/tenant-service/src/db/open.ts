@@ -16,6 +16,8 @@ export interface OpenOptions {
   /** How long a tenant's placement is believed (TENANT_CACHE_TTL_MS) and how many are held (TENANT_CACHE_MAX). */
   readonly placementTtlMs: number;
   readonly placementMax: number;
+  /** How the sessions are named in pg_stat_activity: the worker's are told from the service's. */
+  readonly applicationName?: string;
 }
 
 /** Throws, naming the variable, on a database the environment names badly or a secret file it cannot read. */
@@ -26,7 +28,7 @@ export function openDatabases(env: Record<string, string | undefined>, options: 
   try {
     for (const endpoint of endpoints) {
       const connection = postgresConnection({ DATABASE_URL: endpoint.url, DATABASE_PASSWORD_FILE: endpoint.passwordFile, DATABASE_CA_FILE: endpoint.caFile });
-      opened.set(endpoint.name, createPostgresDatabase({ url: endpoint.url, password: connection.password, ssl: connection.ssl, poolSize: options.poolSize }));
+      opened.set(endpoint.name, createPostgresDatabase({ url: endpoint.url, password: connection.password, ssl: connection.ssl, poolSize: options.poolSize, ...(options.applicationName ? { applicationName: options.applicationName } : {}) }));
     }
   } catch (error) {
     for (const db of opened.values()) void db.close();

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { deadPeerStartupOptions } from "@platform/config/dead-peers";
 import { contextStatements, isTenantRowStatement, type Database, type Queryable, type TenantContext, type Transaction } from "./database.js";
 
 export interface PostgresOptions {
@@ -7,6 +8,8 @@ export interface PostgresOptions {
   readonly ssl?: pg.PoolConfig["ssl"];
   readonly poolSize: number;
   readonly statementTimeoutMs?: number;
+  /** How its sessions are named in pg_stat_activity. @default "tenant-service" */
+  readonly applicationName?: string;
 }
 
 /** PostgreSQL or a Citus coordinator, through a pg pool. */
@@ -16,10 +19,12 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
     password: options.password,
     ssl: options.ssl,
     max: options.poolSize,
-    application_name: "tenant-service",
+    application_name: options.applicationName ?? "tenant-service",
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 5_000,
     statement_timeout: options.statementTimeoutMs ?? 10_000,
+    // The server drops a session of this process within a minute of it going silent (config/src/dead-peers.ts).
+    options: deadPeerStartupOptions(),
     // pg >= 8.23: queries issued without awaiting the previous one go out at once (see transaction()).
     ...({ pipeline: true } as object),
   });

@@ -11,14 +11,17 @@
  * Why releasing is safe (a job must never run in two workers at once):
  * - a killed process's sockets are closed by its kernel, so its sessions end at once and nothing of it can commit;
  * - a worker that cannot reach its liveness session (a network cut, the session terminated) exits within
- *   `pingMs` + `pingTimeoutMs` (40 s), its transactions with it; the server drops a silent liveness session only
- *   after its TCP keepalives fail (30 s idle, then 3 probes 10 s apart: about 60 s), and the sweep releases 60 s
- *   after it first finds it so (WORKER_DEAD_RELEASE_SECONDS): two minutes at least, with 80 s to spare;
+ *   `pingMs` + `pingTimeoutMs` (40 s) of the last answer it had, its transactions with it; the server drops a silent
+ *   session only after its TCP keepalives fail, DEAD_PEER_DROP_SECONDS (60 s) after the last thing it heard
+ *   (config/src/dead-peers.ts: every session of the worker asks for that), and the sweep releases 60 s after it first
+ *   finds it so (WORKER_DEAD_RELEASE_SECONDS): 80 s to spare, and the order is proven with a real network cut
+ *   (test/partition.test.ts);
  * - a key found free is first marked, and released only `releaseAfterSeconds` later if still free;
  * - a worker id that was never recorded (a worker of an older release) is never released here: the 4 hours apply.
  */
 import type { Queryable } from "../db/database.js";
 import { randomBytes } from "node:crypto";
+import { DEAD_PEER_DROP_SECONDS, deadPeerStartupOptions } from "@platform/config/dead-peers";
 import pg from "pg";
 
 export const DEAD_WORKERS_TASK = "queue.release-dead-workers";
@@ -60,7 +63,13 @@ export interface LivenessOptions {
  */
 export async function holdLivenessSession(connection: pg.ClientConfig, options: LivenessOptions): Promise<LivenessSession | undefined> {
   const pingMs = options.pingMs ?? 10_000;
-  const client = new pg.Client({ ...connection, application_name: "tenant-worker-liveness", query_timeout: options.pingTimeoutMs ?? 30_000 });
+  const pingTimeoutMs = options.pingTimeoutMs ?? 30_000;
+  // A cut-off worker must be gone before the server lets go of its lock, or its jobs could run twice.
+  if (pingMs + pingTimeoutMs >= DEAD_PEER_DROP_SECONDS * 1000) {
+    throw new Error(`the liveness ping (${pingMs} + ${pingTimeoutMs} ms) must end a cut-off worker before the server drops its session (${DEAD_PEER_DROP_SECONDS} s)`);
+  }
+  // The keepalive settings whatever the caller's connection carries: the margin above depends on them.
+  const client = new pg.Client({ ...connection, options: deadPeerStartupOptions(), application_name: "tenant-worker-liveness", query_timeout: pingTimeoutMs });
   let stopping = false;
   let lost = false;
   const lose = (reason: string) => {
@@ -78,8 +87,6 @@ export async function holdLivenessSession(connection: pg.ClientConfig, options: 
     options.warn(`${WORKER_SESSIONS} is missing: run worker --install-queue as the migration role. Until then a dead worker's jobs wait 4 hours (docs/runbooks/worker-jobs.md)`);
     return undefined;
   }
-  // The server drops this session about a minute after its peer went silent; over a Unix socket these do nothing.
-  for (const setting of ["tcp_keepalives_idle = 30", "tcp_keepalives_interval = 10", "tcp_keepalives_count = 3"]) await client.query(`SET ${setting}`);
   const key = randomBytes(8).readBigInt64BE(0).toString();
   await client.query("SELECT pg_advisory_lock($1::bigint)", [key]);
   const ids: string[] = [];

@@ -1,0 +1,60 @@
+/**
+ * How soon a PostgreSQL server lets go of a client it can no longer reach: a GKE node lost, a network cut, a VM
+ * stopped. Such a client sends nothing, not even a reset, so without these the server keeps its session for Linux's
+ * default keepalive (2 hours 11 minutes) or, with a result on its way, TCP's retransmissions (about 15 minutes); all
+ * that time the session's open transaction keeps its locks (a queue job's row locks, a schema change waiting behind
+ * them) and its snapshot (vacuum held back), and a dead worker's session advisory lock, by which the queue finds its
+ * jobs (services/tenant-service/src/worker/dead-workers.ts), stays taken.
+ *
+ * Written once, read by every layer that opens or serves a connection:
+ * - the Citus nodes' server settings (infra/src/citus/patroni-vm.ts), for every client, an operator's psql included;
+ * - the coordinator's connections to its workers (citus.node_conninfo, in libpq's keywords);
+ * - the tenant service's and worker's connections, as startup options, so that they hold on any PostgreSQL, Cloud
+ *   SQL included, whose server settings the platform does not set (services/tenant-service/src/connections.ts).
+ *
+ * Under Google Cloud's 10 minutes after which its firewall forgets an idle connection, so a long-idle pooled
+ * connection is kept known to it, too.
+ */
+export const DEAD_PEER = {
+  /** Seconds of silence before the first keepalive probe. */
+  keepalivesIdleSeconds: 30,
+  /** Seconds between unanswered probes. */
+  keepalivesIntervalSeconds: 10,
+  /** Unanswered probes after which the connection is dropped. */
+  keepalivesCount: 3,
+  /** Data left unacknowledged this long (a result sent to a client that is gone) drops the connection. */
+  userTimeoutMs: 60_000,
+  /** How often a running statement checks that its client is still connected (PostgreSQL 14 and later). */
+  connectionCheckIntervalMs: 10_000,
+} as const;
+
+/**
+ * The longest a server keeps the session of a silent, idle client after the last thing it heard from it: 60 s.
+ * The queue worker's liveness argument rests on it (a cut-off worker stops itself before this).
+ */
+export const DEAD_PEER_DROP_SECONDS = DEAD_PEER.keepalivesIdleSeconds + DEAD_PEER.keepalivesIntervalSeconds * DEAD_PEER.keepalivesCount;
+
+/** As PostgreSQL settings: a server's parameters, or a session's (every one of them can be set by any role). */
+export const DEAD_PEER_SETTINGS: Readonly<Record<string, number>> = {
+  tcp_keepalives_idle: DEAD_PEER.keepalivesIdleSeconds,
+  tcp_keepalives_interval: DEAD_PEER.keepalivesIntervalSeconds,
+  tcp_keepalives_count: DEAD_PEER.keepalivesCount,
+  tcp_user_timeout: DEAD_PEER.userTimeoutMs,
+  client_connection_check_interval: DEAD_PEER.connectionCheckIntervalMs,
+};
+
+/** The client's side in libpq's connection keywords (citus.node_conninfo): a worker that went silent is given up. */
+export const DEAD_PEER_CONNINFO = [
+  "keepalives=1",
+  `keepalives_idle=${DEAD_PEER.keepalivesIdleSeconds}`,
+  `keepalives_interval=${DEAD_PEER.keepalivesIntervalSeconds}`,
+  `keepalives_count=${DEAD_PEER.keepalivesCount}`,
+  `tcp_user_timeout=${DEAD_PEER.userTimeoutMs}`,
+].join(" ");
+
+/** The settings as a connection's startup `options` (`-c name=value ...`): the server applies them to that session. */
+export function deadPeerStartupOptions(): string {
+  return Object.entries(DEAD_PEER_SETTINGS)
+    .map(([name, value]) => `-c ${name}=${value}`)
+    .join(" ");
+}
