@@ -39,11 +39,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** initdb refuses to run as root: run the server binaries as postgres when we are root. */
-function run(binary: string, args: string[]): string {
-  const command = process.getuid?.() === 0 ? "runuser" : join(POSTGRES_BIN, binary);
-  const fullArgs = process.getuid?.() === 0 ? ["-u", "postgres", "--", join(POSTGRES_BIN, binary), ...args] : args;
-  return execFileSync(command, fullArgs, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * initdb refuses to run as root: run the server binaries as postgres when we are root. `prefix` runs the binary under
+ * another command (`ip netns exec <ns>`: a server started so listens in that network namespace).
+ */
+function run(binary: string, args: string[], prefix: readonly string[] = []): string {
+  const asPostgres = process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--"] : [];
+  const [command, ...fullArgs] = [...prefix, ...asPostgres, join(POSTGRES_BIN, binary), ...args];
+  return execFileSync(command!, fullArgs, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
 /**
@@ -51,7 +54,16 @@ function run(binary: string, args: string[]): string {
  * authentication over TCP so role passwords are exercised, and returns its connection strings. `standby` starts it
  * in standby mode.
  */
-export async function startPostgres(options: { settings?: Record<string, string>; standby?: boolean; hbaRules?: readonly string[] } = {}): Promise<PostgresServer> {
+export interface StartPostgresOptions {
+  readonly settings?: Record<string, string>;
+  readonly standby?: boolean;
+  /** pg_hba.conf lines for clients beyond loopback (an isolated host's address, say). */
+  readonly hbaRules?: readonly string[];
+  /** The server runs under this command: `IsolatedHost.prefix` puts it on that host (set listen_addresses to match). */
+  readonly prefix?: readonly string[];
+}
+
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
   const unavailable = postgresUnavailable();
   if (unavailable) throw new Error(unavailable);
   const dir = mkdtempSync(join(tmpdir(), "platform-pg-"));
@@ -77,12 +89,11 @@ export async function startPostgres(options: { settings?: Record<string, string>
   };
   const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n");
   execFileSync("bash", ["-c", `cat >> '${join(data, "postgresql.conf")}'`], { input: `\n${conf}\n` });
-  // More clients than loopback's (an isolated test host's address, say), each line as pg_hba.conf takes it.
   if (options.hbaRules?.length) execFileSync("bash", ["-c", `cat >> '${join(data, "pg_hba.conf")}'`], { input: `\n${options.hbaRules.join("\n")}\n` });
   // A standby with no primary to stream from stays in recovery and serves read-only queries: what a streaming
   // standby looks like to a client.
   if (options.standby) writeFileSync(join(data, "standby.signal"), "");
-  run("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"]);
+  run("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"], options.prefix);
   const urlFor = (user: string, password?: string, database = "postgres"): string =>
     `postgresql://${encodeURIComponent(user)}${password === undefined ? "" : `:${encodeURIComponent(password)}`}@127.0.0.1:${port}/${database}`;
   return {
