@@ -30,7 +30,7 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
 
   beforeAll(async () => {
     pair = await startPair(CITUS_URL ? { citusUrl: CITUS_URL } : {});
-    tenants = await seedTenants(pair.home, WAVE + 11, 30);
+    tenants = await seedTenants(pair.home, WAVE + 12, 30);
     model = newWriteModel(tenants);
   }, 300_000);
 
@@ -317,6 +317,35 @@ for (const CITUS_URL of targets) describe.skipIf(unavailable)(`tenantctl, home P
       expect(await placement(t.id)).toBe(TARGET);
       expect(await lostWrites(pair, model)).toEqual([]);
     });
+  }, 300_000);
+
+  it("a run resuming a cutover that a killed run left, asked to stop before it gets there, still finishes it: the tenant is not left fenced", async () => {
+    const t = tenants[WAVE + 11]!;
+    const writers = startRouterWriters(pair, [t], { loops: 1, pauseMs: 5, model });
+    try {
+      const first = tenantctl(pair.env, ["move", t.code, "--to", TARGET], { pauseAt: "cutover" });
+      await first.waitFor(`tenant ${t.code}: paused at cutover`, 120_000);
+      first.child.kill("SIGKILL");
+      await first.done;
+      expect(await fenced(pair.home, t.id)).toBe(true);
+      // The resumed run is stopped after it took the tenant up and before its cutover: where a run that may stop would.
+      const resumed = tenantctl(pair.env, ["move", t.code, "--to", TARGET], { pauseAt: "resuming" });
+      await resumed.waitFor(`tenant ${t.code}: paused at resuming`, 120_000);
+      resumed.child.kill("SIGTERM");
+      const result = await resumed.done;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await writers.stop();
+      expect(result.out).toContain(`resuming its move home -> ${TARGET} from cutover`);
+      expect(result.out).toContain(`tenant ${t.code}: cutover window`);
+      expect(result.out).not.toContain("stopped before its cutover");
+      expect(result.code, result.out).toBe(4);
+      expect(result.out).toContain("interrupted (SIGTERM): 1 of 1 tenants done");
+      expect(await placement(t.id)).toBe(TARGET);
+      expect(await fenced(pair.target, t.id)).toBe(false);
+      expect(await lostWrites(pair, model)).toEqual([]);
+    } finally {
+      await writers.stop();
+    }
   }, 300_000);
 
   it("a live operation of another role (a superuser's shardctl) is not taken for abandoned by tenantctl, which cannot see that session's start", async () => {

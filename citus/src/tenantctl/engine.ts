@@ -299,6 +299,7 @@ export async function moveTenant(dbs: Databases, tenant: Tenant, targetName: str
     out.line(`tenant ${tenant.code}: moving ${sourceName} -> ${targetName}`);
   } else {
     out.line(`tenant ${tenant.code}: resuming its move ${sourceName} -> ${targetName} from ${move!.phase}`);
+    await pause(options, "resuming", tenant);
   }
   let report: MoveReport = { tenant: tenant.id, code: tenant.code, from: sourceName, to: targetName, outcome: "moved" };
 
