@@ -10,15 +10,13 @@
  * trust instead of passwords between the two, one worker. Runs where Citus is installed (built from its source) and
  * as root; otherwise skipped with the reason.
  */
-import { existsSync } from "node:fs";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEAD_PEER } from "@platform/config";
-import { isolatedHostUnavailable, postgresUnavailable, startIsolatedHost, startPostgres, type IsolatedHost, type PostgresServer } from "@platform/testing";
+import { citusUnavailable, isolatedHostUnavailable, startIsolatedHost, startPostgres, type IsolatedHost, type PostgresServer } from "@platform/testing";
 import { citusPatroniInput } from "../src/citus/patroni-vm.js";
 
-const CITUS_LIB = "/usr/lib/postgresql/15/lib/citus.so";
-const unavailable = postgresUnavailable() ?? (existsSync(CITUS_LIB) ? undefined : `Citus is not installed (${CITUS_LIB})`) ?? isolatedHostUnavailable();
+const unavailable = citusUnavailable() ?? isolatedHostUnavailable();
 if (unavailable) console.warn(`skipping the lost Citus worker test: ${unavailable}`);
 
 /** citus.node_conninfo as a Citus VM renders it, its TLS settings swapped for none. */

@@ -1,4 +1,4 @@
-export { startPostgres, postgresUnavailable, freePort, POSTGRES_BIN, type PostgresServer, type StartPostgresOptions } from "./postgres.js";
+export { startPostgres, postgresUnavailable, citusUnavailable, freePort, POSTGRES_BIN, type PostgresServer, type StartPostgresOptions } from "./postgres.js";
 export { startRedis, redisUnavailable, type RedisServer } from "./redis.js";
 export { startEtcd, startPatroniMember, reserveMember, patroniUnavailable, ETCD_BIN, ETCDCTL_BIN, PATRONI_BIN, type Etcd, type EtcdOptions, type PatroniMember, type MemberPorts } from "./patroni.js";
 export { startControlPlane, type ControlPlane } from "./kubernetes.js";

@@ -27,6 +27,12 @@ export function postgresUnavailable(): string | undefined {
   return undefined;
 }
 
+/** Why Citus cannot be loaded by this PostgreSQL (it is built from its source, in no registry), or undefined. */
+export function citusUnavailable(): string | undefined {
+  const libdir = join(POSTGRES_BIN, "..", "lib");
+  return postgresUnavailable() ?? (existsSync(join(libdir, "citus.so")) ? undefined : `Citus is not installed in ${libdir} (build it from its source against this PostgreSQL)`);
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
