@@ -6,12 +6,14 @@
  *
  * What must hold, in this order:
  * 1. the cut-off worker stops itself (its liveness ping unanswered), so nothing of it can run on;
- * 2. only then does the server let go of its sessions, its liveness lock with them: within DEAD_PEER_DROP_SECONDS of
- *    the last packet (config/src/dead-peers.ts, the settings each of the worker's sessions sends), not the hours
- *    Linux's keepalive defaults would take; until then a sweep finds the worker alive;
+ * 2. only then does the server let go of its sessions, its liveness lock with them: each within DEAD_PEER_DROP_SECONDS
+ *    of the later of the cut and the first bytes the server sent it after the cut (config/src/dead-peers.ts, the
+ *    settings each of the worker's sessions sends), not the hours Linux's keepalive defaults would take; until then a
+ *    sweep finds the worker alive;
  * 3. then another worker's sweep releases its job, which runs to the end there, once.
  * With the settings left out of the worker's sessions, 2 never comes within the test's time: broken once, it failed.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,6 +41,8 @@ interface Session {
   readonly application_name: string;
   readonly state: string;
   readonly xact: boolean;
+  readonly query: string;
+  readonly state_change: Date;
 }
 
 describe.skipIf(unavailable !== undefined)("the dead-peer settings every session of the service and the worker carries", () => {
@@ -81,10 +85,22 @@ describe.skipIf(unavailableHere !== undefined)("a queue worker cut off from Post
   const sessionsOfHost = async () =>
     (
       await stack.admin.query<Session>(
-        "SELECT pid, application_name, state, backend_xid IS NOT NULL OR backend_xmin IS NOT NULL AS xact FROM pg_stat_activity WHERE client_addr = $1::inet ORDER BY pid",
+        "SELECT pid, application_name, state, backend_xid IS NOT NULL OR backend_xmin IS NOT NULL AS xact, left(query, 80) AS query, state_change FROM pg_stat_activity WHERE client_addr = $1::inet ORDER BY pid",
         [host.hostAddress],
       )
     ).rows;
+
+  /** The server's TCP sockets to the cut-off host, by the backend's pid: bytes sent and not yet acknowledged. */
+  const serverSockets = (): Map<number, number> => {
+    const out = execFileSync("ss", ["-tnpiH", "dst", host.hostAddress], { encoding: "utf8" });
+    const sockets = new Map<number, number>();
+    // One socket per two lines: addresses and users:(("postgres",pid=N,...)), then its TCP info (unacked:N when any).
+    for (const entry of out.split(/\n(?!\s)/)) {
+      const pid = /pid=(\d+)/.exec(entry)?.[1];
+      if (pid) sockets.set(Number(pid), Number(/\bunacked:(\d+)/.exec(entry)?.[1] ?? 0));
+    }
+    return sockets;
+  };
 
   beforeAll(async () => {
     host = startIsolatedHost();
@@ -106,7 +122,7 @@ describe.skipIf(unavailableHere !== undefined)("a queue worker cut off from Post
     if (exportDir) rmSync(exportDir, { recursive: true, force: true });
   });
 
-  it("the worker stops itself, then the server drops its sessions within a minute, then its job is released and runs once elsewhere", async () => {
+  it("the worker stops itself, then the server drops each session within a minute of the cut or of the bytes it sent it, then its job is released and runs once elsewhere", async () => {
     const overLink = stack.config.DATABASE_URL!.replace("@127.0.0.1:", `@${host.serverAddress}:`);
     const cutOffPort = await freePort();
     const cutOff = startScript("worker", workerEnv(overLink, cutOffPort), { prefix: host.prefix });
@@ -128,12 +144,29 @@ describe.skipIf(unavailableHere !== undefined)("a queue worker cut off from Post
     const atCut = await sessionsOfHost();
     let livenessGoneAt: number | undefined;
     let allGoneAt: number | undefined;
+    const goneAt = new Map<number, number>();
+    // When the server first had bytes to a session unacknowledged (the cut-off host can acknowledge nothing): from
+    // then, tcp_user_timeout is what drops it, not the keepalives, which a socket with data in flight does not send.
+    const firstUnackedAt = new Map<number, number>();
     const watch = setInterval(() => {
+      for (const [pid, unacked] of serverSockets()) if (unacked > 0 && !firstUnackedAt.has(pid)) firstUnackedAt.set(pid, Date.now() - cutAt);
       void sessionsOfHost().then((now) => {
         if (livenessGoneAt === undefined && !now.some((s) => s.application_name === "tenant-worker-liveness")) livenessGoneAt = Date.now();
         if (allGoneAt === undefined && now.length === 0) allGoneAt = Date.now();
+        for (const s of atCut) if (!goneAt.has(s.pid) && !now.some((n) => n.pid === s.pid)) goneAt.set(s.pid, Date.now() - cutAt);
       }, () => {});
     }, 250);
+    // For whoever reads a failure: each session's fate since the cut, what is left, and what the server's kernel says
+    // of those sockets (unacknowledged bytes, the retransmission or keepalive timer, when it last sent).
+    const fates = async () => {
+      const left = await sessionsOfHost();
+      const sockets = execFileSync("ss", ["-tnoi", "dst", host.hostAddress], { encoding: "utf8" }).trim();
+      return [
+        `sessions at the cut: ${atCut.map((s) => `${s.pid} ${s.application_name} (${s.state}${s.xact ? ", in a transaction" : ""}): ${firstUnackedAt.has(s.pid) ? `bytes unacknowledged from ${firstUnackedAt.get(s.pid)} ms, ` : ""}${goneAt.has(s.pid) ? `gone at ${goneAt.get(s.pid)} ms` : "still there"}`).join("; ")}`,
+        `left: ${left.map((s) => `${s.pid} ${s.application_name} ${s.state} since ${s.state_change.toISOString()} "${s.query}"`).join("; ") || "none"}`,
+        `the server's sockets to the host:\n${sockets}`,
+      ].join("\n");
+    };
     try {
       // Another worker runs all along, on loopback, its sweep at start and every minute.
       const survivorPort = await freePort();
@@ -159,10 +192,23 @@ describe.skipIf(unavailableHere !== undefined)("a queue worker cut off from Post
         await early.query("ROLLBACK");
         early.release();
       }
-      // 2b. Then the server lets go of every session of the host within the dead-peer bound (plus the watcher's step).
-      await waitFor("the server to drop the cut-off host's sessions", async () => allGoneAt !== undefined, { timeoutMs: (DEAD_PEER_DROP_SECONDS + 30) * 1000, intervalMs: 250 });
-      expect(livenessGoneAt! - cutAt).toBeLessThanOrEqual((DEAD_PEER_DROP_SECONDS + 5) * 1000);
+      // 2b. Then the server lets go of every session of the host within the dead-peer bound of the last moment it
+      // heard from it: the cut for a session it had nothing to send, or the first bytes it sent after the cut (a
+      // NOTIFY to a LISTEN session, at the next minute's cron job), which a session still alive can be sent up to
+      // DEAD_PEER_DROP_SECONDS after the cut. So every one is gone within twice that; the slack is the watcher's step.
+      const slackMs = 5_000;
+      await waitFor("the server to drop the cut-off host's sessions", async () => allGoneAt !== undefined, {
+        timeoutMs: Math.max(0, cutAt + (2 * DEAD_PEER_DROP_SECONDS) * 1000 + 3 * slackMs - Date.now()),
+        intervalMs: 250,
+        detail: fates,
+      });
+      expect(livenessGoneAt! - cutAt).toBeLessThanOrEqual(DEAD_PEER_DROP_SECONDS * 1000 + slackMs);
       expect(livenessGoneAt!).toBeGreaterThan(exitedAt);
+      const fate = await fates();
+      for (const s of atCut) {
+        const heardUntil = Math.max(0, firstUnackedAt.get(s.pid) ?? 0);
+        expect(goneAt.get(s.pid)! - heardUntil, `${s.application_name} (pid ${s.pid}): ${fate}`).toBeLessThanOrEqual(DEAD_PEER_DROP_SECONDS * 1000 + slackMs);
+      }
 
       // 3. The survivor's sweep releases the job, after all that, and runs the export to its end.
       const released = await waitFor(
@@ -184,6 +230,7 @@ describe.skipIf(unavailableHere !== undefined)("a queue worker cut off from Post
           `and all ${atCut.length} of its sessions at ${allGoneAt! - cutAt} ms (${atCut.map((s) => `${s.application_name}: ${s.state}${s.xact ? ", in a transaction" : ""}`).join("; ")}); ` +
           `its job released at ${releasedAt - cutAt} ms`,
       );
+      console.log(await fates());
       await survivor.stop();
     } finally {
       clearInterval(watch);
