@@ -58,94 +58,94 @@ const requireModule = createRequire(import.meta.url);
 /**
  * Loads bindings as the plain CommonJS they are (jsii generates them), past the require hook of a TypeScript runner
  * and with source maps off (@platform/cli/commonjs): these 36 files are 9.7 MB, and tsx's scan of them alone was
- * about 10% of `pnpm synth` (`pnpm bench:synth`).
+ * about 10% of `pnpm synth` (`pnpm bench:synth`). Each id is a string literal, so that the main job's bundle
+ * (scripts/bundle/) can inline the module: it rewrites `requireCommonJs(r, "id")` to `require("id")`.
  */
-const load = (path: string): unknown => requireCommonJs(requireModule, path);
 
-export const { BinaryAuthorizationPolicy } = load("@cdktf/provider-google/lib/binary-authorization-policy") as typeof BinaryAuthorizationPolicyModule;
+export const { BinaryAuthorizationPolicy } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/binary-authorization-policy") as typeof BinaryAuthorizationPolicyModule;
 export type BinaryAuthorizationPolicy = BinaryAuthorizationPolicyModule.BinaryAuthorizationPolicy;
-export const { ComputeAddress } = load("@cdktf/provider-google/lib/compute-address") as typeof ComputeAddressModule;
+export const { ComputeAddress } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-address") as typeof ComputeAddressModule;
 export type ComputeAddress = ComputeAddressModule.ComputeAddress;
-export const { ComputeDisk } = load("@cdktf/provider-google/lib/compute-disk") as typeof ComputeDiskModule;
+export const { ComputeDisk } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-disk") as typeof ComputeDiskModule;
 export type ComputeDisk = ComputeDiskModule.ComputeDisk;
-export const { ComputeDiskResourcePolicyAttachment } = load("@cdktf/provider-google/lib/compute-disk-resource-policy-attachment") as typeof ComputeDiskResourcePolicyAttachmentModule;
+export const { ComputeDiskResourcePolicyAttachment } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-disk-resource-policy-attachment") as typeof ComputeDiskResourcePolicyAttachmentModule;
 export type ComputeDiskResourcePolicyAttachment = ComputeDiskResourcePolicyAttachmentModule.ComputeDiskResourcePolicyAttachment;
-export const { ComputeFirewall } = load("@cdktf/provider-google/lib/compute-firewall") as typeof ComputeFirewallModule;
+export const { ComputeFirewall } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-firewall") as typeof ComputeFirewallModule;
 export type ComputeFirewall = ComputeFirewallModule.ComputeFirewall;
-export const { ComputeGlobalAddress } = load("@cdktf/provider-google/lib/compute-global-address") as typeof ComputeGlobalAddressModule;
+export const { ComputeGlobalAddress } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-global-address") as typeof ComputeGlobalAddressModule;
 export type ComputeGlobalAddress = ComputeGlobalAddressModule.ComputeGlobalAddress;
-export const { ComputeForwardingRule } = load("@cdktf/provider-google/lib/compute-forwarding-rule") as typeof ComputeForwardingRuleModule;
+export const { ComputeForwardingRule } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-forwarding-rule") as typeof ComputeForwardingRuleModule;
 export type ComputeForwardingRule = ComputeForwardingRuleModule.ComputeForwardingRule;
-export const { ComputeInstanceGroup } = load("@cdktf/provider-google/lib/compute-instance-group") as typeof ComputeInstanceGroupModule;
+export const { ComputeInstanceGroup } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-instance-group") as typeof ComputeInstanceGroupModule;
 export type ComputeInstanceGroup = ComputeInstanceGroupModule.ComputeInstanceGroup;
-export const { ComputeRegionBackendService } = load("@cdktf/provider-google/lib/compute-region-backend-service") as typeof ComputeRegionBackendServiceModule;
+export const { ComputeRegionBackendService } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-region-backend-service") as typeof ComputeRegionBackendServiceModule;
 export type ComputeRegionBackendService = ComputeRegionBackendServiceModule.ComputeRegionBackendService;
-export const { ComputeRegionHealthCheck } = load("@cdktf/provider-google/lib/compute-region-health-check") as typeof ComputeRegionHealthCheckModule;
+export const { ComputeRegionHealthCheck } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-region-health-check") as typeof ComputeRegionHealthCheckModule;
 export type ComputeRegionHealthCheck = ComputeRegionHealthCheckModule.ComputeRegionHealthCheck;
-export const { ComputeInstance } = load("@cdktf/provider-google/lib/compute-instance") as typeof ComputeInstanceModule;
+export const { ComputeInstance } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-instance") as typeof ComputeInstanceModule;
 export type ComputeInstance = ComputeInstanceModule.ComputeInstance;
-export const { ComputeNetwork } = load("@cdktf/provider-google/lib/compute-network") as typeof ComputeNetworkModule;
+export const { ComputeNetwork } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-network") as typeof ComputeNetworkModule;
 export type ComputeNetwork = ComputeNetworkModule.ComputeNetwork;
-export const { ComputeProjectMetadataItem } = load("@cdktf/provider-google/lib/compute-project-metadata-item") as typeof ComputeProjectMetadataItemModule;
+export const { ComputeProjectMetadataItem } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-project-metadata-item") as typeof ComputeProjectMetadataItemModule;
 export type ComputeProjectMetadataItem = ComputeProjectMetadataItemModule.ComputeProjectMetadataItem;
-export const { ComputeResourcePolicy } = load("@cdktf/provider-google/lib/compute-resource-policy") as typeof ComputeResourcePolicyModule;
+export const { ComputeResourcePolicy } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-resource-policy") as typeof ComputeResourcePolicyModule;
 export type ComputeResourcePolicy = ComputeResourcePolicyModule.ComputeResourcePolicy;
-export const { ComputeRouter } = load("@cdktf/provider-google/lib/compute-router") as typeof ComputeRouterModule;
+export const { ComputeRouter } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-router") as typeof ComputeRouterModule;
 export type ComputeRouter = ComputeRouterModule.ComputeRouter;
-export const { ComputeRouterNat } = load("@cdktf/provider-google/lib/compute-router-nat") as typeof ComputeRouterNatModule;
+export const { ComputeRouterNat } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-router-nat") as typeof ComputeRouterNatModule;
 export type ComputeRouterNat = ComputeRouterNatModule.ComputeRouterNat;
-export const { ComputeSubnetwork } = load("@cdktf/provider-google/lib/compute-subnetwork") as typeof ComputeSubnetworkModule;
+export const { ComputeSubnetwork } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-subnetwork") as typeof ComputeSubnetworkModule;
 export type ComputeSubnetwork = ComputeSubnetworkModule.ComputeSubnetwork;
-export const { ContainerCluster } = load("@cdktf/provider-google/lib/container-cluster") as typeof ContainerClusterModule;
+export const { ContainerCluster } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/container-cluster") as typeof ContainerClusterModule;
 export type ContainerCluster = ContainerClusterModule.ContainerCluster;
-export const { ContainerNodePool } = load("@cdktf/provider-google/lib/container-node-pool") as typeof ContainerNodePoolModule;
+export const { ContainerNodePool } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/container-node-pool") as typeof ContainerNodePoolModule;
 export type ContainerNodePool = ContainerNodePoolModule.ContainerNodePool;
-export const { DataGoogleProject } = load("@cdktf/provider-google/lib/data-google-project") as typeof DataGoogleProjectModule;
+export const { DataGoogleProject } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/data-google-project") as typeof DataGoogleProjectModule;
 export type DataGoogleProject = DataGoogleProjectModule.DataGoogleProject;
-export const { DnsManagedZone } = load("@cdktf/provider-google/lib/dns-managed-zone") as typeof DnsManagedZoneModule;
+export const { DnsManagedZone } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/dns-managed-zone") as typeof DnsManagedZoneModule;
 export type DnsManagedZone = DnsManagedZoneModule.DnsManagedZone;
-export const { DnsRecordSet } = load("@cdktf/provider-google/lib/dns-record-set") as typeof DnsRecordSetModule;
+export const { DnsRecordSet } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/dns-record-set") as typeof DnsRecordSetModule;
 export type DnsRecordSet = DnsRecordSetModule.DnsRecordSet;
-export const { KmsCryptoKey } = load("@cdktf/provider-google/lib/kms-crypto-key") as typeof KmsCryptoKeyModule;
+export const { KmsCryptoKey } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/kms-crypto-key") as typeof KmsCryptoKeyModule;
 export type KmsCryptoKey = KmsCryptoKeyModule.KmsCryptoKey;
-export const { KmsCryptoKeyIamMember } = load("@cdktf/provider-google/lib/kms-crypto-key-iam-member") as typeof KmsCryptoKeyIamMemberModule;
+export const { KmsCryptoKeyIamMember } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/kms-crypto-key-iam-member") as typeof KmsCryptoKeyIamMemberModule;
 export type KmsCryptoKeyIamMember = KmsCryptoKeyIamMemberModule.KmsCryptoKeyIamMember;
-export const { KmsKeyRing } = load("@cdktf/provider-google/lib/kms-key-ring") as typeof KmsKeyRingModule;
+export const { KmsKeyRing } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/kms-key-ring") as typeof KmsKeyRingModule;
 export type KmsKeyRing = KmsKeyRingModule.KmsKeyRing;
-export const { ProjectIamMember } = load("@cdktf/provider-google/lib/project-iam-member") as typeof ProjectIamMemberModule;
+export const { ProjectIamMember } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/project-iam-member") as typeof ProjectIamMemberModule;
 export type ProjectIamMember = ProjectIamMemberModule.ProjectIamMember;
-export const { ProjectService } = load("@cdktf/provider-google/lib/project-service") as typeof ProjectServiceModule;
+export const { ProjectService } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/project-service") as typeof ProjectServiceModule;
 export type ProjectService = ProjectServiceModule.ProjectService;
-export const { GoogleProvider } = load("@cdktf/provider-google/lib/provider") as typeof ProviderModule;
+export const { GoogleProvider } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/provider") as typeof ProviderModule;
 export type GoogleProvider = ProviderModule.GoogleProvider;
-export const { RedisInstance } = load("@cdktf/provider-google/lib/redis-instance") as typeof RedisInstanceModule;
+export const { RedisInstance } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/redis-instance") as typeof RedisInstanceModule;
 export type RedisInstance = RedisInstanceModule.RedisInstance;
-export const { SecretManagerSecret } = load("@cdktf/provider-google/lib/secret-manager-secret") as typeof SecretManagerSecretModule;
+export const { SecretManagerSecret } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/secret-manager-secret") as typeof SecretManagerSecretModule;
 export type SecretManagerSecret = SecretManagerSecretModule.SecretManagerSecret;
-export const { SecretManagerSecretIamMember } = load("@cdktf/provider-google/lib/secret-manager-secret-iam-member") as typeof SecretManagerSecretIamMemberModule;
+export const { SecretManagerSecretIamMember } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/secret-manager-secret-iam-member") as typeof SecretManagerSecretIamMemberModule;
 export type SecretManagerSecretIamMember = SecretManagerSecretIamMemberModule.SecretManagerSecretIamMember;
-export const { SecretManagerSecretVersion } = load("@cdktf/provider-google/lib/secret-manager-secret-version") as typeof SecretManagerSecretVersionModule;
+export const { SecretManagerSecretVersion } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/secret-manager-secret-version") as typeof SecretManagerSecretVersionModule;
 export type SecretManagerSecretVersion = SecretManagerSecretVersionModule.SecretManagerSecretVersion;
-export const { ServiceAccount } = load("@cdktf/provider-google/lib/service-account") as typeof ServiceAccountModule;
+export const { ServiceAccount } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/service-account") as typeof ServiceAccountModule;
 export type ServiceAccount = ServiceAccountModule.ServiceAccount;
-export const { ServiceAccountIamMember } = load("@cdktf/provider-google/lib/service-account-iam-member") as typeof ServiceAccountIamMemberModule;
+export const { ServiceAccountIamMember } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/service-account-iam-member") as typeof ServiceAccountIamMemberModule;
 export type ServiceAccountIamMember = ServiceAccountIamMemberModule.ServiceAccountIamMember;
-export const { ServiceNetworkingConnection } = load("@cdktf/provider-google/lib/service-networking-connection") as typeof ServiceNetworkingConnectionModule;
+export const { ServiceNetworkingConnection } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/service-networking-connection") as typeof ServiceNetworkingConnectionModule;
 export type ServiceNetworkingConnection = ServiceNetworkingConnectionModule.ServiceNetworkingConnection;
-export const { StorageBucket } = load("@cdktf/provider-google/lib/storage-bucket") as typeof StorageBucketModule;
+export const { StorageBucket } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/storage-bucket") as typeof StorageBucketModule;
 export type StorageBucket = StorageBucketModule.StorageBucket;
 export type StorageBucketConfig = StorageBucketModule.StorageBucketConfig;
-export const { StorageBucketIamMember } = load("@cdktf/provider-google/lib/storage-bucket-iam-member") as typeof StorageBucketIamMemberModule;
+export const { StorageBucketIamMember } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/storage-bucket-iam-member") as typeof StorageBucketIamMemberModule;
 export type StorageBucketIamMember = StorageBucketIamMemberModule.StorageBucketIamMember;
 
 // The postgres engine (config database.engine): Cloud SQL and the CA that signs its server certificate. Loaded only
 // by a stack that uses them (stack.ts), so a Citus-only synthesis does not pay for these bindings.
 export const loadCloudSqlBindings = () => ({
-  ...(load("@cdktf/provider-google/lib/sql-database-instance") as typeof SqlDatabaseInstanceModule),
-  ...(load("@cdktf/provider-google/lib/sql-database") as typeof SqlDatabaseModule),
-  ...(load("@cdktf/provider-google/lib/sql-user") as typeof SqlUserModule),
-  ...(load("@cdktf/provider-google/lib/privateca-ca-pool") as typeof PrivatecaCaPoolModule),
-  ...(load("@cdktf/provider-google/lib/privateca-ca-pool-iam-member") as typeof PrivatecaCaPoolIamMemberModule),
-  ...(load("@cdktf/provider-google/lib/privateca-certificate-authority") as typeof PrivatecaCertificateAuthorityModule),
+  ...(requireCommonJs(requireModule, "@cdktf/provider-google/lib/sql-database-instance") as typeof SqlDatabaseInstanceModule),
+  ...(requireCommonJs(requireModule, "@cdktf/provider-google/lib/sql-database") as typeof SqlDatabaseModule),
+  ...(requireCommonJs(requireModule, "@cdktf/provider-google/lib/sql-user") as typeof SqlUserModule),
+  ...(requireCommonJs(requireModule, "@cdktf/provider-google/lib/privateca-ca-pool") as typeof PrivatecaCaPoolModule),
+  ...(requireCommonJs(requireModule, "@cdktf/provider-google/lib/privateca-ca-pool-iam-member") as typeof PrivatecaCaPoolIamMemberModule),
+  ...(requireCommonJs(requireModule, "@cdktf/provider-google/lib/privateca-certificate-authority") as typeof PrivatecaCertificateAuthorityModule),
 });
 

@@ -13,7 +13,8 @@ import { requireCommonJs } from "@platform/cli/commonjs";
 import type * as K8s from "cdk8s-plus-28/lib/imports/k8s.js";
 
 export const K8S_MODULE = "cdk8s-plus-28/lib/imports/k8s.js";
-const k8s = requireCommonJs(createRequire(import.meta.url), K8S_MODULE) as typeof K8s;
+// The id written out, not K8S_MODULE: the main job's bundle inlines only a literal (scripts/bundle/).
+const k8s = requireCommonJs(createRequire(import.meta.url), "cdk8s-plus-28/lib/imports/k8s.js") as typeof K8s;
 
 export const IntOrString = k8s.IntOrString;
 export type IntOrString = K8s.IntOrString;

@@ -10,15 +10,16 @@ import { SLOW_QUERY } from "./rules.js";
 /**
  * The Grafana SDK is ~240 small CommonJS files, each with a .js.map beside it: required past tsx's hook and with
  * source maps off (@platform/cli/commonjs), it loads in half the time, in every layer's synthesis (`pnpm bench:synth`).
+ * Each id is written out: the main job's bundle inlines only a literal (scripts/bundle/).
  */
-const sdk = <T>(entry: string): T => requireCommonJs(createRequire(import.meta.url), `@grafana/grafana-foundation-sdk/${entry}`) as T;
-const { DashboardBuilder, DashboardCursorSync, QueryVariableBuilder, RowBuilder } = sdk<typeof DashboardSdk>("dashboard");
+const requireHere = createRequire(import.meta.url);
+const { DashboardBuilder, DashboardCursorSync, QueryVariableBuilder, RowBuilder } = requireCommonJs(requireHere, "@grafana/grafana-foundation-sdk/dashboard") as typeof DashboardSdk;
 type Dashboard = DashboardSdk.Dashboard;
-const { DataqueryBuilder, PromQueryFormat } = sdk<typeof PrometheusSdk>("prometheus");
+const { DataqueryBuilder, PromQueryFormat } = requireCommonJs(requireHere, "@grafana/grafana-foundation-sdk/prometheus") as typeof PrometheusSdk;
 type DataqueryBuilder = PrometheusSdk.DataqueryBuilder;
-const { PanelBuilder: StatPanel } = sdk<typeof StatSdk>("stat");
-const { PanelBuilder: TablePanel } = sdk<typeof TableSdk>("table");
-const { PanelBuilder: TimeseriesPanel } = sdk<typeof TimeseriesSdk>("timeseries");
+const { PanelBuilder: StatPanel } = requireCommonJs(requireHere, "@grafana/grafana-foundation-sdk/stat") as typeof StatSdk;
+const { PanelBuilder: TablePanel } = requireCommonJs(requireHere, "@grafana/grafana-foundation-sdk/table") as typeof TableSdk;
+const { PanelBuilder: TimeseriesPanel } = requireCommonJs(requireHere, "@grafana/grafana-foundation-sdk/timeseries") as typeof TimeseriesSdk;
 
 /** The provisioned Prometheus datasource's uid (the Grafana chart provisions it with this uid). */
 export const PROMETHEUS_DATASOURCE = { type: "prometheus", uid: "prometheus" };

@@ -1,7 +1,8 @@
 /**
- * `pnpm synth`, the main job, run as operators run it (scripts/src/synth.ts in a process of its own): every layer in
- * one process, the same files as each layer's own entry point writes (`cdktf synth` through infra/src/main.ts,
- * monitoring's and k8s's main.ts), byte for byte, and the exit codes it documents.
+ * `pnpm synth`, the main job, run as operators run it (the root package.json's command: scripts/src/synth.ts from its
+ * bundle, scripts/bundle/run.mjs, in a process of its own, from a cache of this test's own, built cold): every layer in
+ * one process, the same files as each layer's own entry point writes under tsx (`cdktf synth` through
+ * infra/src/main.ts, monitoring's and k8s's main.ts), byte for byte, and the exit codes it documents.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
@@ -13,6 +14,15 @@ import { REPO_ROOT } from "../src/paths.js";
 const tsx = join(REPO_ROOT, "node_modules", ".bin", "tsx");
 const dir = mkdtempSync(join(tmpdir(), "synth-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** `pnpm synth`'s command, as the root package.json has it, run without pnpm in front (the same process). */
+const synthCommand = (() => {
+  const command = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.synth!;
+  const [program, ...args] = command.split(" ");
+  return { program: program === "tsx" ? tsx : program!, args };
+})();
+const synth = (env: Record<string, string>) =>
+  spawnSync(synthCommand.program, synthCommand.args, { cwd: REPO_ROOT, env: { ...process.env, PLATFORM_BUNDLE_CACHE: join(dir, "bundles"), ...env }, encoding: "utf8" });
 
 /** Every file under `root`, by its path relative to it, with its content. */
 function tree(root: string): Record<string, string> {
@@ -33,7 +43,7 @@ const outputs = (base: string) => ({ CDKTF_OUTDIR: join(base, "infra"), MONITORI
 describe("pnpm synth", () => {
   it("writes every layer in one process, the same files as the layers' own entry points", () => {
     const one = join(dir, "one");
-    const run = spawnSync(tsx, [join(REPO_ROOT, "scripts", "src", "synth.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...outputs(one) }, encoding: "utf8" });
+    const run = synth(outputs(one));
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/synthesized production: \d+ resources/);
     expect(run.stdout).toMatch(/monitoring production: prometheus\.yml/);
@@ -50,11 +60,7 @@ describe("pnpm synth", () => {
   }, 180_000);
 
   it("exits 2 with one line on a config error", () => {
-    const run = spawnSync(tsx, [join(REPO_ROOT, "scripts", "src", "synth.ts")], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...outputs(join(dir, "bad")), PLATFORM_ENVIRONMENTS: "dev,prod" },
-      encoding: "utf8",
-    });
+    const run = synth({ ...outputs(join(dir, "bad")), PLATFORM_ENVIRONMENTS: "dev,prod" });
     expect(run.status).toBe(2);
     expect(run.stderr.trim()).toBe("synth: PLATFORM_ENVIRONMENTS names unknown environment(s) prod; use any of dev, staging, production");
   }, 60_000);

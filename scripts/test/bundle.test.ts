@@ -1,0 +1,87 @@
+/**
+ * scripts/bundle/: a TypeScript entry point run from a bundle that is rebuilt exactly when something that went into it
+ * changed. Run as `pnpm synth` runs it (plain node, scripts/bundle/run.mjs), on entry points of this test's own in a
+ * scratch directory, with a cache of its own. The main job's own outputs through it: synth.test.ts.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+// @ts-expect-error: plain JavaScript with JSDoc types, which this package's TypeScript config does not read.
+import { rewriteSource } from "../bundle/build.mjs";
+import { REPO_ROOT } from "../src/paths.js";
+
+const dir = mkdtempSync(join(tmpdir(), "bundle-test-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const cache = join(dir, "cache");
+const run = (entry: string, ...args: string[]) =>
+  spawnSync("node", [join(REPO_ROOT, "scripts", "bundle", "run.mjs"), entry, ...args], {
+    cwd: dir,
+    env: { ...process.env, PLATFORM_BUNDLE_CACHE: cache, PLATFORM_BUNDLE_VERBOSE: "1" },
+    encoding: "utf8",
+  });
+
+describe("a TypeScript entry point run from its bundle", () => {
+  it("builds once, reuses it while nothing changed, and rebuilds when a source's content changed, even at the same size and time", () => {
+    const dep = join(dir, "dep.ts");
+    const entry = join(dir, "entry.ts");
+    writeFileSync(dep, `export const word: string = "alpha";\n`);
+    // A whole second, so that setting it again below gives the very same modification time.
+    const sameTime = Math.floor(Date.now() / 1000) - 60;
+    utimesSync(dep, sameTime, sameTime);
+    writeFileSync(entry, `import { word } from "./dep.ts";\nconsole.log(word, JSON.stringify(process.argv.slice(2)), process.argv[1]);\n`);
+
+    const first = run("entry.ts", "--flag", "two words");
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout.trim()).toBe(`alpha ["--flag","two words"] ${entry}`);
+    expect(first.stderr).toMatch(/entry\.ts rebuilt in \d+ ms \(no bundle built yet\)/);
+
+    const second = run("entry.ts");
+    expect(second.stdout.trim()).toBe(`alpha [] ${entry}`);
+    expect(second.stderr).toMatch(/entry\.ts reused \(2 inputs unchanged\)/);
+
+    // The same length and modification time: only the content tells.
+    const before = statSync(dep);
+    writeFileSync(dep, `export const word: string = "omega";\n`);
+    utimesSync(dep, sameTime, sameTime);
+    expect([statSync(dep).size, statSync(dep).mtimeMs]).toEqual([before.size, before.mtimeMs]);
+    const third = run("entry.ts");
+    expect(third.stdout.trim()).toBe(`omega [] ${entry}`);
+    expect(third.stderr).toMatch(/rebuilt in \d+ ms \(.*dep\.ts changed\)/);
+    // One bundle per build, the older kept for a while for a run that may still be loading it.
+    expect(readdirSync(cache).filter((f) => f.endsWith(".mjs"))).toHaveLength(2);
+  });
+
+  it("refuses a source that does not compile, saying where, and runs nothing", () => {
+    const entry = join(dir, "broken.ts");
+    writeFileSync(entry, `console.log("ran");\nconst x: number = ;\n`);
+    const result = run("broken.ts");
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toMatch(/broken\.ts:2:\d+: Unexpected ";"/);
+    expect(result.stderr).toContain("broken.ts: not run, since its bundle could not be built");
+  });
+
+  it("gives a module the URL of its own file, not the bundle's, so what it reads beside itself is found", () => {
+    const sub = join(dir, "nested");
+    rmSync(sub, { recursive: true, force: true });
+    spawnSync("mkdir", ["-p", sub]);
+    writeFileSync(join(sub, "data.txt"), "beside the module\n");
+    writeFileSync(join(sub, "reader.ts"), `import { readFileSync } from "node:fs";\nexport const text = readFileSync(new URL("./data.txt", import.meta.url), "utf8").trim();\n`);
+    writeFileSync(join(dir, "reads.ts"), `import { text } from "./nested/reader.ts";\nconsole.log(text);\n`);
+    const result = run("reads.ts");
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout.trim()).toBe("beside the module");
+  });
+
+  it("turns requireCommonJs with a literal id into a require the bundler follows, and refuses any other", () => {
+    const file = "/repo/infra/src/x.ts";
+    expect(rewriteSource(`const a = requireCommonJs(requireModule, "@cdktf/provider-google/lib/x") as T;`, file)).toBe(`const a = require("@cdktf/provider-google/lib/x") as T;`);
+    expect(rewriteSource(`const { z } = requireCommonJs(createRequire(import.meta.url), "zod");`, file)).toBe(`const { z } = require("zod");`);
+    expect(rewriteSource(`new URL("./b", import.meta.url)`, file)).toBe(`new URL("./b", "file:///repo/infra/src/x.ts")`);
+    expect(() => rewriteSource(`// one\nconst k = requireCommonJs(r, MODULE);`, file)).toThrow(/x\.ts:2: requireCommonJs is called with an id that is not a string literal/);
+    // Its own definition names it without a call to rewrite.
+    expect(rewriteSource(`export function requireCommonJs(require: NodeJS.Require, id: string) {}`, "/repo/cli/src/commonjs.ts")).toContain("requireCommonJs(");
+  });
+});
