@@ -21,7 +21,7 @@
  * Plain JavaScript, run by plain Node: a TypeScript loader here would cost what the bundle saves.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -44,8 +44,17 @@ function cacheKey() {
     `node ${process.version}`,
     `esbuild ${esbuild}`,
     `builder ${sha256(readFileSync(BUILDER)).slice(0, 16)}`,
-    `lockfile ${sha256(readFileSync(join(ROOT, "pnpm-lock.yaml"))).slice(0, 16)}`,
+    `lockfile ${lockfile()}`,
   ].join(", ");
+}
+
+/** The lockfile's hash: what was installed. A tree without one (an unpacked archive) has only its node_modules. */
+function lockfile() {
+  try {
+    return sha256(readFileSync(join(ROOT, "pnpm-lock.yaml"))).slice(0, 16);
+  } catch {
+    return "none";
+  }
 }
 
 /** An input as it is now: ours by content, a dependency's by size and time (the header). */
@@ -82,7 +91,16 @@ function staleness(/** @type {Manifest | undefined} */ manifest, /** @type {stri
 /** Builds the bundle, writes it and its manifest (each by a rename, so a concurrent run reads one whole or the other). */
 async function rebuild(/** @type {string} */ entry, /** @type {string} */ name, /** @type {string} */ key, /** @type {string} */ cacheDir) {
   const { buildBundle } = await import(pathToFileURL(BUILDER).href);
-  mkdirSync(cacheDir, { recursive: true });
+  try {
+    mkdirSync(cacheDir, { recursive: true });
+    accessSync(cacheDir, constants.W_OK);
+  } catch (error) {
+    console.error(
+      `${relative(ROOT, entry)}: not run: its bundle cannot be written to ${cacheDir} (${/** @type {Error} */ (error).message}); ` +
+        "set PLATFORM_BUNDLE_CACHE to a directory this user can write, or run the sources with pnpm exec tsx",
+    );
+    process.exit(1);
+  }
   const scratch = join(cacheDir, `${name}.${process.pid}.tmp.mjs`);
   try {
     const { inputs } = await buildBundle({ entry, outfile: scratch, root: ROOT });

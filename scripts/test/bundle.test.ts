@@ -63,6 +63,20 @@ describe("a TypeScript entry point run from its bundle", () => {
     expect(result.stderr).toContain("broken.ts: not run, since its bundle could not be built");
   });
 
+  it("says where it could not write its bundle and what to do, and runs nothing", () => {
+    const entry = join(dir, "unwritable.ts");
+    writeFileSync(entry, `console.log("ran");\n`);
+    const file = join(dir, "a-file");
+    writeFileSync(file, "not a directory\n");
+    const result = spawnSync("node", [join(REPO_ROOT, "scripts", "bundle", "run.mjs"), entry], {
+      env: { ...process.env, PLATFORM_BUNDLE_CACHE: join(file, "cache") },
+      encoding: "utf8",
+    });
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toMatch(/not run: its bundle cannot be written to .*a-file\/cache \(ENOTDIR.*\); set PLATFORM_BUNDLE_CACHE to a directory this user can write/);
+  });
+
   it("gives a module the URL of its own file, not the bundle's, so what it reads beside itself is found", () => {
     const sub = join(dir, "nested");
     rmSync(sub, { recursive: true, force: true });
