@@ -13,7 +13,8 @@
  * - `__dirname` and `__filename` in a CommonJS dependency are given that file's own values.
  */
 import { readFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { createHash } from "node:crypto";
+import { dirname, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as esbuild from "esbuild";
 
@@ -45,14 +46,21 @@ export function rewriteSource(text, path) {
   return out.replaceAll("import.meta.url", JSON.stringify(pathToFileURL(path).href));
 }
 
-/** @type {esbuild.Plugin} */
-const platform = {
+/**
+ * The plugin, recording the SHA-256 of each source of ours as it read it: the manifest records what was bundled, not
+ * what the file holds a moment later (an edit saved during the build makes the next run rebuild, as it should).
+ * @param {Map<string, string>} read
+ * @returns {esbuild.Plugin}
+ */
+const platform = (read) => ({
   name: "platform",
   setup(build) {
     build.onLoad({ filter: /\.ts$/ }, async (args) => {
       if (args.path.includes("/node_modules/")) return undefined;
       try {
-        return { contents: rewriteSource(await readFile(args.path, "utf8"), args.path), loader: "ts", resolveDir: dirname(args.path) };
+        const bytes = await readFile(args.path);
+        read.set(args.path, createHash("sha256").update(bytes).digest("hex"));
+        return { contents: rewriteSource(bytes.toString("utf8"), args.path), loader: "ts", resolveDir: dirname(args.path) };
       } catch (error) {
         return { errors: [{ text: /** @type {Error} */ (error).message }] };
       }
@@ -66,14 +74,17 @@ const platform = {
       return { contents: values + text, loader: "js" };
     });
   },
-};
+});
 
 /**
- * Bundles `entry` into `outfile` and returns the files that went in, relative to `root`.
+ * Bundles `entry` into `outfile` and returns the files that went in, relative to `root`, and the SHA-256 of each of
+ * our sources (by path relative to `root`) as it was bundled.
  * @param {{ entry: string, outfile: string, root: string }} options
- * @returns {Promise<{ inputs: string[] }>}
+ * @returns {Promise<{ inputs: string[], sha256: Record<string, string> }>}
  */
 export async function buildBundle({ entry, outfile, root }) {
+  /** @type {Map<string, string>} */
+  const read = new Map();
   const result = await esbuild.build({
     entryPoints: [entry],
     outfile,
@@ -83,12 +94,15 @@ export async function buildBundle({ entry, outfile, root }) {
     target: `node${process.versions.node.split(".")[0]}`,
     // Node's builtins, required by the CommonJS dependencies, need a require in an ES module.
     banner: { js: 'import { createRequire as __platformCreateRequire } from "node:module"; const require = __platformCreateRequire(import.meta.url);' },
-    plugins: [platform],
+    plugins: [platform(read)],
     absWorkingDir: root,
     metafile: true,
     logLevel: "silent",
     legalComments: "none",
   });
   // Paths relative to absWorkingDir; esbuild's own virtual inputs (none today) have a namespace prefix.
-  return { inputs: Object.keys(result.metafile.inputs).filter((file) => !file.includes(":")) };
+  return {
+    inputs: Object.keys(result.metafile.inputs).filter((file) => !file.includes(":")),
+    sha256: Object.fromEntries([...read].map(([path, hash]) => [relative(root, path), hash])),
+  };
 }

@@ -103,11 +103,13 @@ async function rebuild(/** @type {string} */ entry, /** @type {string} */ name, 
   }
   const scratch = join(cacheDir, `${name}.${process.pid}.tmp.mjs`);
   try {
-    const { inputs } = await buildBundle({ entry, outfile: scratch, root: ROOT });
+    /** @type {{ inputs: string[], sha256: Record<string, string> }} */
+    const { inputs, sha256: bundled } = await buildBundle({ entry, outfile: scratch, root: ROOT });
     const bundle = `${name}-${sha256(readFileSync(scratch)).slice(0, 16)}.mjs`;
     renameSync(scratch, join(cacheDir, bundle));
     /** @type {Manifest} */
-    const manifest = { key, bundle, inputs: inputs.map(describe) };
+    // A source as it was bundled (the builder hashed what it read), the rest as it is now.
+    const manifest = { key, bundle, inputs: inputs.map((file) => (bundled[file] ? { file, sha256: bundled[file] } : describe(file))) };
     const manifestScratch = join(cacheDir, `${name}.${process.pid}.tmp.json`);
     writeFileSync(manifestScratch, `${JSON.stringify(manifest, null, 1)}\n`);
     renameSync(manifestScratch, join(cacheDir, `${name}.json`));
