@@ -61,7 +61,6 @@ const requireModule = createRequire(import.meta.url);
  * about 10% of `pnpm synth` (`pnpm bench:synth`). Each id is a string literal, so that the main job's bundle
  * (scripts/bundle/) can inline the module: it rewrites `requireCommonJs(r, "id")` to `require("id")`.
  */
-
 export const { BinaryAuthorizationPolicy } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/binary-authorization-policy") as typeof BinaryAuthorizationPolicyModule;
 export type BinaryAuthorizationPolicy = BinaryAuthorizationPolicyModule.BinaryAuthorizationPolicy;
 export const { ComputeAddress } = requireCommonJs(requireModule, "@cdktf/provider-google/lib/compute-address") as typeof ComputeAddressModule;
