@@ -9,12 +9,9 @@
  * Patroni-managed formation (a coordinator and two synchronous worker groups), under writers doing what the tenant
  * service does: the time until pg_dist_node names the new primary, the errors, the acknowledged writes lost.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import pg from "pg";
 import { missingWrites, prepareCitusDatabase, startTenantWriters } from "@platform/citus/testing";
-import { POSTGRES_BIN, patroniUnavailable } from "@platform/testing";
+import { citusUnavailable, patroniUnavailable } from "@platform/testing";
 import { createTable, missingOn, startCluster, startPair, startWriter } from "../test/patroni-pair.js";
 
 const unavailable = patroniUnavailable();
@@ -67,9 +64,9 @@ console.log("| event | first accepted write | longest pause | errors seen by cli
 console.log("|---|---|---|---|---|---|");
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);
 
-const libdir = execFileSync(join(POSTGRES_BIN, "pg_config"), ["--pkglibdir"], { encoding: "utf8" }).trim();
-if (!existsSync(join(libdir, "citus.so"))) {
-  console.log(`\nCitus worker group: not measured, Citus is not installed in ${libdir}`);
+const noCitus = citusUnavailable();
+if (noCitus) {
+  console.log(`\nCitus worker group: not measured: ${noCitus}`);
 } else {
   const citusRows: string[][] = [];
   const cluster = await startCluster({ synchronous: true, citus: { database: "platform" }, groups: [1, 2, 2] });

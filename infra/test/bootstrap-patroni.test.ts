@@ -18,17 +18,16 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DATABASE_ROLES, DEAD_PEER_CONNINFO, DEAD_PEER_SETTINGS, platformNames } from "@platform/config";
 import { EXPORTER_QUERIES, POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
-import { patroniUnavailable, reserveMember, waitFor, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
+import { citusUnavailable, patroniUnavailable, reserveMember, waitFor, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
 import { CITUS_ROLES, CITUS_VM_PATHS, citusPgHba } from "../src/citus/patroni-vm.js";
 import { hermeticConfigs } from "./helpers.js";
 import { synthesizedStack } from "./synthesized.js";
 import { bootstrapEnv, fakeSecretManager, loopbackCertificates, startupScriptOf } from "./vm-fixtures.js";
 
-const CITUS_LIB = "/usr/lib/postgresql/15/lib/citus.so";
 const unavailable =
   patroniUnavailable() ??
   (process.getuid?.() !== 0 ? "needs root: the bootstrap writes Patroni's files as the postgres user, as on the VM" : undefined) ??
-  (spawnSync("test", ["-f", CITUS_LIB]).status !== 0 ? `Citus is not installed (${CITUS_LIB})` : undefined);
+  citusUnavailable();
 if (unavailable) console.warn(`skipping the Patroni bootstrap tests: ${unavailable}`);
 
 const config = hermeticConfigs().find((c) => c.name === "production")!;

@@ -7,22 +7,13 @@
  * Needs Citus installed in this PostgreSQL (built from source; it is in no package registry here): skipped with the
  * reason otherwise.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { missingWrites, prepareCitusDatabase, startTenantWriters } from "@platform/citus/testing";
-import { POSTGRES_BIN, patroniUnavailable } from "@platform/testing";
+import { citusUnavailable, patroniUnavailable } from "@platform/testing";
 import { startCluster, type Cluster } from "./patroni-pair.js";
 
-function citusUnavailable(): string | undefined {
-  const missing = patroniUnavailable();
-  if (missing) return missing;
-  const libdir = execFileSync(join(POSTGRES_BIN, "pg_config"), ["--pkglibdir"], { encoding: "utf8" }).trim();
-  return existsSync(join(libdir, "citus.so")) ? undefined : `Citus is not installed in ${libdir} (build it from source against this PostgreSQL)`;
-}
-const unavailable = citusUnavailable();
+const unavailable = patroniUnavailable() ?? citusUnavailable();
 if (unavailable) console.warn(`skipping Patroni in Citus mode: ${unavailable}`);
 
 describe.skipIf(unavailable !== undefined)("Patroni in Citus mode: a worker group's primary dies under writes (real Citus)", () => {

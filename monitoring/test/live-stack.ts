@@ -9,7 +9,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer as createHttp2Server } from "node:http2";
 import { connect } from "node:net";
@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { parse, stringify } from "yaml";
 import type { EnvironmentConfig } from "@platform/config";
-import { POSTGRES_BIN, freePort, postgresUnavailable, redisUnavailable, startPostgres, startRedis, waitFor as poll, type PostgresServer, type RedisServer } from "../../testing/src/index.js";
+import { citusUnavailable, freePort, postgresUnavailable, redisUnavailable, startPostgres, startRedis, waitFor as poll, type PostgresServer, type RedisServer } from "../../testing/src/index.js";
 import { otelCollectorConfig } from "../../k8s/src/charts/monitoring/otel-collector.js";
 import { hasOtelCollector, postgresExporterQueries, renderMonitoring, ruleGroups } from "../src/index.js";
 
@@ -42,8 +42,8 @@ export function liveStackUnavailable(): string | undefined {
   return postgresUnavailable() ?? redisUnavailable();
 }
 
-/** Whether Citus 13 is installed for the PostgreSQL the helper runs (Debian's postgresql-15-citus-13.x). */
-export const citusInstalled = (): boolean => existsSync(join(POSTGRES_BIN, "..", "lib", "citus.so"));
+/** Whether Citus is installed for the PostgreSQL the helper runs (built from its source: it is in no registry here). */
+export const citusInstalled = (): boolean => citusUnavailable() === undefined;
 
 /** Scrape and evaluation interval of the test's Prometheus: short, so that rules see a few points within seconds. */
 export const INTERVAL_SECONDS = 2;

@@ -12,14 +12,14 @@ import pg from "pg";
 import { parse } from "yaml";
 import { ENVIRONMENT_NAMES, loadEnvironment } from "@platform/config";
 import { startCluster, type Cluster, type Pair } from "../../infra/test/patroni-pair.js";
-import { POSTGRES_BIN, patroniUnavailable } from "../../testing/src/index.js";
+import { citusUnavailable, patroniUnavailable } from "../../testing/src/index.js";
 import { PATRONI_MAXIMUM_LAG_ON_FAILOVER_BYTES, SCRAPE_JOBS, citusHaAlerts, type AlertRule } from "../src/index.js";
 
 const PATRONICTL = process.env.PATRONICTL_BIN ?? "/usr/bin/patronictl";
 const unavailable =
   patroniUnavailable() ??
   (existsSync(PATRONICTL) ? undefined : `patronictl not found at ${PATRONICTL} (apt-get install patroni)`) ??
-  (existsSync(join(POSTGRES_BIN, "..", "lib", "citus.so")) ? undefined : `Citus is not installed in ${POSTGRES_BIN}/../lib`);
+  citusUnavailable();
 if (unavailable) console.warn(`skipping the Patroni metrics and patronictl checks: ${unavailable}`);
 
 const production = ENVIRONMENT_NAMES.map((n) => loadEnvironment(n, { env: {} })).find((c) => c.name === "production")!;
