@@ -10,13 +10,14 @@
  * trust instead of passwords between the two, one worker. Runs where Citus is installed (built from its source) and
  * as root; otherwise skipped with the reason.
  */
+import { execFileSync } from "node:child_process";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEAD_PEER } from "@platform/config";
-import { citusUnavailable, isolatedHostUnavailable, startIsolatedHost, startPostgres, type IsolatedHost, type PostgresServer } from "@platform/testing";
+import { DEAD_PEER, DEAD_PEER_DROP_SECONDS } from "@platform/config";
+import { citusAcrossNetworkUnavailable, startCitusAcrossNetwork, type CitusAcrossNetwork } from "@platform/testing";
 import { citusPatroniInput } from "../src/citus/patroni-vm.js";
 
-const unavailable = citusUnavailable() ?? isolatedHostUnavailable();
+const unavailable = citusAcrossNetworkUnavailable();
 if (unavailable) console.warn(`skipping the lost Citus worker test: ${unavailable}`);
 
 /** citus.node_conninfo as a Citus VM renders it, its TLS settings swapped for none. */
@@ -32,47 +33,30 @@ function renderedNodeConninfo(): string {
 }
 
 describe.skipIf(unavailable !== undefined)("a Citus worker lost silently under a running statement (real Citus, real namespaces)", () => {
-  let host: IsolatedHost;
-  let worker: PostgresServer;
-  let coordinator: PostgresServer;
+  let cluster: CitusAcrossNetwork;
   let admin: pg.Client;
-  const socketUrl = (server: PostgresServer) => `postgresql://postgres@/postgres?host=${encodeURIComponent(server.socketDir)}&port=${server.port}`;
+  let host: CitusAcrossNetwork["host"];
+  /** The coordinator's established TCP connections to the worker (ss, from this namespace), one line each. */
+  const establishedToWorker = () =>
+    execFileSync("ss", ["-tnH", "state", "established", "dst", `${host.hostAddress}:${cluster.worker.port}`], { encoding: "utf8" }).trim();
 
   beforeAll(async () => {
-    host = startIsolatedHost();
-    const citus = { shared_preload_libraries: "'citus'", max_worker_processes: "16" };
-    worker = await startPostgres({
-      settings: { ...citus, listen_addresses: `'${host.hostAddress}'` },
-      hbaRules: [`host all all ${host.serverAddress}/32 trust`],
-      prefix: host.prefix,
-    });
-    coordinator = await startPostgres({
-      settings: { ...citus, listen_addresses: `'127.0.0.1,${host.serverAddress}'`, "citus.node_conninfo": `'${renderedNodeConninfo()}'` },
-      hbaRules: [`host all all ${host.hostAddress}/32 trust`],
-    });
-    const workerAdmin = new pg.Client({ connectionString: socketUrl(worker) });
-    await workerAdmin.connect();
-    await workerAdmin.query("CREATE EXTENSION citus");
-    await workerAdmin.end();
-    admin = new pg.Client({ connectionString: socketUrl(coordinator) });
+    cluster = await startCitusAcrossNetwork({ nodeConninfo: renderedNodeConninfo() });
+    host = cluster.host;
+    admin = new pg.Client({ connectionString: cluster.socketUrl(cluster.coordinator) });
     await admin.connect();
-    await admin.query("CREATE EXTENSION citus");
-    await admin.query("SELECT citus_set_coordinator_host($1, $2)", [host.serverAddress, coordinator.port]);
-    await admin.query("SELECT citus_add_node($1, $2)", [host.hostAddress, worker.port]);
     await admin.query("CREATE TABLE items (tenant_id bigint, id bigint, title text, PRIMARY KEY (tenant_id, id))");
     await admin.query("SELECT create_distributed_table('items', 'tenant_id', shard_count => 4)");
     await admin.query("INSERT INTO items SELECT g % 100, g, 'item ' || g FROM generate_series(1, 10000) g");
   }, 180_000);
   afterAll(async () => {
     await admin?.end().catch(() => {});
-    coordinator?.stop();
-    worker?.stop();
-    host?.remove();
+    cluster?.stop();
   });
 
   it("the coordinator gives up the statement within DEAD_PEER's bounds and says which node, instead of waiting on TCP", async () => {
     expect(await admin.query("SHOW citus.node_conninfo").then((r) => r.rows[0]["citus.node_conninfo"] as string)).toContain(`tcp_user_timeout=${DEAD_PEER.userTimeoutMs}`);
-    const session = new pg.Client({ connectionString: socketUrl(coordinator) });
+    const session = new pg.Client({ connectionString: cluster.socketUrl(cluster.coordinator) });
     await session.connect();
     try {
       // The session's connection to the worker is open and cached, as a busy coordinator's are.
@@ -88,6 +72,54 @@ describe.skipIf(unavailable !== undefined)("a Citus worker lost silently under a
       expect(failure.message).toMatch(new RegExp(`${host.hostAddress.replaceAll(".", "\\.")}|connection|remote|timeout`, "i"));
       // The cached connection fails by its TCP_USER_TIMEOUT; the executor's other connections by citus.node_connection_timeout (30 s).
       expect(after).toBeLessThanOrEqual(DEAD_PEER.userTimeoutMs + 60_000);
+      // The error is not the end of it: before it answers anything else, the coordinator's backend cancels the
+      // statement on the lost worker, and Citus does that with libpq's PQcancel, a blocking connect that only the
+      // connection's tcp_user_timeout ends (Citus's ShutdownConnection says so: not interruptible). So a client's
+      // session, and a pool's slot, stays taken up to that long after the error; the tenant service stops waiting for
+      // it (services/tenant-service/src/db/postgres.ts, ROLLBACK_WAIT_MS).
+      const erredAt = Date.now();
+      await session.query("SELECT 1");
+      const busy = Date.now() - erredAt;
+      console.log(`lost worker: the session answered again ${busy} ms after the error`);
+      expect(busy).toBeLessThanOrEqual(DEAD_PEER.userTimeoutMs + 10_000);
+    } finally {
+      await session.end().catch(() => {});
+      host.heal();
+    }
+  }, 300_000);
+
+  // The other way a coordinator meets a lost worker: its cached connection sat idle through the cut (a quiet tenant,
+  // a night), so nothing was in flight to time out. Keepalives must have dropped it by the time a statement comes, the
+  // statement must then fail within the connection timeout instead of waiting on the dead socket, and once the network
+  // is back the same client session must work again: a coordinator backend must not keep a dead worker connection.
+  it("an idle cached connection to a lost worker is dropped by keepalives, the next statement fails in bounded time, and the session recovers", async () => {
+    const session = new pg.Client({ connectionString: cluster.socketUrl(cluster.coordinator) });
+    await session.connect();
+    try {
+      expect((await session.query("SELECT count(*)::int AS n FROM items")).rows[0].n).toBe(10_000);
+      const timeout = (await session.query("SELECT setting::int AS value, unit FROM pg_settings WHERE name = 'citus.node_connection_timeout'")).rows[0];
+      expect(timeout.unit).toBe("ms");
+      const connectTimeoutMs = timeout.value as number;
+      // The coordinator's cached connection to the worker, seen from its side: open before the cut.
+      expect(establishedToWorker(), "the coordinator keeps a connection to the worker between statements").not.toBe("");
+      host.cut();
+      const cutAt = Date.now();
+      // Idle past the keepalive's verdict, with a margin for the probes' timers.
+      await new Promise((resolve) => setTimeout(resolve, (DEAD_PEER_DROP_SECONDS + 5) * 1000));
+      expect(establishedToWorker(), "keepalives dropped the idle connection to the lost worker").toBe("");
+      const sentAt = Date.now();
+      const failure = await session.query("SELECT count(*) FROM items WHERE title LIKE 'item %'").then(
+        () => new Error("the statement answered across a cut network"),
+        (error: Error) => error,
+      );
+      const after = Date.now() - sentAt;
+      console.log(`lost worker, idle connection: the statement sent ${Math.round((sentAt - cutAt) / 1000)} s after the cut failed ${after} ms later: ${failure.message}`);
+      expect(failure.message).toMatch(new RegExp(`${host.hostAddress.replaceAll(".", "\\.")}|connection|remote|timeout`, "i"));
+      // A new connection's attempt to the lost worker, bounded by citus.node_connection_timeout; had the dead cached
+      // connection been written to, it would have taken tcp_user_timeout (60 s) instead.
+      expect(after).toBeLessThanOrEqual(connectTimeoutMs + 10_000);
+      host.heal();
+      expect((await session.query("SELECT count(*)::int AS n FROM items")).rows[0].n).toBe(10_000);
     } finally {
       await session.end().catch(() => {});
       host.heal();

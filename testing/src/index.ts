@@ -6,3 +6,4 @@ export { installHydra, startHydra, type HydraServer } from "./hydra.js";
 export { startIsolatedHost, isolatedHostUnavailable, type IsolatedHost } from "./netns.js";
 export { waitFor, type Probe, type WaitOptions } from "./wait.js";
 export { scratchDirs, type ScratchDirs } from "./scratch.js";
+export { startCitusAcrossNetwork, citusAcrossNetworkUnavailable, type CitusAcrossNetwork } from "./citus.js";

@@ -78,14 +78,15 @@ describe.skipIf(unavailable !== undefined)("tenant service API on PostgreSQL 15 
     });
     it("answers 503 with Retry-After while a database node is away, counts it, and serves again when it is back", async () => {
       // The errors a real failover sends through the coordinator (seen in infra/test/patroni-citus.test.ts): the
-      // worker's connection failing (08006), the node shutting down (57P01), the service's own connection lost.
+      // worker's connection failing (08006), the node shutting down (57P01), the service's own connection lost; and
+      // the statement timeout, which is how a lost Citus worker shows first (test/citus-lost-worker.test.ts).
       const db = createPostgresDatabase({ url: stack.config.DATABASE_URL!, poolSize: 2 });
       let away: Error | undefined;
       const failing = { ...db, transaction: <T>(context: Parameters<typeof db.transaction>[0], work: Parameters<typeof db.transaction<T>>[1]) => (away ? Promise.reject(away) : db.transaction(context, work)) };
       const app = await buildApp({ config: stack.config, db: failing });
       try {
         const read = () => app.inject({ method: "GET", url: `/v1/tenants/${acme.id}/items`, headers: { authorization: `Bearer ${acme.member}` } });
-        for (const [code, message] of [["08006", "connection to the remote node platform_app@worker-3:5432 failed"], ["57P01", "terminating connection due to administrator command"], [undefined, "Connection terminated unexpectedly"]] as const) {
+        for (const [code, message] of [["08006", "connection to the remote node platform_app@worker-3:5432 failed"], ["57P01", "terminating connection due to administrator command"], ["57014", "canceling statement due to statement timeout"], [undefined, "Connection terminated unexpectedly"]] as const) {
           away = Object.assign(new Error(message), code ? { code } : {});
           const res = await read();
           expect(res.statusCode, `${code ?? message}: ${res.body}`).toBe(503);
@@ -94,6 +95,7 @@ describe.skipIf(unavailable !== undefined)("tenant service API on PostgreSQL 15 
         }
         const metrics = (await app.inject({ method: "GET", url: "/metrics" })).body;
         expect(metrics).toMatch(/db_unavailable_total\{cause="08006"\} 1/);
+        expect(metrics).toMatch(/db_unavailable_total\{cause="57014"\} 1/);
         expect(metrics).toMatch(/db_unavailable_total\{cause="connection_lost"\} 1/);
         away = undefined;
         expect((await read()).statusCode).toBe(200);

@@ -12,6 +12,17 @@ export interface PostgresOptions {
   readonly applicationName?: string;
 }
 
+/**
+ * How long a failed transaction waits for its ROLLBACK before giving the connection up instead. A server that is
+ * well answers a ROLLBACK at once; one that does not is still busy with the failed statement. On a Citus coordinator
+ * that is the normal case when a worker is lost: after reporting the error (the statement timeout, or the worker's
+ * connection timing out), the backend cancels the statement on the worker with libpq's blocking PQcancel, which only
+ * the connection's tcp_user_timeout ends (60 s, config/src/dead-peers.ts; measured by
+ * infra/test/citus-dead-worker.test.ts). Waiting for it would hold the request, and its pool slot, that long: with
+ * every request to the lost worker's tenants doing the same, the pool drains and every tenant waits.
+ */
+export const ROLLBACK_WAIT_MS = 2_000;
+
 /** PostgreSQL or a Citus coordinator, through a pg pool. */
 export function createPostgresDatabase(options: PostgresOptions): Database & { pool: pg.Pool } {
   const pool = new pg.Pool({
@@ -79,12 +90,9 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
         await client.query("COMMIT");
         return result;
       } catch (error) {
-        try {
-          await client.query("ROLLBACK");
-        } catch (rollbackError) {
-          // The connection is unusable: destroy it rather than hand it, mid-transaction, to the next request.
-          broken = rollbackError as Error;
-        }
+        // A connection whose ROLLBACK fails or does not come back in time is destroyed rather than handed,
+        // mid-transaction, to the next request.
+        broken = await rollBack(client, ROLLBACK_WAIT_MS);
         throw error;
       } finally {
         client.release(broken);
@@ -117,4 +125,24 @@ function corkUntilFlushed(client: pg.PoolClient): () => void {
   };
   process.nextTick(flush);
   return flush;
+}
+
+/**
+ * Rolls back the client's transaction and returns why the connection must not be reused: the ROLLBACK failed, or it
+ * was not answered within `waitMs` (the pool then closes the connection; the server ends the session when it is done).
+ */
+async function rollBack(client: pg.PoolClient, waitMs: number): Promise<Error | undefined> {
+  const rolledBack = client.query("ROLLBACK").then(
+    () => undefined,
+    (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<Error>((resolve) => {
+    timer = setTimeout(() => resolve(new Error(`ROLLBACK not answered within ${waitMs} ms: the connection is given up`)), waitMs);
+  });
+  try {
+    return await Promise.race([rolledBack, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -26,8 +26,13 @@ export const PG_ERRORS: Record<string, [number, string, string]> = {
  * restarting (08xxx: the connection to it failed; 57P01-57P03: it is shutting down or starting; 25006: a write reached
  * a primary just demoted), or the service's own connection to the coordinator broke. The client may retry: 503 with
  * Retry-After, a code that names the cause, and a counter (db_unavailable_total) instead of a 500 "internal".
+ *
+ * 57014 too, the statement timeout: it is how a lost Citus worker first shows, since the service's statement timeout
+ * (10 s) ends the request before the coordinator's connection to the worker times out (60 s;
+ * test/citus-lost-worker.test.ts). A database too busy to answer in time is the other cause; a retry a few seconds
+ * later is right for both, and the counter's cause label tells them from a failover's.
  */
-const DATABASE_UNAVAILABLE = new Set(["08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "25006"]);
+const DATABASE_UNAVAILABLE = new Set(["08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "25006", "57014"]);
 const CONNECTION_LOST = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE"]);
 /** Seconds a client waits before retrying: about one Patroni failover loop. */
 export const DATABASE_RETRY_AFTER_SECONDS = 5;
