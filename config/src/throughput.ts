@@ -6,7 +6,8 @@
 import type { EnvironmentConfig } from "./schema.js";
 
 /** Share of the coordinator's max_connections the tenant service's pools may use together; the rest is for the
- * queue worker, migrations, exporters and operators. */
+ * queue worker, migrations, exporters and operators, and for the sessions a replica's pool has closed while the
+ * coordinator was still busy on them (a lost worker: at most RETIRED_PER_POOL_CONNECTION more, dead-peers.ts). */
 export const SERVICE_CONNECTION_SHARE = 0.6;
 /** CPU utilisation (of the request) the HPAs scale at. */
 export const HPA_TARGET_CPU_PERCENT = 70;

@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { scratchDirs } from "@platform/testing";
-import { DEFAULT_THROUGHPUT, HPA_TARGET_CPU_PERCENT, SERVICE_CONNECTION_SHARE, cpuCores, loadEnvironment, machineVcpus, planForQps, tenantServicePoolSize } from "../src/index.js";
+import { DEFAULT_THROUGHPUT, ENVIRONMENT_NAMES, HPA_TARGET_CPU_PERCENT, RETIRED_PER_POOL_CONNECTION, SERVICE_CONNECTION_SHARE, cpuCores, loadEnvironment, machineVcpus, planForQps, retiredConnectionBudget, tenantServicePoolSize } from "../src/index.js";
 
 // Throwaway directories, removed when this file's tests end.
 const scratch = scratchDirs();
@@ -20,6 +20,14 @@ describe("capacity --qps (planForQps)", () => {
       const pool = tenantServicePoolSize(config);
       expect(pool).toBeGreaterThanOrEqual(2);
       expect(pool * config.kubernetes.workloads.tenantService.maxReplicas).toBeLessThanOrEqual(config.citus.coordinatorMaxConnections * SERVICE_CONNECTION_SHARE);
+    }
+  });
+
+  it("keeps the pools and the sessions they may close while still busy (a lost Citus worker) within a quarter more", () => {
+    for (const config of ENVIRONMENT_NAMES.map((name) => loadEnvironment(name, { env: {}, overrideFile: empty }))) {
+      const pool = tenantServicePoolSize(config);
+      const sessions = (pool + retiredConnectionBudget(pool)) * config.kubernetes.workloads.tenantService.maxReplicas;
+      expect(sessions, config.name).toBeLessThanOrEqual(config.citus.coordinatorMaxConnections * SERVICE_CONNECTION_SHARE * (1 + RETIRED_PER_POOL_CONNECTION));
     }
   });
 

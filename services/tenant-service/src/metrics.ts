@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { PoolStats as DatabasePoolStats } from "./db/database.js";
 
 export interface ServiceMetrics {
   readonly registry: Registry;
@@ -12,7 +13,7 @@ export interface ServiceMetrics {
   readonly exportsGivenUp: Counter<"reason">;
 }
 
-type PoolStats = () => { total: number; idle: number; waiting: number; max: number };
+type PoolStats = () => DatabasePoolStats;
 
 /**
  * What every process of the service exports, the API and the worker alike: its own registry (never prom-client's
@@ -37,6 +38,19 @@ function processRegistry(pool?: PoolStats): Registry {
     });
     new Gauge({ name: "db_pool_waiting_clients", help: "Requests waiting for a database connection", registers: [registry], collect() { this.set(pool().waiting); } });
     new Gauge({ name: "db_pool_max_connections", help: "Database pool size", registers: [registry], collect() { this.set(pool().max); } });
+    // A lost Citus worker shows here first (src/db/postgres.ts, ROLLBACK_WAIT_MS): failed transactions whose ROLLBACK
+    // the coordinator could not answer in time, their connections closed (retired) or, past the budget, held.
+    new Gauge({
+      name: "db_pool_connections_after_unanswered_rollback",
+      help: "Connections whose ROLLBACK went unanswered: closed with the server maybe still busy (retired), or held until it answers (held)",
+      labelNames: ["state"],
+      registers: [registry],
+      collect() {
+        const s = pool();
+        this.set({ state: "retired" }, s.retired ?? 0);
+        this.set({ state: "held" }, s.heldBusy ?? 0);
+      },
+    });
   }
   return registry;
 }

@@ -7,11 +7,12 @@
  *
  * Real Citus 13 on PostgreSQL 15 (built from its source; skipped with the reason where it is not installed, or not
  * root): the coordinator here, the worker on an isolated host in network namespaces of the test's own, the cut
- * silent at the router between them. The service's own database layer (createPostgresDatabase) with a pool of one,
- * so a slot still held is a second transaction that cannot start.
+ * silent at the router between them. The service's own database layer (createPostgresDatabase) with a pool of two,
+ * whose budget of closed sessions still busy on the server is one (retiredConnectionBudget): two failing transactions
+ * show both ways a connection is given up.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEAD_PEER_CONNINFO } from "@platform/config";
+import { DEAD_PEER, DEAD_PEER_CONNINFO, retiredConnectionBudget } from "@platform/config";
 import { citusAcrossNetworkUnavailable, startCitusAcrossNetwork, type CitusAcrossNetwork } from "@platform/testing";
 import { ROLLBACK_WAIT_MS, createPostgresDatabase } from "../src/db/postgres.js";
 
@@ -32,38 +33,60 @@ describe.skipIf(unavailable !== undefined)("the service's transactions when a Ci
     cluster.sql(coordinator, "CREATE TABLE items (tenant_id bigint, id bigint, title text, PRIMARY KEY (tenant_id, id))");
     cluster.sql(coordinator, "SELECT create_distributed_table('items', 'tenant_id', shard_count => 4)");
     cluster.sql(coordinator, "INSERT INTO items SELECT g % 100, g, 'item ' || g FROM generate_series(1, 10000) g");
-    db = createPostgresDatabase({ url: cluster.socketUrl(coordinator), poolSize: 1, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
+    db = createPostgresDatabase({ url: cluster.socketUrl(coordinator), poolSize: 2, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
   }, 180_000);
   afterAll(async () => {
     await db?.close().catch(() => {});
     cluster?.stop();
   });
 
-  it("a transaction on the lost worker fails within the statement timeout and its pool slot is free at once", async () => {
+  it("transactions on the lost worker fail within the statement timeout, free their slots within the budget of closed sessions, and hold the rest", async () => {
     const admin = { platformAdmin: true };
-    // The pool's one connection, with the coordinator's connection to the worker open behind it.
-    const before = await db.transaction(admin, (tx) => tx.query("SELECT count(*)::int AS n FROM items"));
-    expect(before.rows[0]!.n).toBe(10_000);
+    const onWorker = () => db.transaction(admin, (tx) => tx.query("SELECT count(*)::int AS n FROM items WHERE title LIKE 'item %'"));
+    // Both of the pool's connections, each with the coordinator's connection to the worker open behind it.
+    expect((await Promise.all([onWorker(), onWorker()])).map((r) => r.rows[0]!.n)).toEqual([10_000, 10_000]);
+    expect(db.poolStats!()).toMatchObject({ total: 2, idle: 2 });
+    expect(retiredConnectionBudget(2)).toBe(1);
 
     cluster.host.cut();
     const cutAt = Date.now();
-    const failure = await db.transaction(admin, (tx) => tx.query("SELECT count(*) FROM items WHERE title LIKE 'item %'")).then(
-      () => new Error("the statement answered across a cut network"),
-      (error: Error) => error,
+    const failures = await Promise.all(
+      [onWorker(), onWorker()].map((attempt) =>
+        attempt.then(
+          () => ({ error: new Error("the statement answered across a cut network"), after: Date.now() - cutAt }),
+          (error: Error) => ({ error, after: Date.now() - cutAt }),
+        ),
+      ),
     );
-    const failedAfter = Date.now() - cutAt;
-    expect(failure.message).toMatch(/statement timeout/);
+    const afterFailures = db.poolStats!();
 
     const freeAt = Date.now();
-    const local = await db.transaction(admin, (tx) => tx.query("SELECT 1 AS one"));
+    // Two at once, so the pool opens every connection it may.
+    const local = await Promise.all([1, 2].map((n) => db.transaction(admin, (tx) => tx.query(`SELECT ${n} AS n`))));
     const answeredAfter = Date.now() - freeAt;
+    const sessions = Number(cluster.sql(cluster.coordinator, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tenant-service'"));
     console.log(
-      `lost worker: the transaction failed ${failedAfter} ms after the cut (${failure.message}); the pool's only slot then served a coordinator-only transaction in ${answeredAfter} ms; pool ${JSON.stringify(db.poolStats!())}`,
+      `lost worker: two transactions failed ${failures.map((f) => f.after).join(" and ")} ms after the cut (${failures[0]!.error.message}); pool then ${JSON.stringify(afterFailures)}; two coordinator-only transactions answered in ${answeredAfter} ms; the service's sessions on the coordinator: ${sessions}`,
     );
-    expect(local.rows[0]!.one).toBe(1);
-    // The statement timeout, then at most ROLLBACK_WAIT_MS for the ROLLBACK the backend cannot answer yet.
-    expect(failedAfter).toBeLessThanOrEqual(STATEMENT_TIMEOUT_MS + ROLLBACK_WAIT_MS + 1_500);
-    // A new connection and one round of statements, not the 60 s the old connection's backend is still busy for.
+    for (const { error, after } of failures) {
+      expect(error.message).toMatch(/statement timeout/);
+      // The statement timeout, then at most ROLLBACK_WAIT_MS for the ROLLBACK the backend cannot answer yet.
+      expect(after).toBeLessThanOrEqual(STATEMENT_TIMEOUT_MS + ROLLBACK_WAIT_MS + 1_500);
+    }
+    // One connection closed (the pool of two may leave one busy session behind it), the other held until it answers.
+    expect(afterFailures).toMatchObject({ retired: 1, heldBusy: 1 });
+    expect(local.map((r) => r.rows[0]!.n)).toEqual([1, 2]);
+    // The freed slot: a new connection and one round of statements, not the minute the old session is busy for.
     expect(answeredAfter).toBeLessThan(2_000);
-  }, 120_000);
+    // The pool's two connections and the one closed session still busy: never more (closing both would leave four).
+    expect(sessions).toBeLessThanOrEqual(2 + 1);
+
+    // The held connection comes back once the coordinator is done cancelling on the lost worker.
+    const heldSince = Date.now();
+    while (db.poolStats!().heldBusy !== 0 && Date.now() - heldSince < DEAD_PEER.userTimeoutMs + 15_000) await new Promise((resolve) => setTimeout(resolve, 250));
+    console.log(`lost worker: the held connection came back ${Date.now() - heldSince} ms later; pool ${JSON.stringify(db.poolStats!())}`);
+    expect(db.poolStats!().heldBusy).toBe(0);
+    const [a, b] = await Promise.all([db.transaction(admin, (tx) => tx.query("SELECT 2 AS two")), db.transaction(admin, (tx) => tx.query("SELECT 2 AS two"))]);
+    expect([a.rows[0]!.two, b.rows[0]!.two]).toEqual([2, 2]);
+  }, 180_000);
 });

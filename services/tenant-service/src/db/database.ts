@@ -81,6 +81,18 @@ export function contextStatements(context: TenantContext, options: { citus: bool
   return statements;
 }
 
+/** A pool's occupancy, for the saturation metrics (src/metrics.ts). */
+export interface PoolStats {
+  readonly total: number;
+  readonly idle: number;
+  readonly waiting: number;
+  readonly max: number;
+  /** Closed after a failed transaction's ROLLBACK went unanswered; their server sessions may still be busy. */
+  readonly retired?: number;
+  /** Out of the pool after such a ROLLBACK, over the budget of closed ones, until the server answers it. */
+  readonly heldBusy?: number;
+}
+
 export interface Database {
   readonly kind: "postgres" | "pglite";
   /** Runs `work` in one transaction with the given context; commits, or rolls back on any error. */
@@ -88,6 +100,6 @@ export interface Database {
   /** Checks the database answers (readiness). */
   ping(): Promise<void>;
   /** Connection pool occupancy, for the saturation metrics; absent for the embedded database. */
-  poolStats?(): { total: number; idle: number; waiting: number; max: number };
+  poolStats?(): PoolStats;
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { deadPeerStartupOptions } from "@platform/config/dead-peers";
+import { DEAD_PEER, deadPeerStartupOptions, retiredConnectionBudget } from "@platform/config/dead-peers";
 import { contextStatements, isTenantRowStatement, type Database, type Queryable, type TenantContext, type Transaction } from "./database.js";
 
 export interface PostgresOptions {
@@ -10,16 +10,23 @@ export interface PostgresOptions {
   readonly statementTimeoutMs?: number;
   /** How its sessions are named in pg_stat_activity. @default "tenant-service" */
   readonly applicationName?: string;
+  /** Connections it may close while the server may still be busy on them. @default retiredConnectionBudget(poolSize) */
+  readonly retiredConnectionBudget?: number;
 }
 
 /**
- * How long a failed transaction waits for its ROLLBACK before giving the connection up instead. A server that is
+ * How long a failed transaction waits for its ROLLBACK before the request is answered without it. A server that is
  * well answers a ROLLBACK at once; one that does not is still busy with the failed statement. On a Citus coordinator
  * that is the normal case when a worker is lost: after reporting the error (the statement timeout, or the worker's
  * connection timing out), the backend cancels the statement on the worker with libpq's blocking PQcancel, which only
  * the connection's tcp_user_timeout ends (60 s, config/src/dead-peers.ts; measured by
- * infra/test/citus-dead-worker.test.ts). Waiting for it would hold the request, and its pool slot, that long: with
- * every request to the lost worker's tenants doing the same, the pool drains and every tenant waits.
+ * infra/test/citus-dead-worker.test.ts). Waiting for it would hold the request that long, and with it its pool slot:
+ * with every request to the lost worker's tenants doing the same, the pool drains and every tenant waits.
+ *
+ * The connection is then closed, which frees the pool slot at once, while the pool's budget of closed connections
+ * still busy on the server allows (retiredConnectionBudget: their sessions stay on the coordinator until the cancel
+ * ends, and must not fill its max_connections); past the budget it stays out of the pool, busy, until the server
+ * answers the ROLLBACK, and is released then.
  */
 export const ROLLBACK_WAIT_MS = 2_000;
 
@@ -42,6 +49,16 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
   // An idle client's connection dropping (failover, restart) must not crash the process; the pool replaces it.
   pool.on("error", () => {});
 
+  // Connections closed by a failed transaction whose ROLLBACK did not come back in time: each may leave a busy session
+  // on the server for up to DEAD_PEER.userTimeoutMs, so each counts for that long.
+  const retiredBudget = options.retiredConnectionBudget ?? retiredConnectionBudget(options.poolSize);
+  let retired = 0;
+  let heldBusy = 0;
+  const retire = () => {
+    retired += 1;
+    setTimeout(() => (retired -= 1), DEAD_PEER.userTimeoutMs).unref();
+  };
+
   // Whether this is a Citus coordinator (contextStatements: SET LOCAL must go first there), asked once; a failed
   // question is asked again by the next transaction.
   let citus: Promise<boolean> | undefined;
@@ -61,6 +78,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
       const statements = contextStatements(context, { citus: context.tenantId !== undefined && (await isCitus()) });
       const client = await pool.connect();
       let broken: Error | undefined;
+      let released = false;
       // BEGIN and the SET LOCALs are sent without waiting for their answers (pg's pipeline mode): the work's first
       // statement follows them on the wire, and PostgreSQL runs them in order, so it still runs inside the
       // transaction and under the tenant context. Each is still its own Query message, which is what Citus needs
@@ -90,18 +108,31 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
         await client.query("COMMIT");
         return result;
       } catch (error) {
-        // A connection whose ROLLBACK fails or does not come back in time is destroyed rather than handed,
-        // mid-transaction, to the next request.
-        broken = await rollBack(client, ROLLBACK_WAIT_MS);
+        // A connection whose ROLLBACK fails is destroyed rather than handed, mid-transaction, to the next request.
+        const rolledBack = rollBack(client);
+        const outcome = await within(rolledBack, ROLLBACK_WAIT_MS);
+        if (outcome !== LATE) broken = outcome;
+        else if (retired < retiredBudget) {
+          retire();
+          broken = new Error(`ROLLBACK not answered within ${ROLLBACK_WAIT_MS} ms: the connection is closed`);
+        } else {
+          // Over the budget: answer the request now, and give the connection back when the server is done with it.
+          heldBusy += 1;
+          released = true;
+          void rolledBack.then((failure) => {
+            heldBusy -= 1;
+            client.release(failure);
+          });
+        }
         throw error;
       } finally {
-        client.release(broken);
+        if (!released) client.release(broken);
       }
     },
     async ping() {
       await pool.query("SELECT 1");
     },
-    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolSize }),
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolSize, retired, heldBusy }),
     async close() {
       await pool.end();
     },
@@ -127,22 +158,21 @@ function corkUntilFlushed(client: pg.PoolClient): () => void {
   return flush;
 }
 
-/**
- * Rolls back the client's transaction and returns why the connection must not be reused: the ROLLBACK failed, or it
- * was not answered within `waitMs` (the pool then closes the connection; the server ends the session when it is done).
- */
-async function rollBack(client: pg.PoolClient, waitMs: number): Promise<Error | undefined> {
-  const rolledBack = client.query("ROLLBACK").then(
+const LATE = Symbol("late");
+
+/** The promise's value, or LATE if it has none within `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof LATE> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<typeof LATE>((resolve) => {
+    timer = setTimeout(resolve, ms, LATE);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** Rolls back the client's transaction; resolves with why the connection must not be reused, if it must not. */
+function rollBack(client: pg.PoolClient): Promise<Error | undefined> {
+  return client.query("ROLLBACK").then(
     () => undefined,
     (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
   );
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<Error>((resolve) => {
-    timer = setTimeout(() => resolve(new Error(`ROLLBACK not answered within ${waitMs} ms: the connection is given up`)), waitMs);
-  });
-  try {
-    return await Promise.race([rolledBack, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
