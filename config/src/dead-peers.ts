@@ -24,6 +24,17 @@ export const DEAD_PEER = {
   keepalivesCount: 3,
   /** Data left unacknowledged this long (a result sent to a client that is gone) drops the connection. */
   userTimeoutMs: 60_000,
+  /**
+   * The same, on a Citus node's connections to the other nodes (citus.node_conninfo): shorter, because there a lost
+   * peer costs more than its own connection. A coordinator that loses a worker cancels the statement there with
+   * libpq's PQcancel, which blocks, cannot be interrupted, and is ended only by this timeout; its client's session
+   * (a pool slot of the tenant service) answers nothing meanwhile (infra/test/citus-dead-worker.test.ts measures it).
+   * 15 s is long for one VPC: a live peer's kernel acknowledges within milliseconds, however busy its PostgreSQL; a
+   * network that stays silent this long is an outage that Patroni's 30 s lock would act on; and the service's own
+   * statement timeout (10 s) has given up by then. With keepalives on, Linux also drops an idle connection once a probe
+   * is unanswered and this much time has passed since the peer was last heard: about 40 s here.
+   */
+  nodeLinkUserTimeoutMs: 15_000,
   /** How often a running statement checks that its client is still connected (PostgreSQL 14 and later). */
   connectionCheckIntervalMs: 10_000,
 } as const;
@@ -49,7 +60,7 @@ export const DEAD_PEER_CONNINFO = [
   `keepalives_idle=${DEAD_PEER.keepalivesIdleSeconds}`,
   `keepalives_interval=${DEAD_PEER.keepalivesIntervalSeconds}`,
   `keepalives_count=${DEAD_PEER.keepalivesCount}`,
-  `tcp_user_timeout=${DEAD_PEER.userTimeoutMs}`,
+  `tcp_user_timeout=${DEAD_PEER.nodeLinkUserTimeoutMs}`,
 ].join(" ");
 
 /** The settings as a connection's startup `options` (`-c name=value ...`): the server applies them to that session. */
@@ -62,8 +73,8 @@ export function deadPeerStartupOptions(): string {
 /**
  * Connections a pool may close while their server sessions may still be busy, per connection of the pool: at most a
  * quarter more sessions than the pool holds. A Citus coordinator that has lost a worker answers nothing on a session
- * for up to `userTimeoutMs` after reporting a statement's error: it cancels the statement on the worker with libpq's
- * blocking PQcancel. The tenant service answers such a request at once and closes its connection to free the pool
+ * for up to `nodeLinkUserTimeoutMs` after reporting a statement's error: it cancels the statement on the worker with
+ * libpq's blocking PQcancel. The tenant service answers such a request at once and closes its connection to free the pool
  * slot (services/tenant-service/src/db/postgres.ts); the session it leaves on the coordinator lasts up to that long.
  * Without a bound, a busy replica would leave sessions faster than they end and fill the coordinator's
  * max_connections, failing every tenant; past it, the connection stays in the pool, busy, until the server answers.

@@ -83,7 +83,7 @@ describe.skipIf(unavailable !== undefined)("the service's transactions when a Ci
 
     // The held connection comes back once the coordinator is done cancelling on the lost worker.
     const heldSince = Date.now();
-    while (db.poolStats!().heldBusy !== 0 && Date.now() - heldSince < DEAD_PEER.userTimeoutMs + 15_000) await new Promise((resolve) => setTimeout(resolve, 250));
+    while (db.poolStats!().heldBusy !== 0 && Date.now() - heldSince < DEAD_PEER.nodeLinkUserTimeoutMs + 15_000) await new Promise((resolve) => setTimeout(resolve, 250));
     console.log(`lost worker: the held connection came back ${Date.now() - heldSince} ms later; pool ${JSON.stringify(db.poolStats!())}`);
     expect(db.poolStats!().heldBusy).toBe(0);
     const [a, b] = await Promise.all([db.transaction(admin, (tx) => tx.query("SELECT 2 AS two")), db.transaction(admin, (tx) => tx.query("SELECT 2 AS two"))]);

@@ -19,8 +19,9 @@ export interface PostgresOptions {
  * well answers a ROLLBACK at once; one that does not is still busy with the failed statement. On a Citus coordinator
  * that is the normal case when a worker is lost: after reporting the error (the statement timeout, or the worker's
  * connection timing out), the backend cancels the statement on the worker with libpq's blocking PQcancel, which only
- * the connection's tcp_user_timeout ends (60 s, config/src/dead-peers.ts; measured by
- * infra/test/citus-dead-worker.test.ts). Waiting for it would hold the request that long, and with it its pool slot:
+ * the tcp_user_timeout of its connections to the workers ends (15 s, nodeLinkUserTimeoutMs in
+ * config/src/dead-peers.ts; measured by infra/test/citus-dead-worker.test.ts). Waiting for it would hold the request
+ * that long, and with it its pool slot:
  * with every request to the lost worker's tenants doing the same, the pool drains and every tenant waits.
  *
  * The connection is then closed, which frees the pool slot at once, while the pool's budget of closed connections
@@ -50,7 +51,8 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
   pool.on("error", () => {});
 
   // Connections closed by a failed transaction whose ROLLBACK did not come back in time: each may leave a busy session
-  // on the server for up to DEAD_PEER.userTimeoutMs, so each counts for that long.
+  // on the server until the coordinator's cancel ends (DEAD_PEER.nodeLinkUserTimeoutMs). Each counts for the longer
+  // userTimeoutMs: a margin, so the budget holds against a coordinator slower to give up than ours.
   const retiredBudget = options.retiredConnectionBudget ?? retiredConnectionBudget(options.poolSize);
   let retired = 0;
   let heldBusy = 0;
