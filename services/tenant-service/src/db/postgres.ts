@@ -21,8 +21,8 @@ export interface PostgresOptions {
  * connection timing out), the backend cancels the statement on the worker with libpq's blocking PQcancel, which only
  * the tcp_user_timeout of its connections to the workers ends (15 s, nodeLinkUserTimeoutMs in
  * config/src/dead-peers.ts; measured by infra/test/citus-dead-worker.test.ts). Waiting for it would hold the request
- * that long, and with it its pool slot:
- * with every request to the lost worker's tenants doing the same, the pool drains and every tenant waits.
+ * that long, and with it its pool slot: with every request to the lost worker's tenants doing the same, the pool
+ * drains and every tenant waits.
  *
  * The connection is then closed, which frees the pool slot at once, while the pool's budget of closed connections
  * still busy on the server allows (retiredConnectionBudget: their sessions stay on the coordinator until the cancel
