@@ -74,10 +74,11 @@ export function deadPeerStartupOptions(): string {
  * Connections a pool may close while their server sessions may still be busy, per connection of the pool: at most a
  * quarter more sessions than the pool holds. A Citus coordinator that has lost a worker answers nothing on a session
  * for up to `nodeLinkUserTimeoutMs` after reporting a statement's error: it cancels the statement on the worker with
- * libpq's blocking PQcancel. The tenant service answers such a request at once and closes its connection to free the pool
- * slot (services/tenant-service/src/db/postgres.ts); the session it leaves on the coordinator lasts up to that long.
- * Without a bound, a busy replica would leave sessions faster than they end and fill the coordinator's
- * max_connections, failing every tenant; past it, the connection stays in the pool, busy, until the server answers.
+ * libpq's blocking PQcancel. The tenant service answers such a request at once and closes its connection to free
+ * the pool slot (services/tenant-service/src/db/postgres.ts); the session it leaves on the coordinator lasts up to
+ * that long. Without a bound, a busy replica would leave sessions faster than they end and fill the coordinator's
+ * max_connections, failing every tenant; past it, the connection is kept out of the pool, busy, until the server
+ * answers, and then given back.
  * config/src/throughput.ts counts these sessions in the coordinator's connections.
  */
 export const RETIRED_PER_POOL_CONNECTION = 0.25;
