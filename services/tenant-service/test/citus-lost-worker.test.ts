@@ -1,9 +1,10 @@
 /**
  * A Citus worker lost silently (its VM gone, its zone cut off) while the service sends a tenant's statement to it: the
  * request must fail within the statement timeout and give its pool connection back at once. The coordinator's backend
- * stays busy for up to tcp_user_timeout (60 s) after reporting the error, cancelling the statement on the lost worker
- * (infra/test/citus-dead-worker.test.ts measures it); had the service waited for its ROLLBACK, each such request would
- * hold a pool slot that long, and the pool would drain for every tenant, not only the lost worker's.
+ * stays busy after reporting the error, cancelling the statement on the lost worker, for up to the tcp_user_timeout of
+ * its connections to the workers (DEAD_PEER.nodeLinkUserTimeoutMs; infra/test/citus-dead-worker.test.ts measures it);
+ * had the service waited for its ROLLBACK, each such request would hold a pool slot that long, and the pool would
+ * drain for every tenant, not only the lost worker's.
  *
  * Real Citus 13 on PostgreSQL 15 (built from its source; skipped with the reason where it is not installed, or not
  * root): the coordinator here, the worker on an isolated host in network namespaces of the test's own, the cut
@@ -76,7 +77,7 @@ describe.skipIf(unavailable !== undefined)("the service's transactions when a Ci
     // One connection closed (the pool of two may leave one busy session behind it), the other held until it answers.
     expect(afterFailures).toMatchObject({ retired: 1, heldBusy: 1 });
     expect(local.map((r) => r.rows[0]!.n)).toEqual([1, 2]);
-    // The freed slot: a new connection and one round of statements, not the minute the old session is busy for.
+    // The freed slot: a new connection and one round of statements, not the seconds the old session is still busy.
     expect(answeredAfter).toBeLessThan(2_000);
     // The pool's two connections and the one closed session still busy: never more (closing both would leave four).
     expect(sessions).toBeLessThanOrEqual(2 + 1);
