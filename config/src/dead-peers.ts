@@ -87,3 +87,18 @@ export const RETIRED_PER_POOL_CONNECTION = 0.25;
 export function retiredConnectionBudget(poolSize: number): number {
   return Math.max(1, Math.floor(poolSize * RETIRED_PER_POOL_CONNECTION));
 }
+
+/**
+ * A pool's connections kept from any one Citus node's tenants, per connection of the pool: at least one. The tenant
+ * service bounds the transactions in flight for the tenants of each node group (services/tenant-service/src/db/
+ * node-bulkhead.ts), so a lost worker, whose tenants' transactions each hold a connection for the statement timeout,
+ * cannot take the whole pool: every other node's tenants keep this share. A node quarantined after its coordinator
+ * sessions stopped answering (a ROLLBACK left unanswered, as above) gets one connection until `nodeLinkUserTimeoutMs`
+ * after the last such sign.
+ */
+export const RESERVED_FROM_ANY_NODE = 0.25;
+
+/** How many of a pool's connections one node group's tenants may hold at once: all but the reserve, at least one. */
+export function nodeConnectionCap(poolSize: number): number {
+  return Math.max(1, poolSize - Math.max(1, Math.ceil(poolSize * RESERVED_FROM_ANY_NODE)));
+}

@@ -47,7 +47,8 @@ export async function startCitusAcrossNetwork(options: { nodeConninfo: string })
     servers.push(worker);
     const coordinator = await startPostgres({
       settings: { ...citus, listen_addresses: `'127.0.0.1,${host.serverAddress}'`, "citus.node_conninfo": `'${options.nodeConninfo}'` },
-      hbaRules: [`host all all ${host.hostAddress}/32 trust`],
+      // The worker, and the coordinator itself: once it holds shards, it reaches its own placements by its address.
+      hbaRules: [`host all all ${host.hostAddress}/32 trust`, `host all all ${host.serverAddress}/32 trust`],
     });
     servers.push(coordinator);
     const socketUrl = (server: PostgresServer) => `postgresql://postgres@/postgres?host=${encodeURIComponent(server.socketDir)}&port=${server.port}`;

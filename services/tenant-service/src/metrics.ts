@@ -51,6 +51,14 @@ function processRegistry(pool?: PoolStats): Registry {
         this.set({ state: "held" }, s.heldBusy ?? 0);
       },
     });
+    new Gauge({
+      name: "db_pool_nodes_quarantined",
+      help: "Citus node groups whose tenants get one connection of the pool, after a ROLLBACK there went unanswered",
+      registers: [registry],
+      collect() {
+        this.set(pool().nodesQuarantined ?? 0);
+      },
+    });
   }
   return registry;
 }

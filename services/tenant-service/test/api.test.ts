@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
 import { createPostgresDatabase } from "../src/db/postgres.js";
+import { NodeBusy } from "../src/db/node-bulkhead.js";
 import { createTenant, startStack, token, unavailable, type Stack, type TenantFixture } from "./harness.js";
 
 if (unavailable) console.warn(`skipping tenant-service API tests: ${unavailable}`);
@@ -86,8 +87,9 @@ describe.skipIf(unavailable !== undefined)("tenant service API on PostgreSQL 15 
       const app = await buildApp({ config: stack.config, db: failing });
       try {
         const read = () => app.inject({ method: "GET", url: `/v1/tenants/${acme.id}/items`, headers: { authorization: `Bearer ${acme.member}` } });
-        for (const [code, message] of [["08006", "connection to the remote node platform_app@worker-3:5432 failed"], ["57P01", "terminating connection due to administrator command"], ["57014", "canceling statement due to statement timeout"], [undefined, "Connection terminated unexpectedly"]] as const) {
-          away = Object.assign(new Error(message), code ? { code } : {});
+        for (const [code, message] of [["08006", "connection to the remote node platform_app@worker-3:5432 failed"], ["57P01", "terminating connection due to administrator command"], ["57014", "canceling statement due to statement timeout"], [undefined, "Connection terminated unexpectedly"], [undefined, "timeout exceeded when trying to connect"], ["NODE_BUSY", ""]] as const) {
+          // The last two: no connection within the pool's wait (pg-pool's own error), or the tenant's node's share of it.
+          away = code === "NODE_BUSY" ? new NodeBusy(1, 3, 5_000) : Object.assign(new Error(message), code ? { code } : {});
           const res = await read();
           expect(res.statusCode, `${code ?? message}: ${res.body}`).toBe(503);
           expect(res.headers["retry-after"]).toBe("5");
@@ -97,6 +99,8 @@ describe.skipIf(unavailable !== undefined)("tenant service API on PostgreSQL 15 
         expect(metrics).toMatch(/db_unavailable_total\{cause="08006"\} 1/);
         expect(metrics).toMatch(/db_unavailable_total\{cause="57014"\} 1/);
         expect(metrics).toMatch(/db_unavailable_total\{cause="connection_lost"\} 1/);
+        expect(metrics).toMatch(/db_unavailable_total\{cause="pool_exhausted"\} 1/);
+        expect(metrics).toMatch(/db_unavailable_total\{cause="node_busy"\} 1/);
         away = undefined;
         expect((await read()).statusCode).toBe(200);
         // Anything else of ours is still a 500: only an absent node is worth retrying.

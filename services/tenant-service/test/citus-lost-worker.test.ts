@@ -12,8 +12,10 @@
  * whose budget of closed sessions still busy on the server is one (retiredConnectionBudget): two failing transactions
  * show both ways a connection is given up.
  */
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEAD_PEER, DEAD_PEER_CONNINFO, retiredConnectionBudget } from "@platform/config";
+import { groupOfTenant, readShardMap, runMigrations } from "@platform/citus";
+import { DEAD_PEER, DEAD_PEER_CONNINFO, nodeConnectionCap, retiredConnectionBudget } from "@platform/config";
 import { citusAcrossNetworkUnavailable, startCitusAcrossNetwork, type CitusAcrossNetwork } from "@platform/testing";
 import { ROLLBACK_WAIT_MS, createPostgresDatabase } from "../src/db/postgres.js";
 
@@ -89,5 +91,96 @@ describe.skipIf(unavailable !== undefined)("the service's transactions when a Ci
     expect(db.poolStats!().heldBusy).toBe(0);
     const [a, b] = await Promise.all([db.transaction(admin, (tx) => tx.query("SELECT 2 AS two")), db.transaction(admin, (tx) => tx.query("SELECT 2 AS two"))]);
     expect([a.rows[0]!.two, b.rows[0]!.two]).toEqual([2, 2]);
+  }, 180_000);
+});
+
+/**
+ * The node bulkhead (src/db/node-bulkhead.ts) on the same real cut: the platform's schema, tenants on both node
+ * groups (the coordinator holds shards too), a pool of four as in production (node cap three). The lost worker's
+ * tenants keep sending throughout; the other node's tenants must be served all along, each transaction within a
+ * bound, and none refused.
+ */
+describe.skipIf(unavailable !== undefined)("the other nodes' tenants while a Citus worker is lost (real Citus, real namespaces)", () => {
+  const POOL = 4;
+  /** How long both kinds of tenants send after the cut: the statement timeout, the ROLLBACK wait, refusals after. */
+  const LOAD_MS = 12_000;
+  let cluster: CitusAcrossNetwork;
+  let db: ReturnType<typeof createPostgresDatabase>;
+  const onLost: string[] = [];
+  const onCoordinator: string[] = [];
+
+  beforeAll(async () => {
+    cluster = await startCitusAcrossNetwork({ nodeConninfo: `sslmode=disable ${DEAD_PEER_CONNINFO}` });
+    const { coordinator, host } = cluster;
+    // Shards on the coordinator as well, so some tenants live on a node that stays.
+    cluster.sql(coordinator, `SELECT citus_set_node_property('${host.serverAddress}', ${coordinator.port}, 'shouldhaveshards', true)`);
+    cluster.sql(coordinator, "CREATE ROLE platform_app LOGIN");
+    const admin = new pg.Client({ connectionString: cluster.socketUrl(coordinator) });
+    await admin.connect();
+    try {
+      await runMigrations(admin);
+      const { rows } = await admin.query<{ id: string }>("INSERT INTO platform.tenants (code, name) SELECT 'tenant-' || i, 'Tenant ' || i FROM generate_series(1, 40) i RETURNING id");
+      const map = await readShardMap(admin);
+      for (const { id } of rows) (groupOfTenant(map, id) === 0 ? onCoordinator : onLost).push(id);
+    } finally {
+      await admin.end();
+    }
+    db = createPostgresDatabase({ url: cluster.socketUrl(coordinator), poolSize: POOL, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
+  }, 300_000);
+  afterAll(async () => {
+    await db?.close().catch(() => {});
+    cluster?.stop();
+  });
+
+  it("keeps serving the other node's tenants while the lost worker's hold at most their share of the pool", async () => {
+    expect(onLost.length).toBeGreaterThan(0);
+    expect(onCoordinator.length).toBeGreaterThan(0);
+    expect(nodeConnectionCap(POOL)).toBe(3);
+    const read = (tenantId: string) => db.transaction({ tenantId }, (tx) => tx.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.items WHERE tenant_id = $1", [tenantId]));
+    // Every connection of the pool open, each having reached the worker for a tenant there.
+    await Promise.all([...onLost.slice(0, POOL), ...onCoordinator.slice(0, POOL)].map(read));
+
+    cluster.host.cut();
+    const until = Date.now() + LOAD_MS;
+    const lostOutcomes: Record<string, number> = {};
+    const served: number[] = [];
+    const failed: string[] = [];
+    // Six callers for the lost worker's tenants, twice what their node may hold; two for the coordinator's.
+    const lostCaller = async (k: number) => {
+      for (let i = k; Date.now() < until; i += 6) {
+        const outcome = await read(onLost[i % onLost.length]!).then(
+          () => "answered",
+          (error: { code?: string }) => error.code ?? "other",
+        );
+        lostOutcomes[outcome] = (lostOutcomes[outcome] ?? 0) + 1;
+      }
+    };
+    const otherCaller = async (k: number) => {
+      for (let i = k; Date.now() < until; i += 2) {
+        const started = performance.now();
+        try {
+          await read(onCoordinator[i % onCoordinator.length]!);
+          served.push(performance.now() - started);
+        } catch (error) {
+          failed.push((error as Error).message);
+        }
+      }
+    };
+    await Promise.all([...[0, 1, 2, 3, 4, 5].map(lostCaller), otherCaller(0), otherCaller(1)]);
+    const sorted = [...served].sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Infinity;
+    console.log(
+      `node bulkhead, pool ${POOL} (node cap ${nodeConnectionCap(POOL)}), ${LOAD_MS} ms after the cut: the coordinator's tenants served ${served.length} transactions, p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${at(1).toFixed(1)} ms, ${failed.length} failed (${[...new Set(failed)].join("; ")}); the lost worker's tenants: ${JSON.stringify(lostOutcomes)}; pool ${JSON.stringify(db.poolStats!())}`,
+    );
+    expect(failed).toEqual([]);
+    // The lost worker's tenants failed by the statement timeout, then were refused for their node without a connection.
+    expect(lostOutcomes["57014"]).toBeGreaterThan(0);
+    expect(lostOutcomes["NODE_BUSY"]).toBeGreaterThan(0);
+    expect(lostOutcomes["answered"]).toBeUndefined();
+    expect(db.poolStats!().nodesQuarantined).toBe(1);
+    // Without the bulkhead the six callers take all four connections within the first second, and each of the
+    // others' transactions waits seconds for one, or 5 s and is refused (see the README's figures).
+    expect(served.length).toBeGreaterThan(100);
+    expect(at(0.99)).toBeLessThan(500);
   }, 180_000);
 });

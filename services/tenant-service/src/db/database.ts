@@ -91,6 +91,8 @@ export interface PoolStats {
   readonly retired?: number;
   /** Out of the pool after such a ROLLBACK, over the budget of closed ones, until the server answers it. */
   readonly heldBusy?: number;
+  /** Citus node groups whose tenants get one connection, after a ROLLBACK there went unanswered (db/node-bulkhead.ts). */
+  readonly nodesQuarantined?: number;
 }
 
 export interface Database {

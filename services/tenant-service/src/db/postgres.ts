@@ -1,5 +1,7 @@
 import pg from "pg";
-import { DEAD_PEER, deadPeerStartupOptions, retiredConnectionBudget } from "@platform/config/dead-peers";
+import { readShardMap } from "@platform/citus";
+import { DEAD_PEER, deadPeerStartupOptions, nodeConnectionCap, retiredConnectionBudget } from "@platform/config/dead-peers";
+import { NodeBulkhead, type NodePass } from "./node-bulkhead.js";
 import { contextStatements, isTenantRowStatement, type Database, type Queryable, type TenantContext, type Transaction } from "./database.js";
 
 export interface PostgresOptions {
@@ -12,6 +14,11 @@ export interface PostgresOptions {
   readonly applicationName?: string;
   /** Connections it may close while the server may still be busy on them. @default retiredConnectionBudget(poolSize) */
   readonly retiredConnectionBudget?: number;
+  /**
+   * On Citus, the connections one node group's tenants may hold at once (db/node-bulkhead.ts); 0 turns the bound off.
+   * @default nodeConnectionCap(poolSize)
+   */
+  readonly nodeConnectionCap?: number;
 }
 
 /**
@@ -31,6 +38,11 @@ export interface PostgresOptions {
  */
 export const ROLLBACK_WAIT_MS = 2_000;
 
+/** How old the node bulkhead's shard map may get before it is read again: shard moves are rare and take minutes. */
+export const NODE_MAP_REFRESH_MS = 30_000;
+/** How long a transaction waits for a connection: the pool's own wait, and the node bulkhead's. */
+const CONNECTION_WAIT_MS = 5_000;
+
 /** PostgreSQL or a Citus coordinator, through a pg pool. */
 export function createPostgresDatabase(options: PostgresOptions): Database & { pool: pg.Pool } {
   const pool = new pg.Pool({
@@ -40,7 +52,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
     max: options.poolSize,
     application_name: options.applicationName ?? "tenant-service",
     idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: CONNECTION_WAIT_MS,
     statement_timeout: options.statementTimeoutMs ?? 10_000,
     // The server drops a session of this process within a minute of it going silent (config/src/dead-peers.ts).
     options: deadPeerStartupOptions(),
@@ -73,12 +85,27 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
       },
     ));
 
+  const nodeCap = options.nodeConnectionCap ?? nodeConnectionCap(options.poolSize);
+  const nodes =
+    nodeCap > 0
+      ? new NodeBulkhead({ cap: nodeCap, waitMs: CONNECTION_WAIT_MS, quarantineMs: DEAD_PEER.nodeLinkUserTimeoutMs, refreshMs: NODE_MAP_REFRESH_MS, readMap: () => readShardMap(pool) })
+      : undefined;
+
   return {
     kind: "postgres",
     pool,
     async transaction<T>(context: TenantContext, work: (tx: Transaction) => Promise<T>): Promise<T> {
-      const statements = contextStatements(context, { citus: context.tenantId !== undefined && (await isCitus()) });
-      const client = await pool.connect();
+      const citusTenant = context.tenantId !== undefined && (await isCitus());
+      const statements = contextStatements(context, { citus: citusTenant });
+      // On Citus, a tenant's transaction first takes a place among its node's (db/node-bulkhead.ts), then a connection.
+      const pass: NodePass = citusTenant && nodes ? await nodes.enter(context.tenantId!) : { release() {}, troubled() {} };
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        pass.release();
+        throw error;
+      }
       let broken: Error | undefined;
       let released = false;
       // BEGIN and the SET LOCALs are sent without waiting for their answers (pg's pipeline mode): the work's first
@@ -113,6 +140,8 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
         // A connection whose ROLLBACK fails is destroyed rather than handed, mid-transaction, to the next request.
         const rolledBack = rollBack(client);
         const outcome = await within(rolledBack, ROLLBACK_WAIT_MS);
+        // Unanswered: the coordinator is cancelling on a worker it cannot reach, so that node's tenants get one connection.
+        if (outcome === LATE) pass.troubled();
         if (outcome !== LATE) broken = outcome;
         else if (retired < retiredBudget) {
           retire();
@@ -124,17 +153,21 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
           void rolledBack.then((failure) => {
             heldBusy -= 1;
             client.release(failure);
+            pass.release();
           });
         }
         throw error;
       } finally {
-        if (!released) client.release(broken);
+        if (!released) {
+          client.release(broken);
+          pass.release();
+        }
       }
     },
     async ping() {
       await pool.query("SELECT 1");
     },
-    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolSize, retired, heldBusy }),
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolSize, retired, heldBusy, nodesQuarantined: nodes?.quarantined() ?? 0 }),
     async close() {
       await pool.end();
     },

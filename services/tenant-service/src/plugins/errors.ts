@@ -31,15 +31,23 @@ export const PG_ERRORS: Record<string, [number, string, string]> = {
  * (10 s) ends the request before the coordinator's connection to the worker times out (60 s;
  * test/citus-lost-worker.test.ts). A database too busy to answer in time is the other cause; a retry a few seconds
  * later is right for both, and the counter's cause label tells them from a failover's.
+ *
+ * And no connection within the pool's wait (5 s): the pool's own (pool_exhausted), or the share of it the tenant's
+ * Citus node may hold (node_busy, db/node-bulkhead.ts), taken by that node's transactions while it is lost. The
+ * request read nothing and changed nothing: a retry is safe.
  */
 const DATABASE_UNAVAILABLE = new Set(["08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "25006", "57014"]);
 const CONNECTION_LOST = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE"]);
+/** pg-pool's error when no connection came free within connectionTimeoutMillis. */
+const POOL_WAIT_EXCEEDED = "timeout exceeded when trying to connect";
 /** Seconds a client waits before retrying: about one Patroni failover loop. */
 export const DATABASE_RETRY_AFTER_SECONDS = 5;
 
 export function databaseUnavailable(error: { code?: string; message?: string }): string | undefined {
   if (error.code && (DATABASE_UNAVAILABLE.has(error.code) || CONNECTION_LOST.has(error.code))) return error.code;
   if (error.message === "Connection terminated unexpectedly" || error.message?.startsWith("Connection terminated due to connection timeout")) return "connection_lost";
+  if (error.code === "NODE_BUSY") return "node_busy";
+  if (error.message === POOL_WAIT_EXCEEDED) return "pool_exhausted";
   return undefined;
 }
 
