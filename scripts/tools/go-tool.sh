@@ -12,6 +12,11 @@
 # module, which the proxy serves apart or not at all). The published version its go.mod requires is used instead,
 # from the proxy, and the build runs in a writable copy of the source (the module cache is read-only).
 #
+# <TOOL>_GIT (the tool's name in capitals, dashes as underscores: POLARIS_GIT): a git clone or mirror of the module's
+# repository, used when the module proxy refuses the module: the source is the pinned commit (a pseudo-version's last
+# part, else the version as a tag) taken from it with `git archive`, which git's object ids check. The dependencies
+# still come from the proxy, checked against the module's go.sum.
+#
 # Exit codes: 0 built or already cached (path on stdout); 3 the tool cannot be had here (no Go, or the module proxy
 # does not serve the module or one it needs), said on stderr so tests skip with that reason; 1 a failed build.
 #
@@ -37,6 +42,21 @@ go_failure() {
   grep -v '^go: downloading ' "$log" >&2 || true
   echo "${who}: ${doing} ${subject} failed (output above)" >&2
   return 1
+}
+
+# Extracts REVISION (a commit or tag) from the git clone that the variable named CLONE_VAR names into DEST, after
+# checking the clone holds it (git's object ids check the content); says why on stderr and returns 1 if it does not.
+#
+#   source_from_clone WHO CLONE_VAR REVISION DEST
+source_from_clone() {
+  local who="$1" clone_var="$2" revision="$3" dest="$4"
+  local clone="${!clone_var}"
+  if ! git -C "$clone" cat-file -e "${revision}^{commit}" 2>/dev/null; then
+    echo "${who}: ${clone_var}=${clone} does not hold ${revision}" >&2
+    return 1
+  fi
+  mkdir -p "$dest"
+  git -C "$clone" archive "$revision" | tar -x -C "$dest"
 }
 
 build_go_tool() {
@@ -73,12 +93,23 @@ build_go_tool() {
   (cd "$work" && go mod init "platform-tools/${tool}-download" >/dev/null 2>&1)
 
   local started=$SECONDS download reason source_dir
-  if ! download="$(cd "$work" && go mod download -json "${module}@${version}" 2>&1)"; then
+  if download="$(cd "$work" && go mod download -json "${module}@${version}" 2>&1)"; then
+    source_dir="$(printf '%s\n' "$download" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  else
     reason="$(printf '%s\n' "$download" | sed -n 's/^[[:space:]]*"Error": "\(.*\)"[,]*$/\1/p' | sed 's/\\n/ /g; s/\\t/ /g')"
-    echo "install-${tool}: the Go module proxy does not serve ${module}@${version}: ${reason:-$download}" >&2
-    return 3
+    local clone_var clone revision
+    clone_var="$(printf '%s' "$tool" | tr '[:lower:]-' '[:upper:]_')_GIT"
+    clone="${!clone_var:-}"
+    if [[ -z "$clone" ]]; then
+      echo "install-${tool}: the Go module proxy does not serve ${module}@${version}: ${reason:-$download}. Set ${clone_var} to a clone of its repository to build from it instead." >&2
+      return 3
+    fi
+    # v0.0.0-<time>-<commit>: the commit; any other version: its tag.
+    if [[ "$version" =~ -[0-9]{14}-([0-9a-f]{12})$ ]]; then revision="${BASH_REMATCH[1]}"; else revision="$version"; fi
+    source_dir="$work/git-source"
+    source_from_clone "install-${tool}" "$clone_var" "$revision" "$source_dir" || return 1
+    echo "install-${tool}: the module proxy refused ${module}@${version}; building ${revision} from ${clone}" >&2
   fi
-  source_dir="$(printf '%s\n' "$download" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
   if [[ -z "$source_dir" || ! -d "$source_dir" ]]; then
     echo "install-${tool}: go mod download did not say where ${module}@${version} is:" >&2
     printf '%s\n' "$download" >&2

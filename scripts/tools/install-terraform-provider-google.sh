@@ -74,13 +74,8 @@ if [[ -z "$source_dir" ]]; then
       "${MODULE} that holds that commit to build from it instead." >&2
     exit 3
   fi
-  if ! git -C "$clone" cat-file -e "${PROVIDER_COMMIT}^{commit}" 2>/dev/null; then
-    echo "install-terraform-provider-google: TERRAFORM_PROVIDER_GOOGLE_GIT=${clone} does not hold commit ${PROVIDER_COMMIT} (tag v${PROVIDER_VERSION})" >&2
-    exit 1
-  fi
   source_dir="$work/source"
-  mkdir -p "$source_dir"
-  git -C "$clone" archive "$PROVIDER_COMMIT" | tar -x -C "$source_dir"
+  source_from_clone install-terraform-provider-google TERRAFORM_PROVIDER_GOOGLE_GIT "$PROVIDER_COMMIT" "$source_dir" || exit 1
   echo "install-terraform-provider-google: the module proxy refused ${PROVIDER_COMMIT} (${proxy_refusal}); building it from ${clone}" >&2
 fi
 if [[ -z "$source_dir" || ! -f "$source_dir/go.mod" ]]; then
