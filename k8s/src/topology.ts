@@ -49,6 +49,18 @@ export const selectorOf = (w: Pick<WorkloadIdentity, "name" | "component">): Rec
   "app.kubernetes.io/component": w.component,
 });
 
+/**
+ * The labels of a workload's controller, its pods and its other objects: the selector, what it is part of, and
+ * app.kubernetes.io/instance, the object's own name as the recommended labels (and Polaris's
+ * metadataAndInstanceMismatched) have it. Never in a selector: a selector cannot change once applied.
+ */
+export const controllerLabels = (w: Pick<WorkloadIdentity, "name" | "component" | "partOf">): Record<string, string> => ({
+  ...selectorOf(w),
+  "app.kubernetes.io/instance": w.name,
+  "app.kubernetes.io/part-of": w.partOf,
+  "app.kubernetes.io/managed-by": "cdk8s",
+});
+
 /** Each workload's pods as another chart's NetworkPolicy names them: its namespace from the config, its selector. */
 export function peers(config: EnvironmentConfig): Record<WorkloadKey, PodPeer> {
   const k = config.kubernetes;

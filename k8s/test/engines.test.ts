@@ -293,6 +293,26 @@ describe("Polaris (polaris audit, its default configuration)", () => {
     expect(polarisFindings(audit(synthesized[env]!.dir), env)).toEqual([]);
   });
 
+  it.for(VARIANTS)("%s: each exemption answers a check Polaris fails on that object without it, and every failure is exempted", (env, ctx) => {
+    if (!tool.path) ctx.skip(`Polaris unavailable: ${tool.unavailable}`);
+    const objects = structuredClone(synthesized[env]!.objects);
+    const exempted: string[] = [];
+    for (const o of objects) {
+      const reasons = engineExceptionsOf(o.metadata.annotations).polaris;
+      for (const [check, reason] of Object.entries(reasons)) {
+        expect(reason, `${ref(o)}: Polaris ${check} without its reason`).toMatch(/\w{3,}/);
+        exempted.push(`${ref(o)} ${check}`);
+      }
+      // Polaris's own exemptions off: what it finds then is what they hide.
+      for (const key of Object.keys(o.metadata.annotations ?? {})) if (key.startsWith("polaris.fairwinds.com/")) delete o.metadata.annotations![key];
+    }
+    const bare = join(dir, `polaris-bare-${env}`);
+    mkdirSync(bare, { recursive: true });
+    writeFileSync(join(bare, "all.yaml"), toYaml(objects));
+    const failed = new Set(polarisFindings(audit(bare), env).map((f) => f.replace(/^polaris \S+ (\S+)(?: container \S+)?: (\S+) .*$/, "$1 $2")));
+    expect([...failed].sort()).toEqual([...new Set(exempted)].sort());
+  });
+
   it("fails a container without its securityContext, naming the object and the check", (ctx) => {
     if (!tool.path) ctx.skip(`Polaris unavailable: ${tool.unavailable}`);
     const broken = join(dir, "polaris-broken");

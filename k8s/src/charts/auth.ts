@@ -7,9 +7,17 @@ import { hardenedPodSecurityContext, hardenedTaskContainer } from "../constructs
 import { WorkloadNetworkPolicy, addresses, localPods, podsOf, tcp } from "../constructs/network-policy.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
-import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
+import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations, mergeExceptions, type EngineExceptions } from "../policy/exceptions.js";
 import { quotaFor } from "../quantities.js";
-import { HYDRA_SERVICES, PORTS, PRIORITY_CLASSES, WORKLOADS, traceReceiver, type ChartContext } from "../topology.js";
+import { HYDRA_SERVICES, PORTS, PRIORITY_CLASSES, WORKLOADS, controllerLabels, traceReceiver, type ChartContext } from "../topology.js";
+
+/** Polaris's sensitiveContainerEnvVar matches the variable's name, not what it holds. */
+const TOKEN_FORMAT_ENV_EXCEPTION: EngineExceptions = {
+  polaris: {
+    sensitiveContainerEnvVar:
+      "STRATEGIES_ACCESS_TOKEN is Hydra's access token format (jwt), not a token; Hydra's secrets and database URL are files mounted from Secret Manager",
+  },
+};
 
 export const HYDRA_PUBLIC_PORT = PORTS.hydraPublic;
 export const HYDRA_ADMIN_PORT = PORTS.hydraAdmin;
@@ -59,6 +67,7 @@ export class AuthChart extends Chart {
     };
 
     const hydra = new HardenedDeployment(this, "Hydra", {
+      exceptions: TOKEN_FORMAT_ENV_EXCEPTION,
       namespace,
       ...WORKLOADS.hydra,
       priorityClassName: PRIORITY_CLASSES.api.name,
@@ -93,7 +102,8 @@ export class AuthChart extends Chart {
     service(HYDRA_SERVICES.admin, HYDRA_ADMIN_PORT, "admin");
 
     // Schema migrations before the rollout; the finished Job removes itself after a day.
-    const jobLabels = { "app.kubernetes.io/name": WORKLOADS.hydra.name, "app.kubernetes.io/component": "migrate", "app.kubernetes.io/part-of": WORKLOADS.hydra.partOf };
+    // Hydra's pods by name (its NetworkPolicy lets the Job reach the database too); the Job's own instance.
+    const jobLabels = { ...controllerLabels({ name: WORKLOADS.hydra.name, component: "migrate", partOf: WORKLOADS.hydra.partOf }), "app.kubernetes.io/instance": "hydra-migrate" };
     new KubeServiceAccount(this, "MigrateAccount", {
       metadata: { name: "hydra-migrate", namespace, annotations: { "iam.gke.io/gcp-service-account": names.serviceAccounts.hydra.email } },
       automountServiceAccountToken: false,
@@ -113,7 +123,7 @@ export class AuthChart extends Chart {
         name: "hydra-migrate",
         namespace,
         labels: jobLabels,
-        annotations: engineExceptionAnnotations(PULL_POLICY_EXCEPTION),
+        annotations: engineExceptionAnnotations(mergeExceptions(PULL_POLICY_EXCEPTION, TOKEN_FORMAT_ENV_EXCEPTION)),
       },
       spec: {
         ttlSecondsAfterFinished: 86400,

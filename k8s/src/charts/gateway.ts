@@ -6,7 +6,7 @@ import { IntOrString, KubeConfigMap, KubeService, type Volume } from "../k8s.js"
 import { HardenedDeployment } from "../constructs/hardened-deployment.js";
 import { NamespaceBaseline } from "../constructs/platform-namespace.js";
 import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../constructs/secret-manager-files.js";
-import { engineExceptionAnnotations } from "../policy/exceptions.js";
+import { engineExceptionAnnotations, NETWORK_POLICY_EXCEPTION } from "../policy/exceptions.js";
 import { quotaFor } from "../quantities.js";
 import { PORTS, PRIORITY_CLASSES, WORKLOADS, peers, traceReceiver, type ChartContext } from "../topology.js";
 import { WorkloadNetworkPolicy, addresses, podsOf, tcp, type PodPeer } from "../constructs/network-policy.js";
@@ -190,6 +190,7 @@ export class GatewayChart extends Chart {
     const configVolume: Volume = { name: "declarative", configMap: { name: "kong-declarative" } };
 
     const gateway = new HardenedDeployment(this, "Kong", {
+      exceptions: NETWORK_POLICY_EXCEPTION,
       namespace,
       ...WORKLOADS.gateway,
       priorityClassName: PRIORITY_CLASSES.edge.name,

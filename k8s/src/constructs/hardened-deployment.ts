@@ -11,8 +11,8 @@ import {
   type Volume,
 } from "../k8s.js";
 import { hardenedContainer, hardenedPodSecurityContext, hardenedTaskContainer, type HardenedContainerProps, type HardenedTaskProps } from "./hardened-container.js";
-import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
-import { selectorOf } from "../topology.js";
+import { HPA_REPLICAS_EXCEPTION, PULL_POLICY_EXCEPTION, engineExceptionAnnotations, mergeExceptions, type EngineExceptions } from "../policy/exceptions.js";
+import { controllerLabels, selectorOf } from "../topology.js";
 
 export interface HardenedDeploymentProps {
   readonly namespace: string;
@@ -38,6 +38,8 @@ export interface HardenedDeploymentProps {
   readonly extraVolumes?: Volume[];
   /** @default 30 */
   readonly terminationGracePeriodSeconds?: number;
+  /** The engines' checks this workload is an exception to, each with its reason (policy/exceptions.ts). */
+  readonly exceptions?: EngineExceptions;
 }
 
 /** What a Deployment and a StatefulSet share: the pod template, spread over zones and hosts. */
@@ -56,8 +58,9 @@ export interface HardenedPodProps {
 /** The policy exemption a workload that mounts an API token carries, with its reason. */
 export function tokenExemption(props: HardenedPodProps): Record<string, string> | undefined {
   if (!props.serviceAccount.automountToken) return undefined;
-  if (!props.serviceAccount.apiAccessReason) throw new Error(`${props.container.name}: a mounted API token needs serviceAccount.apiAccessReason`);
-  return { "policy.platform.io/exempt.SERVICE_ACCOUNT_TOKEN": props.serviceAccount.apiAccessReason };
+  const reason = props.serviceAccount.apiAccessReason;
+  if (!reason) throw new Error(`${props.container.name}: a mounted API token needs serviceAccount.apiAccessReason`);
+  return { "policy.platform.io/exempt.SERVICE_ACCOUNT_TOKEN": reason, ...engineExceptionAnnotations({ polaris: { automountServiceAccountToken: reason } }) };
 }
 
 export function hardenedPodTemplate(props: HardenedPodProps, labels: Record<string, string>, selector: Record<string, string>): PodTemplateSpec {
@@ -96,7 +99,8 @@ export function hardenedPodTemplate(props: HardenedPodProps, labels: Record<stri
 }
 
 /**
- * A Deployment that survives node drains and zone loss: at least two replicas under an HPA, a PDB that always
+ * A Deployment that survives node drains and zone loss: at least two replicas, under an HPA when it may scale (a
+ * fixed count is the Deployment's own, as an HPA whose bounds are equal would do nothing), a PDB that always
  * lets one pod go (and evicts unhealthy pods), spread across zones and hosts, rolling updates without dropping
  * below capacity, its own ServiceAccount without an API token, and the hardened container.
  */
@@ -110,8 +114,9 @@ export class HardenedDeployment extends Construct {
     if (props.replicas.min < 2) throw new Error(`${props.name}: minReplicas must be 2 or more (got ${props.replicas.min})`);
     if (props.replicas.max < props.replicas.min) throw new Error(`${props.name}: maxReplicas ${props.replicas.max} < minReplicas ${props.replicas.min}`);
     this.selector = selectorOf(props);
-    const labels = { ...this.selector, "app.kubernetes.io/part-of": props.partOf, "app.kubernetes.io/managed-by": "cdk8s" };
+    const labels = controllerLabels(props);
     const metadata = { name: props.name, namespace: props.namespace, labels };
+    const scales = props.replicas.max > props.replicas.min;
 
     new KubeServiceAccount(this, "ServiceAccount", {
       metadata: {
@@ -124,9 +129,10 @@ export class HardenedDeployment extends Construct {
     });
 
     this.deployment = new KubeDeployment(this, "Deployment", {
-      metadata: { ...metadata, annotations: engineExceptionAnnotations(PULL_POLICY_EXCEPTION) },
+      metadata: { ...metadata, annotations: engineExceptionAnnotations(mergeExceptions(PULL_POLICY_EXCEPTION, scales ? HPA_REPLICAS_EXCEPTION : {}, props.exceptions ?? {})) },
       spec: {
-        // No replicas field: the HPA owns the count, and a server-side apply must not reset it.
+        // Under an HPA no replicas field: the HPA owns the count, and a server-side apply must not reset it.
+        ...(scales ? {} : { replicas: props.replicas.min }),
         selector: { matchLabels: this.selector },
         revisionHistoryLimit: 5,
         strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: IntOrString.fromString("25%"), maxUnavailable: IntOrString.fromNumber(0) } },
@@ -134,7 +140,7 @@ export class HardenedDeployment extends Construct {
       },
     });
 
-    new KubeHorizontalPodAutoscalerV2(this, "Autoscaler", {
+    if (scales) new KubeHorizontalPodAutoscalerV2(this, "Autoscaler", {
       metadata,
       spec: {
         scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: props.name },

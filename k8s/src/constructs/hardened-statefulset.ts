@@ -1,8 +1,8 @@
 import { Construct } from "constructs";
 import { IntOrString, KubePodDisruptionBudget, KubeService, KubeStatefulSet, Quantity } from "../k8s.js";
 import { hardenedPodTemplate, tokenExemption, type HardenedPodProps } from "./hardened-deployment.js";
-import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../policy/exceptions.js";
-import { selectorOf } from "../topology.js";
+import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations, mergeExceptions, type EngineExceptions } from "../policy/exceptions.js";
+import { controllerLabels, selectorOf } from "../topology.js";
 
 export interface HardenedStatefulSetProps extends HardenedPodProps {
   readonly namespace: string;
@@ -14,6 +14,8 @@ export interface HardenedStatefulSetProps extends HardenedPodProps {
   readonly service: { readonly port: number; readonly targetPortName: string };
   /** Written on the objects when replicas is 1: why this workload cannot run twice. */
   readonly singleReplicaReason?: string;
+  /** The engines' checks this workload is an exception to, each with its reason (policy/exceptions.ts). */
+  readonly exceptions?: EngineExceptions;
 }
 
 /**
@@ -29,7 +31,7 @@ export class HardenedStatefulSet extends Construct {
       throw new Error(`${props.name}: one replica needs singleReplicaReason (it is written on the object as the policy exemption)`);
     }
     this.selector = selectorOf(props);
-    const labels = { ...this.selector, "app.kubernetes.io/part-of": props.partOf, "app.kubernetes.io/managed-by": "cdk8s" };
+    const labels = controllerLabels(props);
     const exemptions = {
       ...(props.replicas < 2
         ? {
@@ -37,7 +39,7 @@ export class HardenedStatefulSet extends Construct {
           }
         : {}),
       ...tokenExemption(props),
-      ...engineExceptionAnnotations(PULL_POLICY_EXCEPTION),
+      ...engineExceptionAnnotations(mergeExceptions(PULL_POLICY_EXCEPTION, props.exceptions ?? {})),
     };
     const template = hardenedPodTemplate(
       { ...props, container: { ...props.container, persistentMounts: [{ volume: "data", mountPath: props.storage.mountPath }] } },

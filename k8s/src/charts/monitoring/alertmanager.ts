@@ -6,6 +6,7 @@ import { HardenedStatefulSet } from "../../constructs/hardened-statefulset.js";
 import { WorkloadNetworkPolicy, addresses, localPods, tcp, udp } from "../../constructs/network-policy.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../../constructs/secret-manager-files.js";
 import { PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../../topology.js";
+import { NETWORK_POLICY_EXCEPTION } from "../../policy/exceptions.js";
 
 export interface AlertmanagerProps {
   /** alertmanager.yml, rendered by @platform/monitoring. */
@@ -41,6 +42,7 @@ export class Alertmanager extends Construct {
       automountServiceAccountToken: false,
     });
     const server = new HardenedStatefulSet(this, "Server", {
+      exceptions: NETWORK_POLICY_EXCEPTION,
       namespace,
       ...WORKLOADS.alertmanager,
       replicas: ALERTMANAGER.replicas,

@@ -4,6 +4,7 @@ import { IntOrString, KubeService, KubeServiceAccount } from "../../k8s.js";
 import { HardenedStatefulSet } from "../../constructs/hardened-statefulset.js";
 import { WorkloadNetworkPolicy, localPods, podsOf, tcp } from "../../constructs/network-policy.js";
 import { JAEGER_SERVICES, PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../../topology.js";
+import { NETWORK_POLICY_EXCEPTION } from "../../policy/exceptions.js";
 
 /**
  * Jaeger collecting OTLP from Kong, Hydra, the tenant service and its worker, where it is the environment's trace
@@ -22,6 +23,7 @@ export class Jaeger extends Construct {
     const m = config.monitoring;
     const { namespace, serviceAccount } = config.kubernetes.jaeger;
     const server = new HardenedStatefulSet(this, "Server", {
+      exceptions: NETWORK_POLICY_EXCEPTION,
       namespace,
       ...WORKLOADS.jaeger,
       replicas: 1,

@@ -5,7 +5,7 @@ import { IntOrString, KubeClusterRole, KubeClusterRoleBinding, KubeDeployment, K
 import { hardenedPodTemplate, tokenExemption, type HardenedPodProps } from "../../constructs/hardened-deployment.js";
 import { WorkloadNetworkPolicy, addresses, localPods, tcp } from "../../constructs/network-policy.js";
 import { PULL_POLICY_EXCEPTION, engineExceptionAnnotations } from "../../policy/exceptions.js";
-import { PRIORITY_CLASSES, selectorOf, type ChartContext, type WorkloadIdentity } from "../../topology.js";
+import { PRIORITY_CLASSES, controllerLabels, selectorOf, type ChartContext, type WorkloadIdentity } from "../../topology.js";
 
 /** Not in the config's workload table: it has no Google identity and lives in the monitoring namespace. */
 export const KUBE_STATE_METRICS: WorkloadIdentity & { readonly serviceAccount: string } = {
@@ -53,7 +53,7 @@ export class KubeStateMetrics extends Construct {
     const replicas = props.replicas ?? 2;
     if (replicas < 2) throw new Error(`kube-state-metrics: replicas must be 2 or more (got ${replicas}): the Kubernetes alerts go blind with its one pod`);
     this.selector = selectorOf(KUBE_STATE_METRICS);
-    const labels = { ...this.selector, "app.kubernetes.io/part-of": KUBE_STATE_METRICS.partOf, "app.kubernetes.io/managed-by": "cdk8s" };
+    const labels = controllerLabels(KUBE_STATE_METRICS);
     const metadata = { name: KUBE_STATE_METRICS.name, namespace, labels };
 
     new KubeServiceAccount(this, "Account", { metadata: { name: KUBE_STATE_METRICS.serviceAccount, namespace, labels }, automountServiceAccountToken: true });

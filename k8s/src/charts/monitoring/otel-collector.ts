@@ -4,7 +4,7 @@ import { imageRef, platformNames, type EnvironmentConfig } from "@platform/confi
 import { KubeConfigMap } from "../../k8s.js";
 import { HardenedDeployment } from "../../constructs/hardened-deployment.js";
 import { WorkloadNetworkPolicy, addresses, localPods, podsOf, tcp } from "../../constructs/network-policy.js";
-import { engineExceptionAnnotations } from "../../policy/exceptions.js";
+import { engineExceptionAnnotations, NETWORK_POLICY_EXCEPTION } from "../../policy/exceptions.js";
 import { memoryMi } from "../../quantities.js";
 import { PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../../topology.js";
 
@@ -83,6 +83,7 @@ export class OtelCollector extends Construct {
       data: { "config.yaml": stringify(otelCollectorConfig(config)) },
     });
     const deployment = new HardenedDeployment(this, "Deployment", {
+      exceptions: NETWORK_POLICY_EXCEPTION,
       namespace,
       ...WORKLOADS.otelCollector,
       priorityClassName: PRIORITY_CLASSES.batch.name,

@@ -6,6 +6,7 @@ import { HardenedStatefulSet } from "../../constructs/hardened-statefulset.js";
 import { WorkloadNetworkPolicy, addresses, localPods, namespaceOf, tcp } from "../../constructs/network-policy.js";
 import { PORTS, PRIORITY_CLASSES, WORKLOADS, type ChartContext } from "../../topology.js";
 import { OTEL_COLLECTOR_METRICS_PORT } from "./otel-collector.js";
+import { NETWORK_POLICY_EXCEPTION } from "../../policy/exceptions.js";
 
 export interface PrometheusProps {
   /** prometheus.yml and the rules file, rendered by @platform/monitoring. */
@@ -40,6 +41,7 @@ export class Prometheus extends Construct {
       subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace }],
     });
     const server = new HardenedStatefulSet(this, "Server", {
+      exceptions: NETWORK_POLICY_EXCEPTION,
       namespace,
       ...WORKLOADS.prometheus,
       replicas: m.prometheusReplicas,
