@@ -12,12 +12,17 @@
  * whose budget of closed sessions still busy on the server is one (retiredConnectionBudget): two failing transactions
  * show both ways a connection is given up.
  */
+import type { FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { groupOfTenant, readShardMap, runMigrations } from "@platform/citus";
+import { groupOfTenant, readShardMap } from "@platform/citus";
 import { DEAD_PEER, DEAD_PEER_CONNINFO, nodeConnectionCap, retiredConnectionBudget } from "@platform/config";
-import { citusAcrossNetworkUnavailable, startCitusAcrossNetwork, type CitusAcrossNetwork } from "@platform/testing";
+import { citusAcrossNetworkUnavailable, redisUnavailable, startCitusAcrossNetwork, startRedis, type CitusAcrossNetwork, type RedisServer } from "@platform/testing";
+import { buildApp } from "../src/app.js";
+import { loadServiceConfig } from "../src/config.js";
 import { ROLLBACK_WAIT_MS, createPostgresDatabase } from "../src/db/postgres.js";
+import { AUDIENCE, ISSUER, SECRET, migratePlatform, token } from "./harness.js";
 
 const unavailable = citusAcrossNetworkUnavailable();
 if (unavailable) console.warn(`skipping the lost Citus worker test of the service's database layer: ${unavailable}`);
@@ -95,91 +100,98 @@ describe.skipIf(unavailable !== undefined)("the service's transactions when a Ci
 });
 
 /**
- * The node bulkhead (src/db/node-bulkhead.ts) on the same real cut: the platform's schema, tenants on both node
- * groups (the coordinator holds shards too), a pool of four as in production (node cap three). The lost worker's
- * tenants keep sending throughout; the other node's tenants must be served all along, each transaction within a
- * bound, and none refused.
+ * The node bulkhead (src/db/node-bulkhead.ts) on the same real cut, through the service's HTTP API: the platform's
+ * schema and roles, tenants on both node groups (the coordinator holds shards too), the service as the service role
+ * with production's pool of 4 (node cap 3), a real Redis. From the cut on, the lost worker's tenants keep sending; the
+ * other node's tenants must be answered 200 all along, each within a bound, and the lost worker's 503 with Retry-After.
  */
-describe.skipIf(unavailable !== undefined)("the other nodes' tenants while a Citus worker is lost (real Citus, real namespaces)", () => {
+describe.skipIf(unavailable !== undefined || redisUnavailable() !== undefined)("the other nodes' tenants while a Citus worker is lost, over HTTP (real Citus, real namespaces)", () => {
   const POOL = 4;
   /** How long both kinds of tenants send after the cut: the statement timeout, the ROLLBACK wait, refusals after. */
   const LOAD_MS = 12_000;
   let cluster: CitusAcrossNetwork;
+  let redisServer: RedisServer;
   let db: ReturnType<typeof createPostgresDatabase>;
-  const onLost: string[] = [];
-  const onCoordinator: string[] = [];
+  let redis: Redis;
+  let app: FastifyInstance;
+  const onLost: { id: string; token: string }[] = [];
+  const onCoordinator: { id: string; token: string }[] = [];
 
   beforeAll(async () => {
     cluster = await startCitusAcrossNetwork({ nodeConninfo: `sslmode=disable ${DEAD_PEER_CONNINFO}` });
     const { coordinator, host } = cluster;
     // Shards on the coordinator as well, so some tenants live on a node that stays.
     cluster.sql(coordinator, `SELECT citus_set_node_property('${host.serverAddress}', ${coordinator.port}, 'shouldhaveshards', true)`);
-    cluster.sql(coordinator, "CREATE ROLE platform_app LOGIN");
     const admin = new pg.Client({ connectionString: cluster.socketUrl(coordinator) });
     await admin.connect();
     try {
-      await runMigrations(admin);
+      await migratePlatform(coordinator, admin);
       const { rows } = await admin.query<{ id: string }>("INSERT INTO platform.tenants (code, name) SELECT 'tenant-' || i, 'Tenant ' || i FROM generate_series(1, 40) i RETURNING id");
       const map = await readShardMap(admin);
-      for (const { id } of rows) (groupOfTenant(map, id) === 0 ? onCoordinator : onLost).push(id);
+      for (const { id } of rows) (groupOfTenant(map, id) === 0 ? onCoordinator : onLost).push({ id, token: await token({ tenant: id }) });
     } finally {
       await admin.end();
     }
-    db = createPostgresDatabase({ url: cluster.socketUrl(coordinator), poolSize: POOL, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
+    redisServer = await startRedis();
+    // A flat rate limit out of the way: what is measured is the database's share, not the tenants' own limits.
+    const config = loadServiceConfig({ DATABASE_URL: coordinator.urlFor("platform_app", "app"), REDIS_URL: redisServer.url, AUTH_JWT_SECRET: SECRET, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, BASE_DOMAIN: "app.test", RATE_LIMIT_MAX: "1000000" });
+    db = createPostgresDatabase({ url: config.DATABASE_URL!, poolSize: POOL, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
+    redis = new Redis(config.REDIS_URL!, { maxRetriesPerRequest: 1 });
+    app = await buildApp({ config, db, redis });
+    await app.ready();
   }, 300_000);
   afterAll(async () => {
+    await app?.close().catch(() => {});
     await db?.close().catch(() => {});
+    redis?.disconnect();
+    await redisServer?.stop();
     cluster?.stop();
   });
 
-  it("keeps serving the other node's tenants while the lost worker's hold at most their share of the pool", async () => {
+  it("keeps answering the other node's tenants while the lost worker's hold at most their share of the pool", async () => {
     expect(onLost.length).toBeGreaterThan(0);
     expect(onCoordinator.length).toBeGreaterThan(0);
     expect(nodeConnectionCap(POOL)).toBe(3);
-    const read = (tenantId: string) => db.transaction({ tenantId }, (tx) => tx.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.items WHERE tenant_id = $1", [tenantId]));
-    // Every connection of the pool open, each having reached the worker for a tenant there.
-    await Promise.all([...onLost.slice(0, POOL), ...onCoordinator.slice(0, POOL)].map(read));
+    const read = (tenant: { id: string; token: string }) => app.inject({ method: "GET", url: `/v1/tenants/${tenant.id}/items`, headers: { authorization: `Bearer ${tenant.token}` } });
+    // Every tenant read once (the service caches its row), the pool open, each connection having reached the worker.
+    for (const response of await Promise.all([...onLost, ...onCoordinator].map(read))) expect(response.statusCode, response.body).toBe(200);
 
     cluster.host.cut();
     const until = Date.now() + LOAD_MS;
-    const lostOutcomes: Record<string, number> = {};
+    const lostAnswers: Record<string, number> = {};
     const served: number[] = [];
     const failed: string[] = [];
     // Six callers for the lost worker's tenants, twice what their node may hold; two for the coordinator's.
     const lostCaller = async (k: number) => {
       for (let i = k; Date.now() < until; i += 6) {
-        const outcome = await read(onLost[i % onLost.length]!).then(
-          () => "answered",
-          (error: { code?: string }) => error.code ?? "other",
-        );
-        lostOutcomes[outcome] = (lostOutcomes[outcome] ?? 0) + 1;
+        const response = await read(onLost[i % onLost.length]!);
+        const key = response.statusCode === 503 ? `503 ${response.json().error.code}, Retry-After ${response.headers["retry-after"]}` : String(response.statusCode);
+        lostAnswers[key] = (lostAnswers[key] ?? 0) + 1;
       }
     };
     const otherCaller = async (k: number) => {
       for (let i = k; Date.now() < until; i += 2) {
         const started = performance.now();
-        try {
-          await read(onCoordinator[i % onCoordinator.length]!);
-          served.push(performance.now() - started);
-        } catch (error) {
-          failed.push((error as Error).message);
-        }
+        const response = await read(onCoordinator[i % onCoordinator.length]!);
+        if (response.statusCode === 200) served.push(performance.now() - started);
+        else failed.push(`${response.statusCode} ${response.body}`);
       }
     };
     await Promise.all([...[0, 1, 2, 3, 4, 5].map(lostCaller), otherCaller(0), otherCaller(1)]);
     const sorted = [...served].sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Infinity;
+    const causes = ((await app.inject({ method: "GET", url: "/metrics" })).body.match(/^db_unavailable_total\{cause="[^"]+"\} \d+/gm) ?? []).join(", ");
     console.log(
-      `node bulkhead, pool ${POOL} (node cap ${nodeConnectionCap(POOL)}), ${LOAD_MS} ms after the cut: the coordinator's tenants served ${served.length} transactions, p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${at(1).toFixed(1)} ms, ${failed.length} failed (${[...new Set(failed)].join("; ")}); the lost worker's tenants: ${JSON.stringify(lostOutcomes)}; pool ${JSON.stringify(db.poolStats!())}`,
+      `node bulkhead over HTTP, pool ${POOL} (node cap ${nodeConnectionCap(POOL)}), ${LOAD_MS} ms after the cut: the coordinator's tenants answered 200 ${served.length} times, p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${at(1).toFixed(1)} ms, ${failed.length} otherwise (${[...new Set(failed)].join("; ")}); the lost worker's tenants: ${JSON.stringify(lostAnswers)} (${causes}); pool ${JSON.stringify(db.poolStats!())}`,
     );
     expect(failed).toEqual([]);
-    // The lost worker's tenants failed by the statement timeout, then were refused for their node without a connection.
-    expect(lostOutcomes["57014"]).toBeGreaterThan(0);
-    expect(lostOutcomes["NODE_BUSY"]).toBeGreaterThan(0);
-    expect(lostOutcomes["answered"]).toBeUndefined();
+    // The lost worker's tenants: 503 with Retry-After, by the statement timeout first, then refused for their node.
+    expect(Object.keys(lostAnswers).sort()).toEqual(["503 database_unavailable, Retry-After 5"]);
+    expect(causes).toMatch(/cause="57014"\} [1-9]/);
+    expect(causes).toMatch(/cause="node_busy"\} [1-9]/);
     expect(db.poolStats!().nodesQuarantined).toBe(1);
     // Without the bulkhead the six callers take all four connections within the first second, and each of the
-    // others' transactions waits seconds for one, or 5 s and is refused (see the README's figures).
+    // others' requests waits for one until the pool's 5 s wait ends it (see the README's figures).
     expect(served.length).toBeGreaterThan(100);
     expect(at(0.99)).toBeLessThan(500);
   }, 180_000);
