@@ -87,6 +87,14 @@ describe("NodeBulkhead", () => {
     for (const p of [pass, ...others, ...more]) p.release();
   });
 
+  it("bounds nothing while every shard is on one node: there is no other node's tenants to keep connections for", async () => {
+    const nodes = bulkhead({ cap: 1, readMap: async () => [{ min: -2147483648, max: 2147483647, group: 1 }] });
+    await nodes.ready();
+    const t = tenantOn(1);
+    const passes = [await nodes.enter(t), await nodes.enter(t), await nodes.enter(t)];
+    expect(passes.map((p) => p.group)).toEqual([undefined, undefined, undefined]);
+  });
+
   it("bounds nothing before the map is read or where it covers no hash, and reads a failed map again", async () => {
     let reads = 0;
     let fail = true;
@@ -97,10 +105,16 @@ describe("NodeBulkhead", () => {
       readMap: async () => {
         reads += 1;
         if (fail) throw new Error("coordinator away");
-        return [{ min: 0, max: 2147483647, group: 2 }];
+        // Group 1's hashes (negative) are in no interval; two groups, so the rest is bounded.
+        return [
+          { min: -2147483648, max: -1000000000, group: 3 },
+          { min: 0, max: 2147483647, group: 2 },
+        ];
       },
     });
-    const t = tenantOn(1);
+    // A tenant whose hash (negative, above -1e9) is covered by no interval of the map below.
+    let t = tenantOn(1);
+    while (uuidHash(t) <= -1000000000) t = tenantOn(1);
     await nodes.ready();
     const unbounded = [await nodes.enter(t), await nodes.enter(t)];
     expect(unbounded.map((p) => p.group)).toEqual([undefined, undefined]);

@@ -14,8 +14,9 @@
  * `cap`.
  *
  * The node of a tenant is worked out here, from the shard map (@platform/citus, shard-map.ts) read from the
- * coordinator's metadata and read again in the background once it is `refreshMs` old. Until the first read, and for a
- * tenant no interval covers, a transaction is not bounded. A transaction that waits longer than `waitMs` for its node
+ * coordinator's metadata and read again in the background once it is `refreshMs` old. Until the first read, for a
+ * tenant no interval covers, and while every shard is on one node (a one-worker cluster: there is no other node's
+ * tenants to keep connections for, and the bound would only cost a quarter of the pool), a transaction is not bounded. A transaction that waits longer than `waitMs` for its node
  * is refused (NodeBusy: 503, Retry-After) without taking a connection.
  */
 import { groupOfTenant, type ShardMap } from "@platform/citus";
@@ -59,6 +60,8 @@ const UNBOUNDED: NodePass = { release() {}, troubled() {} };
 
 export class NodeBulkhead {
   private map: ShardMap = [];
+  /** Whether the map names two node groups or more: with one, nothing is bounded. */
+  private severalNodes = false;
   private readAt = -Infinity;
   private reading?: Promise<void>;
   private readonly nodes = new Map<number, Node>();
@@ -71,6 +74,7 @@ export class NodeBulkhead {
   /** Waits for a place among the tenant's node's transactions; NodeBusy after `waitMs`. */
   async enter(tenantId: string): Promise<NodePass> {
     this.refresh();
+    if (!this.severalNodes) return UNBOUNDED;
     const group = groupOfTenant(this.map, tenantId);
     if (group === undefined) return UNBOUNDED;
     const node = this.node(group);
@@ -145,6 +149,7 @@ export class NodeBulkhead {
       .then(
         (map) => {
           this.map = map;
+          this.severalNodes = new Set(map.map((interval) => interval.group)).size > 1;
           this.readAt = this.now();
         },
         // Kept as it was: a map that cannot be read now (a failover) is tried again by the next transaction, after a
