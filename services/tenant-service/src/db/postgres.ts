@@ -98,7 +98,8 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
       const citusTenant = context.tenantId !== undefined && (await isCitus());
       const statements = contextStatements(context, { citus: citusTenant });
       // On Citus, a tenant's transaction first takes a place among its node's (db/node-bulkhead.ts), then a connection.
-      const pass: NodePass = citusTenant && nodes ? await nodes.enter(context.tenantId!) : { release() {}, troubled() {} };
+      // Not a registry change: it writes platform.tenants, a reference table on every node, not the tenant's node.
+      const pass: NodePass = citusTenant && !context.registry && nodes ? await nodes.enter(context.tenantId!) : { release() {}, troubled() {} };
       let client: pg.PoolClient;
       try {
         client = await pool.connect();
