@@ -11,7 +11,7 @@ const exporterMetrics = Object.entries(EXPORTER_QUERIES).flatMap(([prefix, q]) =
 
 export const SCRAPE_JOBS = {
   /** services/tenant-service/src/metrics.ts */
-  "tenant-service": ["up", "http_requests_total", ...histogram("http_request_duration_seconds"), "tenant_requests_rejected_total", "rate_limit_lease_renewals_total", "exports_given_up_total", "db_pool_connections", "db_pool_waiting_clients", "db_pool_max_connections", "db_pool_connections_after_unanswered_rollback", "db_pool_nodes_quarantined", "process_resident_memory_bytes", "nodejs_eventloop_lag_p99_seconds"],
+  "tenant-service": ["up", "http_requests_total", ...histogram("http_request_duration_seconds"), "tenant_requests_rejected_total", "rate_limit_lease_renewals_total", "exports_given_up_total", "db_unavailable_total", "db_pool_connections", "db_pool_waiting_clients", "db_pool_max_connections", "db_pool_connections_after_unanswered_rollback", "db_pool_nodes_quarantined", "process_resident_memory_bytes", "nodejs_eventloop_lag_p99_seconds"],
   /** services/tenant-service/src/worker.ts, its registry from src/metrics.ts: the service's process and pool metrics */
   "tenant-worker": ["up", "worker_jobs_total", "webhook_deliveries_total", "exports_given_up_total", "worker_processes_found_dead_total", "worker_dead_jobs_released_total", ...histogram("worker_job_duration_seconds"), "db_pool_connections", "db_pool_waiting_clients", "db_pool_max_connections", "db_pool_connections_after_unanswered_rollback", "db_pool_nodes_quarantined", "process_resident_memory_bytes", "nodejs_eventloop_lag_p99_seconds"],
   /** Kong's Prometheus plugin */

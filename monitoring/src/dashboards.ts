@@ -63,6 +63,17 @@ function apiOverview(): Dashboard {
     .withRow(new RowBuilder("Capacity"))
     .withPanel(timeseries("Database pool in use (per pod)", "percentunit", query("instance:db_pool:utilization", "{{pod}}")))
     .withPanel(timeseries("Requests waiting for a connection", "none", query('sum by (pod) (db_pool_waiting_clients{job="tenant-service"})', "{{pod}}")))
+    // A lost Citus worker shows here: 503s by cause (57014, then node_busy), its node quarantined, and the connections
+    // whose ROLLBACK it left unanswered (services/tenant-service/README.md, "A bulkhead per Citus node").
+    .withPanel(timeseries("503s for a database node away, by cause", "reqps", query('sum by (cause) (rate(db_unavailable_total{job="tenant-service"}[$__rate_interval]))', "{{cause}}")))
+    .withPanel(
+      timeseries(
+        "Citus nodes quarantined, connections after an unanswered ROLLBACK",
+        "none",
+        query('max(db_pool_nodes_quarantined{job="tenant-service"})', "nodes quarantined (most on one pod)"),
+        query('sum by (state) (db_pool_connections_after_unanswered_rollback{job="tenant-service"})', "connections {{state}}"),
+      ),
+    )
     .withPanel(timeseries("Refused requests by reason", "reqps", query('sum by (reason) (rate(tenant_requests_rejected_total{job="tenant-service"}[$__rate_interval]))', "{{reason}}")))
     .withPanel(timeseries("Rate-limit leases from Redis by result", "ops", query('sum by (result) (rate(rate_limit_lease_renewals_total{job="tenant-service"}[$__rate_interval]))', "{{result}}")))
     .withPanel(timeseries("Worker jobs", "ops", query('sum by (task, outcome) (rate(worker_jobs_total{job="tenant-worker"}[$__rate_interval]))', "{{task}} {{outcome}}")))

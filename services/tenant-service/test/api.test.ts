@@ -33,7 +33,7 @@ describe.skipIf(unavailable !== undefined)("tenant service API on PostgreSQL 15 
       expect(res.body).toMatch(/http_requests_total\{method="POST",route="\/v1\/tenants\/:tenant\/items",status="201"\} \d+/);
       expect(res.body).not.toContain(acme.id);
       // The names monitoring/src/catalog.ts promises to the alert rules and dashboards.
-      for (const name of ["db_pool_connections{state=\"in_use\"}", "db_pool_waiting_clients", "db_pool_max_connections 20", "nodejs_eventloop_lag_p99_seconds", "http_request_duration_seconds_bucket"]) {
+      for (const name of ["db_pool_connections{state=\"in_use\"}", "db_pool_waiting_clients", "db_pool_max_connections 20", "db_pool_nodes_quarantined 0", "# TYPE db_unavailable_total counter", "nodejs_eventloop_lag_p99_seconds", "http_request_duration_seconds_bucket"]) {
         expect(res.body).toContain(name);
       }
     });
