@@ -103,7 +103,7 @@ export class NodeBulkhead {
     return count;
   }
 
-  /** The map read and ready (tests, and a replica's first transactions): waits for a read in progress or starts one. */
+  /** Waits for the map: a read in progress, or one started now if it is due (for tests). */
   async ready(): Promise<void> {
     this.refresh();
     await this.reading;
