@@ -43,8 +43,19 @@ export const NODE_MAP_REFRESH_MS = 30_000;
 /** How long a transaction waits for a connection: the pool's own wait, and the node bulkhead's. */
 const CONNECTION_WAIT_MS = 5_000;
 
+/**
+ * How much longer than the statement timeout a statement's answer may take before the server is taken for gone: the
+ * connection is then closed (pg's query_timeout; in pipeline mode it destroys the connection) and the request
+ * answered 503. A server that is there answers the statement timeout's error within milliseconds; one that went
+ * silent (its VM lost, the network cut) never does, and without this bound the request and its pool slot waited for
+ * TCP's retransmissions to give up, about 15 minutes (test/lost-database.test.ts: still waiting after 150 s). The
+ * server-side settings (DEAD_PEER) end the server's half; this ends ours.
+ */
+export const SERVER_ANSWER_MARGIN_MS = 5_000;
+
 /** PostgreSQL or a Citus coordinator, through a pg pool. */
 export function createPostgresDatabase(options: PostgresOptions): Database & { pool: pg.Pool } {
+  const statementTimeoutMs = options.statementTimeoutMs ?? 10_000;
   const pool = new pg.Pool({
     connectionString: options.url,
     password: options.password,
@@ -53,7 +64,8 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
     application_name: options.applicationName ?? "tenant-service",
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: CONNECTION_WAIT_MS,
-    statement_timeout: options.statementTimeoutMs ?? 10_000,
+    statement_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + SERVER_ANSWER_MARGIN_MS,
     // The server drops a session of this process within a minute of it going silent (config/src/dead-peers.ts).
     options: deadPeerStartupOptions(),
     // pg >= 8.23: queries issued without awaiting the previous one go out at once (see transaction()).
@@ -85,6 +97,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
       },
     ));
 
+  const listened = new WeakSet<pg.PoolClient>();
   const nodeCap = options.nodeConnectionCap ?? nodeConnectionCap(options.poolSize);
   const nodes =
     nodeCap > 0
@@ -106,6 +119,13 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
       } catch (error) {
         pass.release();
         throw error;
+      }
+      // A connection that dies while checked out (closed on a query_timeout, or by the server) emits 'error' on its
+      // client, which the pool listens for only while the client is idle: unheard, it would end the process. The
+      // failure reaches the transaction through its queries anyway.
+      if (!listened.has(client)) {
+        listened.add(client);
+        client.on("error", () => {});
       }
       let broken: Error | undefined;
       let released = false;
@@ -205,9 +225,15 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof LATE> {
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * A ROLLBACK may wait for a Citus coordinator that is cancelling on a lost worker (up to its link's timeout, see
+ * ROLLBACK_WAIT_MS) longer than a statement waits: past that and the margin, the server is taken for gone.
+ */
+const ROLLBACK_ANSWER_MS = DEAD_PEER.nodeLinkUserTimeoutMs + SERVER_ANSWER_MARGIN_MS;
+
 /** Rolls back the client's transaction; resolves with why the connection must not be reused, if it must not. */
 function rollBack(client: pg.PoolClient): Promise<Error | undefined> {
-  return client.query("ROLLBACK").then(
+  return client.query({ text: "ROLLBACK", query_timeout: ROLLBACK_ANSWER_MS } as pg.QueryConfig).then(
     () => undefined,
     (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
   );

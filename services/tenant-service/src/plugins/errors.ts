@@ -32,12 +32,17 @@ export const PG_ERRORS: Record<string, [number, string, string]> = {
  * test/citus-lost-worker.test.ts). A database too busy to answer in time is the other cause; a retry a few seconds
  * later is right for both, and the counter's cause label tells them from a failover's.
  *
+ * And no answer at all within the statement timeout and a margin (no_answer: pg's query_timeout, db/postgres.ts): the
+ * server went silent, its VM or the network to it lost; the connection is closed.
+ *
  * And no connection within the pool's wait (5 s): the pool's own (pool_exhausted), or the share of it the tenant's
  * Citus node may hold (node_busy, db/node-bulkhead.ts), taken by that node's transactions while it is lost. The
  * request read nothing and changed nothing: a retry is safe.
  */
 const DATABASE_UNAVAILABLE = new Set(["08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "25006", "57014"]);
 const CONNECTION_LOST = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE"]);
+/** pg's error when a statement had no answer within query_timeout. */
+const NO_ANSWER = "Query read timeout";
 /** pg-pool's error when no connection came free within connectionTimeoutMillis. */
 const POOL_WAIT_EXCEEDED = "timeout exceeded when trying to connect";
 /** Seconds a client waits before retrying: about one Patroni failover loop. */
@@ -48,6 +53,7 @@ export function databaseUnavailable(error: { code?: string; message?: string }):
   if (error.message === "Connection terminated unexpectedly" || error.message?.startsWith("Connection terminated due to connection timeout")) return "connection_lost";
   if (error.code === "NODE_BUSY") return "node_busy";
   if (error.message === POOL_WAIT_EXCEEDED) return "pool_exhausted";
+  if (error.message === NO_ANSWER) return "no_answer";
   return undefined;
 }
 
