@@ -98,6 +98,7 @@ const ONLY_WHEN: Record<string, string> = {
   'exports_given_up_total{job="tenant-service"}': "only once the service gave up an export that would never end",
   'exports_given_up_total{job="tenant-worker"}': "only once the worker's sweep gave up an export that would never end",
   'worker_jobs_total{job="tenant-worker",outcome="failed"}': "only once a job has failed",
+  'db_unavailable_total{job="tenant-service"}': "only once a request was answered 503 for a database node away",
   webhook_deliveries_total: "only once a webhook delivery was attempted (no tenant here has a webhook)",
   // The Kubernetes layer: kube-state-metrics, the kubelets and cAdvisor need a cluster.
   ...Object.fromEntries(
