@@ -3,8 +3,9 @@
  * stacks, the monitoring files, the manifests, in one process), and of the stacks alone, next to an empty CDKTF app
  * measured in the same run (the floor). Each measurement is a fresh process (node + tsx + load + synth), they
  * alternate so machine noise hits all alike, and the median of the runs is reported. Target: the main job <= 2x the
- * floor. The main job is measured as `pnpm synth` runs it, from its bundle (scripts/bundle/run.mjs), both reused and
- * rebuilt, and from its sources under tsx for comparison.
+ * floor. The main job is measured as `pnpm synth` runs it, from its bundles (scripts/bundle/run.mjs): both reused; the
+ * program's rebuilt (the first run after an edit, a pull or a checkout); both rebuilt (a fresh clone's first run, or
+ * the first after an install); and from its sources under tsx for comparison.
  *
  *   BENCH_RUNS=7 pnpm bench:synth
  */
@@ -43,15 +44,20 @@ const measure = (script: string) => timed(tsx, [join(here, script)]);
 /** `pnpm synth`'s command as the root package.json has it (scripts/bundle/run.mjs), without pnpm in front. */
 const synthCommand = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.synth!.split(" ");
 
+/** The program bundle's name in the cache (scripts/bundle/run.mjs: the entry's path, with "_" for "/"). */
+const PROGRAM = "scripts_src_synth";
+
 /**
- * The main job, its outputs sent to a scratch directory: from its bundle as `pnpm synth` runs it, the bundle already
- * built ("warm", every run after the first) or built first ("cold", the first run after a change); or from the
- * sources under tsx, as it ran before the bundle.
+ * The main job, its outputs sent to a scratch directory: from its bundles as `pnpm synth` runs it, both already built
+ * ("warm", every run after the first), the program's built first ("edited": its manifest removed, as an edit of a
+ * source makes it stale; the dependencies' bundle is kept) or both built first ("cold"); or from the sources under
+ * tsx, as it ran before the bundle.
  */
-function measureMainJob(how: "warm" | "cold" | "tsx"): Sample {
+function measureMainJob(how: "warm" | "edited" | "cold" | "tsx"): Sample {
   const out = join(scratch, "out");
   const env = { ...process.env, CDKTF_OUTDIR: join(out, "infra"), MONITORING_OUTDIR: join(out, "monitoring"), K8S_OUTDIR: join(out, "k8s"), PLATFORM_BUNDLE_CACHE: bundles };
   if (how === "cold") rmSync(bundles, { recursive: true, force: true });
+  if (how === "edited") rmSync(join(bundles, `${PROGRAM}.json`), { force: true });
   try {
     if (how === "tsx") return timed(tsx, [join(root, "scripts", "src", "synth.ts")], env);
     return timed(synthCommand[0]!, synthCommand.slice(1), env);
@@ -69,6 +75,7 @@ const median = (values: number[]): number => {
 const floor: Sample[] = [];
 const stacksOnly: Sample[] = [];
 const warm: Sample[] = [];
+const edited: Sample[] = [];
 const cold: Sample[] = [];
 const fromSource: Sample[] = [];
 measure("empty-app.ts"); // warm the file cache and tsx's transform cache for all
@@ -79,6 +86,7 @@ for (let i = 0; i < runs; i++) {
   floor.push(measure("empty-app.ts"));
   warm.push(measureMainJob("warm"));
   stacksOnly.push(measure("platform-app.ts"));
+  edited.push(measureMainJob("edited"));
   cold.push(measureMainJob("cold"));
   fromSource.push(measureMainJob("tsx"));
 }
@@ -94,8 +102,9 @@ const f = row("empty CDKTF app (floor)", floor);
 const rows = [
   f,
   row("stacks only: dev + staging + production", stacksOnly),
-  row("main job (pnpm synth), bundle reused", warm),
-  row("main job (pnpm synth), bundle rebuilt", cold),
+  row("main job (pnpm synth), bundles reused", warm),
+  row("main job, its program rebuilt (an edit)", edited),
+  row("main job, both rebuilt (a fresh clone)", cold),
   row("main job from its sources under tsx", fromSource),
 ];
 const p = rows[2]!;

@@ -9,10 +9,14 @@
  * a fraction of that (infra/README.md, "Figures: synthesis time"). The outputs are the same byte for byte
  * (scripts/test/synth.test.ts runs both ways and compares).
  *
- * When the bundle is rebuilt (scripts/bundle/build.mjs, about a second): on the first run, and whenever any file that
- * went into it differs from when it was built: our sources by content (SHA-256), the npm dependencies by size and
- * modification time; or Node, esbuild, the lockfile or the builder changed. Files the program reads at run time (the
- * VM bootstrap scripts, platform.config.json, the environment) are read from the tree as ever, never cached.
+ * Two bundles (scripts/bundle/build.mjs): the program (our sources) and its dependencies (the npm modules they reach).
+ * Each is rebuilt only when something that went into it differs from when it was built:
+ * - the program (about 0.2 s): one of our sources, by content (SHA-256). An edit, a pull or a checkout rebuilds this.
+ * - the dependencies (about 0.9 s): the set of npm modules the program imports, or one of their files by size and
+ *   modification time. A new import of a package, or an install that changed a package, rebuilds this.
+ * - both: Node, esbuild, the lockfile or the builder changed, or the cache is empty (a fresh clone's first run).
+ * Files the program reads at run time (the VM bootstrap scripts, platform.config.json, the environment) are read from
+ * the tree as ever, never cached.
  *
  * The cache is node_modules/.cache/platform-bundles/ (PLATFORM_BUNDLE_CACHE moves it); deleting it is always safe.
  * PLATFORM_BUNDLE_VERBOSE=1 says on stderr whether the bundle was reused or rebuilt, and why. To run the sources
@@ -69,7 +73,7 @@ function describe(/** @type {string} */ file) {
 
 /** Why the cached bundle cannot be used, or undefined when it can. */
 function staleness(/** @type {Manifest | undefined} */ manifest, /** @type {string} */ key, /** @type {string} */ cacheDir) {
-  if (!manifest) return "no bundle built yet";
+  if (!manifest) return "not built yet";
   if (manifest.key !== key) return `${manifest.key} became ${key}`;
   try {
     statSync(join(cacheDir, manifest.bundle));
@@ -88,9 +92,24 @@ function staleness(/** @type {Manifest | undefined} */ manifest, /** @type {stri
   return undefined;
 }
 
-/** Builds the bundle, writes it and its manifest (each by a rename, so a concurrent run reads one whole or the other). */
-async function rebuild(/** @type {string} */ entry, /** @type {string} */ name, /** @type {string} */ key, /** @type {string} */ cacheDir) {
-  const { buildBundle } = await import(pathToFileURL(BUILDER).href);
+/** Reads a manifest, or undefined when there is none (or it is not whole: it is then rebuilt). */
+function readManifest(/** @type {string} */ path) {
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Builds one bundle with `build(scratch)`, then writes it and its manifest `${name}.json`, each by a rename, so a
+ * concurrent run reads one whole or the other. `extra` goes into the manifest beside what every manifest has.
+ * @template {Record<string, unknown>} T
+ * Files of the cache that `family` matches (older bundles, other manifests of the kind) are removed after an hour.
+ * @param {{ name: string, family: RegExp, key: string, cacheDir: string, build: (scratch: string) => Promise<{ inputs: string[], sha256?: Record<string, string>, extra: T }> }} options
+ * @returns {Promise<Manifest & T>}
+ */
+async function rebuild({ name, family, key, cacheDir, build }) {
   try {
     mkdirSync(cacheDir, { recursive: true });
     accessSync(cacheDir, constants.W_OK);
@@ -103,21 +122,18 @@ async function rebuild(/** @type {string} */ entry, /** @type {string} */ name, 
   }
   const scratch = join(cacheDir, `${name}.${process.pid}.tmp.mjs`);
   try {
-    /** @type {{ inputs: string[], sha256: Record<string, string> }} */
-    const { inputs, sha256: bundled } = await buildBundle({ entry, outfile: scratch, root: ROOT });
+    const { inputs, sha256: bundled = {}, extra } = await build(scratch);
     const bundle = `${name}-${sha256(readFileSync(scratch)).slice(0, 16)}.mjs`;
     renameSync(scratch, join(cacheDir, bundle));
-    /** @type {Manifest} */
     // A source as it was bundled (the builder hashed what it read), the rest as it is now.
-    const manifest = { key, bundle, inputs: inputs.map((file) => (bundled[file] ? { file, sha256: bundled[file] } : describe(file))) };
+    const manifest = { key, bundle, inputs: inputs.map((file) => (bundled[file] ? { file, sha256: bundled[file] } : describe(file))), ...extra };
     const manifestScratch = join(cacheDir, `${name}.${process.pid}.tmp.json`);
     writeFileSync(manifestScratch, `${JSON.stringify(manifest, null, 1)}\n`);
     renameSync(manifestScratch, join(cacheDir, `${name}.json`));
-    // Older bundles of this entry, after an hour: a run that read the old manifest a moment ago may still load one.
+    // Older ones, after an hour: a run that read the old manifest a moment ago may still load its bundle.
     for (const old of readdirSync(cacheDir)) {
-      if (old.startsWith(`${name}-`) && old.endsWith(".mjs") && old !== bundle && Date.now() - statSync(join(cacheDir, old)).mtimeMs > 3_600_000) {
-        rmSync(join(cacheDir, old), { force: true });
-      }
+      if (!family.test(old) || old === bundle || old === `${name}.json`) continue;
+      if (Date.now() - statSync(join(cacheDir, old)).mtimeMs > 3_600_000) rmSync(join(cacheDir, old), { force: true });
     }
     return manifest;
   } catch (error) {
@@ -131,6 +147,9 @@ async function rebuild(/** @type {string} */ entry, /** @type {string} */ name, 
   }
 }
 
+/** The builder, loaded only when something is rebuilt: esbuild costs its own loading time. */
+const builder = async () => import(pathToFileURL(BUILDER).href);
+
 const [entryArgument, ...args] = process.argv.slice(2);
 if (!entryArgument || !entryArgument.endsWith(".ts")) {
   console.error("usage: node scripts/bundle/run.mjs <entry.ts> [arguments...]");
@@ -140,22 +159,62 @@ const entry = resolve(entryArgument);
 const name = relative(ROOT, entry).replace(/\.ts$/, "").replace(/[^\w.-]+/g, "_");
 const cacheDir = resolve(process.env.PLATFORM_BUNDLE_CACHE ?? join(ROOT, "node_modules", ".cache", "platform-bundles"));
 const key = cacheKey();
+const log = (/** @type {string} */ what, /** @type {string | undefined} */ stale, /** @type {number} */ started, /** @type {number} */ count) => {
+  if (!verbose) return;
+  console.error(stale ? `bundle: ${what} rebuilt in ${Date.now() - started} ms (${stale})` : `bundle: ${what} reused (${count} inputs unchanged)`);
+};
 
-/** @type {Manifest | undefined} */
-let manifest;
-try {
-  manifest = JSON.parse(readFileSync(join(cacheDir, `${name}.json`), "utf8"));
-} catch {
-  manifest = undefined;
+/**
+ * The dependencies' bundle for `modules`, rebuilt if stale, and why it was (undefined when it was not). Named by what
+ * it holds, so entries (and trees) that need the same modules share one.
+ * @returns {Promise<{ manifest: Manifest, stale: string | undefined }>}
+ */
+async function dependenciesFor(/** @type {string[]} */ modules) {
+  // "+" is in no entry's name (see `name`), so these never meet an entry's files.
+  const dependenciesName = `dependencies+${sha256(`${key}\n${modules.join("\n")}`).slice(0, 16)}`;
+  /** @type {Manifest | undefined} */
+  const manifest = readManifest(join(cacheDir, `${dependenciesName}.json`));
+  const stale = staleness(manifest, key, cacheDir);
+  if (!stale) return { manifest: /** @type {Manifest} */ (manifest), stale };
+  const { buildDependencies } = await builder();
+  const built = await rebuild({
+    name: dependenciesName,
+    family: /^dependencies\+[0-9a-f]{16}(-[0-9a-f]{16}\.mjs|\.json)$/,
+    key,
+    cacheDir,
+    build: async (outfile) => ({ ...(await buildDependencies({ modules, outfile, root: ROOT })), extra: {} }),
+  });
+  return { manifest: built, stale };
 }
-const stale = staleness(manifest, key, cacheDir);
-if (stale) {
-  const started = Date.now();
-  manifest = await rebuild(entry, name, key, cacheDir);
-  if (verbose) console.error(`bundle: ${relative(ROOT, entry)} rebuilt in ${Date.now() - started} ms (${stale})`);
-} else if (verbose) {
-  console.error(`bundle: ${relative(ROOT, entry)} reused (${manifest?.inputs.length} inputs unchanged)`);
+const load = (/** @type {Manifest} */ manifest) => import(pathToFileURL(join(cacheDir, manifest.bundle)).href);
+
+/** @type {(Manifest & { modules: string[] }) | undefined} */
+let program = readManifest(join(cacheDir, `${name}.json`));
+let started = Date.now();
+const programStale = staleness(program, key, cacheDir);
+if (programStale) {
+  const { buildProgram } = await builder();
+  program = await rebuild({
+    name,
+    family: new RegExp(`^${name.replaceAll(".", "\\.")}-[0-9a-f]{16}\\.mjs$`),
+    key,
+    cacheDir,
+    build: async (outfile) => {
+      const { inputs, sha256: bundled, vendor } = await buildProgram({ entry, outfile, root: ROOT });
+      return { inputs, sha256: bundled, extra: { modules: vendor } };
+    },
+  });
 }
+const { modules } = /** @type {Manifest & { modules: string[] }} */ (program);
+log(relative(ROOT, entry), programStale, started, program?.inputs.length ?? 0);
+
+started = Date.now();
+const { manifest: dependencies, stale: dependenciesStale } = await dependenciesFor(modules);
+log(`its ${modules.length} npm modules`, dependenciesStale, started, dependencies.inputs.length);
+
+// The dependencies first: importing them sets what the program's bundle asks for its npm modules. (Loading them while
+// the program is rebuilt gained nothing: this thread then answers esbuild's plugin calls late.)
+await load(dependencies);
 // The program sees the command line it would under tsx: argv[1] its entry, then its own arguments.
 process.argv = [process.argv[0] ?? "node", entry, ...args];
-await import(pathToFileURL(join(cacheDir, /** @type {Manifest} */ (manifest).bundle)).href);
+await load(/** @type {Manifest} */ (program));

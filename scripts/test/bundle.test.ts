@@ -4,7 +4,7 @@
  * scratch directory, with a cache of its own. The main job's own outputs through it: synth.test.ts.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -35,7 +35,7 @@ describe("a TypeScript entry point run from its bundle", () => {
     const first = run("entry.ts", "--flag", "two words");
     expect(first.status, first.stderr).toBe(0);
     expect(first.stdout.trim()).toBe(`alpha ["--flag","two words"] ${entry}`);
-    expect(first.stderr).toMatch(/entry\.ts rebuilt in \d+ ms \(no bundle built yet\)/);
+    expect(first.stderr).toMatch(/entry\.ts rebuilt in \d+ ms \(not built yet\)/);
 
     const second = run("entry.ts");
     expect(second.stdout.trim()).toBe(`alpha [] ${entry}`);
@@ -49,8 +49,9 @@ describe("a TypeScript entry point run from its bundle", () => {
     const third = run("entry.ts");
     expect(third.stdout.trim()).toBe(`omega [] ${entry}`);
     expect(third.stderr).toMatch(/rebuilt in \d+ ms \(.*dep\.ts changed\)/);
+    expect(third.stderr).toMatch(/its 0 npm modules reused/);
     // One bundle per build, the older kept for a while for a run that may still be loading it.
-    expect(readdirSync(cache).filter((f) => f.endsWith(".mjs"))).toHaveLength(2);
+    expect(readdirSync(cache).filter((f) => /_entry-[0-9a-f]{16}\.mjs$/.test(f))).toHaveLength(2);
   });
 
   it("refuses a source that does not compile, saying where, and runs nothing", () => {
@@ -87,6 +88,61 @@ describe("a TypeScript entry point run from its bundle", () => {
     const result = run("reads.ts");
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout.trim()).toBe("beside the module");
+  });
+
+  it("serves npm modules from a bundle of their own: one instance each, interop as Node's, rebuilt only when they change", () => {
+    const project = join(dir, "project");
+    rmSync(project, { recursive: true, force: true });
+    const pkg = (name: string, files: Record<string, string>) => {
+      const root = join(project, "node_modules", name);
+      mkdirSync(root, { recursive: true });
+      for (const [file, text] of Object.entries(files)) writeFileSync(join(root, file), text);
+    };
+    // CommonJS with a class (instanceof across two importers), and an ES module package with a default export.
+    pkg("shared-cjs", {
+      "package.json": `{"name":"shared-cjs","version":"1.0.0","main":"index.js"}`,
+      "index.js": `class Thing {}\nlet count = 0;\nmodule.exports = { Thing, made: () => ++count, here: __dirname };\n`,
+    });
+    pkg("only-esm", {
+      "package.json": `{"name":"only-esm","version":"1.0.0","type":"module","exports":"./index.js"}`,
+      "index.js": `export default function greet(who) { return "hello " + who; }\nexport const version = 1;\n`,
+    });
+    writeFileSync(join(project, "a.ts"), `import { Thing, made } from "shared-cjs";\nexport const a = new Thing();\nexport const first = made();\n`);
+    writeFileSync(
+      join(project, "main.ts"),
+      [
+        `import { a, first } from "./a.ts";`,
+        `import shared from "shared-cjs";`,
+        `import greet, { version } from "only-esm";`,
+        `console.log(JSON.stringify({ same: a instanceof shared.Thing, second: shared.made(), first, greeting: greet("you"), version, here: shared.here }));`,
+      ].join("\n"),
+    );
+    const runIn = () =>
+      spawnSync("node", [join(REPO_ROOT, "scripts", "bundle", "run.mjs"), "main.ts"], {
+        cwd: project,
+        env: { ...process.env, PLATFORM_BUNDLE_CACHE: join(project, "cache"), PLATFORM_BUNDLE_VERBOSE: "1" },
+        encoding: "utf8",
+      });
+
+    const first = runIn();
+    expect(first.status, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toEqual({ same: true, second: 2, first: 1, greeting: "hello you", version: 1, here: join(project, "node_modules", "shared-cjs") });
+    expect(first.stderr).toMatch(/main\.ts rebuilt in \d+ ms \(not built yet\)/);
+    expect(first.stderr).toMatch(/its 2 npm modules rebuilt in \d+ ms \(not built yet\)/);
+
+    // An edit of ours: the program alone is rebuilt.
+    writeFileSync(join(project, "a.ts"), `import { Thing, made } from "shared-cjs";\nexport const a = new Thing();\nexport const first = made() + 10;\n`);
+    const edited = runIn();
+    expect(JSON.parse(edited.stdout)).toMatchObject({ first: 11, same: true });
+    expect(edited.stderr).toMatch(/main\.ts rebuilt in \d+ ms \(.*\/a\.ts changed\)/);
+    expect(edited.stderr).toMatch(/its 2 npm modules reused \(2 inputs unchanged\)/);
+
+    // A dependency changed (as an install changes it): the dependencies alone are rebuilt.
+    writeFileSync(join(project, "node_modules", "only-esm", "index.js"), `export default function greet(who) { return "hi " + who; }\nexport const version = 2;\n`);
+    const installed = runIn();
+    expect(JSON.parse(installed.stdout)).toMatchObject({ greeting: "hi you", version: 2 });
+    expect(installed.stderr).toMatch(/main\.ts reused/);
+    expect(installed.stderr).toMatch(/its 2 npm modules rebuilt in \d+ ms \(.*node_modules\/only-esm\/index\.js changed\)/);
   });
 
   it("turns requireCommonJs with a literal id into a require the bundler follows, and refuses any other", () => {
