@@ -114,6 +114,12 @@ export const ServiceConfigSchema = z
     BASE_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/, "must be a DNS domain such as app.example.com").default("localhost"),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
     /**
+     * On Citus, the connections of the pool one node group's tenants may hold at once (db/node-bulkhead.ts). Unset:
+     * all but a quarter of the pool (config/src/dead-peers.ts, nodeConnectionCap). 0 switches the bound off: the
+     * runbook's step for a bulkhead that refuses healthy nodes (docs/runbooks/database-pool.md).
+     */
+    DATABASE_NODE_CONNECTION_CAP: z.coerce.number().int().min(0).max(500).optional(),
+    /**
      * Unset (production): each tenant's requests a minute and concurrent requests are its own (plans.ts). Set: every
      * tenant gets this many requests per window and no concurrency cap, for benchmarks and tests that measure the
      * service rather than the limits.
@@ -150,6 +156,13 @@ export const ServiceConfigSchema = z
     }
     if (c.NODE_ENV === "production" && !c.DATABASE_URL) {
       ctx.addIssue({ code: "custom", path: ["DATABASE_URL"], message: "production needs a real database; the embedded one is for development" });
+    }
+    if (c.DATABASE_NODE_CONNECTION_CAP !== undefined && c.DATABASE_NODE_CONNECTION_CAP > c.DATABASE_POOL_SIZE) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["DATABASE_NODE_CONNECTION_CAP"],
+        message: `${c.DATABASE_NODE_CONNECTION_CAP} is more than the pool (DATABASE_POOL_SIZE ${c.DATABASE_POOL_SIZE}), so it would bound nothing: set at most ${c.DATABASE_POOL_SIZE}, 0 to switch the bound off, or leave it unset for all but a quarter of the pool`,
+      });
     }
     hydraInProduction(c, ctx);
   });

@@ -41,7 +41,12 @@ let db: Database;
 if (config.DATABASE_URL) {
   try {
     // DATABASE_URL and any DATABASE_URL_<NAME> a tenant can be placed in (db/open.ts), one pool each.
-    db = openDatabases(process.env, { poolSize: config.DATABASE_POOL_SIZE, placementTtlMs: config.TENANT_CACHE_TTL_MS, placementMax: config.TENANT_CACHE_MAX });
+    db = openDatabases(process.env, {
+      poolSize: config.DATABASE_POOL_SIZE,
+      placementTtlMs: config.TENANT_CACHE_TTL_MS,
+      placementMax: config.TENANT_CACHE_MAX,
+      ...(config.DATABASE_NODE_CONNECTION_CAP !== undefined ? { nodeConnectionCap: config.DATABASE_NODE_CONNECTION_CAP } : {}),
+    });
   } catch (error) {
     cannotStart(error);
   }

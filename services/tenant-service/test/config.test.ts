@@ -24,6 +24,16 @@ describe("configuration of the service and the worker", () => {
     expect(() => loadWorkerConfig({ DATABASE_URL: "db.internal" })).toThrow(/DATABASE_URL: must be a postgresql:\/\/ URL/);
   });
 
+  it("takes a node's share of the pool as given, 0 to switch it off, and refuses one the pool cannot bind", () => {
+    expect(loadServiceConfig(SERVICE).DATABASE_NODE_CONNECTION_CAP).toBeUndefined();
+    expect(loadServiceConfig({ ...SERVICE, DATABASE_NODE_CONNECTION_CAP: "0" }).DATABASE_NODE_CONNECTION_CAP).toBe(0);
+    expect(loadServiceConfig({ ...SERVICE, DATABASE_POOL_SIZE: "4", DATABASE_NODE_CONNECTION_CAP: "4" }).DATABASE_NODE_CONNECTION_CAP).toBe(4);
+    expect(() => loadServiceConfig({ ...SERVICE, DATABASE_POOL_SIZE: "4", DATABASE_NODE_CONNECTION_CAP: "5" })).toThrow(
+      /DATABASE_NODE_CONNECTION_CAP: 5 is more than the pool \(DATABASE_POOL_SIZE 4\), so it would bound nothing: set at most 4, 0 to switch the bound off/,
+    );
+    expect(() => loadServiceConfig({ ...SERVICE, DATABASE_NODE_CONNECTION_CAP: "-1" })).toThrow(/DATABASE_NODE_CONNECTION_CAP: /);
+  });
+
   it("stops the worker process at start with exit 2 and the reason", async () => {
     const worker = startScript("worker", { WORKER_CONCURRENCY: "0" });
     expect(await worker.exited).toBe(2);

@@ -18,6 +18,8 @@ export interface OpenOptions {
   readonly placementMax: number;
   /** How the sessions are named in pg_stat_activity: the worker's are told from the service's. */
   readonly applicationName?: string;
+  /** On Citus, one node group's share of each pool (DATABASE_NODE_CONNECTION_CAP); unset: derived from poolSize; 0: off. */
+  readonly nodeConnectionCap?: number;
 }
 
 /** Throws, naming the variable, on a database the environment names badly or a secret file it cannot read. */
@@ -28,7 +30,17 @@ export function openDatabases(env: Record<string, string | undefined>, options: 
   try {
     for (const endpoint of endpoints) {
       const connection = postgresConnection({ DATABASE_URL: endpoint.url, DATABASE_PASSWORD_FILE: endpoint.passwordFile, DATABASE_CA_FILE: endpoint.caFile });
-      opened.set(endpoint.name, createPostgresDatabase({ url: endpoint.url, password: connection.password, ssl: connection.ssl, poolSize: options.poolSize, ...(options.applicationName ? { applicationName: options.applicationName } : {}) }));
+      opened.set(
+        endpoint.name,
+        createPostgresDatabase({
+          url: endpoint.url,
+          password: connection.password,
+          ssl: connection.ssl,
+          poolSize: options.poolSize,
+          ...(options.applicationName ? { applicationName: options.applicationName } : {}),
+          ...(options.nodeConnectionCap !== undefined ? { nodeConnectionCap: options.nodeConnectionCap } : {}),
+        }),
+      );
     }
   } catch (error) {
     for (const db of opened.values()) void db.close();
