@@ -7,15 +7,10 @@ import { MEMORYSTORE_FILES, SECRETS_DIR, SecretManagerFiles } from "../construct
 import { quotaFor } from "../quantities.js";
 import { HYDRA_SERVICES, PORTS, PRIORITY_CLASSES, WORKLOADS, serviceUrl, traceReceiver, type ChartContext } from "../topology.js";
 import { WorkloadNetworkPolicy, addresses, podsOf, tcp } from "../constructs/network-policy.js";
-import { NETWORK_POLICY_EXCEPTION, mergeExceptions, type EngineExceptions } from "../policy/exceptions.js";
+import { NETWORK_POLICY_EXCEPTION, mergeExceptions, passwordFileException } from "../policy/exceptions.js";
 
-/** Polaris's sensitiveContainerEnvVar matches the variable's name, not what it holds. */
-const FILE_PATH_ENV_EXCEPTION: EngineExceptions = {
-  polaris: {
-    sensitiveContainerEnvVar:
-      "DATABASE_PASSWORD_FILE and REDIS_PASSWORD_FILE hold the paths of files mounted from Secret Manager, not the passwords: the process reads the files",
-  },
-};
+/** The variables naming the secrets' files (services/tenant-service/src/connections.ts reads them). */
+const PASSWORD_FILES = passwordFileException(["DATABASE_PASSWORD_FILE", "REDIS_PASSWORD_FILE"], "the process");
 
 const SERVICE_PORT = PORTS.tenantService;
 const WORKER_HEALTH_PORT = PORTS.tenantWorkerHealth;
@@ -97,7 +92,7 @@ export class TenantsChart extends Chart {
     // Each tenant's OAuth2 client: created by the worker, its secret rotated by the service (issue 24).
     const hydraAdminUrl = serviceUrl(HYDRA_SERVICES.admin, peers.hydra.namespace, PORTS.hydraAdmin);
     const api = new HardenedDeployment(this, "TenantService", {
-      exceptions: mergeExceptions(NETWORK_POLICY_EXCEPTION, FILE_PATH_ENV_EXCEPTION),
+      exceptions: mergeExceptions(NETWORK_POLICY_EXCEPTION, PASSWORD_FILES),
       namespace,
       ...WORKLOADS.tenantService,
       priorityClassName: PRIORITY_CLASSES.api.name,
@@ -138,7 +133,7 @@ export class TenantsChart extends Chart {
     });
 
     const workerDeployment = new HardenedDeployment(this, "TenantWorker", {
-      exceptions: mergeExceptions(NETWORK_POLICY_EXCEPTION, FILE_PATH_ENV_EXCEPTION),
+      exceptions: mergeExceptions(NETWORK_POLICY_EXCEPTION, PASSWORD_FILES),
       namespace,
       ...WORKLOADS.tenantWorker,
       priorityClassName: PRIORITY_CLASSES.batch.name,

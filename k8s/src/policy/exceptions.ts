@@ -80,6 +80,16 @@ export const NETWORK_POLICY_EXCEPTION: EngineExceptions = {
   },
 };
 
+/**
+ * Polaris's sensitiveContainerEnvVar matches a variable's name, not what it holds: `*_PASSWORD_FILE` (and Grafana's
+ * `*__FILE`) name a file mounted from Secret Manager, which `reader` reads; the secret is never in the manifest.
+ */
+export function passwordFileException(variables: readonly string[], reader: string): EngineExceptions {
+  const [only] = variables;
+  const named = variables.length === 1 ? `${only} holds the path of a file` : `${variables.slice(0, -1).join(", ")} and ${variables.at(-1)} hold the paths of files`;
+  return { polaris: { sensitiveContainerEnvVar: `${named} mounted from Secret Manager, not ${variables.length === 1 ? "the password" : "the passwords"}: ${reader} reads ${variables.length === 1 ? "it" : "them"}` } };
+}
+
 /** Merges several sets of exceptions (each engine's checks together). */
 export function mergeExceptions(...sets: readonly EngineExceptions[]): EngineExceptions {
   const merged: { kubeScore?: Record<string, string>; trivy?: Record<string, string>; polaris?: Record<string, string> } = {};

@@ -7,15 +7,7 @@ import { HardenedDeployment } from "../../constructs/hardened-deployment.js";
 import { WorkloadNetworkPolicy, localPods, tcp } from "../../constructs/network-policy.js";
 import { SECRETS_DIR, SecretManagerFiles } from "../../constructs/secret-manager-files.js";
 import { JAEGER_SERVICES, PORTS, PRIORITY_CLASSES, WORKLOADS, serviceUrl, type ChartContext } from "../../topology.js";
-import { NETWORK_POLICY_EXCEPTION, mergeExceptions, type EngineExceptions } from "../../policy/exceptions.js";
-
-/** Polaris's sensitiveContainerEnvVar matches the variable's name, not what it holds. */
-const FILE_PATH_ENV_EXCEPTION: EngineExceptions = {
-  polaris: {
-    sensitiveContainerEnvVar:
-      "GF_SECURITY_ADMIN_PASSWORD__FILE holds the path of the admin password's file, mounted from Secret Manager, not the password: Grafana reads the file",
-  },
-};
+import { NETWORK_POLICY_EXCEPTION, mergeExceptions, passwordFileException } from "../../policy/exceptions.js";
 
 export interface GrafanaProps {
   /** The dashboards rendered by @platform/monitoring (files named dashboard-*.json). */
@@ -61,7 +53,7 @@ export class Grafana extends Construct {
       },
     });
     const deployment = new HardenedDeployment(this, "Deployment", {
-      exceptions: mergeExceptions(NETWORK_POLICY_EXCEPTION, FILE_PATH_ENV_EXCEPTION),
+      exceptions: mergeExceptions(NETWORK_POLICY_EXCEPTION, passwordFileException(["GF_SECURITY_ADMIN_PASSWORD__FILE"], "Grafana")),
       namespace,
       ...WORKLOADS.grafana,
       priorityClassName: PRIORITY_CLASSES.batch.name,
