@@ -210,7 +210,7 @@ log(relative(ROOT, entry), programStale, started, program?.inputs.length ?? 0);
 
 started = Date.now();
 const { manifest: dependencies, stale: dependenciesStale } = await dependenciesFor(modules);
-log(`its ${modules.length} npm modules`, dependenciesStale, started, dependencies.inputs.length);
+log(`its ${modules.length} npm module${modules.length === 1 ? "" : "s"}`, dependenciesStale, started, dependencies.inputs.length);
 
 // The dependencies first: importing them sets what the program's bundle asks for its npm modules. (Loading them while
 // the program is rebuilt gained nothing: this thread then answers esbuild's plugin calls late.)

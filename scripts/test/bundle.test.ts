@@ -3,7 +3,7 @@
  * changed. Run as `pnpm synth` runs it (plain node, scripts/bundle/run.mjs), on entry points of this test's own in a
  * scratch directory, with a cache of its own. The main job's own outputs through it: synth.test.ts.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -143,6 +143,39 @@ describe("a TypeScript entry point run from its bundle", () => {
     expect(JSON.parse(installed.stdout)).toMatchObject({ greeting: "hi you", version: 2 });
     expect(installed.stderr).toMatch(/main\.ts reused/);
     expect(installed.stderr).toMatch(/its 2 npm modules rebuilt in \d+ ms \(.*node_modules\/only-esm\/index\.js changed\)/);
+  });
+
+  it("lets four runs build the same bundles at once, each running whole", async () => {
+    const sub = join(dir, "concurrent");
+    rmSync(sub, { recursive: true, force: true });
+    mkdirSync(join(sub, "node_modules", "dep"), { recursive: true });
+    writeFileSync(join(sub, "node_modules", "dep", "package.json"), `{"name":"dep","version":"1.0.0","main":"index.js"}`);
+    writeFileSync(join(sub, "node_modules", "dep", "index.js"), `module.exports = { twice: (n) => 2 * n };\n`);
+    writeFileSync(join(sub, "main.ts"), `import { twice } from "dep";\nconsole.log(twice(Number(process.argv[2])));\n`);
+    const cacheOf = join(sub, "cache");
+    const start = (n: number) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn("node", [join(REPO_ROOT, "scripts", "bundle", "run.mjs"), "main.ts", String(n)], {
+          cwd: sub,
+          env: { ...process.env, PLATFORM_BUNDLE_CACHE: cacheOf, PLATFORM_BUNDLE_VERBOSE: "1" },
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        child.on("close", (status) => resolve({ status, stdout, stderr }));
+      });
+    const runs = await Promise.all([1, 2, 3, 4].map(start));
+    for (const [i, result] of runs.entries()) {
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout.trim()).toBe(String(2 * (i + 1)));
+    }
+    // Whatever raced, what is left is whole: the next run reuses both.
+    const after = await start(5);
+    expect(after.stdout.trim()).toBe("10");
+    expect(after.stderr).toMatch(/main\.ts reused/);
+    expect(after.stderr).toMatch(/its 1 npm module reused/);
+    expect(readdirSync(cacheOf).filter((f) => f.includes(".tmp."))).toEqual([]);
   });
 
   it("turns requireCommonJs with a literal id into a require the bundler follows, and refuses any other", () => {
