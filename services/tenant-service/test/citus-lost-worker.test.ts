@@ -190,6 +190,22 @@ describe.skipIf(unavailable !== undefined || redisUnavailable() !== undefined)("
     expect(causes).toMatch(/cause="57014"\} [1-9]/);
     expect(causes).toMatch(/cause="node_busy"\} [1-9]/);
     expect(db.poolStats!().nodesQuarantined).toBe(1);
+    // A platform administrator's change to a tenant of the node that stays writes platform.tenants, a reference table,
+    // on the lost worker too: refused at once, without a connection, instead of holding one for the statement timeout.
+    const admin = await token({ scope: "platform:admin" });
+    const nodeBusy = async () => Number((await app.inject({ method: "GET", url: "/metrics" })).body.match(/^db_unavailable_total\{cause="node_busy"\} (\d+)/m)?.[1] ?? 0);
+    const busyBefore = await nodeBusy();
+    const pool = db.poolStats!();
+    const changeStarted = performance.now();
+    const change = await app.inject({ method: "PATCH", url: `/v1/tenants/${onCoordinator[0]!.id}`, headers: { authorization: `Bearer ${admin}` }, payload: { name: "Renamed during the cut" } });
+    const changeMs = performance.now() - changeStarted;
+    console.log(`a registry change during the cut: ${change.statusCode} in ${changeMs.toFixed(0)} ms: ${change.body}`);
+    expect(change.statusCode, change.body).toBe(503);
+    expect(change.headers["retry-after"]).toBe("5");
+    expect(change.json().error.code).toBe("database_unavailable");
+    expect(await nodeBusy()).toBe(busyBefore + 1);
+    expect(changeMs).toBeLessThan(1_000);
+    expect(db.poolStats!().total).toBeLessThanOrEqual(pool.total);
     // Without the bulkhead the six callers take all four connections within the first second, and each of the
     // others' requests waits for one until the pool's 5 s wait ends it (see the README's figures).
     expect(served.length).toBeGreaterThan(100);

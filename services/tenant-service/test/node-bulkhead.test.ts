@@ -87,6 +87,29 @@ describe("NodeBulkhead", () => {
     for (const p of [pass, ...others, ...more]) p.release();
   });
 
+  it("refuses a change that writes every node at once while a node is quarantined, naming it, and lets it through otherwise", async () => {
+    let now = 1_000_000;
+    const nodes = bulkhead({ cap: 3, now: () => now });
+    await nodes.ready();
+    // Busy nodes are no reason: it takes no place.
+    const busy = [await nodes.enter(tenantOn(1)), await nodes.enter(tenantOn(1)), await nodes.enter(tenantOn(1))];
+    expect(() => nodes.enterEveryNode()).not.toThrow();
+    busy[0]!.troubled();
+    const refused = (() => {
+      try {
+        nodes.enterEveryNode();
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    })();
+    expect(refused).toBeInstanceOf(NodeBusy);
+    expect((refused as Error).message).toMatch(/writes every database node \(a reference table\), and node group 1 left a ROLLBACK unanswered within the last 15000 ms/);
+    now += 15_000;
+    expect(() => nodes.enterEveryNode()).not.toThrow();
+    for (const p of busy) p.release();
+  });
+
   it("bounds nothing while every shard is on one node: there is no other node's tenants to keep connections for", async () => {
     const nodes = bulkhead({ cap: 1, readMap: async () => [{ min: -2147483648, max: 2147483647, group: 1 }] });
     await nodes.ready();

@@ -35,11 +35,20 @@ export interface NodeBulkheadOptions {
   readonly now?: () => number;
 }
 
-/** Refused for the node: its tenants' transactions hold its share of the pool. Answered 503 (plugins/errors.ts). */
+/**
+ * Refused for a node: its tenants' transactions hold its share of the pool, or (everyNode) the transaction must write
+ * a node that is quarantined. Answered 503 with Retry-After (plugins/errors.ts).
+ */
 export class NodeBusy extends Error {
   readonly code = "NODE_BUSY";
-  constructor(group: number, cap: number, waitedMs: number) {
-    super(`the tenant's database node (group ${group}) has ${cap} transactions of this replica in flight, its share of the pool, and none ended within ${waitedMs} ms`);
+  constructor(group: number, cap: number, waitedMs: number);
+  constructor(message: string);
+  constructor(groupOrMessage: number | string, cap?: number, waitedMs?: number) {
+    super(
+      typeof groupOrMessage === "string"
+        ? groupOrMessage
+        : `the tenant's database node (group ${groupOrMessage}) has ${cap} transactions of this replica in flight, its share of the pool, and none ended within ${waitedMs} ms`,
+    );
   }
 }
 
@@ -93,6 +102,23 @@ export class NodeBulkhead {
         node.quarantinedUntil = this.now() + this.options.quarantineMs;
       },
     };
+  }
+
+  /**
+   * For a transaction that writes every node: a change to a reference table such as platform.tenants, which Citus
+   * writes on every node in one distributed transaction. While a node is quarantined its ROLLBACKs go unanswered, so
+   * such a write would hold a connection for the statement timeout and longer, then fail: it is refused at once
+   * instead, without a connection, and tried again after Retry-After. Nothing is bounded otherwise: these are a
+   * platform administrator's rare changes.
+   */
+  enterEveryNode(): void {
+    const now = this.now();
+    const away = [...this.nodes].filter(([, node]) => node.quarantinedUntil > now).map(([group]) => group);
+    if (away.length > 0) {
+      throw new NodeBusy(
+        `this change writes every database node (a reference table), and node group ${away.join(", ")} left a ROLLBACK unanswered within the last ${this.options.quarantineMs} ms (quarantined: the coordinator cannot reach it); refused without waiting, try again after Retry-After`,
+      );
+    }
   }
 
   /** Node groups held at one connection now. */

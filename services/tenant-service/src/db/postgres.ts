@@ -111,7 +111,9 @@ export function createPostgresDatabase(options: PostgresOptions): Database & { p
       const citusTenant = context.tenantId !== undefined && (await isCitus());
       const statements = contextStatements(context, { citus: citusTenant });
       // On Citus, a tenant's transaction first takes a place among its node's (db/node-bulkhead.ts), then a connection.
-      // Not a registry change: it writes platform.tenants, a reference table on every node, not the tenant's node.
+      // A registry change writes platform.tenants, a reference table on every node: it takes no node's place, and is
+      // refused at once while a node is quarantined (it could only hang there, then fail).
+      if (citusTenant && context.registry) nodes?.enterEveryNode();
       const pass: NodePass = citusTenant && !context.registry && nodes ? await nodes.enter(context.tenantId!) : { release() {}, troubled() {} };
       let client: pg.PoolClient;
       try {
