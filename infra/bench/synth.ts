@@ -10,7 +10,7 @@
  *   BENCH_RUNS=7 pnpm bench:synth
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -48,16 +48,30 @@ const synthCommand = (JSON.parse(readFileSync(join(root, "package.json"), "utf8"
 const PROGRAM = "scripts_src_synth";
 
 /**
+ * Makes the program's bundle stale as an edit of one of our sources does, without touching the tree: its manifest
+ * then records another hash for that source (scripts/bundle/run.mjs compares them), and keeps the rest (the npm
+ * imports' resolutions, which a rebuild after an edit reuses).
+ */
+function editedSource(): void {
+  const path = join(bundles, `${PROGRAM}.json`);
+  const manifest = JSON.parse(readFileSync(path, "utf8")) as { inputs: { file: string; sha256?: string }[] };
+  const source = manifest.inputs.find((input) => input.sha256 !== undefined);
+  if (!source) throw new Error(`${path} records no source of ours: the bundle's manifest changed shape (scripts/bundle/run.mjs)`);
+  source.sha256 = "0".repeat(64);
+  writeFileSync(path, JSON.stringify(manifest));
+}
+
+/**
  * The main job, its outputs sent to a scratch directory: from its bundles as `pnpm synth` runs it, both already built
- * ("warm", every run after the first), the program's built first ("edited": its manifest removed, as an edit of a
- * source makes it stale; the dependencies' bundle is kept) or both built first ("cold"); or from the sources under
+ * ("warm", every run after the first), the program's built first ("edited": as after an edit of one of our sources;
+ * the dependencies' bundle is kept) or both built first ("cold"); or from the sources under
  * tsx, as it ran before the bundle.
  */
 function measureMainJob(how: "warm" | "edited" | "cold" | "tsx"): Sample {
   const out = join(scratch, "out");
   const env = { ...process.env, CDKTF_OUTDIR: join(out, "infra"), MONITORING_OUTDIR: join(out, "monitoring"), K8S_OUTDIR: join(out, "k8s"), PLATFORM_BUNDLE_CACHE: bundles };
   if (how === "cold") rmSync(bundles, { recursive: true, force: true });
-  if (how === "edited") rmSync(join(bundles, `${PROGRAM}.json`), { force: true });
+  if (how === "edited") editedSource();
   try {
     if (how === "tsx") return timed(tsx, [join(root, "scripts", "src", "synth.ts")], env);
     return timed(synthCommand[0]!, synthCommand.slice(1), env);
@@ -116,7 +130,8 @@ for (const r of rows) {
   const vs = r === f ? "" : `${(r.wallMs / f.wallMs).toFixed(2)}x / ${(r.cpuMs / f.cpuMs).toFixed(2)}x / ${(r.maxRssMb / f.maxRssMb).toFixed(2)}x`;
   console.log(`${r.name.padEnd(42)} ${r.wallMs.toFixed(0).padStart(9)} ${r.cpuMs.toFixed(0).padStart(8)} ${r.maxRssMb.toFixed(1).padStart(12)} ${vs.padStart(27)}`);
 }
-console.log(`target: the main job, as operators run it again and again (bundle reused), <= 2.00x the floor`);
+console.log(`target: the main job, as operators run it again and again (bundles reused), <= 2.00x the floor`);
+console.log(`${"after an edit (the program rebuilt)".padEnd(42)} ${(rows[3]!.wallMs / f.wallMs).toFixed(2)}x the floor's wall time`);
 // Each main-job run is paired with the floor run just before it, so the spread of the pairs' wall ratios shows how
 // much of the verdict is machine noise: a spread that straddles 2.00x means the headline figure is not settled.
 const pairRatios = warm.map((s, i) => s.wallMs / floor[i]!.wallMs).sort((a, b) => a - b);

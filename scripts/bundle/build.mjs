@@ -2,7 +2,8 @@
 /**
  * Builds one TypeScript entry point and everything it imports into two ES module files with esbuild, and lists what
  * went into each (so scripts/bundle/run.mjs can tell when either is stale):
- * - the program: our sources, about 80 files, in about 0.2 s. An edit, a pull or a checkout rebuilds only this.
+ * - the program: our sources, about 80 files, in about 0.15 s (0.35 s the first time: see `program`). An edit, a
+ *   pull or a checkout rebuilds only this.
  * - its dependencies: every npm module our sources reach, in about 0.9 s, rebuilt only when the set of modules our
  *   sources import changes or the installed packages do (the lockfile, a file's size or time).
  * Plain JavaScript, because it runs before any TypeScript loader: that is the point (README.md, "The main job").
@@ -22,6 +23,7 @@
  *   string literal stops the build, saying where, since the bundle would otherwise fail only when it reached that line.
  * - `__dirname` and `__filename` in a CommonJS dependency are given that file's own values.
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { isBuiltin } from "node:module";
@@ -87,17 +89,29 @@ const PACKAGE_PATH = packagePath(["node:", "@platform/"]);
  * @param {Map<string, string>} read
  * @param {Set<string>} vendor
  * @param {string} root
+ * @param {Map<string, string>} known the npm resolutions of the build before (question -> path relative to root):
+ *   asking esbuild again cost about 0.25 s of the 0.35 s a rebuild of the program takes. Filled with this build's.
+ * @param {Set<string>} asked the questions this build asked whose answer is an npm file
  * @returns {esbuild.Plugin}
  */
-const program = (read, vendor, root) => ({
+const program = (read, vendor, root, known, asked) => ({
   name: "platform-program",
   setup(build) {
     /** @type {Map<string, Promise<esbuild.ResolveResult>>} */
     const resolved = new Map();
     build.onResolve({ filter: PACKAGE_PATH }, async (args) => {
       if (args.pluginData === "resolving" || isBuiltin(args.path)) return undefined;
+      // The question, with the importer's directory relative to the root (a tree moved keeps its answers valid).
+      const question = `${args.kind}\0${relative(root, args.resolveDir)}\0${args.path}`;
+      const before = known.get(question);
+      // An answer of the build before still holds while its file is there: the cache key (the lockfile) covers
+      // what an install changes, and a file gone is asked again.
+      if (before !== undefined && existsSync(resolve(root, before))) {
+        asked.add(question);
+        vendor.add(before);
+        return { path: before, namespace: "platform-vendor" };
+      }
       // Many files of one directory import the same package: asked once.
-      const question = `${args.kind}\0${args.resolveDir}\0${args.path}`;
       let answer = resolved.get(question);
       if (!answer) {
         answer = build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: "resolving" });
@@ -107,6 +121,8 @@ const program = (read, vendor, root) => ({
       if (found.errors.length > 0) return { errors: found.errors };
       if (!found.path.includes("/node_modules/")) return found;
       const path = relative(root, found.path);
+      known.set(question, path);
+      asked.add(question);
       vendor.add(path);
       return { path, namespace: "platform-vendor" };
     });
@@ -162,20 +178,26 @@ const files = (/** @type {esbuild.Metafile} */ metafile) => Object.keys(metafile
 
 /**
  * Bundles our sources from `entry` into `outfile`. Returns the files that went in and the SHA-256 of each as it was
- * bundled (by path relative to `root`), and the npm files it needs from the dependencies' bundle, sorted.
- * @param {{ entry: string, outfile: string, root: string }} options
- * @returns {Promise<{ inputs: string[], sha256: Record<string, string>, vendor: string[] }>}
+ * bundled (by path relative to `root`), the npm files it needs from the dependencies' bundle, sorted, and how each
+ * npm import was resolved, for the next build (`resolutions`: the previous build's, when nothing installed changed).
+ * @param {{ entry: string, outfile: string, root: string, resolutions?: Record<string, string> }} options
+ * @returns {Promise<{ inputs: string[], sha256: Record<string, string>, vendor: string[], resolutions: Record<string, string> }>}
  */
-export async function buildProgram({ entry, outfile, root }) {
+export async function buildProgram({ entry, outfile, root, resolutions = {} }) {
   /** @type {Map<string, string>} */
   const read = new Map();
   /** @type {Set<string>} */
   const vendor = new Set();
-  const result = await esbuild.build({ ...common(root), entryPoints: [entry], outfile, plugins: [program(read, vendor, root)] });
+  const known = new Map(Object.entries(resolutions));
+  /** @type {Set<string>} */
+  const asked = new Set();
+  const result = await esbuild.build({ ...common(root), entryPoints: [entry], outfile, plugins: [program(read, vendor, root, known, asked)] });
   return {
     inputs: files(result.metafile),
     sha256: Object.fromEntries([...read].map(([path, hash]) => [relative(root, path), hash])),
     vendor: [...vendor].sort(),
+    // Only the questions this program still asks: a removed import leaves nothing behind.
+    resolutions: Object.fromEntries([...asked].sort().map((question) => [question, /** @type {string} */ (known.get(question))])),
   };
 }
 

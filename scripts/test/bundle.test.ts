@@ -4,7 +4,7 @@
  * scratch directory, with a cache of its own. The main job's own outputs through it: synth.test.ts.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -136,6 +136,22 @@ describe("a TypeScript entry point run from its bundle", () => {
     expect(JSON.parse(edited.stdout)).toMatchObject({ first: 11, same: true });
     expect(edited.stderr).toMatch(/main\.ts rebuilt in \d+ ms \(.*\/a\.ts changed\)/);
     expect(edited.stderr).toMatch(/its 2 npm modules reused \(2 inputs unchanged\)/);
+
+    // The program's build before answered its npm imports; the next asks esbuild only where that answer's file is gone.
+    const manifest = JSON.parse(readFileSync(join(project, "cache", readdirSync(join(project, "cache")).find((f) => f.endsWith("_main.json"))!), "utf8")) as { resolutions: Record<string, string> };
+    // One question per kind of import, directory and name: main.ts and a.ts ask the same one for shared-cjs.
+    expect(Object.values(manifest.resolutions).sort()).toEqual([
+      expect.stringMatching(/node_modules\/only-esm\/index\.js$/),
+      expect.stringMatching(/node_modules\/shared-cjs\/index\.js$/),
+    ]);
+    writeFileSync(join(project, "node_modules", "shared-cjs", "package.json"), `{"name":"shared-cjs","version":"1.0.1","main":"lib.js"}`);
+    writeFileSync(join(project, "node_modules", "shared-cjs", "lib.js"), `class Thing {}\nlet count = 100;\nmodule.exports = { Thing, made: () => ++count, here: __dirname };\n`);
+    rmSync(join(project, "node_modules", "shared-cjs", "index.js"));
+    writeFileSync(join(project, "a.ts"), `import { Thing, made } from "shared-cjs";\nexport const a = new Thing();\nexport const first = made() + 1000;\n`);
+    const moved = runIn();
+    expect(moved.status, moved.stderr).toBe(0);
+    expect(JSON.parse(moved.stdout)).toMatchObject({ first: 1101, second: 102, same: true });
+    expect(moved.stderr).toMatch(/its 2 npm modules rebuilt in \d+ ms \(not built yet\)/);
 
     // A dependency changed (as an install changes it): the dependencies alone are rebuilt.
     writeFileSync(join(project, "node_modules", "only-esm", "index.js"), `export default function greet(who) { return "hi " + who; }\nexport const version = 2;\n`);
