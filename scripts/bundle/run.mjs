@@ -105,9 +105,9 @@ function readManifest(/** @type {string} */ path) {
 
 /**
  * Builds one bundle with `build(scratch)`, then writes it and its manifest `${name}.json`, each by a rename, so a
- * concurrent run reads one whole or the other. `extra` goes into the manifest beside what every manifest has.
+ * concurrent run reads one whole or the other. `extra` goes into the manifest beside what every manifest has. Files of
+ * the cache that `family` matches (older bundles, other manifests of the kind) are removed after an hour.
  * @template {Record<string, unknown>} T
- * Files of the cache that `family` matches (older bundles, other manifests of the kind) are removed after an hour.
  * @param {{ name: string, family: RegExp, key: string, cacheDir: string, build: (scratch: string) => Promise<{ inputs: string[], sha256?: Record<string, string>, extra: T }> }} options
  * @returns {Promise<Manifest & T>}
  */
