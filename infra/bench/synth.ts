@@ -10,7 +10,7 @@
  *   BENCH_RUNS=7 pnpm bench:synth
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -44,17 +44,20 @@ const measure = (script: string) => timed(tsx, [join(here, script)]);
 /** `pnpm synth`'s command as the root package.json has it (scripts/bundle/run.mjs), without pnpm in front. */
 const synthCommand = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.synth!.split(" ");
 
-/** The program bundle's name in the cache (scripts/bundle/run.mjs: the entry's path, with "_" for "/"). */
-const PROGRAM = "scripts_src_synth";
-
 /**
  * Makes the program's bundle stale as an edit of one of our sources does, without touching the tree: its manifest
  * then records another hash for that source (scripts/bundle/run.mjs compares them), and keeps the rest (the npm
  * imports' resolutions, which a rebuild after an edit reuses).
  */
 function editedSource(): void {
-  const path = join(bundles, `${PROGRAM}.json`);
-  const manifest = JSON.parse(readFileSync(path, "utf8")) as { inputs: { file: string; sha256?: string }[] };
+  type ProgramManifest = { modules?: string[]; inputs: { file: string; sha256?: string }[] };
+  // The program's manifest is the one that lists npm modules (the dependencies' does not): found, not named again here.
+  const found = readdirSync(bundles)
+    .filter((file) => file.endsWith(".json"))
+    .map((file) => ({ path: join(bundles, file), manifest: JSON.parse(readFileSync(join(bundles, file), "utf8")) as ProgramManifest }))
+    .find(({ manifest }) => manifest.modules !== undefined);
+  if (!found) throw new Error(`${bundles} holds no program manifest: the bundle's manifest changed shape (scripts/bundle/run.mjs)`);
+  const { path, manifest } = found;
   const source = manifest.inputs.find((input) => input.sha256 !== undefined);
   if (!source) throw new Error(`${path} records no source of ours: the bundle's manifest changed shape (scripts/bundle/run.mjs)`);
   source.sha256 = "0".repeat(64);

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 // @ts-expect-error: plain JavaScript with JSDoc types, which this package's TypeScript config does not read.
-import { rewriteSource } from "../bundle/build.mjs";
+import { packagePath, rewriteSource } from "../bundle/build.mjs";
 import { REPO_ROOT } from "../src/paths.js";
 
 const dir = mkdtempSync(join(tmpdir(), "bundle-test-"));
@@ -192,6 +192,14 @@ describe("a TypeScript entry point run from its bundle", () => {
     expect(after.stderr).toMatch(/main\.ts reused/);
     expect(after.stderr).toMatch(/its 1 npm module reused/);
     expect(readdirSync(cacheOf).filter((f) => f.includes(".tmp."))).toEqual([]);
+  });
+
+  it("asks the plugin about every package path but Node's own and the workspace's, whatever their length", () => {
+    const pattern = packagePath(["node:", "@platform/"]) as RegExp;
+    const asked = ["zod", "cdktf", "n", "no", "nod", "node", "nodemailer", "node-fetch", "@", "@p", "@plat", "@platform", "@platformx/y", "@cdktf/provider-google/lib/x"];
+    const notAsked = ["node:fs", "node:", "@platform/config", "@platform/config/dead-peers", "./a.ts", "../b", "/abs/c.js"];
+    expect(asked.filter((path) => !pattern.test(path))).toEqual([]);
+    expect(notAsked.filter((path) => pattern.test(path))).toEqual([]);
   });
 
   it("turns requireCommonJs with a literal id into a require the bundler follows, and refuses any other", () => {

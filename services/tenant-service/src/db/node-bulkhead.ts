@@ -36,8 +36,8 @@ export interface NodeBulkheadOptions {
 }
 
 /**
- * Refused for a node: its tenants' transactions hold its share of the pool, or (everyNode) the transaction must write
- * a node that is quarantined. Answered 503 with Retry-After (plugins/errors.ts).
+ * Refused for a node: its tenants' transactions hold its share of the pool, or (enterEveryNode) the transaction must
+ * write a node that is quarantined. Answered 503 with Retry-After (plugins/errors.ts).
  */
 export class NodeBusy extends Error {
   readonly code = "NODE_BUSY";
