@@ -14,7 +14,7 @@
  * - the program (about 0.15 s, reusing its npm imports' resolutions): one of our sources, by content (SHA-256). An
  *   edit, a pull or a checkout rebuilds this. A package.json edited by hand in node_modules, without an install (the
  *   lockfile), is not seen: delete the cache.
- * - the dependencies (about 0.9 s): the set of npm modules the program imports, or one of their files by size and
+ * - the dependencies (about 0.7 s): the set of npm modules the program imports, or one of their files by size and
  *   modification time. A new import of a package, or an install that changed a package, rebuilds this.
  * - both: Node, esbuild, the lockfile or the builder changed, or the cache is empty (a fresh clone's first run).
  * Files the program reads at run time (the VM bootstrap scripts, platform.config.json, the environment) are read from

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 // @ts-expect-error: plain JavaScript with JSDoc types, which this package's TypeScript config does not read.
-import { packagePath, rewriteSource } from "../bundle/build.mjs";
+import { giveFileLocations, packagePath, rewriteSource } from "../bundle/build.mjs";
 import { REPO_ROOT } from "../src/paths.js";
 
 const dir = mkdtempSync(join(tmpdir(), "bundle-test-"));
@@ -101,7 +101,7 @@ describe("a TypeScript entry point run from its bundle", () => {
     // CommonJS with a class (instanceof across two importers), and an ES module package with a default export.
     pkg("shared-cjs", {
       "package.json": `{"name":"shared-cjs","version":"1.0.0","main":"index.js"}`,
-      "index.js": `class Thing {}\nlet count = 0;\nmodule.exports = { Thing, made: () => ++count, here: __dirname };\n`,
+      "index.js": `"use strict";\nclass Thing {}\nlet count = 0;\nmodule.exports = { Thing, made: () => ++count, here: __dirname, file: __filename };\n`,
     });
     pkg("only-esm", {
       "package.json": `{"name":"only-esm","version":"1.0.0","type":"module","exports":"./index.js"}`,
@@ -114,7 +114,7 @@ describe("a TypeScript entry point run from its bundle", () => {
         `import { a, first } from "./a.ts";`,
         `import shared from "shared-cjs";`,
         `import greet, { version } from "only-esm";`,
-        `console.log(JSON.stringify({ same: a instanceof shared.Thing, second: shared.made(), first, greeting: greet("you"), version, here: shared.here }));`,
+        `console.log(JSON.stringify({ same: a instanceof shared.Thing, second: shared.made(), first, greeting: greet("you"), version, here: shared.here, file: shared.file }));`,
       ].join("\n"),
     );
     const runIn = () =>
@@ -126,7 +126,15 @@ describe("a TypeScript entry point run from its bundle", () => {
 
     const first = runIn();
     expect(first.status, first.stderr).toBe(0);
-    expect(JSON.parse(first.stdout)).toEqual({ same: true, second: 2, first: 1, greeting: "hello you", version: 1, here: join(project, "node_modules", "shared-cjs") });
+    expect(JSON.parse(first.stdout)).toEqual({
+      same: true,
+      second: 2,
+      first: 1,
+      greeting: "hello you",
+      version: 1,
+      here: join(project, "node_modules", "shared-cjs"),
+      file: join(project, "node_modules", "shared-cjs", "index.js"),
+    });
     expect(first.stderr).toMatch(/main\.ts rebuilt in \d+ ms \(not built yet\)/);
     expect(first.stderr).toMatch(/its 2 npm modules rebuilt in \d+ ms \(not built yet\)/);
 
@@ -200,6 +208,24 @@ describe("a TypeScript entry point run from its bundle", () => {
     const notAsked = ["node:fs", "node:", "@platform/config", "@platform/config/dead-peers", "./a.ts", "../b", "/abs/c.js"];
     expect(asked.filter((path) => !pattern.test(path))).toEqual([]);
     expect(notAsked.filter((path) => pattern.test(path))).toEqual([]);
+  });
+
+  it("declares __dirname and __filename only in the wrapped CommonJS modules that name them, and refuses a bundle shaped otherwise", () => {
+    const wrapped = (path: string, body: string) => `var require_x = __commonJS({\n  ${JSON.stringify(path)}(exports, module) {\n    ${body}\n  }\n});\n`;
+    const bundle = [
+      "var __commonJS = (cb, mod) => () => mod;\n",
+      wrapped("node_modules/a/plain.js", "module.exports = 1;"),
+      wrapped("node_modules/ü/named.js", "module.exports = __dirname;"),
+    ].join("");
+    const out = giveFileLocations(Buffer.from(bundle), "/repo").toString("utf8");
+    // The file's own path, its name outside ASCII kept as written; nothing added to the module that does not ask.
+    expect(out).toBe(
+      bundle.replace(
+        `"node_modules/ü/named.js"(exports, module) {\n`,
+        `"node_modules/ü/named.js"(exports, module) {\n    var __filename = "/repo/node_modules/ü/named.js", __dirname = "/repo/node_modules/ü";\n`,
+      ),
+    );
+    expect(() => giveFileLocations(Buffer.from(`console.log(__dirname);\n${bundle}`), "/repo")).toThrow(/names __dirname or __filename outside any CommonJS module esbuild wrapped/);
   });
 
   it("turns requireCommonJs with a literal id into a require the bundler follows, and refuses any other", () => {
