@@ -4,8 +4,9 @@
  * measured in the same run (the floor). Each measurement is a fresh process (node + tsx + load + synth), they
  * alternate so machine noise hits all alike, and the median of the runs is reported. Target: the main job <= 2x the
  * floor. The main job is measured as `pnpm synth` runs it, from its bundles (scripts/bundle/run.mjs): both reused; the
- * program's rebuilt (the first run after an edit, a pull or a checkout); both rebuilt (a fresh clone's first run, or
- * the first after an install); and from its sources under tsx for comparison.
+ * program's rebuilt (the first run after an edit, a pull or a checkout); both rebuilt (the bundle cache deleted, or an
+ * install that ran no scripts); and from its sources under tsx for comparison. `pnpm install` builds both (postinstall,
+ * `run.mjs --build-only`), so a fresh clone's first `pnpm synth` reuses them: that build is measured on its own.
  *
  *   BENCH_RUNS=7 pnpm bench:synth
  */
@@ -41,8 +42,11 @@ function timed(program: string, args: string[], env: NodeJS.ProcessEnv = process
 
 const measure = (script: string) => timed(tsx, [join(here, script)]);
 
+const rootScripts = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
 /** `pnpm synth`'s command as the root package.json has it (scripts/bundle/run.mjs), without pnpm in front. */
-const synthCommand = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.synth!.split(" ");
+const synthCommand = rootScripts.synth!.split(" ");
+/** What `pnpm install` runs after installing (the bundles built, nothing run), without its guard and its fallback. */
+const postinstallCommand = rootScripts.postinstall!.split(" || ").find((part) => part.startsWith("node "))!.split(" ");
 
 /**
  * Makes the program's bundle stale as an edit of one of our sources does, without touching the tree: its manifest
@@ -70,13 +74,14 @@ function editedSource(): void {
  * the dependencies' bundle is kept) or both built first ("cold"); or from the sources under
  * tsx, as it ran before the bundle.
  */
-function measureMainJob(how: "warm" | "edited" | "cold" | "tsx"): Sample {
+function measureMainJob(how: "warm" | "edited" | "cold" | "postinstall" | "tsx"): Sample {
   const out = join(scratch, "out");
   const env = { ...process.env, CDKTF_OUTDIR: join(out, "infra"), MONITORING_OUTDIR: join(out, "monitoring"), K8S_OUTDIR: join(out, "k8s"), PLATFORM_BUNDLE_CACHE: bundles };
-  if (how === "cold") rmSync(bundles, { recursive: true, force: true });
+  if (how === "cold" || how === "postinstall") rmSync(bundles, { recursive: true, force: true });
   if (how === "edited") editedSource();
   try {
     if (how === "tsx") return timed(tsx, [join(root, "scripts", "src", "synth.ts")], env);
+    if (how === "postinstall") return timed(postinstallCommand[0]!, postinstallCommand.slice(1), env);
     return timed(synthCommand[0]!, synthCommand.slice(1), env);
   } finally {
     rmSync(out, { recursive: true, force: true });
@@ -94,6 +99,7 @@ const stacksOnly: Sample[] = [];
 const warm: Sample[] = [];
 const edited: Sample[] = [];
 const cold: Sample[] = [];
+const postinstall: Sample[] = [];
 const fromSource: Sample[] = [];
 measure("empty-app.ts"); // warm the file cache and tsx's transform cache for all
 measure("platform-app.ts");
@@ -105,6 +111,7 @@ for (let i = 0; i < runs; i++) {
   stacksOnly.push(measure("platform-app.ts"));
   edited.push(measureMainJob("edited"));
   cold.push(measureMainJob("cold"));
+  postinstall.push(measureMainJob("postinstall"));
   fromSource.push(measureMainJob("tsx"));
 }
 rmSync(scratch, { recursive: true, force: true });
@@ -121,7 +128,8 @@ const rows = [
   row("stacks only: dev + staging + production", stacksOnly),
   row("main job (pnpm synth), bundles reused", warm),
   row("main job, its program rebuilt (an edit)", edited),
-  row("main job, both rebuilt (a fresh clone)", cold),
+  row("main job, both rebuilt (no cache)", cold),
+  row("pnpm install's postinstall (both built)", postinstall),
   row("main job from its sources under tsx", fromSource),
 ];
 const p = rows[2]!;

@@ -3,6 +3,8 @@
  * Runs a TypeScript entry point from a bundle of it, built once and reused until one of its inputs changes:
  *
  *   node scripts/bundle/run.mjs <entry.ts> [arguments...]       (`pnpm synth` is this, for scripts/src/synth.ts)
+ *   node scripts/bundle/run.mjs --build-only <entry.ts>          (builds what is stale, runs nothing: `pnpm install`
+ *                                                                 does this for synth, so its first run is not a build)
  *
  * Why: the main job spent most of its time loading modules, not synthesizing: Node resolving and reading about a
  * thousand files, tsx compiling forty TypeScript files on its loader thread. One file, already JavaScript, loads in
@@ -152,9 +154,11 @@ async function rebuild({ name, family, key, cacheDir, build }) {
 /** The builder, loaded only when something is rebuilt: esbuild costs its own loading time. */
 const builder = async () => import(pathToFileURL(BUILDER).href);
 
-const [entryArgument, ...args] = process.argv.slice(2);
+// --build-only: bring the bundles up to date and run nothing (`pnpm install` does this for `pnpm synth`: postinstall).
+const buildOnly = process.argv[2] === "--build-only";
+const [entryArgument, ...args] = process.argv.slice(buildOnly ? 3 : 2);
 if (!entryArgument || !entryArgument.endsWith(".ts")) {
-  console.error("usage: node scripts/bundle/run.mjs <entry.ts> [arguments...]");
+  console.error("usage: node scripts/bundle/run.mjs [--build-only] <entry.ts> [arguments...]");
   process.exit(2);
 }
 const entry = resolve(entryArgument);
@@ -216,6 +220,7 @@ started = Date.now();
 const { manifest: dependencies, stale: dependenciesStale } = await dependenciesFor(modules);
 log(`its ${modules.length} npm module${modules.length === 1 ? "" : "s"}`, dependenciesStale, started, dependencies.inputs.length);
 
+if (buildOnly) process.exit(0);
 // The dependencies first: importing them sets what the program's bundle asks for its npm modules. (Loading them while
 // the program is rebuilt gained nothing: this thread then answers esbuild's plugin calls late.)
 await load(dependencies);

@@ -4,7 +4,7 @@
  * scratch directory, with a cache of its own. The main job's own outputs through it: synth.test.ts.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -52,6 +52,25 @@ describe("a TypeScript entry point run from its bundle", () => {
     expect(third.stderr).toMatch(/its 0 npm modules reused/);
     // One bundle per build, the older kept for a while for a run that may still be loading it.
     expect(readdirSync(cache).filter((f) => /_entry-[0-9a-f]{16}\.mjs$/.test(f))).toHaveLength(2);
+  });
+
+  it("with --build-only builds what is stale and runs nothing, so the next run only loads (pnpm install's postinstall)", () => {
+    const marker = join(dir, "prepared-ran");
+    writeFileSync(join(dir, "prepared.ts"), `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "ran");\nconsole.log("ran");\n`);
+    const built = spawnSync("node", [join(REPO_ROOT, "scripts", "bundle", "run.mjs"), "--build-only", "prepared.ts"], {
+      cwd: dir,
+      env: { ...process.env, PLATFORM_BUNDLE_CACHE: cache, PLATFORM_BUNDLE_VERBOSE: "1" },
+      encoding: "utf8",
+    });
+    expect(built.status, built.stderr).toBe(0);
+    expect(built.stdout).toBe("");
+    expect(built.stderr).toMatch(/prepared\.ts rebuilt in \d+ ms \(not built yet\)/);
+    expect(existsSync(marker)).toBe(false);
+    const ran = run("prepared.ts");
+    expect(ran.status, ran.stderr).toBe(0);
+    expect(ran.stdout.trim()).toBe("ran");
+    expect(ran.stderr).toMatch(/prepared\.ts reused/);
+    expect(ran.stderr).not.toMatch(/rebuilt/);
   });
 
   it("refuses a source that does not compile, saying where, and runs nothing", () => {
