@@ -1,5 +1,6 @@
 import { execFile, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { CITUS_OUTPUT_PLUGIN_LIBRARIES, CITUS_SETTINGS } from "@platform/config";
 import pg from "pg";
 import { loadMigrations, runMigrations } from "./migrations.js";
 
@@ -11,6 +12,53 @@ export function citusUrlAs(citusUrl: string, user: string, password: string): st
   url.username = user;
   url.password = password;
   return url.toString();
+}
+
+/** What every node of a cluster the Citus suites run on must have, as the platform's nodes do (config/src/citus-settings.ts). */
+const WANTED_SETTINGS: Readonly<Record<string, string>> = {
+  wal_level: "logical",
+  ...Object.fromEntries(Object.entries(CITUS_SETTINGS).map(([name, value]) => [name, String(value)])),
+};
+
+/**
+ * Where a cluster's nodes differ from the platform's settings, one line each; empty when none does. `settings` holds
+ * each node's values as `current_setting` gives them; `output_plugin_libraries` is null where the server predates it.
+ */
+export function settingsMismatches(nodes: readonly { node: string; settings: Readonly<Record<string, string | null>> }[]): string[] {
+  const wantedPlugins = CITUS_OUTPUT_PLUGIN_LIBRARIES.split(",").map((plugin) => plugin.trim());
+  return nodes.flatMap(({ node, settings }) => {
+    const wrong = Object.entries(WANTED_SETTINGS)
+      .filter(([name, value]) => settings[name] !== value)
+      .map(([name, value]) => `${node}: ${name} = ${settings[name] ?? "(unset)"}, the platform's ${value}`);
+    const plugins = settings.output_plugin_libraries;
+    if (plugins != null) {
+      const allowed = plugins.split(",").map((plugin) => plugin.trim());
+      if (wantedPlugins.some((plugin) => !allowed.includes(plugin))) wrong.push(`${node}: output_plugin_libraries = ${plugins}, the platform's ${CITUS_OUTPUT_PLUGIN_LIBRARIES}`);
+    }
+    return wrong;
+  });
+}
+
+/** Refuses a cluster whose nodes are not configured as the platform's are, naming each node and setting. */
+async function checkClusterSettings(admin: pg.Client): Promise<void> {
+  const probe = `SELECT json_build_object(${[...Object.keys(WANTED_SETTINGS).map((name) => `'${name}', current_setting('${name}')`), "'output_plugin_libraries', current_setting('output_plugin_libraries', true)"].join(", ")})::text AS settings`;
+  const coordinator = (await admin.query<{ settings: string }>(probe)).rows[0]!;
+  const workers = await admin.query<{ node: string; success: boolean; result: string }>(
+    "SELECT nodename || ':' || nodeport AS node, success, result FROM run_command_on_workers($1) ORDER BY nodename, nodeport",
+    [probe.replace(/ AS settings$/, "")],
+  );
+  const unreachable = workers.rows.filter((w) => !w.success);
+  if (unreachable.length > 0) throw new Error(`CITUS_URL's cluster: cannot read the settings of ${unreachable.map((w) => `${w.node} (${w.result})`).join(", ")}`);
+  const wrong = settingsMismatches([
+    { node: "the coordinator", settings: JSON.parse(coordinator.settings) as Record<string, string | null> },
+    ...workers.rows.map((w) => ({ node: w.node, settings: JSON.parse(w.result) as Record<string, string | null> })),
+  ]);
+  if (wrong.length > 0) {
+    throw new Error(
+      `CITUS_URL's cluster is not configured as the platform's nodes are (config/src/citus-settings.ts), and its tests would fail for it later: ${wrong.join("; ")}. ` +
+        "Set each in that node's postgresql.conf and reload (wal_level needs a restart): citus/README.md, \"Test\"",
+    );
+  }
 }
 
 /**
@@ -34,6 +82,7 @@ export async function prepareCitusDatabase(
   try {
     const workers = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM citus_get_active_worker_nodes()");
     if ((workers.rows[0]?.n ?? 0) < 2) throw new Error("CITUS_URL's cluster needs two or more active workers");
+    await checkClusterSettings(admin);
     if ((await admin.query("SELECT to_regclass('platform.tenants') AS t")).rows[0].t) {
       const foreign = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.tenants WHERE code NOT LIKE 'test-%'");
       if ((foreign.rows[0]?.n ?? 0) > 0) throw new Error("CITUS_URL's database holds real tenants: refusing to drop the platform schema");

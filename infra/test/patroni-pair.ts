@@ -5,7 +5,9 @@
  * switchover. Used by infra/test/patroni-failover.test.ts and `pnpm bench:failover`.
  */
 import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { CITUS_OUTPUT_PLUGIN_LIBRARIES } from "@platform/config";
 import pg from "pg";
 import { POSTGRES_BIN, reserveMember, startEtcd, startPatroniMember, waitFor, type Etcd, type PatroniMember } from "@platform/testing";
 import { renderPatroniConfig } from "../src/citus/patroni.js";
@@ -69,6 +71,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
             superuser: SUPERUSER,
             replication: REPLICATION,
             parameters: { unix_socket_directories: ports.dir, max_connections: 100, shared_buffers: "64MB" },
+            // As the VMs' boot writes it (bootstrap/lib/patroni.sh): where Patroni does not drop what it does not know.
+            ...(options.citus ? { customConf: citusCustomConf(ports.dir) } : {}),
             // Citus's connections between nodes on loopback trust the test's own hosts; production uses TLS and
             // passwords (the bootstrap's pg_hba and citus.node_conninfo).
             pgHba: options.citus
@@ -77,7 +81,6 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           },
           synchronous: options.synchronous,
           timing: options.timing,
-          outputPluginLibraries: options.citus !== undefined && postgresKnows("output_plugin_libraries"),
         });
         const member = await startPatroniMember(name, ports, config, SUPERUSER);
         members.push(member);
@@ -236,6 +239,16 @@ export async function createTable(pair: Pair): Promise<void> {
 }
 
 /** Whether the installed server has a setting (postgres --describe-config), as the Citus boot asks it. */
+/**
+ * The file a Citus member includes before Patroni's settings, as the VMs' boot writes it: output_plugin_libraries with
+ * Citus's plugin where this server has the setting (tenant isolation splits shards with it), nothing where it does not.
+ */
+function citusCustomConf(dir: string): string {
+  const path = join(dir, "platform.conf");
+  writeFileSync(path, postgresKnows("output_plugin_libraries") ? `output_plugin_libraries = '${CITUS_OUTPUT_PLUGIN_LIBRARIES}'\n` : "");
+  return path;
+}
+
 function postgresKnows(setting: string): boolean {
   const described = execFileSync(join(POSTGRES_BIN, "postgres"), ["--describe-config"], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
   return described.split("\n").some((line) => line.split("\t")[0] === setting);

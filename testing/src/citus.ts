@@ -38,7 +38,7 @@ export async function startCitusAcrossNetwork(options: { nodeConninfo: string })
     host.remove();
   };
   try {
-    // As the platform's nodes run (infra/src/citus/patroni.ts, CITUS_SETTINGS): a lone SET LOCAL of the tenant reaches
+    // As the platform's nodes run (config/src/citus-settings.ts, CITUS_SETTINGS): a lone SET LOCAL of the tenant reaches
     // the workers, so row-level security there sees it.
     const citus = { shared_preload_libraries: "'citus'", max_worker_processes: "16", "citus.propagate_set_commands": "'local'" };
     const worker = await startPostgres({

@@ -4,8 +4,8 @@
  * passwords, read from Secret Manager at boot (write_patroni_config in bootstrap/lib/patroni.sh), and the sizes that
  * depend on the VM's memory (the custom_conf file).
  */
-import { DATABASE_ROLES, DEAD_PEER_CONNINFO, DEAD_PEER_SETTINGS } from "@platform/config";
-import { CITUS_SETTINGS, patroniMemberConfig, type PatroniMemberInput } from "./patroni.js";
+import { CITUS_SETTINGS, DATABASE_ROLES, DEAD_PEER_CONNINFO, DEAD_PEER_SETTINGS } from "@platform/config";
+import { patroniMemberConfig, type PatroniMemberInput } from "./patroni.js";
 
 /** Where things are on a Citus VM. bootstrap/lib/paths.sh uses the same paths; infra/test/bootstrap-patroni.test.ts checks they agree. */
 export const CITUS_VM_PATHS = {
@@ -128,8 +128,6 @@ export function citusPatroniInput(p: CitusPatroniProps): PatroniMemberInput {
     },
     synchronous: p.synchronous,
     watchdog: p.watchdog,
-    // Decided on the VM: only a server that knows output_plugin_libraries starts with it (bootstrap/lib/patroni.sh).
-    outputPluginLibraries: false,
   };
 }
 

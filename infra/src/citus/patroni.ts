@@ -7,17 +7,7 @@
  * (infra/test/patroni-failover.test.ts): what the tests prove is the configuration production gets, not a copy.
  * Rendered as JSON, which is YAML too.
  */
-
-/**
- * The Citus settings tenant isolation and shard operations depend on, on every node (docs/ARCHITECTURE.md, "Tenant
- * isolation"): without propagate_set_commands = 'local' a worker never sees the request's tenant, and row-level
- * security refuses every write there (the Citus failover test saw exactly that before this was here).
- */
-export const CITUS_SETTINGS: Readonly<Record<string, string | number>> = {
-  "citus.propagate_set_commands": "local",
-  "citus.stat_tenants_track": "all",
-  "citus.shard_replication_factor": 1,
-};
+import { CITUS_SETTINGS } from "@platform/config";
 
 export interface PatroniMemberInput {
   /** The Patroni cluster name all groups of one Citus formation share; groups are told apart by `citus.group`. */
@@ -63,7 +53,12 @@ export interface PatroniMemberInput {
      * overrides of the defaults below (max_slot_wal_keep_size).
      */
     readonly clusterParameters?: Readonly<Record<string, string | number | boolean>>;
-    /** A postgresql.conf Patroni includes before its own settings: what the VM sizes at boot (memory). */
+    /**
+     * A postgresql.conf Patroni includes before its own settings: what the VM decides at boot (memory sizes, and
+     * output_plugin_libraries where the installed minor has it). A setting Patroni does not know must go here:
+     * Patroni 3.0 removes it from `parameters` with only a warning ("Removing unexpected parameter"), and
+     * output_plugin_libraries (PostgreSQL 15.19, 16.15, 17.11) is newer than it.
+     */
     readonly customConf?: string;
     /** Patroni's own connection over the local socket (peer authentication as postgres) instead of TCP. */
     readonly useUnixSocket?: boolean;
@@ -80,12 +75,6 @@ export interface PatroniMemberInput {
   readonly timing?: { readonly ttl: number; readonly loopWait: number; readonly retryTimeout: number };
   /** /dev/watchdog (softdog): a member that cannot renew its lock in time is reset before another is promoted. */
   readonly watchdog?: "required" | "automatic" | "off";
-  /**
-   * The server restricts logical decoding to output_plugin_libraries (PostgreSQL 15.19, 16.15, 17.11 on): Citus
-   * splits shards with its own "citus" plugin, so it is added. The boot asks the installed server; an older minor
-   * refuses to start with the setting.
-   */
-  readonly outputPluginLibraries?: boolean;
 }
 
 export function patroniMemberConfig(m: PatroniMemberInput): Record<string, unknown> {
@@ -134,7 +123,6 @@ export function patroniMemberConfig(m: PatroniMemberInput): Record<string, unkno
             max_replication_slots: 10,
             max_slot_wal_keep_size: "10GB",
             ...(m.citus ? CITUS_SETTINGS : {}),
-            ...(m.outputPluginLibraries ? { output_plugin_libraries: "pgoutput, citus" } : {}),
             ...(m.postgres.clusterParameters ?? {}),
           },
         },
