@@ -16,7 +16,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DATABASE_ROLES, DEAD_PEER_CONNINFO, DEAD_PEER_SETTINGS, platformNames } from "@platform/config";
+import { CITUS_OUTPUT_PLUGIN_LIBRARIES, CITUS_SETTINGS, DATABASE_ROLES, DEAD_PEER_CONNINFO, DEAD_PEER_SETTINGS, platformNames } from "@platform/config";
 import { EXPORTER_QUERIES, POSTGRES_EXPORTER_PORT, postgresExporterQueries } from "@platform/monitoring/exporter-queries";
 import { citusUnavailable, patroniUnavailable, reserveMember, waitFor, startEtcd, startPatroniMember, type Etcd, type PatroniMember } from "@platform/testing";
 import { CITUS_ROLES, CITUS_VM_PATHS, citusPgHba } from "../src/citus/patroni-vm.js";
@@ -167,7 +167,11 @@ describe.skipIf(unavailable !== undefined)("a Citus VM's Patroni configuration, 
     expect(sql(leader, "SHOW password_encryption")).toBe("scram-sha-256");
     expect(sql(leader, "SHOW wal_level")).toBe("logical");
     expect(sql(leader, "SHOW max_connections")).toBe(String(config.citus.coordinatorMaxConnections));
-    expect(sql(leader, "SELECT current_setting('citus.propagate_set_commands')")).toBe("local");
+    // Every Citus setting written once (config/src/citus-settings.ts), and the shard split's output plugin where this
+    // server has the setting: the boot writes that line from shell, so this holds it to the same value.
+    for (const [name, value] of Object.entries(CITUS_SETTINGS)) expect(sql(leader, `SELECT current_setting('${name}')`), name).toBe(String(value));
+    const plugins = sql(leader, "SELECT coalesce(current_setting('output_plugin_libraries', true), 'not known to this server')");
+    if (plugins !== "not known to this server") expect(plugins).toBe(CITUS_OUTPUT_PLUGIN_LIBRARIES);
     expect(sql(leader, "SELECT current_setting('citus.shard_count')")).toBe(String(config.citus.shardCount));
     expect(sql(leader, "SHOW effective_cache_size")).toMatch(/MB|GB/);
     expect(sql(leader, "SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL")).toBe("0");

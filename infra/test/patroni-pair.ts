@@ -238,7 +238,6 @@ export async function createTable(pair: Pair): Promise<void> {
   }
 }
 
-/** Whether the installed server has a setting (postgres --describe-config), as the Citus boot asks it. */
 /**
  * The file a Citus member includes before Patroni's settings, as the VMs' boot writes it: output_plugin_libraries with
  * Citus's plugin where this server has the setting (tenant isolation splits shards with it), nothing where it does not.
@@ -249,6 +248,7 @@ function citusCustomConf(dir: string): string {
   return path;
 }
 
+/** Whether the installed server has a setting (postgres --describe-config), as the Citus boot asks it. */
 function postgresKnows(setting: string): boolean {
   const described = execFileSync(join(POSTGRES_BIN, "postgres"), ["--describe-config"], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
   return described.split("\n").some((line) => line.split("\t")[0] === setting);
