@@ -3,11 +3,11 @@
  * nodes are is named with each setting it lacks, before a suite runs for minutes and fails for it. The same check
  * runs against the real cluster in every suite that prepares one (prepareCitusDatabase); this covers its verdicts.
  */
-import { CITUS_SETTINGS } from "@platform/config";
+import { CITUS_OUTPUT_PLUGIN_LIBRARIES, CITUS_SETTINGS } from "@platform/config";
 import { describe, expect, it } from "vitest";
 import { settingsMismatches } from "../src/testing.js";
 
-const platform = { wal_level: "logical", ...Object.fromEntries(Object.entries(CITUS_SETTINGS).map(([k, v]) => [k, String(v)])), output_plugin_libraries: "pgoutput, citus" };
+const platform = { wal_level: "logical", ...Object.fromEntries(Object.entries(CITUS_SETTINGS).map(([k, v]) => [k, String(v)])), output_plugin_libraries: CITUS_OUTPUT_PLUGIN_LIBRARIES };
 
 describe("the settings a cluster for the Citus suites must have", () => {
   it("passes nodes set as the platform sets them, in any order of plugins, and a server that predates output_plugin_libraries", () => {

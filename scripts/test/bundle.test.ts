@@ -15,8 +15,9 @@ import { REPO_ROOT } from "../src/paths.js";
 const dir = mkdtempSync(join(tmpdir(), "bundle-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const cache = join(dir, "cache");
-const run = (entry: string, ...args: string[]) =>
-  spawnSync("node", [join(REPO_ROOT, "scripts", "bundle", "run.mjs"), entry, ...args], {
+/** run.mjs with these arguments: an entry and its own, or a flag of run.mjs's first. */
+const run = (...args: string[]) =>
+  spawnSync("node", [join(REPO_ROOT, "scripts", "bundle", "run.mjs"), ...args], {
     cwd: dir,
     env: { ...process.env, PLATFORM_BUNDLE_CACHE: cache, PLATFORM_BUNDLE_VERBOSE: "1" },
     encoding: "utf8",
@@ -57,11 +58,7 @@ describe("a TypeScript entry point run from its bundle", () => {
   it("with --build-only builds what is stale and runs nothing, so the next run only loads (pnpm install's postinstall)", () => {
     const marker = join(dir, "prepared-ran");
     writeFileSync(join(dir, "prepared.ts"), `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "ran");\nconsole.log("ran");\n`);
-    const built = spawnSync("node", [join(REPO_ROOT, "scripts", "bundle", "run.mjs"), "--build-only", "prepared.ts"], {
-      cwd: dir,
-      env: { ...process.env, PLATFORM_BUNDLE_CACHE: cache, PLATFORM_BUNDLE_VERBOSE: "1" },
-      encoding: "utf8",
-    });
+    const built = run("--build-only", "prepared.ts");
     expect(built.status, built.stderr).toBe(0);
     expect(built.stdout).toBe("");
     expect(built.stderr).toMatch(/prepared\.ts rebuilt in \d+ ms \(not built yet\)/);
